@@ -1,0 +1,74 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings every target of ours shares (see DESIGN.md, "Habits").
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+/// Numeric hot loops: no overflow traps in release builds, where they cost measurable time.
+let kernelSettings: [SwiftSetting] = strictSettings + [
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "onnx-serve",
+    products: [
+        .executable(name: "onnx-serve", targets: ["onnx-serve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
+    targets: [
+        // MARK: C libraries
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
+        .target(name: "CPUDetection"),
+
+        // MARK: Engine
+        .target(name: "Tensors", swiftSettings: strictSettings),
+        .target(
+            name: "Kernels",
+            dependencies: ["Tensors", "COpenBLAS", "CPUDetection"],
+            swiftSettings: kernelSettings
+        ),
+        .target(name: "Engine", dependencies: ["Tensors", "Kernels"], swiftSettings: kernelSettings),
+        .target(
+            name: "ONNX",
+            dependencies: ["Tensors", "Engine", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["onnx.proto", "README.md"],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Executable
+        .executableTarget(
+            name: "onnx-serve",
+            dependencies: [
+                "Tensors", "Kernels", "Engine", "ONNX",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Tests
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+    ]
+)

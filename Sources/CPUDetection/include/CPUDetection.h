@@ -1,0 +1,28 @@
+#ifndef ONNX_SERVE_CPU_DETECTION_H
+#define ONNX_SERVE_CPU_DETECTION_H
+
+/// How OPENBLAS_CORETYPE came to be what it is in this process.
+typedef enum {
+    /// The environment set it before the process started; we left it alone.
+    OnnxServeCoreTypeFromEnvironment = 0,
+    /// Unset at start; the pre-init hook chose it from CPUID.
+    OnnxServeCoreTypeChosenFromCPU = 1,
+    /// Unset at start and the CPU has no AVX2: OpenBLAS detects the core itself.
+    OnnxServeCoreTypeLeftToOpenBLAS = 2,
+} OnnxServeCoreTypeOrigin;
+
+/// The origin recorded by the pre-init hook (runs before any shared library's constructors).
+OnnxServeCoreTypeOrigin onnx_serve_coretype_origin(void);
+
+/// The OPENBLAS_CORETYPE value the hook would choose for this CPU ("SkylakeX", "Haswell"), or NULL.
+const char *onnx_serve_coretype_for_cpu(void);
+
+/// 1 if the CPU supports AVX2 and FMA, else 0.
+int onnx_serve_cpu_has_avx2(void);
+/// 1 if the CPU supports AVX-512 F, BW, DQ and VL, else 0.
+int onnx_serve_cpu_has_avx512(void);
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+int onnx_serve_available_cores(void);
+
+#endif

@@ -1,0 +1,162 @@
+public import Kernels
+public import Tensors
+
+/// An ONNX node compiled for execution: built once at load, then run by many threads at once.
+///
+/// Implementations hold only immutable state (parsed attributes, pre-transformed weights).
+public protocol Operator: Sendable {
+    /// Output types given the input types (nil = unknown), for load-time checks and `inspect`.
+    /// Throw `OpError` for inputs this operator can never accept (a type mismatch, say).
+    /// Return fewer entries than outputs (or none) for outputs whose type is unknown.
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?]
+
+    /// Computes the outputs. `inputs[i]` is nil for an omitted optional input. Returns the
+    /// outputs in order; trailing optional outputs nobody asked for may be left out.
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor]
+}
+
+extension Operator {
+    public func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [] }
+}
+
+/// What an operator may use while it runs.
+public struct ExecutionContext: Sendable {
+    /// Where output buffers come from; they return to it when released.
+    public let pool: BufferPool
+    /// Threads this run may use.
+    public let parallelism: Parallelism
+
+    public init(pool: BufferPool, parallelism: Parallelism) {
+        self.pool = pool
+        self.parallelism = parallelism
+    }
+
+    /// A new output tensor from the run's pool.
+    public func allocate(_ dataType: DataType, _ shape: Shape) -> Tensor {
+        Tensor(uninitialized: dataType, shape: shape, pool: pool)
+    }
+}
+
+/// What an operator sees while it is built from a node: attributes, versions, constant inputs.
+public struct OperatorContext: Sendable {
+    /// The node being compiled.
+    public let node: Node
+    /// The operator's schema version in effect (the newest version not above the model's opset).
+    public let version: Int
+    /// Inputs known at load time (initializers and folded constants), by input position.
+    public let constants: [Tensor?]
+
+    public init(node: Node, version: Int, constants: [Tensor?]) {
+        self.node = node
+        self.version = version
+        self.constants = constants
+    }
+
+    /// Number of input slots (including omitted ones).
+    public var inputCount: Int { node.inputs.count }
+
+    /// Number of outputs the graph uses (trailing omitted ones not counted).
+    public var outputCount: Int {
+        var count = node.outputs.count
+        while count > 0 && node.outputs[count - 1].isEmpty { count -= 1 }
+        return count
+    }
+
+    /// True when input `index` exists and is not omitted.
+    public func hasInput(_ index: Int) -> Bool { index < node.inputs.count && !node.inputs[index].isEmpty }
+
+    /// True when output `index` exists and is used.
+    public func hasOutput(_ index: Int) -> Bool { index < node.outputs.count && !node.outputs[index].isEmpty }
+
+    /// The constant value of input `index`, if it is known at load time.
+    public func constant(_ index: Int) -> Tensor? { index < constants.count ? constants[index] : nil }
+
+    // MARK: Attributes
+
+    /// The raw attribute.
+    public func attribute(_ name: String) -> AttributeValue? { node.attributes[name] }
+
+    /// True when the node sets the attribute.
+    public func has(_ name: String) -> Bool { node.attributes[name] != nil }
+
+    private func mismatch(_ name: String, _ expected: String) -> OpError {
+        OpError("attribute '\(name)' must be \(expected)")
+    }
+
+    /// Integer attribute, or nil when absent.
+    public func int(_ name: String) throws -> Int? {
+        guard let value = node.attributes[name] else { return nil }
+        guard case .int(let int) = value else { throw mismatch(name, "an int") }
+        return int
+    }
+
+    /// Integer attribute with the spec's default.
+    public func int(_ name: String, default defaultValue: Int) throws -> Int { try int(name) ?? defaultValue }
+
+    /// Float attribute, or nil when absent (an int is accepted and converted).
+    public func float(_ name: String) throws -> Float? {
+        switch node.attributes[name] {
+        case nil: return nil
+        case .float(let value): return value
+        case .int(let value): return Float(value)
+        default: throw mismatch(name, "a float")
+        }
+    }
+
+    /// Float attribute with the spec's default.
+    public func float(_ name: String, default defaultValue: Float) throws -> Float { try float(name) ?? defaultValue }
+
+    /// String attribute, or nil when absent.
+    public func string(_ name: String) throws -> String? {
+        guard let value = node.attributes[name] else { return nil }
+        guard case .string(let string) = value else { throw mismatch(name, "a string") }
+        return string
+    }
+
+    /// String attribute with the spec's default.
+    public func string(_ name: String, default defaultValue: String) throws -> String { try string(name) ?? defaultValue }
+
+    /// Integer-list attribute, or nil when absent.
+    public func ints(_ name: String) throws -> [Int]? {
+        switch node.attributes[name] {
+        case nil: return nil
+        case .ints(let values): return values
+        case .int(let value): return [value]
+        default: throw mismatch(name, "a list of ints")
+        }
+    }
+
+    /// Float-list attribute, or nil when absent.
+    public func floats(_ name: String) throws -> [Float]? {
+        switch node.attributes[name] {
+        case nil: return nil
+        case .floats(let values): return values
+        case .float(let value): return [value]
+        case .ints(let values): return values.map(Float.init)
+        default: throw mismatch(name, "a list of floats")
+        }
+    }
+
+    /// String-list attribute, or nil when absent.
+    public func strings(_ name: String) throws -> [String]? {
+        switch node.attributes[name] {
+        case nil: return nil
+        case .strings(let values): return values
+        case .string(let value): return [value]
+        default: throw mismatch(name, "a list of strings")
+        }
+    }
+
+    /// Tensor attribute, or nil when absent.
+    public func tensor(_ name: String) throws -> Tensor? {
+        guard let value = node.attributes[name] else { return nil }
+        guard case .tensor(let tensor) = value else { throw mismatch(name, "a tensor") }
+        return tensor
+    }
+
+    /// An attribute the spec requires.
+    public func required<T>(_ name: String, _ get: (String) throws -> T?) throws -> T {
+        guard let value = try get(name) else { throw OpError("missing required attribute '\(name)'") }
+        return value
+    }
+}

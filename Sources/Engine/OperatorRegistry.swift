@@ -1,0 +1,80 @@
+public import Tensors
+
+/// How to build an operator from a node, for the schema versions whose semantics it follows.
+public struct OperatorDefinition: Sendable {
+    /// Domain ("" for default ONNX).
+    public let domain: String
+    /// Operator type.
+    public let opType: String
+    /// The schema versions (`since_version`s) this implementation follows.
+    public let versions: Set<Int>
+    /// Builds the operator; throws `OpError` for bad attributes.
+    public let make: @Sendable (OperatorContext) throws -> any Operator
+
+    public init(_ opType: String, domain: String = "", versions: [Int],
+                make: @escaping @Sendable (OperatorContext) throws -> any Operator) {
+        self.domain = domain
+        self.opType = opType
+        self.versions = Set(versions)
+        self.make = make
+    }
+}
+
+/// Every operator the engine can run, from one table (one line per operator, grouped by family).
+public enum OperatorRegistry {
+    /// Domains a model may import. Nodes may use only operators we implement.
+    public static let knownDomains: Set<String> = ["", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", internalDomain]
+
+    /// Domain of the fused operators our optimisation passes create.
+    public static let internalDomain = "org.onnx-serve"
+
+    /// Newest default-domain opset we know the history of.
+    public static var latestOpset: Int { OpsetHistory.latestOpset }
+
+    static let definitions: [String: OperatorDefinition] = {
+        var table: [String: OperatorDefinition] = [:]
+        for definition in allDefinitions {
+            let key = Self.key(definition.domain, definition.opType)
+            precondition(table[key] == nil, "operator \(key) registered twice")
+            table[key] = definition
+        }
+        return table
+    }()
+
+    private static func key(_ domain: String, _ opType: String) -> String {
+        (domain == "ai.onnx" ? "" : domain) + "::" + opType
+    }
+
+    /// The schema version in effect for `opType` under an imported opset (default domain only;
+    /// other domains use the imported version as is). Nil when ONNX has no such operator.
+    public static func effectiveVersion(opType: String, domain: String, opset: Int) -> Int? {
+        guard domain.isEmpty || domain == "ai.onnx" else { return opset }
+        guard let history = OpsetHistory.versions[opType] else { return nil }
+        return history.last { $0 <= opset }
+    }
+
+    /// The definition and schema version for a node, or the error that says why it cannot run.
+    public static func resolve(_ node: Node, opsets: [String: Int]) -> Result<(OperatorDefinition, Int), EngineError> {
+        let domain = node.domain == "ai.onnx" ? "" : node.domain
+        let opset = opsets[domain] ?? opsets["ai.onnx"] ?? (domain == internalDomain ? 1 : 0)
+        let version = effectiveVersion(opType: node.opType, domain: domain, opset: opset) ?? opset
+        guard let definition = definitions[key(domain, node.opType)], definition.versions.contains(version) else {
+            return .failure(.unsupportedOperator(opType: node.opType, domain: domain, version: version, node: node.label))
+        }
+        return .success((definition, version))
+    }
+
+    /// Builds the operator for a node, naming the node in any error.
+    public static func make(_ node: Node, opsets: [String: Int], constants: [Tensor?]) throws(EngineError) -> any Operator {
+        let (definition, version) = try resolve(node, opsets: opsets).get()
+        do {
+            return try definition.make(OperatorContext(node: node, version: version, constants: constants))
+        } catch let error as OpError {
+            throw .invalidGraph("\(node.label): \(error.message)")
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw .invalidGraph("\(node.label): \(error)")
+        }
+    }
+}

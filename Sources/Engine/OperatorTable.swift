@@ -1,0 +1,5 @@
+extension OperatorRegistry {
+    /// Every operator family; each lists its operators one per line.
+    static let allDefinitions: [OperatorDefinition] =
+        ElementwiseOperators.definitions
+}

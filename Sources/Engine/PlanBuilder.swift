@@ -1,0 +1,70 @@
+import Tensors
+
+/// Compiles an (optimised) graph into an `ExecutionPlan`: orders the nodes, builds every
+/// operator, infers types and assigns value slots.
+enum PlanBuilder {
+    static func build(_ graph: Graph, opsets: [String: Int]) throws(EngineError) -> ExecutionPlan {
+        let order = try GraphOrder.sorted(graph)
+        var slots: [String: Int] = [:]
+        var names: [String] = []
+        func slot(_ name: String) -> Int {
+            if let existing = slots[name] { return existing }
+            slots[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+        var inputSlots: [String: Int] = [:]
+        var types: [String: TensorType] = graph.valueInfo
+        for input in graph.inputs {
+            inputSlots[input.name] = slot(input.name)
+            if let type = input.type { types[input.name] = type }
+        }
+        var constants: [(slot: Int, tensor: Tensor)] = []
+        for (name, tensor) in graph.initializers.sorted(by: { $0.key < $1.key }) {
+            constants.append((slot(name), tensor))
+            types[name] = TensorType(tensor.dataType, shape: tensor.shape)
+        }
+        var steps: [ExecutionPlan.Step] = []
+        for index in order {
+            let node = graph.nodes[index]
+            let op = try OperatorRegistry.make(node, opsets: opsets,
+                                               constants: node.inputs.map { graph.initializers[$0] })
+            let inputTypes = node.inputs.map { $0.isEmpty ? nil : types[$0] }
+            let inferred: [TensorType?]
+            do {
+                inferred = try op.outputTypes(inputTypes)
+            } catch let error as OpError {
+                throw .invalidGraph("\(node.label): \(error.message)")
+            } catch {
+                throw .invalidGraph("\(node.label): \(error)")
+            }
+            for (position, output) in node.outputs.enumerated() where !output.isEmpty {
+                guard position < inferred.count, let type = inferred[position] else { continue }
+                types[output] = refine(declared: types[output], inferred: type)
+            }
+            steps.append(ExecutionPlan.Step(
+                op: op, label: node.label,
+                inputs: node.inputs.map { $0.isEmpty ? nil : slot($0) },
+                outputs: node.outputs.map { $0.isEmpty ? nil : slot($0) }))
+        }
+        var outputSlots: [String: Int] = [:]
+        for output in graph.outputs { outputSlots[output.name] = slot(output.name) }
+        return ExecutionPlan(steps: steps, slotNames: names, constants: constants, inputSlots: inputSlots,
+                             outputOrder: graph.outputs.map(\.name), outputSlots: outputSlots,
+                             slotTypes: names.map { types[$0] })
+    }
+
+    /// Combines a declared type with an inferred one: inferred fixed sizes win, declared symbolic
+    /// names fill dimensions inference could not pin down.
+    static func refine(declared: TensorType?, inferred: TensorType) -> TensorType {
+        guard let declared, declared.dataType == inferred.dataType,
+              let declaredDims = declared.dims else { return inferred }
+        guard let inferredDims = inferred.dims else { return declared }
+        guard declaredDims.count == inferredDims.count else { return inferred }
+        let dims = zip(declaredDims, inferredDims).map { declared, inferred -> Dim in
+            if case .unknown = inferred { return declared }
+            return inferred
+        }
+        return TensorType(inferred.dataType, dims)
+    }
+}

@@ -1,0 +1,63 @@
+internal import Dispatch
+internal import CPUDetection
+
+/// How many threads a computation may use, and the loop that spreads work over them.
+///
+/// All of the engine's parallel work goes through here (OpenBLAS itself is called single-threaded
+/// from inside these loops), so one number governs every core the engine uses. The loop runs on
+/// Dispatch's shared pool, which never starts more workers than there are cores, so several
+/// sessions running at once share the cores instead of oversubscribing them.
+public struct Parallelism: Sendable, Hashable {
+    /// Most threads one loop may use, at least 1.
+    public let threads: Int
+
+    /// A setting for `threads` threads (clamped to at least 1).
+    public init(threads: Int) { self.threads = max(1, threads) }
+
+    /// Cores this process may run on (its CPU affinity mask, so containers and `taskset` count).
+    public static let availableCores = Int(onnx_serve_available_cores())
+
+    /// One thread: everything runs on the calling thread.
+    public static let serial = Parallelism(threads: 1)
+
+    /// Runs `body(i)` for every `i` in `0..<count`, spread over up to `threads` threads.
+    /// `body` must be safe to call concurrently for different indices.
+    public func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if threads == 1 || count == 1 {
+            for index in 0..<count { body(index) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let unsafeBody = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: count) { unsafeBody.value($0) }
+        }
+    }
+
+    /// Splits `0..<total` into at most `threads` contiguous chunks of at least `minimumChunk`
+    /// items and runs `body` on each chunk, in parallel.
+    public func forEachChunk(_ total: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if total <= 0 { return }
+        let chunks = min(threads, max(1, total / max(1, minimumChunk)))
+        if chunks == 1 {
+            body(0..<total)
+            return
+        }
+        forEach(chunks) { chunk in
+            body(Self.chunk(chunk, of: chunks, total: total))
+        }
+    }
+
+    /// The `index`-th of `count` near-equal contiguous parts of `0..<total`.
+    public static func chunk(_ index: Int, of count: Int, total: Int) -> Range<Int> {
+        let base = total / count, extra = total % count
+        let start = index * base + min(index, extra)
+        return start..<(start + base + (index < extra ? 1 : 0))
+    }
+}
+
+/// Carries a closure into Dispatch's `@Sendable` parameter; callers guarantee the safety.
+private struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

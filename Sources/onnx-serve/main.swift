@@ -1,0 +1,3 @@
+import Kernels
+
+print("onnx-serve: OpenBLAS core \(BLAS.coreName)")

@@ -1,0 +1,35 @@
+import Testing
+import Tensors
+
+@Suite struct ShapeTests {
+    @Test func broadcastFollowsNumpy() {
+        #expect(Shape.broadcast([2, 1, 3], [4, 1]) == [2, 4, 3])
+        #expect(Shape.broadcast([3], []) == [3])
+        #expect(Shape.broadcast([2, 3], [3, 2]) == nil)
+    }
+
+    @Test func stridesAreRowMajor() {
+        #expect(Shape([2, 3, 4]).strides == [12, 4, 1])
+        #expect(Shape([]).elementCount == 1)
+        #expect(Shape([2, 0, 3]).elementCount == 0)
+    }
+
+    @Test func poolReusesBuffersOfTheSameClass() {
+        let pool = BufferPool()
+        var first: Tensor? = Tensor(uninitialized: .float, shape: [1000], pool: pool)
+        let address = first!.rawPointer
+        first = nil
+        let second = Tensor(uninitialized: .float, shape: [990], pool: pool)
+        #expect(second.rawPointer == address)
+        #expect(pool.retainedBytes == 0)
+    }
+
+    @Test func batchConcatAndSplitRoundTrip() {
+        let a = Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])
+        let b = Tensor([5, 6] as [Float], shape: [1, 2])
+        let joined = Tensor.concatenatingBatch([a, b])!
+        #expect(joined.shape == [3, 2])
+        #expect(joined.batchRows(2..<3).scalars(as: Float.self) == [5, 6])
+        #expect(Tensor.concatenatingBatch([a, Tensor([1, 2, 3] as [Float], shape: [1, 3])]) == nil)
+    }
+}
