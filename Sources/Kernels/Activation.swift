@@ -14,7 +14,6 @@ public enum Activation: Sendable, Hashable {
     case hardSwish
 
     /// The activation of one value.
-    @inlinable
     public func callAsFunction(_ x: Float) -> Float {
         switch self {
         case .relu: return Swift.max(x, 0)
