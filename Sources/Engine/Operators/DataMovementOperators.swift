@@ -261,13 +261,15 @@ struct Slice: ElementMovingOperator {
                 return min(max(value, low), high)
             }
             let start: Int, end: Int, elements: Int
+            // An INT_MAX end means "to the end" in the step's direction (as ONNX Runtime reads it).
+            let endsOpen = parameters.ends[index] == Int.max || parameters.ends[index] == Int(Int32.max)
             if step > 0 {
                 start = clamp(parameters.starts[index], 0, size)
-                end = clamp(parameters.ends[index], 0, size)
+                end = endsOpen ? size : clamp(parameters.ends[index], 0, size)
                 elements = end > start ? (end - start + step - 1) / step : 0
             } else {
                 start = clamp(parameters.starts[index], 0, size - 1)
-                end = clamp(parameters.ends[index], -1, size - 1)
+                end = endsOpen ? -1 : clamp(parameters.ends[index], -1, size - 1)
                 elements = start > end ? (start - end - step - 1) / -step : 0
             }
             ranges[axes[index]] = AxisRange(start: start, step: step, count: elements)

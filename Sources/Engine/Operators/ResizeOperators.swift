@@ -112,7 +112,7 @@ struct Resize: Operator {
             }
             for (index, axis) in axes.enumerated() {
                 guard dims[axis] > 0 else { throw OpError("cannot resize an empty axis to \(sizes[index])") }
-                scales[axis] = Double(sizes[index]) / Double(dims[axis])
+                scales[axis] = Double(Float(sizes[index]) / Float(dims[axis]))
                 outputDims[axis] = sizes[index]
             }
             if aspectPolicy != .stretch {
@@ -139,7 +139,8 @@ struct Resize: Operator {
             if isUpsample, let below = given.first(where: { $0 < 1 }) { throw OpError("Upsample scale \(below) is below 1") }
             for (index, axis) in axes.enumerated() {
                 scales[axis] = given[index]
-                outputDims[axis] = Int((given[index] * Double(dims[axis])).rounded(.down))
+                // Single precision, as ONNX Runtime sizes it (0.7 × 10 is 7 there, 6 in double).
+                outputDims[axis] = Int((Float(given[index]) * Float(dims[axis])).rounded(.down))
             }
         }
         _ = try Layout.checkedShape(outputDims)
@@ -169,24 +170,27 @@ struct Resize: Operator {
 
     // MARK: Coordinates
 
-    /// Where output position `index` of an axis samples the input, in input coordinates.
+    /// Where output position `index` of an axis samples the input, in input coordinates. Computed in
+    /// single precision as ONNX Runtime does, so that borderline nearest picks agree with it.
     func sourceCoordinate(_ index: Int, inputWidth: Int, outputWidth: Int, scale: Double, roi: (start: Double, end: Double)) -> Double {
-        let x = Double(index)
+        let x = Float(index), scale = Float(scale), input = Float(inputWidth), output = Float(outputWidth)
+        let coordinate: Float
         switch coordinateMode {
-        case .halfPixel: return (x + 0.5) / scale - 0.5
+        case .halfPixel: coordinate = (x + 0.5) / scale - 0.5
         case .halfPixelSymmetric:
-            let adjustment = Double(outputWidth) / (scale * Double(inputWidth))
-            let offset = Double(inputWidth) / 2 * (1 - adjustment)
-            return offset + (x + 0.5) / scale - 0.5
-        case .pytorchHalfPixel: return outputWidth > 1 ? (x + 0.5) / scale - 0.5 : 0
-        case .alignCorners: return outputWidth > 1 ? x * Double(inputWidth - 1) / Double(outputWidth - 1) : 0
-        case .asymmetric: return x / scale
-        case .tfHalfPixelForNN: return (x + 0.5) / scale
+            let adjustment = output / (scale * input)
+            let offset = input / 2 * (1 - adjustment)
+            coordinate = Float(Double(offset) + (Double(x) + 0.5) / Double(scale) - 0.5)
+        case .pytorchHalfPixel: coordinate = outputWidth > 1 ? (x + 0.5) / scale - 0.5 : 0
+        case .alignCorners: coordinate = outputWidth > 1 ? x * (input - 1) / (output - 1) : 0
+        case .asymmetric: coordinate = x / scale
+        case .tfHalfPixelForNN: coordinate = (x + 0.5) / scale
         case .tfCropAndResize:
-            let span = Double(inputWidth - 1)
-            if outputWidth > 1 { return roi.start * span + x * (roi.end - roi.start) * span / Double(outputWidth - 1) }
-            return 0.5 * (roi.start + roi.end) * span
+            let (start, end) = (Float(roi.start), Float(roi.end))
+            coordinate = outputWidth > 1 ? start * (input - 1) + x * (end - start) * (input - 1) / (output - 1)
+                : 0.5 * (start + end) * (input - 1)
         }
+        return Double(coordinate)
     }
 
     /// True when the coordinate lies outside the input and the output takes `extrapolation_value`.

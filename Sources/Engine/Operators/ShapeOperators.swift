@@ -100,10 +100,10 @@ struct Flatten: Operator {
 
     init(_ context: OperatorContext) throws { axis = try context.int("axis", default: 1) }
 
+    /// The axis in `0...rank` (negative ones count from the end of the input's axes).
     func split(rank: Int) throws -> Int {
-        guard let split = Shape.normalize(axis: axis, rank: rank + 1) else {
-            throw OpError("axis \(axis) is out of range for rank \(rank)")
-        }
+        let split = axis < 0 ? axis + rank : axis
+        guard (0...rank).contains(split) else { throw OpError("axis \(axis) is out of range for rank \(rank)") }
         return split
     }
 
