@@ -74,15 +74,18 @@ struct Reshape: Operator {
         }
         let total = input.map { Layout.product($0) } ?? .unknown
         if let position = inferred.first {
-            let others = Layout.product(dims.enumerated().filter { $0.offset != position }.map(\.element))
-            guard let totalCount = total.value, let othersCount = others.value else {
+            // Copied dimensions sit on both sides and cancel, so -1 is found even when they are symbolic.
+            let copied = Set(target.indices.filter { target[$0] == 0 && !allowZero })
+            let inputRest = input.map { dims in Layout.product(dims.indices.filter { !copied.contains($0) }.map { dims[$0] }) } ?? .unknown
+            let outputRest = Layout.product(dims.indices.filter { $0 != position && !copied.contains($0) }.map { dims[$0] })
+            guard let inputCount = inputRest.value, let outputCount = outputRest.value else {
                 dims[position] = .unknown
                 return dims
             }
-            guard othersCount != 0, totalCount % othersCount == 0 else {
-                throw OpError("cannot reshape \(input.map(describe) ?? "?") (\(totalCount) elements) to \(target)")
+            guard outputCount != 0, inputCount % outputCount == 0 else {
+                throw OpError("cannot reshape \(input.map(describe) ?? "?") to \(target)")
             }
-            dims[position] = .fixed(totalCount / othersCount)
+            dims[position] = .fixed(inputCount / outputCount)
         } else if let totalCount = total.value, let count = Layout.product(dims).value, count != totalCount {
             throw OpError("cannot reshape \(input.map(describe) ?? "?") (\(totalCount) elements) to \(target)")
         }
