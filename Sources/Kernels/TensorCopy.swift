@@ -119,6 +119,8 @@ public enum TensorCopy {
         }
         let outerShape = Array(shape.dropLast()), outerOffsets = Array(byteOffsets.dropLast())
         let rows = outerShape.reduce(1, *)
+        // An inner table that walks the source contiguously makes every row one memcpy.
+        let contiguous = zip(inner, inner.dropFirst()).allSatisfy { $1 - $0 == elementSize }
         parallelism.forEachChunk(rows, minimumChunk: max(1, bytesPerTask / rowBytes)) { range in
             var index = unflatten(range.lowerBound, outerShape)
             var base = zip(index, outerOffsets).reduce(0) { $0 + $1.1[$1.0] }
@@ -128,6 +130,8 @@ public enum TensorCopy {
                     let rowTarget = target + row * rowBytes
                     if base == previousBase {
                         memcpy(rowTarget, rowTarget - rowBytes, rowBytes)
+                    } else if contiguous {
+                        memcpy(rowTarget, source + base + offsets[0], rowBytes)
                     } else {
                         gatherLine(offsets: offsets, elementSize: elementSize, source: source + base, target: rowTarget)
                     }

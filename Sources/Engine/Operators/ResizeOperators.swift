@@ -305,7 +305,13 @@ struct Resize: Operator {
     private func interpolated(_ data: Tensor, _ plan: Plan, _ context: ExecutionContext) throws -> Tensor {
         var current = try Self.floats(data, context)
         var dims = data.shape.dims
-        for axis in plan.resized {
+        // The passes commute; shrinking axes go first and growing ones last, innermost first among
+        // equals, so the costlier gathering pass along the last axis sees the fewest rows.
+        let order = plan.resized.sorted { a, b in
+            let (growthA, growthB) = (Double(plan.outputDims[a]) / Double(max(dims[a], 1)), Double(plan.outputDims[b]) / Double(max(dims[b], 1)))
+            return growthA != growthB ? growthA < growthB : a > b
+        }
+        for axis in order {
             guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError("cannot resize an empty axis") }
             let taps = taps(inputWidth: dims[axis], outputWidth: plan.outputDims[axis], scale: plan.scales[axis], roi: plan.roi[axis])
             var outputDims = dims
