@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: C libraries
@@ -53,6 +55,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Serving
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Engine", "ONNX", "Tensors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .target(
+            name: "API",
+            dependencies: ["Serving", "Tensors", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "onnx-serve",
@@ -70,5 +90,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "APITests", dependencies: ["API", "Serving", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
     ]
 )

@@ -34,6 +34,9 @@ public final class InferenceSession: Sendable {
 
     let plan: ExecutionPlan
     let pool: BufferPool
+
+    /// The pool run buffers come from; callers may allocate batch inputs from it too.
+    public var bufferPool: BufferPool { pool }
     private let schedules = Mutex<[[String]: ExecutionPlan.Schedule]>([:])
 
     /// Builds a session for `model`.
