@@ -200,13 +200,16 @@ struct ConvTranspose: Operator {
     /// Padding before the output and output size along one axis.
     private func axis(_ axis: Int, rank: Int, input: Int, kernel: Int) throws -> (begin: Int, output: Int) {
         let stride = attributes.strides?[axis] ?? 1
-        let full = (input - 1) * stride + (outputPadding?[axis] ?? 0) + (kernel - 1) * (attributes.dilations?[axis] ?? 1) + 1
+        let adjustment = outputPadding?[axis] ?? 0, span = (kernel - 1) * (attributes.dilations?[axis] ?? 1) + 1
+        let full = (input - 1) * stride + adjustment + span
         if let outputShape {
+            // Pads make up the difference; a larger output (less than a stride more) keeps only the bias there.
             let output = outputShape[outputShape.count - rank + axis]
-            guard output >= 0, output <= full else {
-                throw OpError("output_shape \(outputShape) does not fit input size \(input) (at most \(full) on axis \(axis))")
+            let total = Swift.max(0, full - output)
+            let reach = output + total - span - adjustment
+            guard output >= 0, reach >= 0, reach / stride + 1 == input else {
+                throw OpError("output_shape \(outputShape) does not fit input size \(input) on axis \(axis)")
             }
-            let total = full - output
             return (attributes.autoPad == .sameUpper ? total / 2 : total - total / 2, output)
         }
         switch attributes.autoPad {
