@@ -84,6 +84,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        /// Figures for the convolution kernels on real layer shapes (not a test).
+        .executableTarget(name: "kernel-bench", dependencies: ["Kernels"], swiftSettings: strictSettings),
+
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
