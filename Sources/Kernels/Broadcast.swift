@@ -14,6 +14,13 @@ public struct BroadcastLayout: Sendable, Equatable {
     /// For each operand, its element stride along each merged dimension (0 where broadcast).
     @usableFromInline let strides: [[Int]]
 
+    /// A single operand with the output's own shape: a plain elementwise map over one run.
+    public init(elementwise shape: Shape) {
+        self.shape = shape
+        dims = shape.elementCount == 1 ? [] : [shape.elementCount]
+        strides = [shape.elementCount == 1 ? [] : [1]]
+    }
+
     /// Operands broadcast against each other; nil when their shapes are incompatible.
     public init?(_ operands: [Shape]) {
         var output = Shape([])
@@ -61,11 +68,6 @@ public struct BroadcastLayout: Sendable, Equatable {
 
     /// Number of output elements.
     public var count: Int { shape.elementCount }
-
-    /// True when `operand` is read contiguously, element for element with the output.
-    public func isContiguous(_ operand: Int) -> Bool {
-        strides[operand] == Shape(dims).strides
-    }
 
     /// Length of the innermost merged dimension: the longest run one loop covers.
     @inlinable var rowLength: Int { dims.last ?? 1 }

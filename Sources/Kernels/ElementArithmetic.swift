@@ -149,3 +149,27 @@ extension DataType {
         }
     }
 }
+
+/// Code generic over an integer element type (bitwise operators).
+public protocol IntegerVisitor {
+    associatedtype Output
+    func visit<T: ArithmeticElement & FixedWidthInteger>(_ type: T.Type) throws -> Output
+}
+
+extension DataType {
+    /// Calls `visitor` with the Swift type of this integer element type; nil otherwise.
+    @inlinable
+    public func visit<V: IntegerVisitor>(_ visitor: V) throws -> V.Output? {
+        switch self {
+        case .int8: try visitor.visit(Int8.self)
+        case .int16: try visitor.visit(Int16.self)
+        case .int32: try visitor.visit(Int32.self)
+        case .int64: try visitor.visit(Int64.self)
+        case .uint8: try visitor.visit(UInt8.self)
+        case .uint16: try visitor.visit(UInt16.self)
+        case .uint32: try visitor.visit(UInt32.self)
+        case .uint64: try visitor.visit(UInt64.self)
+        default: nil
+        }
+    }
+}
