@@ -6,7 +6,10 @@ struct IdentityElimination: GraphPass {
     func run(_ graph: inout Graph, opsets: [String: Int]) throws(EngineError) {
         let outputs = graph.outputNames
         var removed = Set<Int>()
-        for (index, node) in graph.nodes.enumerated() where node.domain.isEmpty || node.domain == "ai.onnx" {
+        for index in graph.nodes.indices {
+            // Read the node afresh: an earlier removal may have renamed its input.
+            let node = graph.nodes[index]
+            guard node.domain.isEmpty || node.domain == "ai.onnx" else { continue }
             let forwards: Bool
             switch node.opType {
             case "Identity": forwards = node.inputs.count == 1

@@ -1,0 +1,210 @@
+public import Engine
+public import Foundation
+import SwiftProtobuf
+import Tensors
+
+/// Translates a decoded `ModelProto` into the engine's `Model`.
+struct ModelImporter {
+    let external: ExternalDataReader?
+
+    func model(_ proto: Onnx_ModelProto) throws(ONNXError) -> Model {
+        guard proto.hasGraph else { throw .invalidModel("the file has no graph") }
+        var opsets: [String: Int] = [:]
+        for entry in proto.opsetImport {
+            let domain = entry.domain == "ai.onnx" ? "" : entry.domain
+            opsets[domain] = Int(entry.version)
+        }
+        if proto.opsetImport.isEmpty {
+            // IR version 1-2 files predate opset_import; they mean opset 1.
+            opsets[""] = 1
+        }
+        var metadata: [String: String] = [:]
+        for entry in proto.metadataProps { metadata[entry.key] = entry.value }
+        return Model(
+            graph: try graph(proto.graph, path: "graph"),
+            opsets: opsets,
+            irVersion: Int(proto.irVersion),
+            producerName: proto.producerName,
+            producerVersion: proto.producerVersion,
+            domain: proto.domain,
+            modelVersion: Int(proto.modelVersion),
+            docString: proto.docString,
+            metadata: metadata)
+    }
+
+    func graph(_ proto: Onnx_GraphProto, path: String) throws(ONNXError) -> Graph {
+        var initializers: [String: Tensor] = [:]
+        for tensor in proto.initializer {
+            guard !tensor.name.isEmpty else { throw .invalidModel("\(path) has an initializer without a name") }
+            initializers[tensor.name] = try TensorProtoCodec.tensor(from: tensor, external: external)
+        }
+        for sparse in proto.sparseInitializer {
+            let tensor = try dense(sparse)
+            initializers[sparse.values.name] = tensor
+        }
+        var inputs: [ValueInfo] = []
+        for info in proto.input where initializers[info.name] == nil {
+            inputs.append(ValueInfo(name: info.name, type: try tensorType(info, role: "input")))
+        }
+        var outputs: [ValueInfo] = []
+        for info in proto.output {
+            outputs.append(ValueInfo(name: info.name, type: try tensorType(info, role: "output")))
+        }
+        var valueInfo: [String: TensorType] = [:]
+        for info in proto.valueInfo {
+            // Intermediate annotations are hints; non-tensor or odd ones are simply not used.
+            if let type = try? tensorType(info, role: "value") { valueInfo[info.name] = type }
+        }
+        var nodes: [Node] = []
+        nodes.reserveCapacity(proto.node.count)
+        for (index, node) in proto.node.enumerated() {
+            let name = node.name.isEmpty ? "\(node.opType)_\(index)" : node.name
+            var attributes: [String: AttributeValue] = [:]
+            for attribute in node.attribute {
+                attributes[attribute.name] = try value(of: attribute, in: "\(node.opType) '\(name)'", path: path)
+            }
+            nodes.append(Node(name: name, opType: node.opType, domain: node.domain,
+                              inputs: node.input, outputs: node.output, attributes: attributes))
+        }
+        return Graph(name: proto.name, nodes: nodes, inputs: inputs, outputs: outputs,
+                     valueInfo: valueInfo, initializers: initializers)
+    }
+
+    /// The declared tensor type of a graph input or output (nil when the file leaves it out).
+    private func tensorType(_ info: Onnx_ValueInfoProto, role: String) throws(ONNXError) -> TensorType? {
+        guard info.hasType, let value = info.type.value else { return nil }
+        guard case .tensorType(let tensor) = value else {
+            throw .invalidModel("\(role) '\(info.name)' is not a tensor (\(Self.kind(of: value))); onnx-serve supports tensors only")
+        }
+        let dataType = try TensorProtoCodec.dataType(code: tensor.elemType, of: "\(role) '\(info.name)'")
+        guard tensor.hasShape else { return TensorType(dataType, nil) }
+        let dims = tensor.shape.dim.map { dim -> Dim in
+            switch dim.value {
+            case .dimValue(let size)? where size >= 0: .fixed(Int(size))
+            case .dimParam(let name)? where !name.isEmpty: .symbolic(name)
+            default: .unknown
+            }
+        }
+        return TensorType(dataType, dims)
+    }
+
+    private static func kind(of value: Onnx_TypeProto.OneOf_Value) -> String {
+        switch value {
+        case .tensorType: "tensor"
+        case .sequenceType: "sequence"
+        case .mapType: "map"
+        case .optionalType: "optional"
+        case .sparseTensorType: "sparse tensor"
+        case .opaqueType: "opaque"
+        }
+    }
+
+    private func value(of attribute: Onnx_AttributeProto, in node: String, path: String) throws(ONNXError) -> AttributeValue {
+        let what = "attribute '\(attribute.name)' of \(node)"
+        var type = attribute.type
+        if type == .undefined {
+            // Files from before IR version 2 leave the type out; the filled field tells.
+            if attribute.hasF { type = .float }
+            else if attribute.hasI { type = .int }
+            else if attribute.hasS { type = .string }
+            else if attribute.hasT { type = .tensor }
+            else if attribute.hasG { type = .graph }
+            else if !attribute.floats.isEmpty { type = .floats }
+            else if !attribute.ints.isEmpty { type = .ints }
+            else if !attribute.strings.isEmpty { type = .strings }
+            else if !attribute.tensors.isEmpty { type = .tensors }
+            else if !attribute.graphs.isEmpty { type = .graphs }
+        }
+        switch type {
+        case .float: return .float(attribute.f)
+        case .int: return .int(Int(attribute.i))
+        case .string: return .string(String(decoding: attribute.s, as: UTF8.self))
+        case .tensor: return .tensor(try TensorProtoCodec.tensor(from: attribute.t, external: external))
+        case .graph: return .graph(try graph(attribute.g, path: "\(path)/\(attribute.name)"))
+        case .sparseTensor: return .tensor(try dense(attribute.sparseTensor))
+        case .floats: return .floats(attribute.floats)
+        case .ints: return .ints(attribute.ints.map { Int($0) })
+        case .strings: return .strings(attribute.strings.map { String(decoding: $0, as: UTF8.self) })
+        case .tensors:
+            var tensors: [Tensor] = []
+            for tensor in attribute.tensors { tensors.append(try TensorProtoCodec.tensor(from: tensor, external: external)) }
+            return .tensors(tensors)
+        case .graphs:
+            var graphs: [Graph] = []
+            for (index, graph) in attribute.graphs.enumerated() {
+                graphs.append(try self.graph(graph, path: "\(path)/\(attribute.name)[\(index)]"))
+            }
+            return .graphs(graphs)
+        default:
+            throw .invalidModel("\(what) has type \(type), which onnx-serve does not support")
+        }
+    }
+
+    /// A sparse tensor (values + COO indices, linear or per-dimension) made dense.
+    private func dense(_ sparse: Onnx_SparseTensorProto) throws(ONNXError) -> Tensor {
+        let name = sparse.values.name
+        let values = try TensorProtoCodec.tensor(from: sparse.values, external: external)
+        let indices = try TensorProtoCodec.tensor(from: sparse.indices, external: external).integers()
+        guard sparse.dims.allSatisfy({ $0 >= 0 }) else { throw .invalidModel("sparse tensor '\(name)' has negative dimensions") }
+        let shape = Shape(sparse.dims.map { Int($0) })
+        guard values.dataType != .string else { throw .invalidModel("sparse tensor '\(name)' holds strings, which onnx-serve does not support") }
+        let count = values.elementCount, rank = shape.rank, size = values.dataType.byteSize
+        let linear: [Int]
+        if indices.count == count {
+            linear = indices
+        } else if indices.count == count * rank {
+            let strides = shape.strides
+            linear = (0..<count).map { item in (0..<rank).reduce(0) { $0 + indices[item * rank + $1] * strides[$1] } }
+        } else {
+            throw .invalidModel("sparse tensor '\(name)' has \(indices.count) indices for \(count) values")
+        }
+        let result = Tensor(zeros: values.dataType, shape: shape)
+        for (item, position) in linear.enumerated() {
+            guard position >= 0 && position < shape.elementCount else {
+                throw .invalidModel("sparse tensor '\(name)' has index \(position) outside shape \(shape)")
+            }
+            (result.rawPointer + position * size).copyMemory(from: values.rawPointer + item * size, byteCount: size)
+        }
+        return result
+    }
+}
+
+/// Loads `.onnx` files.
+public enum ModelLoader {
+    /// Reads and imports the model at `path`. External data is looked up next to the file.
+    public static func load(contentsOf path: String) throws(ONNXError) -> Model {
+        let file = try MappedFile(path: path)
+        guard let bytes = file.bytes, file.count > 0 else { throw .malformed("\(path) is empty") }
+        let directory = (path as NSString).deletingLastPathComponent
+        let data = Data(bytesNoCopy: bytes, count: file.count, deallocator: .none)
+        return try withExtendedLifetime(file) { () throws(ONNXError) -> Model in
+            try load(data, directory: directory.isEmpty ? "." : directory, source: path)
+        }
+    }
+
+    /// Imports a model from serialized bytes; external data is resolved relative to `directory`.
+    public static func load(_ data: Data, directory: String?, source: String = "model") throws(ONNXError) -> Model {
+        guard !data.isEmpty else { throw .malformed("\(source) is empty") }
+        let proto: Onnx_ModelProto
+        do {
+            proto = try Onnx_ModelProto(serializedBytes: data)
+        } catch {
+            throw .malformed("\(source) is not an ONNX protobuf (\(describe(error)))")
+        }
+        guard proto.hasGraph || proto.hasIrVersion else {
+            throw .malformed("\(source) is not an ONNX model (no ir_version and no graph)")
+        }
+        let reader = try directory.map { (directory) throws(ONNXError) in try ExternalDataReader(directory: directory) }
+        return try ModelImporter(external: reader).model(proto)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error as? BinaryDecodingError {
+        case .truncated?: "the data ends early: truncated file?"
+        case .malformedProtobuf?: "malformed protobuf data"
+        case .invalidUTF8?: "a string is not valid UTF-8"
+        case .messageDepthLimit?: "messages nested too deeply"
+        default: "\(error)"
+        }
+    }
+}

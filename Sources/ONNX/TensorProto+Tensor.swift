@@ -1,0 +1,132 @@
+import Foundation
+import SwiftProtobuf
+public import Tensors
+
+/// Conversion between ONNX `TensorProto` messages and `Tensor`s.
+enum TensorProtoCodec {
+    /// The element type of an ONNX type code, or an error naming the unsupported type.
+    static func dataType(code: Int32, of what: String) throws(ONNXError) -> DataType {
+        if let type = DataType(rawValue: code) { return type }
+        let name = Onnx_TensorProto.DataType(rawValue: Int(code)).map { "\($0)" } ?? "code \(code)"
+        throw .invalidModel("\(what) has element type \(name), which onnx-serve does not support")
+    }
+
+    /// Decodes a tensor. `external` resolves `data_location: EXTERNAL` (nil where external data is
+    /// not allowed, e.g. a standalone .pb file).
+    static func tensor(from proto: Onnx_TensorProto, external: ExternalDataReader?) throws(ONNXError) -> Tensor {
+        let what = proto.name.isEmpty ? "a tensor" : "tensor '\(proto.name)'"
+        let dataType = try dataType(code: proto.dataType, of: what)
+        guard proto.dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+            throw .invalidModel("\(what) has invalid dimensions \(proto.dims)")
+        }
+        let shape = Shape(proto.dims.map { Int($0) })
+        let (count, overflow) = shape.dims.reduce((1, false)) { partial, dim in
+            let (product, over) = partial.0.multipliedReportingOverflow(by: dim)
+            return (product, partial.1 || over)
+        }
+        guard !overflow, count <= Int(Int32.max) * 8 else { throw .invalidModel("\(what) has too many elements: \(shape)") }
+        if proto.hasSegment { throw .invalidModel("\(what) is segmented, which onnx-serve does not support") }
+
+        if proto.dataLocation == .external {
+            guard let external else { throw .externalData("\(what) refers to external data, which is not allowed here") }
+            guard dataType != .string else { throw .externalData("\(what): string tensors cannot be stored externally") }
+            let buffer = try external.read(proto, byteCount: count * dataType.byteSize, what: what)
+            return normalized(Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer)))
+        }
+        if dataType == .string {
+            guard proto.stringData.count == count else {
+                throw .invalidModel("\(what) has \(proto.stringData.count) strings for shape \(shape)")
+            }
+            return Tensor(strings: proto.stringData.map { String(decoding: $0, as: UTF8.self) }, shape: shape)
+        }
+        if proto.hasRawData {
+            let byteCount = count * dataType.byteSize
+            guard proto.rawData.count == byteCount else {
+                throw .invalidModel("\(what) has \(proto.rawData.count) bytes of raw_data; \(dataType)\(shape) needs \(byteCount)")
+            }
+            let tensor = Tensor(uninitialized: dataType, shape: shape)
+            proto.rawData.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { tensor.rawPointer.copyMemory(from: base, byteCount: byteCount) }
+            }
+            return normalized(tensor)
+        }
+        switch dataType {
+        case .float: return try typed(proto.floatData, as: Float.self, shape: shape, what: what, field: "float_data")
+        case .double: return try typed(proto.doubleData, as: Double.self, shape: shape, what: what, field: "double_data")
+        case .int64: return try typed(proto.int64Data, as: Int64.self, shape: shape, what: what, field: "int64_data")
+        case .int32: return try typed(proto.int32Data, as: Int32.self, shape: shape, what: what, field: "int32_data")
+        case .int16: return try typed(proto.int32Data.map { Int16(truncatingIfNeeded: $0) }, as: Int16.self, shape: shape, what: what, field: "int32_data")
+        case .int8: return try typed(proto.int32Data.map { Int8(truncatingIfNeeded: $0) }, as: Int8.self, shape: shape, what: what, field: "int32_data")
+        case .uint16: return try typed(proto.int32Data.map { UInt16(truncatingIfNeeded: $0) }, as: UInt16.self, shape: shape, what: what, field: "int32_data")
+        case .uint8: return try typed(proto.int32Data.map { UInt8(truncatingIfNeeded: $0) }, as: UInt8.self, shape: shape, what: what, field: "int32_data")
+        case .bool: return try typed(proto.int32Data.map { $0 != 0 }, as: Bool.self, shape: shape, what: what, field: "int32_data")
+        case .float16:
+            return try typed(proto.int32Data.map { Float16(bitPattern: UInt16(truncatingIfNeeded: $0)) }, as: Float16.self, shape: shape, what: what, field: "int32_data")
+        case .uint32: return try typed(proto.uint64Data.map { UInt32(truncatingIfNeeded: $0) }, as: UInt32.self, shape: shape, what: what, field: "uint64_data")
+        case .uint64: return try typed(proto.uint64Data, as: UInt64.self, shape: shape, what: what, field: "uint64_data")
+        case .string: preconditionFailure("handled above")
+        }
+    }
+
+    private static func typed<T: TensorElement>(_ values: [T], as type: T.Type, shape: Shape, what: String, field: String) throws(ONNXError) -> Tensor {
+        guard values.count == shape.elementCount else {
+            throw .invalidModel("\(what) has \(values.count) values in \(field); shape \(shape) needs \(shape.elementCount)")
+        }
+        return Tensor(values, shape: shape)
+    }
+
+    /// Bool bytes other than 0 and 1 are not valid Swift `Bool`s; fold them to 1.
+    private static func normalized(_ tensor: Tensor) -> Tensor {
+        guard tensor.dataType == .bool else { return tensor }
+        let bytes = tensor.rawPointer.assumingMemoryBound(to: UInt8.self)
+        guard (0..<tensor.elementCount).contains(where: { bytes[$0] > 1 }) else { return tensor }
+        let copy = Tensor(uninitialized: .bool, shape: tensor.shape)
+        let target = copy.rawPointer.assumingMemoryBound(to: UInt8.self)
+        for index in 0..<tensor.elementCount { target[index] = bytes[index] == 0 ? 0 : 1 }
+        return copy
+    }
+
+    /// A `TensorProto` holding `tensor` (raw little-endian data; strings in `string_data`).
+    static func proto(for tensor: Tensor, name: String) -> Onnx_TensorProto {
+        var proto = Onnx_TensorProto()
+        proto.name = name
+        proto.dataType = tensor.dataType.rawValue
+        proto.dims = tensor.shape.dims.map { Int64($0) }
+        if tensor.dataType == .string {
+            proto.stringData = tensor.strings.map { Data($0.utf8) }
+        } else {
+            proto.rawData = withExtendedLifetime(tensor) { Data(bytes: tensor.rawPointer, count: tensor.byteCount) }
+        }
+        return proto
+    }
+}
+
+/// Reading and writing standalone serialized `TensorProto`s (the ONNX backend test format).
+public enum TensorFile {
+    /// Decodes a serialized `TensorProto`; returns its name (may be empty) and tensor.
+    public static func decode(_ bytes: [UInt8]) throws(ONNXError) -> (name: String, tensor: Tensor) {
+        let proto: Onnx_TensorProto
+        do {
+            proto = try Onnx_TensorProto(serializedBytes: bytes)
+        } catch {
+            throw .malformed("not a serialized TensorProto (\(error))")
+        }
+        return (proto.name, try TensorProtoCodec.tensor(from: proto, external: nil))
+    }
+
+    /// Reads a serialized `TensorProto` from `path`.
+    public static func read(_ path: String) throws(ONNXError) -> (name: String, tensor: Tensor) {
+        let file = try MappedFile(path: path)
+        do {
+            return try decode(Array(file.buffer))
+        } catch .malformed(let message) {
+            throw .malformed("\(path): \(message)")
+        }
+    }
+
+    /// Serializes `tensor` as a `TensorProto` named `name`.
+    public static func encode(_ tensor: Tensor, name: String) -> [UInt8] {
+        // Serializing a message we built ourselves cannot fail.
+        (try? TensorProtoCodec.proto(for: tensor, name: name).serializedBytes()) ?? []
+    }
+}

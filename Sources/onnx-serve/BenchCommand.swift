@@ -1,0 +1,154 @@
+import ArgumentParser
+import Dispatch
+import Engine
+import Foundation
+import Kernels
+import ONNX
+import Tensors
+
+/// `onnx-serve bench`: latency and throughput of one model on random inputs.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model on random inputs: median, p90 and p99 latency, and throughput.",
+        discussion: """
+            Dimensions: fixed sizes are used as declared; the leading dimension of an input, when \
+            symbolic or unknown, is --batch; any other symbolic dimension is set by --dim NAME=VALUE \
+            and defaults to 1. Float inputs are uniform in [0, 1); integer inputs in [0, 10); bool inputs random.
+            """
+    )
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: "Batch size for a symbolic leading dimension.")
+    var batch = 1
+
+    @Option(help: "Intra-op threads (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Seconds of timed runs after warm-up (at least 10 runs are made).")
+    var seconds = 5.0
+
+    @Option(name: .customLong("dim"), help: "Size of a symbolic dimension: NAME=VALUE (repeatable).")
+    var dims: [String] = []
+
+    @Flag(name: .customLong("no-optimize"), help: "Skip the graph optimisation passes.")
+    var noOptimize = false
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            var sizes: [String: Int] = [:]
+            for entry in dims {
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let value = Int(parts[1]), value >= 0 else {
+                    throw ValidationError("--dim expects NAME=VALUE, got '\(entry)'")
+                }
+                sizes[String(parts[0])] = value
+            }
+            let loadStart = DispatchTime.now()
+            let session = try InferenceSession(
+                contentsOf: model, options: .init(intraOpThreads: threads, optimizations: !noOptimize))
+            let loadSeconds = Self.seconds(since: loadStart)
+            var generator = SystemRandomNumberGenerator()
+            var feeds: [String: Tensor] = [:]
+            for input in session.inputs {
+                guard let type = input.type else { throw ValidationError("input '\(input.name)' has no declared type") }
+                let shape = Shape((type.dims ?? []).enumerated().map { axis, dim in
+                    switch dim {
+                    case .fixed(let value): value
+                    case .symbolic(let name): sizes[name] ?? (axis == 0 ? batch : 1)
+                    case .unknown: axis == 0 ? batch : 1
+                    }
+                })
+                feeds[input.name] = Self.random(type.dataType, shape, using: &generator)
+            }
+            let warmup = DispatchTime.now()
+            var warmups = 0
+            while warmups < 3 || (Self.seconds(since: warmup) < min(1, seconds / 5) && warmups < 50) {
+                _ = try session.run(feeds)
+                warmups += 1
+            }
+            var latencies: [Double] = []
+            let start = DispatchTime.now()
+            while latencies.count < 10 || Self.seconds(since: start) < seconds {
+                let begin = DispatchTime.now()
+                _ = try session.run(feeds)
+                latencies.append(Self.seconds(since: begin) * 1000)
+            }
+            let total = Self.seconds(since: start)
+            latencies.sort()
+            let result = Result(
+                model: model, batch: batch, threads: session.options.intraOpThreads, runs: latencies.count,
+                loadMilliseconds: loadSeconds * 1000,
+                medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
+                p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
+                throughputPerSecond: Double(latencies.count * batch) / total,
+                openBLASCore: BLAS.coreName, inputs: feeds.keys.sorted().map { "\($0)\(feeds[$0]!.shape)" })
+            print(json ? result.json : result.text)
+        }
+    }
+
+    struct Result: Encodable {
+        var model: String, batch: Int, threads: Int, runs: Int
+        var loadMilliseconds, medianMilliseconds, p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
+        var openBLASCore: String
+        var inputs: [String]
+
+        var text: String {
+            func ms(_ value: Double) -> String { String(format: "%.3f ms", value) }
+            return """
+                model: \(model)
+                inputs: \(inputs.joined(separator: ", "))
+                threads: \(threads), OpenBLAS core: \(openBLASCore)
+                load: \(ms(loadMilliseconds))
+                runs: \(runs)
+                latency: median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
+                throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
+                """
+        }
+
+        var json: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+        }
+    }
+
+    static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
+    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+        sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))]
+    }
+
+    static func random(_ dataType: DataType, _ shape: Shape, using generator: inout some RandomNumberGenerator) -> Tensor {
+        let tensor = Tensor(uninitialized: dataType, shape: shape)
+        let count = shape.elementCount
+        switch dataType {
+        case .string:
+            return Tensor(strings: (0..<count).map { _ in String(Int.random(in: 0..<10, using: &generator)) }, shape: shape)
+        case .bool:
+            let target = tensor.mutablePointer(as: Bool.self)
+            for index in 0..<count { target[index] = Bool.random(using: &generator) }
+        default:
+            let values = (0..<count).map { _ in dataType.isFloatingPoint
+                ? Double.random(in: 0..<1, using: &generator) : Double(Int.random(in: 0..<10, using: &generator)) }
+            _ = try? dataType.visit(Filler(tensor: tensor, values: values))
+        }
+        return tensor
+    }
+
+    private struct Filler: NumericVisitor {
+        let tensor: Tensor
+        let values: [Double]
+        func visit<T: NumericElement>(_ type: T.Type) -> Void {
+            let target = tensor.mutablePointer(as: type)
+            for (index, value) in values.enumerated() { target[index] = T(converting: value) }
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import Kernels
-
-print("onnx-serve: OpenBLAS core \(BLAS.coreName)")
