@@ -54,8 +54,8 @@ struct BatchNormalization: Operator {
         let spatial = try context.int("spatial", default: 1)
         perActivation = context.version < 9 && spatial == 0
         outputCount = context.outputCount
-        let testMode = context.version < 7 && (try context.int("is_test", default: 0)) != 0
-        if try context.int("training_mode", default: 0) != 0 || (context.version < 14 && outputCount > 1 && !testMode) {
+        let isTest = try context.int("is_test", default: 0) != 0, training = try context.int("training_mode", default: 0) != 0
+        if training || (context.version < 14 && outputCount > 1 && !(context.version < 7 && isTest)) {
             throw OpError("training mode (updated running statistics) is not supported; export the model in inference mode")
         }
     }
