@@ -11,4 +11,9 @@ extension OperatorRegistry {
         + ConvolutionOperators.definitions
         + MatrixOperators.definitions
         + PoolingOperators.definitions
+        + ShapeOperators.definitions
+        + DataMovementOperators.definitions
+        + IndexingOperators.definitions
+        + GeneratorOperators.definitions
+        + ResizeOperators.definitions
 }
