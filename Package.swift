@@ -35,6 +35,11 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection"),
 
@@ -53,6 +58,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Serving
+        .target(name: "HTTP", dependencies: ["CMicroHTTPD", "CZlib"], swiftSettings: strictSettings),
+
         // MARK: Executable
         .executableTarget(
             name: "onnx-serve",
@@ -69,6 +77,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CZlib"], swiftSettings: strictSettings),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
     ]
 )
