@@ -3,7 +3,7 @@
 /// giving up on it. Pure: `Exchange` runs it under a lock and applies the results to
 /// libmicrohttpd.
 package struct ExchangeState {
-    package enum Phase {
+    private enum Phase {
         /// Created from the request line; headers not seen yet.
         case awaitingHeaders
         /// The body is arriving.
@@ -44,10 +44,11 @@ package struct ExchangeState {
         case suspend
     }
 
-    package private(set) var phase = Phase.awaitingHeaders
+    private var phase = Phase.awaitingHeaders
 
     package init() {}
 
+    /// True until the first callback: the next one carries the headers.
     package var isAwaitingHeaders: Bool {
         if case .awaitingHeaders = phase { true } else { false }
     }
