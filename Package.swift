@@ -37,6 +37,11 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection"),
 
@@ -56,6 +61,8 @@ let package = Package(
         ),
 
         // MARK: Serving
+        .target(name: "HTTP", dependencies: ["CMicroHTTPD", "CZlib"], swiftSettings: strictSettings),
+
         .target(
             name: "Serving",
             dependencies: [
@@ -92,6 +99,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CZlib"], swiftSettings: strictSettings),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "APITests", dependencies: ["API", "Serving", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
