@@ -76,7 +76,7 @@ let package = Package(
 
         .target(
             name: "API",
-            dependencies: ["Serving", "Tensors", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTP", "Serving", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
 
@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "onnx-serve",
             dependencies: [
-                "Tensors", "Kernels", "Engine", "ONNX",
+                "Tensors", "Kernels", "Engine", "ONNX", "Serving", "HTTP", "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CZlib"], swiftSettings: strictSettings),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "APITests", dependencies: ["API", "Serving", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "APITests", dependencies: ["API", "HTTP", "Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
     ]
 )

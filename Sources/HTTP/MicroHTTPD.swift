@@ -25,10 +25,11 @@ enum MicroHTTPD {
         context: UnsafeMutableRawPointer
     ) -> Daemon? {
         let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        // The logger goes first, so libmicrohttpd routes every message through it.
         var options: [any CVarArg] = [
+            MHD_OPTION.EXTERNAL_LOGGER.rawValue, cFunction(MicroHTTPDCallbacks.logMessage), OpaquePointer(context),
             MHD_OPTION.URI_LOG_CALLBACK.rawValue, cFunction(MicroHTTPDCallbacks.requestStarted), OpaquePointer(context),
             MHD_OPTION.NOTIFY_COMPLETED.rawValue, cFunction(MicroHTTPDCallbacks.requestEnded), OpaquePointer(context),
-            MHD_OPTION.EXTERNAL_LOGGER.rawValue, cFunction(MicroHTTPDCallbacks.logMessage), OpaquePointer(context),
             MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(clamping: configuration.idleTimeoutSeconds),
             MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(clamping: configuration.maxConnections),
             MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, configuration.connectionMemory,
