@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 public import HTTP
 public import Logging
 public import Serving
@@ -112,9 +113,9 @@ public final class ServingAPI: HTTPHandler {
             }.mapError { ServingError.invalidArgument("\($0)") }.get()
             let (request, format) = try TFServingCodec.decodePredict(body, model: model)
             let handle = model.submit(request) { result in
-                exchange.finish(Self.response(result.flatMap { response in
-                    Result { () throws(ServingError) in try TFServingCodec.encodePredict(response, format: format) }
-                }))
+                exchange.finish(Self.response(result) { response throws(ServingError) in
+                    try TFServingCodec.encodePredict(response, format: format)
+                })
             }
             exchange.request.cancellation.onCancel { handle.cancel() }
         } catch {
@@ -122,12 +123,26 @@ public final class ServingAPI: HTTPHandler {
         }
     }
 
-    /// A 200 JSON answer, or the error's response.
-    static func response(_ result: Result<[UInt8], ServingError>) -> HTTPResponse {
-        switch result {
-        case .success(let body): .json(body)
-        case .failure(let error): error.response
+    /// The HTTP answer to an inference: the encoded body with a `Server-Timing` header giving
+    /// queue and engine time (ms), or the error's response.
+    static func response(_ result: Result<InferenceResponse, ServingError>,
+                         encode: (InferenceResponse) throws(ServingError) -> [UInt8]) -> HTTPResponse {
+        do throws(ServingError) {
+            let inference = try result.get()
+            var response = HTTPResponse.json(try encode(inference))
+            response.headers.append(name: "Server-Timing", value: serverTiming(inference))
+            return response
+        } catch {
+            return error.response
         }
+    }
+
+    static func serverTiming(_ inference: InferenceResponse) -> String {
+        func milliseconds(_ duration: Duration) -> String {
+            let value = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+            return String(format: "%.3f", value)
+        }
+        return "queue;dur=\(milliseconds(inference.queueDuration)), engine;dur=\(milliseconds(inference.engineDuration))"
     }
 }
 
