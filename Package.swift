@@ -94,6 +94,10 @@ let package = Package(
         /// Figures for the convolution kernels on real layer shapes (not a test).
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"], swiftSettings: strictSettings),
 
+        // MARK: Benchmarks
+        .executableTarget(name: "codec-bench", dependencies: ["API", "Serving", "Tensors"], path: "benchmarks/CodecBench",
+                          swiftSettings: strictSettings),
+
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
