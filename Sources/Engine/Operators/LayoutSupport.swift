@@ -181,10 +181,18 @@ extension Layout {
     /// The product of dimensions when all are known.
     static func product(_ dims: some Collection<Dim>) -> Dim {
         var product = 1
+        var dynamic: Dim?
         for dim in dims {
-            guard let value = dim.value else { return .unknown }
-            product *= value
+            if let value = dim.value {
+                product *= value
+            } else if dynamic == nil {
+                dynamic = dim
+            } else {
+                dynamic = .unknown
+            }
         }
-        return .fixed(product)
+        // One symbolic dimension times ones keeps its name ([N, 1, 1] flattens to N).
+        guard let dynamic, product != 0 else { return .fixed(product) }
+        return product == 1 ? dynamic : .unknown
     }
 }
