@@ -234,6 +234,13 @@ public final class ModelRegistry: Sendable {
         }
     }
 
+    /// The available versions of a model, oldest first.
+    public func loadedModels(named name: String) -> [ServedModel] {
+        state.withLock { state in
+            (state.models[name]?.versions ?? [:]).sorted { $0.key < $1.key }.compactMap(\.value.model)
+        }
+    }
+
     /// Labels of a model (label → version), from its config.
     public func labels(of name: String) -> [String: Int] {
         state.withLock { $0.models[name]?.source.configuration.labels ?? [:] }
