@@ -1,4 +1,5 @@
 import Engine
+import Kernels
 public import Logging
 import Synchronization
 
@@ -181,7 +182,9 @@ public final class ModelRegistry: Sendable {
             maxQueueLength: batching.maxQueueLength ?? 1024,
             defaultDeadline: (batching.defaultDeadlineMilliseconds ?? 0) > 0 ? .milliseconds(batching.defaultDeadlineMilliseconds!) : nil,
             instances: batching.instances ?? 1)
-        let options = InferenceSession.Options(intraOpThreads: configuration.threads ?? defaults.threads,
+        // Unless told otherwise, instances × threads stay within the cores.
+        let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.availableCores / policy.instances)
+        let options = InferenceSession.Options(intraOpThreads: threads,
                                                optimizations: configuration.optimizations ?? defaults.optimizations)
         let model = try ServedModel(name: source.name, version: version, path: path, options: options, policy: policy, metrics: metrics)
         if configuration.warmup ?? defaults.warmup {
