@@ -114,6 +114,7 @@ public final class ServingAPI: HTTPHandler {
                 Result { () throws(JSONError) in try JSONParser.parse(raw) }
             }.mapError { ServingError.invalidArgument("\($0)") }.get()
             let (request, format) = try TFServingCodec.decodePredict(body, model: model)
+            if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
             let decodeTime = ContinuousClock.now - exchange.start
             let handle = model.submit(request) { result in
                 let encodeStart = ContinuousClock.now

@@ -103,3 +103,46 @@ def repository(root):
     with open(os.path.join(root, "misconfigured", "config.yaml"), "w") as f:
         f.write("version_polcy:\n  latest: 1\n")
     return root
+
+
+def slow(path, rows=128, width=1024, layers=16):
+    """x float [batch, rows, width] -> y: `layers` MatMuls by one width x width matrix (a few GFLOP
+    per batch row), so requests take long enough to queue behind each other."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "w")
+    nodes, previous = [], "x"
+    for layer in range(layers):
+        nodes.append(helper.make_node("MatMul", [previous, "w"], ["h%d" % layer]))
+        previous = "h%d" % layer
+    nodes.append(helper.make_node("Identity", [previous], ["y"]))
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", rows, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", rows, width])], [weight])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def lookup(path):
+    """ids int64 [batch, 2] -> rows float [batch, 2, 4]: Gather from a 10-row table; an id out of
+    range fails at run time."""
+    table = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "table")
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)]
+    graph = helper.make_graph(nodes, "lookup", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 2])],
+                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["batch", 2, 4])], [table])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def batching_repository(root):
+    """Models and per-model batching settings for the batching tests."""
+    cnn(os.path.join(root, "cnn", "1", "model.onnx"))
+    with open(os.path.join(root, "cnn", "config.yaml"), "w") as f:
+        f.write("batching:\n  max_batch_size: 16\n")
+    lookup(os.path.join(root, "lookup", "1", "model.onnx"))
+    path = slow(os.path.join(root, "slow", "1", "model.onnx"))
+    for name, settings in [("slow", "  enabled: false\n  max_queue_length: 2\n"),
+                           ("slow_deadline", "  enabled: false\n  default_deadline_ms: 5\n"),
+                           ("slow_fifo", "  enabled: false\n")]:
+        os.makedirs(os.path.join(root, name, "1"), exist_ok=True)
+        if name != "slow":
+            os.symlink(path, os.path.join(root, name, "1", "model.onnx"))
+        with open(os.path.join(root, name, "config.yaml"), "w") as f:
+            f.write("batching:\n" + settings)
+    return root

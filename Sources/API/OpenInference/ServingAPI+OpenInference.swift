@@ -116,6 +116,7 @@ extension ServingAPI {
                 headerLength = length
             }
             let decoded = try OpenInferenceCodec.decode(exchange.request.body, headerLength: headerLength, model: model)
+            if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
             let decodeTime = ContinuousClock.now - received
             let handle = model.submit(decoded.request) { result in
                 let encodeStart = ContinuousClock.now
