@@ -1,12 +1,15 @@
 // OpenBLAS (Debian's DYNAMIC_ARCH build) reads OPENBLAS_CORETYPE in its library constructor,
 // which runs before main() and before any constructor of the executable. On some AVX-512 CPUs
 // its own detection falls back to the "Prescott" kernel, ten times too slow. An executable's
-// .preinit_array runs before every shared library's constructor, so the choice made here is
-// in place when OpenBLAS initialises. A value already in the environment wins.
+// .preinit_array runs before every shared library's constructor: there we decide the core from
+// CPUID and, when the variable is unset, re-execute the program with it set, so it is in place
+// when OpenBLAS initialises. A value already in the environment wins.
 #define _GNU_SOURCE
 #include "CPUDetection.h"
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static OnnxServeCoreTypeOrigin origin = OnnxServeCoreTypeFromEnvironment;
@@ -40,23 +43,47 @@ int onnx_serve_available_cores(void) {
     return online > 0 ? (int)online : 1;
 }
 
+/// The value of `name` in a NULL-terminated "NAME=value" array, or NULL.
+static const char *find_variable(char **envp, const char *name) {
+    size_t length = strlen(name);
+    for (char **entry = envp; entry != NULL && *entry != NULL; entry++) {
+        if (strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') return *entry + length + 1;
+    }
+    return NULL;
+}
+
+/// Marks a process we re-executed with a core of our choosing (so it can say so).
+#define CHOSEN_MARKER "ONNX_SERVE_OPENBLAS_CORETYPE_CHOSEN"
+
 static void onnx_serve_choose_coretype(int argc, char **argv, char **envp) {
-    (void)argc; (void)argv; (void)envp;
-    // Our engine runs its own parallel loops and calls OpenBLAS single-threaded; without this,
-    // OpenBLAS starts one idle server thread per core at load. A value set by the user wins.
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    const char *set = getenv("OPENBLAS_CORETYPE");
+    (void)argc;
+    // During pre-init libc has not set up `environ` yet (getenv sees nothing and setenv's changes
+    // are discarded when libc initialises), so read `envp` directly and, to add a variable,
+    // re-execute this program with it: the only way the value is in place when OpenBLAS's
+    // constructor calls getenv.
+    const char *set = find_variable(envp, "OPENBLAS_CORETYPE");
     if (set != NULL && set[0] != '\0') {
-        origin = OnnxServeCoreTypeFromEnvironment;
+        origin = find_variable(envp, CHOSEN_MARKER) ? OnnxServeCoreTypeChosenFromCPU : OnnxServeCoreTypeFromEnvironment;
         return;
     }
     const char *chosen = onnx_serve_coretype_for_cpu();
-    if (chosen == NULL) {
-        origin = OnnxServeCoreTypeLeftToOpenBLAS;
-        return;
-    }
-    setenv("OPENBLAS_CORETYPE", chosen, 1);
-    origin = OnnxServeCoreTypeChosenFromCPU;
+    origin = OnnxServeCoreTypeLeftToOpenBLAS;
+    if (chosen == NULL) return;
+
+    size_t count = 0;
+    while (envp != NULL && envp[count] != NULL) count++;
+    char *environment[count + 4];
+    for (size_t i = 0; i < count; i++) environment[i] = envp[i];
+    char core[64];
+    snprintf(core, sizeof core, "OPENBLAS_CORETYPE=%s", chosen);
+    environment[count++] = core;
+    environment[count++] = CHOSEN_MARKER "=1";
+    // Our engine runs its own parallel loops and calls OpenBLAS single-threaded; without this,
+    // OpenBLAS starts one idle server thread per core at load. A value set by the user wins.
+    if (find_variable(envp, "OPENBLAS_NUM_THREADS") == NULL) environment[count++] = "OPENBLAS_NUM_THREADS=1";
+    environment[count] = NULL;
+    execve("/proc/self/exe", argv, environment);
+    // exec failed (no /proc?): carry on with OpenBLAS's own detection.
 }
 
 __attribute__((section(".preinit_array"), used))

@@ -185,15 +185,24 @@ extension Layout {
     /// The dimensions of a type whose rank is known, with unknown sizes.
     static func unknownDims(_ rank: Int) -> [Dim] { Array(repeating: .unknown, count: rank) }
 
-    /// The product of dimensions when all are known (and it fits in an Int).
+    /// The product of dimensions: fixed when all are known (and it fits in an Int); a lone symbolic
+    /// dimension times ones keeps its name.
     static func product(_ dims: some Collection<Dim>) -> Dim {
         var product = 1
+        var dynamic: Dim?
         for dim in dims {
-            guard let value = dim.value else { return .unknown }
-            let (next, overflow) = product.multipliedReportingOverflow(by: value)
-            if overflow { return .unknown }
-            product = next
+            if let value = dim.value {
+                let (next, overflow) = product.multipliedReportingOverflow(by: value)
+                if overflow { return .unknown }
+                product = next
+            } else if dynamic == nil {
+                dynamic = dim
+            } else {
+                dynamic = .unknown
+            }
         }
-        return .fixed(product)
+        // One symbolic dimension times ones keeps its name ([N, 1, 1] flattens to N).
+        guard let dynamic, product != 0 else { return .fixed(product) }
+        return product == 1 ? dynamic : .unknown
     }
 }
