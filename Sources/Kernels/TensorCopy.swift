@@ -33,15 +33,17 @@ public enum TensorCopy {
         let rank = view.sizes.count
         if let tile = view.transposeTile {
             // The two inner axes form a 2-D transpose; tasks take blocks of rows.
-            let rows = view.sizes[rank - 2], blocks = (rows + transposeRowBlock - 1) / transposeRowBlock
+            let rowBytes = view.sizes[rank - 1] * view.blockBytes
+            let blockRows = min(max(transposeBlockBytes / rowBytes, 64), 512)
+            let rows = view.sizes[rank - 2], blocks = (rows + blockRows - 1) / blockRows
             let outerCount = view.sizes[..<(rank - 2)].reduce(1, *)
-            let bytesPerBlock = transposeRowBlock * view.sizes[rank - 1] * view.blockBytes
+            let bytesPerBlock = blockRows * rowBytes
             parallelism.forEachChunk(outerCount * blocks, minimumChunk: max(1, bytesPerTask / bytesPerBlock)) { units in
                 var odometer = Odometer(view, outerRank: rank - 2, start: units.lowerBound / blocks)
                 var block = units.lowerBound % blocks
                 for _ in units {
-                    let first = block * transposeRowBlock
-                    transposeRows(view, rows: first..<min(first + transposeRowBlock, rows), tile: tile,
+                    let first = block * blockRows
+                    transposeRows(view, rows: first..<min(first + blockRows, rows), tile: tile,
                                   source: source + odometer.sourceOffset, target: target + odometer.targetOffset)
                     block += 1
                     if block == blocks {
@@ -236,9 +238,10 @@ public enum TensorCopy {
         }
     }
 
-    /// Rows of a 2-D transpose copied per block in one task: enough that each column tile reads a few
-    /// cache lines per source stream (the hardware prefetcher follows a handful of streams, not 64).
-    static let transposeRowBlock = 64
+    /// Target bytes one block of a 2-D transpose writes: its rows are revisited once per column
+    /// tile, so they should stay in L2, while each tile should read long runs per source stream
+    /// (the hardware prefetcher follows a handful of streams, not 64).
+    static let transposeBlockBytes = 256 * 1024
 
     /// Copies the rows `rows` of a 2-D transpose (the view's two inner axes) one column tile at a
     /// time, so the `tile` strided source streams and the written rows stay in cache.
