@@ -74,6 +74,21 @@ def text(path):
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
+def types(path):
+    """h FP16, flags BOOL, small UINT8 (each [batch, 2]) -> widened FP32, h_copy FP16, inverted BOOL,
+    doubled UINT8: every element type path of the wire formats."""
+    nodes = [helper.make_node("Cast", ["h"], ["widened"], to=TensorProto.FLOAT),
+             helper.make_node("Identity", ["h"], ["h_copy"]),
+             helper.make_node("Not", ["flags"], ["inverted"]),
+             helper.make_node("Add", ["small", "small"], ["doubled"])]
+    value = lambda name, kind: helper.make_tensor_value_info(name, kind, ["batch", 2])
+    graph = helper.make_graph(nodes, "types",
+                              [value("h", TensorProto.FLOAT16), value("flags", TensorProto.BOOL), value("small", TensorProto.UINT8)],
+                              [value("widened", TensorProto.FLOAT), value("h_copy", TensorProto.FLOAT16),
+                               value("inverted", TensorProto.BOOL), value("doubled", TensorProto.UINT8)])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def constant(path, value):
     """x float [batch, 1] -> y = x * 0 + value: tells versions apart."""
     k = numpy_helper.from_array(np.array([value], dtype=np.float32), "k")
@@ -92,6 +107,7 @@ def repository(root):
     cnn(os.path.join(root, "cnn", "1", "model.onnx"))
     mixed(os.path.join(root, "mixed", "1", "model.onnx"))
     text(os.path.join(root, "text", "1", "model.onnx"))
+    types(os.path.join(root, "types", "1", "model.onnx"))
     for version in (1, 2, 3):
         constant(os.path.join(root, "versioned", str(version), "model.onnx"), float(version))
     with open(os.path.join(root, "versioned", "config.yaml"), "w") as f:

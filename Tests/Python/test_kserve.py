@@ -93,6 +93,34 @@ def test_bytes_tensors(client):
     assert list(result.as_numpy("echo")) == list(text)
 
 
+def test_every_element_type_in_binary(client):
+    h = np.array([[0.5, -2]], dtype=np.float16)
+    flags = np.array([[True, False]])
+    small = np.array([[3, 100]], dtype=np.uint8)
+    inputs = [httpclient.InferInput("h", [1, 2], "FP16"), httpclient.InferInput("flags", [1, 2], "BOOL"),
+              httpclient.InferInput("small", [1, 2], "UINT8")]
+    for given, value in zip(inputs, [h, flags, small]):
+        given.set_data_from_numpy(value)
+    result = client.infer("types", inputs)
+    np.testing.assert_array_equal(result.as_numpy("widened"), h.astype(np.float32))
+    np.testing.assert_array_equal(result.as_numpy("h_copy"), h)
+    np.testing.assert_array_equal(result.as_numpy("inverted"), ~flags)
+    np.testing.assert_array_equal(result.as_numpy("doubled"), small * 2)
+
+
+def test_fp16_output_as_json_is_refused_like_triton(client):
+    given = [httpclient.InferInput("h", [1, 2], "FP16"), httpclient.InferInput("flags", [1, 2], "BOOL"),
+             httpclient.InferInput("small", [1, 2], "UINT8")]
+    given[0].set_data_from_numpy(np.zeros((1, 2), np.float16))
+    given[1].set_data_from_numpy(np.zeros((1, 2), bool), binary_data=False)
+    given[2].set_data_from_numpy(np.zeros((1, 2), np.uint8), binary_data=False)
+    with pytest.raises(InferenceServerException) as error:
+        client.infer("types", given, outputs=[httpclient.InferRequestedOutput("h_copy", binary_data=False)])
+    assert "FP16" in str(error.value)
+    result = client.infer("types", given, outputs=[httpclient.InferRequestedOutput("inverted", binary_data=False)])
+    assert result.as_numpy("inverted").tolist() == [[True, True]]
+
+
 def test_classification_extension(client, repo):
     x = images(2, seed=3)
     given = httpclient.InferInput("image", list(x.shape), "FP32")
