@@ -106,7 +106,7 @@ struct Reduce: Operator {
             // Max and min of bools are "any" and "all": reduce the 0/1 bytes, then normalise.
             let bytes = try reduce(Tensor(dataType: .uint8, shape: x.shape, storage: x.storage), axes, context)
             let flags = context.allocate(.bool, outputShape)
-            mapElements(bytes, into: flags, context.parallelism) { (x: UInt8) in x != 0 }
+            mapElements(bytes, into: flags, context.parallelism, Elementwise.IsNonzero<UInt8>())
             return [flags]
         }
         return [try reduce(x, axes, context).reshaped(outputShape)]
@@ -193,7 +193,7 @@ struct Reduce: Operator {
         let x: Tensor, y: Tensor, count: Int, parallelism: Parallelism
         func visit<T: ArithmeticElement>(_: T.Type) {
             let divisor = T(casting: .signed(Int64(count)))
-            mapElements(x, into: y, parallelism) { (x: T) in T.divide(x, divisor) }
+            mapElements(x, into: y, parallelism, Elementwise.DivideBy(divisor: divisor))
         }
     }
 }
