@@ -8,4 +8,12 @@ extension OperatorRegistry {
         + SoftmaxOperators.definitions
         + ReductionOperators.definitions
         + NormalizationOperators.definitions
+        + ConvolutionOperators.definitions
+        + MatrixOperators.definitions
+        + PoolingOperators.definitions
+        + ShapeOperators.definitions
+        + DataMovementOperators.definitions
+        + IndexingOperators.definitions
+        + GeneratorOperators.definitions
+        + ResizeOperators.definitions
 }

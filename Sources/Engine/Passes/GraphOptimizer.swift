@@ -6,13 +6,17 @@ protocol GraphPass: Sendable {
 }
 
 /// The optimisation pipeline: a literal list of passes, run in order.
-enum GraphOptimizer {
+package enum GraphOptimizer {
     static let passes: [any GraphPass] = [
         IdentityElimination(),
         ConstantFolding(),
+        ConvBatchNormFolding(),
+        ConvAddFusion(),
+        MatMulAddFusion(),
+        ActivationFusion(),
     ]
 
-    static func optimize(_ graph: Graph, opsets: [String: Int]) throws(EngineError) -> Graph {
+    package static func optimize(_ graph: Graph, opsets: [String: Int]) throws(EngineError) -> Graph {
         var graph = graph
         for pass in passes {
             try pass.run(&graph, opsets: opsets)

@@ -1,0 +1,60 @@
+import Kernels
+
+extension Activation {
+    /// The activation a fused node (FusedConv, FusedGemm) applies, from its `activation` name and
+    /// `activation_params` floats (the same encoding as ONNX Runtime's fused operators); nil when
+    /// the node has none.
+    init?(fusedAttributesOf context: OperatorContext) throws {
+        guard let name = try context.string("activation") else { return nil }
+        let parameters = try context.floats("activation_params") ?? []
+        func parameter(_ index: Int, default defaultValue: Float? = nil) throws -> Float {
+            if index < parameters.count { return parameters[index] }
+            guard let defaultValue else { throw OpError("activation \(name) needs \(index + 1) activation_params") }
+            return defaultValue
+        }
+        switch name {
+        case "Relu": self = .relu
+        case "LeakyRelu": self = .leakyRelu(alpha: try parameter(0, default: 0.01))
+        case "Clip": self = .clip(min: try parameter(0), max: try parameter(1))
+        case "Sigmoid": self = .sigmoid
+        case "Tanh": self = .tanh
+        case "HardSigmoid": self = .hardSigmoid(alpha: try parameter(0, default: 0.2), beta: try parameter(1, default: 0.5))
+        case "HardSwish": self = .hardSwish
+        case "Elu": self = .elu(alpha: try parameter(0, default: 1))
+        case "Selu": self = .selu(alpha: try parameter(0), gamma: try parameter(1))
+        case "Celu": self = .celu(alpha: try parameter(0, default: 1))
+        case "Softplus": self = .softplus
+        case "Softsign": self = .softsign
+        case "ThresholdedRelu": self = .thresholdedRelu(alpha: try parameter(0, default: 1))
+        case "Gelu": self = .gelu
+        case "GeluTanh": self = .geluTanh
+        case "Mish": self = .mish
+        default: throw OpError("unknown fused activation '\(name)'")
+        }
+    }
+
+    /// The `activation` and `activation_params` attributes that name this activation on a fused node.
+    var fusedAttributes: [String: AttributeValue] {
+        let (name, parameters): (String, [Float]) = switch self {
+        case .relu: ("Relu", [])
+        case .leakyRelu(let alpha): ("LeakyRelu", [alpha])
+        case .clip(let low, let high): ("Clip", [low, high])
+        case .sigmoid: ("Sigmoid", [])
+        case .tanh: ("Tanh", [])
+        case .hardSigmoid(let alpha, let beta): ("HardSigmoid", [alpha, beta])
+        case .hardSwish: ("HardSwish", [])
+        case .elu(let alpha): ("Elu", [alpha])
+        case .selu(let alpha, let gamma): ("Selu", [alpha, gamma])
+        case .celu(let alpha): ("Celu", [alpha])
+        case .softplus: ("Softplus", [])
+        case .softsign: ("Softsign", [])
+        case .thresholdedRelu(let alpha): ("ThresholdedRelu", [alpha])
+        case .gelu: ("Gelu", [])
+        case .geluTanh: ("GeluTanh", [])
+        case .mish: ("Mish", [])
+        }
+        var attributes: [String: AttributeValue] = ["activation": .string(name)]
+        if !parameters.isEmpty { attributes["activation_params"] = .floats(parameters) }
+        return attributes
+    }
+}

@@ -1,0 +1,282 @@
+import Kernels
+import Tensors
+
+/// Convolutions: Conv, ConvTranspose, and FusedConv (a Conv whose bias, residual Add and
+/// activation run in its epilogue; made by the fusion passes).
+enum ConvolutionOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Conv", versions: [1, 11, 22]) { try Conv($0, fused: false) },
+        OperatorDefinition("ConvTranspose", versions: [1, 11, 22]) { try ConvTranspose($0) },
+        OperatorDefinition("FusedConv", domain: OperatorRegistry.internalDomain, versions: [1]) { try Conv($0, fused: true) },
+    ]
+
+    /// Element types a convolution accepts; Float runs the fast kernels, the others the reference ones.
+    static func checkType(_ type: DataType, _ what: String) throws {
+        guard type == .float || type == .double || type == .float16 else {
+            throw OpError("\(what) has element type \(type); float, double or float16 is needed")
+        }
+    }
+}
+
+/// Conv, and FusedConv: Conv attributes plus `activation`/`activation_params` and an optional
+/// 4th input (a residual added before the activation).
+/// Inputs: X [N, C, *spatial], W [M, C/group, *kernel], B [M] (optional), Z residual (FusedConv).
+struct Conv: Operator {
+    let attributes: SlidingWindowAttributes
+    let groups: Int
+    let activation: Activation?
+
+    init(_ context: OperatorContext, fused: Bool) throws {
+        attributes = try SlidingWindowAttributes(context)
+        groups = try context.int("group", default: 1)
+        guard groups >= 1 else { throw OpError("group \(groups) must be positive") }
+        activation = fused ? try Activation(fusedAttributesOf: context) : nil
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.first ?? nil else { return [] }
+        try ConvolutionOperators.checkType(x.dataType, "X")
+        let w = inputs.count > 1 ? inputs[1] : nil
+        if let w, w.dataType != x.dataType { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
+        guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
+        let channels: Dim = w?.dims.map { $0.first ?? .unknown } ?? .unknown
+        let kernel = Self.kernel(attributes, weights: w, rank: dims.count)
+        var spatial = [Dim](repeating: .unknown, count: dims.count - 2)
+        if let kernel, kernel.count == spatial.count {
+            spatial = try attributes.outputDims(input: Array(dims.dropFirst(2)), kernel: kernel)
+        }
+        return [TensorType(x.dataType, [dims[0], channels] + spatial)]
+    }
+
+    /// The kernel size for type inference: `kernel_shape`, or the weights' spatial dimensions when known.
+    static func kernel(_ attributes: SlidingWindowAttributes, weights: TensorType?, rank: Int) -> [Int]? {
+        if let kernelShape = attributes.kernelShape { return kernelShape }
+        guard let dims = weights?.dims, dims.count == rank else { return nil }
+        let sizes = dims.dropFirst(2).compactMap(\.value)
+        return sizes.count == rank - 2 ? sizes : nil
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
+            throw OpError("Conv needs inputs X and W")
+        }
+        try ConvolutionOperators.checkType(x.dataType, "X")
+        guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
+        guard x.shape.rank >= 3, w.shape.rank == x.shape.rank else {
+            throw OpError("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
+        }
+        let channels = x.shape[1], outputs = w.shape[0]
+        guard channels == w.shape[1] * groups, outputs % groups == 0 else {
+            throw OpError("X \(x.shape) and W \(w.shape) do not fit group \(groups)")
+        }
+        let (window, _) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: Array(w.shape.dims.dropFirst(2)))
+        let layout = ConvolutionLayout(batch: x.shape[0], inputChannels: channels, outputChannels: outputs, groups: groups,
+                                       window: window)
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
+            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
+        }
+        let residual = inputs.count > 3 ? inputs[3] : nil
+        if let residual, residual.dataType != x.dataType {
+            throw OpError("the residual has element type \(residual.dataType) but X has \(x.dataType)")
+        }
+        let shape = Shape([x.shape[0], outputs] + window.outputSize)
+        guard let residual, residual.shape != shape else {
+            return [convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
+                             shape: shape, context)]
+        }
+        // A residual of another shape: broadcast it, or the convolution's result, first.
+        guard let target = Shape.broadcast(shape, residual.shape) else {
+            throw OpError("the residual \(residual.shape) does not broadcast with the output \(shape)")
+        }
+        let expandedResidual = context.allocate(x.dataType, target)
+        try BroadcastCopy.copy(residual, to: target, into: expandedResidual.rawPointer)
+        if target == shape {
+            return [convolve(x, w, bias: bias, residual: expandedResidual, activation: activation,
+                             layout: layout, shape: shape, context)]
+        }
+        let product = convolve(x, w, bias: bias, residual: nil, activation: nil, layout: layout,
+                               shape: shape, context)
+        let result = context.allocate(x.dataType, target)
+        try BroadcastCopy.copy(product, to: target, into: result.rawPointer)
+        try Self.addResidual(expandedResidual, into: result, activation: activation)
+        return [result]
+    }
+
+    /// The convolution with its epilogue; the residual (if any) already has the output's shape.
+    private func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
+                          layout: ConvolutionLayout, shape: Shape, _ context: ExecutionContext) -> Tensor {
+        let y = context.allocate(x.dataType, shape)
+        guard x.dataType == .float, layout.depth > 0 else {
+            Self.reference(x, w, bias: bias, residual: residual, activation: activation, into: y, layout: layout)
+            return y
+        }
+        let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
+        let scratch = scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
+        withExtendedLifetime(scratch) {
+            let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
+                                    residual: residual?.pointer(as: Float.self), activation: activation)
+            Convolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+                                output: y.mutablePointer(as: Float.self), layout: layout, epilogue: epilogue,
+                                scratch: scratch?.mutablePointer(as: Float.self), parallelism: context.parallelism)
+        }
+        return y
+    }
+
+    /// The reference convolution, for double and float16 (and empty products).
+    private static func reference(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
+                                  into y: Tensor, layout: ConvolutionLayout) {
+        struct Visitor: FloatingVisitor {
+            let x: Tensor, w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?, y: Tensor
+            let layout: ConvolutionLayout
+            func visit<T: FloatingElement>(_ type: T.Type) {
+                Convolution.reference(input: x.pointer(as: T.self), weights: w.pointer(as: T.self),
+                                      bias: bias?.pointer(as: T.self), residual: residual?.pointer(as: T.self),
+                                      activation: activation, output: y.mutablePointer(as: T.self), layout: layout)
+            }
+        }
+        _ = try? x.dataType.visit(Visitor(x: x, w: w, bias: bias, residual: residual, activation: activation, y: y,
+                                          layout: layout))
+    }
+
+    /// `result = activation(result + residual)`, both of one shape.
+    private static func addResidual(_ residual: Tensor, into result: Tensor, activation: Activation?) throws {
+        struct Visitor: FloatingVisitor {
+            let residual: Tensor, result: Tensor, activation: Activation?
+            func visit<T: FloatingElement>(_ type: T.Type) {
+                let source = residual.pointer(as: T.self), target = result.mutablePointer(as: T.self)
+                for i in 0..<result.elementCount {
+                    let sum = target[i] + source[i]
+                    target[i] = activation.map { T(Float($0(Float(sum)))) } ?? sum
+                }
+            }
+        }
+        _ = try result.dataType.visit(Visitor(residual: residual, result: result, activation: activation))
+    }
+}
+
+/// ConvTranspose. Inputs: X [N, C, *spatial], W [C, M/group, *kernel], B [M] (optional).
+/// Output sizes follow ONNX Runtime: from `output_shape` (pads derived, the odd one at the start
+/// unless SAME_UPPER), from auto_pad SAME (input × stride) or VALID (no pads), or from explicit pads.
+struct ConvTranspose: Operator {
+    let attributes: SlidingWindowAttributes
+    let groups: Int
+    let outputPadding: [Int]?
+    let outputShape: [Int]?
+
+    init(_ context: OperatorContext) throws {
+        attributes = try SlidingWindowAttributes(context)
+        groups = try context.int("group", default: 1)
+        guard groups >= 1 else { throw OpError("group \(groups) must be positive") }
+        outputPadding = try context.ints("output_padding")
+        outputShape = try context.ints("output_shape")
+        if let outputPadding, outputPadding.contains(where: { $0 < 0 }) {
+            throw OpError("output_padding \(outputPadding) must not be negative")
+        }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.first ?? nil else { return [] }
+        try ConvolutionOperators.checkType(x.dataType, "X")
+        let w = inputs.count > 1 ? inputs[1] : nil
+        if let w, w.dataType != x.dataType { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
+        guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
+        var channels = Dim.unknown
+        if let wDims = w?.dims, wDims.count >= 2, let perGroup = wDims[1].value { channels = .fixed(perGroup * groups) }
+        let kernel = Conv.kernel(attributes, weights: w, rank: dims.count)
+        var spatial = [Dim](repeating: .unknown, count: dims.count - 2)
+        if let kernel, kernel.count == spatial.count {
+            for axis in spatial.indices {
+                if let size = dims[axis + 2].value, let geometry = try? self.axis(axis, rank: spatial.count, input: size, kernel: kernel[axis]) {
+                    spatial[axis] = .fixed(geometry.output)
+                }
+            }
+        }
+        return [TensorType(x.dataType, [dims[0], channels] + spatial)]
+    }
+
+    /// Padding before the output and output size along one axis.
+    private func axis(_ axis: Int, rank: Int, input: Int, kernel: Int) throws -> (begin: Int, output: Int) {
+        let stride = attributes.strides?[axis] ?? 1
+        let adjustment = outputPadding?[axis] ?? 0, span = (kernel - 1) * (attributes.dilations?[axis] ?? 1) + 1
+        let full = (input - 1) * stride + adjustment + span
+        if let outputShape {
+            // Pads make up the difference; a larger output (less than a stride more) keeps only the bias there.
+            let output = outputShape[outputShape.count - rank + axis]
+            let total = Swift.max(0, full - output)
+            let reach = output + total - span - adjustment
+            guard output >= 0, reach >= 0, reach / stride + 1 == input else {
+                throw OpError("output_shape \(outputShape) does not fit input size \(input) on axis \(axis)")
+            }
+            return (attributes.autoPad == .sameUpper ? total / 2 : total - total / 2, output)
+        }
+        switch attributes.autoPad {
+        case .valid:
+            return (0, full)
+        case .sameUpper, .sameLower:
+            let output = input * stride, total = Swift.max(0, full - output)
+            return (attributes.autoPad == .sameUpper ? total / 2 : total - total / 2, output)
+        case .notSet:
+            let begin = attributes.pads?[axis] ?? 0, end = attributes.pads?[rank + axis] ?? 0
+            return (begin, full - begin - end)
+        }
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
+            throw OpError("ConvTranspose needs inputs X and W")
+        }
+        try ConvolutionOperators.checkType(x.dataType, "X")
+        guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
+        guard x.shape.rank >= 3, w.shape.rank == x.shape.rank else {
+            throw OpError("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
+        }
+        let channels = x.shape[1], outputs = w.shape[1] * groups
+        guard w.shape[0] == channels, channels % groups == 0 else {
+            throw OpError("X \(x.shape) and W \(w.shape) do not fit group \(groups)")
+        }
+        let rank = x.shape.rank - 2
+        let input = Array(x.shape.dims.dropFirst(2)), kernel = Array(w.shape.dims.dropFirst(2))
+        try attributes.check(rank: rank, kernel: kernel)
+        if let outputPadding, outputPadding.count != rank { throw OpError("output_padding \(outputPadding) needs \(rank) values") }
+        if let outputShape, outputShape.count != rank && outputShape.count != rank + 2 {
+            throw OpError("output_shape \(outputShape) needs \(rank) values")
+        }
+        let axes = try (0..<rank).map { try axis($0, rank: rank, input: input[$0], kernel: kernel[$0]) }
+        if let bad = axes.first(where: { $0.output < 0 }) { throw OpError("pads leave an output size of \(bad.output)") }
+        // The convolution this one transposes: its input is our output.
+        let window = SpatialWindow(inputSize: axes.map(\.output), outputSize: input, kernel: kernel,
+                                   strides: attributes.strides ?? Array(repeating: 1, count: rank),
+                                   dilations: attributes.dilations ?? Array(repeating: 1, count: rank),
+                                   padsBegin: axes.map(\.begin))
+        let layout = ConvolutionLayout(batch: x.shape[0], inputChannels: outputs, outputChannels: channels, groups: groups,
+                                       window: window)
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
+            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
+        }
+        let y = context.allocate(x.dataType, Shape([x.shape[0], outputs] + window.inputSize))
+        if x.dataType == .float && y.elementCount > 0 && layout.outputChannelsPerGroup > 0 {
+            let scratch = context.allocate(.float, [TransposedConvolution.scratchCount(layout, parallelism: context.parallelism)])
+            withExtendedLifetime(scratch) {
+                TransposedConvolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+                                              bias: bias?.pointer(as: Float.self), output: y.mutablePointer(as: Float.self),
+                                              layout: layout, scratch: scratch.mutablePointer(as: Float.self),
+                                              parallelism: context.parallelism)
+            }
+        } else {
+            struct Visitor: FloatingVisitor {
+                let x: Tensor, w: Tensor, bias: Tensor?, y: Tensor, layout: ConvolutionLayout
+                func visit<T: FloatingElement>(_ type: T.Type) {
+                    TransposedConvolution.reference(input: x.pointer(as: T.self), weights: w.pointer(as: T.self),
+                                                    bias: bias?.pointer(as: T.self), output: y.mutablePointer(as: T.self),
+                                                    layout: layout)
+                }
+            }
+            _ = try x.dataType.visit(Visitor(x: x, w: w, bias: bias, y: y, layout: layout))
+        }
+        return [y]
+    }
+}

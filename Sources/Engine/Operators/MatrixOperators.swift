@@ -1,0 +1,223 @@
+import Kernels
+import Tensors
+
+/// Matrix products: Gemm, MatMul, and FusedGemm (a Gemm whose bias and activation run in its
+/// epilogue; made by the fusion passes). Float runs the threaded sgemm; other numeric types a
+/// plain loop.
+enum MatrixOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Gemm", versions: [1, 6, 7, 9, 11, 13]) { try GemmOperator($0, fused: false) },
+        OperatorDefinition("MatMul", versions: [1, 9, 13]) { _ in MatMul() },
+        OperatorDefinition("FusedGemm", domain: OperatorRegistry.internalDomain, versions: [1]) { try GemmOperator($0, fused: true) },
+    ]
+
+    /// Applies `activation` to every element (the non-float paths; Float fuses it into the epilogue).
+    static func activate(_ tensor: Tensor, _ activation: Activation) throws {
+        struct Visitor: NumericVisitor {
+            let tensor: Tensor, activation: Activation
+            func visit<T: NumericElement>(_ type: T.Type) {
+                let values = tensor.mutablePointer(as: T.self)
+                for i in 0..<tensor.elementCount {
+                    values[i] = T(converting: Double(activation(Float(values[i].doubleValue))))
+                }
+            }
+        }
+        _ = try tensor.dataType.visit(Visitor(tensor: tensor, activation: activation))
+    }
+
+    /// `C = op(A) · op(B) (+ C when accumulate)` for one product in a numeric type without BLAS.
+    static func referenceProduct(_ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int,
+                                 transposeA: Bool, transposeB: Bool, alpha: Double, beta: Double,
+                                 offsets: [(a: Int, b: Int, c: Int)]) throws {
+        struct Visitor: NumericVisitor {
+            let a: Tensor, b: Tensor, c: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool
+            let alpha: Double, beta: Double, offsets: [(a: Int, b: Int, c: Int)]
+            func visit<T: NumericElement>(_ type: T.Type) {
+                for offset in offsets {
+                    Gemm.reference(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                   alpha: T(converting: alpha), a: a.pointer(as: T.self) + offset.a, lda: transposeA ? m : k,
+                                   b: b.pointer(as: T.self) + offset.b, ldb: transposeB ? k : n,
+                                   beta: T(converting: beta), c: c.mutablePointer(as: T.self) + offset.c, ldc: n)
+                }
+            }
+        }
+        guard try a.dataType.visit(Visitor(a: a, b: b, c: c, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                           alpha: alpha, beta: beta, offsets: offsets)) != nil else {
+            throw OpError("element type \(a.dataType) has no arithmetic")
+        }
+    }
+}
+
+/// ONNX Gemm, `Y = alpha · op(A) · op(B) + beta · C`, and FusedGemm (the same plus `activation`).
+/// FusedGemm also takes an A of any rank when not transposed (rows = all leading axes), so that
+/// MatMul + Add over a batch of rows becomes one FusedGemm.
+struct GemmOperator: Operator {
+    let transposeA: Bool
+    let transposeB: Bool
+    let alpha: Float
+    let beta: Float
+    let activation: Activation?
+    let fused: Bool
+
+    init(_ context: OperatorContext, fused: Bool) throws {
+        transposeA = try context.int("transA", default: 0) != 0
+        transposeB = try context.int("transB", default: 0) != 0
+        alpha = try context.float("alpha", default: 1)
+        beta = try context.float("beta", default: 1)
+        activation = fused ? try Activation(fusedAttributesOf: context) : nil
+        self.fused = fused
+    }
+
+    /// Whether A may have a rank other than 2.
+    private var flattensA: Bool { fused && !transposeA }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let a = inputs.first ?? nil else { return [] }
+        guard a.dataType.isNumeric else { throw OpError("A has element type \(a.dataType); a numeric type is needed") }
+        let b = inputs.count > 1 ? inputs[1] : nil
+        if let b, b.dataType != a.dataType { throw OpError("B has element type \(b.dataType) but A has \(a.dataType)") }
+        let columns: Dim = b?.dims.flatMap { $0.count == 2 ? $0[transposeB ? 0 : 1] : nil } ?? .unknown
+        guard let dims = a.dims else { return [TensorType(a.dataType, nil)] }
+        if flattensA {
+            guard dims.count >= 1 else { throw OpError("A must have rank 1 or more") }
+            return [TensorType(a.dataType, Array(dims.dropLast()) + [columns])]
+        }
+        guard dims.count == 2 else { throw OpError("A must have rank 2, not \(dims.count)") }
+        return [TensorType(a.dataType, [dims[transposeA ? 1 : 0], columns])]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let a = inputs.first ?? nil, let b = inputs.count > 1 ? inputs[1] : nil else {
+            throw OpError("Gemm needs inputs A and B")
+        }
+        guard a.dataType.isNumeric, b.dataType == a.dataType else {
+            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
+        }
+        guard b.shape.rank == 2, flattensA ? a.shape.rank >= 1 : a.shape.rank == 2 else {
+            throw OpError("A \(a.shape) and B \(b.shape) must be matrices")
+        }
+        let k = transposeA ? a.shape[0] : a.shape[a.shape.rank - 1]
+        let m = transposeA ? a.shape[1] : a.shape.dims.dropLast().reduce(1, *)
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        guard (transposeB ? b.shape[1] : b.shape[0]) == k else {
+            throw OpError("A \(a.shape) and B \(b.shape) do not fit (transA \(transposeA ? 1 : 0), transB \(transposeB ? 1 : 0))")
+        }
+        let shape = flattensA ? Shape(Array(a.shape.dims.dropLast()) + [n]) : Shape([m, n])
+        let c = inputs.count > 2 && beta != 0 ? inputs[2] : nil
+        if let c {
+            guard c.dataType == a.dataType else { throw OpError("C has element type \(c.dataType) but A has \(a.dataType)") }
+            guard Shape.broadcast(c.shape, [m, n]) == [m, n] else { throw OpError("C \(c.shape) does not broadcast to [\(m), \(n)]") }
+        }
+        let y = context.allocate(a.dataType, shape)
+        if y.elementCount == 0 { return [y] }
+        guard a.dataType == .float else {
+            if let c { try BroadcastCopy.copy(c, to: [m, n], into: y.rawPointer) }
+            try MatrixOperators.referenceProduct(a, b, into: y, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                                 alpha: Double(alpha), beta: c == nil ? 0 : Double(beta), offsets: [(0, 0, 0)])
+            if let activation { try MatrixOperators.activate(y, activation) }
+            return [y]
+        }
+        // C as a bias along rows or columns when it has that shape; otherwise copied into Y first.
+        var bias: Tensor? = nil, accumulate = false
+        var epilogue = Epilogue(activation: activation)
+        if let c {
+            let dims = c.shape.dims, rowVector = dims.count == 2 && dims[0] == m && dims[1] == 1 && n > 1
+            if c.elementCount == 1 || (dims.last == n && c.elementCount == n) || rowVector {
+                let length = rowVector ? m : n
+                let scaled = context.allocate(.float, [length])
+                let source = c.pointer(as: Float.self), target = scaled.mutablePointer(as: Float.self)
+                for i in 0..<length { target[i] = beta * source[c.elementCount == 1 ? 0 : i] }
+                bias = scaled
+                epilogue.bias = rowVector ? .perRow(UnsafePointer(target)) : .perColumn(UnsafePointer(target))
+            } else {
+                try BroadcastCopy.copy(c, to: [m, n], into: y.rawPointer)
+                accumulate = true
+            }
+        }
+        withExtendedLifetime(bias) {
+            Gemm.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                          a: a.pointer(as: Float.self), lda: transposeA ? m : k, b: b.pointer(as: Float.self),
+                          ldb: transposeB ? k : n, beta: accumulate ? beta : 0, c: y.mutablePointer(as: Float.self), ldc: n,
+                          epilogue: epilogue, parallelism: context.parallelism)
+        }
+        return [y]
+    }
+}
+
+/// ONNX MatMul: numpy matmul semantics (1-D operands promoted and their axis dropped again,
+/// batch axes broadcast).
+struct MatMul: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { return [] }
+        guard a.dataType.isNumeric, b.dataType == a.dataType else {
+            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
+        }
+        guard let aDims = a.dims, let bDims = b.dims else { return [TensorType(a.dataType, nil)] }
+        guard !aDims.isEmpty, !bDims.isEmpty else { throw OpError("MatMul operands must have rank 1 or more") }
+        let aBatch = aDims.count > 2 ? Array(aDims.dropLast(2)) : []
+        let bBatch = bDims.count > 2 ? Array(bDims.dropLast(2)) : []
+        let rank = Swift.max(aBatch.count, bBatch.count)
+        let left = Array(repeating: Dim.fixed(1), count: rank - aBatch.count) + aBatch
+        let right = Array(repeating: Dim.fixed(1), count: rank - bBatch.count) + bBatch
+        var dims = zip(left, right).map { x, y -> Dim in
+            if x == y || y == .fixed(1) { return x }
+            if x == .fixed(1) { return y }
+            return .unknown
+        }
+        if aDims.count >= 2 { dims.append(aDims[aDims.count - 2]) }
+        if bDims.count >= 2 { dims.append(bDims[bDims.count - 1]) }
+        return [TensorType(a.dataType, dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { throw OpError("MatMul needs inputs A and B") }
+        guard a.dataType.isNumeric, b.dataType == a.dataType else {
+            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
+        }
+        guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError("MatMul operands must have rank 1 or more") }
+        let aDims = a.shape.rank == 1 ? [1] + a.shape.dims : a.shape.dims
+        let bDims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
+        let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
+        guard bDims[bDims.count - 2] == k else { throw OpError("A \(a.shape) and B \(b.shape) do not fit") }
+        let aBatch = Shape(Array(aDims.dropLast(2))), bBatch = Shape(Array(bDims.dropLast(2)))
+        guard let batch = Shape.broadcast(aBatch, bBatch) else {
+            throw OpError("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
+        }
+        var dims = batch.dims
+        if a.shape.rank > 1 { dims.append(m) }
+        if b.shape.rank > 1 { dims.append(n) }
+        let y = context.allocate(a.dataType, Shape(dims))
+        if y.elementCount == 0 { return [y] }
+        // A batch of A against one B is a single taller product.
+        let folded = bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount
+        let items = folded ? 1 : batch.elementCount, rows = folded ? batch.elementCount * m : m
+        let aOffsets = folded ? [0] : Self.offsets(batch, aBatch, matrix: m * k)
+        let bOffsets = folded ? [0] : Self.offsets(batch, bBatch, matrix: k * n)
+        let offsets = (0..<items).map { (a: aOffsets[$0], b: bOffsets[$0], c: $0 * rows * n) }
+        guard a.dataType == .float else {
+            try MatrixOperators.referenceProduct(a, b, into: y, m: rows, n: n, k: k, transposeA: false, transposeB: false,
+                                                 alpha: 1, beta: 0, offsets: offsets)
+            return [y]
+        }
+        Gemm.multiply(m: rows, n: n, k: k, a: a.pointer(as: Float.self), lda: k, b: b.pointer(as: Float.self), ldb: n,
+                      c: y.mutablePointer(as: Float.self), ldc: n, batch: items, batchOffsets: { offsets[$0] },
+                      parallelism: context.parallelism)
+        return [y]
+    }
+
+    /// Element offset of each output batch item's matrix in an operand with batch shape `operand`
+    /// (broadcast axes repeat the same matrix).
+    static func offsets(_ batch: Shape, _ operand: Shape, matrix: Int) -> [Int] {
+        let missing = batch.rank - operand.rank
+        let strides = operand.strides
+        return (0..<batch.elementCount).map { item in
+            var rest = item, offset = 0
+            for axis in stride(from: batch.rank - 1, through: 0, by: -1) {
+                let index = rest % batch[axis]
+                rest /= batch[axis]
+                if axis >= missing && operand[axis - missing] != 1 { offset += index * strides[axis - missing] }
+            }
+            return offset * matrix
+        }
+    }
+}

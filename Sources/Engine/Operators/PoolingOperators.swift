@@ -1,0 +1,125 @@
+import Kernels
+import Tensors
+
+/// Pooling: MaxPool, AveragePool, LpPool and their global forms.
+enum PoolingOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("MaxPool", versions: [1, 8, 10, 11, 12, 22]) { try Pool($0, kind: .max) },
+        OperatorDefinition("AveragePool", versions: [1, 7, 10, 11, 19, 22]) {
+            try Pool($0, kind: .average(countIncludePad: try $0.int("count_include_pad", default: 0) != 0))
+        },
+        OperatorDefinition("LpPool", versions: [1, 2, 11, 18, 22]) { try Pool($0, kind: .lp(p: try exponent($0))) },
+        OperatorDefinition("GlobalMaxPool", versions: [1, 22]) { _ in GlobalPool(kind: .max) },
+        OperatorDefinition("GlobalAveragePool", versions: [1, 22]) { _ in GlobalPool(kind: .average(countIncludePad: false)) },
+        OperatorDefinition("GlobalLpPool", versions: [1, 2, 22]) { GlobalPool(kind: .lp(p: try exponent($0))) },
+    ]
+
+    /// LpPool's `p`: a float in version 1, an int later; a positive whole number either way.
+    static func exponent(_ context: OperatorContext) throws -> Int {
+        let p = try context.float("p", default: 2)
+        guard p >= 1, p == p.rounded(), p < 1000 else { throw OpError("p \(p) must be a positive whole number") }
+        return Int(p)
+    }
+
+    /// Element types the pool accepts: max works on every numeric type, the others need floats.
+    static func checkType(_ type: DataType, for kind: Pooling.Kind) throws {
+        switch kind {
+        case .max where type.isNumeric: return
+        case _ where type.isFloatingPoint: return
+        default: throw OpError("element type \(type) is not supported for \(kind) pooling")
+        }
+    }
+
+    /// Runs the pooling kernel for the element type of `x`.
+    static func pool(_ kind: Pooling.Kind, x: Tensor, y: Tensor, indices: Tensor?, columnMajorIndices: Bool,
+                     window: SpatialWindow, padsEnd: [Int], context: ExecutionContext) throws {
+        struct Visitor: NumericVisitor {
+            let kind: Pooling.Kind, x: Tensor, y: Tensor, indices: Tensor?, columnMajorIndices: Bool
+            let window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism
+            func visit<T: NumericElement>(_ type: T.Type) {
+                Pooling.forward(kind, input: x.pointer(as: T.self), output: y.mutablePointer(as: T.self),
+                                indices: indices?.mutablePointer(as: Int64.self), columnMajorIndices: columnMajorIndices,
+                                planes: x.shape[0] * x.shape[1], window: window, padsEnd: padsEnd, parallelism: parallelism)
+            }
+        }
+        _ = try x.dataType.visit(Visitor(kind: kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
+                                         window: window, padsEnd: padsEnd, parallelism: context.parallelism))
+    }
+}
+
+/// MaxPool (with its optional Indices output), AveragePool and LpPool over 1 to 3 spatial axes.
+struct Pool: Operator {
+    let kind: Pooling.Kind
+    let attributes: SlidingWindowAttributes
+    /// MaxPool's storage_order 1: indices count the first spatial axis fastest.
+    let columnMajorIndices: Bool
+    let wantsIndices: Bool
+
+    init(_ context: OperatorContext, kind: Pooling.Kind) throws {
+        self.kind = kind
+        attributes = try SlidingWindowAttributes(context, requireKernelShape: true)
+        let storageOrder = try context.int("storage_order", default: 0)
+        guard storageOrder == 0 || storageOrder == 1 else { throw OpError("storage_order \(storageOrder) must be 0 or 1") }
+        columnMajorIndices = storageOrder == 1
+        wantsIndices = context.hasOutput(1)
+        if wantsIndices && kind != .max { throw OpError("only MaxPool has an Indices output") }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.first ?? nil else { return [] }
+        try PoolingOperators.checkType(x.dataType, for: kind)
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil), TensorType(.int64, nil)] }
+        guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
+        let kernel = attributes.kernelShape ?? []
+        guard kernel.count == dims.count - 2 else {
+            throw OpError("kernel_shape \(kernel) needs \(dims.count - 2) values for input rank \(dims.count)")
+        }
+        let output = Array(dims.prefix(2)) + (try attributes.outputDims(input: Array(dims.dropFirst(2)), kernel: kernel))
+        return [TensorType(x.dataType, output), TensorType(.int64, output)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
+        try PoolingOperators.checkType(x.dataType, for: kind)
+        guard x.shape.rank >= 3 else { throw OpError("X \(x.shape) must have rank 3 or more") }
+        let kernel = attributes.kernelShape ?? []
+        guard kernel.count == x.shape.rank - 2 else {
+            throw OpError("kernel_shape \(kernel) needs \(x.shape.rank - 2) values for X \(x.shape)")
+        }
+        let (window, padsEnd) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: kernel)
+        let shape = Shape(Array(x.shape.dims.prefix(2)) + window.outputSize)
+        let y = context.allocate(x.dataType, shape)
+        let indices = wantsIndices ? context.allocate(.int64, shape) : nil
+        try PoolingOperators.pool(kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
+                                  window: window, padsEnd: padsEnd, context: context)
+        return indices.map { [y, $0] } ?? [y]
+    }
+}
+
+/// GlobalMaxPool, GlobalAveragePool and GlobalLpPool: one window over all spatial axes.
+struct GlobalPool: Operator {
+    let kind: Pooling.Kind
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.first ?? nil else { return [] }
+        try PoolingOperators.checkType(x.dataType, for: kind)
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
+        guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
+        return [TensorType(x.dataType, Array(dims.prefix(2)) + Array(repeating: .fixed(1), count: dims.count - 2))]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
+        try PoolingOperators.checkType(x.dataType, for: kind)
+        guard x.shape.rank >= 3 else { throw OpError("X \(x.shape) must have rank 3 or more") }
+        let size = x.shape.dims.dropFirst(2).reduce(1, *)
+        guard size > 0 else { throw OpError("X \(x.shape) has no spatial elements to pool") }
+        // The spatial axes flattened into one, pooled by a window as large as the input.
+        let window = SpatialWindow(inputSize: [size], outputSize: [1], kernel: [size], strides: [1], dilations: [1],
+                                   padsBegin: [0])
+        let y = context.allocate(x.dataType, Shape(Array(x.shape.dims.prefix(2)) + Array(repeating: 1, count: x.shape.rank - 2)))
+        try PoolingOperators.pool(kind, x: x, y: y, indices: nil, columnMajorIndices: false, window: window, padsEnd: [0],
+                                  context: context)
+        return [y]
+    }
+}

@@ -1,0 +1,75 @@
+import Tensors
+
+/// Merges an Add that follows a Conv into it. A constant addend that is one value per output
+/// channel joins the bias; any other addend becomes FusedConv's residual input, added in the
+/// epilogue while the output is in cache (ResNet's shortcut). Runs before activation fusion,
+/// since the residual is added before the activation.
+struct ConvAddFusion: GraphPass {
+    var name: String { "conv-add-fusion" }
+
+    func run(_ graph: inout Graph, opsets: [String: Int]) throws(EngineError) {
+        let outputs = graph.outputNames, uses = graph.useCounts
+        var producers = graph.producers
+        // Where each node runs; of two Conv operands the later one absorbs the Add.
+        var position = [Int](repeating: 0, count: graph.nodes.count)
+        for (step, index) in try GraphOrder.sorted(graph).enumerated() { position[index] = step }
+        var removed = Set<Int>()
+        for (index, add) in graph.nodes.enumerated() where add.isStandard("Add") {
+            guard add.inputs.count == 2, add.outputs.count == 1, add.inputs[0] != add.inputs[1] else { continue }
+            let candidates = (0..<2).compactMap { side -> (side: Int, conv: Int)? in
+                let value = add.inputs[side]
+                guard let producer = producers[value], Self.acceptsAddend(graph.nodes[producer]),
+                      graph.hasSingleReader(value, uses: uses, outputs: outputs) else { return nil }
+                return (side, producer)
+            }
+            guard let chosen = candidates.max(by: { position[$0.conv] < position[$1.conv] }) else { continue }
+            var conv = graph.nodes[chosen.conv]
+            let addend = add.inputs[1 - chosen.side]
+            while conv.inputs.count < 3 { conv.inputs.append("") }
+            if let bias = Self.channelBias(conv, addend: addend, graph) {
+                let name = graph.unusedName(addend + "_bias")
+                graph.initializers[name] = bias
+                conv.inputs[2] = name
+            } else {
+                conv.domain = OperatorRegistry.internalDomain
+                conv.opType = "FusedConv"
+                conv.inputs = Array(conv.inputs.prefix(3)) + [addend]
+            }
+            conv.outputs = [add.outputs[0]]
+            graph.nodes[chosen.conv] = conv
+            producers[add.outputs[0]] = chosen.conv
+            removed.insert(index)
+        }
+        graph.removeNodes(removed)
+        graph.removeUnusedInitializers()
+    }
+
+    /// A Conv, or a FusedConv with neither a residual nor an activation yet.
+    static func acceptsAddend(_ node: Node) -> Bool {
+        if node.isStandard("Conv") { return node.outputs.count == 1 }
+        return node.isInternal("FusedConv") && node.inputs.count < 4 && node.attributes["activation"] == nil
+    }
+
+    /// The new bias when `addend` is a constant float holding one value per output channel (shape
+    /// [M, 1, …] or [1, M, 1, …] aligned to the output's trailing axes, or a single value) and the
+    /// existing bias, if any, is constant too; nil otherwise.
+    static func channelBias(_ conv: Node, addend: String, _ graph: Graph) -> Tensor? {
+        guard let value = graph.initializers[addend], value.dataType == .float,
+              let weights = graph.initializers[conv.inputs[1]], weights.dataType == .float else { return nil }
+        let rank = weights.shape.rank, channels = weights.shape[0]
+        let dims = value.shape.dims
+        guard dims.count <= rank else { return nil }
+        // Axis 1 of the output (channels) is at this position in the addend's dims, if it reaches it.
+        let channelAxis = dims.count - (rank - 1)
+        for (axis, size) in dims.enumerated() where size != 1 && !(axis == channelAxis && size == channels) { return nil }
+        let values = value.scalars(as: Float.self)
+        var bias = [Float](repeating: 0, count: channels)
+        if !conv.inputs[2].isEmpty {
+            guard let existing = graph.initializers[conv.inputs[2]], existing.dataType == .float,
+                  existing.elementCount == channels else { return nil }
+            bias = existing.scalars(as: Float.self)
+        }
+        for channel in 0..<channels { bias[channel] += values.count == 1 ? values[0] : values[channel] }
+        return Tensor(bias, shape: [channels])
+    }
+}

@@ -1,0 +1,159 @@
+public import Tensors
+/// The sizes of one convolution: batch, channels, groups and the spatial window (1 to 3 axes).
+public struct ConvolutionLayout: Sendable, Hashable {
+    /// Batch size (N).
+    public let batch: Int
+    /// Input channels (C).
+    public let inputChannels: Int
+    /// Output channels (M).
+    public let outputChannels: Int
+    /// Groups; both channel counts are multiples of it.
+    public let groups: Int
+    /// Spatial sizes, kernel, strides, dilations and pads.
+    public let window: SpatialWindow
+
+    /// A layout; channel counts must be positive multiples of `groups`.
+    public init(batch: Int, inputChannels: Int, outputChannels: Int, groups: Int, window: SpatialWindow) {
+        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "channel counts must be multiples of the group count")
+        self.batch = batch
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.groups = groups
+        self.window = window
+    }
+
+    /// Input channels each group reads.
+    public var inputChannelsPerGroup: Int { inputChannels / groups }
+    /// Output channels each group writes.
+    public var outputChannelsPerGroup: Int { outputChannels / groups }
+    /// Weights per output channel (input channels per group × kernel taps): the product's depth K.
+    public var depth: Int { inputChannelsPerGroup * window.kernelCount }
+
+    /// Multiply-adds the convolution performs (padding taps included).
+    public var multiplyAdds: Int { batch * outputChannels * window.outputCount * depth }
+
+    /// How `Convolution.forward` computes this convolution.
+    public var algorithm: Convolution.Algorithm {
+        if groups > 1 && groups == inputChannels && window.rank <= 2 { return .depthwise }
+        if window.isIdentity { return .pointwise }
+        return .expanded
+    }
+}
+
+/// Float convolution (cross-correlation, as in ONNX Conv) with a fused epilogue.
+public enum Convolution {
+    /// The ways `forward` computes a convolution.
+    public enum Algorithm: Sendable {
+        /// 1×1, stride 1, no padding: the input already is the column matrix, one sgemm per group.
+        case pointwise
+        /// One input channel per group: a direct kernel per channel plane (never many tiny gemms).
+        case depthwise
+        /// Everything else: im2col one panel of output pixels at a time, then sgemm.
+        case expanded
+    }
+
+    /// Floats of scratch memory `forward` needs for `layout` with `parallelism`.
+    public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
+        switch layout.algorithm {
+        case .pointwise, .depthwise: 0
+        case .expanded:
+            panels(layout, parallelism).workers(parallelism) * layout.depth * panels(layout, parallelism).columnPanel
+        }
+    }
+
+    // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout);
+    //         output [N, M, *out]; epilogue bias [M] per row (channel), residual [N, M, *out];
+    //         scratch [scratchCount(layout, parallelism)].
+    /// `output = epilogue(conv(input, weights))`, spread over `parallelism`'s threads.
+    public static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                               output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                               epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
+        if layout.batch == 0 || layout.outputChannels == 0 || layout.window.outputCount == 0 { return }
+        switch layout.algorithm {
+        case .depthwise:
+            depthwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue, parallelism: parallelism)
+        case .pointwise, .expanded:
+            product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
+                    scratch: scratch, parallelism: parallelism)
+        }
+    }
+
+    static func panels(_ layout: ConvolutionLayout, _ parallelism: Parallelism) -> GemmPanels {
+        GemmPanels(items: layout.batch * layout.groups, rows: layout.outputChannelsPerGroup,
+                   columns: layout.window.outputCount, depth: layout.depth, threads: parallelism.threads)
+    }
+
+    /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels].
+    private static func product(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                                epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
+        let panels = panels(layout, parallelism)
+        let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
+        let depth = layout.depth, groups = layout.groups
+        let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
+        let pointwise = layout.algorithm == .pointwise
+        // The column panel each worker expanded last: tasks that differ only in rows reuse it.
+        let workers = panels.workers(parallelism)
+        let expanded = UnsafeMutablePointer<Int>.allocate(capacity: workers)
+        expanded.initialize(repeating: -1, count: workers)
+        defer { expanded.deallocate() }
+        panels.run(parallelism) { worker, task in
+            let image = task.item / groups, group = task.item % groups
+            let source = input + (image * layout.inputChannels + group * groupInputs) * inputCount
+            let b: UnsafePointer<Float>, ldb: Int
+            if pointwise {
+                b = source + task.columns.lowerBound
+                ldb = pixels
+            } else {
+                let buffer = scratch! + worker * depth * panels.columnPanel
+                let key = task.item * pixels + task.columns.lowerBound
+                if expanded[worker] != key {
+                    Im2Col.expand(source, channels: groupInputs, window: layout.window, pixels: task.columns, into: buffer)
+                    expanded[worker] = key
+                }
+                b = UnsafePointer(buffer)
+                ldb = task.columns.count
+            }
+            let firstRow = group * groupOutputs + task.rows.lowerBound
+            let imageOffset = image * layout.outputChannels * pixels
+            BLAS.sgemm(transposeA: false, transposeB: false, m: task.rows.count, n: task.columns.count, k: depth,
+                       alpha: 1, a: weights + firstRow * depth, lda: depth, b: b, ldb: ldb,
+                       beta: 0, c: output + imageOffset + firstRow * pixels + task.columns.lowerBound, ldc: pixels)
+            epilogue.apply(output, offset: imageOffset, ld: pixels,
+                           rows: firstRow..<(firstRow + task.rows.count), columns: task.columns)
+        }
+    }
+
+    // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout); bias [M];
+    //         residual and output [N, M, *out].
+    /// Naive twin of `forward`, and the convolution for element types other than Float:
+    /// every output from its definition, accumulated in Double.
+    public static func reference<T: FloatingElement>(input: UnsafePointer<T>, weights: UnsafePointer<T>,
+                                                     bias: UnsafePointer<T>?, residual: UnsafePointer<T>?,
+                                                     activation: Activation?, output: UnsafeMutablePointer<T>,
+                                                     layout: ConvolutionLayout) {
+        let window = layout.window, pixels = window.outputCount, taps = window.kernelCount
+        let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
+        for image in 0..<layout.batch {
+            for channel in 0..<layout.outputChannels {
+                let group = channel / groupOutputs
+                for pixel in 0..<pixels {
+                    var sum = 0.0
+                    for inputChannel in 0..<groupInputs {
+                        let plane = (image * layout.inputChannels + group * groupInputs + inputChannel) * window.inputCount
+                        for tap in 0..<taps {
+                            guard let index = window.referenceInputIndex(pixel: pixel, tap: tap) else { continue }
+                            sum += Double(input[plane + index]) * Double(weights[(channel * groupInputs + inputChannel) * taps + tap])
+                        }
+                    }
+                    let at = (image * layout.outputChannels + channel) * pixels + pixel
+                    if let bias { sum += Double(bias[channel]) }
+                    if let residual { sum += Double(residual[at]) }
+                    if let activation { sum = Double(activation(Float(sum))) }
+                    output[at] = T(sum)
+                }
+            }
+        }
+    }
+}

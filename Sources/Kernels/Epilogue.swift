@@ -1,0 +1,73 @@
+/// What a matrix-product producer does to each finished block of its output while the block is
+/// still in cache: add a bias (per row or per column), add a residual laid out like the output,
+/// then apply an activation. Saves a separate pass over the whole output for each of them.
+public struct Epilogue {
+    /// A bias vector and the axis it runs along.
+    public enum Bias {
+        /// One value per output row (a convolution's per-channel bias).
+        case perRow(UnsafePointer<Float>)
+        /// One value per output column (a fully connected layer's bias).
+        case perColumn(UnsafePointer<Float>)
+    }
+
+    /// Bias to add, if any.
+    public var bias: Bias?
+    /// Values to add, laid out exactly like the output (same offsets and row stride), if any.
+    public var residual: UnsafePointer<Float>?
+    /// Activation applied last, if any.
+    public var activation: Activation?
+
+    /// An epilogue doing the given steps (none by default).
+    public init(bias: Bias? = nil, residual: UnsafePointer<Float>? = nil, activation: Activation? = nil) {
+        self.bias = bias
+        self.residual = residual
+        self.activation = activation
+    }
+
+    /// True when there is nothing to do.
+    public var isEmpty: Bool { bias == nil && residual == nil && activation == nil }
+
+    // Shapes: output element (r, c) at output[offset + r·ld + c], residual likewise;
+    //         bias[r] (per row) or bias[c] (per column).
+    /// Applies the epilogue to rows `rows` × columns `columns` of the output block at `output + offset`.
+    public func apply(_ output: UnsafeMutablePointer<Float>, offset: Int = 0, ld: Int, rows: Range<Int>, columns: Range<Int>) {
+        if isEmpty || columns.isEmpty { return }
+        let count = columns.count
+        for r in rows {
+            let start = offset + r * ld + columns.lowerBound
+            let row = output + start
+            // One loop per combination keeps each a plain vectorisable loop.
+            switch (bias, residual.map { $0 + start }) {
+            case (.perRow(let bias)?, let residual?):
+                let value = bias[r]
+                for i in 0..<count { row[i] += value + residual[i] }
+            case (.perRow(let bias)?, nil):
+                let value = bias[r]
+                for i in 0..<count { row[i] += value }
+            case (.perColumn(let bias)?, let residual?):
+                let values = bias + columns.lowerBound
+                for i in 0..<count { row[i] += values[i] + residual[i] }
+            case (.perColumn(let bias)?, nil):
+                let values = bias + columns.lowerBound
+                for i in 0..<count { row[i] += values[i] }
+            case (nil, let residual?):
+                for i in 0..<count { row[i] += residual[i] }
+            case (nil, nil):
+                break
+            }
+            activation?.apply(row, count: count)
+        }
+    }
+
+    /// The epilogue of one element (r, c) whose product is `value`: the reference kernels' definition.
+    public func reference(_ value: Float, row: Int, column: Int, residual residualValue: Float?) -> Float {
+        var result = value
+        switch bias {
+        case .perRow(let bias)?: result += bias[row]
+        case .perColumn(let bias)?: result += bias[column]
+        case nil: break
+        }
+        if let residualValue { result += residualValue }
+        return activation.map { $0(result) } ?? result
+    }
+}

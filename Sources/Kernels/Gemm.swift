@@ -1,0 +1,172 @@
+public import Tensors
+internal import Synchronization
+
+/// Single-precision matrix products spread over threads: the output is cut into panels and each
+/// thread runs OpenBLAS single-threaded on its own panels (see `GemmPanels`).
+public enum Gemm {
+    // Shapes (per batch item i, at the offsets `batchOffsets(i)`):
+    //   A [m × k] ([k × m] if transposeA), row stride lda; B [k × n] ([n × k] if transposeB), row stride ldb;
+    //   C [m × n], row stride ldc.
+    /// `C = alpha · op(A) · op(B) + beta · C` for each of `batch` items, then `epilogue` on every
+    /// finished panel of C. With `beta == 0`, C is not read. `batchOffsets(i)` gives item i's
+    /// element offsets into a, b and c (needed only when `batch > 1`).
+    public static func multiply(
+        transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue = Epilogue(),
+        batch: Int = 1, batchOffsets: (Int) -> (a: Int, b: Int, c: Int) = { _ in (0, 0, 0) },
+        parallelism: Parallelism
+    ) {
+        if batch == 0 || m == 0 || n == 0 { return }
+        let panels = GemmPanels(items: batch, rows: m, columns: n, depth: k, threads: parallelism.threads)
+        panels.run(parallelism) { _, task in
+            let offsets = batchOffsets(task.item)
+            let rows = task.rows, columns = task.columns
+            let aPanel = a + offsets.a + (transposeA ? rows.lowerBound : rows.lowerBound * lda)
+            let bPanel = b + offsets.b + (transposeB ? columns.lowerBound * ldb : columns.lowerBound)
+            let cPanel = c + offsets.c + rows.lowerBound * ldc + columns.lowerBound
+            if k == 0 {
+                // BLAS leaves C alone when k is 0; the product of empty matrices is zero.
+                for r in 0..<rows.count {
+                    for j in 0..<columns.count { cPanel[r * ldc + j] = beta == 0 ? 0 : beta * cPanel[r * ldc + j] }
+                }
+            } else {
+                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k,
+                           alpha: alpha, a: aPanel, lda: lda, b: bPanel, ldb: ldb, beta: beta, c: cPanel, ldc: ldc)
+            }
+            epilogue.apply(c, offset: offsets.c, ld: ldc, rows: rows, columns: columns)
+        }
+    }
+
+    // Shapes: as `multiply` for one item.
+    /// Naive twin of `multiply` (and the matrix product for element types BLAS lacks):
+    /// `C = alpha · op(A) · op(B) + beta · C`, C not read when `beta == 0`.
+    public static func reference<T: NumericElement>(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: T,
+        a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T,
+        c: UnsafeMutablePointer<T>, ldc: Int
+    ) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: T = 0
+                for p in 0..<k {
+                    let x = transposeA ? a[p * lda + i] : a[i * lda + p]
+                    let y = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                    sum += x * y
+                }
+                c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
+            }
+        }
+    }
+}
+
+/// How a batch of matrix products (`items` × [rows × depth] · [depth × columns]) is cut into
+/// tasks for threads. A task is one item's block of rows × columns: one single-threaded sgemm
+/// whose B panel (depth × panel width) fits in L2, so an im2col panel stays hot between being
+/// written and being read, and so is the output block for the epilogue.
+///
+/// Cutting along columns makes every thread pack all of A (the weights); cutting along rows makes
+/// every thread pack all of B. So a product with more rows than columns is cut along rows.
+public struct GemmPanels: Sendable {
+    /// Independent products.
+    public let items: Int
+    /// Rows of each product (M).
+    public let rows: Int
+    /// Columns of each product (N).
+    public let columns: Int
+    /// Rows per task.
+    public let rowPanel: Int
+    /// Columns per task.
+    public let columnPanel: Int
+
+    /// Floats of B one task reads: 128 K floats = 512 KB, half an L2 on the CPUs we target.
+    static let panelFloats = 1 << 17
+    /// Below this many multiply-adds per thread, a product is not worth splitting further.
+    static let minimumParallelWork = 1 << 17
+    /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.
+    static let alignment = 16
+
+    /// Panels for `items` products of [rows × depth] · [depth × columns] on up to `threads` threads.
+    public init(items: Int, rows: Int, columns: Int, depth: Int, threads: Int) {
+        self.items = items
+        self.rows = rows
+        self.columns = columns
+        let align = Self.alignment
+        var columnPanels = Swift.max(1, (columns + Self.widest(depth: depth) - 1) / Self.widest(depth: depth))
+        var rowPanels = 1
+        let work = items * rows * columns * Swift.max(depth, 1)
+        let useful = Swift.min(threads, Swift.max(1, work / Self.minimumParallelWork))
+        if items * columnPanels < useful {
+            // Too few tasks for the threads: cut the larger dimension further.
+            let wanted = (useful + items - 1) / items
+            if columns >= rows {
+                columnPanels = Swift.max(columnPanels, Swift.min(wanted, Swift.max(1, columns / align)))
+            } else {
+                rowPanels = Swift.min(wanted, Swift.max(1, rows / align))
+            }
+        } else if useful > 1, items * columnPanels < 4 * useful {
+            // Few tasks: make their count a multiple of the threads so none waits for a straggler.
+            let total = (items * columnPanels + useful - 1) / useful * useful
+            columnPanels = Swift.min((total + items - 1) / items, Swift.max(1, columns / align))
+        }
+        rowPanel = Self.panelSize(rows, parts: rowPanels)
+        columnPanel = Self.panelSize(columns, parts: columnPanels)
+    }
+
+    /// Widest column panel whose B part (depth × width) stays within `panelFloats`.
+    static func widest(depth: Int) -> Int {
+        Swift.max(4 * alignment, Swift.max(1, panelFloats / Swift.max(depth, 1)) / alignment * alignment)
+    }
+
+    /// Size of each of `parts` near-equal panels of `total`, rounded up to the alignment.
+    static func panelSize(_ total: Int, parts: Int) -> Int {
+        if parts <= 1 { return Swift.max(total, 1) }
+        let size = (total + parts - 1) / parts
+        return Swift.min(total, (size + alignment - 1) / alignment * alignment)
+    }
+
+    /// Number of row panels per item.
+    public var rowPanelCount: Int { (rows + rowPanel - 1) / rowPanel }
+    /// Number of column panels per item.
+    public var columnPanelCount: Int { (columns + columnPanel - 1) / columnPanel }
+    /// Number of tasks.
+    public var taskCount: Int { items * columnPanelCount * rowPanelCount }
+
+    /// One task: an item and the block of its output it computes.
+    public struct Task: Equatable, Sendable {
+        public let item: Int
+        public let rows: Range<Int>
+        public let columns: Range<Int>
+    }
+
+    /// Task `index`; row panels vary fastest, so consecutive tasks share an item's column panel.
+    public func task(_ index: Int) -> Task {
+        let rowIndex = index % rowPanelCount
+        let columnIndex = (index / rowPanelCount) % columnPanelCount
+        let item = index / (rowPanelCount * columnPanelCount)
+        let r = rowIndex * rowPanel, c = columnIndex * columnPanel
+        return Task(item: item, rows: r..<Swift.min(rows, r + rowPanel), columns: c..<Swift.min(columns, c + columnPanel))
+    }
+
+    /// Threads `run` uses with `parallelism`.
+    public func workers(_ parallelism: Parallelism) -> Int { Swift.min(parallelism.threads, taskCount) }
+
+    /// Runs every task, spread over up to `workers(parallelism)` threads that each take the next
+    /// free task (so a thread slowed by another process does less). `body(worker, task)` gets the
+    /// worker's number in `0..<workers(parallelism)`, e.g. to pick its scratch buffer.
+    public func run(_ parallelism: Parallelism, _ body: (_ worker: Int, _ task: Task) -> Void) {
+        let workers = workers(parallelism)
+        if workers <= 1 {
+            for index in 0..<taskCount { body(0, task(index)) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        parallelism.forEach(workers) { worker in
+            while true {
+                let index = next.add(1, ordering: .relaxed).oldValue
+                if index >= taskCount { return }
+                body(worker, task(index))
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+public import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Max, average and Lp pooling over 1 to 3 spatial axes, for every numeric element type
+/// (Float runs a specialised copy).
+public enum Pooling {
+    /// What a window reduces its values to.
+    public enum Kind: Sendable, Hashable {
+        /// The largest value.
+        case max
+        /// The mean; with `countIncludePad` padding positions count as zeros, otherwise they are skipped.
+        case average(countIncludePad: Bool)
+        /// `(Σ |x|^p)^(1/p)`; padding adds nothing.
+        case lp(p: Int)
+    }
+
+    // Shapes: input [planes, *window.inputSize]; output and indices [planes, *window.outputSize];
+    //         padsEnd [window.rank].
+    /// Pools every plane. `padsEnd` (padding after the input) bounds the window for
+    /// `average(countIncludePad: true)`. For `.max`, `indices` (if given) receives the flattened
+    /// input index of each maximum, planes before it included: row-major within the plane, or
+    /// column-major (first spatial axis fastest) when `columnMajorIndices`.
+    public static func forward<T: NumericElement>(_ kind: Kind, input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
+                                                  indices: UnsafeMutablePointer<Int64>? = nil, columnMajorIndices: Bool = false,
+                                                  planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        if T.self == Float.self {
+            pool(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                 output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self), indices: indices,
+                 columnMajorIndices: columnMajorIndices, planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
+        } else {
+            pool(kind, input: input, output: output, indices: indices, columnMajorIndices: columnMajorIndices,
+                 planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
+        }
+    }
+
+    private static func pool<T: NumericElement>(_ kind: Kind, input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
+                                                indices: UnsafeMutablePointer<Int64>?, columnMajorIndices: Bool,
+                                                planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        let volume = window.volume
+        let depth = volume.depth, height = volume.height, width = volume.width
+        let ends = [Int](repeating: 0, count: 3 - window.rank) + padsEnd
+        let inputCount = window.inputCount, outputCount = window.outputCount
+        let work = Swift.max(1, outputCount * window.kernelCount)
+        parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
+            for plane in chunk {
+                let source = input + plane * inputCount
+                var at = plane * outputCount
+                for od in 0..<depth.output {
+                    let dTaps = depth.validTaps(od), dStart = od * depth.stride - depth.pad
+                    for oh in 0..<height.output {
+                        let hTaps = height.validTaps(oh), hStart = oh * height.stride - height.pad
+                        for ow in 0..<width.output {
+                            let wTaps = width.validTaps(ow), wStart = ow * width.stride - width.pad
+                            switch kind {
+                            case .max:
+                                var best = T(converting: -Double.greatestFiniteMagnitude)
+                                var bestAt = (-1, 0, 0)
+                                for kd in dTaps {
+                                    let id = dStart + kd * depth.dilation
+                                    for kh in hTaps {
+                                        let ih = hStart + kh * height.dilation
+                                        let row = source + (id * height.input + ih) * width.input + wStart
+                                        for kw in wTaps {
+                                            let value = row[kw * width.dilation]
+                                            if bestAt.0 < 0 || value > best {
+                                                best = value
+                                                bestAt = (id, ih, wStart + kw * width.dilation)
+                                            }
+                                        }
+                                    }
+                                }
+                                output[at] = best
+                                if let indices {
+                                    let (id, ih, iw) = bestAt.0 < 0 ? (0, 0, 0) : bestAt
+                                    let index = columnMajorIndices
+                                        ? id + (ih + iw * height.input) * depth.input
+                                        : (id * height.input + ih) * width.input + iw
+                                    indices[at] = Int64(plane * inputCount + index)
+                                }
+                            case .average(let countIncludePad):
+                                var sum = 0.0
+                                for kd in dTaps {
+                                    let id = dStart + kd * depth.dilation
+                                    for kh in hTaps {
+                                        let ih = hStart + kh * height.dilation
+                                        let row = source + (id * height.input + ih) * width.input + wStart
+                                        for kw in wTaps { sum += row[kw * width.dilation].doubleValue }
+                                    }
+                                }
+                                let count = countIncludePad
+                                    ? depth.paddedTaps(od, padEnd: ends[0]) * height.paddedTaps(oh, padEnd: ends[1])
+                                        * width.paddedTaps(ow, padEnd: ends[2])
+                                    : dTaps.count * hTaps.count * wTaps.count
+                                output[at] = T(converting: sum / Double(count))
+                            case .lp(let p):
+                                var sum = 0.0
+                                for kd in dTaps {
+                                    let id = dStart + kd * depth.dilation
+                                    for kh in hTaps {
+                                        let ih = hStart + kh * height.dilation
+                                        let row = source + (id * height.input + ih) * width.input + wStart
+                                        for kw in wTaps { sum += power(Swift.abs(row[kw * width.dilation].doubleValue), p) }
+                                    }
+                                }
+                                output[at] = T(converting: power(sum, p, inverse: true))
+                            }
+                            at += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `x^p`, or `x^(1/p)` when `inverse`, with the usual small p done by multiplication.
+    static func power(_ x: Double, _ p: Int, inverse: Bool = false) -> Double {
+        switch (p, inverse) {
+        case (1, _): x
+        case (2, false): x * x
+        case (2, true): x.squareRoot()
+        default: pow(x, inverse ? 1 / Double(p) : Double(p))
+        }
+    }
+
+    // Shapes: as `forward`.
+    /// Naive twin of `forward`: every window from the definition, tap by tap.
+    public static func reference<T: NumericElement>(_ kind: Kind, input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
+                                                    indices: UnsafeMutablePointer<Int64>? = nil, columnMajorIndices: Bool = false,
+                                                    planes: Int, window: SpatialWindow, padsEnd: [Int]) {
+        let rank = window.rank
+        for plane in 0..<planes {
+            for pixel in 0..<window.outputCount {
+                let at = plane * window.outputCount + pixel
+                var values: [(value: T, index: Int)] = []
+                var padded = 0
+                for tap in 0..<window.kernelCount {
+                    // Position of this tap along each axis, and whether it is in the input or its padding.
+                    var pixelRest = pixel, tapRest = tap, inside = true, inPadded = true
+                    var position = [Int](repeating: 0, count: rank)
+                    for axis in stride(from: rank - 1, through: 0, by: -1) {
+                        let o = pixelRest % window.outputSize[axis], k = tapRest % window.kernel[axis]
+                        pixelRest /= window.outputSize[axis]
+                        tapRest /= window.kernel[axis]
+                        position[axis] = o * window.strides[axis] - window.padsBegin[axis] + k * window.dilations[axis]
+                        if position[axis] < 0 || position[axis] >= window.inputSize[axis] { inside = false }
+                        if position[axis] >= window.inputSize[axis] + padsEnd[axis] { inPadded = false }
+                    }
+                    if inPadded { padded += 1 }
+                    guard inside else { continue }
+                    var rowMajor = 0, columnMajor = 0, scale = 1
+                    for axis in 0..<rank { rowMajor = rowMajor * window.inputSize[axis] + position[axis] }
+                    for axis in 0..<rank {
+                        columnMajor += position[axis] * scale
+                        scale *= window.inputSize[axis]
+                    }
+                    values.append((input[plane * window.inputCount + rowMajor], columnMajorIndices ? columnMajor : rowMajor))
+                }
+                switch kind {
+                case .max:
+                    var best = values.first
+                    for candidate in values.dropFirst() where candidate.value > best!.value { best = candidate }
+                    output[at] = best?.value ?? T(converting: -Double.greatestFiniteMagnitude)
+                    indices?[at] = Int64(plane * window.inputCount + (best?.index ?? 0))
+                case .average(let countIncludePad):
+                    let sum = values.reduce(0.0) { $0 + $1.value.doubleValue }
+                    output[at] = T(converting: sum / Double(countIncludePad ? padded : values.count))
+                case .lp(let p):
+                    let sum = values.reduce(0.0) { $0 + pow(Swift.abs($1.value.doubleValue), Double(p)) }
+                    output[at] = T(converting: pow(sum, 1 / Double(p)))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+// Prints the speed of the convolution kernels on ResNet-50 / MobileNetV2 layer shapes.
+// Not a test: figures only. Run with `swift run -c release kernel-bench [filter]`.
+import Dispatch
+import Kernels
+
+struct Layer {
+    let name: String
+    let layout: ConvolutionLayout
+}
+
+func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1) -> Layer {
+    let pad = kernel / 2
+    let output = (size + 2 * pad - kernel) / stride + 1
+    let window = SpatialWindow(inputSize: [size, size], outputSize: [output, output], kernel: [kernel, kernel],
+                               strides: [stride, stride], dilations: [1, 1], padsBegin: [pad, pad])
+    return Layer(name: name, layout: ConvolutionLayout(batch: 1, inputChannels: channels, outputChannels: outputs,
+                                                       groups: groups, window: window))
+}
+
+let layers = [
+    layer("3->64 7x7 s2 @224", 3, 64, size: 224, kernel: 7, stride: 2),
+    layer("64->64 3x3 @56", 64, 64, size: 56, kernel: 3),
+    layer("256->64 1x1 @56", 256, 64, size: 56, kernel: 1),
+    layer("64->256 1x1 @56", 64, 256, size: 56, kernel: 1),
+    layer("128->128 3x3 s2 @56", 128, 128, size: 56, kernel: 3, stride: 2),
+    layer("128->128 3x3 @28", 128, 128, size: 28, kernel: 3),
+    layer("256->256 3x3 @14", 256, 256, size: 14, kernel: 3),
+    layer("1024->256 1x1 @14", 1024, 256, size: 14, kernel: 1),
+    layer("256->1024 1x1 @14", 256, 1024, size: 14, kernel: 1),
+    layer("512->512 3x3 @7", 512, 512, size: 7, kernel: 3),
+    layer("2048->512 1x1 @7", 2048, 512, size: 7, kernel: 1),
+    layer("512->2048 1x1 @7", 512, 2048, size: 7, kernel: 1),
+    layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32),
+    layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144),
+]
+
+/// Best and median seconds of `body` over repeated runs lasting about `budget` seconds.
+func time(budget: Double = 0.4, _ body: () -> Void) -> (best: Double, median: Double) {
+    body()
+    var samples: [Double] = []
+    let start = DispatchTime.now().uptimeNanoseconds
+    while samples.count < 5 || (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < budget && samples.count < 1000) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+    samples.sort()
+    return (samples[0], samples[samples.count / 2])
+}
+
+func format(_ value: Double, _ digits: Int = 2) -> String {
+    let scale = (0..<digits).reduce(1.0) { value, _ in value * 10 }
+    let rounded = (value * scale).rounded() / scale
+    return String(rounded)
+}
+
+let filter = CommandLine.arguments.dropFirst().first
+print("OpenBLAS core: \(BLAS.coreName) (\(BLAS.coreOrigin))")
+
+// Raw sgemm, one thread, as the ceiling the convolution paths work under.
+do {
+    let n = 1024
+    let a = [Float](repeating: 0.5, count: n * n), b = a
+    var c = [Float](repeating: 0, count: n * n)
+    let t = c.withUnsafeMutableBufferPointer { c in
+        time { BLAS.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                          beta: 0, c: c.baseAddress!, ldc: n) }
+    }
+    print("sgemm 1024³ 1 thread: \(format(2 * Double(n * n * n) / t.best / 1e9, 1)) GFLOP/s")
+}
+
+var totals = [1: 0.0, 2: 0.0]
+for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
+    let layout = layer.layout
+    let input = [Float](repeating: 0.25, count: layout.inputChannels * layout.window.inputCount)
+    let weights = [Float](repeating: 0.01, count: layout.outputChannels * layout.depth)
+    let bias = [Float](repeating: 0.1, count: layout.outputChannels)
+    var output = [Float](repeating: 0, count: layout.outputChannels * layout.window.outputCount)
+    var line = "\(layer.name) [\(layout.algorithm)]"
+    line += String(repeating: " ", count: max(1, 36 - line.count))
+    for threads in [1, 2] {
+        let parallelism = Parallelism(threads: threads)
+        var scratch = [Float](repeating: 0, count: Convolution.scratchCount(layout, parallelism: parallelism))
+        let t = bias.withUnsafeBufferPointer { bias in
+            output.withUnsafeMutableBufferPointer { output in
+                scratch.withUnsafeMutableBufferPointer { scratch in
+                    time {
+                        Convolution.forward(input: input, weights: weights, output: output.baseAddress!, layout: layout,
+                                            epilogue: Epilogue(bias: .perRow(bias.baseAddress!), activation: .relu),
+                                            scratch: scratch.baseAddress, parallelism: parallelism)
+                    }
+                }
+            }
+        }
+        totals[threads]! += t.median
+        let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
+        line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
+    }
+    print(line)
+}

@@ -1,0 +1,126 @@
+import Kernels
+import Testing
+import TestSupport
+
+/// One convolution test case: shapes plus which epilogue parts to use.
+struct ConvolutionCase: CustomTestStringConvertible, Sendable {
+    var batch = 1
+    var inputChannels: Int
+    var outputChannels: Int
+    var groups = 1
+    var input: [Int]
+    var kernel: [Int]
+    var strides: [Int]? = nil
+    var dilations: [Int]? = nil
+    var padsBegin: [Int]? = nil
+    var padsEnd: [Int]? = nil
+    var bias = true
+    var residual = false
+    var activation: Activation? = nil
+    var algorithm: Convolution.Algorithm
+
+    var layout: ConvolutionLayout {
+        ConvolutionLayout(batch: batch, inputChannels: inputChannels, outputChannels: outputChannels, groups: groups,
+                          window: makeWindow(input: input, kernel: kernel, strides: strides, dilations: dilations,
+                                             padsBegin: padsBegin, padsEnd: padsEnd).0)
+    }
+
+    var testDescription: String {
+        "N\(batch) C\(inputChannels) M\(outputChannels) g\(groups) in\(input) k\(kernel) s\(strides ?? []) d\(dilations ?? []) "
+            + "p\(padsBegin ?? [])\(padsEnd ?? []) \(algorithm)"
+    }
+}
+
+@Suite struct ConvolutionTests {
+    static let cases: [ConvolutionCase] = [
+        // Pointwise: direct sgemm on the input.
+        ConvolutionCase(inputChannels: 13, outputChannels: 7, input: [5, 9], kernel: [1, 1], algorithm: .pointwise),
+        ConvolutionCase(batch: 2, inputChannels: 6, outputChannels: 9, groups: 3, input: [7, 7], kernel: [1, 1],
+                        residual: true, activation: .relu, algorithm: .pointwise),
+        ConvolutionCase(inputChannels: 64, outputChannels: 256, input: [14, 14], kernel: [1, 1], residual: true,
+                        activation: .relu, algorithm: .pointwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 5, input: [17], kernel: [1], bias: false, algorithm: .pointwise),
+        // Depthwise: direct kernel, multiplier 1 and 2, 3×3 stride 1/2, other kernels, dilation, 1-D.
+        ConvolutionCase(inputChannels: 7, outputChannels: 7, groups: 7, input: [9, 11], kernel: [3, 3], padsBegin: [1, 1],
+                        activation: .clip(min: 0, max: 6), algorithm: .depthwise),
+        ConvolutionCase(batch: 2, inputChannels: 13, outputChannels: 13, groups: 13, input: [10, 7], kernel: [3, 3],
+                        strides: [2, 2], padsBegin: [1, 1], residual: true, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 6, groups: 3, input: [8, 8], kernel: [5, 5], padsBegin: [2, 2],
+                        algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 4, outputChannels: 4, groups: 4, input: [9, 9], kernel: [3, 3], dilations: [2, 2],
+                        padsBegin: [2, 2], bias: false, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 3, groups: 3, input: [2, 3], kernel: [3, 3], strides: [1, 2],
+                        padsBegin: [1, 1], padsEnd: [2, 0], algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 5, outputChannels: 5, groups: 5, input: [20], kernel: [3], padsBegin: [1],
+                        activation: .hardSwish, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 32, outputChannels: 32, groups: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
+                        algorithm: .depthwise),
+        // im2col + sgemm: odd channels, non-square, stride, dilation, groups, 1-D, 3-D, asymmetric pads.
+        ConvolutionCase(inputChannels: 3, outputChannels: 7, input: [13, 9], kernel: [3, 3], padsBegin: [1, 1],
+                        activation: .sigmoid, algorithm: .expanded),
+        ConvolutionCase(batch: 3, inputChannels: 1, outputChannels: 13, input: [11, 11], kernel: [5, 5], strides: [2, 2],
+                        padsBegin: [2, 2], residual: true, activation: .relu, algorithm: .expanded),
+        ConvolutionCase(inputChannels: 6, outputChannels: 4, groups: 2, input: [10, 12], kernel: [3, 3], dilations: [2, 2],
+                        padsBegin: [2, 2], algorithm: .expanded),
+        ConvolutionCase(inputChannels: 3, outputChannels: 8, input: [23, 20], kernel: [7, 7], strides: [2, 2],
+                        padsBegin: [3, 3], algorithm: .expanded),
+        ConvolutionCase(inputChannels: 8, outputChannels: 12, groups: 4, input: [7, 5], kernel: [3, 2], strides: [1, 2],
+                        padsBegin: [0, 1], padsEnd: [2, 0], bias: false, algorithm: .expanded),
+        ConvolutionCase(inputChannels: 5, outputChannels: 3, input: [30], kernel: [4], strides: [2], dilations: [3],
+                        padsBegin: [1], padsEnd: [2], activation: .tanh, algorithm: .expanded),
+        ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 4, input: [4, 6, 5], kernel: [3, 3, 3],
+                        padsBegin: [1, 1, 1], algorithm: .expanded),
+        ConvolutionCase(inputChannels: 2, outputChannels: 2, groups: 2, input: [3, 4, 5], kernel: [2, 2, 2],
+                        strides: [2, 1, 2], algorithm: .expanded),
+        ConvolutionCase(inputChannels: 16, outputChannels: 8, input: [13, 13], kernel: [1, 1], strides: [2, 2],
+                        algorithm: .expanded),
+        ConvolutionCase(inputChannels: 64, outputChannels: 96, input: [7, 7], kernel: [3, 3], padsBegin: [1, 1],
+                        residual: true, activation: .relu, algorithm: .expanded),
+        ConvolutionCase(inputChannels: 16, outputChannels: 24, input: [40, 40], kernel: [3, 3], padsBegin: [1, 1],
+                        activation: .leakyRelu(alpha: 0.2), algorithm: .expanded),
+    ]
+
+    @Test(arguments: cases)
+    func forwardMatchesReference(_ test: ConvolutionCase) {
+        let layout = test.layout
+        #expect(layout.algorithm == test.algorithm)
+        var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_003))
+        let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
+        let weights = random.floats(layout.outputChannels * layout.depth)
+        let bias = test.bias ? random.floats(layout.outputChannels) : nil
+        let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
+        let residual = test.residual ? random.floats(outputCount) : nil
+        var expected = [Float](repeating: .nan, count: outputCount)
+        expected.withUnsafeMutableBufferPointer { out in
+            Convolution.reference(input: input, weights: weights, bias: bias, residual: residual,
+                                  activation: test.activation, output: out.baseAddress!, layout: layout)
+        }
+        for threads in [1, 2, 3] {
+            let parallelism = Parallelism(threads: threads)
+            var actual = [Float](repeating: .nan, count: outputCount)
+            var scratch = [Float](repeating: .nan, count: Convolution.scratchCount(layout, parallelism: parallelism))
+            bias.withOptionalPointer { bias in
+                residual.withOptionalPointer { residual in
+                    actual.withUnsafeMutableBufferPointer { out in
+                        scratch.withUnsafeMutableBufferPointer { scratch in
+                            Convolution.forward(input: input, weights: weights, output: out.baseAddress!, layout: layout,
+                                                epilogue: Epilogue(bias: bias.map { .perRow($0) }, residual: residual,
+                                                                   activation: test.activation),
+                                                scratch: scratch.baseAddress, parallelism: parallelism)
+                        }
+                    }
+                }
+            }
+            let worst = worstError(actual, expected, atol: 1e-6 * Float(layout.depth))
+            #expect(worst.excess <= 0, "threads \(threads): at \(worst.index)")
+        }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Runs `body` with a pointer to the array's elements, or nil.
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let array = self else { return body(nil) }
+        return array.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

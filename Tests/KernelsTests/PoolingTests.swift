@@ -1,0 +1,80 @@
+import Kernels
+import Testing
+import TestSupport
+
+@Suite struct PoolingTests {
+    /// Windows with their trailing pads: 1-D to 3-D, strides, dilations, pads, ceil-mode overhang.
+    static let windows: [(SpatialWindow, padsEnd: [Int])] = [
+        makeWindow(input: [13], kernel: [3], strides: [2]),
+        makeWindow(input: [12], kernel: [2], strides: [2], dilations: [2], padsBegin: [1], padsEnd: [0], ceil: true),
+        makeWindow(input: [7, 9], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1]),
+        makeWindow(input: [30, 30], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1]),
+        makeWindow(input: [6, 5], kernel: [2, 3], strides: [2, 2], padsBegin: [0, 1], padsEnd: [1, 2], ceil: true),
+        makeWindow(input: [8, 8], kernel: [3, 3], dilations: [2, 2], padsBegin: [2, 1], padsEnd: [1, 2]),
+        makeWindow(input: [7, 7], kernel: [7, 7]),
+        makeWindow(input: [4, 5, 6], kernel: [2, 2, 3], strides: [2, 1, 2], padsBegin: [1, 0, 1], ceil: true),
+    ]
+
+    static let kinds: [Pooling.Kind] = [
+        .max, .average(countIncludePad: false), .average(countIncludePad: true), .lp(p: 1), .lp(p: 2), .lp(p: 3),
+    ]
+
+    @Test(arguments: windows.indices)
+    func floatMatchesReference(_ index: Int) {
+        let (window, padsEnd) = Self.windows[index]
+        var random = SeededGenerator(seed: UInt64(index + 1))
+        let planes = 3
+        let input = random.floats(planes * window.inputCount, in: -5...5)
+        for kind in Self.kinds {
+            for columnMajor in kind == .max ? [false, true] : [false] {
+                let count = planes * window.outputCount
+                var actual = [Float](repeating: .nan, count: count), expected = actual
+                var actualIndices = [Int64](repeating: -7, count: count), expectedIndices = actualIndices
+                actual.withUnsafeMutableBufferPointer { out in
+                    actualIndices.withUnsafeMutableBufferPointer { indices in
+                        Pooling.forward(kind, input: input, output: out.baseAddress!,
+                                        indices: kind == .max ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
+                                        planes: planes, window: window, padsEnd: padsEnd, parallelism: Parallelism(threads: 2))
+                    }
+                }
+                expected.withUnsafeMutableBufferPointer { out in
+                    expectedIndices.withUnsafeMutableBufferPointer { indices in
+                        Pooling.reference(kind, input: input, output: out.baseAddress!,
+                                          indices: kind == .max ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
+                                          planes: planes, window: window, padsEnd: padsEnd)
+                    }
+                }
+                #expect(worstError(actual, expected).excess <= 0, "\(kind) window \(index)")
+                #expect(actualIndices == expectedIndices, "\(kind) window \(index) column-major \(columnMajor)")
+            }
+        }
+    }
+
+    @Test func integerAndDoubleElements() {
+        let (window, padsEnd) = Self.windows[2]
+        var random = SeededGenerator(seed: 99)
+        let planes = 2
+        let bytes: [Int8] = (0..<(planes * window.inputCount)).map { _ in Int8.random(in: -100...100, using: &random) }
+        var actual = [Int8](repeating: 0, count: planes * window.outputCount), expected = actual
+        actual.withUnsafeMutableBufferPointer {
+            Pooling.forward(.max, input: bytes, output: $0.baseAddress!, planes: planes, window: window, padsEnd: padsEnd,
+                            parallelism: .serial)
+        }
+        expected.withUnsafeMutableBufferPointer {
+            Pooling.reference(.max, input: bytes, output: $0.baseAddress!, planes: planes, window: window, padsEnd: padsEnd)
+        }
+        #expect(actual == expected)
+
+        let doubles = random.floats(planes * window.inputCount).map(Double.init)
+        var actualDoubles = [Double](repeating: 0, count: planes * window.outputCount), expectedDoubles = actualDoubles
+        actualDoubles.withUnsafeMutableBufferPointer {
+            Pooling.forward(.average(countIncludePad: true), input: doubles, output: $0.baseAddress!, planes: planes,
+                            window: window, padsEnd: padsEnd, parallelism: .serial)
+        }
+        expectedDoubles.withUnsafeMutableBufferPointer {
+            Pooling.reference(.average(countIncludePad: true), input: doubles, output: $0.baseAddress!, planes: planes,
+                              window: window, padsEnd: padsEnd)
+        }
+        #expect(zip(actualDoubles, expectedDoubles).allSatisfy { abs($0 - $1) <= 1e-12 })
+    }
+}
