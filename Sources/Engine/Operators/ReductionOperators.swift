@@ -76,7 +76,11 @@ struct Reduce: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
         try checkElementType(x.dataType, allowed)
-        guard let dims = x.dims, let axes = knownAxes else { return [TensorType(x.dataType, nil)] }
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
+        guard let axes = knownAxes else {
+            // Axes known only at run time: with keepdims the rank still is the input's.
+            return [TensorType(x.dataType, keepDims ? dims.map { _ in .unknown } : nil)]
+        }
         let reduced = try normalizedAxes(axes, rank: dims.count)
         return [TensorType(x.dataType, reducedDims(dims, reduced, fixed: .fixed(1)))]
     }
@@ -108,6 +112,11 @@ struct Reduce: Operator {
             let flags = context.allocate(.bool, outputShape)
             mapElements(bytes, into: flags, context.parallelism, Elementwise.IsNonzero<UInt8>())
             return [flags]
+        }
+        if x.dataType == .float16 {
+            // Computed in float, as ONNX Runtime does: float16 sums would round at every step.
+            let reduced = try reduce(convert(x, to: .float, context), axes, context)
+            return [try convert(reduced, to: .float16, context).reshaped(outputShape)]
         }
         return [try reduce(x, axes, context).reshaped(outputShape)]
     }
