@@ -7,8 +7,6 @@ public import Tensors
 /// once generically serve float, double and float16 (float16 computes in float).
 public protocol RealElement: FloatingElement, ArithmeticElement {
     static func exp(_ x: Self) -> Self
-    /// `exp(x) - 1`, accurate near 0.
-    static func expm1(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     /// `log(1 + x)`, accurate near 0.
     static func log1p(_ x: Self) -> Self
@@ -94,7 +92,6 @@ extension Float: RealElement {
     }
 
 
-    public static func expm1(_ x: Float) -> Float { expm1f(x) }
     public static func log(_ x: Float) -> Float { logf(x) }
     public static func log1p(_ x: Float) -> Float { log1pf(x) }
     public static func pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
@@ -113,7 +110,6 @@ extension Float: RealElement {
 
 extension Double: RealElement {
     public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
-    public static func expm1(_ x: Double) -> Double { Glibc.expm1(x) }
     public static func log(_ x: Double) -> Double { Glibc.log(x) }
     public static func log1p(_ x: Double) -> Double { Glibc.log1p(x) }
     public static func pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
@@ -134,7 +130,6 @@ extension Double: RealElement {
 
 extension Float16: RealElement {
     public static func exp(_ x: Float16) -> Float16 { Float16(expf(Float(x))) }
-    public static func expm1(_ x: Float16) -> Float16 { Float16(expm1f(Float(x))) }
     public static func log(_ x: Float16) -> Float16 { Float16(logf(Float(x))) }
     public static func log1p(_ x: Float16) -> Float16 { Float16(log1pf(Float(x))) }
     public static func pow(_ x: Float16, _ y: Float16) -> Float16 { Float16(powf(Float(x), Float(y))) }
