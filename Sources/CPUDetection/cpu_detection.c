@@ -82,7 +82,13 @@ static void onnx_serve_choose_coretype(int argc, char **argv, char **envp) {
     // OpenBLAS starts one idle server thread per core at load. A value set by the user wins.
     if (find_variable(envp, "OPENBLAS_NUM_THREADS") == NULL) environment[count++] = "OPENBLAS_NUM_THREADS=1";
     environment[count] = NULL;
-    execve("/proc/self/exe", argv, environment);
+    // Execute the file /proc/self/exe points to, not the link itself, so the process keeps its
+    // name ("onnx-serve", not "exe") in ps, top and the journal.
+    char path[4096];
+    ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (length <= 0) return;
+    path[length] = '\0';
+    execve(path, argv, environment);
     // exec failed (no /proc?): carry on with OpenBLAS's own detection.
 }
 
