@@ -27,6 +27,9 @@ public final class InferenceSession: Sendable {
     public let model: Model
     /// Settings in use.
     public let options: Options
+    /// Time spent in the optimisation passes and in compiling the plan (operators, weight
+    /// transforms, type inference) when the session was built.
+    public let buildTimes: (optimize: Duration, compile: Duration)
     /// Inputs the caller must feed, with declared types (symbolic dimensions kept).
     public let inputs: [ValueInfo]
     /// Outputs, with declared or inferred types.
@@ -44,10 +47,13 @@ public final class InferenceSession: Sendable {
         try Self.checkOpsets(model.opsets)
         var graph = model.graph
         _ = try GraphOrder.sorted(graph)
+        let start = ContinuousClock.now
         if options.optimizations {
             graph = try GraphOptimizer.optimize(graph, opsets: model.opsets)
         }
+        let optimized = ContinuousClock.now
         let plan = try PlanBuilder.build(graph, opsets: model.opsets)
+        buildTimes = (optimized - start, ContinuousClock.now - optimized)
         self.plan = plan
         self.model = model
         self.options = options
