@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xmmintrin.h>
 
 static OnnxServeCoreTypeOrigin origin = OnnxServeCoreTypeFromEnvironment;
 
@@ -42,6 +43,14 @@ int onnx_serve_available_cores(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (int)online : 1;
 }
+
+unsigned int onnx_serve_flush_denormals(void) {
+    unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040); // FTZ (bit 15) | DAZ (bit 6)
+    return saved;
+}
+
+void onnx_serve_restore_floating_point_control(unsigned int saved) { _mm_setcsr(saved); }
 
 /// The value of `name` in a NULL-terminated "NAME=value" array, or NULL.
 static const char *find_variable(char **envp, const char *name) {

@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-optimize"), help: "Skip the graph optimisation passes.")
     var noOptimize = false
 
+    @Flag(name: .customLong("flush-denormals"), help: "Flush denormal floats to zero (faster on underflowing models).")
+    var flushDenormals = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -52,7 +55,7 @@ struct BenchCommand: ParsableCommand {
             let loadStart = DispatchTime.now()
             let loaded = try ModelLoader.load(contentsOf: model)
             let decodeSeconds = Self.seconds(since: loadStart)
-            let session = try InferenceSession(model: loaded, options: .init(intraOpThreads: threads, optimizations: !noOptimize))
+            let session = try InferenceSession(model: loaded, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals))
             let loadSeconds = Self.seconds(since: loadStart)
             var generator = SystemRandomNumberGenerator()
             var feeds: [String: Tensor] = [:]
