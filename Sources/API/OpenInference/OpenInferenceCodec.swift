@@ -84,7 +84,7 @@ package enum OpenInferenceCodec {
         guard case .array(let inputList)? = object["inputs"] else {
             throw .invalidArgument("'inputs' must be a list of input tensors")
         }
-        var binary = BinarySection(body: body, offset: jsonLength)
+        var binary = BinarySection(body: body, offset: jsonLength, pool: model.session.bufferPool)
         var inputs: [String: Tensor] = [:]
         for (index, item) in inputList.enumerated() {
             guard let input = item.object else { throw .invalidArgument("input \(index) is not an object") }
@@ -119,7 +119,7 @@ package enum OpenInferenceCodec {
         guard model.inputs.count == 1, let input = model.inputs.first, let type = input.type, let dims = type.dims else {
             throw .invalidArgument("a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input of known rank")
         }
-        var binary = BinarySection(body: body, offset: 0)
+        var binary = BinarySection(body: body, offset: 0, pool: model.session.bufferPool)
         let shape: Shape
         if type.dataType == .string {
             shape = [1]
@@ -210,10 +210,13 @@ package enum OpenInferenceCodec {
         return outputs
     }
 
-    /// The binary tensor data after the JSON header, consumed in order.
+    /// The binary tensor data after the JSON header, consumed in order. Tensors are read in place
+    /// (sharing the body's memory) where the data is 64-byte aligned, as tensor buffers must be,
+    /// and otherwise copied once into a buffer from the model's pool (no fresh pages per request).
     private struct BinarySection {
         let body: [UInt8]
         var offset: Int
+        let pool: BufferPool
 
         var remaining: Int { body.count - offset }
 
@@ -229,13 +232,29 @@ package enum OpenInferenceCodec {
             guard size == expected else {
                 throw .invalidArgument("input '\(name)' has binary_data_size \(size); \(OpenInferenceCodec.datatype(dataType)) \(shape) needs \(expected)")
             }
-            let tensor = Tensor(uninitialized: dataType, shape: shape)
-            body.withUnsafeBytes { raw in
-                if size > 0 { tensor.rawPointer.copyMemory(from: raw.baseAddress! + offset, byteCount: size) }
-            }
+            let tensor = inPlace(dataType, shape, size: size) ?? copied(dataType, shape, size: size)
             if dataType == .bool {
                 let bytes = tensor.rawPointer.assumingMemoryBound(to: UInt8.self)
                 for index in 0..<shape.elementCount where bytes[index] > 1 { bytes[index] = 1 }
+            }
+            return tensor
+        }
+
+        /// The tensor over the body's own bytes, when they are aligned (bools are copied: they
+        /// may need normalising).
+        private func inPlace(_ dataType: DataType, _ shape: Shape, size: Int) -> Tensor? {
+            guard size > 0, dataType != .bool else { return nil }
+            // An array's storage stays put while it is not mutated; the buffer keeps it alive.
+            let start = body.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) + offset }
+            guard Int(bitPattern: start) % TensorBuffer.alignment == 0 else { return nil }
+            let buffer = TensorBuffer.borrowing(start, byteCount: size, owner: BodyStorage(body))
+            return Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer))
+        }
+
+        private func copied(_ dataType: DataType, _ shape: Shape, size: Int) -> Tensor {
+            let tensor = Tensor(uninitialized: dataType, shape: shape, pool: pool)
+            body.withUnsafeBytes { raw in
+                if size > 0 { tensor.rawPointer.copyMemory(from: raw.baseAddress! + offset, byteCount: size) }
             }
             return tensor
         }
@@ -263,6 +282,12 @@ package enum OpenInferenceCodec {
             }
             return strings
         }
+    }
+
+    /// Keeps a request body alive while tensors read it in place.
+    private final class BodyStorage {
+        let bytes: [UInt8]
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
     }
 
     // MARK: Responses
