@@ -96,5 +96,15 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
         let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
         line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
     }
+    // The bare product on an already expanded input: what OpenBLAS alone takes for this layer.
+    if layout.algorithm != .depthwise {
+        let m = layout.outputChannels, n = layout.window.outputCount, k = layout.depth
+        let columns = [Float](repeating: 0.25, count: k * n)
+        let t = output.withUnsafeMutableBufferPointer { output in
+            time { BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: weights, lda: k,
+                              b: columns, ldb: n, beta: 0, c: output.baseAddress!, ldc: n) }
+        }
+        line += "  sgemm alone 1T: \(format(2 * Double(layout.multiplyAdds) / t.best / 1e9, 1)) GFLOP/s"
+    }
     print(line)
 }

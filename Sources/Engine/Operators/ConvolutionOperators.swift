@@ -1,4 +1,5 @@
 import Kernels
+internal import Synchronization
 import Tensors
 
 /// Convolutions: Conv, ConvTranspose, and FusedConv (a Conv whose bias, residual Add and
@@ -25,12 +26,16 @@ struct Conv: Operator {
     let attributes: SlidingWindowAttributes
     let groups: Int
     let activation: Activation?
+    /// Winograd's transform of constant weights, made on first use (the input size decides whether
+    /// a layer uses Winograd, and it is not known at load); nil when the weights are an input.
+    let winogradWeights: WinogradWeights?
 
     init(_ context: OperatorContext, fused: Bool) throws {
         attributes = try SlidingWindowAttributes(context)
         groups = try context.int("group", default: 1)
         guard groups >= 1 else { throw OpError("group \(groups) must be positive") }
         activation = fused ? try Activation(fusedAttributesOf: context) : nil
+        winogradWeights = context.constant(1) == nil ? nil : WinogradWeights()
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -114,10 +119,11 @@ struct Conv: Operator {
         }
         let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
         let scratch = scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
-        withExtendedLifetime(scratch) {
+        let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
+        withExtendedLifetime((scratch, transformed)) {
             let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
                                     residual: residual?.pointer(as: Float.self), activation: activation)
-            Convolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+            Convolution.forward(input: x.pointer(as: Float.self), weights: (transformed ?? w).pointer(as: Float.self),
                                 output: y.mutablePointer(as: Float.self), layout: layout, epilogue: epilogue,
                                 scratch: scratch?.mutablePointer(as: Float.self), parallelism: context.parallelism)
         }
@@ -153,6 +159,28 @@ struct Conv: Operator {
             }
         }
         _ = try result.dataType.visit(Visitor(residual: residual, result: result, activation: activation))
+    }
+}
+
+/// Winograd-transformed weights of one Conv, made once by the first run that needs them.
+final class WinogradWeights: Sendable {
+    private let cache = Mutex<Tensor?>(nil)
+
+    /// The transform of `weights`, made on the first call and kept.
+    func get(_ weights: Tensor) -> Tensor {
+        cache.withLock { cache in
+            if let cache { return cache }
+            let transformed = Self.transform(weights)
+            cache = transformed
+            return transformed
+        }
+    }
+
+    /// The transform of float weights [M, C, 3, 3].
+    static func transform(_ weights: Tensor) -> Tensor {
+        let values = Winograd.transformWeights(weights.pointer(as: Float.self), outputChannels: weights.shape[0],
+                                               inputChannels: weights.shape[1])
+        return Tensor(values, shape: [values.count])
     }
 }
 
