@@ -25,7 +25,12 @@ public enum Pooling {
     public static func forward<T: NumericElement>(_ kind: Kind, input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
                                                   indices: UnsafeMutablePointer<Int64>? = nil, columnMajorIndices: Bool = false,
                                                   planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
-        if T.self == Float.self {
+        if T.self == Float.self, indices == nil, window.rank <= 2, kind == .max || kind == .average(countIncludePad: false)
+            || kind == .average(countIncludePad: true) {
+            poolRows(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                     output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                     planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
+        } else if T.self == Float.self {
             pool(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                  output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self), indices: indices,
                  columnMajorIndices: columnMajorIndices, planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
@@ -108,6 +113,49 @@ public enum Pooling {
                             }
                             at += 1
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Float max and average pooling over 1 or 2 axes, an output row at a time: one pass over the
+    /// row per kernel tap, each a plain loop over the output width (as the depthwise kernel).
+    private static func poolRows(_ kind: Kind, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                 planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        let volume = window.volume
+        let height = volume.height, width = volume.width
+        let ends = [Int](repeating: 0, count: 2 - window.rank) + padsEnd
+        let isMax = kind == .max, includePad = kind == .average(countIncludePad: true)
+        // Taps each output column counts, for averages.
+        let columnTaps = (0..<width.output).map { ow in
+            Float(includePad ? width.paddedTaps(ow, padEnd: ends[1]) : width.validTaps(ow).count)
+        }
+        let work = Swift.max(1, window.outputCount * window.kernelCount)
+        parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
+            for plane in chunk {
+                let source = input + plane * window.inputCount
+                for oh in 0..<height.output {
+                    let row = output + plane * window.outputCount + oh * width.output
+                    row.update(repeating: isMax ? -.infinity : 0, count: width.output)
+                    let rowTaps = height.validTaps(oh)
+                    for kh in rowTaps {
+                        let line = source + (oh * height.stride - height.pad + kh * height.dilation) * width.input
+                        for kw in 0..<width.kernel {
+                            let offset = kw * width.dilation - width.pad
+                            let from = line + offset, stride = width.stride
+                            let valid = width.validOutputs(offset: offset)
+                            switch (isMax, stride) {
+                            case (true, 1): for o in valid { row[o] = Swift.max(row[o], from[o]) }
+                            case (true, _): for o in valid { row[o] = Swift.max(row[o], from[o * stride]) }
+                            case (false, 1): for o in valid { row[o] += from[o] }
+                            case (false, _): for o in valid { row[o] += from[o * stride] }
+                            }
+                        }
+                    }
+                    if !isMax {
+                        let rowCount = Float(includePad ? height.paddedTaps(oh, padEnd: ends[0]) : rowTaps.count)
+                        for o in 0..<width.output { row[o] /= rowCount * columnTaps[o] }
                     }
                 }
             }

@@ -58,25 +58,27 @@ public enum Winograd {
         return transformed
     }
 
-    /// Tiles transformed per pass, so the transformed input and products stay within about 32 MB.
-    static func tilesPerPass(_ layout: ConvolutionLayout, tile: Tile) -> Int {
+    /// Rows of tiles transformed per pass, so the transformed input and products stay within about 32 MB.
+    static func tileRowsPerPass(_ layout: ConvolutionLayout, tile: Tile) -> Int {
         let window = layout.window, m = tile.rawValue
-        let tiles = ((window.outputSize[0] + m - 1) / m) * ((window.outputSize[1] + m - 1) / m)
-        let perTile = tile.alpha * tile.alpha * (layout.inputChannels + layout.outputChannels)
-        return Swift.max(1, Swift.min(tiles, (8 << 20) / perTile))
+        let tileRows = (window.outputSize[0] + m - 1) / m, tileColumns = (window.outputSize[1] + m - 1) / m
+        let perRow = tile.alpha * tile.alpha * tileColumns * (layout.inputChannels + layout.outputChannels)
+        return Swift.max(1, Swift.min(tileRows, (8 << 20) / perRow))
     }
 
     /// Floats of scratch memory `forward` needs.
     static func scratchCount(_ layout: ConvolutionLayout) -> Int {
         let tile = tile(inputChannels: layout.inputChannels, outputChannels: layout.outputChannels)
-        return tile.alpha * tile.alpha * tilesPerPass(layout, tile: tile) * (layout.inputChannels + layout.outputChannels)
+        let tileColumns = (layout.window.outputSize[1] + tile.rawValue - 1) / tile.rawValue
+        return tile.alpha * tile.alpha * tileRowsPerPass(layout, tile: tile) * tileColumns
+            * (layout.inputChannels + layout.outputChannels)
     }
 
     // Shapes: input [N, C, H, W]; weights U [α², M, C] from `transformWeights`; output [N, M, oH, oW];
     //         scratch [scratchCount(layout)].
-    /// The convolution, one image and one pass of tiles at a time: transform input tiles (threads
-    /// split channels), α² products (threads split panels), transform back and run the epilogue
-    /// per output plane (threads split channels).
+    /// The convolution, one image and one pass of tile rows at a time: transform the input tiles
+    /// (threads split channels), α² products (threads split panels), then transform back and run
+    /// the epilogue a tile row at a time (threads split channels).
     static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         layout: ConvolutionLayout, epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>,
                         parallelism: Parallelism) {
@@ -85,33 +87,29 @@ public enum Winograd {
         let window = layout.window
         let (height, width) = (window.inputSize[0], window.inputSize[1])
         let (outputHeight, outputWidth) = (window.outputSize[0], window.outputSize[1])
-        let (padTop, padLeft) = (window.padsBegin[0], window.padsBegin[1])
-        let tileColumns = (outputWidth + m - 1) / m
-        let tiles = ((outputHeight + m - 1) / m) * tileColumns
-        let perPass = tilesPerPass(layout, tile: tile)
+        let tileRows = (outputHeight + m - 1) / m, tileColumns = (outputWidth + m - 1) / m
+        let rowsPerPass = tileRowsPerPass(layout, tile: tile)
         let channels = layout.inputChannels, outputs = layout.outputChannels
         let inputCount = height * width, outputCount = outputHeight * outputWidth
-        let transformedInput = scratch, products = scratch + points * perPass * channels
+        // Input rows one tile row reads, from the first tile's left edge to the last one's right edge.
+        let span = tileColumns * m + 2
+        let transformedInput = scratch, products = scratch + points * rowsPerPass * tileColumns * channels
         for image in 0..<layout.batch {
             let source = input + image * channels * inputCount
-            let target = output + image * outputs * outputCount
-            var first = 0
-            while first < tiles {
-                let count = Swift.min(perPass, tiles - first)
+            let outputOffset = image * outputs * outputCount
+            var firstRow = 0
+            while firstRow < tileRows {
+                let passRows = Swift.min(rowsPerPass, tileRows - firstRow), count = passRows * tileColumns
                 // V[ξ][c][t]: the transformed input tile t of channel c.
-                parallelism.forEachChunk(channels, minimumChunk: Swift.max(1, 4096 / count)) { chunk in
-                    var patch = [Float](repeating: 0, count: points)
-                    patch.withUnsafeMutableBufferPointer { patch in
-                        for channel in chunk {
-                            let plane = source + channel * inputCount
-                            for t in 0..<count {
-                                let index = first + t
-                                let top = (index / tileColumns) * m - padTop, left = (index % tileColumns) * m - padLeft
-                                gather(plane, height: height, width: width, top: top, left: left, alpha: alpha, into: patch.baseAddress!)
-                                tile.transformInput(patch.baseAddress!)
-                                let destination = transformedInput + channel * count + t
-                                for point in 0..<points { destination[point * channels * count] = patch[point] }
-                            }
+                parallelism.forEachChunk(channels * passRows, minimumChunk: Swift.max(1, 64 / tileColumns)) { chunk in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha * span + alpha) { buffer in
+                        for job in chunk {
+                            let channel = job / passRows, tileRow = job % passRows
+                            tile.transformInputRow(source + channel * inputCount, height: height, width: width,
+                                                   top: (firstRow + tileRow) * m - window.padsBegin[0], left: -window.padsBegin[1],
+                                                   tiles: tileColumns, rows: buffer.baseAddress!,
+                                                   into: transformedInput + channel * count + tileRow * tileColumns,
+                                                   pointStride: channels * count)
                         }
                     }
                 }
@@ -120,50 +118,22 @@ public enum Winograd {
                               c: products, ldc: count, batch: points,
                               batchOffsets: { ($0 * outputs * channels, $0 * channels * count, $0 * outputs * count) },
                               parallelism: parallelism)
-                // Back to m×m output tiles, then the epilogue once a plane is complete.
-                let lastPass = first + count == tiles
-                parallelism.forEachChunk(outputs, minimumChunk: Swift.max(1, 4096 / count)) { chunk in
-                    var patch = [Float](repeating: 0, count: points)
-                    patch.withUnsafeMutableBufferPointer { patch in
-                        for channel in chunk {
-                            let plane = target + channel * outputCount
-                            for t in 0..<count {
-                                let sourcePoint = products + channel * count + t
-                                for point in 0..<points { patch[point] = sourcePoint[point * outputs * count] }
-                                tile.transformOutput(patch.baseAddress!)
-                                let index = first + t
-                                let top = (index / tileColumns) * m, left = (index % tileColumns) * m
-                                for r in 0..<Swift.min(m, outputHeight - top) {
-                                    for s in 0..<Swift.min(m, outputWidth - left) {
-                                        plane[(top + r) * outputWidth + left + s] = patch[r * alpha + s]
-                                    }
-                                }
-                            }
-                            if lastPass {
-                                epilogue.apply(output, offset: image * outputs * outputCount, ld: outputCount,
-                                               rows: channel..<(channel + 1), columns: 0..<outputCount)
-                            }
+                // Back to m×m output tiles, and the epilogue on each finished band of m rows.
+                parallelism.forEachChunk(outputs * passRows, minimumChunk: Swift.max(1, 64 / tileColumns)) { chunk in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha) { patch in
+                        for job in chunk {
+                            let channel = job / passRows, tileRow = job % passRows
+                            let top = (firstRow + tileRow) * m, rows = Swift.min(m, outputHeight - top)
+                            tile.transformOutputRow(products + channel * count + tileRow * tileColumns, pointStride: outputs * count,
+                                                    tiles: tileColumns, patch: patch.baseAddress!,
+                                                    into: output + outputOffset + channel * outputCount + top * outputWidth,
+                                                    rows: rows, width: outputWidth)
+                            epilogue.apply(output, offset: outputOffset + top * outputWidth, ld: outputCount,
+                                           rows: channel..<(channel + 1), columns: 0..<(rows * outputWidth))
                         }
                     }
                 }
-                first += count
-            }
-        }
-    }
-
-    /// Copies the α×α input patch at (top, left) into `patch`, zeros outside the image.
-    @inline(__always)
-    private static func gather(_ plane: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int, alpha: Int,
-                               into patch: UnsafeMutablePointer<Float>) {
-        if top >= 0 && left >= 0 && top + alpha <= height && left + alpha <= width {
-            for i in 0..<alpha { (patch + i * alpha).update(from: plane + (top + i) * width + left, count: alpha) }
-            return
-        }
-        for i in 0..<alpha {
-            let y = top + i
-            for j in 0..<alpha {
-                let x = left + j
-                patch[i * alpha + j] = y >= 0 && y < height && x >= 0 && x < width ? plane[y * width + x] : 0
+                firstRow += passRows
             }
         }
     }
@@ -179,20 +149,56 @@ extension Winograd.Tile {
         }
     }
 
-    /// In place, `d ← Bᵀ d B` for an α×α patch: the 1-D transform down every column, then along every row.
+    /// Transforms the tiles of one tile row of one channel: `V = Bᵀ d B` for each α×α patch `d`.
+    /// The α input rows (zero outside the image) are transformed down their columns all at once,
+    /// then each tile along its row; point ξ = i·α + j of tile `t` goes to `into[ξ · pointStride + t]`.
     @inline(__always)
-    func transformInput(_ d: UnsafeMutablePointer<Float>) {
-        let alpha = self.alpha
-        for j in 0..<alpha { inputPoints(d + j, stride: alpha) }
-        for i in 0..<alpha { inputPoints(d + i * alpha, stride: 1) }
+    func transformInputRow(_ plane: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int, tiles: Int,
+                           rows: UnsafeMutablePointer<Float>, into destination: UnsafeMutablePointer<Float>, pointStride: Int) {
+        let alpha = self.alpha, m = rawValue, span = tiles * m + 2
+        let first = Swift.max(0, -left), last = Swift.min(span, width - left)
+        for i in 0..<alpha {
+            let row = rows + i * span, y = top + i
+            guard y >= 0 && y < height && first < last else {
+                row.update(repeating: 0, count: span)
+                continue
+            }
+            row.update(repeating: 0, count: first)
+            (row + first).update(from: plane + y * width + left + first, count: last - first)
+            (row + last).update(repeating: 0, count: span - last)
+        }
+        for column in 0..<span { inputPoints(rows + column, stride: span) }
+        let patch = rows + alpha * span
+        for i in 0..<alpha {
+            for t in 0..<tiles {
+                patch.update(from: rows + i * span + t * m, count: alpha)
+                inputPoints(patch, stride: 1)
+                for j in 0..<alpha { destination[(i * alpha + j) * pointStride + t] = patch[j] }
+            }
+        }
     }
 
-    /// In place, `m ← Aᵀ m A` for an α×α product patch; the result is the top-left m×m block.
+    /// Transforms one tile row of one output channel back: `Y = Aᵀ M A` per tile, where point ξ of
+    /// tile `t` is at `products[ξ · pointStride + t]` (overwritten), into `rows` output rows of
+    /// width `width` starting at `output`.
     @inline(__always)
-    func transformOutput(_ p: UnsafeMutablePointer<Float>) {
-        let alpha = self.alpha
-        for j in 0..<alpha { outputPoints(p + j, stride: alpha) }
-        for i in 0..<rawValue { outputPoints(p + i * alpha, stride: 1) }
+    func transformOutputRow(_ products: UnsafeMutablePointer<Float>, pointStride: Int, tiles: Int,
+                            patch: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        let alpha = self.alpha, m = rawValue
+        // Aᵀ down the columns of every tile at once: point (r, j) ends up holding the r-th result.
+        for j in 0..<alpha {
+            let column = products + j * pointStride
+            for t in 0..<tiles { outputPoints(column + t, stride: alpha * pointStride) }
+        }
+        for r in 0..<rows {
+            let line = output + r * width, source = products + r * alpha * pointStride
+            for t in 0..<tiles {
+                for j in 0..<alpha { patch[j] = source[j * pointStride + t] }
+                outputPoints(patch, stride: 1)
+                let left = t * m
+                for s in 0..<Swift.min(m, width - left) { line[left + s] = patch[s] }
+            }
+        }
     }
 
     /// Bᵀ applied to α values `x[0], x[stride], …`, in place.
