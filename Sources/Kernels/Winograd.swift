@@ -102,7 +102,7 @@ public enum Winograd {
                 let passRows = Swift.min(rowsPerPass, tileRows - firstRow), count = passRows * tileColumns
                 // V[ξ][c][t]: the transformed input tile t of channel c.
                 parallelism.forEachChunk(channels * passRows, minimumChunk: Swift.max(1, 64 / tileColumns)) { chunk in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha * span + alpha) { buffer in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha * span) { buffer in
                         for job in chunk {
                             let channel = job / passRows, tileRow = job % passRows
                             tile.transformInputRow(source + channel * inputCount, height: height, width: width,
@@ -167,13 +167,10 @@ extension Winograd.Tile {
             (row + first).update(from: plane + y * width + left + first, count: last - first)
             (row + last).update(repeating: 0, count: span - last)
         }
-        for column in 0..<span { inputPoints(rows + column, stride: span) }
-        let patch = rows + alpha * span
+        for column in 0..<span { inputPoints(rows + column, span, into: rows + column, span) }
         for i in 0..<alpha {
             for t in 0..<tiles {
-                patch.update(from: rows + i * span + t * m, count: alpha)
-                inputPoints(patch, stride: 1)
-                for j in 0..<alpha { destination[(i * alpha + j) * pointStride + t] = patch[j] }
+                inputPoints(rows + i * span + t * m, 1, into: destination + i * alpha * pointStride + t, pointStride)
             }
         }
     }
@@ -188,55 +185,56 @@ extension Winograd.Tile {
         // Aᵀ down the columns of every tile at once: point (r, j) ends up holding the r-th result.
         for j in 0..<alpha {
             let column = products + j * pointStride
-            for t in 0..<tiles { outputPoints(column + t, stride: alpha * pointStride) }
+            for t in 0..<tiles { outputPoints(column + t, alpha * pointStride, into: column + t, alpha * pointStride) }
         }
         for r in 0..<rows {
             let line = output + r * width, source = products + r * alpha * pointStride
-            for t in 0..<tiles {
-                for j in 0..<alpha { patch[j] = source[j * pointStride + t] }
-                outputPoints(patch, stride: 1)
-                let left = t * m
-                for s in 0..<Swift.min(m, width - left) { line[left + s] = patch[s] }
+            let whole = Swift.min(tiles, width / m)
+            for t in 0..<whole { outputPoints(source + t, pointStride, into: line + t * m, 1) }
+            // The last tile, when it sticks out of the image.
+            for t in whole..<tiles {
+                outputPoints(source + t, pointStride, into: patch, 1)
+                for s in 0..<(width - t * m) { line[t * m + s] = patch[s] }
             }
         }
     }
 
-    /// Bᵀ applied to α values `x[0], x[stride], …`, in place.
+    /// Bᵀ applied to the α values `x[0], x[xs], …`, written to `y[0], y[ys], …` (may be `x`).
     @inline(__always)
-    private func inputPoints(_ x: UnsafeMutablePointer<Float>, stride s: Int) {
+    private func inputPoints(_ x: UnsafePointer<Float>, _ xs: Int, into y: UnsafeMutablePointer<Float>, _ ys: Int) {
         switch self {
         case .two:
-            let (x0, x1, x2, x3) = (x[0], x[s], x[2 * s], x[3 * s])
-            x[0] = x0 - x2
-            x[s] = x1 + x2
-            x[2 * s] = x2 - x1
-            x[3 * s] = x1 - x3
+            let (x0, x1, x2, x3) = (x[0], x[xs], x[2 * xs], x[3 * xs])
+            y[0] = x0 - x2
+            y[ys] = x1 + x2
+            y[2 * ys] = x2 - x1
+            y[3 * ys] = x1 - x3
         case .four:
-            let (x0, x1, x2, x3, x4, x5) = (x[0], x[s], x[2 * s], x[3 * s], x[4 * s], x[5 * s])
-            x[0] = 4 * x0 - 5 * x2 + x4
-            x[s] = -4 * (x1 + x2) + x3 + x4
-            x[2 * s] = 4 * (x1 - x2) - x3 + x4
-            x[3 * s] = 2 * (x3 - x1) - x2 + x4
-            x[4 * s] = 2 * (x1 - x3) - x2 + x4
-            x[5 * s] = 4 * x1 - 5 * x3 + x5
+            let (x0, x1, x2, x3, x4, x5) = (x[0], x[xs], x[2 * xs], x[3 * xs], x[4 * xs], x[5 * xs])
+            y[0] = 4 * x0 - 5 * x2 + x4
+            y[ys] = -4 * (x1 + x2) + x3 + x4
+            y[2 * ys] = 4 * (x1 - x2) - x3 + x4
+            y[3 * ys] = 2 * (x3 - x1) - x2 + x4
+            y[4 * ys] = 2 * (x1 - x3) - x2 + x4
+            y[5 * ys] = 4 * x1 - 5 * x3 + x5
         }
     }
 
-    /// Aᵀ applied to α values `x[0], x[stride], …`; writes the m results to the first m positions.
+    /// Aᵀ applied to the α values `x[0], x[xs], …`; the m results go to `y[0], y[ys], …` (may be `x`).
     @inline(__always)
-    private func outputPoints(_ x: UnsafeMutablePointer<Float>, stride s: Int) {
+    private func outputPoints(_ x: UnsafePointer<Float>, _ xs: Int, into y: UnsafeMutablePointer<Float>, _ ys: Int) {
         switch self {
         case .two:
-            let (x0, x1, x2, x3) = (x[0], x[s], x[2 * s], x[3 * s])
-            x[0] = x0 + x1 + x2
-            x[s] = x1 - x2 - x3
+            let (x0, x1, x2, x3) = (x[0], x[xs], x[2 * xs], x[3 * xs])
+            y[0] = x0 + x1 + x2
+            y[ys] = x1 - x2 - x3
         case .four:
-            let (x0, x1, x2, x3, x4, x5) = (x[0], x[s], x[2 * s], x[3 * s], x[4 * s], x[5 * s])
+            let (x0, x1, x2, x3, x4, x5) = (x[0], x[xs], x[2 * xs], x[3 * xs], x[4 * xs], x[5 * xs])
             let (sum12, difference12, sum34, difference34) = (x1 + x2, x1 - x2, x3 + x4, x3 - x4)
-            x[0] = x0 + sum12 + sum34
-            x[s] = difference12 + 2 * difference34
-            x[2 * s] = sum12 + 4 * sum34
-            x[3 * s] = difference12 + 8 * difference34 + x5
+            y[0] = x0 + sum12 + sum34
+            y[ys] = difference12 + 2 * difference34
+            y[2 * ys] = sum12 + 4 * sum34
+            y[3 * ys] = difference12 + 8 * difference34 + x5
         }
     }
 }
