@@ -62,8 +62,7 @@ public enum Gemm {
 
 /// How a batch of matrix products (`items` × [rows × depth] · [depth × columns]) is cut into
 /// tasks for threads. A task is one item's block of rows × columns: one single-threaded sgemm
-/// whose B panel (depth × panel width) fits in L2, so an im2col panel stays hot between being
-/// written and being read, and so is the output block for the epilogue.
+/// whose B panel (depth × panel width) is at most a few MB, so an im2col panel is never huge.
 ///
 /// Cutting along columns makes every thread pack all of A (the weights); cutting along rows makes
 /// every thread pack all of B. So a product with more rows than columns is cut along rows.
@@ -79,8 +78,9 @@ public struct GemmPanels: Sendable {
     /// Columns per task.
     public let columnPanel: Int
 
-    /// Floats of B one task reads: 128 K floats = 512 KB, half an L2 on the CPUs we target.
-    static let panelFloats = 1 << 17
+    /// Floats of B one task reads, at most 512 K (2 MB). Every column panel packs all of A again
+    /// (cblas cannot reuse a packed A), so panels are as wide as an im2col buffer may sensibly be.
+    static let panelFloats = 1 << 19
     /// Below this many multiply-adds per thread, a product is not worth splitting further.
     static let minimumParallelWork = 1 << 17
     /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.

@@ -146,8 +146,9 @@ public enum Pooling {
                             let from = line + offset, stride = width.stride
                             let valid = width.validOutputs(offset: offset)
                             switch (isMax, stride) {
-                            case (true, 1): for o in valid { row[o] = Swift.max(row[o], from[o]) }
-                            case (true, _): for o in valid { row[o] = Swift.max(row[o], from[o * stride]) }
+                            // `>` rather than Swift.max: one maxss, and NaN inputs are skipped as ONNX Runtime does.
+                            case (true, 1): for o in valid { row[o] = from[o] > row[o] ? from[o] : row[o] }
+                            case (true, _): for o in valid { row[o] = from[o * stride] > row[o] ? from[o * stride] : row[o] }
                             case (false, 1): for o in valid { row[o] += from[o] }
                             case (false, _): for o in valid { row[o] += from[o * stride] }
                             }
