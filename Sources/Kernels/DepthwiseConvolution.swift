@@ -37,15 +37,21 @@ extension Convolution {
                     let imageOffset = image * layout.outputChannels * outputCount
                     for oh in 0..<height.output {
                         let row = output + imageOffset + channel * outputCount + oh * width.output
+                        let top = UnsafePointer(padded + oh * height.stride * rowSize)
+                        if height.kernel == 3 && width.kernel == 3 {
+                            row3x3(row, count: width.output, top: top, lineStride: height.dilation * rowSize,
+                                   taps: kernel, width: width, phaseWidth: phaseWidth)
+                            continue
+                        }
                         row.update(repeating: 0, count: width.output)
                         for kh in 0..<height.kernel {
-                            let line = UnsafePointer(padded + (oh * height.stride + kh * height.dilation) * rowSize)
-                            accumulateRow(row, count: width.output, line: line, taps: kernel + kh * width.kernel,
-                                          width: width, phaseWidth: phaseWidth)
+                            accumulateRow(row, count: width.output, line: top + kh * height.dilation * rowSize,
+                                          taps: kernel + kh * width.kernel, width: width, phaseWidth: phaseWidth)
                         }
-                        epilogue.apply(output, offset: imageOffset + oh * width.output, ld: outputCount,
-                                       rows: channel..<(channel + 1), columns: 0..<width.output)
                     }
+                    // The plane is in L1 still.
+                    epilogue.apply(output, offset: imageOffset, ld: outputCount, rows: channel..<(channel + 1),
+                                   columns: 0..<outputCount)
                 }
             }
         }
@@ -64,21 +70,66 @@ extension Convolution {
                 continue
             }
             let line = source + ih * width.input
-            for phase in 0..<stride {
-                // Phase slot j holds padded column j·stride + phase, i.e. input column j·stride + phase − pad.
-                let out = target + phase * phaseWidth
+            // Phase slot j holds padded column j·stride + phase, i.e. input column j·stride + phase − pad;
+            // these are the slots that fall inside the input.
+            func slots(_ phase: Int) -> Range<Int> {
                 let offset = phase - width.pad
                 let lo = Swift.min(phaseWidth, offset >= 0 ? 0 : (-offset + stride - 1) / stride)
-                let hi = Swift.max(lo, Swift.min(phaseWidth, width.input - offset <= 0 ? 0 : (width.input - offset + stride - 1) / stride))
-                out.update(repeating: 0, count: lo)
-                let from = line + offset
-                if stride == 1 {
-                    (out + lo).update(from: from + lo, count: hi - lo)
-                } else {
-                    for j in lo..<hi { out[j] = from[j * stride] }
-                }
-                (out + hi).update(repeating: 0, count: phaseWidth - hi)
+                return lo..<Swift.max(lo, Swift.min(phaseWidth, width.input - offset <= 0 ? 0 : (width.input - offset + stride - 1) / stride))
             }
+            for phase in 0..<stride {
+                let out = target + phase * phaseWidth, valid = slots(phase)
+                out.update(repeating: 0, count: valid.lowerBound)
+                (out + valid.upperBound).update(repeating: 0, count: phaseWidth - valid.upperBound)
+            }
+            if stride == 1 {
+                let valid = slots(0)
+                (target + valid.lowerBound).update(from: line + valid.lowerBound - width.pad, count: valid.count)
+                continue
+            }
+            var shared = 0..<0
+            if stride == 2 {
+                // Both phases at once: eight input columns split into four even and four odd ones.
+                let even = slots(0), odd = slots(1)
+                let lo = Swift.max(even.lowerBound, odd.lowerBound), hi = Swift.min(even.upperBound, odd.upperBound)
+                var j = lo
+                while j + 4 <= hi {
+                    let pair = UnsafeRawPointer(line + 2 * j - width.pad).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(target + j).storeBytes(of: pair.evenHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(target + phaseWidth + j).storeBytes(of: pair.oddHalf, as: SIMD4<Float>.self)
+                    j += 4
+                }
+                shared = lo..<Swift.max(lo, j)
+            }
+            for phase in 0..<stride {
+                let out = target + phase * phaseWidth, from = line + phase - width.pad, valid = slots(phase)
+                for j in valid.lowerBound..<Swift.max(valid.lowerBound, Swift.min(valid.upperBound, shared.lowerBound)) {
+                    out[j] = from[j * stride]
+                }
+                for j in Swift.min(valid.upperBound, Swift.max(valid.lowerBound, shared.upperBound))..<valid.upperBound {
+                    out[j] = from[j * stride]
+                }
+            }
+        }
+    }
+
+    /// One output row of a 3×3 kernel in a single pass: nine taps read from three padded rows
+    /// `lineStride` apart, one store per output.
+    @inline(__always)
+    private static func row3x3(_ row: UnsafeMutablePointer<Float>, count: Int, top: UnsafePointer<Float>, lineStride: Int,
+                               taps: UnsafePointer<Float>, width: WindowAxis, phaseWidth: Int) {
+        func column(_ k: Int) -> Int {
+            let position = k * width.dilation
+            return (position % width.stride) * phaseWidth + position / width.stride
+        }
+        let (c0, c1, c2) = (column(0), column(1), column(2))
+        let (a0, a1, a2) = (top + c0, top + c1, top + c2)
+        let (b0, b1, b2) = (a0 + lineStride, a1 + lineStride, a2 + lineStride)
+        let (d0, d1, d2) = (b0 + lineStride, b1 + lineStride, b2 + lineStride)
+        let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6], taps[7], taps[8])
+        for o in 0..<count {
+            row[o] = w0 * a0[o] + w1 * a1[o] + w2 * a2[o] + w3 * b0[o] + w4 * b1[o] + w5 * b2[o]
+                + w6 * d0[o] + w7 * d1[o] + w8 * d2[o]
         }
     }
 
@@ -90,13 +141,6 @@ extension Convolution {
         func tap(_ k: Int) -> UnsafePointer<Float> {
             let column = k * width.dilation
             return line + (column % width.stride) * phaseWidth + column / width.stride
-        }
-        if width.kernel == 3 {
-            // The common 3-tap row in one pass.
-            let (p0, p1, p2) = (tap(0), tap(1), tap(2))
-            let (w0, w1, w2) = (taps[0], taps[1], taps[2])
-            for o in 0..<count { row[o] += w0 * p0[o] + w1 * p1[o] + w2 * p2[o] }
-            return
         }
         for k in 0..<width.kernel {
             let p = tap(k), weight = taps[k]

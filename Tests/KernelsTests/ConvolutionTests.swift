@@ -55,6 +55,12 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         activation: .hardSwish, algorithm: .depthwise),
         ConvolutionCase(inputChannels: 32, outputChannels: 32, groups: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
                         algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 6, outputChannels: 6, groups: 6, input: [33, 30], kernel: [3, 3], strides: [2, 2],
+                        padsBegin: [1, 1], residual: true, activation: .relu, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 4, outputChannels: 8, groups: 4, input: [21, 40], kernel: [5, 5], strides: [2, 2],
+                        padsBegin: [0, 2], padsEnd: [3, 1], algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 3, groups: 3, input: [17, 29], kernel: [3, 3], strides: [3, 3],
+                        dilations: [1, 2], padsBegin: [1, 2], algorithm: .depthwise),
         // im2col + sgemm: odd channels, non-square, stride, dilation, groups, 1-D, 3-D, asymmetric pads.
         ConvolutionCase(inputChannels: 3, outputChannels: 7, input: [13, 9], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .sigmoid, algorithm: .expanded),
