@@ -93,6 +93,20 @@ import Testing
         #expect(T.isClose(try T.run(model, ["x": Self.x])[0].scalars(as: Float.self), conv.indices.map { conv[$0] + extra[$0 / 30] }))
     }
 
+    @Test func channelScaleFoldsAndSumActsAsAdd() throws {
+        let bias = T.random([4], seed: 15), scale = T.random([4, 1, 1], seed: 16), skip = T.random([1, 4, 6, 5], seed: 17)
+        let model = T.model([
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: Self.pads),
+            Node(name: "mul", opType: "Mul", inputs: ["k", "c"], outputs: ["m"]),
+            Node(name: "sum", opType: "Sum", inputs: ["m", "s"], outputs: ["y"]),
+        ], inputs: [("x", Self.x.shape), ("s", skip.shape)], outputs: ["y"], initializers: ["w": Self.weights, "b": bias, "k": scale])
+        let fused = try Self.optimized(model)
+        #expect(fused.map(\.opType) == ["FusedConv"])
+        let conv = try Self.convolution(bias: bias), factors = scale.scalars(as: Float.self), residual = skip.scalars(as: Float.self)
+        let expected = conv.indices.map { conv[$0] * factors[$0 / 30] + residual[$0] }
+        #expect(T.isClose(try T.run(model, ["x": Self.x, "s": skip])[0].scalars(as: Float.self), expected))
+    }
+
     @Test func valuesOthersReadAreNotFused() throws {
         let exposed = T.model([
             Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"], attributes: Self.pads),
