@@ -2,10 +2,14 @@
 SWIFT ?= swift
 BINARY := .build/release/onnx-serve
 
-.PHONY: build test test-swift test-python conformance clean
+.PHONY: build serve test test-swift test-python conformance clean
 
 build:
 	$(SWIFT) build -c release --product onnx-serve
+
+# The daemon on the shipped config (config/onnx-serve.yaml: digits on port 8501).
+serve: build
+	exec $(BINARY) serve --config config/onnx-serve.yaml
 
 # Every test: Swift unit tests (release build), Python CLI/daemon tests, ONNX conformance.
 test: build test-swift test-python conformance

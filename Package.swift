@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: C libraries
@@ -34,6 +36,11 @@ let package = Package(
             name: "CMicroHTTPD",
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection"),
@@ -53,11 +60,31 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Serving
+        .target(name: "HTTP", dependencies: ["CMicroHTTPD", "CZlib"], swiftSettings: strictSettings),
+
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Engine", "ONNX", "Tensors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .target(
+            name: "API",
+            dependencies: ["HTTP", "Serving", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "onnx-serve",
             dependencies: [
-                "Tensors", "Kernels", "Engine", "ONNX",
+                "Tensors", "Kernels", "Engine", "ONNX", "Serving", "HTTP", "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,11 +94,18 @@ let package = Package(
         /// Figures for the convolution kernels on real layer shapes (not a test).
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"], swiftSettings: strictSettings),
 
+        // MARK: Benchmarks
+        .executableTarget(name: "codec-bench", dependencies: ["API", "Serving", "Tensors"], path: "benchmarks/CodecBench",
+                          swiftSettings: strictSettings),
+
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Kernels", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CZlib"], swiftSettings: strictSettings),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "APITests", dependencies: ["API", "HTTP", "Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
     ]
 )

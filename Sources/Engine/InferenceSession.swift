@@ -34,6 +34,9 @@ public final class InferenceSession: Sendable {
 
     let plan: ExecutionPlan
     let pool: BufferPool
+
+    /// The pool run buffers come from; callers may allocate batch inputs from it too.
+    public var bufferPool: BufferPool { pool }
     private let schedules = Mutex<[[String]: ExecutionPlan.Schedule]>([:])
 
     /// Builds a session for `model`.
@@ -51,7 +54,8 @@ public final class InferenceSession: Sendable {
         self.pool = BufferPool(retainLimit: options.bufferRetainLimit)
         inputs = model.graph.inputs
         outputs = model.graph.outputs.map { output in
-            ValueInfo(name: output.name, type: output.type ?? plan.outputSlots[output.name].flatMap { plan.slotTypes[$0] })
+            let inferred = plan.outputSlots[output.name].flatMap { plan.slotTypes[$0] }
+            return ValueInfo(name: output.name, type: inferred.map { PlanBuilder.refine(declared: output.type, inferred: $0) } ?? output.type)
         }
     }
 

@@ -35,10 +35,9 @@ struct InspectCommand: ParsableCommand {
         lines.append("inputs:")
         for input in graph.inputs { lines.append("  \(input.name): \(input.type?.description ?? "unknown type")") }
         let session = Result { try InferenceSession(model: model, options: .init(intraOpThreads: 1)) }
-        let inferred = (try? session.get())?.outputs
         lines.append("outputs:")
         for (index, output) in graph.outputs.enumerated() {
-            let type = output.type ?? inferred?[index].type
+            let type = (try? session.get())?.outputs[index].type ?? output.type
             lines.append("  \(output.name): \(type?.description ?? "unknown type")")
         }
         let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }

@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct OnnxServe: ParsableCommand {
+struct OnnxServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "onnx-serve",
         abstract: "Serve ONNX models over HTTP with a CPU engine of its own.",
-        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, RunCommand.self, InspectCommand.self, BenchCommand.self]
     )
 }

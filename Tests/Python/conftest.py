@@ -19,3 +19,59 @@ def run_cli(binary, *args, timeout=120):
     """Runs onnx-serve; returns (exit code, stdout, stderr)."""
     done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
+
+
+class Daemon:
+    """A running `onnx-serve serve` on 127.0.0.1 with an ephemeral port; stop() sends SIGTERM."""
+
+    def __init__(self, binary, *args, ready=True, timeout=120):
+        import re
+        import select
+        import time
+
+        self.process = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", "0", "--drain-seconds", "0", *args],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.port = None
+        deadline = time.time() + timeout
+        while self.port is None:
+            if time.time() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError("daemon did not start: %s" % "".join(self.log))
+            if select.select([self.process.stderr], [], [], 0.5)[0]:
+                line = self.process.stderr.readline()
+                self.log.append(line)
+                match = re.search(r"listening on .* port (\d+)", line)
+                if match:
+                    self.port = int(match.group(1))
+        self.url = "http://127.0.0.1:%d" % self.port
+        import threading
+        threading.Thread(target=self._drain_log, daemon=True).start()
+        if ready:
+            self.wait_ready(deadline)
+
+    def _drain_log(self):
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def wait_ready(self, deadline):
+        import time
+        import requests
+
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("daemon not ready: %s" % "".join(self.log))
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.returncode

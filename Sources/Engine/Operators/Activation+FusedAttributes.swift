@@ -20,20 +20,41 @@ extension Activation {
         case "Tanh": self = .tanh
         case "HardSigmoid": self = .hardSigmoid(alpha: try parameter(0, default: 0.2), beta: try parameter(1, default: 0.5))
         case "HardSwish": self = .hardSwish
+        case "Elu": self = .elu(alpha: try parameter(0, default: 1))
+        case "Selu": self = .selu(alpha: try parameter(0), gamma: try parameter(1))
+        case "Celu": self = .celu(alpha: try parameter(0, default: 1))
+        case "Softplus": self = .softplus
+        case "Softsign": self = .softsign
+        case "ThresholdedRelu": self = .thresholdedRelu(alpha: try parameter(0, default: 1))
+        case "Gelu": self = .gelu
+        case "GeluTanh": self = .geluTanh
+        case "Mish": self = .mish
         default: throw OpError("unknown fused activation '\(name)'")
         }
     }
 
     /// The `activation` and `activation_params` attributes that name this activation on a fused node.
     var fusedAttributes: [String: AttributeValue] {
-        switch self {
-        case .relu: ["activation": .string("Relu")]
-        case .leakyRelu(let alpha): ["activation": .string("LeakyRelu"), "activation_params": .floats([alpha])]
-        case .clip(let low, let high): ["activation": .string("Clip"), "activation_params": .floats([low, high])]
-        case .sigmoid: ["activation": .string("Sigmoid")]
-        case .tanh: ["activation": .string("Tanh")]
-        case .hardSigmoid(let alpha, let beta): ["activation": .string("HardSigmoid"), "activation_params": .floats([alpha, beta])]
-        case .hardSwish: ["activation": .string("HardSwish")]
+        let (name, parameters): (String, [Float]) = switch self {
+        case .relu: ("Relu", [])
+        case .leakyRelu(let alpha): ("LeakyRelu", [alpha])
+        case .clip(let low, let high): ("Clip", [low, high])
+        case .sigmoid: ("Sigmoid", [])
+        case .tanh: ("Tanh", [])
+        case .hardSigmoid(let alpha, let beta): ("HardSigmoid", [alpha, beta])
+        case .hardSwish: ("HardSwish", [])
+        case .elu(let alpha): ("Elu", [alpha])
+        case .selu(let alpha, let gamma): ("Selu", [alpha, gamma])
+        case .celu(let alpha): ("Celu", [alpha])
+        case .softplus: ("Softplus", [])
+        case .softsign: ("Softsign", [])
+        case .thresholdedRelu(let alpha): ("ThresholdedRelu", [alpha])
+        case .gelu: ("Gelu", [])
+        case .geluTanh: ("GeluTanh", [])
+        case .mish: ("Mish", [])
         }
+        var attributes: [String: AttributeValue] = ["activation": .string(name)]
+        if !parameters.isEmpty { attributes["activation_params"] = .floats(parameters) }
+        return attributes
     }
 }

@@ -1,0 +1,382 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a document is not valid JSON, and where.
+package struct JSONError: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package var offset: Int
+    package var description: String { "JSON Parse error: \(message) at byte \(offset)" }
+}
+
+/// A JSON parser for request bodies, with a fast path for tensors: an array whose leaves are all
+/// numbers is parsed straight into a flat buffer plus shape, with no per-element tree node.
+///
+/// Accepts RFC 8259 JSON plus `NaN`, `Infinity` and `-Infinity` (as TF Serving does). Rejects
+/// trailing content and nesting deeper than `maximumDepth`.
+package struct JSONParser {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var position = 0
+    /// Deepest nesting accepted (keeps recursion bounded on hostile input).
+    package static let maximumDepth = 256
+
+    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    /// Parses one JSON document that fills `bytes` (surrounding whitespace allowed).
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONValue {
+        var parser = JSONParser(bytes.bindMemory(to: UInt8.self))
+        parser.skipWhitespace()
+        guard parser.position < parser.bytes.count else { throw JSONError(message: "The document is empty", offset: 0) }
+        let value = try parser.value(depth: 0)
+        parser.skipWhitespace()
+        guard parser.position == parser.bytes.count else {
+            throw parser.error("unexpected content after the document")
+        }
+        return value
+    }
+
+    /// Parses a JSON document held in an array.
+    package static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONValue {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(JSONError) in try parse(raw) } }
+        return try result.get()
+    }
+
+    // MARK: Values
+
+    private func error(_ message: String) -> JSONError { JSONError(message: message, offset: position) }
+
+    private var current: UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func value(depth: Int) throws(JSONError) -> JSONValue {
+        guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+        guard let byte = current else { throw error("unexpected end of document") }
+        switch byte {
+        case UInt8(ascii: "{"): return try object(depth: depth)
+        case UInt8(ascii: "["): return try array(depth: depth)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        default:
+            guard Self.startsNumber(byte) else { throw error("unexpected character '\(Self.printable(byte))'") }
+            return .number(try number())
+        }
+    }
+
+    private static func printable(_ byte: UInt8) -> String {
+        (0x20..<0x7F).contains(byte) ? String(UnicodeScalar(byte)) : "\\x" + String(byte, radix: 16)
+    }
+
+    private static func startsNumber(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+            || byte == UInt8(ascii: "N") || byte == UInt8(ascii: "I")
+    }
+
+    private mutating func literal(_ word: StaticString) throws(JSONError) {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count,
+              memcmp(bytes.baseAddress! + position, word.utf8Start, count) == 0 else {
+            throw error("invalid literal")
+        }
+        position += count
+    }
+
+    private mutating func object(depth: Int) throws(JSONError) -> JSONValue {
+        position += 1
+        var members: [(key: String, value: JSONValue)] = []
+        skipWhitespace()
+        if current == UInt8(ascii: "}") {
+            position += 1
+            return .object(JSONObject(members))
+        }
+        while true {
+            skipWhitespace()
+            guard current == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try string()
+            skipWhitespace()
+            guard current == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }
+            position += 1
+            skipWhitespace()
+            members.append((key, try value(depth: depth + 1)))
+            skipWhitespace()
+            switch current {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"): position += 1; return .object(JSONObject(members))
+            default: throw error("expected ',' or '}' in object")
+            }
+        }
+    }
+
+    private mutating func array(depth: Int) throws(JSONError) -> JSONValue {
+        let start = position
+        var numeric = NumericArrayBuilder()
+        if numeric.parse(&self, depth: depth) {
+            return .numbers(numeric.result())
+        }
+        // Not a rectangular array of numbers: parse it as a general array.
+        position = start + 1
+        var elements: [JSONValue] = []
+        skipWhitespace()
+        if current == UInt8(ascii: "]") {
+            position += 1
+            return .array(elements)
+        }
+        while true {
+            skipWhitespace()
+            elements.append(try value(depth: depth + 1))
+            skipWhitespace()
+            switch current {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "]"): position += 1; return .array(elements)
+            default: throw error("expected ',' or ']' in list")
+            }
+        }
+    }
+
+    /// Builds a flat numeric array while checking that the nesting is rectangular.
+    private struct NumericArrayBuilder {
+        var values: [Double] = []
+        var integers: [Int64]? = []
+        /// Size of each nesting level once its first instance has closed.
+        var sizes: [Int?] = []
+        /// Depth (relative) at which numbers appear, once seen.
+        var leafLevel: Int?
+
+        /// Parses the array at the parser's position; false (position undefined) when it is not
+        /// a rectangular array of numbers.
+        mutating func parse(_ parser: inout JSONParser, depth: Int) -> Bool {
+            level(&parser, level: 0, depth: depth)
+        }
+
+        private mutating func level(_ parser: inout JSONParser, level: Int, depth: Int) -> Bool {
+            guard depth + level < JSONParser.maximumDepth else { return false }
+            if sizes.count <= level { sizes.append(nil) }
+            parser.position += 1
+            parser.skipWhitespace()
+            var count = 0
+            if parser.current == UInt8(ascii: "]") {
+                parser.position += 1
+            } else {
+                while true {
+                    parser.skipWhitespace()
+                    guard let byte = parser.current else { return false }
+                    if byte == UInt8(ascii: "[") {
+                        if let leafLevel, level >= leafLevel { return false }
+                        guard self.level(&parser, level: level + 1, depth: depth) else { return false }
+                    } else if JSONParser.startsNumber(byte) {
+                        if let leafLevel, leafLevel != level { return false }
+                        leafLevel = level
+                        guard let number = try? parser.number() else { return false }
+                        values.append(number.double)
+                        if let integer = number.integer { integers?.append(integer) } else { integers = nil }
+                    } else {
+                        return false
+                    }
+                    count += 1
+                    parser.skipWhitespace()
+                    guard let next = parser.current else { return false }
+                    parser.position += 1
+                    if next == UInt8(ascii: "]") { break }
+                    guard next == UInt8(ascii: ",") else { return false }
+                }
+            }
+            if let size = sizes[level] {
+                return size == count
+            }
+            sizes[level] = count
+            // An empty inner list fixes the depth: nothing may be nested below it.
+            if count == 0, leafLevel == nil { leafLevel = level + 1 }
+            return true
+        }
+
+        func result() -> NumericArray {
+            let depth = leafLevel.map { $0 + 1 } ?? sizes.count
+            let shape = (0..<min(depth, sizes.count)).map { sizes[$0] ?? 0 }
+            return NumericArray(shape: shape, values: values, integers: integers)
+        }
+    }
+
+    // MARK: Strings
+
+    private mutating func string() throws(JSONError) -> String {
+        position += 1
+        let start = position
+        // Fast scan: no escapes is the common case.
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                position += 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw error("control character in string") }
+            position += 1
+        }
+        var scalars = Array(bytes[start..<position])
+        while position < bytes.count {
+            let byte = bytes[position]
+            position += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: scalars, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard let escape = current else { throw error("unterminated string") }
+                position += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escape)
+                case UInt8(ascii: "b"): scalars.append(0x08)
+                case UInt8(ascii: "f"): scalars.append(0x0C)
+                case UInt8(ascii: "n"): scalars.append(0x0A)
+                case UInt8(ascii: "r"): scalars.append(0x0D)
+                case UInt8(ascii: "t"): scalars.append(0x09)
+                case UInt8(ascii: "u"):
+                    var code = try hex4()
+                    if (0xD800..<0xDC00).contains(code), current == UInt8(ascii: "\\"),
+                       position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "u") {
+                        position += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("invalid surrogate pair") }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
+                    scalars.append(contentsOf: Array(String(scalar).utf8))
+                default:
+                    throw error("invalid escape '\\\(Self.printable(escape))'")
+                }
+            default:
+                if byte < 0x20 { throw error("control character in string") }
+                scalars.append(byte)
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    private mutating func hex4() throws(JSONError) -> UInt32 {
+        guard position + 4 <= bytes.count else { throw error("short \\u escape") }
+        var code: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw error("invalid \\u escape")
+            }
+            code = code << 4 | UInt32(digit)
+            position += 1
+        }
+        return code
+    }
+
+    // MARK: Numbers
+
+    private static let exactPowersOfTen: [Double] = (0...22).map { exponent in
+        var value = 1.0
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+
+    /// Parses a number (or NaN / Infinity / -Infinity).
+    private mutating func number() throws(JSONError) -> JSONNumber {
+        let start = position
+        var negative = false
+        if current == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        if current == UInt8(ascii: "I") {
+            try literal("Infinity")
+            return JSONNumber(double: negative ? -.infinity : .infinity, integer: nil)
+        }
+        if current == UInt8(ascii: "N"), !negative {
+            try literal("NaN")
+            return JSONNumber(double: .nan, integer: nil)
+        }
+        var mantissa: UInt64 = 0
+        var digits = 0
+        var exponent = 0
+        var integral = true
+        let integerStart = position
+        while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            if digits < 19 {
+                mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+                if mantissa != 0 { digits += 1 }
+            } else {
+                exponent += 1
+                digits += 1
+            }
+            position += 1
+        }
+        let integerDigits = position - integerStart
+        guard integerDigits > 0 else { throw error("invalid number") }
+        if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") { throw error("leading zero in number") }
+        if current == UInt8(ascii: ".") {
+            integral = false
+            position += 1
+            let fractionStart = position
+            while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                if digits < 19 {
+                    mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+                    if mantissa != 0 { digits += 1 }
+                    exponent -= 1
+                } else {
+                    digits += 1
+                }
+                position += 1
+            }
+            guard position > fractionStart else { throw error("invalid number: no digits after '.'") }
+        }
+        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+            integral = false
+            position += 1
+            var exponentNegative = false
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") {
+                exponentNegative = current == UInt8(ascii: "-")
+                position += 1
+            }
+            var value = 0
+            let exponentStart = position
+            while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                if value < 100_000 { value = value * 10 + Int(byte - UInt8(ascii: "0")) }
+                position += 1
+            }
+            guard position > exponentStart else { throw error("invalid number: no exponent digits") }
+            exponent += exponentNegative ? -value : value
+        }
+        var integer: Int64?
+        if integral, digits <= 19, exponent == 0 {
+            if negative {
+                if mantissa <= UInt64(Int64.max) + 1 { integer = mantissa == UInt64(Int64.max) + 1 ? .min : -Int64(mantissa) }
+            } else if mantissa <= UInt64(Int64.max) {
+                integer = Int64(mantissa)
+            }
+        }
+        // Clinger's fast path: exact when the mantissa and the power of ten are both exact doubles.
+        if digits <= 19, mantissa <= 1 << 53, abs(exponent) <= 22 {
+            var value = Double(mantissa)
+            value = exponent < 0 ? value / Self.exactPowersOfTen[-exponent] : value * Self.exactPowersOfTen[exponent]
+            return JSONNumber(double: negative ? -value : value, integer: integer)
+        }
+        return JSONNumber(double: slowParse(start..<position), integer: integer)
+    }
+
+    /// Correctly rounded conversion of the literal in `range` by the C library.
+    private func slowParse(_ range: Range<Int>) -> Double {
+        var text = Array(bytes[range])
+        text.append(0)
+        return text.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { strtod($0.baseAddress!, nil) }
+        }
+    }
+}

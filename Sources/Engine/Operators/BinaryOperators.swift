@@ -1,0 +1,385 @@
+import Kernels
+import Tensors
+
+/// Binary and variadic elementwise operators with numpy broadcasting: arithmetic, comparison,
+/// logic, bit operations, Pow, Where, and Sum/Mean/Max/Min over any number of inputs.
+enum BinaryOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Add", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.add), $0) },
+        OperatorDefinition("Sub", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.subtract), $0) },
+        OperatorDefinition("Mul", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.multiply), $0) },
+        OperatorDefinition("Div", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.divide), $0) },
+        OperatorDefinition("Mod", versions: [10, 13, 28]) { context in
+            try Binary(.arithmetic(try context.int("fmod", default: 0) != 0 ? .remainder : .modulo), context)
+        },
+        OperatorDefinition("Pow", versions: [1, 7, 12, 13, 15]) { try Pow($0) },
+        OperatorDefinition("BitShift", versions: [11, 28]) { context in
+            switch try context.required("direction", context.string) {
+            case "LEFT": return try Binary(.bitwise(.shiftLeft), context)
+            case "RIGHT": return try Binary(.bitwise(.shiftRight), context)
+            case let other: throw OpError("direction must be \"LEFT\" or \"RIGHT\", got \"\(other)\"")
+            }
+        },
+        OperatorDefinition("BitwiseAnd", versions: [18]) { try Binary(.bitwise(.and), $0) },
+        OperatorDefinition("BitwiseOr", versions: [18]) { try Binary(.bitwise(.or), $0) },
+        OperatorDefinition("BitwiseXor", versions: [18]) { try Binary(.bitwise(.xor), $0) },
+        OperatorDefinition("And", versions: [1, 7]) { try Binary(.logical(.and), $0) },
+        OperatorDefinition("Or", versions: [1, 7]) { try Binary(.logical(.or), $0) },
+        OperatorDefinition("Xor", versions: [1, 7]) { try Binary(.logical(.xor), $0) },
+        OperatorDefinition("Equal", versions: [1, 7, 11, 13, 19]) { try Binary(.comparison(.equal), $0) },
+        OperatorDefinition("Less", versions: [1, 7, 9, 13]) { try Binary(.comparison(.less), $0) },
+        OperatorDefinition("LessOrEqual", versions: [12, 16]) { try Binary(.comparison(.lessOrEqual), $0) },
+        OperatorDefinition("Greater", versions: [1, 7, 9, 13]) { try Binary(.comparison(.greater), $0) },
+        OperatorDefinition("GreaterOrEqual", versions: [12, 16]) { try Binary(.comparison(.greaterOrEqual), $0) },
+        OperatorDefinition("Where", versions: [9, 16]) { _ in Where() },
+        OperatorDefinition("Sum", versions: [1, 6, 8, 13]) { _ in Variadic(function: .sum) },
+        OperatorDefinition("Mean", versions: [1, 6, 8, 13]) { _ in Variadic(function: .mean) },
+        OperatorDefinition("Max", versions: [1, 6, 8, 12, 13]) { _ in Variadic(function: .maximum) },
+        OperatorDefinition("Min", versions: [1, 6, 8, 12, 13]) { _ in Variadic(function: .minimum) },
+    ]
+}
+
+/// What a binary operator computes, by family.
+enum BinaryFunction: Sendable {
+    enum Arithmetic: Sendable { case add, subtract, multiply, divide, modulo, remainder, maximum, minimum }
+    enum Comparison: Sendable { case equal, less, lessOrEqual, greater, greaterOrEqual }
+    enum Bitwise: Sendable { case and, or, xor, shiftLeft, shiftRight }
+    enum Logical: Sendable { case and, or, xor }
+
+    case arithmetic(Arithmetic)
+    case comparison(Comparison)
+    case bitwise(Bitwise)
+    case logical(Logical)
+
+    /// Element types the inputs may have.
+    var allowed: Set<DataType> {
+        switch self {
+        case .arithmetic: ElementTypes.numeric
+        case .comparison(.equal): ElementTypes.numeric.union([.bool, .string])
+        case .comparison: ElementTypes.numeric
+        case .bitwise: ElementTypes.integers
+        case .logical: [.bool]
+        }
+    }
+
+    /// Element type of the output for inputs of type `input`.
+    func outputType(_ input: DataType) -> DataType {
+        switch self {
+        case .comparison, .logical: .bool
+        case .arithmetic, .bitwise: input
+        }
+    }
+
+    /// `function(a, b)` elementwise, the inputs broadcast against each other.
+    func apply(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext) throws -> Tensor {
+        try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
+        try checkElementType(a.dataType, allowed)
+        let layout = try broadcastLayout([a, b])
+        let c = context.allocate(outputType(a.dataType), layout.shape)
+        if layout.count == 0 { return c }
+        switch (self, a.dataType) {
+        case (.logical(let function), _):
+            let op: (Bool, Bool) -> Bool = switch function {
+            case .and: { $0 && $1 }
+            case .or: { $0 || $1 }
+            case .xor: { $0 != $1 }
+            }
+            binaryElements(layout, a, b, into: c, context.parallelism, op)
+        case (.comparison, .bool):
+            binaryElements(layout, a, b, into: c, context.parallelism) { (x: Bool, y: Bool) in x == y }
+        case (.comparison, .string):
+            a.strings.withUnsafeBufferPointer { x in
+                b.strings.withUnsafeBufferPointer { y in
+                    layout.binary(x.baseAddress!, y.baseAddress!, into: c.mutablePointer(as: Bool.self), parallelism: .serial, ==)
+                }
+            }
+        case (.bitwise(let function), _):
+            _ = try a.dataType.visit(BitwiseKernel(function: function, layout: layout, a: a, b: b, c: c,
+                                                   parallelism: context.parallelism))
+        case (.arithmetic, _), (.comparison, _):
+            _ = try a.dataType.visit(ArithmeticKernel(function: self, layout: layout, a: a, b: b, c: c,
+                                                      parallelism: context.parallelism))
+        }
+        return c
+    }
+}
+
+/// The layout broadcasting `tensors` together, or an error naming their shapes.
+func broadcastLayout(_ tensors: [Tensor]) throws -> BroadcastLayout {
+    guard let layout = BroadcastLayout(tensors.map(\.shape)) else {
+        throw OpError("shapes \(tensors.map(\.shape.description).joined(separator: " and ")) do not broadcast")
+    }
+    return layout
+}
+
+/// `c[i] = op(a[i'], b[i''])` over typed tensors.
+@inline(__always)
+func binaryElements<A: TensorElement, B: TensorElement, C: TensorElement>(
+    _ layout: BroadcastLayout, _ a: Tensor, _ b: Tensor, into c: Tensor, _ parallelism: Parallelism, _ op: (A, B) -> C
+) {
+    withExtendedLifetime((a, b)) {
+        layout.binary(a.pointer(as: A.self), b.pointer(as: B.self), into: c.mutablePointer(as: C.self),
+                      parallelism: parallelism, op)
+    }
+}
+
+private struct ArithmeticKernel: ArithmeticVisitor {
+    let function: BinaryFunction, layout: BroadcastLayout, a: Tensor, b: Tensor, c: Tensor, parallelism: Parallelism
+
+    func visit<T: ArithmeticElement>(_: T.Type) {
+        func arithmetic(_ op: (T, T) -> T) { binaryElements(layout, a, b, into: c, parallelism, op) }
+        func comparison(_ op: (T, T) -> Bool) { binaryElements(layout, a, b, into: c, parallelism, op) }
+        switch function {
+        case .arithmetic(.add): arithmetic(T.add)
+        case .arithmetic(.subtract): arithmetic(T.subtract)
+        case .arithmetic(.multiply): arithmetic(T.multiply)
+        case .arithmetic(.divide): arithmetic(T.divide)
+        case .arithmetic(.modulo): arithmetic(T.modulo)
+        case .arithmetic(.remainder): arithmetic(T.remainder)
+        case .arithmetic(.maximum): arithmetic(T.maximum)
+        case .arithmetic(.minimum): arithmetic(T.minimum)
+        case .comparison(.equal): comparison(==)
+        case .comparison(.less): comparison(<)
+        case .comparison(.lessOrEqual): comparison(<=)
+        case .comparison(.greater): comparison(>)
+        case .comparison(.greaterOrEqual): comparison(>=)
+        case .bitwise, .logical: break  // Not arithmetic; `apply` routes them elsewhere.
+        }
+    }
+}
+
+private struct BitwiseKernel: IntegerVisitor {
+    let function: BinaryFunction.Bitwise, layout: BroadcastLayout, a: Tensor, b: Tensor, c: Tensor, parallelism: Parallelism
+
+    func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
+        func run(_ op: (T, T) -> T) { binaryElements(layout, a, b, into: c, parallelism, op) }
+        switch function {
+        case .and: run(&)
+        case .or: run(|)
+        case .xor: run(^)
+        // Shifts by a negative amount or by the width or more leave only the sign fill (spec, opset 28).
+        case .shiftLeft: run { x, amount in amount < 0 || amount >= T.bitWidth ? 0 : x &<< amount }
+        case .shiftRight: run { x, amount in amount < 0 || amount >= T.bitWidth ? (x < 0 ? ~0 : 0) : x &>> amount }
+        }
+    }
+}
+
+/// Broadcasting before opset 7: with `broadcast` set, B's shape matches a run of A's dimensions
+/// starting at `axis` (by default A's trailing ones); without it the shapes must be equal.
+struct LegacyBroadcast: Sendable {
+    let enabled: Bool
+    let axis: Int?
+
+    /// The node's rule, or nil from opset 7 on (numpy broadcasting).
+    init?(_ context: OperatorContext) throws {
+        guard context.version < 7 else { return nil }
+        enabled = try context.int("broadcast", default: 0) != 0
+        axis = try context.int("axis")
+    }
+
+    /// B reshaped so that numpy broadcasting aligns it with A as this rule says.
+    func align(_ b: Tensor, to a: Tensor) throws -> Tensor {
+        guard enabled else {
+            guard a.shape == b.shape else {
+                throw OpError("shapes \(a.shape) and \(b.shape) differ and the broadcast attribute is not set")
+            }
+            return b
+        }
+        let rank = a.shape.rank
+        let start = axis.map { $0 < 0 ? $0 + rank : $0 } ?? rank - b.shape.rank
+        guard start >= 0, start + b.shape.rank <= rank,
+              b.shape.indices.allSatisfy({ b.shape[$0] == 1 || b.shape[$0] == a.shape[start + $0] }) else {
+            throw OpError("B of shape \(b.shape) does not match A of shape \(a.shape) at axis \(axis ?? start)")
+        }
+        return b.reshaped(Shape(b.shape.dims + [Int](repeating: 1, count: rank - start - b.shape.rank)))
+    }
+}
+
+/// One binary operator.
+struct Binary: Operator {
+    let function: BinaryFunction
+    let legacy: LegacyBroadcast?
+
+    init(_ function: BinaryFunction, _ context: OperatorContext) throws {
+        self.function = function
+        legacy = try LegacyBroadcast(context)
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let a = inputs.type(0), let b = inputs.type(1) else { return [] }
+        try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
+        try checkElementType(a.dataType, function.allowed)
+        let dims = legacy == nil ? try TensorType.broadcast([a.dims, b.dims]) : a.dims
+        return [TensorType(function.outputType(a.dataType), dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        return [try function.apply(a, try legacy?.align(b, to: a) ?? b, context)]
+    }
+}
+
+/// Pow: a numeric base raised to an exponent of any numeric type; the result has the base's type.
+struct Pow: Operator {
+    private static let baseTypes = ElementTypes.floatingPoint.union([.int32, .int64])
+    let legacy: LegacyBroadcast?
+
+    init(_ context: OperatorContext) throws {
+        legacy = try LegacyBroadcast(context)
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let base = inputs.type(0) else { return [] }
+        try checkElementType(base.dataType, Self.baseTypes, role: "base")
+        if let exponent = inputs.type(1) { try checkElementType(exponent.dataType, ElementTypes.numeric, role: "exponent") }
+        let dims = legacy == nil ? try TensorType.broadcast([base.dims, inputs.type(1)?.dims]) : base.dims
+        return [TensorType(base.dataType, dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let base = try inputs.required(0)
+        let exponent = try legacy?.align(try inputs.required(1), to: base) ?? inputs.required(1)
+        try checkElementType(base.dataType, Self.baseTypes, role: "base")
+        try checkElementType(exponent.dataType, ElementTypes.numeric, role: "exponent")
+        let layout = try broadcastLayout([base, exponent])
+        let result = context.allocate(base.dataType, layout.shape)
+        if base.dataType == exponent.dataType, base.dataType.isFloatingPoint {
+            _ = try base.dataType.visit(RealKernel(layout: layout, base: base, exponent: exponent, result: result,
+                                                   parallelism: context.parallelism))
+        } else {
+            _ = try base.dataType.visit(MixedKernel(layout: layout, base: base, exponent: exponent, result: result,
+                                                    parallelism: context.parallelism))
+        }
+        return [result]
+    }
+
+    /// Same floating-point type: the C library's pow, and a multiply for the common square.
+    private struct RealKernel: RealVisitor {
+        let layout: BroadcastLayout, base: Tensor, exponent: Tensor, result: Tensor, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            if exponent.elementCount == 1, exponent.pointer(as: T.self)[0] == 2 {
+                binaryElements(layout, base, exponent, into: result, parallelism) { (x: T, _: T) in x * x }
+            } else {
+                binaryElements(layout, base, exponent, into: result, parallelism, T.pow)
+            }
+        }
+    }
+
+    /// Any other pair of types: computed in Double, converted to the base's type (C semantics).
+    private struct MixedKernel: ArithmeticVisitor {
+        let layout: BroadcastLayout, base: Tensor, exponent: Tensor, result: Tensor, parallelism: Parallelism
+        func visit<T: ArithmeticElement>(_: T.Type) throws {
+            _ = try exponent.dataType.visit(ExponentKernel<T>(outer: self))
+        }
+    }
+
+    private struct ExponentKernel<T: ArithmeticElement>: ArithmeticVisitor {
+        let outer: MixedKernel
+        func visit<U: ArithmeticElement>(_: U.Type) {
+            binaryElements(outer.layout, outer.base, outer.exponent, into: outer.result, outer.parallelism) { (x: T, y: U) in
+                T(casting: .real(Double.pow(x.doubleValue, y.doubleValue)))
+            }
+        }
+    }
+}
+
+/// Where: `condition ? x : y` elementwise, all three broadcast together; any element type.
+struct Where: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        if let condition = inputs.type(0) { try checkElementType(condition.dataType, [.bool], role: "condition") }
+        guard let x = inputs.type(1), let y = inputs.type(2) else { return [] }
+        try checkSameElementType([x.dataType, y.dataType], roles: ["X", "Y"])
+        return [TensorType(x.dataType, try TensorType.broadcast([inputs.type(0)?.dims, x.dims, y.dims]))]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let condition = try inputs.required(0), x = try inputs.required(1), y = try inputs.required(2)
+        try checkElementType(condition.dataType, [.bool], role: "condition")
+        try checkSameElementType([x.dataType, y.dataType], roles: ["X", "Y"])
+        let layout = try broadcastLayout([condition, x, y])
+        if x.dataType == .string {
+            var strings = [String](repeating: "", count: layout.count)
+            if layout.count > 0 {
+                withExtendedLifetime(condition) {
+                    x.strings.withUnsafeBufferPointer { x in
+                        y.strings.withUnsafeBufferPointer { y in
+                            strings.withUnsafeMutableBufferPointer { result in
+                                layout.ternary(condition.pointer(as: Bool.self), x.baseAddress!, y.baseAddress!,
+                                               into: result.baseAddress!, parallelism: .serial) { $0 ? $1 : $2 }
+                            }
+                        }
+                    }
+                }
+            }
+            return [Tensor(strings: strings, shape: layout.shape)]
+        }
+        let result = context.allocate(x.dataType, layout.shape)
+        // Selecting copies bits, so one loop per element width serves every type.
+        func select<Bits: FixedWidthInteger>(_: Bits.Type) {
+            withExtendedLifetime((condition, x, y)) {
+                layout.ternary(condition.pointer(as: Bool.self), x.rawPointer.assumingMemoryBound(to: Bits.self),
+                               y.rawPointer.assumingMemoryBound(to: Bits.self),
+                               into: result.rawPointer.assumingMemoryBound(to: Bits.self),
+                               parallelism: context.parallelism) { $0 ? $1 : $2 }
+            }
+        }
+        switch x.dataType.byteSize {
+        case 1: select(UInt8.self)
+        case 2: select(UInt16.self)
+        case 4: select(UInt32.self)
+        default: select(UInt64.self)
+        }
+        return [result]
+    }
+}
+
+/// Sum, Mean, Max and Min of one or more inputs, all broadcast together.
+struct Variadic: Operator {
+    enum Function { case sum, mean, maximum, minimum }
+    let function: Function
+
+    private var allowed: Set<DataType> {
+        function == .sum || function == .mean ? ElementTypes.floatingPoint : ElementTypes.numeric
+    }
+
+    private var pairwise: BinaryFunction.Arithmetic {
+        switch function {
+        case .sum, .mean: .add
+        case .maximum: .maximum
+        case .minimum: .minimum
+        }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard !inputs.isEmpty else { throw OpError("needs at least one input") }
+        try checkSameElementType(inputs.map { $0?.dataType })
+        guard let first = inputs.first(where: { $0 != nil }) ?? nil else { return [] }
+        try checkElementType(first.dataType, allowed)
+        return [TensorType(first.dataType, try TensorType.broadcast(inputs.map { $0?.dims }))]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let tensors = try inputs.indices.map { try inputs.required($0) }
+        guard let first = tensors.first else { throw OpError("needs at least one input") }
+        try checkSameElementType(tensors.map(\.dataType))
+        try checkElementType(first.dataType, allowed)
+        var result = first
+        for next in tensors.dropFirst() {
+            result = try BinaryFunction.arithmetic(pairwise).apply(result, next, context)
+        }
+        if function == .mean && tensors.count > 1 {
+            let mean = context.allocate(result.dataType, result.shape)
+            _ = try result.dataType.visit(DivideKernel(x: result, y: mean, divisor: tensors.count, parallelism: context.parallelism))
+            result = mean
+        }
+        return [result]
+    }
+
+    private struct DivideKernel: RealVisitor {
+        let x: Tensor, y: Tensor, divisor: Int, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            let scale = 1 / T(divisor)
+            mapElements(x, into: y, parallelism) { (x: T) in x * scale }
+        }
+    }
+}

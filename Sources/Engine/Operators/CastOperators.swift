@@ -1,0 +1,142 @@
+import Kernels
+import Tensors
+
+/// Cast and CastLike: element-type conversion between every numeric type, bool and string.
+enum CastOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Cast", versions: [1, 6, 9, 13, 19, 21, 23, 24, 25, 28]) { try Cast($0) },
+        OperatorDefinition("CastLike", versions: [15, 19, 21, 23, 24, 25]) { _ in CastLike() },
+    ]
+}
+
+/// Cast to the element type named by the `to` attribute (an ONNX type code; a name such as
+/// "FLOAT" in opset 1).
+struct Cast: Operator {
+    let target: DataType
+
+    init(_ context: OperatorContext) throws {
+        switch context.attribute("to") {
+        case .int(let code)?:
+            guard let type = Int32(exactly: code).flatMap(DataType.init(rawValue:)) else {
+                throw OpError("cannot cast to element type \(code): not supported")
+            }
+            target = type
+        case .string(let name)?:
+            guard let type = DataType.allCases.first(where: { $0.name.uppercased() == name.uppercased() }) else {
+                throw OpError("cannot cast to element type \"\(name)\": not supported")
+            }
+            target = type
+        case nil: throw OpError("missing required attribute 'to'")
+        default: throw OpError("attribute 'to' must be an int")
+        }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        return [TensorType(target, x.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        [try convert(try inputs.required(0), to: target, context)]
+    }
+}
+
+/// Cast to the element type of the second input.
+struct CastLike: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0), let like = inputs.type(1) else { return [] }
+        return [TensorType(like.dataType, x.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        [try convert(try inputs.required(0), to: try inputs.required(1).dataType, context)]
+    }
+}
+
+/// `x` with its elements converted to `target`, with C cast semantics between numbers (integers
+/// wrap, reals truncate toward zero), `x != 0` to bool, and decimal text to and from strings.
+func convert(_ x: Tensor, to target: DataType, _ context: ExecutionContext) throws -> Tensor {
+    if x.dataType == target { return x }
+    switch (x.dataType, target) {
+    case (.string, _):
+        let values = try x.strings.map(parseNumber)
+        let y = context.allocate(target, x.shape)
+        if target == .bool {
+            let flags = y.mutablePointer(as: Bool.self)
+            for (index, value) in values.enumerated() { flags[index] = Double(casting: value) != 0 }
+        } else {
+            _ = try target.visit(FromCastValues(values: values, y: y))
+        }
+        return y
+    case (_, .string):
+        return Tensor(strings: formatNumbers(x), shape: x.shape)
+    case (.bool, _):
+        // A bool is stored as one byte, 0 or 1: cast it as that uint8.
+        return try convert(Tensor(dataType: .uint8, shape: x.shape, storage: x.storage), to: target, context)
+    default:
+        let y = context.allocate(target, x.shape)
+        _ = try x.dataType.visit(ConversionKernel(x: x, y: y, parallelism: context.parallelism))
+        return y
+    }
+}
+
+private struct ConversionKernel: ArithmeticVisitor {
+    let x: Tensor, y: Tensor, parallelism: Parallelism
+    func visit<T: ArithmeticElement>(_: T.Type) throws {
+        if y.dataType == .bool {
+            mapElements(x, into: y, parallelism) { (x: T) in x != 0 }
+        } else {
+            _ = try y.dataType.visit(TargetKernel<T>(source: self))
+        }
+    }
+
+    struct TargetKernel<T: ArithmeticElement>: ArithmeticVisitor {
+        let source: ConversionKernel
+        func visit<U: ArithmeticElement>(_: U.Type) {
+            mapElements(source.x, into: source.y, source.parallelism) { (x: T) in U(casting: x.castValue) }
+        }
+    }
+}
+
+private struct FromCastValues: ArithmeticVisitor {
+    let values: [CastValue], y: Tensor
+    func visit<T: ArithmeticElement>(_: T.Type) {
+        let target = y.mutablePointer(as: T.self)
+        for (index, value) in values.enumerated() { target[index] = T(casting: value) }
+    }
+}
+
+/// A number written in decimal or scientific notation, or "INF", "+INF", "-INF", "NaN" (any case).
+private func parseNumber(_ text: String) throws -> CastValue {
+    if let value = Int64(text) { return .signed(value) }
+    if let value = UInt64(text) { return .unsigned(value) }
+    switch text.uppercased() {
+    case "INF", "+INF", "INFINITY", "+INFINITY": return .real(.infinity)
+    case "-INF", "-INFINITY": return .real(-.infinity)
+    case "NAN", "+NAN", "-NAN": return .real(.nan)
+    default:
+        guard let value = Double(text) else { throw OpError("cannot cast string \"\(text)\" to a number") }
+        return .real(value)
+    }
+}
+
+/// Elements as decimal text: integers exactly, reals as the shortest text that reads back the same.
+private func formatNumbers(_ x: Tensor) -> [String] {
+    if x.dataType == .bool { return x.scalars(as: Bool.self).map { $0 ? "1" : "0" } }
+    if x.dataType.isInteger { return x.integerTexts() }
+    return x.doubles().map { value in
+        value.isNaN ? "NaN" : value.isInfinite ? (value < 0 ? "-INF" : "INF") : formatReal(value, x.dataType)
+    }
+}
+
+private func formatReal(_ value: Double, _ type: DataType) -> String {
+    let text = type == .float ? Float(value).description : type == .float16 ? Float16(value).description : value.description
+    return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+}
+
+private extension Tensor {
+    /// Integer elements as decimal text (uint64 above Int64.max kept exact).
+    func integerTexts() -> [String] {
+        dataType == .uint64 ? scalars(as: UInt64.self).map(String.init) : integers().map(String.init)
+    }
+}

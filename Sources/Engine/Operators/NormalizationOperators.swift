@@ -1,0 +1,276 @@
+import Kernels
+import Tensors
+
+/// Normalisations: batch (inference form), instance, layer, group, mean-variance and local
+/// response normalisation.
+enum NormalizationOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15]) { try BatchNormalization($0) },
+        OperatorDefinition("InstanceNormalization", versions: [1, 6, 22]) { try RowNormalization(instance: $0) },
+        OperatorDefinition("LayerNormalization", versions: [17]) { try RowNormalization(layer: $0) },
+        OperatorDefinition("GroupNormalization", versions: [18, 21]) { try RowNormalization(group: $0) },
+        OperatorDefinition("MeanVarianceNormalization", versions: [9, 13]) { try MeanVarianceNormalization($0) },
+        OperatorDefinition("LRN", versions: [1, 13]) { try LocalResponseNormalization($0) },
+    ]
+}
+
+/// Checks that `x` has a floating-point type and at least `rank` dimensions.
+private func checkNormalizable(_ x: Tensor, rank: Int) throws {
+    try checkElementType(x.dataType, ElementTypes.floatingPoint)
+    guard x.shape.rank >= rank else { throw OpError("input must have rank \(rank) or more, got shape \(x.shape)") }
+}
+
+/// A small parameter tensor as `T`s, broadcast onto `shape` (a tensor with as many elements as
+/// `shape` is taken as is, so a per-channel `[C]` may also arrive as `[C, 1, 1]`).
+private func parameterValues<T: RealElement>(_ tensor: Tensor, _ name: String, shape: Shape, as _: T.Type) throws -> [T] {
+    guard tensor.dataType.isFloatingPoint else { throw OpError("\(name) must be floating point, got \(tensor.dataType)") }
+    let source = tensor.elementCount == shape.elementCount ? tensor.reshaped(shape) : tensor
+    guard let layout = BroadcastLayout(output: shape, operands: [source.shape]) else {
+        throw OpError("\(name) of shape \(tensor.shape) does not fit shape \(shape)")
+    }
+    var result = [T](repeating: 0, count: shape.elementCount)
+    if result.isEmpty { return result }
+    let values = source.doubles()
+    values.withUnsafeBufferPointer { values in
+        result.withUnsafeMutableBufferPointer { result in
+            layout.map(values.baseAddress!, into: result.baseAddress!, parallelism: .serial) { T($0) }
+        }
+    }
+    return result
+}
+
+/// BatchNormalization at inference: `y = (x - mean) / sqrt(var + epsilon) · scale + B` per channel.
+/// Training mode (`training_mode`, or before opset 14 the statistics outputs) is rejected; in
+/// opset 6's test mode the statistics outputs pass the running mean and variance through.
+struct BatchNormalization: Operator {
+    let epsilon: Float
+    /// Opset < 9 with `spatial = 0`: one set of statistics per channel and position.
+    let perActivation: Bool
+    /// Outputs the graph uses.
+    let outputCount: Int
+
+    init(_ context: OperatorContext) throws {
+        epsilon = try context.float("epsilon", default: 1e-5)
+        let spatial = try context.int("spatial", default: 1)
+        perActivation = context.version < 9 && spatial == 0
+        outputCount = context.outputCount
+        let isTest = try context.int("is_test", default: 0) != 0, training = try context.int("training_mode", default: 0) != 0
+        if training || (context.version < 14 && outputCount > 1 && !(context.version < 7 && isTest)) {
+            throw OpError("training mode (updated running statistics) is not supported; export the model in inference mode")
+        }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        return [x]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkNormalizable(x, rank: 2)
+        let y = context.allocate(x.dataType, x.shape)
+        let parameters = try (1...4).map { try inputs.required($0) }
+        _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parameters: parameters, parallelism: context.parallelism))
+        // Test mode's mean, var, saved_mean, saved_var: the running statistics unchanged.
+        return Array(([y] + [parameters[2], parameters[3], parameters[2], parameters[3]]).prefix(max(outputCount, 1)))
+    }
+
+    private struct Kernel: RealVisitor {
+        let `operator`: BatchNormalization, x: Tensor, y: Tensor, parameters: [Tensor], parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) throws {
+            let batches = x.shape[0], spatial = x.shape.dims[2...].reduce(1, *)
+            let channels = x.shape[1] * (`operator`.perActivation ? spatial : 1)
+            let inner = `operator`.perActivation ? 1 : spatial
+            let values = try zip(parameters, ["scale", "B", "mean", "var"]).map { tensor, name in
+                try parameterValues(tensor, name, shape: [channels], as: T.self)
+            }
+            // y = x · a + b with a = scale / sqrt(var + epsilon), b = B - mean · a.
+            let scale = (0..<channels).map { values[0][$0] / (values[3][$0] + T(`operator`.epsilon)).squareRoot() }
+            let shift = (0..<channels).map { values[1][$0] - values[2][$0] * scale[$0] }
+            withExtendedLifetime(x) {
+                Normalization.channelAffine(x.pointer(as: T.self), into: y.mutablePointer(as: T.self), outer: batches,
+                                            channels: channels, inner: inner, scale: scale, shift: shift, parallelism: parallelism)
+            }
+        }
+    }
+}
+
+/// Standardisation of rows with a learned scale and bias: instance normalisation (a row per
+/// channel), layer normalisation (a row per leading index) and group normalisation (a row per
+/// group of channels). Float16 inputs compute in float.
+struct RowNormalization: Operator {
+    enum Kind {
+        case instance
+        /// Rows are everything from `axis` on.
+        case layer(axis: Int)
+        /// Scale and bias per channel (opset 21) or per group (opset 18).
+        case group(groups: Int, perChannel: Bool)
+    }
+    let kind: Kind
+    let epsilon: Float
+
+    init(instance context: OperatorContext) throws {
+        kind = .instance
+        epsilon = try context.float("epsilon", default: 1e-5)
+    }
+
+    init(layer context: OperatorContext) throws {
+        kind = .layer(axis: try context.int("axis", default: -1))
+        epsilon = try context.float("epsilon", default: 1e-5)
+    }
+
+    init(group context: OperatorContext) throws {
+        let groups = try context.required("num_groups", context.int)
+        guard groups > 0 else { throw OpError("num_groups must be positive, got \(groups)") }
+        kind = .group(groups: groups, perChannel: context.version >= 21)
+        epsilon = try context.float("epsilon", default: 1e-5)
+    }
+
+    /// Rows, their length, and how scale and bias apply (see `Normalization.normalizeRows`).
+    private struct Layout {
+        var rows: Int, length: Int, segments: Int, rowPeriod: Int
+        /// The shape scale and bias must fit.
+        var parameterShape: Shape
+    }
+
+    private func layout(_ shape: Shape) throws -> Layout {
+        switch kind {
+        case .instance:
+            guard shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(shape)") }
+            let channels = shape[1]
+            return Layout(rows: shape[0] * channels, length: shape.dims[2...].reduce(1, *), segments: 1,
+                          rowPeriod: channels, parameterShape: [channels])
+        case .layer(let axis):
+            guard let axis = Shape.normalize(axis: axis, rank: shape.rank) else {
+                throw OpError("axis \(axis) is out of range for rank \(shape.rank)")
+            }
+            let normalized = Shape(Array(shape.dims[axis...]))
+            return Layout(rows: shape.dims[..<axis].reduce(1, *), length: normalized.elementCount,
+                          segments: normalized.elementCount, rowPeriod: 1, parameterShape: normalized)
+        case .group(let groups, let perChannel):
+            guard shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(shape)") }
+            let channels = shape[1]
+            guard channels % groups == 0 else { throw OpError("\(channels) channels do not split into \(groups) groups") }
+            let spatial = shape.dims[2...].reduce(1, *)
+            return Layout(rows: shape[0] * groups, length: channels / groups * spatial,
+                          segments: perChannel ? channels / groups : 1, rowPeriod: groups,
+                          parameterShape: [perChannel ? channels : groups])
+        }
+    }
+
+    /// Shape of LayerNormalization's Mean and InvStdDev: the input's, with the normalised axes 1.
+    private func statisticsDims<D>(_ dims: [D], axis: Int, one: D) -> [D] {
+        dims.enumerated().map { $0.offset < axis ? $0.element : one }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        guard case .layer(let axis) = kind, let dims = x.dims else { return [x] }
+        guard let axis = Shape.normalize(axis: axis, rank: dims.count) else {
+            throw OpError("axis \(axis) is out of range for rank \(dims.count)")
+        }
+        let statistics = TensorType(.float, statisticsDims(dims, axis: axis, one: .fixed(1)))
+        return [x, statistics, statistics]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let original = try inputs.required(0)
+        try checkElementType(original.dataType, ElementTypes.floatingPoint)
+        let layout = try layout(original.shape)
+        let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
+        let y = context.allocate(x.dataType, x.shape)
+        var statistics: [Tensor] = []
+        if case .layer(let axis) = kind, let axis = Shape.normalize(axis: axis, rank: x.shape.rank) {
+            let shape = Shape(statisticsDims(x.shape.dims, axis: axis, one: 1))
+            statistics = [context.allocate(x.dataType, shape), context.allocate(x.dataType, shape)]
+        }
+        _ = try x.dataType.visit(Kernel(operator: self, layout: layout, x: x, y: y, scale: try inputs.required(1),
+                                        bias: inputs.optional(2), statistics: statistics, parallelism: context.parallelism))
+        return try [convert(y, to: original.dataType, context)] + statistics.map { try convert($0, to: .float, context) }
+    }
+
+    private struct Kernel: RealVisitor {
+        let `operator`: RowNormalization, layout: Layout, x: Tensor, y: Tensor, scale: Tensor, bias: Tensor?
+        let statistics: [Tensor], parallelism: Parallelism
+
+        func visit<T: RealElement>(_: T.Type) throws {
+            let scale = try parameterValues(scale, "scale", shape: layout.parameterShape, as: T.self)
+            let bias = try bias.map { try parameterValues($0, "bias", shape: layout.parameterShape, as: T.self) }
+            withExtendedLifetime(x) {
+                scale.withUnsafeBufferPointer { scale in
+                    (bias ?? []).withUnsafeBufferPointer { biasValues in
+                        Normalization.normalizeRows(
+                            x.pointer(as: T.self), into: y.mutablePointer(as: T.self), rows: layout.rows,
+                            length: layout.length, epsilon: T(`operator`.epsilon), scale: scale.baseAddress!,
+                            bias: bias == nil ? nil : biasValues.baseAddress, segments: layout.segments,
+                            rowPeriod: layout.rowPeriod, mean: statistics.first?.mutablePointer(as: T.self),
+                            inverseDeviation: statistics.last?.mutablePointer(as: T.self), parallelism: parallelism)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// MeanVarianceNormalization: `(x - mean) / (sqrt(variance) + 1e-9)` over `axes` (default
+/// [0, 2, 3]), composed from the reduction and broadcasting kernels as the ONNX function is.
+struct MeanVarianceNormalization: Operator {
+    let axes: [Int]
+
+    init(_ context: OperatorContext) throws {
+        axes = try context.ints("axes") ?? [0, 2, 3]
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        return [x]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        let mean = Reduce(.mean, axes: axes, keepDims: true)
+        let centered = try BinaryFunction.arithmetic(.subtract).apply(x, try mean.run([x], context)[0], context)
+        let squares = try BinaryFunction.arithmetic(.multiply).apply(centered, centered, context)
+        let deviation = try RealUnary(function: .sqrt).run(try mean.run([squares], context), context)[0]
+        let epsilon = try convert(Tensor(scalar: Float(1e-9)), to: x.dataType, context)
+        let denominator = try BinaryFunction.arithmetic(.add).apply(deviation, epsilon, context)
+        return [try BinaryFunction.arithmetic(.divide).apply(centered, denominator, context)]
+    }
+}
+
+/// LRN: local response normalisation across channels.
+struct LocalResponseNormalization: UnaryElementwise {
+    let size: Int
+    let alpha: Float, beta: Float, bias: Float
+
+    init(_ context: OperatorContext) throws {
+        size = try context.required("size", context.int)
+        guard size > 0 else { throw OpError("size must be positive, got \(size)") }
+        alpha = try context.float("alpha", default: 1e-4)
+        beta = try context.float("beta", default: 0.75)
+        bias = try context.float("bias", default: 1)
+    }
+
+    var allowed: Set<DataType> { ElementTypes.floatingPoint }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        guard x.shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(x.shape)") }
+        _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parallelism: parallelism))
+    }
+
+    private struct Kernel: RealVisitor {
+        let `operator`: LocalResponseNormalization, x: Tensor, y: Tensor, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            withExtendedLifetime(x) {
+                Normalization.localResponse(
+                    x.pointer(as: T.self), into: y.mutablePointer(as: T.self), batches: x.shape[0], channels: x.shape[1],
+                    inner: x.shape.dims[2...].reduce(1, *), size: `operator`.size, alpha: T(`operator`.alpha),
+                    beta: T(`operator`.beta), bias: T(`operator`.bias), parallelism: parallelism)
+            }
+        }
+    }
+}

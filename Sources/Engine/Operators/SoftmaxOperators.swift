@@ -1,0 +1,79 @@
+import Kernels
+import Tensors
+
+/// Softmax, LogSoftmax and Hardmax. Before opset 13 the input is coerced to 2-D at `axis`
+/// (default 1) and the function runs over each row; from 13 it runs along `axis` (default -1).
+enum SoftmaxOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Softmax", versions: [1, 11, 13]) { try SoftmaxOperator(.softmax, $0) },
+        OperatorDefinition("LogSoftmax", versions: [1, 11, 13]) { try SoftmaxOperator(.logSoftmax, $0) },
+        OperatorDefinition("Hardmax", versions: [1, 11, 13]) { try SoftmaxOperator(.hardmax, $0) },
+    ]
+}
+
+struct SoftmaxOperator: UnaryElementwise {
+    enum Function { case softmax, logSoftmax, hardmax }
+    let function: Function
+    let axis: Int
+    /// Opset < 13: everything from `axis` on is one row.
+    let coercedTo2D: Bool
+
+    init(_ function: Function, _ context: OperatorContext) throws {
+        self.function = function
+        coercedTo2D = context.version < 13
+        axis = try context.int("axis", default: coercedTo2D ? 1 : -1)
+    }
+
+    var allowed: Set<DataType> { ElementTypes.floatingPoint }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, allowed)
+        if let rank = x.rank { _ = try layout(Shape([Int](repeating: 1, count: rank))) }
+        return [x]
+    }
+
+    /// `[outer, length, inner]`: the function runs along `length`.
+    private func layout(_ shape: Shape) throws -> (outer: Int, length: Int, inner: Int) {
+        // Opset < 13 accepts axis == rank (a single row of everything after nothing: length 1).
+        let rank = shape.rank
+        guard let axis = Shape.normalize(axis: axis, rank: coercedTo2D ? rank + 1 : rank) else {
+            throw OpError("axis \(self.axis) is out of range for rank \(rank)")
+        }
+        let outer = shape.dims[..<axis].reduce(1, *)
+        if coercedTo2D { return (outer, shape.dims[axis...].reduce(1, *), 1) }
+        return (outer, shape[axis], shape.dims[(axis + 1)...].reduce(1, *))
+    }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        let (outer, length, inner) = try layout(x.shape)
+        _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, outer: outer, length: length, inner: inner,
+                                        parallelism: parallelism))
+    }
+
+    private struct Kernel: RealVisitor {
+        let function: Function, x: Tensor, y: Tensor, outer: Int, length: Int, inner: Int, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            withExtendedLifetime(x) {
+                let source = x.pointer(as: T.self), target = y.mutablePointer(as: T.self)
+                switch function {
+                case .softmax, .logSoftmax:
+                    Softmax.softmax(source, into: target, outer: outer, length: length, inner: inner,
+                                    logarithm: function == .logSoftmax, parallelism: parallelism)
+                case .hardmax:
+                    target.initialize(repeating: 0, count: x.elementCount)
+                    if x.elementCount == 0 { return }
+                    // One-hot at the first maximum of each row.
+                    var indices = [Int64](repeating: 0, count: outer * inner)
+                    indices.withUnsafeMutableBufferPointer { indices in
+                        Reduction.argExtremum(source, into: indices.baseAddress!, outer: outer, length: length, inner: inner,
+                                              largest: true, selectLast: false, parallelism: parallelism)
+                        for o in 0..<outer {
+                            for i in 0..<inner { target[(o * length + Int(indices[o * inner + i])) * inner + i] = 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

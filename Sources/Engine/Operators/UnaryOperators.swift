@@ -1,0 +1,186 @@
+import Kernels
+import Tensors
+
+/// Unary math: `y = f(x)` element by element, same shape.
+enum UnaryOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("Abs", versions: [1, 6, 13]) { _ in ArithmeticUnary(function: .absolute) },
+        OperatorDefinition("Neg", versions: [1, 6, 13]) { _ in ArithmeticUnary(function: .negate) },
+        OperatorDefinition("Sign", versions: [9, 13]) { _ in ArithmeticUnary(function: .sign) },
+        OperatorDefinition("Exp", versions: [1, 6, 13]) { _ in RealUnary(function: .exp) },
+        OperatorDefinition("Log", versions: [1, 6, 13]) { _ in RealUnary(function: .log) },
+        OperatorDefinition("Sqrt", versions: [1, 6, 13]) { _ in RealUnary(function: .sqrt) },
+        OperatorDefinition("Reciprocal", versions: [1, 6, 13]) { _ in RealUnary(function: .reciprocal) },
+        OperatorDefinition("Floor", versions: [1, 6, 13]) { _ in RealUnary(function: .floor) },
+        OperatorDefinition("Ceil", versions: [1, 6, 13]) { _ in RealUnary(function: .ceil) },
+        OperatorDefinition("Round", versions: [11, 22]) { _ in RealUnary(function: .round) },
+        OperatorDefinition("Erf", versions: [9, 13]) { _ in RealUnary(function: .erf) },
+        OperatorDefinition("Sin", versions: [7, 22]) { _ in RealUnary(function: .sin) },
+        OperatorDefinition("Cos", versions: [7, 22]) { _ in RealUnary(function: .cos) },
+        OperatorDefinition("Tan", versions: [7, 22]) { _ in RealUnary(function: .tan) },
+        OperatorDefinition("Asin", versions: [7, 22]) { _ in RealUnary(function: .asin) },
+        OperatorDefinition("Acos", versions: [7, 22]) { _ in RealUnary(function: .acos) },
+        OperatorDefinition("Atan", versions: [7, 22]) { _ in RealUnary(function: .atan) },
+        OperatorDefinition("Sinh", versions: [9, 22]) { _ in RealUnary(function: .sinh) },
+        OperatorDefinition("Cosh", versions: [9, 22]) { _ in RealUnary(function: .cosh) },
+        OperatorDefinition("Asinh", versions: [9, 22]) { _ in RealUnary(function: .asinh) },
+        OperatorDefinition("Acosh", versions: [9, 22]) { _ in RealUnary(function: .acosh) },
+        OperatorDefinition("Atanh", versions: [9, 22]) { _ in RealUnary(function: .atanh) },
+        OperatorDefinition("IsNaN", versions: [9, 13, 20]) { _ in FloatClassification(detectNaN: true) },
+        OperatorDefinition("IsInf", versions: [10, 20]) { context in
+            FloatClassification(detectNegativeInfinity: try context.int("detect_negative", default: 1) != 0,
+                                detectPositiveInfinity: try context.int("detect_positive", default: 1) != 0)
+        },
+        OperatorDefinition("Not", versions: [1]) { _ in Not() },
+        OperatorDefinition("BitwiseNot", versions: [18]) { _ in BitwiseNot() },
+    ]
+}
+
+/// A unary elementwise operator: checks the element type, allocates `y` with `x`'s shape and fills it.
+protocol UnaryElementwise: Operator {
+    /// Element types `x` may have.
+    var allowed: Set<DataType> { get }
+    /// Element type of `y` for an `x` of type `input` (the same, unless the operator says otherwise).
+    func outputElementType(_ input: DataType) -> DataType
+    /// Fills `y` from `x`.
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws
+}
+
+extension UnaryElementwise {
+    func outputElementType(_ input: DataType) -> DataType { input }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, allowed)
+        return [TensorType(outputElementType(x.dataType), x.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkElementType(x.dataType, allowed)
+        let y = context.allocate(outputElementType(x.dataType), x.shape)
+        try compute(x, into: y, context.parallelism)
+        return [y]
+    }
+}
+
+/// `y[i] = f(x[i])` over all elements, spread over the threads.
+@inline(__always)
+func mapElements<A: TensorElement, B: TensorElement>(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism, _ f: (A) -> B) {
+    withExtendedLifetime(x) {
+        BroadcastLayout(elementwise: x.shape).map(x.pointer(as: A.self), into: y.mutablePointer(as: B.self),
+                                                  parallelism: parallelism, f)
+    }
+}
+
+/// Abs, Neg and Sign: every numeric type (Neg: signed ones), integers wrapping like C.
+struct ArithmeticUnary: UnaryElementwise {
+    enum Function { case absolute, negate, sign }
+    let function: Function
+
+    var allowed: Set<DataType> { function == .negate ? ElementTypes.signedNumeric : ElementTypes.numeric }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism))
+    }
+
+    private struct Kernel: ArithmeticVisitor {
+        let function: Function, x: Tensor, y: Tensor, parallelism: Parallelism
+        func visit<T: ArithmeticElement>(_: T.Type) {
+            switch function {
+            case .absolute: mapElements(x, into: y, parallelism, T.absolute)
+            case .negate: mapElements(x, into: y, parallelism, T.negate)
+            case .sign: mapElements(x, into: y, parallelism, T.sign)
+            }
+        }
+    }
+}
+
+/// Elementary functions of floating-point elements.
+struct RealUnary: UnaryElementwise {
+    enum Function { case exp, log, sqrt, reciprocal, floor, ceil, round, erf, sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh }
+    let function: Function
+
+    var allowed: Set<DataType> { ElementTypes.floatingPoint }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism))
+    }
+
+    private struct Kernel: RealVisitor {
+        let function: Function, x: Tensor, y: Tensor, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            switch function {
+            case .exp: mapElements(x, into: y, parallelism, T.exp)
+            case .log: mapElements(x, into: y, parallelism, T.log)
+            case .sqrt: mapElements(x, into: y, parallelism) { (x: T) in x.squareRoot() }
+            case .reciprocal: mapElements(x, into: y, parallelism) { (x: T) in 1 / x }
+            case .floor: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.down) }
+            case .ceil: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.up) }
+            // Halfway cases to even, like numpy and ONNX Runtime.
+            case .round: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.toNearestOrEven) }
+            case .erf: mapElements(x, into: y, parallelism, T.erf)
+            case .sin: mapElements(x, into: y, parallelism, T.sin)
+            case .cos: mapElements(x, into: y, parallelism, T.cos)
+            case .tan: mapElements(x, into: y, parallelism, T.tan)
+            case .asin: mapElements(x, into: y, parallelism, T.asin)
+            case .acos: mapElements(x, into: y, parallelism, T.acos)
+            case .atan: mapElements(x, into: y, parallelism, T.atan)
+            case .sinh: mapElements(x, into: y, parallelism, T.sinh)
+            case .cosh: mapElements(x, into: y, parallelism, T.cosh)
+            case .asinh: mapElements(x, into: y, parallelism, T.asinh)
+            case .acosh: mapElements(x, into: y, parallelism, T.acosh)
+            case .atanh: mapElements(x, into: y, parallelism, T.atanh)
+            }
+        }
+    }
+}
+
+/// IsNaN and IsInf: which floating-point elements are NaN, or infinite of the chosen signs.
+struct FloatClassification: UnaryElementwise {
+    var detectNaN = false
+    var detectNegativeInfinity = false
+    var detectPositiveInfinity = false
+
+    var allowed: Set<DataType> { ElementTypes.floatingPoint }
+    func outputElementType(_ input: DataType) -> DataType { .bool }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        _ = try x.dataType.visit(Kernel(test: self, x: x, y: y, parallelism: parallelism))
+    }
+
+    private struct Kernel: RealVisitor {
+        let test: FloatClassification, x: Tensor, y: Tensor, parallelism: Parallelism
+        func visit<T: RealElement>(_: T.Type) {
+            let (nan, negative, positive) = (test.detectNaN, test.detectNegativeInfinity, test.detectPositiveInfinity)
+            mapElements(x, into: y, parallelism) { (x: T) in
+                x.isNaN ? nan : x.isInfinite && (x < 0 ? negative : positive)
+            }
+        }
+    }
+}
+
+/// Logical negation of a bool tensor.
+struct Not: UnaryElementwise {
+    var allowed: Set<DataType> { [.bool] }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) {
+        mapElements(x, into: y, parallelism) { (x: Bool) in !x }
+    }
+}
+
+/// Bitwise complement of an integer tensor.
+struct BitwiseNot: UnaryElementwise {
+    var allowed: Set<DataType> { ElementTypes.integers }
+
+    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
+        _ = try x.dataType.visit(Kernel(x: x, y: y, parallelism: parallelism))
+    }
+
+    private struct Kernel: IntegerVisitor {
+        let x: Tensor, y: Tensor, parallelism: Parallelism
+        func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
+            mapElements(x, into: y, parallelism) { (x: T) in ~x }
+        }
+    }
+}

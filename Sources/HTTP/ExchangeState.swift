@@ -1,0 +1,140 @@
+/// The life of one request, from libmicrohttpd's first callback to the end of the request:
+/// receiving the body, waiting for the handler's answer (with the connection suspended), and
+/// giving up on it. Pure: `Exchange` runs it under a lock and applies the results to
+/// libmicrohttpd.
+package struct ExchangeState {
+    private enum Phase {
+        /// Created from the request line; headers not seen yet.
+        case awaitingHeaders
+        /// The body is arriving.
+        case receiving(headers: HTTPHeaders, body: BodyReader)
+        /// The request was refused with an error answer while receiving.
+        case rejected
+        /// The handler has the request and has not answered yet.
+        case handling
+        /// The connection is suspended until the answer arrives or the request is abandoned.
+        case suspended
+        /// An answer waits to be queued on the connection's thread.
+        case answered(HTTPResponse)
+        /// Nobody waits for the answer any more: close the connection.
+        case abandoned
+        /// The answer was queued, or the request ended.
+        case finished
+    }
+
+    /// What to do at the end of a libmicrohttpd access callback.
+    package enum CallbackAction: Equatable {
+        /// Nothing more; keep reading.
+        case proceed
+        /// Queue this answer now.
+        case reply(HTTPResponse)
+        /// Answer and close while the body is still arriving (libmicrohttpd cannot queue then).
+        case replyAndClose(HTTPResponse)
+        /// Give the complete request to the handler.
+        case handle(HTTPHeaders, body: [UInt8])
+        /// Close the connection without an answer.
+        case close
+    }
+
+    /// What to do when the handler returns.
+    package enum HandlerReturnAction: Equatable {
+        /// The handler answered already: queue it now.
+        case reply(HTTPResponse)
+        /// Suspend the connection until the answer comes.
+        case suspend
+    }
+
+    private var phase = Phase.awaitingHeaders
+
+    package init() {}
+
+    /// True until the first callback: the next one carries the headers.
+    package var isAwaitingHeaders: Bool {
+        if case .awaitingHeaders = phase { true } else { false }
+    }
+
+    /// The first callback, with the headers: decide whether to accept the body.
+    package mutating func headersArrived(_ headers: HTTPHeaders, bodyLimit: Int) -> CallbackAction {
+        guard case .awaitingHeaders = phase else { return .close }
+        do {
+            phase = .receiving(headers: headers, body: try BodyReader(headers: headers, limit: bodyLimit))
+            return .proceed
+        } catch {
+            phase = .rejected
+            return .reply(error.response)
+        }
+    }
+
+    /// A callback with body bytes.
+    package mutating func bodyArrived(_ chunk: UnsafeRawBufferPointer) -> CallbackAction {
+        guard case .receiving(_, let body) = phase else { return .close }
+        do {
+            try body.append(chunk)
+            return .proceed
+        } catch {
+            phase = .rejected
+            return .replyAndClose(error.response)
+        }
+    }
+
+    /// A callback without body bytes after the headers: either the body is complete, or the
+    /// suspended connection was resumed.
+    package mutating func callbackWithoutBody() -> CallbackAction {
+        switch phase {
+        case .receiving(let headers, let body):
+            do {
+                let bytes = try body.finish()
+                phase = .handling
+                return .handle(headers, body: bytes)
+            } catch {
+                phase = .rejected
+                return .reply(error.response)
+            }
+        case .answered(let response):
+            phase = .finished
+            return .reply(response)
+        default:
+            phase = .finished
+            return .close
+        }
+    }
+
+    /// The handler returned, with or without having answered.
+    package mutating func handlerReturned() -> HandlerReturnAction {
+        if case .answered(let response) = phase {
+            phase = .finished
+            return .reply(response)
+        }
+        phase = .suspended
+        return .suspend
+    }
+
+    /// The handler's answer; true when the suspended connection must be resumed to send it.
+    /// Answers after the first, or to an abandoned request, are dropped.
+    package mutating func answer(_ response: HTTPResponse) -> Bool {
+        switch phase {
+        case .handling:
+            phase = .answered(response)
+            return false
+        case .suspended:
+            phase = .answered(response)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Stop waiting for the handler: close the connection (`reply` nil, the client is gone) or
+    /// send `reply`. True when the request was still waiting: resume the connection and cancel
+    /// the request.
+    package mutating func abandon(reply: HTTPResponse?) -> Bool {
+        guard case .suspended = phase else { return false }
+        phase = reply.map { .answered($0) } ?? .abandoned
+        return true
+    }
+
+    /// The request ended (answer sent, connection closed or timed out).
+    package mutating func end() {
+        phase = .finished
+    }
+}

@@ -1,0 +1,122 @@
+import CMicroHTTPD
+import Synchronization
+
+/// What libmicrohttpd's callbacks call into: creates an `Exchange` per request, feeds it the
+/// body, hands complete requests to the handler, queues answers, and counts requests in flight
+/// for a graceful stop.
+final class RequestDispatcher: Sendable {
+    let suspended: SuspendedConnections
+    private let handler: any HTTPHandler
+    private let maxBodySize: Int
+    private let log: (@Sendable (String) -> Void)?
+    private let nextExchangeID = Atomic<UInt64>(0)
+    private let requestsInFlight = Atomic<Int>(0)
+    private let isDraining = Atomic<Bool>(false)
+    private let lastLibraryMessage = Mutex<String?>(nil)
+
+    init(handler: any HTTPHandler, configuration: HTTPServer.Configuration) throws(HTTPError) {
+        self.handler = handler
+        maxBodySize = configuration.maxBodySize
+        log = configuration.log
+        suspended = try SuspendedConnections()
+    }
+
+    // MARK: libmicrohttpd callbacks
+
+    func requestStarted(rawTarget: String, connection: MicroHTTPD.Connection) -> Exchange {
+        requestsInFlight.add(1, ordering: .relaxed)
+        let id = nextExchangeID.add(1, ordering: .relaxed).newValue
+        return Exchange(id: id, connection: connection, rawTarget: rawTarget)
+    }
+
+    func access(
+        _ exchange: Exchange,
+        method: UnsafePointer<CChar>?,
+        path: UnsafePointer<CChar>?,
+        upload: UnsafeRawBufferPointer?
+    ) -> MHD_Result {
+        let action = exchange.step { state in
+            if let upload { return state.bodyArrived(upload) }
+            if state.isAwaitingHeaders {
+                return state.headersArrived(MicroHTTPD.headers(of: exchange.connection), bodyLimit: maxBodySize)
+            }
+            return state.callbackWithoutBody()
+        }
+        switch action {
+        case .proceed:
+            return .YES
+        case .reply(let response):
+            return queue(response, on: exchange.connection)
+        case .replyAndClose(let response):
+            MicroHTTPD.writeDirectly(response, to: exchange.socket)
+            return .NO
+        case .close:
+            return .NO
+        case .handle(let headers, let body):
+            let rawTarget = exchange.rawTarget
+            let request = HTTPRequest(
+                method: method.map { String(cString: $0) } ?? "",
+                rawPath: String(rawTarget[..<(rawTarget.firstIndex(of: "?") ?? rawTarget.endIndex)]),
+                path: path.map { String(cString: $0) } ?? "",
+                query: MicroHTTPD.queryItems(of: exchange.connection),
+                headers: headers,
+                body: body,
+                cancellation: exchange.cancellation
+            )
+            let suspended = suspended
+            handler.handle(request, responder: HTTPResponder { exchange.answer($0, suspended: suspended) })
+            return exchange.awaitAnswer(in: suspended).map { queue($0, on: exchange.connection) } ?? .YES
+        }
+    }
+
+    func requestEnded(_ exchange: Exchange) {
+        exchange.step { $0.end() }
+        requestsInFlight.subtract(1, ordering: .releasing)
+    }
+
+    func libraryLogged(_ message: String) {
+        let line = message.hasSuffix("\n") ? String(message.dropLast()) : message
+        lastLibraryMessage.withLock { $0 = line }
+        log?(line)
+    }
+
+    /// Queues an answer; if libmicrohttpd refuses it (e.g. a header it forbids), answers 500 instead.
+    private func queue(_ response: HTTPResponse, on connection: MicroHTTPD.Connection) -> MHD_Result {
+        let closing = isDraining.load(ordering: .relaxed)
+        do {
+            try MicroHTTPD.queue(response, closing: closing, on: connection)
+            return .YES
+        } catch {
+            log?("\(error)")
+            let fallback = HTTPResponse.error(status: 500, message: "the server could not send its answer: \(error)")
+            return (try? MicroHTTPD.queue(fallback, closing: closing, on: connection)) != nil ? .YES : .NO
+        }
+    }
+
+    // MARK: Stopping
+
+    /// The last message libmicrohttpd logged, e.g. why the daemon did not start.
+    var lastMessage: String? {
+        lastLibraryMessage.withLock { $0 }
+    }
+
+    /// From now on, answers close their connection.
+    func beginDraining() {
+        isDraining.store(true, ordering: .relaxed)
+    }
+
+    /// Waits until no request is in flight, or until `deadline`.
+    func waitUntilIdle(before deadline: ContinuousClock.Instant) async {
+        while requestsInFlight.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Answers 503 to every request still waiting for its handler, and to any that starts
+    /// waiting from now on; their cancellations fire.
+    func abandonWaitingRequests() {
+        for exchange in suspended.close() {
+            exchange.abandon(reply: .shuttingDown, suspended: suspended)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+import Engine
+public import Logging
+import Synchronization
+
+/// Lifecycle state of a model version, as TF Serving reports it.
+public enum ModelState: String, Sendable {
+    case start = "START"
+    case loading = "LOADING"
+    case available = "AVAILABLE"
+    case unloading = "UNLOADING"
+    case end = "END"
+}
+
+/// State of one version, with the error that ended it, if any.
+public struct VersionStatus: Sendable {
+    public var version: Int
+    public var state: ModelState
+    /// Why the version is not available (nil when it is, or is still loading).
+    public var error: ServingError?
+}
+
+/// Server-wide defaults that model config files override.
+public struct ServingDefaults: Sendable {
+    /// Intra-op threads per run (nil: all cores).
+    public var threads: Int?
+    /// Warm models up before reporting ready.
+    public var warmup: Bool
+    /// Run graph optimisations.
+    public var optimizations: Bool
+    /// Batching settings for models that do not set their own.
+    public var batching: BatchingConfiguration
+
+    public init(threads: Int? = nil, warmup: Bool = true, optimizations: Bool = true,
+                batching: BatchingConfiguration = BatchingConfiguration()) {
+        self.threads = threads
+        self.warmup = warmup
+        self.optimizations = optimizations
+        self.batching = batching
+    }
+}
+
+/// Every model the daemon serves: loads them (at start, or on request), keeps their sessions,
+/// answers "which loaded model serves name/version/label", and tracks readiness.
+public final class ModelRegistry: Sendable {
+    private struct VersionRecord {
+        var state: ModelState
+        var error: ServingError?
+        var model: ServedModel?
+    }
+
+    private struct ModelRecord {
+        var source: ModelSource
+        var versions: [Int: VersionRecord] = [:]
+    }
+
+    private struct State {
+        var models: [String: ModelRecord] = [:]
+        var startupComplete = false
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+    /// The repository models come from (nil when only explicit `--model` files are served).
+    public let repository: ModelRepository?
+    private let explicit: [ModelSource]
+    private let defaults: ServingDefaults
+    private let metrics: ServingMetrics
+    private let logger: Logger
+
+    public init(repository: ModelRepository?, explicit: [ModelSource], defaults: ServingDefaults,
+                metrics: ServingMetrics, logger: Logger) {
+        self.repository = repository
+        self.explicit = explicit
+        self.defaults = defaults
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    // MARK: Loading
+
+    /// Loads every model of the repository and every explicit one, then marks start-up complete.
+    /// A model that fails is recorded with its reason; the others are served.
+    public func loadAll() throws(ServingError) {
+        var sources = explicit
+        if let repository {
+            let found = try repository.scan()
+            for source in found where !sources.contains(where: { $0.name == source.name }) { sources.append(source) }
+        }
+        for source in sources.sorted(by: { $0.name < $1.name }) {
+            load(source)
+        }
+        state.withLock { $0.startupComplete = true }
+        updateLoadedGauge()
+    }
+
+    /// Loads (or reloads) the repository model called `name`. New versions load before old ones
+    /// are dropped, so the model keeps answering throughout.
+    public func load(name: String) throws(ServingError) {
+        guard let repository else { throw .failedPrecondition("no model repository is configured") }
+        let source = try repository.source(named: name)
+        load(source)
+        updateLoadedGauge()
+        if let failure = statuses(of: name).compactMap(\.error).first, statuses(of: name).allSatisfy({ $0.state != .available }) {
+            throw failure
+        }
+    }
+
+    /// Stops serving every version of `name`. Requests already queued finish.
+    public func unload(name: String) throws(ServingError) {
+        let found = state.withLock { state -> Bool in
+            guard var record = state.models[name] else { return false }
+            for version in record.versions.keys {
+                record.versions[version] = VersionRecord(state: .end, error: nil, model: nil)
+            }
+            state.models[name] = record
+            return true
+        }
+        guard found else { throw .notFound("model '\(name)' is not loaded") }
+        logger.info("unloaded model", metadata: ["model": "\(name)"])
+        updateLoadedGauge()
+    }
+
+    private func load(_ source: ModelSource) {
+        let configuration = source.configuration
+        let policy = configuration.versionPolicy ?? .latest(1)
+        let wanted = policy.select(from: Array(source.versions.keys))
+        state.withLock { state in
+            var record = state.models[source.name] ?? ModelRecord(source: source)
+            record.source = source
+            for version in wanted where record.versions[version]?.state != .available {
+                record.versions[version] = VersionRecord(state: .start, error: nil, model: nil)
+            }
+            state.models[source.name] = record
+        }
+        if let problem = source.problem {
+            fail(source.name, versions: wanted, error: .invalidArgument(problem))
+            return
+        }
+        if wanted.isEmpty {
+            logger.error("model has no versions to serve", metadata: ["model": "\(source.name)"])
+            state.withLock { $0.models[source.name]?.versions[0] = VersionRecord(state: .end, error: .notFound("no version folder with \(ModelRepository.modelFileName) found"), model: nil) }
+            return
+        }
+        for version in wanted {
+            guard let path = source.versions[version] else {
+                fail(source.name, versions: [version], error: .notFound("version \(version) is not in the repository"))
+                continue
+            }
+            setState(source.name, version, .loading)
+            do {
+                let model = try makeModel(source, version: version, path: path)
+                state.withLock { $0.models[source.name]?.versions[version] = VersionRecord(state: .available, error: nil, model: model) }
+                logger.info("model version available", metadata: [
+                    "model": "\(source.name)", "version": "\(version)",
+                    "load_ms": "\(Self.milliseconds(model.loadDuration))",
+                    "threads": "\(model.session.options.intraOpThreads)",
+                    "batching": "\(model.policy.enabled ? "max \(model.policy.maxBatchSize)" : "off")",
+                ])
+            } catch {
+                fail(source.name, versions: [version], error: error)
+            }
+        }
+        // Versions the policy no longer wants are retired once the wanted ones are in.
+        state.withLock { state in
+            guard var record = state.models[source.name] else { return }
+            for version in record.versions.keys where !wanted.contains(version) && record.versions[version]?.state == .available {
+                record.versions[version] = VersionRecord(state: .end, error: nil, model: nil)
+            }
+            state.models[source.name] = record
+        }
+    }
+
+    private func makeModel(_ source: ModelSource, version: Int, path: String) throws(ServingError) -> ServedModel {
+        let configuration = source.configuration
+        let batching = (configuration.batching ?? BatchingConfiguration()).merged(over: defaults.batching)
+        let policy = BatchPolicy(
+            enabled: batching.enabled ?? true,
+            maxBatchSize: batching.maxBatchSize ?? 32,
+            maxQueueDelay: .microseconds(batching.maxQueueDelayMicroseconds ?? 0),
+            preferredBatchSizes: batching.preferredBatchSizes ?? [],
+            maxQueueLength: batching.maxQueueLength ?? 1024,
+            defaultDeadline: (batching.defaultDeadlineMilliseconds ?? 0) > 0 ? .milliseconds(batching.defaultDeadlineMilliseconds!) : nil,
+            instances: batching.instances ?? 1)
+        let options = InferenceSession.Options(intraOpThreads: configuration.threads ?? defaults.threads,
+                                               optimizations: configuration.optimizations ?? defaults.optimizations)
+        let model = try ServedModel(name: source.name, version: version, path: path, options: options, policy: policy, metrics: metrics)
+        if configuration.warmup ?? defaults.warmup {
+            try model.warmUp()
+        }
+        return model
+    }
+
+    private func setState(_ name: String, _ version: Int, _ newState: ModelState) {
+        state.withLock { $0.models[name]?.versions[version]?.state = newState }
+    }
+
+    private func fail(_ name: String, versions: [Int], error: ServingError) {
+        logger.error("model failed to load", metadata: ["model": "\(name)", "versions": "\(versions)", "reason": "\(error.message)"])
+        state.withLock { state in
+            for version in versions {
+                state.models[name]?.versions[version] = VersionRecord(state: .end, error: error, model: nil)
+            }
+        }
+    }
+
+    private func updateLoadedGauge() {
+        metrics.setModelsLoaded(state.withLock { state in
+            state.models.values.reduce(0) { $0 + $1.versions.values.filter { $0.state == .available }.count }
+        })
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: Readiness
+
+    /// True once start-up loading has finished and no shutdown has begun.
+    public var isReady: Bool { state.withLock { $0.startupComplete && !$0.draining } }
+
+    /// Reports not-ready from now on (SIGTERM): load balancers stop sending traffic.
+    public func beginDrain() { state.withLock { $0.draining = true } }
+
+    // MARK: Lookup
+
+    /// Names of the models known (loaded or failed), sorted.
+    public var modelNames: [String] { state.withLock { $0.models.keys.sorted() } }
+
+    /// Every version's status for a model, newest first; empty when the model is unknown.
+    public func statuses(of name: String) -> [VersionStatus] {
+        state.withLock { state in
+            guard let record = state.models[name] else { return [] }
+            return record.versions.sorted { $0.key > $1.key }.map { VersionStatus(version: $0.key, state: $0.value.state, error: $0.value.error) }
+        }
+    }
+
+    /// Labels of a model (label → version), from its config.
+    public func labels(of name: String) -> [String: Int] {
+        state.withLock { $0.models[name]?.source.configuration.labels ?? [:] }
+    }
+
+    /// The loaded model serving `name`, at `version` or `label` if given (not both), else the
+    /// newest available version.
+    public func resolve(name: String, version: Int? = nil, label: String? = nil) throws(ServingError) -> ServedModel {
+        try state.withLock { (state) throws(ServingError) -> ServedModel in
+            guard let record = state.models[name] else {
+                throw .notFound("Servable not found for request: \(Self.describe(name, version, label))")
+            }
+            var wanted = version
+            if let label {
+                guard version == nil else { throw .invalidArgument("a request may name a version or a label, not both") }
+                guard let labelled = record.source.configuration.labels?[label] else {
+                    throw .notFound("Unrecognized servable version label: \(label)")
+                }
+                wanted = labelled
+            }
+            if let wanted {
+                guard let model = record.versions[wanted]?.model else {
+                    throw .notFound("Servable not found for request: \(Self.describe(name, wanted, nil))")
+                }
+                return model
+            }
+            guard let latest = record.versions.filter({ $0.value.model != nil }).max(by: { $0.key < $1.key })?.value.model else {
+                let reason = record.versions.values.compactMap(\.error).first.map { " (\($0.message))" } ?? ""
+                throw .notFound("Servable not found for request: \(Self.describe(name, nil, nil))\(reason)")
+            }
+            return latest
+        }
+    }
+
+    private static func describe(_ name: String, _ version: Int?, _ label: String?) -> String {
+        if let version { return "Specific(\(name), \(version))" }
+        if let label { return "Label(\(name), \(label))" }
+        return "Latest(\(name))"
+    }
+}

@@ -1,0 +1,192 @@
+public import Engine
+import Foundation
+import ONNX
+import Tensors
+
+/// One loaded model version: its session, kept warm, and the queue its requests go through.
+public final class ServedModel: Sendable {
+    /// Model name.
+    public let name: String
+    /// Version number.
+    public let version: Int
+    /// The `.onnx` file it came from.
+    public let path: String
+    /// The engine session.
+    public let session: InferenceSession
+    /// True when requests can be joined along a leading batch dimension.
+    public let batchable: Bool
+    /// Batching settings in effect.
+    public var policy: BatchPolicy { scheduler.policy }
+    /// How long loading took (decode, optimise, compile; warm-up excluded).
+    public let loadDuration: Duration
+
+    private let scheduler: BatchScheduler
+
+    /// Loads `path` into a session and prepares its queue.
+    init(name: String, version: Int, path: String, options: InferenceSession.Options, policy: BatchPolicy,
+         metrics: ServingMetrics) throws(ServingError) {
+        let start = ContinuousClock.now
+        let session: InferenceSession
+        do {
+            session = try InferenceSession(contentsOf: path, options: options)
+        } catch {
+            throw .invalidArgument("\(error)")
+        }
+        self.name = name
+        self.version = version
+        self.path = path
+        self.session = session
+        self.loadDuration = ContinuousClock.now - start
+        let batchable = Self.isBatchable(session)
+        self.batchable = batchable
+        var effective = policy
+        if !batchable { effective.enabled = false }
+        let outputOrder = session.outputs.map(\.name)
+        scheduler = BatchScheduler(
+            policy: effective, label: "\(name).\(version)", outputOrder: outputOrder,
+            executor: { requests in Self.execute(requests, session: session, batchable: batchable) },
+            observer: { observation in
+                switch observation {
+                case .queueLength(let length): metrics.setQueueLength(model: name, version: version, length: length)
+                case .queueWait(let duration): metrics.recordQueueWait(model: name, version: version, duration: duration)
+                case .engineRun(let rows, let duration): metrics.recordEngineRun(model: name, version: version, rows: rows, duration: duration)
+                case .rejected: metrics.recordRejected(model: name, version: version)
+                case .timedOut: metrics.recordTimedOut(model: name, version: version)
+                }
+            })
+    }
+
+    /// Inputs the model takes.
+    public var inputs: [ValueInfo] { session.inputs }
+    /// Outputs it produces.
+    public var outputs: [ValueInfo] { session.outputs }
+
+    /// True when every input and output has a symbolic or unknown leading dimension (and at least
+    /// one input exists): the model's rows are independent and requests can share a run.
+    static func isBatchable(_ session: InferenceSession) -> Bool {
+        func leadingIsDynamic(_ info: ValueInfo) -> Bool {
+            guard let dims = info.type?.dims, let first = dims.first else { return false }
+            if case .fixed = first { return false }
+            return true
+        }
+        return !session.inputs.isEmpty && session.inputs.allSatisfy(leadingIsDynamic) && session.outputs.allSatisfy(leadingIsDynamic)
+    }
+
+    // MARK: Requests
+
+    /// Checks a request and queues it; `completion` is called once, on another thread.
+    /// Returns a handle whose `cancel` drops the request if it has not started.
+    @discardableResult
+    public func submit(_ request: InferenceRequest, completion: @escaping InferenceCompletion) -> RequestHandle {
+        do {
+            try session.validate(request.inputs)
+        } catch {
+            completion(.failure(.invalidArgument(Self.message(error))))
+            return RequestHandle(cancel: {})
+        }
+        if let wanted = request.outputs {
+            let known = Set(session.outputs.map(\.name))
+            if let unknown = wanted.first(where: { !known.contains($0) }) {
+                completion(.failure(.invalidArgument("unknown output '\(unknown)'; the model's outputs are: \(session.outputs.map(\.name).joined(separator: ", "))")))
+                return RequestHandle(cancel: {})
+            }
+        }
+        let (rows, signature) = batchKey(request)
+        let id = scheduler.submit(request, rows: rows, signature: signature, completion: completion)
+        return RequestHandle(cancel: { [scheduler] in scheduler.clientGone(id) })
+    }
+
+    /// Rows a request carries and the signature deciding which requests it may share a run with.
+    private func batchKey(_ request: InferenceRequest) -> (rows: Int, signature: BatchSignature?) {
+        guard batchable else { return (1, nil) }
+        let names = request.inputs.keys.sorted()
+        let rows = request.inputs[names[0]]?.shape.first ?? 1
+        var parts: [String] = []
+        for name in names {
+            let tensor = request.inputs[name]!
+            guard tensor.shape.first == rows else { return (rows, nil) }
+            parts.append("\(name):\(tensor.dataType):\(tensor.shape.dims.dropFirst())")
+        }
+        parts.append("outputs:" + (request.outputs?.sorted().joined(separator: ",") ?? "*"))
+        return (rows, BatchSignature(parts: parts))
+    }
+
+    /// Runs requests as one batch (joined along axis 0) and splits the answers; when the batch
+    /// fails and holds several requests, runs each alone so a bad one fails only itself.
+    static func execute(_ requests: [InferenceRequest], session: InferenceSession, batchable: Bool)
+        -> (results: [Result<[String: Tensor], ServingError>], engine: Duration)
+    {
+        let start = ContinuousClock.now
+        if requests.count == 1 {
+            let result = runOne(requests[0], session: session)
+            return ([result], ContinuousClock.now - start)
+        }
+        var joined: [String: Tensor] = [:]
+        var counts: [Int] = []
+        for request in requests { counts.append(request.inputs.values.first?.shape.first ?? 1) }
+        for name in requests[0].inputs.keys {
+            guard let tensor = Tensor.concatenatingBatch(requests.map { $0.inputs[name]! }, pool: session.bufferPool) else {
+                return (requests.map { runOne($0, session: session) }, ContinuousClock.now - start)
+            }
+            joined[name] = tensor
+        }
+        do {
+            let outputs = try session.run(joined, outputs: requests[0].outputs)
+            var results: [Result<[String: Tensor], ServingError>] = []
+            var offset = 0
+            for count in counts {
+                var mine: [String: Tensor] = [:]
+                for (name, tensor) in outputs { mine[name] = tensor.batchRows(offset..<(offset + count)) }
+                results.append(.success(mine))
+                offset += count
+            }
+            return (results, ContinuousClock.now - start)
+        } catch {
+            return (requests.map { runOne($0, session: session) }, ContinuousClock.now - start)
+        }
+    }
+
+    private static func runOne(_ request: InferenceRequest, session: InferenceSession) -> Result<[String: Tensor], ServingError> {
+        do {
+            return .success(try session.run(request.inputs, outputs: request.outputs))
+        } catch {
+            if case .invalidInput = error { return .failure(.invalidArgument(message(error))) }
+            return .failure(.internal("inference failed: \(error)"))
+        }
+    }
+
+    private static func message(_ error: any Error) -> String {
+        if let error = error as? EngineError, case .invalidInput(let text) = error { return text }
+        return "\(error)"
+    }
+
+    // MARK: Warm-up
+
+    /// Runs the model on synthetic inputs (zeros; symbolic dimensions 1) so the first real
+    /// request does not pay for first-touch memory and lazy initialisation.
+    func warmUp(runs: Int = 2) throws(ServingError) {
+        var feeds: [String: Tensor] = [:]
+        for input in session.inputs {
+            guard let type = input.type else {
+                throw .invalidArgument("input '\(input.name)' has no declared type, so it cannot be warmed up")
+            }
+            let shape = Shape((type.dims ?? []).map { $0.value ?? 1 })
+            feeds[input.name] = Tensor(zeros: type.dataType, shape: shape)
+        }
+        for _ in 0..<runs {
+            do {
+                _ = try session.run(feeds)
+            } catch {
+                throw .invalidArgument("warm-up failed: \(error)")
+            }
+        }
+    }
+}
+
+/// Lets the caller drop a queued request (its client went away).
+public struct RequestHandle: Sendable {
+    private let action: @Sendable () -> Void
+    init(cancel: @escaping @Sendable () -> Void) { action = cancel }
+    /// Drops the request if it has not started running.
+    public func cancel() { action() }
+}

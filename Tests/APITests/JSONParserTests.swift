@@ -1,0 +1,144 @@
+import API
+import Foundation
+import Tensors
+import TestSupport
+import Testing
+
+@Suite struct JSONParserTests {
+    func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
+
+    func numbers(_ text: String) throws -> NumericArray {
+        guard case .numbers(let array) = try parse(text) else {
+            Issue.record("expected a numeric array for \(text)")
+            return NumericArray(shape: [], values: [], integers: nil)
+        }
+        return array
+    }
+
+    @Test func rectangularNumericArraysAreFlat() throws {
+        let array = try numbers("[[1, 2.5, -3e2], [4, 5, 6]]")
+        #expect(array.shape == [2, 3])
+        #expect(array.values == [1, 2.5, -300, 4, 5, 6])
+        #expect(array.integers == nil)
+        let ints = try numbers(" [ [ [1] ,[2] ] ] ")
+        #expect(ints.shape == [1, 2, 1])
+        #expect(ints.integers == [1, 2])
+    }
+
+    @Test func emptyListsKeepTheirShape() throws {
+        #expect(try numbers("[]").shape == [0])
+        #expect(try numbers("[[], []]").shape == [2, 0])
+    }
+
+    @Test func raggedOrMixedArraysFallBackToATree() throws {
+        guard case .array(let ragged) = try parse("[[1, 2], [3]]") else { Issue.record("ragged"); return }
+        #expect(ragged.count == 2)
+        guard case .array(let mixed) = try parse("[1, \"a\", {\"b64\": \"AA==\"}]") else { Issue.record("mixed"); return }
+        #expect(mixed.count == 3)
+        guard case .array = try parse("[[1], 2]") else { Issue.record("depth"); return }
+    }
+
+    @Test func nonFiniteTokensAreAccepted() throws {
+        let array = try numbers("[NaN, Infinity, -Infinity, 0]")
+        #expect(array.values[0].isNaN)
+        #expect(array.values[1] == .infinity && array.values[2] == -.infinity)
+    }
+
+    @Test func numbersAreCorrectlyRounded() throws {
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<2000 {
+            let value = Double(bitPattern: generator.next() & 0x7FEF_FFFF_FFFF_FFFF) * (Bool.random(using: &generator) ? 1 : -1)
+            let text = "\(value)"
+            guard case .number(let number) = try parse(text) else { Issue.record("not a number: \(text)"); continue }
+            #expect(number.double == value, "\(text)")
+        }
+        for text in ["0.1", "1e-7", "3.4028235e38", "123456789012345678901234567890", "2.2250738585072014e-308", "0.30000000000000004"] {
+            guard case .number(let number) = try parse(text) else { Issue.record("\(text)"); continue }
+            #expect(number.double == Double(text)!, "\(text)")
+        }
+    }
+
+    @Test func integersStayExact() throws {
+        guard case .number(let big) = try parse("9007199254740993") else { Issue.record("big"); return }
+        #expect(big.integer == 9_007_199_254_740_993)
+        guard case .number(let min) = try parse("-9223372036854775808") else { Issue.record("min"); return }
+        #expect(min.integer == .min)
+        guard case .number(let over) = try parse("9223372036854775808") else { Issue.record("over"); return }
+        #expect(over.integer == nil)
+        guard case .number(let real) = try parse("1.0") else { Issue.record("real"); return }
+        #expect(real.integer == nil)
+    }
+
+    @Test func stringsDecodeEscapes() throws {
+        #expect(try parse(#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).string == "a\"b\\c/\né😀")
+        #expect(try parse("\"plain\"").string == "plain")
+    }
+
+    @Test func objectsKeepOrder() throws {
+        let object = try parse(#"{"instances": [1], "signature_name": "serving_default"}"#).object
+        #expect(object?.keys == ["instances", "signature_name"])
+        #expect(object?["signature_name"]?.string == "serving_default")
+    }
+
+    @Test(arguments: [
+        ("", "empty"), ("  ", "empty"), ("[1, 2", "expected"), ("[1 2]", "expected"), ("{\"a\" 1}", "':'"),
+        ("01", "leading zero"), ("1.", "after '.'"), ("1e", "exponent"), ("[1] x", "after the document"),
+        ("\"abc", "unterminated"), ("\"\u{01}\"", "control"), ("tru", "literal"), ("{1: 2}", "string key"),
+        ("\"\\x\"", "escape"), ("-", "invalid number"),
+    ])
+    func malformedDocumentsAreRejected(text: String, fragment: String) {
+        do {
+            _ = try parse(text)
+            Issue.record("accepted \(text.debugDescription)")
+        } catch {
+            #expect("\(error)".lowercased().contains(fragment.lowercased()), "\(error)")
+        }
+    }
+
+    @Test func deepNestingIsRejectedNotACrash() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONError.self) { try parse(deep) }
+        let deepObjects = String(repeating: "{\"a\":", count: 10_000) + "1" + String(repeating: "}", count: 10_000)
+        #expect(throws: JSONError.self) { try parse(deepObjects) }
+    }
+}
+
+@Suite struct JSONWriterTests {
+    @Test func floatsAreShortestRoundTrip() throws {
+        var generator = SeededGenerator(seed: 3)
+        for _ in 0..<5000 {
+            let value = Float(bitPattern: UInt32(truncatingIfNeeded: generator.next()) & 0x7F7F_FFFF)
+            var writer = JSONWriter()
+            writer.number(value)
+            let text = String(decoding: writer.bytes, as: UTF8.self)
+            #expect(Float(text) == value, "\(text)")
+        }
+        var writer = JSONWriter()
+        writer.number(Float(0.1))
+        writer.comma()
+        writer.number(Float(3))
+        writer.comma()
+        writer.number(Float.nan)
+        writer.comma()
+        writer.number(-Float.infinity)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == "0.1,3.0,NaN,-Infinity")
+    }
+
+    @Test func tensorsAreWrittenNested() {
+        let tensor = Tensor([1, 2, 3, 4, 5, 6] as [Int64], shape: [2, 3])
+        var writer = JSONWriter()
+        writer.tensor(tensor, dims: tensor.shape.dims[...], offset: 0)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == "[[1,2,3],[4,5,6]]")
+        var row = JSONWriter()
+        row.tensor(tensor, dims: tensor.shape.dims.dropFirst(), offset: 3)
+        #expect(String(decoding: row.bytes, as: UTF8.self) == "[4,5,6]")
+        var strings = JSONWriter()
+        let text = Tensor(strings: ["a\"b", "c"], shape: [2])
+        strings.tensor(text, dims: text.shape.dims[...], offset: 0)
+        #expect(String(decoding: strings.bytes, as: UTF8.self) == #"["a\"b","c"]"#)
+        var empty = JSONWriter()
+        let none = Tensor(strings: [], shape: [0, 2])
+        empty.tensor(none, dims: none.shape.dims[...], offset: 0)
+        #expect(String(decoding: empty.bytes, as: UTF8.self) == "[]")
+    }
+}

@@ -1,0 +1,82 @@
+import HTTP
+import Testing
+
+@Suite struct BodyReaderTests {
+    private func read(_ chunks: [[UInt8]], headers: HTTPHeaders = [:], limit: Int = 1 << 20) throws -> [UInt8] {
+        let reader = try BodyReader(headers: headers, limit: limit)
+        for chunk in chunks {
+            try chunk.withUnsafeBytes { try reader.append($0) }
+        }
+        return try reader.finish()
+    }
+
+    /// Splits `bytes` at odd places, as the network would.
+    private func chunks(_ bytes: [UInt8], size: Int = 7) -> [[UInt8]] {
+        stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min($0 + size, bytes.count)]) }
+    }
+
+    private let text = Array(String(repeating: "tensor bytes and more ", count: 500).utf8)
+
+    @Test func identityBodyIsReassembled() throws {
+        #expect(try read(chunks(text), headers: ["Content-Length": "\(text.count)"]) == text)
+        #expect(try read([]) == [])
+    }
+
+    @Test func declaredLengthOverLimitIsRefusedBeforeTheBody() {
+        #expect(throws: BodyReader.Failure.tooLarge(limit: 100)) {
+            try BodyReader(headers: ["Content-Length": "101"], limit: 100)
+        }
+        // Chunked transfer wins over a Content-Length, as in HTTP/1.1.
+        #expect(throws: Never.self) {
+            try BodyReader(headers: ["Content-Length": "101", "Transfer-Encoding": "chunked"], limit: 100)
+        }
+    }
+
+    @Test func bodyCrossingTheLimitIsRefused() {
+        #expect(throws: BodyReader.Failure.tooLarge(limit: 100)) {
+            try read(chunks(Array(repeating: 1, count: 101)), limit: 100)
+        }
+        #expect(throws: Never.self) { try read(chunks(Array(repeating: 1, count: 100)), limit: 100) }
+    }
+
+    @Test(arguments: [("gzip", true), ("x-gzip", true), ("deflate", false), ("GZIP", true)])
+    func compressedBodiesAreDecoded(encoding: String, gzip: Bool) throws {
+        let compressed = compress(text, gzip: gzip)
+        #expect(try read(chunks(compressed), headers: ["Content-Encoding": encoding]) == text)
+    }
+
+    @Test func concatenatedGzipMembersAreDecoded() throws {
+        let twice = compress(Array("first,".utf8), gzip: true) + compress(Array("second".utf8), gzip: true)
+        #expect(try read(chunks(twice, size: 5), headers: ["Content-Encoding": "gzip"]) == Array("first,second".utf8))
+    }
+
+    @Test func decodedBodyIsBoundedByTheLimit() {
+        let bomb = compress([UInt8](repeating: 0, count: 1 << 20), gzip: true)
+        #expect(bomb.count < 2000)
+        #expect(throws: BodyReader.Failure.tooLarge(limit: 4096)) {
+            try read(chunks(bomb, size: 100), headers: ["Content-Encoding": "gzip"], limit: 4096)
+        }
+    }
+
+    @Test func truncatedOrCorruptCompressedBodiesAreMalformed() {
+        let compressed = compress(text, gzip: true)
+        #expect(throws: BodyReader.Failure.malformed("compressed request body is truncated")) {
+            try read([Array(compressed.dropLast(10))], headers: ["Content-Encoding": "gzip"])
+        }
+        #expect {
+            try read([Array("not gzip at all".utf8)], headers: ["Content-Encoding": "gzip"])
+        } throws: { error in
+            guard case .malformed(let reason) = error as? BodyReader.Failure else { return false }
+            return reason.hasPrefix("compressed request body does not decode")
+        }
+    }
+
+    @Test func unknownEncodingIsRefused() {
+        #expect(throws: BodyReader.Failure.unsupportedEncoding("br")) {
+            try BodyReader(headers: ["Content-Encoding": "br"], limit: 100)
+        }
+        #expect(BodyReader.Failure.unsupportedEncoding("br").response.status == 415)
+        #expect(BodyReader.Failure.tooLarge(limit: 1).response.status == 413)
+        #expect(BodyReader.Failure.malformed("x").response.status == 400)
+    }
+}
