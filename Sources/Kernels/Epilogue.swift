@@ -69,16 +69,4 @@ public struct Epilogue {
             }
         }
     }
-
-    /// The epilogue of one element (r, c) whose product is `value`: the reference kernels' definition.
-    public func reference(_ value: Float, row: Int, column: Int, residual residualValue: Float?) -> Float {
-        var result = value
-        switch bias {
-        case .perRow(let bias)?: result += bias[row]
-        case .perColumn(let bias)?: result += bias[column]
-        case nil: break
-        }
-        if let residualValue { result += residualValue }
-        return activation.map { $0(result) } ?? result
-    }
 }
