@@ -167,10 +167,23 @@ extension Winograd.Tile {
             (row + first).update(from: plane + y * width + left + first, count: last - first)
             (row + last).update(repeating: 0, count: span - last)
         }
-        for column in 0..<span { inputPoints(rows + column, span, into: rows + column, span) }
+        for column in 0..<span {
+            let x = rows + column
+            inputPoints({ x[$0 * span] }, { x[$0 * span] = $1 })
+        }
         for i in 0..<alpha {
-            for t in 0..<tiles {
-                inputPoints(rows + i * span + t * m, 1, into: destination + i * alpha * pointStride + t, pointStride)
+            let line = rows + i * span, target = destination + i * alpha * pointStride
+            // Four tiles at a time, one lane each, stored as four consecutive tiles of each point.
+            var t = 0
+            while t + 4 <= tiles {
+                let x = line + t * m, y = target + t
+                inputPoints({ SIMD4(x[$0], x[m + $0], x[2 * m + $0], x[3 * m + $0]) },
+                            { UnsafeMutableRawPointer(y + $0 * pointStride).storeBytes(of: $1, as: SIMD4<Float>.self) })
+                t += 4
+            }
+            for t in t..<tiles {
+                let x = line + t * m, y = target + t
+                inputPoints({ x[$0] }, { y[$0 * pointStride] = $1 })
             }
         }
     }
@@ -183,58 +196,85 @@ extension Winograd.Tile {
                             patch: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         let alpha = self.alpha, m = rawValue
         // Aᵀ down the columns of every tile at once: point (r, j) ends up holding the r-th result.
+        let pointRow = alpha * pointStride
         for j in 0..<alpha {
             let column = products + j * pointStride
-            for t in 0..<tiles { outputPoints(column + t, alpha * pointStride, into: column + t, alpha * pointStride) }
+            for t in 0..<tiles {
+                let x = column + t
+                outputPoints({ x[$0 * pointRow] }, { x[$0 * pointRow] = $1 })
+            }
         }
         for r in 0..<rows {
-            let line = output + r * width, source = products + r * alpha * pointStride
+            let line = output + r * width, source = products + r * pointRow
             let whole = Swift.min(tiles, width / m)
-            for t in 0..<whole { outputPoints(source + t, pointStride, into: line + t * m, 1) }
+            // Four tiles at a time (one lane each), then one at a time.
+            var t = 0
+            while t + 4 <= whole {
+                let x = source + t, y = line + t * m
+                outputPoints({ UnsafeRawPointer(x + $0 * pointStride).loadUnaligned(as: SIMD4<Float>.self) },
+                             { s, value in for lane in 0..<4 { y[lane * m + s] = value[lane] } })
+                t += 4
+            }
+            for t in t..<whole {
+                let x = source + t, y = line + t * m
+                outputPoints({ x[$0 * pointStride] }, { y[$0] = $1 })
+            }
             // The last tile, when it sticks out of the image.
             for t in whole..<tiles {
-                outputPoints(source + t, pointStride, into: patch, 1)
+                let x = source + t
+                outputPoints({ x[$0 * pointStride] }, { patch[$0] = $1 })
                 for s in 0..<(width - t * m) { line[t * m + s] = patch[s] }
             }
         }
     }
 
-    /// Bᵀ applied to the α values `x[0], x[xs], …`, written to `y[0], y[ys], …` (may be `x`).
+    /// Bᵀ applied to the α values `x(0)…x(α−1)`, results passed to `y(j, value)`. Lanes are one
+    /// tile (Float) or four (SIMD4).
     @inline(__always)
-    private func inputPoints(_ x: UnsafePointer<Float>, _ xs: Int, into y: UnsafeMutablePointer<Float>, _ ys: Int) {
+    private func inputPoints<Lane: WinogradLane>(_ x: (Int) -> Lane, _ y: (Int, Lane) -> Void) {
         switch self {
         case .two:
-            let (x0, x1, x2, x3) = (x[0], x[xs], x[2 * xs], x[3 * xs])
-            y[0] = x0 - x2
-            y[ys] = x1 + x2
-            y[2 * ys] = x2 - x1
-            y[3 * ys] = x1 - x3
+            let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3))
+            y(0, x0 - x2)
+            y(1, x1 + x2)
+            y(2, x2 - x1)
+            y(3, x1 - x3)
         case .four:
-            let (x0, x1, x2, x3, x4, x5) = (x[0], x[xs], x[2 * xs], x[3 * xs], x[4 * xs], x[5 * xs])
-            y[0] = 4 * x0 - 5 * x2 + x4
-            y[ys] = -4 * (x1 + x2) + x3 + x4
-            y[2 * ys] = 4 * (x1 - x2) - x3 + x4
-            y[3 * ys] = 2 * (x3 - x1) - x2 + x4
-            y[4 * ys] = 2 * (x1 - x3) - x2 + x4
-            y[5 * ys] = 4 * x1 - 5 * x3 + x5
+            let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
+            y(0, 4 * x0 - 5 * x2 + x4)
+            y(1, x3 + x4 - 4 * (x1 + x2))
+            y(2, 4 * (x1 - x2) - x3 + x4)
+            y(3, 2 * (x3 - x1) - x2 + x4)
+            y(4, 2 * (x1 - x3) - x2 + x4)
+            y(5, 4 * x1 - 5 * x3 + x5)
         }
     }
 
-    /// Aᵀ applied to the α values `x[0], x[xs], …`; the m results go to `y[0], y[ys], …` (may be `x`).
+    /// Aᵀ applied to the α values `x(0)…x(α−1)`; the m results passed to `y(s, value)`.
     @inline(__always)
-    private func outputPoints(_ x: UnsafePointer<Float>, _ xs: Int, into y: UnsafeMutablePointer<Float>, _ ys: Int) {
+    private func outputPoints<Lane: WinogradLane>(_ x: (Int) -> Lane, _ y: (Int, Lane) -> Void) {
         switch self {
         case .two:
-            let (x0, x1, x2, x3) = (x[0], x[xs], x[2 * xs], x[3 * xs])
-            y[0] = x0 + x1 + x2
-            y[ys] = x1 - x2 - x3
+            let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3))
+            y(0, x0 + x1 + x2)
+            y(1, x1 - x2 - x3)
         case .four:
-            let (x0, x1, x2, x3, x4, x5) = (x[0], x[xs], x[2 * xs], x[3 * xs], x[4 * xs], x[5 * xs])
+            let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
             let (sum12, difference12, sum34, difference34) = (x1 + x2, x1 - x2, x3 + x4, x3 - x4)
-            y[0] = x0 + sum12 + sum34
-            y[ys] = difference12 + 2 * difference34
-            y[2 * ys] = sum12 + 4 * sum34
-            y[3 * ys] = difference12 + 8 * difference34 + x5
+            y(0, x0 + sum12 + sum34)
+            y(1, difference12 + 2 * difference34)
+            y(2, sum12 + 4 * sum34)
+            y(3, difference12 + 8 * difference34 + x5)
         }
     }
 }
+
+/// The arithmetic of the point transforms: Float for one tile, SIMD4<Float> for four at once.
+protocol WinogradLane {
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Float, rhs: Self) -> Self
+}
+
+extension Float: WinogradLane {}
+extension SIMD4: WinogradLane where Scalar == Float {}
