@@ -1,4 +1,5 @@
-// Prints the speed of the convolution kernels on ResNet-50 / MobileNetV2 layer shapes.
+// Prints the speed of the convolution kernels on every ResNet-50 layer shape (and two MobileNetV2
+// depthwise ones), and the ResNet-50 total of the best per-layer times.
 // Not a test: figures only. Run with `swift run -c release kernel-bench [filter]`.
 import Dispatch
 import Glibc
@@ -7,32 +8,48 @@ import Kernels
 struct Layer {
     let name: String
     let layout: ConvolutionLayout
+    /// How many times ResNet-50 (v1.5, 224×224) has this layer; 0 for the MobileNetV2 extras.
+    let count: Int
 }
 
-func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1) -> Layer {
+func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1,
+           count: Int) -> Layer {
     let pad = kernel / 2
     let output = (size + 2 * pad - kernel) / stride + 1
     let window = SpatialWindow(inputSize: [size, size], outputSize: [output, output], kernel: [kernel, kernel],
                                strides: [stride, stride], dilations: [1, 1], padsBegin: [pad, pad])
     return Layer(name: name, layout: ConvolutionLayout(batch: 1, inputChannels: channels, outputChannels: outputs,
-                                                       groups: groups, window: window))
+                                                       groups: groups, window: window), count: count)
 }
 
+/// Every convolution of ResNet-50 with its multiplicity, then MobileNetV2's depthwise shapes.
 let layers = [
-    layer("3->64 7x7 s2 @224", 3, 64, size: 224, kernel: 7, stride: 2),
-    layer("64->64 3x3 @56", 64, 64, size: 56, kernel: 3),
-    layer("256->64 1x1 @56", 256, 64, size: 56, kernel: 1),
-    layer("64->256 1x1 @56", 64, 256, size: 56, kernel: 1),
-    layer("128->128 3x3 s2 @56", 128, 128, size: 56, kernel: 3, stride: 2),
-    layer("128->128 3x3 @28", 128, 128, size: 28, kernel: 3),
-    layer("256->256 3x3 @14", 256, 256, size: 14, kernel: 3),
-    layer("1024->256 1x1 @14", 1024, 256, size: 14, kernel: 1),
-    layer("256->1024 1x1 @14", 256, 1024, size: 14, kernel: 1),
-    layer("512->512 3x3 @7", 512, 512, size: 7, kernel: 3),
-    layer("2048->512 1x1 @7", 2048, 512, size: 7, kernel: 1),
-    layer("512->2048 1x1 @7", 512, 2048, size: 7, kernel: 1),
-    layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32),
-    layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144),
+    layer("3->64 7x7 s2 @224", 3, 64, size: 224, kernel: 7, stride: 2, count: 1),
+    layer("64->64 1x1 @56", 64, 64, size: 56, kernel: 1, count: 1),
+    layer("64->64 3x3 @56", 64, 64, size: 56, kernel: 3, count: 3),
+    layer("64->256 1x1 @56", 64, 256, size: 56, kernel: 1, count: 4),
+    layer("256->64 1x1 @56", 256, 64, size: 56, kernel: 1, count: 2),
+    layer("256->128 1x1 @56", 256, 128, size: 56, kernel: 1, count: 1),
+    layer("128->128 3x3 s2 @56", 128, 128, size: 56, kernel: 3, stride: 2, count: 1),
+    layer("256->512 1x1 s2 @56", 256, 512, size: 56, kernel: 1, stride: 2, count: 1),
+    layer("128->512 1x1 @28", 128, 512, size: 28, kernel: 1, count: 4),
+    layer("512->128 1x1 @28", 512, 128, size: 28, kernel: 1, count: 3),
+    layer("128->128 3x3 @28", 128, 128, size: 28, kernel: 3, count: 3),
+    layer("512->256 1x1 @28", 512, 256, size: 28, kernel: 1, count: 1),
+    layer("256->256 3x3 s2 @28", 256, 256, size: 28, kernel: 3, stride: 2, count: 1),
+    layer("512->1024 1x1 s2 @28", 512, 1024, size: 28, kernel: 1, stride: 2, count: 1),
+    layer("256->1024 1x1 @14", 256, 1024, size: 14, kernel: 1, count: 6),
+    layer("1024->256 1x1 @14", 1024, 256, size: 14, kernel: 1, count: 5),
+    layer("256->256 3x3 @14", 256, 256, size: 14, kernel: 3, count: 5),
+    layer("1024->512 1x1 @14", 1024, 512, size: 14, kernel: 1, count: 1),
+    layer("512->512 3x3 s2 @14", 512, 512, size: 14, kernel: 3, stride: 2, count: 1),
+    layer("1024->2048 1x1 s2 @14", 1024, 2048, size: 14, kernel: 1, stride: 2, count: 1),
+    layer("512->2048 1x1 @7", 512, 2048, size: 7, kernel: 1, count: 3),
+    layer("2048->512 1x1 @7", 2048, 512, size: 7, kernel: 1, count: 2),
+    layer("512->512 3x3 @7", 512, 512, size: 7, kernel: 3, count: 2),
+    layer("2048->1000 1x1 (fc)", 2048, 1000, size: 1, kernel: 1, count: 1),
+    layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32, count: 0),
+    layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144, count: 0),
 ]
 
 /// Seconds on `clock`.
@@ -81,6 +98,7 @@ do {
 }
 
 var totals = [1: 0.0, 2: 0.0]
+var resnetFlops = 0.0
 for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
     let layout = layer.layout
     let input = [Float](repeating: 0.25, count: layout.inputChannels * layout.window.inputCount)
@@ -103,7 +121,7 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
                 }
             }
         }
-        totals[threads]! += t.median
+        totals[threads]! += t.best * Double(layer.count)
         let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
         line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
         if threads == 1 { line += " [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))]" }
@@ -119,4 +137,11 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
         line += "  sgemm alone 1T: \(format(2 * Double(layout.multiplyAdds) / t.best / 1e9, 1)) [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))] GFLOP/s"
     }
     print(line)
+    resnetFlops += 2 * Double(layout.multiplyAdds * layer.count)
+}
+if filter == nil {
+    for threads in [1, 2] {
+        print("ResNet-50 convolutions, sum of best layer times at \(threads) thread(s): \(format(totals[threads]! * 1000, 1)) ms "
+              + "(\(format(resnetFlops / 1e9, 2)) GFLOP, \(format(resnetFlops / totals[threads]! / 1e9, 1)) GFLOP/s)")
+    }
 }
