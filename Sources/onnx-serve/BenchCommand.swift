@@ -83,7 +83,7 @@ struct BenchCommand: ParsableCommand {
             latencies.sort()
             let result = Result(
                 model: model, batch: batch, threads: session.options.intraOpThreads, runs: latencies.count,
-                loadMilliseconds: loadSeconds * 1000,
+                loadMilliseconds: loadSeconds * 1000, minMilliseconds: latencies[0],
                 medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
                 p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
                 throughputPerSecond: Double(latencies.count * batch) / total,
@@ -94,7 +94,7 @@ struct BenchCommand: ParsableCommand {
 
     struct Result: Encodable {
         var model: String, batch: Int, threads: Int, runs: Int
-        var loadMilliseconds, medianMilliseconds, p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
+        var loadMilliseconds, minMilliseconds, medianMilliseconds, p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
         var openBLASCore: String
         var inputs: [String]
 
@@ -106,7 +106,7 @@ struct BenchCommand: ParsableCommand {
                 threads: \(threads), OpenBLAS core: \(openBLASCore)
                 load: \(ms(loadMilliseconds))
                 runs: \(runs)
-                latency: median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
+                latency: min \(ms(minMilliseconds)), median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
                 throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
                 """
         }
