@@ -1,4 +1,5 @@
 public import Tensors
+
 /// The sizes of one convolution: batch, channels, groups and the spatial window (1 to 3 axes).
 public struct ConvolutionLayout: Sendable, Hashable {
     /// Batch size (N).
@@ -60,10 +61,13 @@ public enum Convolution {
     /// Floats of scratch memory `forward` needs for `layout` with `parallelism`.
     public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
         switch layout.algorithm {
-        case .pointwise, .depthwise: 0
-        case .winograd: Winograd.scratchCount(layout)
+        case .pointwise, .depthwise:
+            return 0
+        case .winograd:
+            return Winograd.scratchCount(layout)
         case .expanded:
-            panels(layout, parallelism).workers(parallelism) * layout.depth * panels(layout, parallelism).columnPanel
+            let panels = panels(layout, parallelism)
+            return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
     }
 
