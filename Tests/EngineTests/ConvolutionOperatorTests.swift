@@ -94,6 +94,8 @@ import Testing
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 7, 7], seed: 1)]) }
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 3, 3], seed: 1), T.random([3], seed: 1)]) }
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 3, 3], seed: 1)], attributes: ["strides": .ints([0, 1])]) }
+        #expect(throws: (any Error).self) { try T.runNode("Conv", [x, Tensor([Float](), shape: [2, 4, 0, 3])]) }
+        #expect(throws: (any Error).self) { try T.runNode("Conv", [T.random([1, 1, 2, 2, 2, 2], seed: 1), T.random([1, 1, 1, 1, 1, 1], seed: 1)]) }
     }
 
     // ConvTranspose: the ONNX documentation example and ONNX Runtime's SAME_UPPER / output_shape results.
