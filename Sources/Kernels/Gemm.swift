@@ -103,9 +103,7 @@ public struct GemmPanels: Sendable {
         var rowPanels = wide ? 1 : Swift.max(1, (rows * Swift.min(columns, width) + Self.outputFloats - 1) / Self.outputFloats)
         let work = items * rows * columns * Swift.max(depth, 1)
         let useful = Swift.min(threads, Swift.max(1, work / Self.minimumParallelWork))
-        // Two tasks per thread when cutting for the threads: a thread that starts late (woken late,
-        // or sharing its core with another process) then leaves part of its share to the others.
-        let perItem = useful > 1 ? (2 * useful + items - 1) / items : 1
+        let perItem = (useful + items - 1) / items
         if columnPanels * rowPanels < perItem {
             // Too few tasks for the threads: cut the larger dimension further.
             if wide {
