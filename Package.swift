@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Engine", "ONNX", "Tensors",
+                "Engine", "ONNX", "Tensors", "Kernels",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),

@@ -4,7 +4,10 @@
   * end-to-end latency (p50/p99) at one client for the shipped digits model and ResNet-18, and the
     server's own overhead: end-to-end minus the engine time the server reports (Server-Timing);
   * time from start to ready with ResNet-50 plus digits, and RSS after loading;
-  * requests/s for digits at 32 concurrent connections (wrk), with the error count.
+  * requests/s for digits at 32 concurrent connections (wrk), with the error count;
+  * ResNet-18 through tritonclient (Open Inference Protocol): binary vs JSON tensors, p50, and the
+    server's own overhead on the binary path (server time minus engine time, from Server-Timing
+    and the response's arrival).
 
 ResNet models come from benchmarks/export_models.py (.build/models). Release build required.
     python3 benchmarks/serving.py [--seconds 10]
@@ -87,6 +90,33 @@ def latency(port, model, body, count):
     return statistics.median(totals), totals[int(len(totals) * 0.99) - 1], statistics.median(overheads)
 
 
+def tritonclient_latency(port, count):
+    """p50 end-to-end of ResNet-18 through tritonclient, binary and JSON tensors; and the server's
+    own overhead: its statistics' total request time minus engine time, per request."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient("127.0.0.1:%d" % port)
+    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    results = {}
+    for binary in (True, False):
+        given = httpclient.InferInput("input", list(x.shape), "FP32")
+        given.set_data_from_numpy(x, binary_data=binary)
+        wanted = [httpclient.InferRequestedOutput("logits", binary_data=binary)]
+        for _ in range(3):
+            client.infer("resnet18", [given], outputs=wanted)
+        before = client.get_inference_statistics("resnet18")["model_stats"][0]["inference_stats"]
+        times = []
+        for _ in range(count):
+            began = time.perf_counter()
+            client.infer("resnet18", [given], outputs=wanted)
+            times.append((time.perf_counter() - began) * 1000)
+        after = client.get_inference_statistics("resnet18")["model_stats"][0]["inference_stats"]
+        per = lambda key: (int(after[key]["ns"]) - int(before[key]["ns"])) / count / 1e6
+        results[binary] = (statistics.median(times), per("success") - per("compute_infer") - per("queue"),
+                           per("compute_input"), per("compute_output"))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
@@ -104,6 +134,12 @@ def main():
                 p50, p99, overhead = latency(port, model, body, count)
                 print("  %-9s p50 %7.3f  p99 %7.3f  server+client overhead p50 %6.3f  (%d requests, %.1f kB body)"
                       % (model, p50, p99, overhead, count, len(body) / 1000))
+            triton = tritonclient_latency(port, 50)
+            for binary in (True, False):
+                p50, overhead, decode, encode = triton[binary]
+                print("  resnet18 via tritonclient, %-6s tensors: p50 %7.2f ms; server overhead (total - engine - queue) %.3f ms "
+                      "(decode %.3f, encode %.3f)" % ("binary" if binary else "JSON", p50, overhead, decode, encode))
+            print("  binary vs JSON p50: %.2fx faster" % (triton[False][0] / triton[True][0]))
             with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
                 script.write('wrk.method = "POST"\nwrk.body = %s\n' % json.dumps(digits_body))
                 script.flush()

@@ -13,7 +13,7 @@ public final class ServingAPI: HTTPHandler {
     let metrics: ServingMetrics
     let logger: Logger
     let accessLog: Bool
-    private let work = DispatchQueue(label: "onnx-serve.api", qos: .userInitiated, attributes: .concurrent)
+    let work = DispatchQueue(label: "onnx-serve.api", qos: .userInitiated, attributes: .concurrent)
 
     /// A handler serving `registry`'s models.
     public init(registry: ModelRegistry, metrics: ServingMetrics, logger: Logger, accessLog: Bool) {
@@ -40,6 +40,8 @@ public final class ServingAPI: HTTPHandler {
         default:
             if TFServingRoute.claims(request.rawPath) {
                 handleTFServing(exchange)
+            } else if OpenInferenceRoute.claims(request.rawPath) {
+                handleOpenInference(exchange)
             } else {
                 exchange.finish(.error(status: 404, message: "Not Found: \(request.method) \(request.rawPath)"))
             }
@@ -112,10 +114,20 @@ public final class ServingAPI: HTTPHandler {
                 Result { () throws(JSONError) in try JSONParser.parse(raw) }
             }.mapError { ServingError.invalidArgument("\($0)") }.get()
             let (request, format) = try TFServingCodec.decodePredict(body, model: model)
+            if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
+            let decodeTime = ContinuousClock.now - exchange.start
             let handle = model.submit(request) { result in
-                exchange.finish(Self.response(result) { response throws(ServingError) in
+                let encodeStart = ContinuousClock.now
+                let response = Self.response(result) { response throws(ServingError) in
                     try TFServingCodec.encodePredict(response, format: format)
-                })
+                }
+                let now = ContinuousClock.now
+                if response.status == 200 {
+                    model.statistics.recordSuccess(total: now - exchange.start, input: decodeTime, output: now - encodeStart)
+                } else {
+                    model.statistics.recordFailure(total: now - exchange.start)
+                }
+                exchange.finish(response)
             }
             exchange.request.cancellation.onCancel { handle.cancel() }
         } catch {
@@ -150,7 +162,8 @@ public final class ServingAPI: HTTPHandler {
 final class Exchange: @unchecked Sendable {
     let request: HTTPRequest
     private let responder: HTTPResponder
-    private let start: ContinuousClock.Instant
+    /// When the request arrived.
+    let start: ContinuousClock.Instant
     private unowned let owner: ServingAPI
     /// Model named by the request ("" when none), for metrics.
     var model = ""

@@ -37,29 +37,23 @@ public enum Activation: Sendable, Hashable {
     @inlinable
     public func value<T: RealElement>(_ x: T) -> T {
         switch self {
-        case .relu: return Swift.max(x, 0)
-        case .leakyRelu(let alpha): return x < 0 ? T(alpha) * x : x
-        case .clip(let low, let high): return Swift.min(Swift.max(x, T(low)), T(high))
-        case .sigmoid: return 1 / (1 + T.exp(-x))
-        case .tanh: return T.tanh(x)
-        case .hardSigmoid(let alpha, let beta): return Swift.min(Swift.max(T(alpha) * x + T(beta), 0), 1)
-        case .hardSwish: return x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1)
-        case .elu(let alpha): return x >= 0 ? x : T(alpha) * T.expm1(x)
-        case .selu(let alpha, let gamma): return x > 0 ? T(gamma) * x : T(gamma) * T(alpha) * T.expm1(x)
-        case .celu(let alpha): return Swift.max(x, 0) + Swift.min(0, T(alpha) * T.expm1(x / T(alpha)))
-        case .softplus: return Self.softplus(x)
-        case .softsign: return x / (1 + Swift.abs(x))
-        case .thresholdedRelu(let alpha): return x > T(alpha) ? x : 0
-        case .gelu: return x / 2 * (1 + T.erf(x * T(0.7071067811865476)))
-        case .geluTanh: return x / 2 * (1 + T.tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)))
-        case .mish: return x * T.tanh(Self.softplus(x))
+        case .relu: Self.relu(x)
+        case .leakyRelu(let alpha): Self.leakyRelu(x, T(alpha))
+        case .clip(let low, let high): Self.clip(x, T(low), T(high))
+        case .sigmoid: Self.sigmoid(x)
+        case .tanh: T.tanh(x)
+        case .hardSigmoid(let alpha, let beta): Self.hardSigmoid(x, T(alpha), T(beta))
+        case .hardSwish: Self.hardSwish(x)
+        case .elu(let alpha): Self.elu(x, T(alpha))
+        case .selu(let alpha, let gamma): Self.selu(x, T(alpha), T(gamma))
+        case .celu(let alpha): Self.celu(x, T(alpha))
+        case .softplus: Self.softplus(x)
+        case .softsign: Self.softsign(x)
+        case .thresholdedRelu(let alpha): Self.thresholdedRelu(x, T(alpha))
+        case .gelu: Self.gelu(x)
+        case .geluTanh: Self.geluTanh(x)
+        case .mish: x * T.tanh(Self.softplus(x))
         }
-    }
-
-    /// `log(1 + eˣ)` without overflow for large x.
-    @inlinable
-    static func softplus<T: RealElement>(_ x: T) -> T {
-        x > 0 ? x + T.log1p(T.exp(-x)) : T.log1p(T.exp(x))
     }
 
     /// Applies the activation in place to `count` floats.
@@ -72,28 +66,65 @@ public enum Activation: Sendable, Hashable {
     // Shapes: source[count], target[count].
     @inlinable
     public func apply<T: RealElement>(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
-        // One loop per cheap case so each is a tight, vectorisable loop without a switch inside.
+        // The switch outside the loops: each case is a tight loop the compiler can vectorise.
         switch self {
-        case .relu:
-            for i in 0..<count { target[i] = Swift.max(source[i], 0) }
+        case .relu: for i in 0..<count { target[i] = Self.relu(source[i]) }
         case .leakyRelu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { let x = source[i]; target[i] = x < 0 ? alpha * x : x }
+            for i in 0..<count { target[i] = Self.leakyRelu(source[i], alpha) }
         case .clip(let low, let high):
             let low = T(low), high = T(high)
-            for i in 0..<count { target[i] = Swift.min(Swift.max(source[i], low), high) }
+            for i in 0..<count { target[i] = Self.clip(source[i], low, high) }
+        case .sigmoid: for i in 0..<count { target[i] = Self.sigmoid(source[i]) }
+        case .tanh: for i in 0..<count { target[i] = T.tanh(source[i]) }
         case .hardSigmoid(let alpha, let beta):
             let alpha = T(alpha), beta = T(beta)
-            for i in 0..<count { target[i] = Swift.min(Swift.max(alpha * source[i] + beta, 0), 1) }
-        case .hardSwish:
-            for i in 0..<count { let x = source[i]; target[i] = x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1) }
+            for i in 0..<count { target[i] = Self.hardSigmoid(source[i], alpha, beta) }
+        case .hardSwish: for i in 0..<count { target[i] = Self.hardSwish(source[i]) }
+        case .elu(let alpha):
+            let alpha = T(alpha)
+            for i in 0..<count { target[i] = Self.elu(source[i], alpha) }
+        case .selu(let alpha, let gamma):
+            let alpha = T(alpha), gamma = T(gamma)
+            for i in 0..<count { target[i] = Self.selu(source[i], alpha, gamma) }
+        case .celu(let alpha):
+            let alpha = T(alpha)
+            for i in 0..<count { target[i] = Self.celu(source[i], alpha) }
+        case .softplus: for i in 0..<count { target[i] = Self.softplus(source[i]) }
+        case .softsign: for i in 0..<count { target[i] = Self.softsign(source[i]) }
         case .thresholdedRelu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { let x = source[i]; target[i] = x > alpha ? x : 0 }
-        case .softsign:
-            for i in 0..<count { let x = source[i]; target[i] = x / (1 + Swift.abs(x)) }
-        case .sigmoid, .tanh, .elu, .selu, .celu, .softplus, .gelu, .geluTanh, .mish:
-            for i in 0..<count { target[i] = value(source[i]) }
+            for i in 0..<count { target[i] = Self.thresholdedRelu(source[i], alpha) }
+        case .gelu: for i in 0..<count { target[i] = Self.gelu(source[i]) }
+        case .geluTanh: for i in 0..<count { target[i] = Self.geluTanh(source[i]) }
+        case .mish: for i in 0..<count { let x = source[i]; target[i] = x * T.tanh(Self.softplus(x)) }
         }
+    }
+
+    // MARK: Formulas
+
+    @inlinable static func relu<T: RealElement>(_ x: T) -> T { Swift.max(x, 0) }
+    @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
+    @inlinable static func clip<T: RealElement>(_ x: T, _ low: T, _ high: T) -> T { Swift.min(Swift.max(x, low), high) }
+    @inlinable static func sigmoid<T: RealElement>(_ x: T) -> T { 1 / (1 + T.exp(-x)) }
+    @inlinable static func hardSigmoid<T: RealElement>(_ x: T, _ alpha: T, _ beta: T) -> T {
+        Swift.min(Swift.max(alpha * x + beta, 0), 1)
+    }
+    @inlinable static func hardSwish<T: RealElement>(_ x: T) -> T { x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1) }
+    /// exp(x) - 1 from `exp`, not `expm1`: the vectorised exp, at an absolute error far below tolerance.
+    @inlinable static func elu<T: RealElement>(_ x: T, _ alpha: T) -> T { x >= 0 ? x : alpha * (T.exp(x) - 1) }
+    @inlinable static func selu<T: RealElement>(_ x: T, _ alpha: T, _ gamma: T) -> T {
+        x > 0 ? gamma * x : gamma * alpha * (T.exp(x) - 1)
+    }
+    @inlinable static func celu<T: RealElement>(_ x: T, _ alpha: T) -> T {
+        Swift.max(x, 0) + Swift.min(0, alpha * (T.exp(x / alpha) - 1))
+    }
+    /// `log(1 + eˣ)` without overflow for large x.
+    @inlinable static func softplus<T: RealElement>(_ x: T) -> T { Swift.max(x, 0) + T.log1p(T.exp(-Swift.abs(x))) }
+    @inlinable static func softsign<T: RealElement>(_ x: T) -> T { x / (1 + Swift.abs(x)) }
+    @inlinable static func thresholdedRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x > alpha ? x : 0 }
+    @inlinable static func gelu<T: RealElement>(_ x: T) -> T { x / 2 * (1 + T.erf(x * T(0.7071067811865476))) }
+    @inlinable static func geluTanh<T: RealElement>(_ x: T) -> T {
+        x / 2 * (1 + T.tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)))
     }
 }

@@ -128,12 +128,38 @@ public struct BroadcastLayout: Sendable, Equatable {
 
 // MARK: Kernels
 
+/// A function of one element. Kernels take it as a type, not a closure, so every use compiles
+/// into its own loop with the function inlined (and vectorised where it can be); a closure
+/// handed across modules ends up as an indirect call per element.
+public protocol UnaryElementFunction {
+    associatedtype Input
+    associatedtype Output
+    func callAsFunction(_ x: Input) -> Output
+}
+
+/// A function of two elements (see `UnaryElementFunction`).
+public protocol BinaryElementFunction {
+    associatedtype Left
+    associatedtype Right
+    associatedtype Output
+    func callAsFunction(_ a: Left, _ b: Right) -> Output
+}
+
+/// A function of three elements (see `UnaryElementFunction`).
+public protocol TernaryElementFunction {
+    associatedtype First
+    associatedtype Second
+    associatedtype Third
+    associatedtype Output
+    func callAsFunction(_ a: First, _ b: Second, _ c: Third) -> Output
+}
+
 extension BroadcastLayout {
     /// `c[i] = op(a[i'])` where `a` broadcasts onto the output (a single operand; `Expand`).
     // Shapes: a is the layout's operand 0, c is `shape`.
     @inlinable
-    public func map<A, C>(_ a: UnsafePointer<A>, into c: UnsafeMutablePointer<C>,
-                          parallelism: Parallelism, grain: Int = defaultGrain, _ op: (A) -> C) {
+    public func map<F: UnaryElementFunction>(_ a: UnsafePointer<F.Input>, into c: UnsafeMutablePointer<F.Output>,
+                                             parallelism: Parallelism, grain: Int = defaultGrain, _ op: F) {
         let sa = innerStride(0)
         forEachSegment(parallelism: parallelism, grain: grain) { out, offsets, n in
             let a = a + offsets[0], c = c + out
@@ -149,8 +175,9 @@ extension BroadcastLayout {
     /// `c[i] = op(a[i'], b[i''])` with both operands broadcast onto the output.
     // Shapes: a and b are the layout's operands 0 and 1, c is `shape`.
     @inlinable
-    public func binary<A, B, C>(_ a: UnsafePointer<A>, _ b: UnsafePointer<B>, into c: UnsafeMutablePointer<C>,
-                                parallelism: Parallelism, grain: Int = defaultGrain, _ op: (A, B) -> C) {
+    public func binary<F: BinaryElementFunction>(_ a: UnsafePointer<F.Left>, _ b: UnsafePointer<F.Right>,
+                                                 into c: UnsafeMutablePointer<F.Output>, parallelism: Parallelism,
+                                                 grain: Int = defaultGrain, _ op: F) {
         let sa = innerStride(0), sb = innerStride(1)
         forEachSegment(parallelism: parallelism, grain: grain) { out, offsets, n in
             let a = a + offsets[0], b = b + offsets[1], c = c + out
@@ -167,9 +194,9 @@ extension BroadcastLayout {
     /// `d[i] = op(a[i'], b[i''], c[i'''])` with all three operands broadcast onto the output.
     // Shapes: a, b and c are the layout's operands 0, 1 and 2, d is `shape`.
     @inlinable
-    public func ternary<A, B, C, D>(_ a: UnsafePointer<A>, _ b: UnsafePointer<B>, _ c: UnsafePointer<C>,
-                                    into d: UnsafeMutablePointer<D>, parallelism: Parallelism,
-                                    grain: Int = defaultGrain, _ op: (A, B, C) -> D) {
+    public func ternary<F: TernaryElementFunction>(_ a: UnsafePointer<F.First>, _ b: UnsafePointer<F.Second>,
+                                                   _ c: UnsafePointer<F.Third>, into d: UnsafeMutablePointer<F.Output>,
+                                                   parallelism: Parallelism, grain: Int = defaultGrain, _ op: F) {
         let sa = innerStride(0), sb = innerStride(1), sc = innerStride(2)
         forEachSegment(parallelism: parallelism, grain: grain) { out, offsets, n in
             let a = a + offsets[0], b = b + offsets[1], c = c + offsets[2], d = d + out

@@ -7,8 +7,6 @@ public import Tensors
 /// once generically serve float, double and float16 (float16 computes in float).
 public protocol RealElement: FloatingElement, ArithmeticElement {
     static func exp(_ x: Self) -> Self
-    /// `exp(x) - 1`, accurate near 0.
-    static func expm1(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     /// `log(1 + x)`, accurate near 0.
     static func log1p(_ x: Self) -> Self
@@ -28,13 +26,75 @@ public protocol RealElement: FloatingElement, ArithmeticElement {
     static func atanh(_ x: Self) -> Self
 }
 
+/// Float's `exp`, `tanh` and `erf` are polynomial approximations written in plain arithmetic
+/// (within a few ulp; `erf` within 2e-7), so loops over them inline and vectorise the way
+/// ONNX Runtime's MLAS kernels do; every other function is the C library's.
 extension Float: RealElement {
-    public static func exp(_ x: Float) -> Float { expf(x) }
-    public static func expm1(_ x: Float) -> Float { expm1f(x) }
+    @inlinable
+    public static func exp(_ x: Float) -> Float {
+        // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and |r| ≤ ln 2 / 2 (Cephes expf). Above
+        // the clamp the result overflows to ∞ anyway; below it, where the true value is a denormal,
+        // it is 0: denormal arithmetic costs a microcode assist per vector, and the compiler feeds
+        // the clamp bound to lanes whose result a caller's select discards. NaN stays NaN.
+        let clamped = Swift.min(Swift.max(x, -87.3365), 88.8)
+        // Adding 1.5 · 2^23 rounds to an integer held in the low mantissa bits.
+        let shifted = clamped * 1.44269504088896341 + 12582912
+        let n = shifted - 12582912
+        let r = clamped - n * 0.693359375 + n * 2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let value = p * r * r + r + 1
+        // 2^n in two factors: n reaches 128, one past the largest exponent a float holds.
+        let power = Int32(bitPattern: shifted.bitPattern &- 0x4B40_0000)
+        let half = power >> 1
+        let first = Float(bitPattern: UInt32(bitPattern: (half &+ 127) &<< 23))
+        let second = Float(bitPattern: UInt32(bitPattern: (power &- half &+ 127) &<< 23))
+        return x < -87.3365 ? 0 : value * first * second
+    }
+
+    @inlinable
+    public static func tanh(_ x: Float) -> Float {
+        // A polynomial near 0 (Cephes tanhf), 1 - 2 / (e^2|x| + 1) elsewhere.
+        let z = x * x
+        var p: Float = -5.70498872745e-3
+        p = p * z + 2.06390887954e-2
+        p = p * z - 5.37397155531e-2
+        p = p * z + 1.33314422036e-1
+        p = p * z - 3.33332819422e-1
+        let small = p * z * x + x
+        let large = 1 - 2 / (exp(2 * Swift.abs(x)) + 1)
+        return Swift.abs(x) < 0.625 ? small : (x < 0 ? -large : large)
+    }
+
+    @inlinable
+    public static func erf(_ x: Float) -> Float {
+        // Taylor series near 0; Abramowitz and Stegun 7.1.26 elsewhere.
+        let z = x * x
+        var series: Float = 1.0 / 9360
+        series = series * -z + 1.0 / 1320
+        series = series * -z + 1.0 / 216
+        series = series * -z + 1.0 / 42
+        series = series * -z + 1.0 / 10
+        series = series * -z + 1.0 / 3
+        let small = (x - x * z * series) * 1.1283791670955126
+        let t = 1 / (1 + 0.3275911 * Swift.abs(x))
+        var p: Float = 1.061405429
+        p = p * t - 1.453152027
+        p = p * t + 1.421413741
+        p = p * t - 0.284496736
+        p = p * t + 0.254829592
+        let large = 1 - p * t * exp(-z)
+        return Swift.abs(x) < 0.5 ? small : (x < 0 ? -large : large)
+    }
+
+
     public static func log(_ x: Float) -> Float { logf(x) }
     public static func log1p(_ x: Float) -> Float { log1pf(x) }
     public static func pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
-    public static func erf(_ x: Float) -> Float { erff(x) }
     public static func sin(_ x: Float) -> Float { sinf(x) }
     public static func cos(_ x: Float) -> Float { cosf(x) }
     public static func tan(_ x: Float) -> Float { tanf(x) }
@@ -43,7 +103,6 @@ extension Float: RealElement {
     public static func atan(_ x: Float) -> Float { atanf(x) }
     public static func sinh(_ x: Float) -> Float { sinhf(x) }
     public static func cosh(_ x: Float) -> Float { coshf(x) }
-    public static func tanh(_ x: Float) -> Float { tanhf(x) }
     public static func asinh(_ x: Float) -> Float { asinhf(x) }
     public static func acosh(_ x: Float) -> Float { acoshf(x) }
     public static func atanh(_ x: Float) -> Float { atanhf(x) }
@@ -51,7 +110,6 @@ extension Float: RealElement {
 
 extension Double: RealElement {
     public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
-    public static func expm1(_ x: Double) -> Double { Glibc.expm1(x) }
     public static func log(_ x: Double) -> Double { Glibc.log(x) }
     public static func log1p(_ x: Double) -> Double { Glibc.log1p(x) }
     public static func pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
@@ -72,7 +130,6 @@ extension Double: RealElement {
 
 extension Float16: RealElement {
     public static func exp(_ x: Float16) -> Float16 { Float16(expf(Float(x))) }
-    public static func expm1(_ x: Float16) -> Float16 { Float16(expm1f(Float(x))) }
     public static func log(_ x: Float16) -> Float16 { Float16(logf(Float(x))) }
     public static func log1p(_ x: Float16) -> Float16 { Float16(log1pf(Float(x))) }
     public static func pow(_ x: Float16, _ y: Float16) -> Float16 { Float16(powf(Float(x), Float(y))) }

@@ -20,9 +20,8 @@ public enum Normalization {
         let segmentLength = length / segments
         parallelism.forEachRun(rows: rows, columns: 1, grain: Reduction.grain / max(length, 1)) { r, _ in
             let x = x + r * length, y = y + r * length
-            let average = Reduction.combineRun(x, count: length, identity: 0, map: { $0 }, combine: +) / T(length)
-            let variance = Reduction.combineRun(x, count: length, identity: 0, map: { ($0 - average) * ($0 - average) },
-                                                combine: +) / T(length)
+            let average = Reduction.combineRun(x, count: length, Reduction.Sum()) / T(length)
+            let variance = Reduction.combineRun(x, count: length, Reduction.SumOfSquaredDeviations(from: average)) / T(length)
             let inverse = 1 / (variance + epsilon).squareRoot()
             mean?[r] = average
             inverseDeviation?[r] = inverse

@@ -15,38 +15,6 @@ public enum Reduction {
         case maximum
         /// Smallest value (NaN if any is NaN); the type's highest value for an empty axis.
         case minimum
-
-        /// The value each element contributes.
-        @inlinable
-        func map<T: ArithmeticElement>(_ x: T) -> T {
-            switch self {
-            case .sumOfSquares: T.multiply(x, x)
-            case .sumOfAbsolutes: T.absolute(x)
-            case .sum, .product, .maximum, .minimum: x
-            }
-        }
-
-        /// How two partial results combine.
-        @inlinable
-        func combine<T: ArithmeticElement>(_ a: T, _ b: T) -> T {
-            switch self {
-            case .sum, .sumOfSquares, .sumOfAbsolutes: T.add(a, b)
-            case .product: T.multiply(a, b)
-            case .maximum: T.maximum(a, b)
-            case .minimum: T.minimum(a, b)
-            }
-        }
-
-        /// The result for an empty axis.
-        @inlinable
-        func identity<T: ArithmeticElement>(_: T.Type) -> T {
-            switch self {
-            case .sum, .sumOfSquares, .sumOfAbsolutes: 0
-            case .product: 1
-            case .maximum: T.lowest
-            case .minimum: T.highest
-            }
-        }
     }
 
     /// Input elements per parallel task: enough work to outweigh the dispatch.
@@ -59,58 +27,53 @@ public enum Reduction {
         _ kind: Kind, _ input: UnsafePointer<T>, into output: UnsafeMutablePointer<T>,
         outer: Int, length: Int, inner: Int, parallelism: Parallelism
     ) {
-        // A constant kind per call so map and combine inline into the loops.
-        @inline(__always) func run(_ kind: Kind) {
-            reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism,
-                   identity: kind.identity(T.self), map: kind.map, combine: kind.combine)
-        }
         switch kind {
-        case .sum: run(.sum)
-        case .sumOfSquares: run(.sumOfSquares)
-        case .sumOfAbsolutes: run(.sumOfAbsolutes)
-        case .product: run(.product)
-        case .maximum: run(.maximum)
-        case .minimum: run(.minimum)
+        case .sum: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, Sum())
+        case .sumOfSquares: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, SumOfSquares())
+        case .sumOfAbsolutes: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, SumOfAbsolutes())
+        case .product: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, Product())
+        case .maximum: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, Maximum())
+        case .minimum: reduce(input, into: output, outer: outer, length: length, inner: inner, parallelism: parallelism, Minimum())
         }
     }
 
     @inlinable
-    static func reduce<T>(
-        _ input: UnsafePointer<T>, into output: UnsafeMutablePointer<T>, outer: Int, length: Int, inner: Int,
-        parallelism: Parallelism, identity: T, map: (T) -> T, combine: (T, T) -> T
+    static func reduce<R: Reducer>(
+        _ input: UnsafePointer<R.Element>, into output: UnsafeMutablePointer<R.Element>, outer: Int, length: Int, inner: Int,
+        parallelism: Parallelism, _ reducer: R
     ) {
         parallelism.forEachRun(rows: outer, columns: inner, grain: grain / max(length, 1)) { o, columns in
             let source = input + o * length * inner, target = output + o * inner
             if inner == 1 {
-                target[0] = combineRun(source, count: length, identity: identity, map: map, combine: combine)
+                target[0] = combineRun(source, count: length, reducer)
             } else {
-                for i in columns { target[i] = identity }
+                for i in columns { target[i] = reducer.identity }
                 for j in 0..<length {
                     let row = source + j * inner
-                    for i in columns { target[i] = combine(target[i], map(row[i])) }
+                    for i in columns { target[i] = reducer.combine(target[i], reducer.map(row[i])) }
                 }
             }
         }
     }
 
-    /// `combine` over `map` of `count` contiguous values.
+    /// The reduction of `count` contiguous values.
     @inlinable @inline(__always)
-    static func combineRun<T>(_ source: UnsafePointer<T>, count: Int, identity: T, map: (T) -> T, combine: (T, T) -> T) -> T {
+    static func combineRun<R: Reducer>(_ source: UnsafePointer<R.Element>, count: Int, _ reducer: R) -> R.Element {
         // Four independent accumulators: the operations overlap instead of waiting on each other.
-        var a0 = identity, a1 = identity, a2 = identity, a3 = identity
+        var a0 = reducer.identity, a1 = a0, a2 = a0, a3 = a0
         var j = 0
         while j + 4 <= count {
-            a0 = combine(a0, map(source[j]))
-            a1 = combine(a1, map(source[j + 1]))
-            a2 = combine(a2, map(source[j + 2]))
-            a3 = combine(a3, map(source[j + 3]))
+            a0 = reducer.combine(a0, reducer.map(source[j]))
+            a1 = reducer.combine(a1, reducer.map(source[j + 1]))
+            a2 = reducer.combine(a2, reducer.map(source[j + 2]))
+            a3 = reducer.combine(a3, reducer.map(source[j + 3]))
             j += 4
         }
         while j < count {
-            a0 = combine(a0, map(source[j]))
+            a0 = reducer.combine(a0, reducer.map(source[j]))
             j += 1
         }
-        return combine(combine(a0, a1), combine(a2, a3))
+        return reducer.combine(reducer.combine(a0, a1), reducer.combine(a2, a3))
     }
 
     /// `output[o, i] = log(sum over j of exp(input[o, j, i]))`, computed around the maximum so
@@ -159,14 +122,20 @@ public enum Reduction {
 
     // MARK: Reference
 
-    /// Reference twin of `reduce`: one output at a time, in index order.
+    /// Reference twin of `reduce`: one output at a time, in index order, each kind spelled out.
     public static func naiveReduce<T: ArithmeticElement>(_ kind: Kind, _ input: [T], outer: Int, length: Int, inner: Int) -> [T] {
         var output: [T] = []
         for o in 0..<outer {
             for i in 0..<inner {
-                var accumulator = kind.identity(T.self)
-                for j in 0..<length { accumulator = kind.combine(accumulator, kind.map(input[(o * length + j) * inner + i])) }
-                output.append(accumulator)
+                let values = (0..<length).map { input[(o * length + $0) * inner + i] }
+                switch kind {
+                case .sum: output.append(values.reduce(0, T.add))
+                case .sumOfSquares: output.append(values.reduce(0) { T.add($0, T.multiply($1, $1)) })
+                case .sumOfAbsolutes: output.append(values.reduce(0) { T.add($0, T.absolute($1)) })
+                case .product: output.append(values.reduce(1, T.multiply))
+                case .maximum: output.append(values.reduce(T.lowest, T.maximum))
+                case .minimum: output.append(values.reduce(T.highest, T.minimum))
+                }
             }
         }
         return output
@@ -197,5 +166,71 @@ public enum Reduction {
             }
         }
         return output
+    }
+}
+
+// MARK: Reducers
+
+/// How values combine in a reduction, as a type so that each reduction gets its own loops.
+public protocol Reducer {
+    associatedtype Element
+    /// The result for no values.
+    var identity: Element { get }
+    /// The value an element contributes.
+    func map(_ x: Element) -> Element
+    /// Two partial results combined.
+    func combine(_ a: Element, _ b: Element) -> Element
+}
+
+extension Reduction {
+    public struct Sum<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { 0 }
+        @inlinable public func map(_ x: T) -> T { x }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.add(a, b) }
+    }
+
+    public struct SumOfSquares<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { 0 }
+        @inlinable public func map(_ x: T) -> T { T.multiply(x, x) }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.add(a, b) }
+    }
+
+    public struct SumOfAbsolutes<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { 0 }
+        @inlinable public func map(_ x: T) -> T { T.absolute(x) }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.add(a, b) }
+    }
+
+    /// Sum of squared distances from `center` (variance times count).
+    public struct SumOfSquaredDeviations<T: ArithmeticElement>: Reducer {
+        public let center: T
+        @inlinable public init(from center: T) { self.center = center }
+        @inlinable public var identity: T { 0 }
+        @inlinable public func map(_ x: T) -> T { let d = T.subtract(x, center); return T.multiply(d, d) }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.add(a, b) }
+    }
+
+    public struct Product<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { 1 }
+        @inlinable public func map(_ x: T) -> T { x }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.multiply(a, b) }
+    }
+
+    public struct Maximum<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { T.lowest }
+        @inlinable public func map(_ x: T) -> T { x }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.maximum(a, b) }
+    }
+
+    public struct Minimum<T: ArithmeticElement>: Reducer {
+        @inlinable public init() {}
+        @inlinable public var identity: T { T.highest }
+        @inlinable public func map(_ x: T) -> T { x }
+        @inlinable public func combine(_ a: T, _ b: T) -> T { T.minimum(a, b) }
     }
 }

@@ -16,13 +16,20 @@ public enum Resample {
         let minimumChunk = max(1, 16 * 1024 / (inner * max(taps, 1)))
         if inner == 1 {
             // Resizing the innermost axis: each output is a short dot product over gathered inputs.
-            parallelism.forEachChunk(lines, minimumChunk: minimumChunk) { range in
-                for line in range {
-                    let o = line / outputWidth, j = line % outputWidth
-                    let row = source + o * inputWidth, tapIndices = indices + j * taps, tapWeights = weights + j * taps
-                    var sum: Float = 0
-                    for t in 0..<taps { sum += tapWeights[t] * row[tapIndices[t]] }
-                    target[line] = sum
+            parallelism.forEachChunk(outer, minimumChunk: max(1, minimumChunk / max(outputWidth, 1))) { range in
+                for o in range {
+                    let row = source + o * inputWidth, output = target + o * outputWidth
+                    if taps == 2 {
+                        for j in 0..<outputWidth {
+                            output[j] = weights[2 * j] * row[indices[2 * j]] + weights[2 * j + 1] * row[indices[2 * j + 1]]
+                        }
+                        continue
+                    }
+                    for j in 0..<outputWidth {
+                        var sum: Float = 0
+                        for t in (j * taps)..<((j + 1) * taps) { sum += weights[t] * row[indices[t]] }
+                        output[j] = sum
+                    }
                 }
             }
             return

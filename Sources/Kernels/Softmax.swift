@@ -26,12 +26,18 @@ public enum Softmax {
     static func row<T: RealElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, length: Int, stride: Int,
                                     logarithm: Bool) {
         var peak = x[0]
-        for j in 1..<length { peak = Swift.max(peak, x[j * stride]) }
+        if stride == 1 {
+            peak = Reduction.combineRun(x, count: length, Reduction.Maximum())
+        } else {
+            for j in 1..<length { peak = T.maximum(peak, x[j * stride]) }
+        }
+        // The exponentials in a loop of their own (it vectorises), then their sum.
+        for j in 0..<length { y[j * stride] = T.exp(x[j * stride] - peak) }
         var sum: T = 0
-        for j in 0..<length {
-            let e = T.exp(x[j * stride] - peak)
-            y[j * stride] = e
-            sum += e
+        if stride == 1 {
+            sum = Reduction.combineRun(UnsafePointer(y), count: length, Reduction.Sum())
+        } else {
+            for j in 0..<length { sum += y[j * stride] }
         }
         if logarithm {
             let shift = peak + T.log(sum)

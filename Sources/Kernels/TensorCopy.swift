@@ -32,20 +32,22 @@ public enum TensorCopy {
         }
         let rank = view.sizes.count
         if let tile = view.transposeTile {
-            // The two inner axes form a 2-D transpose; tasks take rows of tiles.
-            let rows = view.sizes[rank - 2], tileRows = (rows + tile - 1) / tile
+            // The two inner axes form a 2-D transpose; tasks take blocks of rows.
+            let rowBytes = view.sizes[rank - 1] * view.blockBytes
+            let blockRows = min(max(transposeBlockBytes / rowBytes, 64), 512)
+            let rows = view.sizes[rank - 2], blocks = (rows + blockRows - 1) / blockRows
             let outerCount = view.sizes[..<(rank - 2)].reduce(1, *)
-            let bytesPerUnit = tile * view.sizes[rank - 1] * view.blockBytes
-            parallelism.forEachChunk(outerCount * tileRows, minimumChunk: max(1, bytesPerTask / bytesPerUnit)) { units in
-                var odometer = Odometer(view, outerRank: rank - 2, start: units.lowerBound / tileRows)
-                var tileRow = units.lowerBound % tileRows
+            let bytesPerBlock = blockRows * rowBytes
+            parallelism.forEachChunk(outerCount * blocks, minimumChunk: max(1, bytesPerTask / bytesPerBlock)) { units in
+                var odometer = Odometer(view, outerRank: rank - 2, start: units.lowerBound / blocks)
+                var block = units.lowerBound % blocks
                 for _ in units {
-                    let first = tileRow * tile
-                    transposeTileRow(view, rows: first..<min(first + tile, rows), tile: tile,
-                                     source: source + odometer.sourceOffset, target: target + odometer.targetOffset)
-                    tileRow += 1
-                    if tileRow == tileRows {
-                        tileRow = 0
+                    let first = block * blockRows
+                    transposeRows(view, rows: first..<min(first + blockRows, rows), tile: tile,
+                                  source: source + odometer.sourceOffset, target: target + odometer.targetOffset)
+                    block += 1
+                    if block == blocks {
+                        block = 0
                         odometer.advance()
                     }
                 }
@@ -119,6 +121,8 @@ public enum TensorCopy {
         }
         let outerShape = Array(shape.dropLast()), outerOffsets = Array(byteOffsets.dropLast())
         let rows = outerShape.reduce(1, *)
+        // An inner table that walks the source contiguously makes every row one memcpy.
+        let contiguous = zip(inner, inner.dropFirst()).allSatisfy { $1 - $0 == elementSize }
         parallelism.forEachChunk(rows, minimumChunk: max(1, bytesPerTask / rowBytes)) { range in
             var index = unflatten(range.lowerBound, outerShape)
             var base = zip(index, outerOffsets).reduce(0) { $0 + $1.1[$1.0] }
@@ -128,6 +132,8 @@ public enum TensorCopy {
                     let rowTarget = target + row * rowBytes
                     if base == previousBase {
                         memcpy(rowTarget, rowTarget - rowBytes, rowBytes)
+                    } else if contiguous {
+                        memcpy(rowTarget, source + base + offsets[0], rowBytes)
                     } else {
                         gatherLine(offsets: offsets, elementSize: elementSize, source: source + base, target: rowTarget)
                     }
@@ -232,36 +238,72 @@ public enum TensorCopy {
         }
     }
 
-    /// Copies the rows `rows` of a 2-D transpose (the view's two inner axes) tile by tile, so both the
-    /// strided reads and the contiguous writes stay in cache.
-    private static func transposeTileRow(_ view: StridedView, rows: Range<Int>, tile: Int,
-                                         source: UnsafeRawPointer, target: UnsafeMutableRawPointer) {
+    /// Target bytes one block of a 2-D transpose writes: its rows are revisited once per column
+    /// tile, so they should stay in L2, while each tile should read long runs per source stream
+    /// (the hardware prefetcher follows a handful of streams, not 64).
+    static let transposeBlockBytes = 256 * 1024
+
+    /// Copies the rows `rows` of a 2-D transpose (the view's two inner axes) one column tile at a
+    /// time, so the `tile` strided source streams and the written rows stay in cache.
+    private static func transposeRows(_ view: StridedView, rows: Range<Int>, tile: Int,
+                                      source: UnsafeRawPointer, target: UnsafeMutableRawPointer) {
         switch view.blockBytes {
-        case 1: transposeTileRow(UInt8.self, view, rows, tile, source, target)
-        case 2: transposeTileRow(UInt16.self, view, rows, tile, source, target)
-        case 4: transposeTileRow(UInt32.self, view, rows, tile, source, target)
-        default: transposeTileRow(UInt64.self, view, rows, tile, source, target)
+        case 1: transposeRows(UInt8.self, view, rows, tile, source, target)
+        case 2: transposeRows(UInt16.self, view, rows, tile, source, target)
+        case 4: transposeRows(UInt32.self, view, rows, tile, source, target)
+        default: transposeRows(UInt64.self, view, rows, tile, source, target)
         }
     }
 
-    private static func transposeTileRow<T: FixedWidthInteger>(
+    private static func transposeRows<T: FixedWidthInteger & SIMDScalar>(
         _: T.Type, _ view: StridedView, _ rows: Range<Int>, _ tile: Int,
         _ source: UnsafeRawPointer, _ target: UnsafeMutableRawPointer
     ) {
         let rank = view.sizes.count, columns = view.sizes[rank - 1]
-        let sourceRowStep = view.sourceStrides[rank - 2], sourceColumnStep = view.sourceStrides[rank - 1]
-        let targetRowStep = view.targetStrides[rank - 2], targetColumnStep = view.targetStrides[rank - 1]
+        // Along rows the source is contiguous; along columns the target is (see `transposeTile`).
+        let sourceColumnStep = view.sourceStrides[rank - 1], targetRowStep = view.targetStrides[rank - 2]
+        let size = MemoryLayout<T>.stride
         var column = 0
         while column < columns {
             let columnEnd = min(column + tile, columns)
-            for row in rows {
-                let rowSource = source + row * sourceRowStep, rowTarget = target + row * targetRowStep
-                for index in column..<columnEnd {
-                    rowTarget.storeBytes(of: rowSource.loadUnaligned(fromByteOffset: index * sourceColumnStep, as: T.self),
-                                         toByteOffset: index * targetColumnStep, as: T.self)
+            var row = rows.lowerBound
+            // 4×4 blocks: four contiguous source runs in, four contiguous target runs out.
+            while row + 4 <= rows.upperBound {
+                var blockColumn = column
+                while blockColumn + 4 <= columnEnd {
+                    let input = source + blockColumn * sourceColumnStep + row * size
+                    let a = input.loadUnaligned(as: SIMD4<T>.self)
+                    let b = input.loadUnaligned(fromByteOffset: sourceColumnStep, as: SIMD4<T>.self)
+                    let c = input.loadUnaligned(fromByteOffset: 2 * sourceColumnStep, as: SIMD4<T>.self)
+                    let d = input.loadUnaligned(fromByteOffset: 3 * sourceColumnStep, as: SIMD4<T>.self)
+                    let output = target + row * targetRowStep + blockColumn * size
+                    output.storeBytes(of: SIMD4(a[0], b[0], c[0], d[0]), as: SIMD4<T>.self)
+                    output.storeBytes(of: SIMD4(a[1], b[1], c[1], d[1]), toByteOffset: targetRowStep, as: SIMD4<T>.self)
+                    output.storeBytes(of: SIMD4(a[2], b[2], c[2], d[2]), toByteOffset: 2 * targetRowStep, as: SIMD4<T>.self)
+                    output.storeBytes(of: SIMD4(a[3], b[3], c[3], d[3]), toByteOffset: 3 * targetRowStep, as: SIMD4<T>.self)
+                    blockColumn += 4
                 }
+                transposeEdge(T.self, rows: row..<(row + 4), columns: blockColumn..<columnEnd,
+                              sourceColumnStep: sourceColumnStep, targetRowStep: targetRowStep, source, target)
+                row += 4
             }
+            transposeEdge(T.self, rows: row..<rows.upperBound, columns: column..<columnEnd,
+                          sourceColumnStep: sourceColumnStep, targetRowStep: targetRowStep, source, target)
             column = columnEnd
+        }
+    }
+
+    /// The elements of a transpose left over by the 4×4 blocks, one at a time.
+    private static func transposeEdge<T: FixedWidthInteger>(
+        _: T.Type, rows: Range<Int>, columns: Range<Int>, sourceColumnStep: Int, targetRowStep: Int,
+        _ source: UnsafeRawPointer, _ target: UnsafeMutableRawPointer
+    ) {
+        let size = MemoryLayout<T>.stride
+        for row in rows {
+            for column in columns {
+                target.storeBytes(of: source.loadUnaligned(fromByteOffset: column * sourceColumnStep + row * size, as: T.self),
+                                  toByteOffset: row * targetRowStep + column * size, as: T.self)
+            }
         }
     }
 

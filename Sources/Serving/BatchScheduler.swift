@@ -30,8 +30,8 @@ final class BatchScheduler: Sendable {
     /// What the scheduler reports for metrics.
     enum SchedulerObservation {
         case queueLength(Int)
-        case queueWait(Duration)
-        case engineRun(rows: Int, duration: Duration)
+        /// A run finished: its rows, how long each of its requests had waited, and its engine time.
+        case run(rows: Int, queueWaits: [Duration], engine: Duration)
         case rejected
         case timedOut
     }
@@ -109,10 +109,9 @@ final class BatchScheduler: Sendable {
 
     private func run(_ batch: [Pending]) {
         let start = ContinuousClock.now
-        for pending in batch { observer(.queueWait(start - pending.arrival)) }
         let (results, engine) = executor(batch.map(\.request))
         let rows = batch.reduce(0) { $0 + ($1.request.inputs.values.first?.shape.first ?? 1) }
-        observer(.engineRun(rows: rows, duration: engine))
+        observer(.run(rows: rows, queueWaits: batch.map { start - $0.arrival }, engine: engine))
         for (pending, result) in zip(batch, results) {
             pending.completion(result.map { outputs in
                 InferenceResponse(outputs: outputs, outputOrder: outputOrder.filter { outputs[$0] != nil },

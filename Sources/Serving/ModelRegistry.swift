@@ -1,4 +1,5 @@
 import Engine
+import Kernels
 public import Logging
 import Synchronization
 
@@ -181,7 +182,9 @@ public final class ModelRegistry: Sendable {
             maxQueueLength: batching.maxQueueLength ?? 1024,
             defaultDeadline: (batching.defaultDeadlineMilliseconds ?? 0) > 0 ? .milliseconds(batching.defaultDeadlineMilliseconds!) : nil,
             instances: batching.instances ?? 1)
-        let options = InferenceSession.Options(intraOpThreads: configuration.threads ?? defaults.threads,
+        // Unless told otherwise, instances × threads stay within the cores.
+        let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.availableCores / policy.instances)
+        let options = InferenceSession.Options(intraOpThreads: threads,
                                                optimizations: configuration.optimizations ?? defaults.optimizations)
         let model = try ServedModel(name: source.name, version: version, path: path, options: options, policy: policy, metrics: metrics)
         if configuration.warmup ?? defaults.warmup {
@@ -231,6 +234,13 @@ public final class ModelRegistry: Sendable {
         state.withLock { state in
             guard let record = state.models[name] else { return [] }
             return record.versions.sorted { $0.key > $1.key }.map { VersionStatus(version: $0.key, state: $0.value.state, error: $0.value.error) }
+        }
+    }
+
+    /// The available versions of a model, oldest first.
+    public func loadedModels(named name: String) -> [ServedModel] {
+        state.withLock { state in
+            (state.models[name]?.versions ?? [:]).sorted { $0.key < $1.key }.compactMap(\.value.model)
         }
     }
 

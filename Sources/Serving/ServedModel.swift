@@ -19,6 +19,8 @@ public final class ServedModel: Sendable {
     public var policy: BatchPolicy { scheduler.policy }
     /// How long loading took (decode, optimise, compile; warm-up excluded).
     public let loadDuration: Duration
+    /// Request, queue and engine counters (Triton's statistics extension).
+    public let statistics = ModelStatistics()
 
     private let scheduler: BatchScheduler
 
@@ -42,14 +44,17 @@ public final class ServedModel: Sendable {
         var effective = policy
         if !batchable { effective.enabled = false }
         let outputOrder = session.outputs.map(\.name)
+        let statistics = self.statistics
         scheduler = BatchScheduler(
             policy: effective, label: "\(name).\(version)", outputOrder: outputOrder,
             executor: { requests in Self.execute(requests, session: session, batchable: batchable) },
             observer: { observation in
                 switch observation {
                 case .queueLength(let length): metrics.setQueueLength(model: name, version: version, length: length)
-                case .queueWait(let duration): metrics.recordQueueWait(model: name, version: version, duration: duration)
-                case .engineRun(let rows, let duration): metrics.recordEngineRun(model: name, version: version, rows: rows, duration: duration)
+                case .run(let rows, let waits, let engine):
+                    for wait in waits { metrics.recordQueueWait(model: name, version: version, duration: wait) }
+                    metrics.recordEngineRun(model: name, version: version, rows: rows, duration: engine)
+                    statistics.recordRun(rows: rows, requests: waits.count, queueWaits: waits, engine: engine)
                 case .rejected: metrics.recordRejected(model: name, version: version)
                 case .timedOut: metrics.recordTimedOut(model: name, version: version)
                 }

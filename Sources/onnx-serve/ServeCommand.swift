@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Dispatch
+import Engine
 import Foundation
 import HTTP
 import Kernels
@@ -176,7 +177,7 @@ struct Daemon {
         let address = "\(configuration.host ?? DaemonConfiguration.defaultHost) port \(server.port)"
         logger.info("listening on \(address); loading models")
         let summaryLogger = logger
-        let intraOp = defaults.threads ?? Parallelism.availableCores
+        let intraOp = defaults.threads.map(String.init) ?? "cores ÷ instances"
         DispatchQueue.global(qos: .userInitiated).async {
             do {
                 try registry.loadAll()
@@ -195,15 +196,16 @@ struct Daemon {
         logger.info("stopped")
     }
 
-    private static func logSummary(_ registry: ModelRegistry, logger: Logger, address: String, intraOpThreads: Int) {
+    private static func logSummary(_ registry: ModelRegistry, logger: Logger, address: String, intraOpThreads: String) {
         var lines: [String] = []
         for name in registry.modelNames {
+            let threads = registry.loadedModels(named: name).first.map { " \($0.session.options.intraOpThreads) threads" } ?? ""
             let versions = registry.statuses(of: name).map { status in
                 "\(status.version) \(status.state.rawValue)" + (status.error.map { " (\($0.message))" } ?? "")
             }
-            lines.append("\(name): " + versions.joined(separator: ", "))
+            lines.append("\(name): " + versions.joined(separator: ", ") + threads)
         }
-        logger.info("ready: \(lines.joined(separator: "; ")) | OpenBLAS core \(BLAS.coreName) (\(BLAS.coreOrigin)) | intra-op threads \(intraOpThreads) of \(Parallelism.availableCores) cores | \(address)")
+        logger.info("ready: \(lines.joined(separator: "; ")) | OpenBLAS core \(BLAS.coreName) (\(BLAS.coreOrigin)) | intra-op threads \(intraOpThreads) (\(Parallelism.availableCores) cores) | \(address)")
     }
 
     /// Waits for SIGTERM or SIGINT; returns which.

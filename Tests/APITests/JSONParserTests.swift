@@ -52,6 +52,18 @@ import Testing
             guard case .number(let number) = try parse(text) else { Issue.record("not a number: \(text)"); continue }
             #expect(number.double == value, "\(text)")
         }
+        // Python's 17-digit doubles (the extended-precision path) and edge cases near halfway.
+        for _ in 0..<20000 {
+            let value = Double(Float.random(in: -1...1, using: &generator)) * Double.random(in: 0.5...2, using: &generator)
+            let text = "\(value)"
+            guard case .number(let number) = try parse(text) else { Issue.record("not a number: \(text)"); continue }
+            #expect(number.double == Double(text)!, "\(text)")
+        }
+        for text in ["9007199254740993", "0.1000000000000000055511151231257827", "1.7976931348623157e308",
+                     "4.9406564584124654e-324", "2.4703282292062328e-324", "7.038531e-26", "9.999999999999999e22"] {
+            guard case .number(let number) = try parse(text) else { Issue.record("\(text)"); continue }
+            #expect(number.double == Double(text)!, "\(text)")
+        }
         for text in ["0.1", "1e-7", "3.4028235e38", "123456789012345678901234567890", "2.2250738585072014e-308", "0.30000000000000004"] {
             guard case .number(let number) = try parse(text) else { Issue.record("\(text)"); continue }
             #expect(number.double == Double(text)!, "\(text)")

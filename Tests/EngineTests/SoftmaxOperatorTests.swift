@@ -47,3 +47,18 @@ import TestSupport
         #expect(errorMessage { try runNode("Softmax", [Tensor([1] as [Int64], shape: [1])]) }?.contains("int64") == true)
     }
 }
+
+@Suite struct HalfPrecisionTests {
+    /// Float16 softmax and reductions compute in float: 2048 terms summed in float16 would drift.
+    @Test func float16ComputesInFloat() throws {
+        let values = (0..<2048).map { Float16(Float($0 % 7) / 7) }
+        let x = Tensor(values, shape: [1, 2048])
+        let sum = try runNode("ReduceSum", [x], opset: 13)[0].scalars(as: Float16.self)[0]
+        let exact = values.reduce(Float(0)) { $0 + Float($1) }
+        #expect(abs(Float(sum) - exact) <= Float(Float16(exact).ulp))
+        let softmax = try runNode("Softmax", [x], opset: 13)[0]
+        #expect(softmax.dataType == .float16)
+        let total = softmax.scalars(as: Float16.self).reduce(Float(0)) { $0 + Float($1) }
+        #expect(abs(total - 1) < 1e-2)
+    }
+}

@@ -13,6 +13,13 @@ private func broadcastableShapes(_ count: Int, using generator: inout SeededGene
     }
 }
 
+private struct TwiceMinus: BinaryElementFunction { func callAsFunction(_ a: Float, _ b: Float) -> Float { a * 2 - b } }
+private struct Sum: BinaryElementFunction { func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
+private struct SelectPositive: TernaryElementFunction {
+    func callAsFunction(_ a: Float, _ b: Float, _ c: Float) -> Float { a > 0 ? b : c }
+}
+private struct Increment: UnaryElementFunction { func callAsFunction(_ x: Float) -> Float { x + 1 } }
+
 @Suite struct BroadcastTests {
     @Test func binaryMatchesNaiveOverRandomShapes() {
         var generator = SeededGenerator(seed: 1)
@@ -24,7 +31,7 @@ private func broadcastableShapes(_ count: Int, using generator: inout SeededGene
             // Tiny grains so the chunk boundaries land mid-row.
             let parallelism = Parallelism(threads: trial % 2 == 0 ? 1 : 3)
             c.withUnsafeMutableBufferPointer { c in
-                layout.binary(a, b, into: c.baseAddress!, parallelism: parallelism, grain: 1 + trial % 5) { $0 * 2 - $1 }
+                layout.binary(a, b, into: c.baseAddress!, parallelism: parallelism, grain: 1 + trial % 5, TwiceMinus())
             }
             let expected = BroadcastLayout.naive([a, b], shapes: shapes, output: layout.shape) { $0[0] * 2 - $0[1] }
             #expect(c == expected, "shapes \(shapes)")
@@ -40,7 +47,7 @@ private func broadcastableShapes(_ count: Int, using generator: inout SeededGene
             var d = [Float](repeating: .nan, count: layout.count)
             d.withUnsafeMutableBufferPointer { d in
                 layout.ternary(values[0], values[1], values[2], into: d.baseAddress!, parallelism: Parallelism(threads: 2),
-                               grain: 1 + trial % 3) { $0 > 0 ? $1 : $2 }
+                               grain: 1 + trial % 3, SelectPositive())
             }
             #expect(d == BroadcastLayout.naive(values, shapes: shapes, output: layout.shape) { $0[0] > 0 ? $0[1] : $0[2] })
 
@@ -49,7 +56,7 @@ private func broadcastableShapes(_ count: Int, using generator: inout SeededGene
             }
             var e = [Float](repeating: .nan, count: layout.count)
             e.withUnsafeMutableBufferPointer { e in
-                expand.map(values[0], into: e.baseAddress!, parallelism: Parallelism(threads: 2), grain: 2) { $0 + 1 }
+                expand.map(values[0], into: e.baseAddress!, parallelism: Parallelism(threads: 2), grain: 2, Increment())
             }
             #expect(e == BroadcastLayout.naive([values[0]], shapes: [shapes[0]], output: layout.shape) { $0[0] + 1 })
         }
@@ -65,7 +72,7 @@ private func broadcastableShapes(_ count: Int, using generator: inout SeededGene
         let bias = BroadcastLayout([[2, 3, 4, 5], [3, 1, 1]])!
         let a = (0..<120).map(Float.init), b: [Float] = [100, 200, 300]
         var c = [Float](repeating: 0, count: 120)
-        c.withUnsafeMutableBufferPointer { bias.binary(a, b, into: $0.baseAddress!, parallelism: .serial, +) }
+        c.withUnsafeMutableBufferPointer { bias.binary(a, b, into: $0.baseAddress!, parallelism: .serial, Sum()) }
         #expect(c[0] == 100 && c[19] == 119 && c[20] == 220 && c[60] == 160 && c[119] == 419)
     }
 }

@@ -102,12 +102,16 @@ import TestSupport
             let rank = Int.random(in: 0...4, using: &random)
             let shape = (0..<rank).map { _ in Int.random(in: 0...9, using: &random) }
             let elementSize = Self.elementSizes[trial % Self.elementSizes.count]
-            let sourceShape = (0..<rank).map { _ in Int.random(in: 1...6, using: &random) }
+            var sourceShape = (0..<rank).map { _ in Int.random(in: 1...6, using: &random) }
+            // Every fourth case reads whole source rows (the memcpy shortcut).
+            let contiguousRows = trial % 4 == 0 && rank > 0
+            if contiguousRows { sourceShape[rank - 1] = shape[rank - 1] + 2 }
             let strides = Self.contiguousStrides(sourceShape)
             // Repeated entries exercise the repeated-row shortcut.
             let offsets = (0..<rank).map { axis in
                 (0..<shape[axis]).map { index in
-                    (index % 3 == 1 ? index - 1 : Int.random(in: 0..<sourceShape[axis], using: &random)).clamped(sourceShape[axis]) * strides[axis] * elementSize
+                    if contiguousRows && axis == rank - 1 { return (index + 1) * elementSize }
+                    return (index % 3 == 1 ? index - 1 : Int.random(in: 0..<sourceShape[axis], using: &random)).clamped(sourceShape[axis]) * strides[axis] * elementSize
                 }
             }
             let buffers = Buffers(sourceBytes: sourceShape.reduce(1, *) * elementSize,

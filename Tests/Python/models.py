@@ -74,6 +74,21 @@ def text(path):
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
+def types(path):
+    """h FP16, flags BOOL, small UINT8 (each [batch, 2]) -> widened FP32, h_copy FP16, inverted BOOL,
+    doubled UINT8: every element type path of the wire formats."""
+    nodes = [helper.make_node("Cast", ["h"], ["widened"], to=TensorProto.FLOAT),
+             helper.make_node("Identity", ["h"], ["h_copy"]),
+             helper.make_node("Not", ["flags"], ["inverted"]),
+             helper.make_node("Add", ["small", "small"], ["doubled"])]
+    value = lambda name, kind: helper.make_tensor_value_info(name, kind, ["batch", 2])
+    graph = helper.make_graph(nodes, "types",
+                              [value("h", TensorProto.FLOAT16), value("flags", TensorProto.BOOL), value("small", TensorProto.UINT8)],
+                              [value("widened", TensorProto.FLOAT), value("h_copy", TensorProto.FLOAT16),
+                               value("inverted", TensorProto.BOOL), value("doubled", TensorProto.UINT8)])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def constant(path, value):
     """x float [batch, 1] -> y = x * 0 + value: tells versions apart."""
     k = numpy_helper.from_array(np.array([value], dtype=np.float32), "k")
@@ -92,6 +107,7 @@ def repository(root):
     cnn(os.path.join(root, "cnn", "1", "model.onnx"))
     mixed(os.path.join(root, "mixed", "1", "model.onnx"))
     text(os.path.join(root, "text", "1", "model.onnx"))
+    types(os.path.join(root, "types", "1", "model.onnx"))
     for version in (1, 2, 3):
         constant(os.path.join(root, "versioned", str(version), "model.onnx"), float(version))
     with open(os.path.join(root, "versioned", "config.yaml"), "w") as f:
@@ -102,4 +118,47 @@ def repository(root):
     constant(os.path.join(root, "misconfigured", "1", "model.onnx"), 1.0)
     with open(os.path.join(root, "misconfigured", "config.yaml"), "w") as f:
         f.write("version_polcy:\n  latest: 1\n")
+    return root
+
+
+def slow(path, rows=128, width=1024, layers=16):
+    """x float [batch, rows, width] -> y: `layers` MatMuls by one width x width matrix (a few GFLOP
+    per batch row), so requests take long enough to queue behind each other."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "w")
+    nodes, previous = [], "x"
+    for layer in range(layers):
+        nodes.append(helper.make_node("MatMul", [previous, "w"], ["h%d" % layer]))
+        previous = "h%d" % layer
+    nodes.append(helper.make_node("Identity", [previous], ["y"]))
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", rows, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", rows, width])], [weight])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def lookup(path):
+    """ids int64 [batch, 2] -> rows float [batch, 2, 4]: Gather from a 10-row table; an id out of
+    range fails at run time."""
+    table = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "table")
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)]
+    graph = helper.make_graph(nodes, "lookup", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 2])],
+                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["batch", 2, 4])], [table])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def batching_repository(root):
+    """Models and per-model batching settings for the batching tests."""
+    cnn(os.path.join(root, "cnn", "1", "model.onnx"))
+    with open(os.path.join(root, "cnn", "config.yaml"), "w") as f:
+        f.write("batching:\n  max_batch_size: 16\n")
+    lookup(os.path.join(root, "lookup", "1", "model.onnx"))
+    path = slow(os.path.join(root, "slow", "1", "model.onnx"))
+    for name, settings in [("slow", "  enabled: false\n  max_queue_length: 2\n"),
+                           ("slow_deadline", "  enabled: false\n  default_deadline_ms: 5\n"),
+                           ("slow_fifo", "  enabled: false\n")]:
+        os.makedirs(os.path.join(root, name, "1"), exist_ok=True)
+        if name != "slow":
+            os.symlink(path, os.path.join(root, name, "1", "model.onnx"))
+        with open(os.path.join(root, name, "config.yaml"), "w") as f:
+            f.write("batching:\n" + settings)
     return root

@@ -9,7 +9,7 @@ ALLOWED = {
     "Kernels": {"Tensors", "COpenBLAS", "CPUDetection"},
     "Engine": {"Tensors", "Kernels"},
     "ONNX": {"Tensors", "Engine", "SwiftProtobuf"},
-    "Serving": {"Engine", "ONNX", "Tensors", "Logging", "Prometheus", "Yams"},
+    "Serving": {"Engine", "ONNX", "Tensors", "Kernels", "Logging", "Prometheus", "Yams"},
     "HTTP": {"CMicroHTTPD", "CZlib"},
     "API": {"HTTP", "Serving", "Engine", "Tensors", "Logging"},
 }

@@ -368,7 +368,29 @@ package struct JSONParser {
             value = exponent < 0 ? value / Self.exactPowersOfTen[-exponent] : value * Self.exactPowersOfTen[exponent]
             return JSONNumber(double: negative ? -value : value, integer: integer)
         }
+        if digits <= 19, abs(exponent) <= 27, let value = Self.extendedPrecision(mantissa, exponent) {
+            return JSONNumber(double: negative ? -value : value, integer: integer)
+        }
         return JSONNumber(double: slowParse(start..<position), integer: integer)
+    }
+
+    private static let exactExtendedPowersOfTen: [Float80] = (0...27).map { exponent in
+        var value: Float80 = 1
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+
+    /// The double nearest to mantissa × 10^exponent for up to 19 digits (17-digit doubles, as
+    /// Python writes them), or nil when this cannot tell. A 64-bit mantissa and 10^0...10^27 are
+    /// exact in Float80, so the product has one rounding (half an 80-bit ulp); rounding that to
+    /// 53 bits is then exact unless the 11 dropped bits sit next to the halfway point.
+    private static func extendedPrecision(_ mantissa: UInt64, _ exponent: Int) -> Double? {
+        let scaled = exponent < 0
+            ? Float80(mantissa) / exactExtendedPowersOfTen[-exponent]
+            : Float80(mantissa) * exactExtendedPowersOfTen[exponent]
+        let dropped = scaled.significandBitPattern & 0x7FF
+        guard dropped < 0x3FF || dropped > 0x401 else { return nil }
+        return Double(scaled)
     }
 
     /// Correctly rounded conversion of the literal in `range` by the C library.

@@ -87,7 +87,7 @@ private struct ClipKernel: ArithmeticVisitor {
         let low = lowTensor.map { $0.pointer(as: T.self)[0] } ?? low.map(T.init(converting:)) ?? T.lowest
         let high = highTensor.map { $0.pointer(as: T.self)[0] } ?? high.map(T.init(converting:)) ?? T.highest
         withExtendedLifetime((lowTensor, highTensor)) {
-            mapElements(x, into: y, parallelism) { (x: T) in Swift.min(Swift.max(x, low), high) }
+            mapElements(x, into: y, parallelism, Elementwise.Clamp(low: low, high: high))
         }
     }
 }
@@ -156,7 +156,7 @@ struct PRelu: Operator {
         func visit<T: ArithmeticElement>(_: T.Type) {
             withExtendedLifetime((x, slope)) {
                 layout.binary(x.pointer(as: T.self), slope.pointer(as: T.self), into: y.mutablePointer(as: T.self),
-                              parallelism: parallelism) { x, slope in x < 0 ? T.multiply(slope, x) : x }
+                              parallelism: parallelism, Elementwise.ParametricRelu())
             }
         }
     }

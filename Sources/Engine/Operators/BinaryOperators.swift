@@ -78,19 +78,15 @@ enum BinaryFunction: Sendable {
         let c = context.allocate(outputType(a.dataType), layout.shape)
         if layout.count == 0 { return c }
         switch (self, a.dataType) {
-        case (.logical(let function), _):
-            let op: (Bool, Bool) -> Bool = switch function {
-            case .and: { $0 && $1 }
-            case .or: { $0 || $1 }
-            case .xor: { $0 != $1 }
-            }
-            binaryElements(layout, a, b, into: c, context.parallelism, op)
-        case (.comparison, .bool):
-            binaryElements(layout, a, b, into: c, context.parallelism) { (x: Bool, y: Bool) in x == y }
+        case (.logical(.and), _): binaryElements(layout, a, b, into: c, context.parallelism, Elementwise.LogicalAnd())
+        case (.logical(.or), _): binaryElements(layout, a, b, into: c, context.parallelism, Elementwise.LogicalOr())
+        case (.logical(.xor), _): binaryElements(layout, a, b, into: c, context.parallelism, Elementwise.NotEqual<Bool>())
+        case (.comparison, .bool): binaryElements(layout, a, b, into: c, context.parallelism, Elementwise.Equal<Bool>())
         case (.comparison, .string):
             a.strings.withUnsafeBufferPointer { x in
                 b.strings.withUnsafeBufferPointer { y in
-                    layout.binary(x.baseAddress!, y.baseAddress!, into: c.mutablePointer(as: Bool.self), parallelism: .serial, ==)
+                    layout.binary(x.baseAddress!, y.baseAddress!, into: c.mutablePointer(as: Bool.self), parallelism: .serial,
+                                  Elementwise.Equal<String>())
                 }
             }
         case (.bitwise(let function), _):
@@ -112,37 +108,27 @@ func broadcastLayout(_ tensors: [Tensor]) throws -> BroadcastLayout {
     return layout
 }
 
-/// `c[i] = op(a[i'], b[i''])` over typed tensors.
-@inline(__always)
-func binaryElements<A: TensorElement, B: TensorElement, C: TensorElement>(
-    _ layout: BroadcastLayout, _ a: Tensor, _ b: Tensor, into c: Tensor, _ parallelism: Parallelism, _ op: (A, B) -> C
-) {
-    withExtendedLifetime((a, b)) {
-        layout.binary(a.pointer(as: A.self), b.pointer(as: B.self), into: c.mutablePointer(as: C.self),
-                      parallelism: parallelism, op)
-    }
-}
-
 private struct ArithmeticKernel: ArithmeticVisitor {
     let function: BinaryFunction, layout: BroadcastLayout, a: Tensor, b: Tensor, c: Tensor, parallelism: Parallelism
 
     func visit<T: ArithmeticElement>(_: T.Type) {
-        func arithmetic(_ op: (T, T) -> T) { binaryElements(layout, a, b, into: c, parallelism, op) }
-        func comparison(_ op: (T, T) -> Bool) { binaryElements(layout, a, b, into: c, parallelism, op) }
+        @inline(__always) func run<F: BinaryElementFunction>(_ op: F) where F.Left == T, F.Right == T, F.Output: TensorElement {
+            binaryElements(layout, a, b, into: c, parallelism, op)
+        }
         switch function {
-        case .arithmetic(.add): arithmetic(T.add)
-        case .arithmetic(.subtract): arithmetic(T.subtract)
-        case .arithmetic(.multiply): arithmetic(T.multiply)
-        case .arithmetic(.divide): arithmetic(T.divide)
-        case .arithmetic(.modulo): arithmetic(T.modulo)
-        case .arithmetic(.remainder): arithmetic(T.remainder)
-        case .arithmetic(.maximum): arithmetic(T.maximum)
-        case .arithmetic(.minimum): arithmetic(T.minimum)
-        case .comparison(.equal): comparison(==)
-        case .comparison(.less): comparison(<)
-        case .comparison(.lessOrEqual): comparison(<=)
-        case .comparison(.greater): comparison(>)
-        case .comparison(.greaterOrEqual): comparison(>=)
+        case .arithmetic(.add): run(Elementwise.Add<T>())
+        case .arithmetic(.subtract): run(Elementwise.Subtract<T>())
+        case .arithmetic(.multiply): run(Elementwise.Multiply<T>())
+        case .arithmetic(.divide): run(Elementwise.Divide<T>())
+        case .arithmetic(.modulo): run(Elementwise.Modulo<T>())
+        case .arithmetic(.remainder): run(Elementwise.Remainder<T>())
+        case .arithmetic(.maximum): run(Elementwise.Maximum<T>())
+        case .arithmetic(.minimum): run(Elementwise.Minimum<T>())
+        case .comparison(.equal): run(Elementwise.Equal<T>())
+        case .comparison(.less): run(Elementwise.Less<T>())
+        case .comparison(.lessOrEqual): run(Elementwise.LessOrEqual<T>())
+        case .comparison(.greater): run(Elementwise.Greater<T>())
+        case .comparison(.greaterOrEqual): run(Elementwise.GreaterOrEqual<T>())
         case .bitwise, .logical: break  // Not arithmetic; `apply` routes them elsewhere.
         }
     }
@@ -152,14 +138,15 @@ private struct BitwiseKernel: IntegerVisitor {
     let function: BinaryFunction.Bitwise, layout: BroadcastLayout, a: Tensor, b: Tensor, c: Tensor, parallelism: Parallelism
 
     func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
-        func run(_ op: (T, T) -> T) { binaryElements(layout, a, b, into: c, parallelism, op) }
+        @inline(__always) func run<F: BinaryElementFunction>(_ op: F) where F.Left == T, F.Right == T, F.Output == T {
+            binaryElements(layout, a, b, into: c, parallelism, op)
+        }
         switch function {
-        case .and: run(&)
-        case .or: run(|)
-        case .xor: run(^)
-        // Shifts by a negative amount or by the width or more leave only the sign fill (spec, opset 28).
-        case .shiftLeft: run { x, amount in amount < 0 || amount >= T.bitWidth ? 0 : x &<< amount }
-        case .shiftRight: run { x, amount in amount < 0 || amount >= T.bitWidth ? (x < 0 ? ~0 : 0) : x &>> amount }
+        case .and: run(Elementwise.BitwiseAnd<T>())
+        case .or: run(Elementwise.BitwiseOr<T>())
+        case .xor: run(Elementwise.BitwiseXor<T>())
+        case .shiftLeft: run(Elementwise.ShiftLeft<T>())
+        case .shiftRight: run(Elementwise.ShiftRight<T>())
         }
     }
 }
@@ -258,9 +245,9 @@ struct Pow: Operator {
         let layout: BroadcastLayout, base: Tensor, exponent: Tensor, result: Tensor, parallelism: Parallelism
         func visit<T: RealElement>(_: T.Type) {
             if exponent.elementCount == 1, exponent.pointer(as: T.self)[0] == 2 {
-                binaryElements(layout, base, exponent, into: result, parallelism) { (x: T, _: T) in x * x }
+                binaryElements(layout, base, exponent, into: result, parallelism, Elementwise.Square<T>())
             } else {
-                binaryElements(layout, base, exponent, into: result, parallelism, T.pow)
+                binaryElements(layout, base, exponent, into: result, parallelism, Elementwise.Power<T>())
             }
         }
     }
@@ -276,9 +263,8 @@ struct Pow: Operator {
     private struct ExponentKernel<T: ArithmeticElement>: ArithmeticVisitor {
         let outer: MixedKernel
         func visit<U: ArithmeticElement>(_: U.Type) {
-            binaryElements(outer.layout, outer.base, outer.exponent, into: outer.result, outer.parallelism) { (x: T, y: U) in
-                T(casting: .real(Double.pow(x.doubleValue, y.doubleValue)))
-            }
+            binaryElements(outer.layout, outer.base, outer.exponent, into: outer.result, outer.parallelism,
+                           Elementwise.MixedPower<T, U>())
         }
     }
 }
@@ -305,7 +291,7 @@ struct Where: Operator {
                         y.strings.withUnsafeBufferPointer { y in
                             strings.withUnsafeMutableBufferPointer { result in
                                 layout.ternary(condition.pointer(as: Bool.self), x.baseAddress!, y.baseAddress!,
-                                               into: result.baseAddress!, parallelism: .serial) { $0 ? $1 : $2 }
+                                               into: result.baseAddress!, parallelism: .serial, Elementwise.Select())
                             }
                         }
                     }
@@ -320,7 +306,7 @@ struct Where: Operator {
                 layout.ternary(condition.pointer(as: Bool.self), x.rawPointer.assumingMemoryBound(to: Bits.self),
                                y.rawPointer.assumingMemoryBound(to: Bits.self),
                                into: result.rawPointer.assumingMemoryBound(to: Bits.self),
-                               parallelism: context.parallelism) { $0 ? $1 : $2 }
+                               parallelism: context.parallelism, Elementwise.Select())
             }
         }
         switch x.dataType.byteSize {
@@ -379,7 +365,7 @@ struct Variadic: Operator {
         let x: Tensor, y: Tensor, divisor: Int, parallelism: Parallelism
         func visit<T: RealElement>(_: T.Type) {
             let scale = 1 / T(divisor)
-            mapElements(x, into: y, parallelism) { (x: T) in x * scale }
+            mapElements(x, into: y, parallelism, Elementwise.Scale(factor: scale))
         }
     }
 }

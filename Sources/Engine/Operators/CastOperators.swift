@@ -84,7 +84,7 @@ private struct ConversionKernel: ArithmeticVisitor {
     let x: Tensor, y: Tensor, parallelism: Parallelism
     func visit<T: ArithmeticElement>(_: T.Type) throws {
         if y.dataType == .bool {
-            mapElements(x, into: y, parallelism) { (x: T) in x != 0 }
+            mapElements(x, into: y, parallelism, Elementwise.IsNonzero<T>())
         } else {
             _ = try y.dataType.visit(TargetKernel<T>(source: self))
         }
@@ -93,7 +93,7 @@ private struct ConversionKernel: ArithmeticVisitor {
     struct TargetKernel<T: ArithmeticElement>: ArithmeticVisitor {
         let source: ConversionKernel
         func visit<U: ArithmeticElement>(_: U.Type) {
-            mapElements(source.x, into: source.y, source.parallelism) { (x: T) in U(casting: x.castValue) }
+            mapElements(source.x, into: source.y, source.parallelism, Elementwise.Convert<T, U>())
         }
     }
 }

@@ -147,7 +147,7 @@ struct Split: ElementMovingOperator {
     /// The part sizes along an axis of `size`.
     func sizes(axisSize size: Int, requested: [Int]?) throws -> [Int] {
         if let requested {
-            guard requested.count == outputCount, requested.allSatisfy({ $0 >= 0 }), requested.reduce(0, +) == size else {
+            guard requested.count == outputCount, requested.allSatisfy({ (0...size).contains($0) }), requested.reduce(0, +) == size else {
                 throw OpError("split \(requested) does not cut an axis of \(size) into \(outputCount) parts")
             }
             return requested
@@ -266,11 +266,11 @@ struct Slice: ElementMovingOperator {
             if step > 0 {
                 start = clamp(parameters.starts[index], 0, size)
                 end = endsOpen ? size : clamp(parameters.ends[index], 0, size)
-                elements = end > start ? (end - start + step - 1) / step : 0
+                elements = end > start ? (end - start - 1) / step + 1 : 0
             } else {
                 start = clamp(parameters.starts[index], 0, size - 1)
                 end = endsOpen ? -1 : clamp(parameters.ends[index], -1, size - 1)
-                elements = start > end ? (start - end - step - 1) / -step : 0
+                elements = start > end ? (start - end - 1) / (step == Int.min ? Int.max : -step) + 1 : 0
             }
             ranges[axes[index]] = AxisRange(start: start, step: step, count: elements)
         }
@@ -300,7 +300,8 @@ struct Slice: ElementMovingOperator {
             guard let range else { continue }
             offset += range.start * strides[axis]
             outputDims[axis] = range.count
-            sourceStrides[axis] = strides[axis] * range.step
+            // A step only matters when it is taken (and is then at most the axis size).
+            sourceStrides[axis] = range.count > 1 ? strides[axis] * range.step : 0
         }
         let shape = Shape(outputDims)
         if shape.elementCount > 0 && isContiguous(outputDims, of: dims, ranges: ranges) {
@@ -346,6 +347,8 @@ struct Pad: Operator {
     /// Begin and end pads for every axis.
     func pads(_ inputs: [Tensor?], rank: Int) throws -> (begin: [Int], end: [Int]) {
         let pads = try attributePads ?? Layout.integers(Layout.input(inputs, 1, "pads"), "pads")
+        let limit = Layout.maximumElementCount
+        guard pads.allSatisfy({ (-limit...limit).contains($0) }) else { throw OpError("pads \(pads) are too large") }
         let axes = try Layout.axes(Layout.optionalIntegers(inputs.count > 3 ? inputs[3] : nil, "axes") ?? Array(0..<rank), rank: rank)
         guard pads.count == 2 * axes.count else { throw OpError("\(pads.count) pads for \(axes.count) axes") }
         var begin = [Int](repeating: 0, count: rank), end = begin
@@ -363,7 +366,7 @@ struct Pad: Operator {
         guard let knownPads, knownPads.count == 2 * dims.count else { return [TensorType(data.dataType, Layout.unknownDims(dims.count))] }
         return [TensorType(data.dataType, try dims.enumerated().map { axis, dim in
             guard let size = dim.value else { return .unknown }
-            let padded = size + knownPads[axis] + knownPads[dims.count + axis]
+            let padded = size &+ knownPads[axis] &+ knownPads[dims.count + axis]
             guard padded >= 0 else { throw OpError("pads \(knownPads) crop axis \(axis) of size \(size) below zero") }
             return .fixed(padded)
         })]
@@ -456,7 +459,7 @@ struct Tile: ElementMovingOperator {
         guard repeats.count == dims.count, repeats.allSatisfy({ $0 >= 0 }) else {
             throw OpError("repeats \(repeats) do not fit an input of rank \(dims.count)")
         }
-        let shape = try Layout.checkedShape(zip(dims, repeats).map(*))
+        let shape = try Layout.checkedShape(zip(dims, repeats).map { try Layout.multiplied($0, $1) })
         if repeats.allSatisfy({ $0 == 1 }) { return [data] }
         // The output viewed as [r0, d0, r1, d1, ...]: the repeat axes read with stride 0.
         let strides = data.shape.strides
@@ -510,7 +513,7 @@ struct BlockRearrangement: ElementMovingOperator {
     init(_ context: OperatorContext, toSpace: Bool) throws {
         self.toSpace = toSpace
         blockSize = try context.required("blocksize", context.int)
-        guard blockSize > 0 else { throw OpError("blocksize must be positive, not \(blockSize)") }
+        guard blockSize > 0, blockSize <= 1 << 16 else { throw OpError("blocksize \(blockSize) is out of range") }
         let mode = try context.string("mode", default: "DCR")
         guard mode == "DCR" || mode == "CRD" else { throw OpError("unknown mode '\(mode)'") }
         columnRowDepth = mode == "CRD"
@@ -525,7 +528,7 @@ struct BlockRearrangement: ElementMovingOperator {
                 guard value % factor == 0 else { throw OpError("dimension \(value) is not a multiple of \(factor)") }
                 return make(value / factor)
             }
-            return make(value * factor)
+            return make(try Layout.multiplied(value, factor))
         }
         return [dims[0], try scaled(dims[1], by: square, dividing: toSpace),
                 try scaled(dims[2], by: blockSize, dividing: !toSpace), try scaled(dims[3], by: blockSize, dividing: !toSpace)]

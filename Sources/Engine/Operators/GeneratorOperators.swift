@@ -7,7 +7,7 @@ enum GeneratorOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Constant", versions: [1, 9, 11, 12, 13, 19, 21, 23, 24, 25]) { try Constant($0) },
         OperatorDefinition("ConstantOfShape", versions: [9, 20, 21, 23, 24, 25]) { try ConstantOfShape($0) },
-        OperatorDefinition("Range", versions: [11, 27]) { _ in RangeOperator() },
+        OperatorDefinition("Range", versions: [11, 27]) { try RangeOperator($0) },
         OperatorDefinition("EyeLike", versions: [9, 22]) { try EyeLike($0) },
         OperatorDefinition("OneHot", versions: [9, 11, 28]) { try OneHot($0) },
         OperatorDefinition("Trilu", versions: [14]) { try Trilu($0) },
@@ -89,10 +89,26 @@ struct ConstantOfShape: Operator {
 /// Sizes are computed in double precision; values in the element type (float16 in float, 27's
 /// default `stash_type`).
 struct RangeOperator: Operator {
+    /// The output length when all three inputs are known at load.
+    let knownCount: Int?
+
+    init(_ context: OperatorContext) throws {
+        let constants = (0..<3).compactMap { context.constant($0) }
+        knownCount = constants.count == 3 ? try Self.count(constants.map { $0.doubles().first ?? 0 }) : nil
+    }
+
+    /// `max(ceil((limit - start) / delta), 0)`, checked.
+    static func count(_ bounds: [Double]) throws -> Int {
+        guard bounds[2] != 0 else { throw OpError("Range delta is 0") }
+        let steps = ((bounds[1] - bounds[0]) / bounds[2]).rounded(.up)
+        guard !(steps >= Double(Layout.maximumElementCount)) else { throw OpError("Range of \(steps) elements is too large") }
+        return max(0, Int(steps.isNaN ? 0 : steps))
+    }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let start = inputs.first ?? nil else { return [] }
         try Layout.require(start, "start", in: \.isNumeric, "numeric")
-        return [TensorType(start.dataType, [.unknown])]
+        return [TensorType(start.dataType, [knownCount.map { .fixed($0) } ?? .unknown])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
@@ -112,11 +128,8 @@ struct RangeOperator: Operator {
         let bounds: [Tensor], context: ExecutionContext
 
         func visit<T: NumericElement>(_ type: T.Type) throws -> Tensor {
-            let (start, limit, delta) = (bounds[0].pointer(as: T.self)[0], bounds[1].pointer(as: T.self)[0], bounds[2].pointer(as: T.self)[0])
-            guard delta != 0 else { throw OpError("Range delta is 0") }
-            let steps = ((limit.doubleValue - start.doubleValue) / delta.doubleValue).rounded(.up)
-            guard steps < Double(Layout.maximumElementCount) else { throw OpError("Range of \(steps) elements is too large") }
-            let count = max(0, Int(steps.isNaN ? 0 : steps))
+            let (start, delta) = (bounds[0].pointer(as: T.self)[0], bounds[2].pointer(as: T.self)[0])
+            let count = try RangeOperator.count(bounds.map { $0.pointer(as: T.self)[0].doubleValue })
             let result = context.allocate(T.dataType, [count])
             let target = result.mutablePointer(as: T.self)
             if T.self == Float16.self {
@@ -164,6 +177,8 @@ struct EyeLike: Operator {
         result.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: result.byteCount)
         let one = try Layout.element(1, as: type)
         let (rows, columns) = (input.shape[0], input.shape[1])
+        // Diagonals beyond the matrix select nothing; clamping keeps the arithmetic in range.
+        let k = min(max(self.k, -rows - 1), columns + 1)
         for row in max(0, -k)..<max(max(0, -k), min(rows, columns - k)) {
             Layout.fill(result, offset: row * columns + row + k, count: 1, with: one)
         }
@@ -195,8 +210,9 @@ struct OneHot: ElementMovingOperator {
             throw OpError("indices and depth must be numeric, depth a single value")
         }
         guard values.elementCount == 2 else { throw OpError("values must hold [off, on], not \(values.elementCount) elements") }
-        let depth = Int(depthTensor.doubles()[0])
-        guard depth > 0 else { throw OpError("depth must be positive, not \(depth)") }
+        let depthValue = depthTensor.doubles()[0]
+        guard depthValue >= 1, depthValue < Double(Layout.maximumElementCount) else { throw OpError("depth \(depthValue) is out of range") }
+        let depth = Int(depthValue)
         var dims = indexTensor.shape.dims
         let axis = try Layout.axis(self.axis, rank: dims.count + 1)
         dims.insert(depth, at: axis)
@@ -206,7 +222,7 @@ struct OneHot: ElementMovingOperator {
         let size = values.dataType.byteSize
         withExtendedLifetime(values) {
             TensorCopy.fill(result.rawPointer, count: shape.elementCount, elementSize: size, value: values.rawPointer)
-            for (position, value) in indexTensor.doubles().enumerated() {
+            for (position, value) in indexTensor.doubles().enumerated() where value.magnitude < Double(depth) + 1 {
                 let index = Int(value), normalized = index < 0 ? index + depth : index
                 guard (0..<depth).contains(normalized) else { continue }
                 let (o, i) = (position / inner, position % inner)
@@ -236,8 +252,10 @@ struct Trilu: Operator {
         let input = try Layout.input(inputs, 0, "input")
         guard input.dataType != .string else { throw OpError("Trilu does not take strings") }
         guard input.shape.rank >= 2 else { throw OpError("input must have rank 2 or more, not \(input.shape)") }
-        let k = try inputs.count > 1 && inputs[1] != nil ? Layout.scalar(inputs[1], "k") : 0
         let dims = input.shape.dims, rows = dims[dims.count - 2], columns = dims[dims.count - 1]
+        let requestedK = try inputs.count > 1 && inputs[1] != nil ? Layout.scalar(inputs[1], "k") : 0
+        // Diagonals beyond the matrix keep all or nothing; clamping keeps the arithmetic in range.
+        let k = min(max(requestedK, -rows - 1), columns + 1)
         let result = context.allocate(input.dataType, input.shape)
         Layout.copy(input, sourceStrides: [1], shape: [input.elementCount], into: result, targetStrides: [1], context)
         let size = input.dataType.byteSize

@@ -51,6 +51,13 @@ enum Layout {
         return normalized
     }
 
+    /// `a × b` for sizes read from input data, or an error when it overflows.
+    static func multiplied(_ a: Int, _ b: Int, _ what: String = "output shape") throws -> Int {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow else { throw OpError("\(what) is too large (\(a) × \(b))") }
+        return product
+    }
+
     /// A shape built from sizes read from input data: every size non-negative and the total bounded.
     static func checkedShape(_ dims: [Int], _ what: String = "output shape") throws -> Shape {
         var count = 1
@@ -178,13 +185,16 @@ extension Layout {
     /// The dimensions of a type whose rank is known, with unknown sizes.
     static func unknownDims(_ rank: Int) -> [Dim] { Array(repeating: .unknown, count: rank) }
 
-    /// The product of dimensions when all are known.
+    /// The product of dimensions: fixed when all are known (and it fits in an Int); a lone symbolic
+    /// dimension times ones keeps its name.
     static func product(_ dims: some Collection<Dim>) -> Dim {
         var product = 1
         var dynamic: Dim?
         for dim in dims {
             if let value = dim.value {
-                product *= value
+                let (next, overflow) = product.multipliedReportingOverflow(by: value)
+                if overflow { return .unknown }
+                product = next
             } else if dynamic == nil {
                 dynamic = dim
             } else {

@@ -33,7 +33,7 @@ private func parameterValues<T: RealElement>(_ tensor: Tensor, _ name: String, s
     let values = source.doubles()
     values.withUnsafeBufferPointer { values in
         result.withUnsafeMutableBufferPointer { result in
-            layout.map(values.baseAddress!, into: result.baseAddress!, parallelism: .serial) { T($0) }
+            layout.map(values.baseAddress!, into: result.baseAddress!, parallelism: .serial, Elementwise.Convert<Double, T>())
         }
     }
     return result

@@ -76,7 +76,11 @@ struct Reduce: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
         try checkElementType(x.dataType, allowed)
-        guard let dims = x.dims, let axes = knownAxes else { return [TensorType(x.dataType, nil)] }
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
+        guard let axes = knownAxes else {
+            // Axes known only at run time: with keepdims the rank still is the input's.
+            return [TensorType(x.dataType, keepDims ? dims.map { _ in .unknown } : nil)]
+        }
         let reduced = try normalizedAxes(axes, rank: dims.count)
         return [TensorType(x.dataType, reducedDims(dims, reduced, fixed: .fixed(1)))]
     }
@@ -106,8 +110,13 @@ struct Reduce: Operator {
             // Max and min of bools are "any" and "all": reduce the 0/1 bytes, then normalise.
             let bytes = try reduce(Tensor(dataType: .uint8, shape: x.shape, storage: x.storage), axes, context)
             let flags = context.allocate(.bool, outputShape)
-            mapElements(bytes, into: flags, context.parallelism) { (x: UInt8) in x != 0 }
+            mapElements(bytes, into: flags, context.parallelism, Elementwise.IsNonzero<UInt8>())
             return [flags]
+        }
+        if x.dataType == .float16 {
+            // Computed in float, as ONNX Runtime does: float16 sums would round at every step.
+            let reduced = try reduce(convert(x, to: .float, context), axes, context)
+            return [try convert(reduced, to: .float16, context).reshaped(outputShape)]
         }
         return [try reduce(x, axes, context).reshaped(outputShape)]
     }
@@ -193,7 +202,7 @@ struct Reduce: Operator {
         let x: Tensor, y: Tensor, count: Int, parallelism: Parallelism
         func visit<T: ArithmeticElement>(_: T.Type) {
             let divisor = T(casting: .signed(Int64(count)))
-            mapElements(x, into: y, parallelism) { (x: T) in T.divide(x, divisor) }
+            mapElements(x, into: y, parallelism, Elementwise.DivideBy(divisor: divisor))
         }
     }
 }

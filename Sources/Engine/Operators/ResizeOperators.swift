@@ -1,10 +1,6 @@
 import Kernels
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Resize and its predecessor Upsample. Nearest mode is an indexed byte copy (any element type);
 /// linear and cubic run one separable `Resample.axis` pass per resized axis in float.
 enum ResizeOperators {
@@ -51,6 +47,8 @@ struct Resize: Operator {
     /// Input positions of roi, scales and sizes (nil where the version has no such input).
     let roiInput: Int?, scalesInput: Int?, sizesInput: Int?
     let isUpsample: Bool
+    /// The inputs when roi, scales and sizes are all known at load (for output shapes); nil otherwise.
+    let knownInputs: [Tensor?]?
 
     init(_ context: OperatorContext) throws {
         isUpsample = context.node.opType == "Upsample"
@@ -77,6 +75,8 @@ struct Resize: Operator {
         } else {
             (roiInput, scalesInput, sizesInput) = (1, 2, 3)
         }
+        let parameters = [roiInput, scalesInput, sizesInput].compactMap { $0 }
+        knownInputs = parameters.allSatisfy({ !context.hasInput($0) || context.constant($0) != nil }) ? context.constants : nil
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -84,7 +84,8 @@ struct Resize: Operator {
         if data.dataType == .string || (mode != .nearest && data.dataType == .bool) {
             throw OpError("\(mode.rawValue) resize does not take \(data.dataType)")
         }
-        return [TensorType(data.dataType, data.rank.map(Layout.unknownDims))]
+        guard let knownInputs, let shape = data.shape else { return [TensorType(data.dataType, data.rank.map(Layout.unknownDims))] }
+        return [TensorType(data.dataType, shape: Shape(try plan(knownInputs, dims: shape.dims).outputDims))]
     }
 
     /// Output sizes and the scale used for coordinates, per axis.
@@ -111,8 +112,8 @@ struct Resize: Operator {
                 throw OpError("sizes \(sizes) do not fit \(axes.count) axes")
             }
             for (index, axis) in axes.enumerated() {
-                guard dims[axis] > 0 else { throw OpError("cannot resize an empty axis to \(sizes[index])") }
-                scales[axis] = Double(Float(sizes[index]) / Float(dims[axis]))
+                guard dims[axis] > 0 || sizes[index] == 0 else { throw OpError("cannot resize an empty axis to \(sizes[index])") }
+                scales[axis] = dims[axis] == 0 ? 1 : Double(Float(sizes[index]) / Float(dims[axis]))
                 outputDims[axis] = sizes[index]
             }
             if aspectPolicy != .stretch {
@@ -140,7 +141,9 @@ struct Resize: Operator {
             for (index, axis) in axes.enumerated() {
                 scales[axis] = given[index]
                 // Single precision, as ONNX Runtime sizes it (0.7 × 10 is 7 there, 6 in double).
-                outputDims[axis] = Int((Float(given[index]) * Float(dims[axis])).rounded(.down))
+                let size = (Float(given[index]) * Float(dims[axis])).rounded(.down)
+                guard size < Float(Layout.maximumElementCount) else { throw OpError("scale \(given[index]) is too large") }
+                outputDims[axis] = Int(size)
             }
         }
         _ = try Layout.checkedShape(outputDims)
@@ -148,6 +151,7 @@ struct Resize: Operator {
         if coordinateMode == .tfCropAndResize {
             guard let roiTensor = values(roiInput) else { throw OpError("tf_crop_and_resize needs roi") }
             let bounds = roiTensor.doubles()
+            guard bounds.allSatisfy(\.isFinite) else { throw OpError("roi \(bounds) is not finite") }
             guard bounds.count == 2 * axes.count else { throw OpError("roi has \(bounds.count) values for \(axes.count) axes") }
             for (index, axis) in axes.enumerated() { roi[axis] = (bounds[index], bounds[axes.count + index]) }
         }
@@ -269,8 +273,10 @@ struct Resize: Operator {
         taps.indices.reserveCapacity(outputWidth * count)
         taps.weights.reserveCapacity(outputWidth * count)
         for index in 0..<outputWidth {
-            let x = sourceCoordinate(index, inputWidth: inputWidth, outputWidth: outputWidth, scale: scale, roi: roi)
+            var x = sourceCoordinate(index, inputWidth: inputWidth, outputWidth: outputWidth, scale: scale, roi: roi)
             if isExtrapolated(x, inputWidth: inputWidth) { taps.extrapolated.append(index) }
+            // Far-off coordinates (a wild roi) only ever read the clamped edge; keep them in Int range.
+            x = min(max(x, -Double(inputWidth) - 8), 2 * Double(inputWidth) + 8)
             // The left neighbour is preferred: an exact hit counts as ratio 1 from the one before.
             var base = x.rounded(.down), ratio = x - base
             if ratio == 0 {
@@ -303,9 +309,15 @@ struct Resize: Operator {
     }
 
     private func interpolated(_ data: Tensor, _ plan: Plan, _ context: ExecutionContext) throws -> Tensor {
-        var current = try Self.floats(data, context)
+        var current = Self.floats(data, context)
         var dims = data.shape.dims
-        for axis in plan.resized {
+        // The passes commute; shrinking axes go first and growing ones last, innermost first among
+        // equals, so the costlier gathering pass along the last axis sees the fewest rows.
+        let order = plan.resized.sorted { a, b in
+            let (growthA, growthB) = (Double(plan.outputDims[a]) / Double(max(dims[a], 1)), Double(plan.outputDims[b]) / Double(max(dims[b], 1)))
+            return growthA != growthB ? growthA < growthB : a > b
+        }
+        for axis in order {
             guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError("cannot resize an empty axis") }
             let taps = taps(inputWidth: dims[axis], outputWidth: plan.outputDims[axis], scale: plan.scales[axis], roi: plan.roi[axis])
             var outputDims = dims
@@ -327,7 +339,7 @@ struct Resize: Operator {
     }
 
     /// The tensor as float (itself when it already is).
-    static func floats(_ tensor: Tensor, _ context: ExecutionContext) throws -> Tensor {
+    static func floats(_ tensor: Tensor, _ context: ExecutionContext) -> Tensor {
         if tensor.dataType == .float { return tensor }
         let values = tensor.doubles()
         let result = context.allocate(.float, tensor.shape)

@@ -50,7 +50,9 @@ struct Reshape: Operator {
         let data = try Layout.input(inputs, 0, "data")
         let target = try knownTarget ?? Layout.integers(Layout.input(inputs, 1, "shape"), "shape")
         let dims = try resolve(target, input: data.shape.dims.map { .fixed($0) }) ?? []
-        return [data.reshaped(Shape(dims.map { $0.value ?? 0 }))]
+        let shape = try Layout.checkedShape(dims.map { $0.value ?? -1 }, "shape")
+        guard shape.elementCount == data.elementCount else { throw OpError("cannot reshape \(data.shape) to \(target)") }
+        return [data.reshaped(shape)]
     }
 
     /// The output dimensions for a target shape; nil when the input's rank is unknown and needed.

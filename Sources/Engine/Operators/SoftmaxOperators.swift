@@ -11,7 +11,7 @@ enum SoftmaxOperators {
     ]
 }
 
-struct SoftmaxOperator: UnaryElementwise {
+struct SoftmaxOperator: Operator {
     enum Function { case softmax, logSoftmax, hardmax }
     let function: Function
     let axis: Int
@@ -24,11 +24,9 @@ struct SoftmaxOperator: UnaryElementwise {
         axis = try context.int("axis", default: coercedTo2D ? 1 : -1)
     }
 
-    var allowed: Set<DataType> { ElementTypes.floatingPoint }
-
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, allowed)
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         if let rank = x.rank { _ = try layout(Shape([Int](repeating: 1, count: rank))) }
         return [x]
     }
@@ -45,10 +43,16 @@ struct SoftmaxOperator: UnaryElementwise {
         return (outer, shape[axis], shape.dims[(axis + 1)...].reduce(1, *))
     }
 
-    func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        let (outer, length, inner) = try layout(x.shape)
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let original = try inputs.required(0)
+        try checkElementType(original.dataType, ElementTypes.floatingPoint)
+        let (outer, length, inner) = try layout(original.shape)
+        // Float16 computes in float, as ONNX Runtime does: its sum would round at every step.
+        let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
+        let y = context.allocate(x.dataType, x.shape)
         _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, outer: outer, length: length, inner: inner,
-                                        parallelism: parallelism))
+                                        parallelism: context.parallelism))
+        return [try convert(y, to: original.dataType, context)]
     }
 
     private struct Kernel: RealVisitor {

@@ -64,15 +64,6 @@ extension UnaryElementwise {
     }
 }
 
-/// `y[i] = f(x[i])` over all elements, spread over the threads.
-@inline(__always)
-func mapElements<A: TensorElement, B: TensorElement>(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism, _ f: (A) -> B) {
-    withExtendedLifetime(x) {
-        BroadcastLayout(elementwise: x.shape).map(x.pointer(as: A.self), into: y.mutablePointer(as: B.self),
-                                                  parallelism: parallelism, f)
-    }
-}
-
 /// Abs, Neg and Sign: every numeric type (Neg: signed ones), integers wrapping like C.
 struct ArithmeticUnary: UnaryElementwise {
     enum Function { case absolute, negate, sign }
@@ -88,9 +79,9 @@ struct ArithmeticUnary: UnaryElementwise {
         let function: Function, x: Tensor, y: Tensor, parallelism: Parallelism
         func visit<T: ArithmeticElement>(_: T.Type) {
             switch function {
-            case .absolute: mapElements(x, into: y, parallelism, T.absolute)
-            case .negate: mapElements(x, into: y, parallelism, T.negate)
-            case .sign: mapElements(x, into: y, parallelism, T.sign)
+            case .absolute: mapElements(x, into: y, parallelism, Elementwise.Absolute<T>())
+            case .negate: mapElements(x, into: y, parallelism, Elementwise.Negate<T>())
+            case .sign: mapElements(x, into: y, parallelism, Elementwise.Sign<T>())
             }
         }
     }
@@ -111,26 +102,25 @@ struct RealUnary: UnaryElementwise {
         let function: Function, x: Tensor, y: Tensor, parallelism: Parallelism
         func visit<T: RealElement>(_: T.Type) {
             switch function {
-            case .exp: mapElements(x, into: y, parallelism, T.exp)
-            case .log: mapElements(x, into: y, parallelism, T.log)
-            case .sqrt: mapElements(x, into: y, parallelism) { (x: T) in x.squareRoot() }
-            case .reciprocal: mapElements(x, into: y, parallelism) { (x: T) in 1 / x }
-            case .floor: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.down) }
-            case .ceil: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.up) }
-            // Halfway cases to even, like numpy and ONNX Runtime.
-            case .round: mapElements(x, into: y, parallelism) { (x: T) in x.rounded(.toNearestOrEven) }
-            case .erf: mapElements(x, into: y, parallelism, T.erf)
-            case .sin: mapElements(x, into: y, parallelism, T.sin)
-            case .cos: mapElements(x, into: y, parallelism, T.cos)
-            case .tan: mapElements(x, into: y, parallelism, T.tan)
-            case .asin: mapElements(x, into: y, parallelism, T.asin)
-            case .acos: mapElements(x, into: y, parallelism, T.acos)
-            case .atan: mapElements(x, into: y, parallelism, T.atan)
-            case .sinh: mapElements(x, into: y, parallelism, T.sinh)
-            case .cosh: mapElements(x, into: y, parallelism, T.cosh)
-            case .asinh: mapElements(x, into: y, parallelism, T.asinh)
-            case .acosh: mapElements(x, into: y, parallelism, T.acosh)
-            case .atanh: mapElements(x, into: y, parallelism, T.atanh)
+            case .exp: mapElements(x, into: y, parallelism, Elementwise.Exp<T>())
+            case .log: mapElements(x, into: y, parallelism, Elementwise.Log<T>())
+            case .sqrt: mapElements(x, into: y, parallelism, Elementwise.SquareRoot<T>())
+            case .reciprocal: mapElements(x, into: y, parallelism, Elementwise.Reciprocal<T>())
+            case .floor: mapElements(x, into: y, parallelism, Elementwise.Rounded<T>(rule: .down))
+            case .ceil: mapElements(x, into: y, parallelism, Elementwise.Rounded<T>(rule: .up))
+            case .round: mapElements(x, into: y, parallelism, Elementwise.Rounded<T>(rule: .toNearestOrEven))
+            case .erf: mapElements(x, into: y, parallelism, Elementwise.Erf<T>())
+            case .sin: mapElements(x, into: y, parallelism, Elementwise.Sin<T>())
+            case .cos: mapElements(x, into: y, parallelism, Elementwise.Cos<T>())
+            case .tan: mapElements(x, into: y, parallelism, Elementwise.Tan<T>())
+            case .asin: mapElements(x, into: y, parallelism, Elementwise.Asin<T>())
+            case .acos: mapElements(x, into: y, parallelism, Elementwise.Acos<T>())
+            case .atan: mapElements(x, into: y, parallelism, Elementwise.Atan<T>())
+            case .sinh: mapElements(x, into: y, parallelism, Elementwise.Sinh<T>())
+            case .cosh: mapElements(x, into: y, parallelism, Elementwise.Cosh<T>())
+            case .asinh: mapElements(x, into: y, parallelism, Elementwise.Asinh<T>())
+            case .acosh: mapElements(x, into: y, parallelism, Elementwise.Acosh<T>())
+            case .atanh: mapElements(x, into: y, parallelism, Elementwise.Atanh<T>())
             }
         }
     }
@@ -153,9 +143,7 @@ struct FloatClassification: UnaryElementwise {
         let test: FloatClassification, x: Tensor, y: Tensor, parallelism: Parallelism
         func visit<T: RealElement>(_: T.Type) {
             let (nan, negative, positive) = (test.detectNaN, test.detectNegativeInfinity, test.detectPositiveInfinity)
-            mapElements(x, into: y, parallelism) { (x: T) in
-                x.isNaN ? nan : x.isInfinite && (x < 0 ? negative : positive)
-            }
+            mapElements(x, into: y, parallelism, Elementwise.IsSpecial<T>(nan: nan, negativeInfinity: negative, positiveInfinity: positive))
         }
     }
 }
@@ -165,7 +153,7 @@ struct Not: UnaryElementwise {
     var allowed: Set<DataType> { [.bool] }
 
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) {
-        mapElements(x, into: y, parallelism) { (x: Bool) in !x }
+        mapElements(x, into: y, parallelism, Elementwise.LogicalNot())
     }
 }
 
@@ -180,7 +168,7 @@ struct BitwiseNot: UnaryElementwise {
     private struct Kernel: IntegerVisitor {
         let x: Tensor, y: Tensor, parallelism: Parallelism
         func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
-            mapElements(x, into: y, parallelism) { (x: T) in ~x }
+            mapElements(x, into: y, parallelism, Elementwise.BitwiseNot<T>())
         }
     }
 }

@@ -1,0 +1,367 @@
+import Engine
+import Foundation
+package import Serving
+package import Tensors
+
+/// Open Inference Protocol inference bodies: JSON tensors, and Triton's binary tensor extension
+/// (a JSON header of `Inference-Header-Content-Length` bytes followed by raw tensor data, in the
+/// order the JSON names it; BYTES elements as a 4-byte little-endian length and the bytes).
+package enum OpenInferenceCodec {
+    /// An output the client asked for, and how.
+    package struct RequestedOutput: Sendable {
+        package var name: String
+        /// Per-output `binary_data`; nil follows the request's `binary_data_output`.
+        package var binary: Bool?
+        /// Triton's classification extension: return the top N classes as "value:index" strings.
+        package var classification: Int?
+    }
+
+    /// A decoded inference request.
+    package struct Decoded: Sendable {
+        package var id: String?
+        package var request: InferenceRequest
+        package var outputs: [RequestedOutput]
+        /// Request-level `binary_data_output`.
+        package var binaryOutput: Bool
+    }
+
+    // MARK: Datatypes
+
+    /// The protocol's datatype name for an element type.
+    package static func datatype(_ dataType: DataType) -> String {
+        switch dataType {
+        case .bool: "BOOL"
+        case .uint8: "UINT8"
+        case .uint16: "UINT16"
+        case .uint32: "UINT32"
+        case .uint64: "UINT64"
+        case .int8: "INT8"
+        case .int16: "INT16"
+        case .int32: "INT32"
+        case .int64: "INT64"
+        case .float16: "FP16"
+        case .float: "FP32"
+        case .double: "FP64"
+        case .string: "BYTES"
+        }
+    }
+
+    /// The element type a protocol datatype name denotes.
+    package static func dataType(_ datatype: String) -> DataType? {
+        DataType.allCases.first { Self.datatype($0) == datatype }
+    }
+
+    // MARK: Requests
+
+    /// Decodes a body whose first `headerLength` bytes are JSON (all of it when nil).
+    package static func decode(_ body: [UInt8], headerLength: Int?, model: ServedModel) throws(ServingError) -> Decoded {
+        let jsonLength = headerLength ?? body.count
+        guard jsonLength <= body.count else {
+            throw .invalidArgument("Inference-Header-Content-Length is \(jsonLength) but the body has only \(body.count) bytes")
+        }
+        if jsonLength == 0 && headerLength != nil {
+            return try decodeRaw(body, model: model)
+        }
+        let json = try body.withUnsafeBytes { raw in
+            Result { () throws(JSONError) in try JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[0..<jsonLength])) }
+        }.mapError { ServingError.invalidArgument("\($0)") }.get()
+        guard let object = json.object else { throw .invalidArgument("the inference request must be a JSON object") }
+
+        var id: String?
+        if let value = object["id"] {
+            guard let text = value.string else { throw .invalidArgument("'id' must be a string") }
+            id = text
+        }
+        var binaryOutput = false
+        var deadline: ContinuousClock.Instant?
+        if let parameters = object["parameters"] {
+            guard let parameters = parameters.object else { throw .invalidArgument("'parameters' must be an object") }
+            binaryOutput = try bool(parameters["binary_data_output"], "binary_data_output") ?? false
+            if let timeout = try integer(parameters["timeout"], "timeout"), timeout > 0 {
+                deadline = ContinuousClock.now + .microseconds(timeout)
+            }
+        }
+        guard case .array(let inputList)? = object["inputs"] else {
+            throw .invalidArgument("'inputs' must be a list of input tensors")
+        }
+        var binary = BinarySection(body: body, offset: jsonLength)
+        var inputs: [String: Tensor] = [:]
+        for (index, item) in inputList.enumerated() {
+            guard let input = item.object else { throw .invalidArgument("input \(index) is not an object") }
+            let (name, tensor) = try decodeInput(input, index: index, model: model, binary: &binary)
+            guard inputs[name] == nil else { throw .invalidArgument("input '\(name)' is given twice") }
+            inputs[name] = tensor
+        }
+        guard binary.remaining == 0 else {
+            throw .invalidArgument("the inputs' binary_data_size values add up to \(binary.offset - jsonLength) bytes but \(body.count - jsonLength) bytes follow the JSON header")
+        }
+        let outputs = try requestedOutputs(object["outputs"], model: model)
+        let request = InferenceRequest(inputs: inputs, outputs: outputs.isEmpty ? nil : outputs.map(\.name), deadline: deadline)
+        return Decoded(id: id, request: request, outputs: outputs, binaryOutput: binaryOutput)
+    }
+
+    private static func bool(_ value: JSONValue?, _ name: String) throws(ServingError) -> Bool? {
+        guard let value else { return nil }
+        guard case .bool(let flag) = value else { throw .invalidArgument("parameter '\(name)' must be a boolean") }
+        return flag
+    }
+
+    private static func integer(_ value: JSONValue?, _ name: String) throws(ServingError) -> Int? {
+        guard let value else { return nil }
+        guard case .number(let number) = value, let integer = number.integer else {
+            throw .invalidArgument("parameter '\(name)' must be an integer")
+        }
+        return Int(integer)
+    }
+
+    /// The raw-binary form: no JSON header, the body is the one input's data.
+    private static func decodeRaw(_ body: [UInt8], model: ServedModel) throws(ServingError) -> Decoded {
+        guard model.inputs.count == 1, let input = model.inputs.first, let type = input.type, let dims = type.dims else {
+            throw .invalidArgument("a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input of known rank")
+        }
+        var binary = BinarySection(body: body, offset: 0)
+        let shape: Shape
+        if type.dataType == .string {
+            shape = [1]
+        } else {
+            let dynamic = dims.indices.filter { dims[$0].value == nil }
+            guard dynamic.count <= 1 else {
+                throw .invalidArgument("a raw binary request needs an input with at most one variable dimension")
+            }
+            let fixed = dims.compactMap(\.value).reduce(1, *) * type.dataType.byteSize
+            guard fixed > 0, body.count % fixed == 0 else {
+                throw .invalidArgument("raw binary body of \(body.count) bytes does not fill input '\(input.name)' (\(type))")
+            }
+            shape = Shape(dims.map { $0.value ?? body.count / fixed })
+        }
+        let tensor = try binary.tensor(type.dataType, shape, size: body.count, name: input.name)
+        let outputs = model.outputs.map { RequestedOutput(name: $0.name, binary: true, classification: nil) }
+        return Decoded(id: nil, request: InferenceRequest(inputs: [input.name: tensor]), outputs: outputs, binaryOutput: true)
+    }
+
+    private static func decodeInput(_ input: JSONObject, index: Int, model: ServedModel,
+                                    binary: inout BinarySection) throws(ServingError) -> (String, Tensor) {
+        guard let name = input["name"]?.string else { throw .invalidArgument("input \(index) has no 'name'") }
+        guard let info = model.inputs.first(where: { $0.name == name }) else {
+            throw .invalidArgument("unknown input '\(name)'; the model's inputs are: \(model.inputs.map(\.name).joined(separator: ", "))")
+        }
+        guard let datatype = input["datatype"]?.string else { throw .invalidArgument("input '\(name)' has no 'datatype'") }
+        guard let dataType = dataType(datatype) else { throw .invalidArgument("input '\(name)' has unknown datatype '\(datatype)'") }
+        if let expected = info.type?.dataType, expected != dataType {
+            throw .invalidArgument("input '\(name)' has datatype \(datatype); the model expects \(Self.datatype(expected))")
+        }
+        let shape = try shape(input["shape"], name: name)
+        var binarySize: Int?
+        if let parameters = input["parameters"] {
+            guard let parameters = parameters.object else { throw .invalidArgument("input '\(name)': 'parameters' must be an object") }
+            binarySize = try integer(parameters["binary_data_size"], "binary_data_size")
+        }
+        if let binarySize {
+            guard input["data"] == nil else { throw .invalidArgument("input '\(name)' has both 'data' and binary_data_size") }
+            guard binarySize >= 0 else { throw .invalidArgument("input '\(name)' has a negative binary_data_size") }
+            return (name, try binary.tensor(dataType, shape, size: binarySize, name: name))
+        }
+        guard let data = input["data"] else { throw .invalidArgument("input '\(name)' has neither 'data' nor binary_data_size") }
+        if dataType == .float16 {
+            throw .invalidArgument("input '\(name)': receiving FP16 data via JSON is not supported; send it with the binary tensor extension")
+        }
+        let tensor = try JSONTensor.tensor(data, dataType: dataType, name: name)
+        guard tensor.elementCount == shape.elementCount else {
+            throw .invalidArgument("input '\(name)' has \(tensor.elementCount) values in 'data' but shape \(shape) needs \(shape.elementCount)")
+        }
+        return (name, tensor.reshaped(shape))
+    }
+
+    private static func shape(_ value: JSONValue?, name: String) throws(ServingError) -> Shape {
+        let message = ServingError.invalidArgument("input '\(name)' needs 'shape', a list of non-negative integers")
+        switch value {
+        case .numbers(let array)?:
+            guard array.shape.count == 1, let dims = array.integers, dims.allSatisfy({ $0 >= 0 && $0 <= Int32.max }) else { throw message }
+            return Shape(dims.map { Int($0) })
+        case .array(let list)? where list.isEmpty:
+            return []
+        default:
+            throw message
+        }
+    }
+
+    private static func requestedOutputs(_ value: JSONValue?, model: ServedModel) throws(ServingError) -> [RequestedOutput] {
+        guard let value else { return [] }
+        guard case .array(let list) = value else { throw .invalidArgument("'outputs' must be a list") }
+        var outputs: [RequestedOutput] = []
+        for (index, item) in list.enumerated() {
+            guard let object = item.object, let name = object["name"]?.string else {
+                throw .invalidArgument("requested output \(index) needs a 'name'")
+            }
+            guard model.outputs.contains(where: { $0.name == name }) else {
+                throw .invalidArgument("unknown output '\(name)'; the model's outputs are: \(model.outputs.map(\.name).joined(separator: ", "))")
+            }
+            var output = RequestedOutput(name: name)
+            if let parameters = object["parameters"] {
+                guard let parameters = parameters.object else { throw .invalidArgument("output '\(name)': 'parameters' must be an object") }
+                output.binary = try bool(parameters["binary_data"], "binary_data")
+                if let count = try integer(parameters["classification"], "classification") {
+                    guard count > 0 else { throw .invalidArgument("output '\(name)': classification must be positive") }
+                    output.classification = count
+                }
+            }
+            outputs.append(output)
+        }
+        return outputs
+    }
+
+    /// The binary tensor data after the JSON header, consumed in order.
+    private struct BinarySection {
+        let body: [UInt8]
+        var offset: Int
+
+        var remaining: Int { body.count - offset }
+
+        mutating func tensor(_ dataType: DataType, _ shape: Shape, size: Int, name: String) throws(ServingError) -> Tensor {
+            guard size <= remaining else {
+                throw .invalidArgument("binary_data_size \(size) of input '\(name)' runs past the end of the body (\(remaining) bytes left)")
+            }
+            defer { offset += size }
+            if dataType == .string {
+                return Tensor(strings: try strings(count: shape.elementCount, size: size, name: name), shape: shape)
+            }
+            let expected = shape.elementCount * dataType.byteSize
+            guard size == expected else {
+                throw .invalidArgument("input '\(name)' has binary_data_size \(size); \(OpenInferenceCodec.datatype(dataType)) \(shape) needs \(expected)")
+            }
+            let tensor = Tensor(uninitialized: dataType, shape: shape)
+            body.withUnsafeBytes { raw in
+                if size > 0 { tensor.rawPointer.copyMemory(from: raw.baseAddress! + offset, byteCount: size) }
+            }
+            if dataType == .bool {
+                let bytes = tensor.rawPointer.assumingMemoryBound(to: UInt8.self)
+                for index in 0..<shape.elementCount where bytes[index] > 1 { bytes[index] = 1 }
+            }
+            return tensor
+        }
+
+        /// BYTES elements: each a 4-byte little-endian length followed by that many bytes.
+        private func strings(count: Int, size: Int, name: String) throws(ServingError) -> [String] {
+            var strings: [String] = []
+            strings.reserveCapacity(count)
+            var position = offset
+            let end = offset + size
+            for element in 0..<count {
+                guard end - position >= 4 else {
+                    throw .invalidArgument("BYTES element \(element) of input '\(name)' has no room for its 4-byte length")
+                }
+                let length = Int(body[position]) | Int(body[position + 1]) << 8 | Int(body[position + 2]) << 16 | Int(body[position + 3]) << 24
+                position += 4
+                guard length <= end - position else {
+                    throw .invalidArgument("BYTES element \(element) of input '\(name)' claims \(length) bytes, past the end of its data")
+                }
+                strings.append(String(decoding: body[position..<(position + length)], as: UTF8.self))
+                position += length
+            }
+            guard position == end else {
+                throw .invalidArgument("input '\(name)' has \(end - position) bytes after its \(count) BYTES elements")
+            }
+            return strings
+        }
+    }
+
+    // MARK: Responses
+
+    /// The response body, and the JSON header's length when binary data follows it.
+    package static func encode(_ response: InferenceResponse, _ decoded: Decoded, model: ServedModel) throws(ServingError)
+        -> (body: [UInt8], headerLength: Int?)
+    {
+        let requested = decoded.outputs.isEmpty
+            ? response.outputOrder.map { RequestedOutput(name: $0) }
+            : decoded.outputs
+        var writer = JSONWriter(capacity: 256)
+        var blobs: [[UInt8]] = []
+        writer.raw("{\"model_name\":")
+        writer.string(model.name)
+        writer.raw(",\"model_version\":")
+        writer.string(String(model.version))
+        if let id = decoded.id {
+            writer.raw(",\"id\":")
+            writer.string(id)
+        }
+        writer.raw(",\"outputs\":[")
+        for (index, output) in requested.enumerated() {
+            guard var tensor = response.outputs[output.name] else { continue }
+            if let count = output.classification { tensor = try classify(tensor, top: count, name: output.name) }
+            if index > 0 { writer.comma() }
+            writer.raw("{\"name\":")
+            writer.string(output.name)
+            writer.raw(",\"datatype\":")
+            writer.string(datatype(tensor.dataType))
+            writer.raw(",\"shape\":[")
+            for (position, dim) in tensor.shape.enumerated() {
+                if position > 0 { writer.comma() }
+                writer.number(dim)
+            }
+            writer.raw("]")
+            if output.binary ?? decoded.binaryOutput {
+                let blob = bytes(of: tensor)
+                writer.raw(",\"parameters\":{\"binary_data_size\":")
+                writer.number(blob.count)
+                writer.raw("}}")
+                blobs.append(blob)
+            } else {
+                if tensor.dataType == .float16 {
+                    throw .invalidArgument("output '\(output.name)' is FP16, which cannot be sent via JSON; request it with binary_data")
+                }
+                writer.raw(",\"data\":")
+                writer.tensor(tensor, dims: [tensor.elementCount][...], offset: 0)
+                writer.raw("}")
+            }
+        }
+        writer.raw("]}")
+        guard !blobs.isEmpty else { return (writer.bytes, nil) }
+        var body = writer.bytes
+        let headerLength = body.count
+        body.reserveCapacity(headerLength + blobs.reduce(0) { $0 + $1.count })
+        for blob in blobs { body.append(contentsOf: blob) }
+        return (body, headerLength)
+    }
+
+    /// A tensor's elements as the binary extension lays them out (little-endian, BYTES prefixed).
+    private static func bytes(of tensor: Tensor) -> [UInt8] {
+        if tensor.dataType == .string {
+            var bytes: [UInt8] = []
+            for text in tensor.strings {
+                let utf8 = Array(text.utf8)
+                let length = UInt32(utf8.count)
+                bytes += [UInt8(length & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 24)]
+                bytes += utf8
+            }
+            return bytes
+        }
+        return withExtendedLifetime(tensor) {
+            Array(UnsafeRawBufferPointer(start: tensor.rawPointer, count: tensor.byteCount))
+        }
+    }
+
+    /// Triton's classification extension: for each row of a [batch, classes] (or [classes])
+    /// output, the `top` largest values as "value:index" strings, largest first.
+    private static func classify(_ tensor: Tensor, top: Int, name: String) throws(ServingError) -> Tensor {
+        guard tensor.dataType.isNumeric, tensor.shape.rank >= 1 else {
+            throw .invalidArgument("output '\(name)' is not numeric, so it cannot be classified")
+        }
+        let classes = tensor.shape.dims.last!
+        let rows = classes == 0 ? 0 : tensor.elementCount / classes
+        let values = tensor.doubles()
+        let count = min(top, classes)
+        var strings: [String] = []
+        strings.reserveCapacity(rows * count)
+        for row in 0..<rows {
+            let slice = values[(row * classes)..<((row + 1) * classes)]
+            let ranked = slice.indices.sorted { slice[$0] > slice[$1] || (slice[$0] == slice[$1] && $0 < $1) }.prefix(count)
+            for index in ranked {
+                let value = tensor.dataType.isFloatingPoint ? "\(Float(slice[index]))" : String(Int64(slice[index]))
+                strings.append("\(value):\(index - row * classes)")
+            }
+        }
+        var dims = tensor.shape.dims
+        dims[dims.count - 1] = count
+        return Tensor(strings: strings, shape: Shape(dims))
+    }
+}

@@ -1,0 +1,369 @@
+import Dispatch
+import Engine
+import Foundation
+import HTTP
+import Serving
+import Tensors
+
+/// The Open Inference Protocol (KServe v2) as Triton serves it, with the extensions
+/// `tritonclient` uses: binary tensors, classification, model configuration, statistics and the
+/// model repository.
+extension ServingAPI {
+    /// Server name and version reported by `GET /v2`.
+    static let serverName = "onnx-serve"
+    static let serverVersion = "0.1.0"
+    /// Extensions advertised by `GET /v2`.
+    static let extensions = ["binary_tensor_data", "classification", "model_configuration", "model_repository",
+                             "schedule_policy", "statistics"]
+
+    func handleOpenInference(_ exchange: Exchange) {
+        let route: OpenInferenceRoute
+        switch OpenInferenceRoute.match(method: exchange.request.method, rawPath: exchange.request.rawPath) {
+        case .success(let matched): route = matched
+        case .failure(let mismatch):
+            exchange.finish(mismatch.allowed.map { .methodNotAllowed(exchange.request.method, allowed: $0) }
+                ?? .error(status: mismatch.status, message: mismatch.message))
+            return
+        }
+        switch route {
+        case .serverMetadata:
+            var writer = JSONWriter()
+            writer.raw("{\"name\":")
+            writer.string(Self.serverName)
+            writer.raw(",\"version\":")
+            writer.string(Self.serverVersion)
+            writer.raw(",\"extensions\":[")
+            for (index, name) in Self.extensions.enumerated() {
+                if index > 0 { writer.comma() }
+                writer.string(name)
+            }
+            writer.raw("]}")
+            exchange.finish(.json(writer.bytes))
+        case .modelMetadata(let spec):
+            exchange.model = spec.name
+            exchange.api = "v2-metadata"
+            exchange.finish(answer { () throws(ServingError) in
+                Self.metadata(try registry.resolve(name: spec.name, version: spec.version),
+                              versions: registry.statuses(of: spec.name).filter { $0.state == .available }.map(\.version))
+            })
+        case .modelReady(let spec):
+            exchange.model = spec.name
+            exchange.api = "v2-ready"
+            exchange.finish(modelReady(spec))
+        case .modelConfig(let spec):
+            exchange.model = spec.name
+            exchange.api = "v2-config"
+            exchange.finish(answer { () throws(ServingError) in
+                Self.config(try registry.resolve(name: spec.name, version: spec.version), registry: registry)
+            })
+        case .statistics(let spec):
+            exchange.finish(answer { () throws(ServingError) in try statistics(spec) })
+        case .repositoryIndex:
+            exchange.finish(answer { () throws(ServingError) in try repositoryIndex(exchange.request.body) })
+        case .load(let name):
+            exchange.api = "v2-load"
+            work.async { exchange.finish(self.answer { () throws(ServingError) in try self.load(name, body: exchange.request.body) }) }
+        case .unload(let name):
+            exchange.api = "v2-unload"
+            exchange.finish(answer { () throws(ServingError) in
+                try registry.unload(name: name)
+                return Array("{}".utf8)
+            })
+        case .infer(let spec):
+            exchange.model = spec.name
+            exchange.api = "v2-infer"
+            work.async { self.infer(spec, exchange) }
+        }
+    }
+
+    /// 200 with the body `body` returns, or the error's response.
+    func answer(_ body: () throws(ServingError) -> [UInt8]) -> HTTPResponse {
+        do throws(ServingError) {
+            return .json(try body())
+        } catch {
+            return error.response
+        }
+    }
+
+    private func modelReady(_ spec: ModelSpec) -> HTTPResponse {
+        guard !registry.statuses(of: spec.name).isEmpty else {
+            return ServingError.notFound("unknown model '\(spec.name)'").response
+        }
+        var writer = JSONWriter()
+        writer.raw("{\"name\":")
+        writer.string(spec.name)
+        if (try? registry.resolve(name: spec.name, version: spec.version)) != nil {
+            writer.raw(",\"ready\":true}")
+            return .json(writer.bytes)
+        }
+        writer.raw(",\"ready\":false,\"error\":")
+        writer.string("model '\(spec.name)'\(spec.version.map { " version \($0)" } ?? "") is not ready")
+        writer.raw("}")
+        return .json(status: 503, writer.bytes)
+    }
+
+    // MARK: Inference
+
+    private func infer(_ spec: ModelSpec, _ exchange: Exchange) {
+        let received = exchange.start
+        do throws(ServingError) {
+            let model = try registry.resolve(name: spec.name, version: spec.version)
+            var headerLength: Int?
+            if let value = exchange.request.headers["Inference-Header-Content-Length"] {
+                guard let length = Int(value.trimmingCharacters(in: .whitespaces)), length >= 0 else {
+                    throw .invalidArgument("Inference-Header-Content-Length must be a non-negative integer, not '\(value)'")
+                }
+                headerLength = length
+            }
+            let decoded = try OpenInferenceCodec.decode(exchange.request.body, headerLength: headerLength, model: model)
+            if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
+            let decodeTime = ContinuousClock.now - received
+            let handle = model.submit(decoded.request) { result in
+                let encodeStart = ContinuousClock.now
+                do throws(ServingError) {
+                    let inference = try result.get()
+                    let (body, jsonLength) = try OpenInferenceCodec.encode(inference, decoded, model: model)
+                    var response = HTTPResponse(status: 200, body: body)
+                    if let jsonLength {
+                        response.headers.append(name: "Content-Type", value: "application/octet-stream")
+                        response.headers.append(name: "Inference-Header-Content-Length", value: String(jsonLength))
+                    } else {
+                        response.headers.append(name: "Content-Type", value: "application/json")
+                    }
+                    response.headers.append(name: "Server-Timing", value: Self.serverTiming(inference))
+                    let now = ContinuousClock.now
+                    model.statistics.recordSuccess(total: now - received, input: decodeTime, output: now - encodeStart)
+                    exchange.finish(response)
+                } catch {
+                    model.statistics.recordFailure(total: ContinuousClock.now - received)
+                    exchange.finish(error.response)
+                }
+            }
+            exchange.request.cancellation.onCancel { handle.cancel() }
+        } catch {
+            exchange.finish(error.response)
+        }
+    }
+
+    // MARK: Metadata and configuration
+
+    static func metadata(_ model: ServedModel, versions: [Int]) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.raw("{\"name\":")
+        writer.string(model.name)
+        writer.raw(",\"versions\":[")
+        for (index, version) in versions.sorted().enumerated() {
+            if index > 0 { writer.comma() }
+            writer.string(String(version))
+        }
+        writer.raw("],\"platform\":\"onnxruntime_onnx\",\"inputs\":")
+        tensorMetadata(model.inputs, into: &writer)
+        writer.raw(",\"outputs\":")
+        tensorMetadata(model.outputs, into: &writer)
+        writer.raw("}")
+        return writer.bytes
+    }
+
+    private static func tensorMetadata(_ values: [ValueInfo], into writer: inout JSONWriter) {
+        writer.raw("[")
+        for (index, value) in values.enumerated() {
+            if index > 0 { writer.comma() }
+            writer.raw("{\"name\":")
+            writer.string(value.name)
+            writer.raw(",\"datatype\":")
+            writer.string(value.type.map { OpenInferenceCodec.datatype($0.dataType) } ?? "BYTES")
+            writer.raw(",\"shape\":[")
+            for (position, dim) in (value.type?.dims ?? []).enumerated() {
+                if position > 0 { writer.comma() }
+                writer.number(dim.value ?? -1)
+            }
+            writer.raw("]}")
+        }
+        writer.raw("]")
+    }
+
+    /// Triton's ModelConfig for an ONNX model: with batching, `max_batch_size` is set and dims
+    /// leave the batch dimension out, as in config.pbtxt.
+    static func config(_ model: ServedModel, registry: ModelRegistry) -> [UInt8] {
+        let batching = model.batchable ? model.policy.maxBatchSize : 0
+        var writer = JSONWriter()
+        writer.raw("{\"name\":")
+        writer.string(model.name)
+        writer.raw(",\"platform\":\"onnxruntime_onnx\",\"backend\":\"onnxruntime\",\"max_batch_size\":")
+        writer.number(batching)
+        writer.raw(",\"input\":")
+        configTensors(model.inputs, dropBatch: batching > 0, into: &writer)
+        writer.raw(",\"output\":")
+        configTensors(model.outputs, dropBatch: batching > 0, into: &writer)
+        writer.raw(",\"instance_group\":[{\"name\":")
+        writer.string(model.name)
+        writer.raw(",\"kind\":\"KIND_CPU\",\"count\":")
+        writer.number(model.policy.instances)
+        writer.raw("}]")
+        if model.policy.enabled {
+            writer.raw(",\"dynamic_batching\":{\"preferred_batch_size\":[")
+            for (index, size) in model.policy.preferredBatchSizes.enumerated() {
+                if index > 0 { writer.comma() }
+                writer.number(size)
+            }
+            writer.raw("],\"max_queue_delay_microseconds\":")
+            let delay = model.policy.maxQueueDelay.components
+            writer.number(delay.seconds * 1_000_000 + delay.attoseconds / 1_000_000_000_000)
+            writer.raw("}")
+        }
+        writer.raw(",\"default_model_filename\":\"model.onnx\",\"labels\":{")
+        for (index, (label, version)) in registry.labels(of: model.name).sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { writer.comma() }
+            writer.key(label)
+            writer.number(version)
+        }
+        writer.raw("}}")
+        return writer.bytes
+    }
+
+    private static func configTensors(_ values: [ValueInfo], dropBatch: Bool, into writer: inout JSONWriter) {
+        writer.raw("[")
+        for (index, value) in values.enumerated() {
+            if index > 0 { writer.comma() }
+            writer.raw("{\"name\":")
+            writer.string(value.name)
+            writer.raw(",\"data_type\":")
+            let type = value.type.map { OpenInferenceCodec.datatype($0.dataType) } ?? "BYTES"
+            writer.string("TYPE_" + (type == "BYTES" ? "STRING" : type))
+            writer.raw(",\"dims\":[")
+            let dims = (value.type?.dims ?? []).dropFirst(dropBatch ? 1 : 0)
+            for (position, dim) in dims.enumerated() {
+                if position > 0 { writer.comma() }
+                writer.number(dim.value ?? -1)
+            }
+            writer.raw("]}")
+        }
+        writer.raw("]")
+    }
+
+    // MARK: Statistics
+
+    private func statistics(_ spec: ModelSpec?) throws(ServingError) -> [UInt8] {
+        var models: [ServedModel] = []
+        if let spec {
+            if let version = spec.version {
+                models = [try registry.resolve(name: spec.name, version: version)]
+            } else {
+                models = registry.loadedModels(named: spec.name)
+                guard !models.isEmpty else { throw .notFound("unknown model '\(spec.name)'") }
+            }
+        } else {
+            models = registry.modelNames.flatMap { registry.loadedModels(named: $0) }
+        }
+        var writer = JSONWriter()
+        writer.raw("{\"model_stats\":[")
+        for (index, model) in models.enumerated() {
+            if index > 0 { writer.comma() }
+            let stats = model.statistics.snapshot
+            writer.raw("{\"name\":")
+            writer.string(model.name)
+            writer.raw(",\"version\":")
+            writer.string(String(model.version))
+            writer.raw(",\"last_inference\":")
+            writer.number(stats.lastInferenceMilliseconds)
+            writer.raw(",\"inference_count\":")
+            writer.number(stats.inferenceCount)
+            writer.raw(",\"execution_count\":")
+            writer.number(stats.executionCount)
+            writer.raw(",\"inference_stats\":{")
+            let zero = ModelStatistics.Duration()
+            let fields: [(String, ModelStatistics.Duration)] = [
+                ("success", stats.success), ("fail", stats.failure), ("queue", stats.queue),
+                ("compute_input", stats.computeInput), ("compute_infer", stats.computeInfer),
+                ("compute_output", stats.computeOutput), ("cache_hit", zero), ("cache_miss", zero),
+            ]
+            for (position, (name, duration)) in fields.enumerated() {
+                if position > 0 { writer.comma() }
+                writer.key(name)
+                Self.duration(duration, into: &writer)
+            }
+            writer.raw("},\"batch_stats\":[")
+            for (position, (size, duration)) in stats.batches.sorted(by: { $0.key < $1.key }).enumerated() {
+                if position > 0 { writer.comma() }
+                writer.raw("{\"batch_size\":")
+                writer.number(size)
+                writer.raw(",\"compute_input\":{\"count\":0,\"ns\":0},\"compute_infer\":")
+                Self.duration(duration, into: &writer)
+                writer.raw(",\"compute_output\":{\"count\":0,\"ns\":0}}")
+            }
+            writer.raw("]}")
+        }
+        writer.raw("]}")
+        return writer.bytes
+    }
+
+    private static func duration(_ duration: ModelStatistics.Duration, into writer: inout JSONWriter) {
+        writer.raw("{\"count\":")
+        writer.number(duration.count)
+        writer.raw(",\"ns\":")
+        writer.number(duration.nanoseconds)
+        writer.raw("}")
+    }
+
+    // MARK: Model repository
+
+    private func repositoryIndex(_ body: [UInt8]) throws(ServingError) -> [UInt8] {
+        var readyOnly = false
+        if !body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let json = try Result { () throws(JSONError) in try JSONParser.parse(body) }
+                .mapError { ServingError.invalidArgument("\($0)") }.get()
+            guard let object = json.object else { throw .invalidArgument("the index request must be a JSON object") }
+            if case .bool(let flag)? = object["ready"] { readyOnly = flag }
+        }
+        var names = Set(registry.modelNames)
+        if let repository = registry.repository, let sources = try? repository.scan() {
+            names.formUnion(sources.map(\.name))
+        }
+        var writer = JSONWriter()
+        writer.raw("[")
+        var first = true
+        for name in names.sorted() {
+            let statuses = registry.statuses(of: name)
+            let entries: [(version: String, state: String, reason: String)] = statuses.isEmpty
+                ? [("", "UNAVAILABLE", "not loaded")]
+                : statuses.map { status in
+                    let state = switch status.state {
+                    case .available: "READY"
+                    case .start, .loading: "LOADING"
+                    case .unloading: "UNLOADING"
+                    case .end: "UNAVAILABLE"
+                    }
+                    return (String(status.version), state, status.error?.message ?? (status.state == .end ? "unloaded" : ""))
+                }
+            for entry in entries where !readyOnly || entry.state == "READY" {
+                if !first { writer.comma() }
+                first = false
+                writer.raw("{\"name\":")
+                writer.string(name)
+                if !entry.version.isEmpty {
+                    writer.raw(",\"version\":")
+                    writer.string(entry.version)
+                }
+                writer.raw(",\"state\":")
+                writer.string(entry.state)
+                writer.raw(",\"reason\":")
+                writer.string(entry.reason)
+                writer.raw("}")
+            }
+        }
+        writer.raw("]")
+        return writer.bytes
+    }
+
+    private func load(_ name: String, body: [UInt8]) throws(ServingError) -> [UInt8] {
+        if !body.isEmpty {
+            let json = try Result { () throws(JSONError) in try JSONParser.parse(body) }
+                .mapError { ServingError.invalidArgument("\($0)") }.get()
+            if let parameters = json.object?["parameters"]?.object, !parameters.members.isEmpty {
+                throw .invalidArgument("load parameters (config or file overrides) are not supported; change the model repository instead")
+            }
+        }
+        try registry.load(name: name)
+        return Array("{}".utf8)
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import Kernels
+import Testing
+
+/// Float's vectorisable exp, tanh and erf against the C library in double precision.
+@Suite struct ElementaryFunctionTests {
+    /// Values across the whole useful range, plus the edges.
+    private static let samples: [Float] = stride(from: -110, through: 110, by: 0.0137).map { Float($0) }
+        + [0, -0, 1e-8, -1e-8, 1e-4, -3e-4, 0.4999, 0.5, 0.6249, 0.625, 88.7, 88.72, 88.73, -87.3, -103, -104.5]
+
+    @Test func expIsWithinTwoUlps() {
+        for x in Self.samples {
+            let expected = Float(Foundation.exp(Double(x))), value = Float.exp(x)
+            if expected.isInfinite || expected < Float.leastNormalMagnitude {
+                #expect(value == expected || abs(value - expected) <= Float.leastNormalMagnitude, "exp(\(x))")
+            } else {
+                #expect(abs(value - expected) <= 2 * expected.ulp, "exp(\(x)) = \(value), expected \(expected)")
+            }
+        }
+        #expect(Float.exp(.infinity) == .infinity && Float.exp(-.infinity) == 0 && Float.exp(.nan).isNaN)
+    }
+
+    @Test func tanhAndErfAreWithinTolerance() {
+        for x in Self.samples {
+            let tanhExpected = Float(Foundation.tanh(Double(x))), erfExpected = Float(Foundation.erf(Double(x)))
+            #expect(abs(Float.tanh(x) - tanhExpected) <= 3 * max(tanhExpected.magnitude.ulp, Float.leastNormalMagnitude), "tanh(\(x))")
+            #expect(abs(Float.erf(x) - erfExpected) <= 2e-7 + 1e-6 * abs(erfExpected), "erf(\(x))")
+        }
+        #expect(Float.tanh(.infinity) == 1 && Float.tanh(-.infinity) == -1 && Float.tanh(.nan).isNaN)
+        #expect(Float.erf(.infinity) == 1 && Float.erf(-.infinity) == -1 && Float.erf(.nan).isNaN)
+    }
+}
