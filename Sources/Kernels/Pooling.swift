@@ -136,6 +136,8 @@ public enum Pooling {
         let columnTaps = (0..<width.output).map { ow in
             Float(includePad ? width.paddedTaps(ow, padEnd: ends[1]) : width.validTaps(ow).count)
         }
+        // Output columns each kernel column reaches inside the input: the same for every row.
+        let reach = (0..<width.kernel).map { width.validOutputs(offset: $0 * width.dilation - width.pad) }
         let work = Swift.max(1, window.outputCount * window.kernelCount)
         parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
             for plane in chunk {
@@ -149,7 +151,7 @@ public enum Pooling {
                         for kw in 0..<width.kernel {
                             let offset = kw * width.dilation - width.pad
                             let from = line + offset, stride = width.stride
-                            let valid = width.validOutputs(offset: offset)
+                            let valid = reach[kw]
                             var o = valid.lowerBound
                             if stride == 2 {
                                 // Four outputs at a time from the even half of eight inputs (reads stay in the run).
