@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xmmintrin.h>
 
 static OnnxServeCoreTypeOrigin origin = OnnxServeCoreTypeFromEnvironment;
 
@@ -42,6 +43,14 @@ int onnx_serve_available_cores(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (int)online : 1;
 }
+
+unsigned int onnx_serve_flush_denormals(void) {
+    unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040); // FTZ (bit 15) | DAZ (bit 6)
+    return saved;
+}
+
+void onnx_serve_restore_floating_point_control(unsigned int saved) { _mm_setcsr(saved); }
 
 /// The value of `name` in a NULL-terminated "NAME=value" array, or NULL.
 static const char *find_variable(char **envp, const char *name) {
@@ -82,7 +91,13 @@ static void onnx_serve_choose_coretype(int argc, char **argv, char **envp) {
     // OpenBLAS starts one idle server thread per core at load. A value set by the user wins.
     if (find_variable(envp, "OPENBLAS_NUM_THREADS") == NULL) environment[count++] = "OPENBLAS_NUM_THREADS=1";
     environment[count] = NULL;
-    execve("/proc/self/exe", argv, environment);
+    // Execute the file /proc/self/exe points to, not the link itself, so the process keeps its
+    // name ("onnx-serve", not "exe") in ps, top and the journal.
+    char path[4096];
+    ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (length <= 0) return;
+    path[length] = '\0';
+    execve(path, argv, environment);
     // exec failed (no /proc?): carry on with OpenBLAS's own detection.
 }
 

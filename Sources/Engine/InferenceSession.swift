@@ -15,11 +15,17 @@ public final class InferenceSession: Sendable {
         public var optimizations: Bool
         /// Free bytes the session keeps for reuse between runs.
         public var bufferRetainLimit: Int
+        /// Flush denormal floats to zero while running (like ONNX Runtime's
+        /// `session.set_denormal_as_zero`): much faster on models whose weights or activations
+        /// underflow, at the cost of values below ~1e-38 becoming 0.
+        public var flushDenormals: Bool
 
-        public init(intraOpThreads: Int? = nil, optimizations: Bool = true, bufferRetainLimit: Int = 1 << 30) {
+        public init(intraOpThreads: Int? = nil, optimizations: Bool = true, bufferRetainLimit: Int = 1 << 30,
+                    flushDenormals: Bool = false) {
             self.intraOpThreads = max(1, intraOpThreads ?? Parallelism.availableCores)
             self.optimizations = optimizations
             self.bufferRetainLimit = bufferRetainLimit
+            self.flushDenormals = flushDenormals
         }
     }
 
@@ -27,6 +33,9 @@ public final class InferenceSession: Sendable {
     public let model: Model
     /// Settings in use.
     public let options: Options
+    /// Time spent in the optimisation passes and in compiling the plan (operators, weight
+    /// transforms, type inference) when the session was built.
+    public let buildTimes: (optimize: Duration, compile: Duration)
     /// Inputs the caller must feed, with declared types (symbolic dimensions kept).
     public let inputs: [ValueInfo]
     /// Outputs, with declared or inferred types.
@@ -44,10 +53,13 @@ public final class InferenceSession: Sendable {
         try Self.checkOpsets(model.opsets)
         var graph = model.graph
         _ = try GraphOrder.sorted(graph)
+        let start = ContinuousClock.now
         if options.optimizations {
             graph = try GraphOptimizer.optimize(graph, opsets: model.opsets)
         }
+        let optimized = ContinuousClock.now
         let plan = try PlanBuilder.build(graph, opsets: model.opsets)
+        buildTimes = (optimized - start, ContinuousClock.now - optimized)
         self.plan = plan
         self.model = model
         self.options = options
@@ -91,7 +103,10 @@ public final class InferenceSession: Sendable {
         var values = [Tensor?](repeating: nil, count: plan.slotCount)
         for (slot, tensor) in plan.constants { values[slot] = tensor }
         for (name, tensor) in feeds { values[plan.inputSlots[name]!] = tensor }
-        try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: Parallelism(threads: options.intraOpThreads)))
+        let parallelism = Parallelism(threads: options.intraOpThreads, flushesDenormals: options.flushDenormals)
+        try parallelism.withFloatingPointMode { () throws(EngineError) in
+            try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism))
+        }
         var results: [String: Tensor] = [:]
         for name in names {
             guard let tensor = values[plan.outputSlots[name]!] else {

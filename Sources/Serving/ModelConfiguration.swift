@@ -123,21 +123,26 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var warmup: Bool?
     /// Run the engine's graph optimisations (default: true).
     public var optimizations: Bool?
+    /// Flush denormal floats to zero while running (default: false).
+    public var flushDenormals: Bool?
     /// Dynamic batching.
     public var batching: BatchingConfiguration?
 
     public init(versionPolicy: VersionPolicy? = nil, labels: [String: Int]? = nil, threads: Int? = nil,
-                warmup: Bool? = nil, optimizations: Bool? = nil, batching: BatchingConfiguration? = nil) {
+                warmup: Bool? = nil, optimizations: Bool? = nil, flushDenormals: Bool? = nil,
+                batching: BatchingConfiguration? = nil) {
         self.versionPolicy = versionPolicy
         self.labels = labels
         self.threads = threads
         self.warmup = warmup
         self.optimizations = optimizations
+        self.flushDenormals = flushDenormals
         self.batching = batching
     }
 
     enum CodingKeys: String, CodingKey {
         case versionPolicy = "version_policy"
+        case flushDenormals = "flush_denormals"
         case labels, threads, warmup, optimizations, batching
     }
 
@@ -202,7 +207,7 @@ public enum ConfigurationText {
 extension ModelConfiguration: ConfigurationSection {
     public static var keys: [String: (any ConfigurationSection.Type)?] {
         ["version_policy": VersionPolicy.self, "labels": nil, "threads": nil, "warmup": nil,
-         "optimizations": nil, "batching": BatchingConfiguration.self]
+         "optimizations": nil, "flush_denormals": nil, "batching": BatchingConfiguration.self]
     }
 }
 

@@ -28,14 +28,17 @@ public struct ServingDefaults: Sendable {
     public var warmup: Bool
     /// Run graph optimisations.
     public var optimizations: Bool
+    /// Flush denormal floats to zero while running.
+    public var flushDenormals: Bool
     /// Batching settings for models that do not set their own.
     public var batching: BatchingConfiguration
 
-    public init(threads: Int? = nil, warmup: Bool = true, optimizations: Bool = true,
+    public init(threads: Int? = nil, warmup: Bool = true, optimizations: Bool = true, flushDenormals: Bool = false,
                 batching: BatchingConfiguration = BatchingConfiguration()) {
         self.threads = threads
         self.warmup = warmup
         self.optimizations = optimizations
+        self.flushDenormals = flushDenormals
         self.batching = batching
     }
 }
@@ -185,7 +188,8 @@ public final class ModelRegistry: Sendable {
         // Unless told otherwise, instances × threads stay within the cores.
         let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.availableCores / policy.instances)
         let options = InferenceSession.Options(intraOpThreads: threads,
-                                               optimizations: configuration.optimizations ?? defaults.optimizations)
+                                               optimizations: configuration.optimizations ?? defaults.optimizations,
+                                               flushDenormals: configuration.flushDenormals ?? defaults.flushDenormals)
         let model = try ServedModel(name: source.name, version: version, path: path, options: options, policy: policy, metrics: metrics)
         if configuration.warmup ?? defaults.warmup {
             try model.warmUp()

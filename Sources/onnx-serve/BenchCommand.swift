@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-optimize"), help: "Skip the graph optimisation passes.")
     var noOptimize = false
 
+    @Flag(name: .customLong("flush-denormals"), help: "Flush denormal floats to zero (faster on underflowing models).")
+    var flushDenormals = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -50,8 +53,9 @@ struct BenchCommand: ParsableCommand {
                 sizes[String(parts[0])] = value
             }
             let loadStart = DispatchTime.now()
-            let session = try InferenceSession(
-                contentsOf: model, options: .init(intraOpThreads: threads, optimizations: !noOptimize))
+            let loaded = try ModelLoader.load(contentsOf: model)
+            let decodeSeconds = Self.seconds(since: loadStart)
+            let session = try InferenceSession(model: loaded, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals))
             let loadSeconds = Self.seconds(since: loadStart)
             var generator = SystemRandomNumberGenerator()
             var feeds: [String: Tensor] = [:]
@@ -83,7 +87,9 @@ struct BenchCommand: ParsableCommand {
             latencies.sort()
             let result = Result(
                 model: model, batch: batch, threads: session.options.intraOpThreads, runs: latencies.count,
-                loadMilliseconds: loadSeconds * 1000, minMilliseconds: latencies[0],
+                loadMilliseconds: loadSeconds * 1000, decodeMilliseconds: decodeSeconds * 1000,
+                optimizeMilliseconds: Self.milliseconds(session.buildTimes.optimize),
+                compileMilliseconds: Self.milliseconds(session.buildTimes.compile), minMilliseconds: latencies[0],
                 medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
                 p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
                 throughputPerSecond: Double(latencies.count * batch) / total,
@@ -94,7 +100,8 @@ struct BenchCommand: ParsableCommand {
 
     struct Result: Encodable {
         var model: String, batch: Int, threads: Int, runs: Int
-        var loadMilliseconds, minMilliseconds, medianMilliseconds, p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
+        var loadMilliseconds, decodeMilliseconds, optimizeMilliseconds, compileMilliseconds, minMilliseconds, medianMilliseconds: Double
+        var p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
         var openBLASCore: String
         var inputs: [String]
 
@@ -104,7 +111,7 @@ struct BenchCommand: ParsableCommand {
                 model: \(model)
                 inputs: \(inputs.joined(separator: ", "))
                 threads: \(threads), OpenBLAS core: \(openBLASCore)
-                load: \(ms(loadMilliseconds))
+                load: \(ms(loadMilliseconds)) (decode \(ms(decodeMilliseconds)), optimise \(ms(optimizeMilliseconds)), compile \(ms(compileMilliseconds)))
                 runs: \(runs)
                 latency: min \(ms(minMilliseconds)), median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
                 throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
@@ -120,6 +127,10 @@ struct BenchCommand: ParsableCommand {
 
     static func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
     }
 
     static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {

@@ -15,6 +15,7 @@ struct DaemonConfiguration: Codable, Equatable {
     var intraOpThreads: Int?
     var warmup: Bool?
     var optimizations: Bool?
+    var flushDenormals: Bool?
     var accessLog: Bool?
     var logLevel: String?
     var drainSeconds: Double?
@@ -28,6 +29,7 @@ struct DaemonConfiguration: Codable, Equatable {
         case idleTimeoutSeconds = "idle_timeout_seconds"
         case maxBodyBytes = "max_body_bytes"
         case intraOpThreads = "intra_op_threads"
+        case flushDenormals = "flush_denormals"
         case accessLog = "access_log"
         case logLevel = "log_level"
         case drainSeconds = "drain_seconds"
@@ -74,6 +76,7 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.intraOpThreads = other.intraOpThreads ?? intraOpThreads
         merged.warmup = other.warmup ?? warmup
         merged.optimizations = other.optimizations ?? optimizations
+        merged.flushDenormals = other.flushDenormals ?? flushDenormals
         merged.accessLog = other.accessLog ?? accessLog
         merged.logLevel = other.logLevel ?? logLevel
         merged.drainSeconds = other.drainSeconds ?? drainSeconds

@@ -30,10 +30,13 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("no-optimize"), help: "Skip the graph optimisation passes.")
     var noOptimize = false
 
+    @Flag(name: .customLong("flush-denormals"), help: "Flush denormal floats to zero (faster on underflowing models).")
+    var flushDenormals = false
+
     func run() throws {
         try reportingErrors {
             let session = try InferenceSession(
-                contentsOf: model, options: .init(intraOpThreads: threads, optimizations: !noOptimize))
+                contentsOf: model, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals))
             let feeds = try Self.feeds(inputs, for: session)
             let results = try session.run(feeds)
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)

@@ -53,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the engine's graph optimisations (default on).")
     var optimizations: Bool?
 
+    @Flag(name: .customLong("flush-denormals"), inversion: .prefixedNo, help: "Flush denormal floats to zero (default off).")
+    var flushDenormals: Bool?
+
     @Flag(name: .customLong("access-log"), inversion: .prefixedNo, help: "Log one line per request (default off).")
     var accessLog: Bool?
 
@@ -119,6 +122,7 @@ struct ServeCommand: AsyncParsableCommand {
         flags.intraOpThreads = intraOpThreads
         flags.warmup = warmup
         flags.optimizations = optimizations
+        flags.flushDenormals = flushDenormals
         flags.accessLog = accessLog
         flags.logLevel = logLevel
         flags.drainSeconds = drainSeconds
@@ -160,6 +164,7 @@ struct Daemon {
         let defaults = ServingDefaults(
             threads: (configuration.intraOpThreads ?? 0) > 0 ? configuration.intraOpThreads : nil,
             warmup: configuration.warmup ?? true, optimizations: configuration.optimizations ?? true,
+            flushDenormals: configuration.flushDenormals ?? false,
             batching: configuration.batching ?? BatchingConfiguration())
         let registry = ModelRegistry(repository: repository, explicit: explicit, defaults: defaults, metrics: metrics, logger: logger)
         let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false)

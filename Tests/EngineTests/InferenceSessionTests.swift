@@ -103,3 +103,28 @@ import Testing
         #expect(mismatches.withLock { $0 } == 0)
     }
 }
+
+@Suite struct DenormalTests {
+    /// y = x · 1e-30: for x = 1e-10 the true result (1e-40) is a denormal float.
+    static let model = Model(
+        graph: Graph(nodes: [Node(name: "scale", opType: "Mul", inputs: ["x", "k"], outputs: ["y"])],
+                     inputs: [ValueInfo(name: "x", type: TensorType(.float, [.fixed(4)]))],
+                     outputs: [ValueInfo(name: "y", type: nil)],
+                     initializers: ["k": Tensor(scalar: Float(1e-30))]),
+        opsets: ["": 17])
+
+    @Test(arguments: [1, 2])
+    func flushingTurnsDenormalsIntoZero(threads: Int) throws {
+        let x = Tensor([1e-10, 1, -1e-10, 2e-10] as [Float], shape: [4])
+        let exact = try InferenceSession(model: Self.model, options: .init(intraOpThreads: threads, optimizations: false))
+            .run(["x": x])["y"]!.scalars(as: Float.self)
+        #expect(exact[0] != 0 && exact[0].isSubnormal)
+        let flushed = try InferenceSession(model: Self.model, options: .init(intraOpThreads: threads, optimizations: false, flushDenormals: true))
+            .run(["x": x])["y"]!.scalars(as: Float.self)
+        #expect(flushed == [0, 1e-30, 0, 0])
+        // The caller's floating-point mode is left as it was.
+        var tiny = Float.leastNormalMagnitude
+        tiny /= 4
+        #expect(tiny.isSubnormal)
+    }
+}

@@ -25,4 +25,11 @@ int onnx_serve_cpu_has_avx512(void);
 /// CPUs this process may run on (its affinity mask), at least 1.
 int onnx_serve_available_cores(void);
 
+/// Sets the calling thread's SSE control register to flush denormal results to zero and treat
+/// denormal inputs as zero (FTZ and DAZ); returns the previous register value for
+/// `onnx_serve_restore_floating_point_control`.
+unsigned int onnx_serve_flush_denormals(void);
+/// Restores the calling thread's SSE control register.
+void onnx_serve_restore_floating_point_control(unsigned int saved);
+
 #endif
