@@ -143,7 +143,7 @@ def main():
         print(result.stderr.strip())
         return
     ours = json.loads(result.stdout)
-    print(f"onnx-serve   {args.model} {args.threads} threads: median {ours['medianMilliseconds']:.2f} ms, "
+    print(f"onnx-serve   {args.model} {args.threads} threads: min {ours['minMilliseconds']:.2f} ms, median {ours['medianMilliseconds']:.2f} ms, "
           f"p90 {ours['p90Milliseconds']:.2f} ms (load {ours['loadMilliseconds']:.0f} ms)")
 
 

@@ -1,4 +1,5 @@
 public import Tensors
+
 /// The sizes of one convolution: batch, channels, groups and the spatial window (1 to 3 axes).
 public struct ConvolutionLayout: Sendable, Hashable {
     /// Batch size (N).
@@ -37,6 +38,7 @@ public struct ConvolutionLayout: Sendable, Hashable {
     public var algorithm: Convolution.Algorithm {
         if groups > 1 && groups == inputChannels && window.rank <= 2 { return .depthwise }
         if window.isIdentity { return .pointwise }
+        if Winograd.applies(to: self) { return .winograd }
         return .expanded
     }
 }
@@ -49,6 +51,9 @@ public enum Convolution {
         case pointwise
         /// One input channel per group: a direct kernel per channel plane (never many tiny gemms).
         case depthwise
+        /// 3×3 stride 1 with enough channels and pixels: Winograd F(4×4 or 2×2, 3×3); takes
+        /// weights transformed by `Winograd.transformWeights`.
+        case winograd
         /// Everything else: im2col one panel of output pixels at a time, then sgemm.
         case expanded
     }
@@ -56,13 +61,18 @@ public enum Convolution {
     /// Floats of scratch memory `forward` needs for `layout` with `parallelism`.
     public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
         switch layout.algorithm {
-        case .pointwise, .depthwise: 0
+        case .pointwise, .depthwise:
+            return 0
+        case .winograd:
+            return Winograd.scratchCount(layout)
         case .expanded:
-            panels(layout, parallelism).workers(parallelism) * layout.depth * panels(layout, parallelism).columnPanel
+            let panels = panels(layout, parallelism)
+            return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
     }
 
-    // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout);
+    // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout), or for `.winograd`
+    //         layouts U [α², M, C] from `Winograd.transformWeights`;
     //         output [N, M, *out]; epilogue bias [M] per row (channel), residual [N, M, *out];
     //         scratch [scratchCount(layout, parallelism)].
     /// `output = epilogue(conv(input, weights))`, spread over `parallelism`'s threads.
@@ -73,6 +83,9 @@ public enum Convolution {
         switch layout.algorithm {
         case .depthwise:
             depthwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue, parallelism: parallelism)
+        case .winograd:
+            Winograd.forward(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
+                             scratch: scratch!, parallelism: parallelism)
         case .pointwise, .expanded:
             product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
                     scratch: scratch, parallelism: parallelism)
@@ -140,10 +153,10 @@ public enum Convolution {
                 let group = channel / groupOutputs
                 for pixel in 0..<pixels {
                     var sum = 0.0
-                    for inputChannel in 0..<groupInputs {
-                        let plane = (image * layout.inputChannels + group * groupInputs + inputChannel) * window.inputCount
-                        for tap in 0..<taps {
-                            guard let index = window.referenceInputIndex(pixel: pixel, tap: tap) else { continue }
+                    for tap in 0..<taps {
+                        guard let index = window.referenceInputIndex(pixel: pixel, tap: tap) else { continue }
+                        for inputChannel in 0..<groupInputs {
+                            let plane = (image * layout.inputChannels + group * groupInputs + inputChannel) * window.inputCount
                             sum += Double(input[plane + index]) * Double(weights[(channel * groupInputs + inputChannel) * taps + tap])
                         }
                     }

@@ -55,19 +55,18 @@ public struct Epilogue {
             case (nil, nil):
                 break
             }
-            activation?.apply(row, count: count)
+            // The activations of CNNs as plain in-place loops (one compare and blend per lane; NaN
+            // passes through as in ONNX); the rest through `Activation.apply`.
+            switch activation {
+            case .relu?:
+                for i in 0..<count { let x = row[i]; row[i] = x < 0 ? 0 : x }
+            case .clip(let low, let high)?:
+                for i in 0..<count { let x = row[i]; row[i] = x < low ? low : (x > high ? high : x) }
+            case let other?:
+                other.apply(row, count: count)
+            case nil:
+                break
+            }
         }
-    }
-
-    /// The epilogue of one element (r, c) whose product is `value`: the reference kernels' definition.
-    public func reference(_ value: Float, row: Int, column: Int, residual residualValue: Float?) -> Float {
-        var result = value
-        switch bias {
-        case .perRow(let bias)?: result += bias[row]
-        case .perColumn(let bias)?: result += bias[column]
-        case nil: break
-        }
-        if let residualValue { result += residualValue }
-        return activation.map { $0(result) } ?? result
     }
 }

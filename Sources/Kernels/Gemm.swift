@@ -62,8 +62,7 @@ public enum Gemm {
 
 /// How a batch of matrix products (`items` × [rows × depth] · [depth × columns]) is cut into
 /// tasks for threads. A task is one item's block of rows × columns: one single-threaded sgemm
-/// whose B panel (depth × panel width) fits in L2, so an im2col panel stays hot between being
-/// written and being read, and so is the output block for the epilogue.
+/// whose B panel (depth × panel width) is at most a few MB, so an im2col panel is never huge.
 ///
 /// Cutting along columns makes every thread pack all of A (the weights); cutting along rows makes
 /// every thread pack all of B. So a product with more rows than columns is cut along rows.
@@ -79,8 +78,11 @@ public struct GemmPanels: Sendable {
     /// Columns per task.
     public let columnPanel: Int
 
-    /// Floats of B one task reads: 128 K floats = 512 KB, half an L2 on the CPUs we target.
-    static let panelFloats = 1 << 17
+    /// Floats of B one task reads, at most 512 K (2 MB): the size of an im2col panel.
+    static let panelFloats = 1 << 19
+    /// Floats of C one task writes, at most 128 K (512 KB), so that OpenBLAS's clearing of C, its
+    /// product and our epilogue all find the block in L2 instead of memory.
+    static let outputFloats = 1 << 17
     /// Below this many multiply-adds per thread, a product is not worth splitting further.
     static let minimumParallelWork = 1 << 17
     /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.
@@ -92,30 +94,35 @@ public struct GemmPanels: Sendable {
         self.rows = rows
         self.columns = columns
         let align = Self.alignment
-        var columnPanels = Swift.max(1, (columns + Self.widest(depth: depth) - 1) / Self.widest(depth: depth))
-        var rowPanels = 1
+        // A wide product is cut along columns (each panel re-packs A: at least 4 cache lines wide so
+        // that stays small), a tall one along rows (each panel re-packs B), to the budgets above.
+        let wide = columns >= rows
+        let bWidth = Swift.max(4 * align, Swift.max(1, Self.panelFloats / Swift.max(depth, 1)) / align * align)
+        let width = wide ? Swift.max(4 * align, Swift.min(bWidth, Self.outputFloats / Swift.max(rows, 1) / align * align)) : bWidth
+        var columnPanels = Swift.max(1, (columns + width - 1) / width)
+        var rowPanels = wide ? 1 : Swift.max(1, (rows * Swift.min(columns, width) + Self.outputFloats - 1) / Self.outputFloats)
         let work = items * rows * columns * Swift.max(depth, 1)
         let useful = Swift.min(threads, Swift.max(1, work / Self.minimumParallelWork))
-        if items * columnPanels < useful {
+        let perItem = (useful + items - 1) / items
+        if columnPanels * rowPanels < perItem {
             // Too few tasks for the threads: cut the larger dimension further.
-            let wanted = (useful + items - 1) / items
-            if columns >= rows {
-                columnPanels = Swift.max(columnPanels, Swift.min(wanted, Swift.max(1, columns / align)))
+            if wide {
+                columnPanels = Swift.min(perItem, Swift.max(1, columns / align))
             } else {
-                rowPanels = Swift.min(wanted, Swift.max(1, rows / align))
+                rowPanels = Swift.min(perItem, Swift.max(1, rows / align))
             }
-        } else if useful > 1, items * columnPanels < 4 * useful {
+        } else if useful > 1, items * columnPanels * rowPanels < 4 * useful {
             // Few tasks: make their count a multiple of the threads so none waits for a straggler.
-            let total = (items * columnPanels + useful - 1) / useful * useful
-            columnPanels = Swift.min((total + items - 1) / items, Swift.max(1, columns / align))
+            let total = (items * columnPanels * rowPanels + useful - 1) / useful * useful
+            let needed = (total + items - 1) / items
+            if wide {
+                columnPanels = Swift.min((needed + rowPanels - 1) / rowPanels, Swift.max(1, columns / align))
+            } else {
+                rowPanels = Swift.min((needed + columnPanels - 1) / columnPanels, Swift.max(1, rows / align))
+            }
         }
         rowPanel = Self.panelSize(rows, parts: rowPanels)
         columnPanel = Self.panelSize(columns, parts: columnPanels)
-    }
-
-    /// Widest column panel whose B part (depth × width) stays within `panelFloats`.
-    static func widest(depth: Int) -> Int {
-        Swift.max(4 * alignment, Swift.max(1, panelFloats / Swift.max(depth, 1)) / alignment * alignment)
     }
 
     /// Size of each of `parts` near-equal panels of `total`, rounded up to the alignment.

@@ -25,7 +25,17 @@ public enum Pooling {
     public static func forward<T: NumericElement>(_ kind: Kind, input: UnsafePointer<T>, output: UnsafeMutablePointer<T>,
                                                   indices: UnsafeMutablePointer<Int64>? = nil, columnMajorIndices: Bool = false,
                                                   planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
-        if T.self == Float.self {
+        let isMaxOrAverage = kind == .max || kind == .average(countIncludePad: false) || kind == .average(countIncludePad: true)
+        if T.self == Float.self, indices == nil, isMaxOrAverage, window.outputCount == 1, window.kernel == window.inputSize,
+           window.padsBegin.allSatisfy({ $0 == 0 }), padsEnd.allSatisfy({ $0 == 0 }) {
+            poolPlanes(kind == .max, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                       output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                       planes: planes, count: window.inputCount, parallelism: parallelism)
+        } else if T.self == Float.self, indices == nil, window.rank <= 2, isMaxOrAverage {
+            poolRows(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                     output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                     planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
+        } else if T.self == Float.self {
             pool(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                  output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self), indices: indices,
                  columnMajorIndices: columnMajorIndices, planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
@@ -110,6 +120,84 @@ public enum Pooling {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Float max and average pooling over 1 or 2 axes, an output row at a time: one pass over the
+    /// row per kernel tap, each a plain loop over the output width (as the depthwise kernel).
+    private static func poolRows(_ kind: Kind, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                 planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        let volume = window.volume
+        let height = volume.height, width = volume.width
+        let ends = [Int](repeating: 0, count: 2 - window.rank) + padsEnd
+        let isMax = kind == .max, includePad = kind == .average(countIncludePad: true)
+        // Taps each output column counts, for averages.
+        let columnTaps = (0..<width.output).map { ow in
+            Float(includePad ? width.paddedTaps(ow, padEnd: ends[1]) : width.validTaps(ow).count)
+        }
+        // Output columns each kernel column reaches inside the input: the same for every row.
+        let reach = (0..<width.kernel).map { width.validOutputs(offset: $0 * width.dilation - width.pad) }
+        let work = Swift.max(1, window.outputCount * window.kernelCount)
+        parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
+            for plane in chunk {
+                let source = input + plane * window.inputCount
+                for oh in 0..<height.output {
+                    let row = output + plane * window.outputCount + oh * width.output
+                    row.update(repeating: isMax ? -.infinity : 0, count: width.output)
+                    let rowTaps = height.validTaps(oh)
+                    for kh in rowTaps {
+                        let line = source + (oh * height.stride - height.pad + kh * height.dilation) * width.input
+                        for kw in 0..<width.kernel {
+                            let offset = kw * width.dilation - width.pad
+                            let from = line + offset, stride = width.stride
+                            let valid = reach[kw]
+                            var o = valid.lowerBound
+                            if stride == 2 {
+                                // Four outputs at a time from the even half of eight inputs (reads stay in the run).
+                                while o + 5 <= valid.upperBound {
+                                    let values = UnsafeRawPointer(from + 2 * o).loadUnaligned(as: SIMD8<Float>.self).evenHalf
+                                    let target = UnsafeMutableRawPointer(row + o)
+                                    let current = target.loadUnaligned(as: SIMD4<Float>.self)
+                                    target.storeBytes(of: isMax ? current.replacing(with: values, where: values .> current)
+                                                                : current + values, as: SIMD4<Float>.self)
+                                    o += 4
+                                }
+                            }
+                            // `>` rather than Swift.max: one compare and blend, and NaN inputs are skipped as ONNX Runtime does.
+                            switch (isMax, stride) {
+                            case (true, 1): for o in o..<valid.upperBound { row[o] = from[o] > row[o] ? from[o] : row[o] }
+                            case (true, _): for o in o..<valid.upperBound { row[o] = from[o * stride] > row[o] ? from[o * stride] : row[o] }
+                            case (false, 1): for o in o..<valid.upperBound { row[o] += from[o] }
+                            case (false, _): for o in o..<valid.upperBound { row[o] += from[o * stride] }
+                            }
+                        }
+                    }
+                    if !isMax {
+                        let rowCount = Float(includePad ? height.paddedTaps(oh, padEnd: ends[0]) : rowTaps.count)
+                        for o in 0..<width.output { row[o] /= rowCount * columnTaps[o] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Float global max or average pooling: each plane reduced to one value, eight lanes at a time.
+    private static func poolPlanes(_ isMax: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                   planes: Int, count: Int, parallelism: Parallelism) {
+        parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(count, 1))) { chunk in
+            for plane in chunk {
+                let source = input + plane * count
+                var lanes = SIMD8<Float>(repeating: isMax ? -.infinity : 0)
+                var i = 0
+                while i + 8 <= count {
+                    let values = UnsafeRawPointer(source + i).loadUnaligned(as: SIMD8<Float>.self)
+                    lanes = isMax ? lanes.replacing(with: values, where: values .> lanes) : lanes + values
+                    i += 8
+                }
+                var result = isMax ? lanes.max() : lanes.sum()
+                for i in i..<count { result = isMax ? (source[i] > result ? source[i] : result) : result + source[i] }
+                output[plane] = isMax ? result : result / Float(count)
             }
         }
     }

@@ -1,4 +1,5 @@
 public import Tensors
+
 /// Float transposed convolution (ONNX ConvTranspose): the adjoint of `Convolution.forward` for the
 /// same layout and weights. Its input has the convolution's output shape and its output the
 /// convolution's input shape; computed as gemm (weightsᵀ · input → columns) then col2im.

@@ -1,51 +1,79 @@
-// Prints the speed of the convolution kernels on ResNet-50 / MobileNetV2 layer shapes.
+// Prints the speed of the convolution kernels on every ResNet-50 layer shape (and two MobileNetV2
+// depthwise ones), and the ResNet-50 total of the best per-layer times.
 // Not a test: figures only. Run with `swift run -c release kernel-bench [filter]`.
 import Dispatch
+import Glibc
 import Kernels
 
 struct Layer {
     let name: String
     let layout: ConvolutionLayout
+    /// How many times ResNet-50 (v1.5, 224×224) has this layer; 0 for the MobileNetV2 extras.
+    let count: Int
 }
 
-func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1) -> Layer {
+func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1,
+           count: Int) -> Layer {
     let pad = kernel / 2
     let output = (size + 2 * pad - kernel) / stride + 1
     let window = SpatialWindow(inputSize: [size, size], outputSize: [output, output], kernel: [kernel, kernel],
                                strides: [stride, stride], dilations: [1, 1], padsBegin: [pad, pad])
     return Layer(name: name, layout: ConvolutionLayout(batch: 1, inputChannels: channels, outputChannels: outputs,
-                                                       groups: groups, window: window))
+                                                       groups: groups, window: window), count: count)
 }
 
+/// Every convolution of ResNet-50 with its multiplicity, then MobileNetV2's depthwise shapes.
 let layers = [
-    layer("3->64 7x7 s2 @224", 3, 64, size: 224, kernel: 7, stride: 2),
-    layer("64->64 3x3 @56", 64, 64, size: 56, kernel: 3),
-    layer("256->64 1x1 @56", 256, 64, size: 56, kernel: 1),
-    layer("64->256 1x1 @56", 64, 256, size: 56, kernel: 1),
-    layer("128->128 3x3 s2 @56", 128, 128, size: 56, kernel: 3, stride: 2),
-    layer("128->128 3x3 @28", 128, 128, size: 28, kernel: 3),
-    layer("256->256 3x3 @14", 256, 256, size: 14, kernel: 3),
-    layer("1024->256 1x1 @14", 1024, 256, size: 14, kernel: 1),
-    layer("256->1024 1x1 @14", 256, 1024, size: 14, kernel: 1),
-    layer("512->512 3x3 @7", 512, 512, size: 7, kernel: 3),
-    layer("2048->512 1x1 @7", 2048, 512, size: 7, kernel: 1),
-    layer("512->2048 1x1 @7", 512, 2048, size: 7, kernel: 1),
-    layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32),
-    layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144),
+    layer("3->64 7x7 s2 @224", 3, 64, size: 224, kernel: 7, stride: 2, count: 1),
+    layer("64->64 1x1 @56", 64, 64, size: 56, kernel: 1, count: 1),
+    layer("64->64 3x3 @56", 64, 64, size: 56, kernel: 3, count: 3),
+    layer("64->256 1x1 @56", 64, 256, size: 56, kernel: 1, count: 4),
+    layer("256->64 1x1 @56", 256, 64, size: 56, kernel: 1, count: 2),
+    layer("256->128 1x1 @56", 256, 128, size: 56, kernel: 1, count: 1),
+    layer("128->128 3x3 s2 @56", 128, 128, size: 56, kernel: 3, stride: 2, count: 1),
+    layer("256->512 1x1 s2 @56", 256, 512, size: 56, kernel: 1, stride: 2, count: 1),
+    layer("128->512 1x1 @28", 128, 512, size: 28, kernel: 1, count: 4),
+    layer("512->128 1x1 @28", 512, 128, size: 28, kernel: 1, count: 3),
+    layer("128->128 3x3 @28", 128, 128, size: 28, kernel: 3, count: 3),
+    layer("512->256 1x1 @28", 512, 256, size: 28, kernel: 1, count: 1),
+    layer("256->256 3x3 s2 @28", 256, 256, size: 28, kernel: 3, stride: 2, count: 1),
+    layer("512->1024 1x1 s2 @28", 512, 1024, size: 28, kernel: 1, stride: 2, count: 1),
+    layer("256->1024 1x1 @14", 256, 1024, size: 14, kernel: 1, count: 6),
+    layer("1024->256 1x1 @14", 1024, 256, size: 14, kernel: 1, count: 5),
+    layer("256->256 3x3 @14", 256, 256, size: 14, kernel: 3, count: 5),
+    layer("1024->512 1x1 @14", 1024, 512, size: 14, kernel: 1, count: 1),
+    layer("512->512 3x3 s2 @14", 512, 512, size: 14, kernel: 3, stride: 2, count: 1),
+    layer("1024->2048 1x1 s2 @14", 1024, 2048, size: 14, kernel: 1, stride: 2, count: 1),
+    layer("512->2048 1x1 @7", 512, 2048, size: 7, kernel: 1, count: 3),
+    layer("2048->512 1x1 @7", 2048, 512, size: 7, kernel: 1, count: 2),
+    layer("512->512 3x3 @7", 512, 512, size: 7, kernel: 3, count: 2),
+    layer("2048->1000 1x1 (fc)", 2048, 1000, size: 1, kernel: 1, count: 1),
+    layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32, count: 0),
+    layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144, count: 0),
 ]
 
-/// Best and median seconds of `body` over repeated runs lasting about `budget` seconds.
-func time(budget: Double = 0.4, _ body: () -> Void) -> (best: Double, median: Double) {
+/// Seconds on `clock`.
+func now(_ clock: clockid_t) -> Double {
+    var spec = timespec()
+    clock_gettime(clock, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// Best and median seconds of `body` over repeated runs lasting about `budget` seconds, by the
+/// wall clock, and the best CPU time of the calling thread (steady on a busy machine, but it only
+/// counts the caller's own work, so it means something for one thread only).
+func time(budget: Double = 0.4, _ body: () -> Void) -> (best: Double, median: Double, cpu: Double) {
     body()
-    var samples: [Double] = []
-    let start = DispatchTime.now().uptimeNanoseconds
-    while samples.count < 5 || (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < budget && samples.count < 1000) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+    var samples: [Double] = [], cpu = Double.infinity
+    let start = now(CLOCK_MONOTONIC)
+    while samples.count < 5 || (now(CLOCK_MONOTONIC) - start < budget && samples.count < 1000) {
+        let (wall, thread) = (now(CLOCK_MONOTONIC), now(CLOCK_THREAD_CPUTIME_ID))
         body()
-        samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        samples.append(now(CLOCK_MONOTONIC) - wall)
+        cpu = min(cpu, now(CLOCK_THREAD_CPUTIME_ID) - thread)
     }
     samples.sort()
-    return (samples[0], samples[samples.count / 2])
+    return (samples[0], samples[samples.count / 2], cpu)
 }
 
 func format(_ value: Double, _ digits: Int = 2) -> String {
@@ -66,10 +94,11 @@ do {
         time { BLAS.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
                           beta: 0, c: c.baseAddress!, ldc: n) }
     }
-    print("sgemm 1024³ 1 thread: \(format(2 * Double(n * n * n) / t.best / 1e9, 1)) GFLOP/s")
+    print("sgemm 1024³ 1 thread: \(format(2 * Double(n * n * n) / t.best / 1e9, 1)) GFLOP/s (CPU time: \(format(2 * Double(n * n * n) / t.cpu / 1e9, 1)))")
 }
 
 var totals = [1: 0.0, 2: 0.0]
+var resnetFlops = 0.0
 for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
     let layout = layer.layout
     let input = [Float](repeating: 0.25, count: layout.inputChannels * layout.window.inputCount)
@@ -92,9 +121,27 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
                 }
             }
         }
-        totals[threads]! += t.median
+        totals[threads]! += t.best * Double(layer.count)
         let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
         line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
+        if threads == 1 { line += " [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))]" }
+    }
+    // The bare product on an already expanded input: what OpenBLAS alone takes for this layer.
+    if layout.algorithm != .depthwise {
+        let m = layout.outputChannels, n = layout.window.outputCount, k = layout.depth
+        let columns = [Float](repeating: 0.25, count: k * n)
+        let t = output.withUnsafeMutableBufferPointer { output in
+            time { BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: weights, lda: k,
+                              b: columns, ldb: n, beta: 0, c: output.baseAddress!, ldc: n) }
+        }
+        line += "  sgemm alone 1T: \(format(2 * Double(layout.multiplyAdds) / t.best / 1e9, 1)) [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))] GFLOP/s"
     }
     print(line)
+    resnetFlops += 2 * Double(layout.multiplyAdds * layer.count)
+}
+if filter == nil {
+    for threads in [1, 2] {
+        print("ResNet-50 convolutions, sum of best layer times at \(threads) thread(s): \(format(totals[threads]! * 1000, 1)) ms "
+              + "(\(format(resnetFlops / 1e9, 2)) GFLOP, \(format(resnetFlops / totals[threads]! / 1e9, 1)) GFLOP/s)")
+    }
 }

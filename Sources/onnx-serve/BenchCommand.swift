@@ -89,7 +89,7 @@ struct BenchCommand: ParsableCommand {
                 model: model, batch: batch, threads: session.options.intraOpThreads, runs: latencies.count,
                 loadMilliseconds: loadSeconds * 1000, decodeMilliseconds: decodeSeconds * 1000,
                 optimizeMilliseconds: Self.milliseconds(session.buildTimes.optimize),
-                compileMilliseconds: Self.milliseconds(session.buildTimes.compile),
+                compileMilliseconds: Self.milliseconds(session.buildTimes.compile), minMilliseconds: latencies[0],
                 medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
                 p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
                 throughputPerSecond: Double(latencies.count * batch) / total,
@@ -100,7 +100,8 @@ struct BenchCommand: ParsableCommand {
 
     struct Result: Encodable {
         var model: String, batch: Int, threads: Int, runs: Int
-        var loadMilliseconds, decodeMilliseconds, optimizeMilliseconds, compileMilliseconds, medianMilliseconds, p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
+        var loadMilliseconds, decodeMilliseconds, optimizeMilliseconds, compileMilliseconds, minMilliseconds, medianMilliseconds: Double
+        var p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
         var openBLASCore: String
         var inputs: [String]
 
@@ -112,7 +113,7 @@ struct BenchCommand: ParsableCommand {
                 threads: \(threads), OpenBLAS core: \(openBLASCore)
                 load: \(ms(loadMilliseconds)) (decode \(ms(decodeMilliseconds)), optimise \(ms(optimizeMilliseconds)), compile \(ms(compileMilliseconds)))
                 runs: \(runs)
-                latency: median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
+                latency: min \(ms(minMilliseconds)), median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
                 throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
                 """
         }

@@ -46,6 +46,19 @@ import Testing
         #expect(y.scalars(as: Double.self) == [54, 63, 72, 99, 108, 117, 144, 153, 162])
     }
 
+    // The ONNX documentation's ConvInteger example, plus a per-channel weight zero point.
+    @Test func convIntegerSubtractsZeroPoints() throws {
+        let x = Tensor((2...10).map { UInt8($0) }, shape: [1, 1, 3, 3])
+        let w = Tensor([UInt8](repeating: 1, count: 4), shape: [1, 1, 2, 2])
+        let y = try T.runNode("ConvInteger", [x, w, Tensor(scalar: UInt8(1))], opset: 10)[0]
+        #expect(y.dataType == .int32)
+        #expect(y.scalars(as: Int32.self) == [12, 16, 24, 28])
+        let twoChannels = Tensor([Int8](repeating: 3, count: 8), shape: [2, 1, 2, 2])
+        let perChannel = try T.runNode("ConvInteger", [x, twoChannels, Tensor(scalar: UInt8(1)), Tensor([1, 2] as [Int8], shape: [2])],
+                                       opset: 10)[0]
+        #expect(perChannel.scalars(as: Int32.self) == [24, 32, 48, 56, 12, 16, 24, 28])
+    }
+
     @Test func fusedConvAppliesBiasResidualAndActivation() throws {
         let x = T.random([1, 3, 6, 6], seed: 6), w = T.random([4, 3, 3, 3], seed: 7), b = T.random([4], seed: 8)
         let residual = T.random([1, 4, 6, 6], seed: 9)
@@ -81,6 +94,8 @@ import Testing
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 7, 7], seed: 1)]) }
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 3, 3], seed: 1), T.random([3], seed: 1)]) }
         #expect(throws: (any Error).self) { try T.runNode("Conv", [x, T.random([2, 4, 3, 3], seed: 1)], attributes: ["strides": .ints([0, 1])]) }
+        #expect(throws: (any Error).self) { try T.runNode("Conv", [x, Tensor([Float](), shape: [2, 4, 0, 3])]) }
+        #expect(throws: (any Error).self) { try T.runNode("Conv", [T.random([1, 1, 2, 2, 2, 2], seed: 1), T.random([1, 1, 1, 1, 1, 1], seed: 1)]) }
     }
 
     // ConvTranspose: the ONNX documentation example and ONNX Runtime's SAME_UPPER / output_shape results.

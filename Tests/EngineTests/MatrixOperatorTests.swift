@@ -89,6 +89,19 @@ import Testing
         #expect(T.isClose(y.scalars(as: Float.self), expected))
     }
 
+    // The ONNX documentation's MatMulInteger example, and per-row / per-column zero points.
+    @Test func matMulIntegerSubtractsZeroPoints() throws {
+        let a = Tensor([11, 7, 3, 10, 6, 2, 9, 5, 1, 8, 4, 0] as [UInt8], shape: [4, 3])
+        let b = Tensor([1, 4, 2, 5, 3, 6] as [UInt8], shape: [3, 2])
+        let y = try T.runNode("MatMulInteger", [a, b, Tensor(scalar: UInt8(12)), Tensor(scalar: UInt8(0))], opset: 10)[0]
+        #expect(y.dataType == .int32)
+        #expect(y.scalars(as: Int32.self) == [-38, -83, -44, -98, -50, -113, -56, -128])
+        let rows = try T.runNode("MatMulInteger", [a, b, Tensor([12, 12, 12, 12] as [UInt8], shape: [4]),
+                                                   Tensor([1, 0] as [UInt8], shape: [2])], opset: 10)[0]
+        let expected: [Int32] = [-23, -83, -26, -98, -29, -113, -32, -128]
+        #expect(rows.scalars(as: Int32.self) == expected)
+    }
+
     @Test func outputTypes() throws {
         let matMul = try T.types("MatMul", [TensorType(.float, [.symbolic("B"), .fixed(1), .fixed(7), .fixed(4)]),
                                             TensorType(.float, [.fixed(3), .fixed(4), .symbolic("N")])])

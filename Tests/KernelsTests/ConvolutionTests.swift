@@ -55,6 +55,12 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         activation: .hardSwish, algorithm: .depthwise),
         ConvolutionCase(inputChannels: 32, outputChannels: 32, groups: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
                         algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 6, outputChannels: 6, groups: 6, input: [33, 30], kernel: [3, 3], strides: [2, 2],
+                        padsBegin: [1, 1], residual: true, activation: .relu, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 4, outputChannels: 8, groups: 4, input: [21, 40], kernel: [5, 5], strides: [2, 2],
+                        padsBegin: [0, 2], padsEnd: [3, 1], algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 3, groups: 3, input: [17, 29], kernel: [3, 3], strides: [3, 3],
+                        dilations: [1, 2], padsBegin: [1, 2], algorithm: .depthwise),
         // im2col + sgemm: odd channels, non-square, stride, dilation, groups, 1-D, 3-D, asymmetric pads.
         ConvolutionCase(inputChannels: 3, outputChannels: 7, input: [13, 9], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .sigmoid, algorithm: .expanded),
@@ -76,8 +82,15 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         algorithm: .expanded),
         ConvolutionCase(inputChannels: 64, outputChannels: 96, input: [7, 7], kernel: [3, 3], padsBegin: [1, 1],
                         residual: true, activation: .relu, algorithm: .expanded),
+        // Winograd: F(4, 3) up to 128 channels, F(2, 3) above; odd sizes, asymmetric pads, several passes.
         ConvolutionCase(inputChannels: 16, outputChannels: 24, input: [40, 40], kernel: [3, 3], padsBegin: [1, 1],
-                        activation: .leakyRelu(alpha: 0.2), algorithm: .expanded),
+                        activation: .leakyRelu(alpha: 0.2), algorithm: .winograd),
+        ConvolutionCase(batch: 2, inputChannels: 17, outputChannels: 19, input: [29, 31], kernel: [3, 3], padsBegin: [0, 1],
+                        padsEnd: [2, 1], residual: true, activation: .relu, algorithm: .winograd),
+        ConvolutionCase(inputChannels: 130, outputChannels: 20, input: [16, 15], kernel: [3, 3], padsBegin: [1, 1],
+                        algorithm: .winograd),
+        ConvolutionCase(inputChannels: 32, outputChannels: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
+                        bias: false, algorithm: .winograd),
     ]
 
     @Test(arguments: cases)
@@ -87,6 +100,9 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_003))
         let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
         let weights = random.floats(layout.outputChannels * layout.depth)
+        let prepared = layout.algorithm == .winograd
+            ? Winograd.transformWeights(weights, outputChannels: layout.outputChannels, inputChannels: layout.inputChannels)
+            : weights
         let bias = test.bias ? random.floats(layout.outputChannels) : nil
         let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
         let residual = test.residual ? random.floats(outputCount) : nil
@@ -103,7 +119,7 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                 residual.withOptionalPointer { residual in
                     actual.withUnsafeMutableBufferPointer { out in
                         scratch.withUnsafeMutableBufferPointer { scratch in
-                            Convolution.forward(input: input, weights: weights, output: out.baseAddress!, layout: layout,
+                            Convolution.forward(input: input, weights: prepared, output: out.baseAddress!, layout: layout,
                                                 epilogue: Epilogue(bias: bias.map { .perRow($0) }, residual: residual,
                                                                    activation: test.activation),
                                                 scratch: scratch.baseAddress, parallelism: parallelism)

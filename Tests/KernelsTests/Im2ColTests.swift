@@ -13,6 +13,7 @@ import TestSupport
         makeWindow(input: [3, 3], kernel: [5, 5], padsBegin: [2, 3], padsEnd: [3, 2]).0,
         makeWindow(input: [1, 1], kernel: [1, 1]).0,
         makeWindow(input: [4, 5, 6], kernel: [2, 3, 3], strides: [1, 2, 1], padsBegin: [1, 1, 1]).0,
+        makeWindow(input: [5, 37], kernel: [3, 7], strides: [2, 2], padsBegin: [1, 3]).0,
     ]
 
     @Test(arguments: windows)

@@ -26,21 +26,22 @@ import TestSupport
         let planes = 3
         let input = random.floats(planes * window.inputCount, in: -5...5)
         for kind in Self.kinds {
-            for columnMajor in kind == .max ? [false, true] : [false] {
+            // Max pooling with row-major indices, column-major indices, and none (the row kernel).
+            for (columnMajor, withIndices) in kind == .max ? [(false, true), (true, true), (false, false)] : [(false, false)] {
                 let count = planes * window.outputCount
                 var actual = [Float](repeating: .nan, count: count), expected = actual
                 var actualIndices = [Int64](repeating: -7, count: count), expectedIndices = actualIndices
                 actual.withUnsafeMutableBufferPointer { out in
                     actualIndices.withUnsafeMutableBufferPointer { indices in
                         Pooling.forward(kind, input: input, output: out.baseAddress!,
-                                        indices: kind == .max ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
+                                        indices: withIndices ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
                                         planes: planes, window: window, padsEnd: padsEnd, parallelism: Parallelism(threads: 2))
                     }
                 }
                 expected.withUnsafeMutableBufferPointer { out in
                     expectedIndices.withUnsafeMutableBufferPointer { indices in
                         Pooling.reference(kind, input: input, output: out.baseAddress!,
-                                          indices: kind == .max ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
+                                          indices: withIndices ? indices.baseAddress! : nil, columnMajorIndices: columnMajor,
                                           planes: planes, window: window, padsEnd: padsEnd)
                     }
                 }

@@ -1,4 +1,5 @@
 import Kernels
+internal import Synchronization
 import Tensors
 
 /// Convolutions: Conv, ConvTranspose, and FusedConv (a Conv whose bias, residual Add and
@@ -7,6 +8,7 @@ enum ConvolutionOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Conv", versions: [1, 11, 22]) { try Conv($0, fused: false) },
         OperatorDefinition("ConvTranspose", versions: [1, 11, 22]) { try ConvTranspose($0) },
+        OperatorDefinition("ConvInteger", versions: [10]) { try ConvInteger($0) },
         OperatorDefinition("FusedConv", domain: OperatorRegistry.internalDomain, versions: [1]) { try Conv($0, fused: true) },
     ]
 
@@ -25,12 +27,16 @@ struct Conv: Operator {
     let attributes: SlidingWindowAttributes
     let groups: Int
     let activation: Activation?
+    /// Winograd's transform of constant weights, made on first use (the input size decides whether
+    /// a layer uses Winograd, and it is not known at load); nil when the weights are an input.
+    let winogradWeights: WinogradWeights?
 
     init(_ context: OperatorContext, fused: Bool) throws {
         attributes = try SlidingWindowAttributes(context)
         groups = try context.int("group", default: 1)
         guard groups >= 1 else { throw OpError("group \(groups) must be positive") }
         activation = fused ? try Activation(fusedAttributesOf: context) : nil
+        winogradWeights = context.constant(1) == nil ? nil : WinogradWeights()
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -114,10 +120,11 @@ struct Conv: Operator {
         }
         let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
         let scratch = scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
-        withExtendedLifetime(scratch) {
+        let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
+        withExtendedLifetime((scratch, transformed)) {
             let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
                                     residual: residual?.pointer(as: Float.self), activation: activation)
-            Convolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+            Convolution.forward(input: x.pointer(as: Float.self), weights: (transformed ?? w).pointer(as: Float.self),
                                 output: y.mutablePointer(as: Float.self), layout: layout, epilogue: epilogue,
                                 scratch: scratch?.mutablePointer(as: Float.self), parallelism: context.parallelism)
         }
@@ -153,6 +160,70 @@ struct Conv: Operator {
             }
         }
         _ = try result.dataType.visit(Visitor(residual: residual, result: result, activation: activation))
+    }
+}
+
+/// ConvInteger: Conv of `x − x_zero_point` (a scalar) and `w − w_zero_point` (a scalar or one
+/// per output channel), on 8-bit integers, into int32. Runs the double reference convolution,
+/// exact for these integer sums.
+struct ConvInteger: Operator {
+    let conv: Conv
+
+    init(_ context: OperatorContext) throws { conv = try Conv(context, fused: false) }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
+            throw OpError("ConvInteger takes int8 or uint8 inputs, not \(type.dataType)")
+        }
+        let types = try conv.outputTypes(inputs.prefix(2).map { $0.map { TensorType(.double, $0.dims) } })
+        return types.map { $0.map { TensorType(.int32, $0.dims) } }
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
+            throw OpError("ConvInteger needs inputs x and w")
+        }
+        let xZero = inputs.count > 2 ? inputs[2] : nil, wZero = inputs.count > 3 ? inputs[3] : nil
+        for (tensor, name) in [(x, "x"), (w, "w"), (xZero, "x_zero_point"), (wZero, "w_zero_point")] {
+            if let tensor, tensor.dataType != .int8 && tensor.dataType != .uint8 {
+                throw OpError("\(name) must be int8 or uint8, not \(tensor.dataType)")
+            }
+        }
+        guard w.shape.rank >= 1 else { throw OpError("w must have rank 3 or more") }
+        if let xZero, xZero.elementCount != 1 { throw OpError("x_zero_point must be a scalar, not \(xZero.shape)") }
+        if let wZero, wZero.elementCount != 1 && wZero.elementCount != w.shape[0] {
+            throw OpError("w_zero_point must be a scalar or one value per output channel, not \(wZero.shape)")
+        }
+        let xOffset = Double(xZero?.integers()[0] ?? 0)
+        let xValues = x.integers().map { Double($0) - xOffset }
+        let wZeros = wZero?.integers() ?? [0], perChannel = w.elementCount / Swift.max(w.shape[0], 1)
+        let wValues = w.integers().enumerated().map { at, value in
+            Double(value - wZeros[wZeros.count == 1 ? 0 : at / perChannel])
+        }
+        let y = try conv.run([Tensor(xValues, shape: x.shape), Tensor(wValues, shape: w.shape)], context)[0]
+        return [Tensor(y.scalars(as: Double.self).map { Int32($0.rounded()) }, shape: y.shape)]
+    }
+}
+
+/// Winograd-transformed weights of one Conv, made once by the first run that needs them.
+final class WinogradWeights: Sendable {
+    private let cache = Mutex<Tensor?>(nil)
+
+    /// The transform of `weights`, made on the first call and kept.
+    func get(_ weights: Tensor) -> Tensor {
+        cache.withLock { cache in
+            if let cache { return cache }
+            let transformed = Self.transform(weights)
+            cache = transformed
+            return transformed
+        }
+    }
+
+    /// The transform of float weights [M, C, 3, 3].
+    static func transform(_ weights: Tensor) -> Tensor {
+        let values = Winograd.transformWeights(weights.pointer(as: Float.self), outputChannels: weights.shape[0],
+                                               inputChannels: weights.shape[1])
+        return Tensor(values, shape: [values.count])
     }
 }
 

@@ -8,6 +8,7 @@ enum MatrixOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Gemm", versions: [1, 6, 7, 9, 11, 13]) { try GemmOperator($0, fused: false) },
         OperatorDefinition("MatMul", versions: [1, 9, 13]) { _ in MatMul() },
+        OperatorDefinition("MatMulInteger", versions: [10]) { _ in MatMulInteger() },
         OperatorDefinition("FusedGemm", domain: OperatorRegistry.internalDomain, versions: [1]) { try GemmOperator($0, fused: true) },
     ]
 
@@ -219,5 +220,43 @@ struct MatMul: Operator {
             }
             return offset * matrix
         }
+    }
+}
+
+/// MatMulInteger: `(A − a_zero_point) · (B − b_zero_point)` on 8-bit integers, into int32, with
+/// MatMul's shapes. Zero points are scalars, or per row of A ([M] or [..., M, 1]) and per column
+/// of B ([N] or [..., 1, N]).
+struct MatMulInteger: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
+            throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(type.dataType)")
+        }
+        return try MatMul().outputTypes(inputs.prefix(2).map { $0.map { TensorType(.int32, $0.dims) } })
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { throw OpError("MatMulInteger needs inputs A and B") }
+        let aZero = inputs.count > 2 ? inputs[2] : nil, bZero = inputs.count > 3 ? inputs[3] : nil
+        // A vector of zero points runs along A's rows (second-to-last axis) and B's columns (last axis).
+        let a32 = try Self.widen(a, minus: aZero, vectorShape: { [$0, 1] }, "A")
+        let b32 = try Self.widen(b, minus: bZero, vectorShape: { [$0] }, "B")
+        return try MatMul().run([a32, b32], context)
+    }
+
+    /// `x − zeroPoint` as int32, the zero point broadcast over x.
+    static func widen(_ x: Tensor, minus zeroPoint: Tensor?, vectorShape: (Int) -> Shape, _ name: String) throws -> Tensor {
+        for tensor in [x, zeroPoint].compactMap({ $0 }) where tensor.dataType != .int8 && tensor.dataType != .uint8 {
+            throw OpError("\(name) and its zero point must be int8 or uint8, not \(tensor.dataType)")
+        }
+        var values = x.integers().map { Int32($0) }
+        if let zeroPoint {
+            let shape = zeroPoint.shape.rank == 1 && zeroPoint.elementCount > 1 ? vectorShape(zeroPoint.elementCount) : zeroPoint.shape
+            let zeros = Tensor(zeroPoint.integers().map { Int32($0) }, shape: shape)
+            let expanded = Tensor(uninitialized: .int32, shape: x.shape)
+            try BroadcastCopy.copy(zeros, to: x.shape, into: expanded.rawPointer)
+            let offsets = expanded.pointer(as: Int32.self)
+            for i in values.indices { values[i] -= offsets[i] }
+        }
+        return Tensor(values, shape: x.shape)
     }
 }

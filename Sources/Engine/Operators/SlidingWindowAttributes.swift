@@ -53,6 +53,7 @@ struct SlidingWindowAttributes: Sendable {
     /// kernel comes from weights, `kernel_shape` must agree with it).
     func check(rank: Int, kernel: [Int]) throws {
         guard (1...3).contains(rank) else { throw OpError("\(rank) spatial axes are not supported (1 to 3 are)") }
+        guard kernel.count == rank, kernel.allSatisfy({ $0 >= 1 }) else { throw OpError("kernel \(kernel) must have \(rank) positive sizes") }
         if let kernelShape, kernelShape != kernel { throw OpError("kernel_shape \(kernelShape) does not match the weights' \(kernel)") }
         if let strides, strides.count != rank { throw OpError("strides \(strides) needs \(rank) values") }
         if let dilations, dilations.count != rank { throw OpError("dilations \(dilations) needs \(rank) values") }

@@ -1,9 +1,9 @@
 import Kernels
 import Tensors
 
-/// Merges an activation (Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh, HardSigmoid,
-/// HardSwish) into the Conv or Gemm before it, which becomes FusedConv or FusedGemm and applies
-/// it in its epilogue.
+/// Merges a pointwise activation (Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh,
+/// HardSigmoid, HardSwish, Elu, Gelu, Mish, …: every `Activation`) into the Conv or Gemm before
+/// it, which becomes FusedConv or FusedGemm and applies it in its epilogue.
 struct ActivationFusion: GraphPass {
     var name: String { "activation-fusion" }
 
@@ -15,7 +15,7 @@ struct ActivationFusion: GraphPass {
             guard node.outputs.count == 1, let input = node.inputs.first, let producer = producers[input],
                   graph.hasSingleReader(input, uses: uses, outputs: outputs),
                   let fusedType = Self.fusedType(of: graph.nodes[producer]),
-                  let activation = Self.activation(of: node, graph.initializers) else { continue }
+                  let activation = Self.activation(of: node, opsets: opsets, graph.initializers) else { continue }
             var fused = graph.nodes[producer]
             fused.domain = OperatorRegistry.internalDomain
             fused.opType = fusedType
@@ -37,37 +37,31 @@ struct ActivationFusion: GraphPass {
         return nil
     }
 
-    /// The activation a node computes, when it is one the fused operators know (Clip only with
-    /// constant bounds).
-    static func activation(of node: Node, _ constants: [String: Tensor]) -> Activation? {
-        guard node.isStandard else { return nil }
-        func float(_ name: String, _ defaultValue: Float) -> Float? {
-            switch node.attributes[name] {
-            case nil: defaultValue
-            case .float(let value)?: value
-            default: nil
+    /// The activation a node computes, when it is a pointwise activation operator (read from the
+    /// operator itself, so defaults and versions are those of the unfused operator) or a Clip with
+    /// constant bounds.
+    static func activation(of node: Node, opsets: [String: Int], _ constants: [String: Tensor]) -> Activation? {
+        guard node.isStandard, node.inputs.count >= 1 else { return nil }
+        if node.opType == "Clip" { return clip(node, constants) }
+        let op = try? OperatorRegistry.make(node, opsets: opsets, constants: node.inputs.map { constants[$0] })
+        return (op as? ActivationOperator)?.activation
+    }
+
+    /// Clip as an activation: bounds are attributes before opset 11 and optional constant inputs after.
+    private static func clip(_ node: Node, _ constants: [String: Tensor]) -> Activation? {
+        func bound(_ position: Int, _ attribute: String, _ unbounded: Float) -> Float? {
+            guard position < node.inputs.count, !node.inputs[position].isEmpty else {
+                switch node.attributes[attribute] {
+                case nil: return unbounded
+                case .float(let value)?: return value
+                default: return nil
+                }
             }
+            guard let tensor = constants[node.inputs[position]], tensor.dataType == .float,
+                  tensor.elementCount == 1 else { return nil }
+            return tensor.scalars(as: Float.self)[0]
         }
-        switch node.opType {
-        case "Relu": return .relu
-        case "Sigmoid": return .sigmoid
-        case "Tanh": return .tanh
-        case "HardSwish": return .hardSwish
-        case "LeakyRelu": return float("alpha", 0.01).map { .leakyRelu(alpha: $0) }
-        case "HardSigmoid":
-            guard let alpha = float("alpha", 0.2), let beta = float("beta", 0.5) else { return nil }
-            return .hardSigmoid(alpha: alpha, beta: beta)
-        case "Clip":
-            // Bounds are attributes before opset 11 and optional constant inputs after.
-            func bound(_ position: Int, _ attribute: String, _ unbounded: Float) -> Float? {
-                guard position < node.inputs.count, !node.inputs[position].isEmpty else { return float(attribute, unbounded) }
-                guard let tensor = constants[node.inputs[position]], tensor.dataType == .float,
-                      tensor.elementCount == 1 else { return nil }
-                return tensor.scalars(as: Float.self)[0]
-            }
-            guard let low = bound(1, "min", -.infinity), let high = bound(2, "max", .infinity) else { return nil }
-            return .clip(min: low, max: high)
-        default: return nil
-        }
+        guard let low = bound(1, "min", -.infinity), let high = bound(2, "max", .infinity) else { return nil }
+        return .clip(min: low, max: high)
     }
 }

@@ -1,6 +1,6 @@
 import Tensors
 
-/// Merges an Add that follows a Conv into it. A constant addend that is one value per output
+/// Merges an Add (or a two-input Sum) that follows a Conv into it. A constant addend that is one value per output
 /// channel joins the bias; any other addend becomes FusedConv's residual input, added in the
 /// epilogue while the output is in cache (ResNet's shortcut). Runs before activation fusion,
 /// since the residual is added before the activation.
@@ -14,7 +14,7 @@ struct ConvAddFusion: GraphPass {
         var position = [Int](repeating: 0, count: graph.nodes.count)
         for (step, index) in try GraphOrder.sorted(graph).enumerated() { position[index] = step }
         var removed = Set<Int>()
-        for (index, add) in graph.nodes.enumerated() where add.isStandard("Add") {
+        for (index, add) in graph.nodes.enumerated() where add.isStandard("Add") || add.isStandard("Sum") {
             guard add.inputs.count == 2, add.outputs.count == 1, add.inputs[0] != add.inputs[1] else { continue }
             let candidates = (0..<2).compactMap { side -> (side: Int, conv: Int)? in
                 let value = add.inputs[side]
@@ -50,26 +50,33 @@ struct ConvAddFusion: GraphPass {
         return node.isInternal("FusedConv") && node.inputs.count < 4 && node.attributes["activation"] == nil
     }
 
-    /// The new bias when `addend` is a constant float holding one value per output channel (shape
-    /// [M, 1, …] or [1, M, 1, …] aligned to the output's trailing axes, or a single value) and the
+    /// The new bias when `addend` is a constant float holding one value per output channel and the
     /// existing bias, if any, is constant too; nil otherwise.
     static func channelBias(_ conv: Node, addend: String, _ graph: Graph) -> Tensor? {
-        guard let value = graph.initializers[addend], value.dataType == .float,
-              let weights = graph.initializers[conv.inputs[1]], weights.dataType == .float else { return nil }
-        let rank = weights.shape.rank, channels = weights.shape[0]
-        let dims = value.shape.dims
-        guard dims.count <= rank else { return nil }
-        // Axis 1 of the output (channels) is at this position in the addend's dims, if it reaches it.
-        let channelAxis = dims.count - (rank - 1)
-        for (axis, size) in dims.enumerated() where size != 1 && !(axis == channelAxis && size == channels) { return nil }
-        let values = value.scalars(as: Float.self)
-        var bias = [Float](repeating: 0, count: channels)
+        guard let value = graph.initializers[addend], let weights = graph.initializers[conv.inputs[1]],
+              weights.dataType == .float,
+              let values = value.perChannelValues(channels: weights.shape[0], outputRank: weights.shape.rank) else { return nil }
+        var bias = [Float](repeating: 0, count: values.count)
         if !conv.inputs[2].isEmpty {
             guard let existing = graph.initializers[conv.inputs[2]], existing.dataType == .float,
-                  existing.elementCount == channels else { return nil }
+                  existing.elementCount == values.count else { return nil }
             bias = existing.scalars(as: Float.self)
         }
-        for channel in 0..<channels { bias[channel] += values.count == 1 ? values[0] : values[channel] }
-        return Tensor(bias, shape: [channels])
+        for channel in bias.indices { bias[channel] += values[channel] }
+        return Tensor(bias, shape: [values.count])
+    }
+}
+
+extension Tensor {
+    /// For a float constant that broadcasts against a convolution output of rank `outputRank` as
+    /// one value per channel (shape [M, 1, …] or [1, M, 1, …] aligned to the trailing axes, or a
+    /// single value): the `channels` values. Nil for any other shape or type.
+    func perChannelValues(channels: Int, outputRank: Int) -> [Float]? {
+        guard dataType == .float, shape.rank <= outputRank else { return nil }
+        // Axis 1 of the output (channels) sits at this position among our dims, if we reach it.
+        let channelAxis = shape.rank - (outputRank - 1)
+        for (axis, size) in shape.dims.enumerated() where size != 1 && !(axis == channelAxis && size == channels) { return nil }
+        let values = scalars(as: Float.self)
+        return values.count == 1 ? Array(repeating: values[0], count: channels) : values
     }
 }

@@ -11,6 +11,7 @@ package enum GraphOptimizer {
         IdentityElimination(),
         ConstantFolding(),
         ConvBatchNormFolding(),
+        ConvMulFolding(),
         ConvAddFusion(),
         MatMulAddFusion(),
         ActivationFusion(),
