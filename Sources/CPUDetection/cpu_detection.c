@@ -64,8 +64,26 @@ static const char *find_variable(char **envp, const char *name) {
 /// Marks a process we re-executed with a core of our choosing (so it can say so).
 #define CHOSEN_MARKER "ONNX_SERVE_OPENBLAS_CORETYPE_CHOSEN"
 
+/// 1 if the CPU has what code compiled for `-target-cpu haswell` uses (AVX2, FMA, BMI1/2, F16C).
+int onnx_serve_cpu_runs_haswell_code(void) {
+    __builtin_cpu_init();
+    return onnx_serve_cpu_has_avx2() && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("f16c");
+}
+
 static void onnx_serve_choose_coretype(int argc, char **argv, char **envp) {
     (void)argc;
+#ifdef ONNX_SERVE_REQUIRES_HASWELL
+    // The engine's loops were compiled for Haswell-level x86-64 (see Package.swift): on an older
+    // CPU they would die of an illegal instruction somewhere in the first inference. Say so now.
+    if (!onnx_serve_cpu_runs_haswell_code()) {
+        static const char message[] = "onnx-serve: this build needs a CPU with AVX2, FMA and BMI2 "
+            "(x86-64-v3); rebuild with ONNX_SERVE_PORTABLE=1 swift build -c release\n";
+        ssize_t written = write(2, message, sizeof message - 1);
+        (void)written;
+        _exit(1);
+    }
+#endif
     // During pre-init libc has not set up `environ` yet (getenv sees nothing and setenv's changes
     // are discarded when libc initialises), so read `envp` directly and, to add a variable,
     // re-execute this program with it: the only way the value is in place when OpenBLAS's

@@ -85,6 +85,8 @@ public struct GemmPanels: Sendable {
     static let outputFloats = 1 << 17
     /// Below this many multiply-adds per thread, a product is not worth splitting further.
     static let minimumParallelWork = 1 << 17
+    /// Multiply-adds below which a task is not split further to balance threads (about 20 µs).
+    static let minimumTaskWork = 1 << 21
     /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.
     static let alignment = 16
 
@@ -112,8 +114,11 @@ public struct GemmPanels: Sendable {
                 rowPanels = Swift.min(perItem, Swift.max(1, rows / align))
             }
         } else if useful > 1, items * columnPanels * rowPanels < 4 * useful {
-            // Few tasks: make their count a multiple of the threads so none waits for a straggler.
-            let total = (items * columnPanels * rowPanels + useful - 1) / useful * useful
+            // Few tasks: make their count a multiple of the threads, and up to four per thread
+            // while each keeps `minimumTaskWork`, so a thread that started late or was slowed by
+            // another process hands tasks to the others instead of holding everyone up.
+            let wanted = Swift.max(items * columnPanels * rowPanels, Swift.min(4 * useful, work / Self.minimumTaskWork))
+            let total = (wanted + useful - 1) / useful * useful
             let needed = (total + items - 1) / items
             if wide {
                 columnPanels = Swift.min((needed + rowPanels - 1) / rowPanels, Swift.max(1, columns / align))

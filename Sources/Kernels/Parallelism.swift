@@ -4,8 +4,9 @@ internal import CPUDetection
 /// How many threads a computation may use, and the loop that spreads work over them.
 ///
 /// All of the engine's parallel work goes through here (OpenBLAS itself is called single-threaded
-/// from inside these loops), so one number governs every core the engine uses. The loop runs on
-/// Dispatch's shared pool, which never starts more workers than there are cores, so several
+/// from inside these loops), so one number governs every core the engine uses. Loops run on the
+/// engine's `WorkerPool` (one thread per core, spinning briefly between loops), or on Dispatch's
+/// shared pool when that is busy; neither starts more threads than there are cores, so several
 /// sessions running at once share the cores instead of oversubscribing them.
 public struct Parallelism: Sendable, Hashable {
     /// Most threads one loop may use, at least 1.
@@ -38,12 +39,20 @@ public struct Parallelism: Sendable, Hashable {
 
     /// Runs `body(i)` for every `i` in `0..<count`, spread over up to `threads` threads.
     /// `body` must be safe to call concurrently for different indices.
+    ///
+    /// The loop runs on the engine's spinning `WorkerPool` (the caller takes part); when the pool
+    /// is already running another loop, on Dispatch's shared pool.
     public func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         if threads == 1 || count == 1 {
             for index in 0..<count { body(index) }
             return
         }
+        let participants = min(threads, count)
+        let ran = flushesDenormals
+            ? WorkerPool.shared.run(count, helpers: participants - 1) { index in withFloatingPointMode { body(index) } }
+            : WorkerPool.shared.run(count, helpers: participants - 1, body)
+        if ran { return }
         withoutActuallyEscaping(body) { body in
             let unsafeBody = UnsafeSendable(body)
             DispatchQueue.concurrentPerform(iterations: count) { index in
