@@ -153,11 +153,14 @@ def batching_repository(root):
         f.write("batching:\n  max_batch_size: 16\n")
     lookup(os.path.join(root, "lookup", "1", "model.onnx"))
     path = slow(os.path.join(root, "slow", "1", "model.onnx"))
+    # slow_fifo is four times deeper (~0.1 s per batch row here): its tests need one request to
+    # still be running when the next arrives, with a wide margin on a fast or loaded machine.
+    slow(os.path.join(root, "slow_fifo", "1", "model.onnx"), layers=64)
     for name, settings in [("slow", "  enabled: false\n  max_queue_length: 2\n"),
                            ("slow_deadline", "  enabled: false\n  default_deadline_ms: 5\n"),
                            ("slow_fifo", "  enabled: false\n")]:
         os.makedirs(os.path.join(root, name, "1"), exist_ok=True)
-        if name != "slow":
+        if name == "slow_deadline":
             os.symlink(path, os.path.join(root, name, "1", "model.onnx"))
         with open(os.path.join(root, name, "config.yaml"), "w") as f:
             f.write("batching:\n" + settings)

@@ -75,15 +75,19 @@ def test_deadline_passes_before_running(daemon):
 
 
 def test_request_timeout_parameter_sets_a_deadline(daemon):
-    x = np.zeros((4, 128, 1024), dtype=np.float32)
-    body = lambda timeout: {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
-                            "parameters": {"timeout": timeout}}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(requests.post, daemon.url + "/v2/models/slow_fifo/infer", json=body(0), timeout=120)
+    heavy = np.zeros((4, 128, 1024), dtype=np.float32)
+    light = {"inputs": [{"name": "x", "shape": [1, 128, 1024], "datatype": "FP32", "data": [0.0] * (128 * 1024)}],
+             "parameters": {"timeout": 1000}}  # microseconds, as in Triton
+    light = json.dumps(light)
+    with socket.create_connection(("127.0.0.1", daemon.port)) as running:
+        running.sendall(binary_infer_request(heavy))  # binary: no decode time, it starts at once
         time.sleep(0.05)
-        second = pool.submit(requests.post, daemon.url + "/v2/models/slow_fifo/infer", json=body(1000), timeout=120)
-        assert first.result().status_code == 200
-        assert second.result().status_code == 504, second.result().text
+        # The heavy request (no batching on slow_fifo) still runs: this one's 1 ms passes in the queue.
+        second = requests.post(daemon.url + "/v2/models/slow_fifo/infer", data=light, timeout=120)
+        assert second.status_code == 504, second.text
+        assert "deadline" in second.json()["error"]
+        running.settimeout(120)
+        assert running.recv(12).startswith(b"HTTP/1.1 200")
 
 
 def binary_infer_request(array):
