@@ -6,13 +6,18 @@ server (benchmarks/fastapi_ort/app.py) under the same load. Every request is a T
 predict with one row (`{"instances": [...]}`); the server, wrk and the Python server share
 the machine's cores.
 
-    python3 benchmarks/batching_load.py [--seconds 5] [--clients 1,4,16,64]
+All three servers run at once and their runs alternate; at one client each figure is the median
+of --rounds interleaved runs, since a p50 moves by more than 0.2 ms between runs of a 40 ms CNN
+request on a shared machine. The queue wait each onnx-serve reports (Server-Timing) at one
+client is printed too: it is the cost of the batching queue itself.
+
+    python3 benchmarks/batching_load.py [--seconds 5] [--cnn-seconds 10] [--rounds 3] [--clients 1,4,16,64]
 """
 import argparse
 import json
 import os
 import re
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,11 +68,14 @@ def to_ms(text):
 
 
 def wrk(url, body_file, clients, seconds):
+    # wrk gives up on a request after 2 s by default and counts it as an error; 64 clients queued
+    # on a CNN wait longer than that, so allow 30 s: what is counted as an error then is a failure.
     script = 'wrk.method = "POST"\nlocal f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n' % body_file
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
-        done = subprocess.run(["wrk", "-t%d" % min(clients, 2), "-c%d" % clients, "-d%ds" % seconds, "--latency", "-s", lua.name, url],
+        done = subprocess.run(["wrk", "-t%d" % min(clients, 2), "-c%d" % clients, "-d%ds" % seconds, "--timeout", "30s",
+                               "--latency", "-s", lua.name, url],
                               capture_output=True, text=True)
     out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -81,9 +89,34 @@ def wrk(url, body_file, clients, seconds):
     return rps, p50, p99, count
 
 
+def queue_wait_one_client(url, body, count):
+    """Median queue wait (ms) the server reports in Server-Timing over `count` sequential requests."""
+    import requests
+
+    waits = []
+    with requests.Session() as session:
+        for _ in range(count):
+            answer = session.post(url, data=body, timeout=60)
+            answer.raise_for_status()
+            waits.append(float(re.search(r"queue;dur=([\d.]+)", answer.headers["Server-Timing"]).group(1)))
+    return statistics.median(waits)
+
+
+def median_result(runs):
+    """Per-figure median over rounds (req/s, p50, p99); errors summed."""
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+            statistics.median(r[2] for r in runs), sum(r[3] for r in runs))
+
+
+SERVERS = ("batching on", "batching off", "FastAPI+ORT")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk window for the digits model")
+    parser.add_argument("--cnn-seconds", type=int, default=10,
+                        help="wrk window for the CNNs (doubled at 64 clients, where one request waits seconds)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds at one client (medians reported)")
     parser.add_argument("--clients", default="1,4,16,64")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
@@ -109,28 +142,44 @@ def main():
             body_files[name] = os.path.join(directory, name + ".json")
             with open(body_files[name], "w") as f:
                 f.write(json.dumps(bodies[name]))
-        results = {}
-        for server in ("batching on", "batching off", "FastAPI+ORT"):
-            port = 8610
-            process = fastapi(flat, port) if server == "FastAPI+ORT" else onnx_serve(repository, port, server == "batching on")
-            try:
-                for name in models:
-                    url = "http://127.0.0.1:%d/v1/models/%s:predict" % (port, name)
+        # All three servers run at once (idle ones cost nothing) so that their runs can alternate:
+        # a slow minute on the shared machine then hits all of them, not one.
+        ports = dict(zip(SERVERS, (8610, 8611, 8612)))
+        processes = []
+        results, queue_waits = {}, {}
+        try:
+            for server, port in ports.items():
+                processes.append(fastapi(flat, port) if server == "FastAPI+ORT"
+                                 else onnx_serve(repository, port, server == "batching on"))
+            for name in models:
+                urls = {server: "http://127.0.0.1:%d/v1/models/%s:predict" % (port, name) for server, port in ports.items()}
+                for url in urls.values():
                     wrk(url, body_files[name], 2, 1)  # warm-up
-                    for count in clients:
-                        results[(server, name, count)] = wrk(url, body_files[name], count, args.seconds)
+                for count in clients:
+                    window = args.seconds if name == "digits" else args.cnn_seconds * (2 if count >= 64 else 1)
+                    runs = {server: [] for server in SERVERS}
+                    for _ in range(args.rounds if count == 1 else 1):
+                        for server in SERVERS:
+                            runs[server].append(wrk(urls[server], body_files[name], count, window))
+                    for server in SERVERS:
+                        results[(server, name, count)] = median_result(runs[server])
                         print("%-13s %-13s %3d clients: %9.1f req/s  p50 %8.2f ms  p99 %8.2f ms  errors %d"
                               % ((server, name, count) + results[(server, name, count)]), flush=True)
-            finally:
+                with open(body_files[name]) as f:
+                    body = f.read()
+                for server in ("batching on", "batching off"):
+                    queue_waits[(server, name)] = queue_wait_one_client(urls[server], body, 200 if name == "digits" else 30)
+        finally:
+            for process in processes:
                 process.terminate()
                 process.wait()
 
-    print("\nsummary (req/s; latency p50/p99 ms)")
+    print("\nsummary (req/s; latency p50/p99 ms; one-client figures are medians of %d interleaved rounds)" % args.rounds)
     print("%-13s %7s | %-26s | %-26s | %-26s | %s" % ("model", "clients", "batching on", "batching off", "FastAPI+ORT", "on/off, on/FastAPI req/s"))
     failures = []
     for name in models:
         for count in clients:
-            on, off, py = (results[(s, name, count)] for s in ("batching on", "batching off", "FastAPI+ORT"))
+            on, off, py = (results[(s, name, count)] for s in SERVERS)
             cell = lambda r: "%8.1f  %7.2f/%8.2f" % r[:3]
             print("%-13s %7d | %s | %s | %s | %.2fx, %.2fx" % (name, count, cell(on), cell(off), cell(py), on[0] / off[0], on[0] / py[0]))
             if count >= 4 and on[0] < off[0]:
@@ -139,6 +188,9 @@ def main():
                 failures.append("%s at 1 client: batching on p50 %.2f ms is more than 0.2 ms above off %.2f" % (name, on[1], off[1]))
             if on[3] or off[3]:
                 failures.append("%s at %d clients: errors (on %d, off %d)" % (name, count, on[3], off[3]))
+    print("\nqueue wait the server reports (Server-Timing), one client, sequential requests, median ms:")
+    for name in models:
+        print("  %-13s batching on %.3f, off %.3f" % (name, queue_waits[("batching on", name)], queue_waits[("batching off", name)]))
     print("\nchecks: " + ("all hold" if not failures else "; ".join(failures)))
 
 

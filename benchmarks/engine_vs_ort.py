@@ -59,12 +59,18 @@ def ort_bench(model, batch, threads, seconds):
 
 
 def child_peak_rss_mb(command):
-    """Peak RSS of a child process, in MiB (from wait4's rusage)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError("%s failed: %s" % (command[0], process.stderr.read().decode()))
-    return usage.ru_maxrss / 1024
+    """Peak RSS of a command, in MiB, as GNU time reports it (`time` package).
+
+    Not from our own wait4: Linux keeps a process's peak RSS across exec, so a child forked from
+    this (large) Python process would report this process's size, not its own. GNU time is
+    small, so what it forks and execs starts from nothing."""
+    if not os.path.exists("/usr/bin/time"):
+        raise SystemExit("peak RSS needs GNU time: apt-get install time")
+    done = subprocess.run(["/usr/bin/time", "-f", "%M"] + command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (command[0], done.stderr))
+    return int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 ORT_ONCE = """

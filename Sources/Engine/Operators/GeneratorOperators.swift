@@ -17,7 +17,7 @@ enum GeneratorOperators {
 // MARK: Constant
 
 /// Constant: the tensor of whichever `value*` attribute is set (`value`, `value_float(s)`,
-/// `value_int(s)`, `value_string(s)`); sparse values are not supported.
+/// `value_int(s)`, `value_string(s)`, `sparse_value` made dense at import).
 struct Constant: Operator {
     let value: Tensor
 
@@ -28,7 +28,8 @@ struct Constant: Operator {
             throw OpError("Constant needs exactly one value attribute, has \(present.isEmpty ? "none" : present.joined(separator: ", "))")
         }
         switch form {
-        case "value": value = try context.required(form, context.tensor)
+        // The importer makes a sparse_value dense (values scattered over zeros) when it reads it.
+        case "value", "sparse_value": value = try context.required(form, context.tensor)
         case "value_float": value = Tensor(scalar: try context.required(form, context.float))
         case "value_floats":
             let floats = try context.required(form, context.floats)
@@ -41,7 +42,7 @@ struct Constant: Operator {
         case "value_strings":
             let strings = try context.required(form, context.strings)
             value = Tensor(strings: strings, shape: [strings.count])
-        default: throw OpError("sparse_value constants are not supported")
+        default: throw OpError("Constant has an unknown value attribute '\(form)'")
         }
     }
 
