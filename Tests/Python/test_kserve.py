@@ -1,5 +1,6 @@
-"""Open Inference Protocol (KServe v2) with Triton's extensions, driven by the real tritonclient
-and by plain requests with the exact bodies clients send; outputs compared with onnxruntime."""
+"""Open Inference Protocol (KServe v2) with Triton's extensions, driven by the real clients
+(tritonclient.http and KServe's Python SDK, InferenceRESTClient) and by plain requests with the
+exact bodies clients send; outputs compared with onnxruntime."""
 import json
 import struct
 
@@ -196,6 +197,67 @@ def test_binary_framing_by_hand(daemon):
     assert header["outputs"][0]["parameters"]["binary_data_size"] == 12
     assert header["outputs"][1]["data"] == [2, 2, 2]
     np.testing.assert_array_equal(np.frombuffer(answer.content[length:], dtype=np.float32), [2, 3, 4])
+
+
+# MARK: KServe's Python SDK (kserve.InferenceRESTClient)
+
+def kserve_call(daemon, protocol, method, *args, **kwargs):
+    """Runs one call of KServe's async REST client against the daemon, in a fresh event loop."""
+    import asyncio
+
+    from kserve import InferenceRESTClient, RESTConfig
+
+    async def call():
+        client = InferenceRESTClient(RESTConfig(protocol=protocol, timeout=30, retries=0))
+        try:
+            return await getattr(client, method)(daemon.url, *args, **kwargs)
+        finally:
+            await client.close()
+
+    return asyncio.run(call())
+
+
+def test_kserve_client_health(daemon):
+    assert kserve_call(daemon, "v2", "is_server_live")
+    assert kserve_call(daemon, "v2", "is_server_ready")
+    assert kserve_call(daemon, "v2", "is_model_ready", "cnn")
+    assert not kserve_call(daemon, "v2", "is_model_ready", "broken")
+
+
+@pytest.mark.parametrize("binary_data", [False, True])
+def test_kserve_client_v2_infer_matches_onnxruntime(daemon, repo, binary_data):
+    from kserve import InferInput, InferRequest
+    from kserve.protocol.infer_type import RequestedOutput
+
+    x = images(2, seed=5)
+    given = InferInput("image", list(x.shape), "FP32")
+    given.set_data_from_numpy(x, binary_data=binary_data)
+    request = InferRequest("cnn", [given], request_id="kserve-1",
+                           request_outputs=[RequestedOutput("probabilities", parameters={"binary_data": binary_data})])
+    response = kserve_call(daemon, "v2", "infer", request, model_name="cnn")
+    assert response.id == "kserve-1" and response.model_name == "cnn"
+    expected = reference(repo + "/cnn/1/model.onnx", {"image": x})["probabilities"]
+    np.testing.assert_allclose(response.outputs[0].as_numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_kserve_client_v1_predict(daemon, repo):
+    """KServe's v1 protocol is TF Serving's :predict; its client gets the same answer."""
+    x = images(2, seed=6)
+    answer = kserve_call(daemon, "v1", "infer", {"instances": x.tolist()}, model_name="cnn")
+    expected = reference(repo + "/cnn/1/model.onnx", {"image": x})["probabilities"]
+    np.testing.assert_allclose(np.array(answer["predictions"], dtype=np.float32), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_kserve_client_errors_are_http_errors(daemon):
+    import httpx
+    from kserve import InferInput, InferRequest
+
+    wrong = InferInput("image", [1, 3], "FP32")
+    wrong.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32))
+    with pytest.raises(httpx.HTTPStatusError) as failure:
+        kserve_call(daemon, "v2", "infer", InferRequest("cnn", [wrong]), model_name="cnn")
+    assert failure.value.response.status_code == 400 and "error" in failure.value.response.json()
+    assert kserve_call(daemon, "v2", "is_model_ready", "cnn")
 
 
 def test_kserve_sdk_json_body(daemon):

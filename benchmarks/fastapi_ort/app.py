@@ -31,6 +31,9 @@ async def predict(name: str, request: Request):
     feeds = {session.get_inputs()[0].name: np.asarray(payload["instances"], dtype=np.float32)}
     outputs = await run_in_threadpool(session.run, None, feeds)
     names = [o.name for o in session.get_outputs()]
-    predictions = outputs[0] if len(names) == 1 else [dict(zip(names, row)) for row in zip(*outputs)]
+    # Several outputs: one object per row. `tolist()` turns ORT's numpy.longlong scalars (which
+    # orjson cannot serialise) into plain numbers.
+    predictions = outputs[0] if len(names) == 1 else [dict(zip(names, (o[i].tolist() for o in outputs)))
+                                                      for i in range(len(outputs[0]))]
     return Response(orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json")
