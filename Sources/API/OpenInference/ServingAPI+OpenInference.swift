@@ -72,9 +72,29 @@ extension ServingAPI {
         case .infer(let spec):
             exchange.model = spec.name
             exchange.api = "v2-infer"
-            work.async { self.infer(spec, exchange) }
+            if Self.decodesInline(exchange.request) {
+                infer(spec, exchange)
+            } else {
+                work.async { self.infer(spec, exchange) }
+            }
         }
     }
+
+    /// Whether an infer request is decoded on the HTTP thread that received it rather than on the
+    /// work queue: binary requests with a small JSON header, whose tensors are read in place or
+    /// copied once. Handing them to another thread would cost more than decoding them (a thread
+    /// wake-up is tens of microseconds); a JSON body, whose parse takes milliseconds, never holds
+    /// an HTTP thread.
+    static func decodesInline(_ request: HTTPRequest) -> Bool {
+        guard let value = request.headers["Inference-Header-Content-Length"],
+              let headerLength = Int(value.trimmingCharacters(in: .whitespaces)) else { return false }
+        return headerLength <= inlineHeaderLimit && request.body.count <= inlineBodyLimit
+    }
+
+    /// Largest JSON header of a binary request decoded on the HTTP thread.
+    static let inlineHeaderLimit = 64 << 10
+    /// Largest binary request body decoded on the HTTP thread (a copy of it takes about a millisecond).
+    static let inlineBodyLimit = 16 << 20
 
     /// 200 with the body `body` returns, or the error's response.
     func answer(_ body: () throws(ServingError) -> [UInt8]) -> HTTPResponse {
