@@ -8,10 +8,11 @@ the machine's cores.
 
 All three servers run at once and their runs alternate; each figure is the median of --rounds
 interleaved runs, since on a shared machine a p50 moves by more than 0.2 ms between runs of a
-40 ms CNN request, and throughput by 10%. The queue wait each onnx-serve reports (Server-Timing) at one
-client is printed too: it is the cost of the batching queue itself. The one-client check
-(batching on within 0.2 ms of off) uses requests sent to the two servers in turn, one by one,
-which is the only way to compare two p50s that closely here.
+40 ms CNN request, and throughput by 10%. The one-client check (batching on within 0.2 ms of
+off) uses requests sent to the two onnx-serve servers in turn, one by one, which is the only
+way to compare two p50s that closely here; the queue wait each reports (Server-Timing), the
+cost of the batching queue itself, is printed beside it. The servers' logs go to
+/tmp/batching_load-<port>.log.
 
     python3 benchmarks/batching_load.py [--seconds 5] [--cnn-seconds 6] [--rounds 3] [--clients 1,4,16,64]
 """

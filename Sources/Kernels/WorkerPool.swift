@@ -85,9 +85,15 @@ final class WorkerPool: @unchecked Sendable {
                     pthread_mutex_unlock(mutex)
                 }
                 help(pointer)
-                // Places nobody took are withdrawn; wait for the workers that did take one.
+                // Places nobody took are withdrawn; wait for the workers that did take one. They
+                // are finishing their last index: spin, but yield the core if that takes long (a
+                // helper descheduled by a busy machine needs it more than we do).
                 let joined = offered - slots.exchange(0, ordering: .acquiringAndReleasing)
-                while finished.load(ordering: .acquiring) < joined { onnx_serve_spin_pause() }
+                var spins = 0
+                while finished.load(ordering: .acquiring) < joined {
+                    spins += 1
+                    if spins < Self.spinLimit { onnx_serve_spin_pause() } else { sched_yield() }
+                }
                 self.body = nil
                 return true
             }
