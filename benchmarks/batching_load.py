@@ -15,6 +15,7 @@ cost of the batching queue itself, is printed beside it. The servers' logs go to
 /tmp/batching_load-<port>.log.
 
     python3 benchmarks/batching_load.py [--seconds 5] [--cnn-seconds 6] [--rounds 3] [--clients 1,4,16,64]
+        [--models digits,mobilenet_v2,resnet18]
 """
 import argparse
 import json
@@ -134,12 +135,14 @@ def main():
                         help="wrk window for the CNNs (doubled at 64 clients, where one request waits seconds)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--models", default="digits,mobilenet_v2,resnet18")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
 
     rng = np.random.default_rng(0)
     models = {"digits": os.path.join(ROOT, "config", "models", "digits", "1", "model.onnx"),
               "mobilenet_v2": os.path.join(MODELS, "mobilenet_v2.onnx"), "resnet18": os.path.join(MODELS, "resnet18.onnx")}
+    models = {name: path for name, path in models.items() if name in args.models.split(",")}
     for path in models.values():
         if not os.path.exists(path):
             sys.exit("%s missing: run benchmarks/export_models.py" % path)

@@ -106,11 +106,21 @@ public final class ServedModel: Sendable {
         guard batchable else { return (1, nil) }
         let names = request.inputs.keys.sorted()
         let rows = request.inputs[names[0]]?.shape.first ?? 1
+        // Built from plain concatenation (no string interpolation of enums and arrays, which
+        // goes through reflection): this runs for every request of a batching model.
         var parts: [String] = []
+        parts.reserveCapacity(names.count + 1)
         for name in names {
             let tensor = request.inputs[name]!
             guard tensor.shape.first == rows else { return (rows, nil) }
-            parts.append("\(name):\(tensor.dataType):\(tensor.shape.dims.dropFirst())")
+            var part = name
+            part += ":"
+            part += String(tensor.dataType.rawValue)
+            for size in tensor.shape.dims.dropFirst() {
+                part += ","
+                part += String(size)
+            }
+            parts.append(part)
         }
         parts.append("outputs:" + (request.outputs?.sorted().joined(separator: ",") ?? "*"))
         return (rows, BatchSignature(parts: parts))
