@@ -86,9 +86,17 @@ extension ServingAPI {
     /// wake-up is tens of microseconds); a JSON body, whose parse takes milliseconds, never holds
     /// an HTTP thread.
     static func decodesInline(_ request: HTTPRequest) -> Bool {
-        guard let value = request.headers["Inference-Header-Content-Length"],
-              let headerLength = Int(value.trimmingCharacters(in: .whitespaces)) else { return false }
+        guard case let headerLength?? = try? binaryHeaderLength(request) else { return false }
         return headerLength <= inlineHeaderLimit && request.body.count <= inlineBodyLimit
+    }
+
+    /// The `Inference-Header-Content-Length` of a binary request, nil for a JSON one.
+    static func binaryHeaderLength(_ request: HTTPRequest) throws(ServingError) -> Int? {
+        guard let value = request.headers["Inference-Header-Content-Length"] else { return nil }
+        guard let length = Int(value.trimmingCharacters(in: .whitespaces)), length >= 0 else {
+            throw .invalidArgument("Inference-Header-Content-Length must be a non-negative integer, not '\(value)'")
+        }
+        return length
     }
 
     /// Largest JSON header of a binary request decoded on the HTTP thread.
@@ -128,13 +136,7 @@ extension ServingAPI {
         let received = exchange.start
         do throws(ServingError) {
             let model = try registry.resolve(name: spec.name, version: spec.version)
-            var headerLength: Int?
-            if let value = exchange.request.headers["Inference-Header-Content-Length"] {
-                guard let length = Int(value.trimmingCharacters(in: .whitespaces)), length >= 0 else {
-                    throw .invalidArgument("Inference-Header-Content-Length must be a non-negative integer, not '\(value)'")
-                }
-                headerLength = length
-            }
+            let headerLength = try Self.binaryHeaderLength(exchange.request)
             let decoded = try OpenInferenceCodec.decode(exchange.request.body, headerLength: headerLength, model: model)
             if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
             let decodeTime = ContinuousClock.now - received
