@@ -6,6 +6,8 @@ final class ExecutionPlan: Sendable {
     struct Step: Sendable {
         let op: any Operator
         let label: String
+        /// The node's op type (as the optimiser left it).
+        let opType: String
         /// Slot of each input; nil for an omitted optional input.
         let inputs: [Int?]
         /// Slot of each output; nil for an output nobody uses.
@@ -75,13 +77,21 @@ final class ExecutionPlan: Sendable {
     }
 
     /// Runs the scheduled steps over `values` (inputs and constants already in place).
-    func execute(_ schedule: Schedule, values: inout [Tensor?], context: ExecutionContext) throws(EngineError) {
+    func execute(_ schedule: Schedule, values: inout [Tensor?], context: ExecutionContext,
+                 profiler: NodeProfiler? = nil) throws(EngineError) {
         for (position, index) in schedule.steps.enumerated() {
             let step = steps[index]
             let inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
             let results: [Tensor]
             do {
-                results = try step.op.run(inputs, context)
+                if let profiler {
+                    let start = ContinuousClock.now
+                    results = try step.op.run(inputs, context)
+                    profiler.record(step: index, node: step.label, opType: step.opType, outputShape: results.first?.shape,
+                                    duration: ContinuousClock.now - start)
+                } else {
+                    results = try step.op.run(inputs, context)
+                }
             } catch let error as OpError {
                 throw .runtime(node: step.label, message: error.message)
             } catch let error as EngineError {

@@ -93,7 +93,9 @@ public final class InferenceSession: Sendable {
 
     /// Runs the model. `outputs` names the outputs wanted (all when nil); the result maps each to
     /// its tensor. Throws `EngineError.invalidInput` for feeds that do not fit the model.
-    public func run(_ feeds: [String: Tensor], outputs wanted: [String]? = nil) throws(EngineError) -> [String: Tensor] {
+    /// With a `profiler`, the time of every node is added to it.
+    public func run(_ feeds: [String: Tensor], outputs wanted: [String]? = nil,
+                    profiler: NodeProfiler? = nil) throws(EngineError) -> [String: Tensor] {
         try validate(feeds)
         let names = wanted ?? plan.outputOrder
         for name in names where plan.outputSlots[name] == nil {
@@ -105,7 +107,8 @@ public final class InferenceSession: Sendable {
         for (name, tensor) in feeds { values[plan.inputSlots[name]!] = tensor }
         let parallelism = Parallelism(threads: options.intraOpThreads, flushesDenormals: options.flushDenormals)
         try parallelism.withFloatingPointMode { () throws(EngineError) in
-            try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism))
+            try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism),
+                             profiler: profiler)
         }
         var results: [String: Tensor] = [:]
         for name in names {

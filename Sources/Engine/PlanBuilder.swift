@@ -43,7 +43,7 @@ enum PlanBuilder {
                 types[output] = refine(declared: types[output], inferred: type)
             }
             steps.append(ExecutionPlan.Step(
-                op: op, label: node.label,
+                op: op, label: node.label, opType: node.opType,
                 inputs: node.inputs.map { $0.isEmpty ? nil : slot($0) },
                 outputs: node.outputs.map { $0.isEmpty ? nil : slot($0) }))
         }

@@ -42,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Time every node during the timed runs and print where the time goes (per op type, and the slowest nodes).")
+    var profile = false
+
     func run() throws {
         try reportingErrors {
             var sizes: [String: Int] = [:]
@@ -77,10 +80,11 @@ struct BenchCommand: ParsableCommand {
                 warmups += 1
             }
             var latencies: [Double] = []
+            let profiler = profile ? NodeProfiler() : nil
             let start = DispatchTime.now()
             while latencies.count < 10 || Self.seconds(since: start) < seconds {
                 let begin = DispatchTime.now()
-                _ = try session.run(feeds)
+                _ = try session.run(feeds, profiler: profiler)
                 latencies.append(Self.seconds(since: begin) * 1000)
             }
             let total = Self.seconds(since: start)
@@ -93,7 +97,13 @@ struct BenchCommand: ParsableCommand {
                 medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
                 p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
                 throughputPerSecond: Double(latencies.count * batch) / total,
-                openBLASCore: BLAS.coreName, inputs: feeds.keys.sorted().map { "\($0)\(feeds[$0]!.shape)" })
+                openBLASCore: BLAS.coreName, inputs: feeds.keys.sorted().map { "\($0)\(feeds[$0]!.shape)" },
+                profile: profiler.map { profiler in
+                    profiler.nodes.map { entry in
+                        NodeTime(node: entry.node, opType: entry.opType, outputShape: entry.outputShape.map { "\($0)" } ?? "",
+                                 milliseconds: Self.milliseconds(entry.total) / Double(max(1, entry.runs)))
+                    }
+                })
             print(json ? result.json : result.text)
         }
     }
@@ -104,6 +114,8 @@ struct BenchCommand: ParsableCommand {
         var p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
         var openBLASCore: String
         var inputs: [String]
+        /// With --profile: every node's mean time per run, in execution order.
+        var profile: [NodeTime]?
 
         var text: String {
             func ms(_ value: Double) -> String { String(format: "%.3f ms", value) }
@@ -115,7 +127,24 @@ struct BenchCommand: ParsableCommand {
                 runs: \(runs)
                 latency: min \(ms(minMilliseconds)), median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
                 throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
-                """
+                """ + (profile.map(Self.profileText) ?? "")
+        }
+
+        /// Per op type totals, then the 25 slowest nodes; times are means per run.
+        static func profileText(_ nodes: [NodeTime]) -> String {
+            let total = nodes.reduce(0) { $0 + $1.milliseconds }
+            func row(_ name: String, _ ms: Double, _ extra: String) -> String {
+                String(format: "  %-44@ %9.3f ms %5.1f%%  %@", name as NSString, ms, total > 0 ? 100 * ms / total : 0, extra as NSString)
+            }
+            var byType: [String: (Double, Int)] = [:]
+            for node in nodes { byType[node.opType, default: (0, 0)].0 += node.milliseconds; byType[node.opType, default: (0, 0)].1 += 1 }
+            var lines = ["", String(format: "profile: %.3f ms per run in %d nodes; by op type:", total, nodes.count)]
+            for (type, (ms, count)) in byType.sorted(by: { $0.value.0 > $1.value.0 }) { lines.append(row(type, ms, "\(count) nodes")) }
+            lines.append("slowest nodes:")
+            for node in nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(25) {
+                lines.append(row(node.node, node.milliseconds, "-> \(node.outputShape)"))
+            }
+            return "\n" + lines.joined(separator: "\n")
         }
 
         var json: String {
@@ -123,6 +152,11 @@ struct BenchCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
         }
+    }
+
+    struct NodeTime: Encodable {
+        var node: String, opType: String, outputShape: String
+        var milliseconds: Double
     }
 
     static func seconds(since start: DispatchTime) -> Double {
