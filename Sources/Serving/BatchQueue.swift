@@ -63,14 +63,19 @@ package struct BatchQueue: Sendable {
         case arrived(Entry)
         /// The timer asked for by `.armTimer` went off (or an earlier one did).
         case timerFired
-        /// A run finished, freeing its instance.
+        /// A worker started by `.startWorker` is ready to run: it takes the batch formed now.
+        case workerReady
+        /// The calling worker finished its run: it takes the next batch, if one is ready, or stops.
         case runFinished
         /// The client of a request went away.
         case clientGone(id: Int)
     }
 
     package enum Action: Sendable, Equatable {
-        /// Run these requests together, in this order.
+        /// Start a worker (an instance is reserved for it); it reports `.workerReady`.
+        case startWorker
+        /// The worker that reported `.workerReady` or `.runFinished` runs these requests
+        /// together, in this order, and reports `.runFinished`.
         case run([Int])
         /// Answer at once: the queue is full.
         case reject(Int)
@@ -84,12 +89,17 @@ package struct BatchQueue: Sendable {
 
     package let policy: BatchPolicy
     package private(set) var waiting: [Entry] = []
+    /// Instances in use: workers starting or running.
     package private(set) var running = 0
+    /// Workers started but not yet ready. Their batch is formed only when they are ready, so
+    /// requests arriving while a worker wakes up join it: batches grow at no cost in latency.
+    package private(set) var starting = 0
     private var armedTimer: ContinuousClock.Instant?
 
     package init(policy: BatchPolicy) { self.policy = policy }
 
-    /// Applies an event at time `now` and returns what the driver must do, in order.
+    /// Applies an event at time `now` and returns what the driver must do, in order. A `.run`
+    /// is only ever returned for `.workerReady` and `.runFinished`, to the worker that sent them.
     package mutating func handle(_ event: Event, now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         switch event {
@@ -100,8 +110,13 @@ package struct BatchQueue: Sendable {
             waiting.append(entry)
         case .timerFired:
             armedTimer = nil
+        case .workerReady:
+            starting = max(0, starting - 1)
+            expire(now: now, into: &actions)
+            takeBatch(now: now, into: &actions)
         case .runFinished:
-            running = max(0, running - 1)
+            expire(now: now, into: &actions)
+            takeBatch(now: now, into: &actions)
         case .clientGone(let id):
             guard let index = waiting.firstIndex(where: { $0.id == id }) else { return [] }
             waiting.remove(at: index)
@@ -111,23 +126,41 @@ package struct BatchQueue: Sendable {
         return actions
     }
 
-    private mutating func schedule(now: ContinuousClock.Instant, into actions: inout [Action]) {
+    /// The calling worker takes the batch that is ready now, or gives its instance back.
+    private mutating func takeBatch(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        if !waiting.isEmpty {
+            let (batch, ready) = nextBatch(now: now)
+            if ready {
+                let chosen = Set(batch)
+                waiting.removeAll { chosen.contains($0.id) }
+                actions.append(.run(batch))
+                return
+            }
+        }
+        running = max(0, running - 1)
+    }
+
+    private mutating func expire(now: ContinuousClock.Instant, into actions: inout [Action]) {
         let expired = waiting.filter { $0.deadline.map { $0 <= now } ?? false }
         if !expired.isEmpty {
             waiting.removeAll { $0.deadline.map { $0 <= now } ?? false }
             actions.append(contentsOf: expired.map { .expire($0.id) })
         }
+    }
+
+    private mutating func schedule(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        expire(now: now, into: &actions)
         var waitUntil: ContinuousClock.Instant?
-        while running < policy.instances, !waiting.isEmpty {
-            let (batch, ready) = nextBatch(now: now)
-            guard ready else {
+        // One worker starts at a time: it takes whatever is ready when it wakes, and once it
+        // has, the next is started if more is ready.
+        if starting == 0, running < policy.instances, !waiting.isEmpty {
+            if nextBatch(now: now).ready {
+                starting += 1
+                running += 1
+                actions.append(.startWorker)
+            } else {
                 waitUntil = waiting[0].arrival + policy.maxQueueDelay
-                break
             }
-            let chosen = Set(batch)
-            waiting.removeAll { chosen.contains($0.id) }
-            running += 1
-            actions.append(.run(batch))
         }
         let earliestDeadline = waiting.compactMap(\.deadline).min()
         let next = [waitUntil, earliestDeadline].compactMap { $0 }.min()

@@ -3,7 +3,13 @@ import Synchronization
 import Tensors
 
 /// Drives a `BatchQueue` with Dispatch: feeds it events, carries out its actions, and runs
-/// batches on a work queue so that no caller thread ever waits for the engine.
+/// batches on a work queue so that no caller thread waits long for the engine.
+///
+/// One exception: a model whose runs are short (`inlineEngineLimit`) runs a request that finds
+/// its queue idle on the submitting thread, as do up to `inlineBatches` batches formed meanwhile,
+/// before the rest moves to the work queue. For such a model, handing the run to another thread
+/// and waking the caller's again costs more than the run (two context switches, tens of
+/// microseconds each), and the caller holds its thread for no longer than a thread hop would.
 final class BatchScheduler: Sendable {
     /// Runs a group of requests together and returns one result per request, in order.
     typealias Executor = @Sendable ([InferenceRequest]) -> (results: [Result<[String: Tensor], ServingError>], engine: Duration)
@@ -26,6 +32,13 @@ final class BatchScheduler: Sendable {
     private let observer: @Sendable (SchedulerObservation) -> Void
     private let outputOrder: [String]
     let policy: BatchPolicy
+    /// Engine time of recent runs, exponentially weighted (ns); -1 until a run was timed.
+    private let recentEngineNanoseconds = Atomic<Int>(-1)
+
+    /// Runs at most this long (recent mean) may run on the submitting thread.
+    static let inlineEngineLimit = 200_000
+    /// Batches a submitting thread runs before handing the rest to the work queue.
+    static let inlineBatches = 4
 
     /// What the scheduler reports for metrics.
     enum SchedulerObservation {
@@ -59,7 +72,11 @@ final class BatchScheduler: Sendable {
             return (id, state.queue.handle(.arrived(entry), now: now), state.queue.waiting.count)
         }
         observer(.queueLength(length))
-        perform(actions)
+        let recent = recentEngineNanoseconds.load(ordering: .relaxed)
+        let inline = recent >= 0 && recent <= Self.inlineEngineLimit
+        let (batch, startHere) = perform(actions, startInline: inline)
+        assert(batch == nil, "the queue hands batches only to workers")
+        if startHere { workerLoop(inline: true) }
         return id
     }
 
@@ -68,25 +85,37 @@ final class BatchScheduler: Sendable {
         handle(.clientGone(id: id))
     }
 
-    private func handle(_ event: BatchQueue.Event) {
+    /// Feeds `event` to the queue and carries out its actions; returns the batch the calling
+    /// worker must run, if the event came from a worker and the queue gave it one.
+    @discardableResult
+    private func handle(_ event: BatchQueue.Event) -> [Pending]? {
         let now = ContinuousClock.now
         let (actions, length) = state.withLock { state in
             (state.queue.handle(event, now: now), state.queue.waiting.count)
         }
         observer(.queueLength(length))
-        perform(actions)
+        return perform(actions).batch
     }
 
     private func take(_ id: Int) -> Pending? {
         state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
-    private func perform(_ actions: [BatchQueue.Action]) {
+    /// Carries out `actions`. Returns the batch handed to the calling worker, if any, and
+    /// whether a worker is to start on the calling thread (only with `startInline`).
+    private func perform(_ actions: [BatchQueue.Action], startInline: Bool = false) -> (batch: [Pending]?, startHere: Bool) {
+        var batch: [Pending]?
+        var startHere = false
         for action in actions {
             switch action {
+            case .startWorker:
+                if startInline && !startHere {
+                    startHere = true
+                } else {
+                    work.async { self.workerLoop(inline: false) }
+                }
             case .run(let ids):
-                let batch = ids.compactMap { id in take(id) }
-                work.async { self.run(batch) }
+                batch = ids.compactMap { id in take(id) }
             case .reject(let id):
                 observer(.rejected)
                 take(id)?.completion(.failure(ServingError(
@@ -105,11 +134,45 @@ final class BatchScheduler: Sendable {
                 }
             }
         }
+        return (batch, startHere)
+    }
+
+    /// One instance at work: takes the batch formed when it wakes, runs it, and goes on with the
+    /// next ready batch on the same thread (no hand-off between batches) until none is ready.
+    /// On a submitting thread (`inline`), after `inlineBatches` batches the rest continues on
+    /// the work queue.
+    private func workerLoop(inline: Bool) {
+        var next = handle(.workerReady)
+        var runs = 0
+        while let batch = next {
+            if inline && runs >= Self.inlineBatches {
+                work.async { self.continueWork(batch) }
+                return
+            }
+            run(batch)
+            runs += 1
+            next = handle(.runFinished)
+        }
+    }
+
+    /// A worker's loop from a batch it already holds.
+    private func continueWork(_ batch: [Pending]) {
+        var next: [Pending]? = batch
+        while let batch = next {
+            run(batch)
+            next = handle(.runFinished)
+        }
     }
 
     private func run(_ batch: [Pending]) {
+        // Requests whose clients left between the queue's choice and now are already gone
+        // from `pending`; an empty batch still reports `.runFinished` through the loop.
+        if batch.isEmpty { return }
         let start = ContinuousClock.now
         let (results, engine) = executor(batch.map(\.request))
+        let nanoseconds = Int(engine.components.seconds) * 1_000_000_000 + Int(engine.components.attoseconds / 1_000_000_000)
+        let recent = recentEngineNanoseconds.load(ordering: .relaxed)
+        recentEngineNanoseconds.store(recent < 0 ? nanoseconds : (recent * 7 + nanoseconds) / 8, ordering: .relaxed)
         let rows = batch.reduce(0) { $0 + ($1.request.inputs.values.first?.shape.first ?? 1) }
         observer(.run(rows: rows, queueWaits: batch.map { start - $0.arrival }, engine: engine))
         for (pending, result) in zip(batch, results) {
@@ -118,6 +181,5 @@ final class BatchScheduler: Sendable {
                                   queueDuration: start - pending.arrival, engineDuration: engine, batchRows: rows)
             })
         }
-        handle(.runFinished)
     }
 }
