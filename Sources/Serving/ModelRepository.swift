@@ -33,7 +33,10 @@ public struct ModelRepository: Sendable {
 
     /// True when `name` can be a model name: not empty, no path separators, not hidden, no `..`.
     public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 255 && !name.hasPrefix(".") && !name.contains("/") && !name.contains("\0")
+        // Byte checks (with Foundation imported, `contains("/")` is a slow NSString search; this runs per request).
+        let bytes = name.utf8
+        return !bytes.isEmpty && name.count <= 255 && bytes.first != UInt8(ascii: ".")
+            && !bytes.contains(UInt8(ascii: "/")) && !bytes.contains(0)
     }
 
     /// Every model in the repository, sorted by name.

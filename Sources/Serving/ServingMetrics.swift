@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// The daemon's Prometheus metrics: requests, latencies, engine time, models loaded, and the
 /// batching queue's figures. Thread-safe; `exposition()` renders the text format.
@@ -20,33 +21,68 @@ public final class ServingMetrics: Sendable {
 
     public init() {}
 
+    // The registry validates names and labels and looks the metric up on every `make…` call,
+    // several microseconds each; these run for every request, so the metrics of each label set
+    // are made once and kept.
+    private struct RequestKey: Hashable { var model: String, api: String, status: Int }
+    private struct RequestMetrics { var count: Counter, duration: DurationHistogram }
+    private struct ModelKey: Hashable { var model: String, version: Int }
+    private struct ModelMetrics {
+        var engine: DurationHistogram, batchSize: ValueHistogram, queueWait: DurationHistogram, queueLength: Gauge
+    }
+    private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
+    private let modelMetrics = Mutex<[ModelKey: ModelMetrics]>([:])
+
+    private func metrics(model: String, api: String, status: Int) -> RequestMetrics {
+        let key = RequestKey(model: model, api: api, status: status)
+        if let known = requestMetrics.withLock({ $0[key] }) { return known }
+        let made = RequestMetrics(
+            count: registry.makeCounter(descriptor: Self.name("requests", unit: "total", help: "HTTP requests by model, API and status code"),
+                                        labels: [("model", model), ("api", api), ("status", String(status))]),
+            duration: registry.makeDurationHistogram(descriptor: Self.name("request_duration", unit: "seconds", help: "Time from request to response"),
+                                                     labels: [("model", model), ("api", api)], buckets: Self.latencyBuckets))
+        requestMetrics.withLock { $0[key] = made }
+        return made
+    }
+
+    private func metrics(model: String, version: Int) -> ModelMetrics {
+        let key = ModelKey(model: model, version: version)
+        if let known = modelMetrics.withLock({ $0[key] }) { return known }
+        let labels = [("model", model), ("version", String(version))]
+        let made = ModelMetrics(
+            engine: registry.makeDurationHistogram(descriptor: Self.name("engine_duration", unit: "seconds", help: "Time the engine spent on one run (one batch)"),
+                                                   labels: labels, buckets: Self.latencyBuckets),
+            batchSize: registry.makeValueHistogram(descriptor: Self.name("batch_size", help: "Rows per engine run"),
+                                                   labels: labels, buckets: Self.batchSizeBuckets),
+            queueWait: registry.makeDurationHistogram(descriptor: Self.name("queue_duration", unit: "seconds", help: "Time a request waited for the engine"),
+                                                      labels: labels, buckets: Self.latencyBuckets),
+            queueLength: registry.makeGauge(descriptor: Self.name("queue_length", help: "Requests waiting in a model's queue"), labels: labels))
+        modelMetrics.withLock { $0[key] = made }
+        return made
+    }
+
     /// Counts one finished HTTP request.
     public func recordRequest(model: String, api: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: Self.name("requests", unit: "total", help: "HTTP requests by model, API and status code"),
-                             labels: [("model", model), ("api", api), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.name("request_duration", unit: "seconds", help: "Time from request to response"),
-                                       labels: [("model", model), ("api", api)], buckets: Self.latencyBuckets).record(duration)
+        let metrics = metrics(model: model, api: api, status: status)
+        metrics.count.increment()
+        metrics.duration.record(duration)
     }
 
     /// Records one engine run (a batch) of a model.
     public func recordEngineRun(model: String, version: Int, rows: Int, duration: Duration) {
-        let labels = [("model", model), ("version", String(version))]
-        registry.makeDurationHistogram(descriptor: Self.name("engine_duration", unit: "seconds", help: "Time the engine spent on one run (one batch)"),
-                                       labels: labels, buckets: Self.latencyBuckets).record(duration)
-        registry.makeValueHistogram(descriptor: Self.name("batch_size", help: "Rows per engine run"),
-                                    labels: labels, buckets: Self.batchSizeBuckets).record(Double(rows))
+        let metrics = metrics(model: model, version: version)
+        metrics.engine.record(duration)
+        metrics.batchSize.record(Double(rows))
     }
 
     /// Records how long a request waited in its model's queue.
     public func recordQueueWait(model: String, version: Int, duration: Duration) {
-        registry.makeDurationHistogram(descriptor: Self.name("queue_duration", unit: "seconds", help: "Time a request waited for the engine"),
-                                       labels: [("model", model), ("version", String(version))], buckets: Self.latencyBuckets).record(duration)
+        metrics(model: model, version: version).queueWait.record(duration)
     }
 
     /// Sets how many requests wait in a model's queue.
     public func setQueueLength(model: String, version: Int, length: Int) {
-        registry.makeGauge(descriptor: Self.name("queue_length", help: "Requests waiting in a model's queue"),
-                           labels: [("model", model), ("version", String(version))]).set(Double(length))
+        metrics(model: model, version: version).queueLength.set(Double(length))
     }
 
     /// Counts requests turned away because the queue was full.

@@ -82,12 +82,18 @@ extension ServingAPI {
 
     /// Whether an infer request is decoded on the HTTP thread that received it rather than on the
     /// work queue: binary requests with a small JSON header, whose tensors are read in place or
-    /// copied once. Handing them to another thread would cost more than decoding them (a thread
-    /// wake-up is tens of microseconds); a JSON body, whose parse takes milliseconds, never holds
-    /// an HTTP thread.
+    /// copied once, and small JSON bodies. Handing them to another thread would cost more than
+    /// decoding them (a thread wake-up is tens of microseconds); a large JSON body, whose parse
+    /// takes milliseconds, never holds an HTTP thread.
     static func decodesInline(_ request: HTTPRequest) -> Bool {
-        guard case let headerLength?? = try? binaryHeaderLength(request) else { return false }
-        return headerLength <= inlineHeaderLimit && request.body.count <= inlineBodyLimit
+        switch Result(catching: { () throws(ServingError) in try binaryHeaderLength(request) }) {
+        case .success(let headerLength?):
+            return headerLength <= inlineHeaderLimit && request.body.count <= inlineBodyLimit
+        case .success(nil):
+            return request.body.count <= inlineJSONBodyLimit
+        case .failure:
+            return false
+        }
     }
 
     /// The `Inference-Header-Content-Length` of a binary request, nil for a JSON one.
@@ -103,6 +109,9 @@ extension ServingAPI {
     static let inlineHeaderLimit = 64 << 10
     /// Largest binary request body decoded on the HTTP thread (a copy of it takes about a millisecond).
     static let inlineBodyLimit = 16 << 20
+    /// Largest JSON body decoded on the HTTP thread: 8 KiB parse in tens of microseconds, about
+    /// what handing them to the work queue costs.
+    static let inlineJSONBodyLimit = 8 << 10
 
     /// 200 with the body `body` returns, or the error's response.
     func answer(_ body: () throws(ServingError) -> [UInt8]) -> HTTPResponse {
