@@ -134,7 +134,8 @@ struct BenchCommand: ParsableCommand {
         static func profileText(_ nodes: [NodeTime]) -> String {
             let total = nodes.reduce(0) { $0 + $1.milliseconds }
             func row(_ name: String, _ ms: Double, _ extra: String) -> String {
-                String(format: "  %-44@ %9.3f ms %5.1f%%  %@", name as NSString, ms, total > 0 ? 100 * ms / total : 0, extra as NSString)
+                let padded = name.count >= 52 ? name : name + String(repeating: " ", count: 52 - name.count)
+                return "  " + padded + String(format: " %9.3f ms %5.1f%%  ", ms, total > 0 ? 100 * ms / total : 0) + extra
             }
             var byType: [String: (Double, Int)] = [:]
             for node in nodes { byType[node.opType, default: (0, 0)].0 += node.milliseconds; byType[node.opType, default: (0, 0)].1 += 1 }

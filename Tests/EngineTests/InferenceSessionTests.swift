@@ -55,6 +55,23 @@ import Testing
         #expect(zip(fast, plain).allSatisfy { abs($0 - $1) <= 1e-5 + 1e-4 * abs($1) })
     }
 
+    @Test func profilerTimesEveryNodeRun() throws {
+        let session = try InferenceSession(model: Self.model(), options: .init(intraOpThreads: 1, optimizations: false))
+        let profiler = NodeProfiler()
+        let feeds = ["x": Self.input(batch: 2, seed: 3)]
+        for _ in 0..<3 { _ = try session.run(feeds, profiler: profiler) }
+        let nodes = profiler.nodes
+        // Every node once, in execution order (the graph lists them out of order).
+        #expect(nodes.map(\.node) == ["Conv 'conv'", "Relu 'relu'", "GlobalAveragePool 'pool'", "Flatten 'flatten'", "Gemm 'fc'"])
+        #expect(nodes.map(\.opType) == ["Conv", "Relu", "GlobalAveragePool", "Flatten", "Gemm"])
+        #expect(nodes.allSatisfy { $0.runs == 3 && $0.total > .zero })
+        #expect(nodes[0].outputShape == [2, 4, 8, 8])
+        #expect(nodes[4].outputShape == [2, 2])
+        // Profiling does not change the results.
+        #expect(try session.run(feeds)["logits"]!.scalars(as: Float.self)
+                == session.run(feeds, profiler: profiler)["logits"]!.scalars(as: Float.self))
+    }
+
     @Test func returnsOnlyRequestedOutputs() throws {
         let session = try InferenceSession(model: Self.model())
         let results = try session.run(["x": Self.input(batch: 1, seed: 1)], outputs: ["pooled"])
