@@ -10,6 +10,10 @@ public enum Im2Col {
     /// Row `c · taps + t` holds what tap `t` of channel `c` reads; padding reads as 0.
     public static func expand(_ input: UnsafePointer<Float>, channels: Int, window: SpatialWindow,
                               pixels: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        if window.rank == 2 {
+            expandPlanar(input, channels: channels, window: window, pixels: pixels, into: columns)
+            return
+        }
         let volume = window.volume, taps = window.kernelCount, inputCount = window.inputCount
         let width = pixels.count
         for row in 0..<(channels * taps) {
@@ -38,6 +42,62 @@ public enum Im2Col {
                 while i < count {
                     out[i] = from[i * stride]
                     i += 1
+                }
+            }
+        }
+    }
+
+    /// `expand` for 2-D windows, in plain loops: per column row (channel, kernel row, kernel
+    /// column) and output row, zeros left of the columns the kernel column reaches inside the
+    /// input, a (strided) copy, zeros right of them. On the small images of deep layers (7×7,
+    /// 14×14) the runs are a few floats long, so the per-run cost of the general walk dominated.
+    static func expandPlanar(_ input: UnsafePointer<Float>, channels: Int, window: SpatialWindow,
+                             pixels: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        let inputHeight = window.inputSize[0], inputWidth = window.inputSize[1]
+        let outputWidth = window.outputSize[1]
+        let kernelHeight = window.kernel[0], kernelWidth = window.kernel[1]
+        let strideH = window.strides[0], strideW = window.strides[1]
+        let dilationH = window.dilations[0], dilationW = window.dilations[1]
+        let padTop = window.padsBegin[0], padLeft = window.padsBegin[1]
+        let width = pixels.count, inputCount = window.inputCount
+        // Output columns kernel column kw reads inside the input: ow·s − pad + kw·d in 0..<inputWidth.
+        var reach: [Range<Int>] = []
+        for kw in 0..<kernelWidth {
+            let offset = kw * dilationW - padLeft
+            let low = offset >= 0 ? 0 : (-offset + strideW - 1) / strideW
+            let high = inputWidth - 1 - offset < 0 ? 0 : (inputWidth - 1 - offset) / strideW + 1
+            reach.append(Swift.min(low, outputWidth)..<Swift.max(Swift.min(low, outputWidth), Swift.min(high, outputWidth)))
+        }
+        var row = 0
+        for channel in 0..<channels {
+            let plane = input + channel * inputCount
+            for kh in 0..<kernelHeight {
+                for kw in 0..<kernelWidth {
+                    let target = columns + row * width - pixels.lowerBound
+                    let valid = reach[kw], offset = kw * dilationW - padLeft
+                    var pixel = pixels.lowerBound
+                    while pixel < pixels.upperBound {
+                        let oh = pixel / outputWidth, first = pixel - oh * outputWidth
+                        let last = Swift.min(outputWidth, first + pixels.upperBound - pixel)
+                        let out = target + oh * outputWidth
+                        let ih = oh * strideH - padTop + kh * dilationH
+                        if ih < 0 || ih >= inputHeight {
+                            for ow in first..<last { out[ow] = 0 }
+                        } else {
+                            let low = Swift.min(Swift.max(first, valid.lowerBound), last)
+                            let high = Swift.max(low, Swift.min(last, valid.upperBound))
+                            for ow in first..<low { out[ow] = 0 }
+                            let from = plane + ih * inputWidth + offset
+                            if strideW == 1 {
+                                for ow in low..<high { out[ow] = from[ow] }
+                            } else {
+                                for ow in low..<high { out[ow] = from[ow * strideW] }
+                            }
+                            for ow in high..<last { out[ow] = 0 }
+                        }
+                        pixel += last - first
+                    }
+                    row += 1
                 }
             }
         }

@@ -14,6 +14,9 @@ import TestSupport
         makeWindow(input: [1, 1], kernel: [1, 1]).0,
         makeWindow(input: [4, 5, 6], kernel: [2, 3, 3], strides: [1, 2, 1], padsBegin: [1, 1, 1]).0,
         makeWindow(input: [5, 37], kernel: [3, 7], strides: [2, 2], padsBegin: [1, 3]).0,
+        makeWindow(input: [14, 14], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]).0,
+        makeWindow(input: [7, 7], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]).0,
+        makeWindow(input: [6, 9], kernel: [2, 4], strides: [3, 3], dilations: [2, 1], padsBegin: [0, 2], padsEnd: [1, 0]).0,
     ]
 
     @Test(arguments: windows)
