@@ -165,9 +165,7 @@ final class BatchScheduler: Sendable {
     }
 
     private func run(_ batch: [Pending]) {
-        // Requests whose clients left between the queue's choice and now are already gone
-        // from `pending`; an empty batch still reports `.runFinished` through the loop.
-        if batch.isEmpty { return }
+        if batch.isEmpty { return }  // nothing to run; the loop still reports `.runFinished`
         let start = ContinuousClock.now
         let (results, engine) = executor(batch.map(\.request))
         let nanoseconds = Int(engine.components.seconds) * 1_000_000_000 + Int(engine.components.attoseconds / 1_000_000_000)
