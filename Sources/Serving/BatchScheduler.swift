@@ -137,29 +137,20 @@ final class BatchScheduler: Sendable {
         return (batch, startHere)
     }
 
-    /// One instance at work: takes the batch formed when it wakes, runs it, and goes on with the
-    /// next ready batch on the same thread (no hand-off between batches) until none is ready.
-    /// On a submitting thread (`inline`), after `inlineBatches` batches the rest continues on
-    /// the work queue.
-    private func workerLoop(inline: Bool) {
-        var next = handle(.workerReady)
+    /// One instance at work: takes the batch formed when it wakes (or the one it `holding`, handed
+    /// over by an inline worker), runs it, and goes on with the next ready batch on the same thread
+    /// (no hand-off between batches) until none is ready. On a submitting thread (`inline`), after
+    /// `inlineBatches` batches the rest continues on the work queue.
+    private func workerLoop(inline: Bool, holding first: [Pending]? = nil) {
+        var next = first ?? handle(.workerReady)
         var runs = 0
         while let batch = next {
             if inline && runs >= Self.inlineBatches {
-                work.async { self.continueWork(batch) }
+                work.async { self.workerLoop(inline: false, holding: batch) }
                 return
             }
             run(batch)
             runs += 1
-            next = handle(.runFinished)
-        }
-    }
-
-    /// A worker's loop from a batch it already holds.
-    private func continueWork(_ batch: [Pending]) {
-        var next: [Pending]? = batch
-        while let batch = next {
-            run(batch)
             next = handle(.runFinished)
         }
     }
