@@ -67,6 +67,7 @@ public enum Convolution {
             return Winograd.scratchCount(layout)
         case .expanded:
             let panels = panels(layout, parallelism)
+            if sharesColumns(panels, parallelism) { return panels.items * layout.depth * layout.window.outputCount }
             return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
     }
@@ -97,6 +98,13 @@ public enum Convolution {
                    columns: layout.window.outputCount, depth: layout.depth, threads: parallelism.threads)
     }
 
+    /// True when every row panel of an item reads all of its columns and several threads run the
+    /// panels: then the columns are expanded once, by all threads together, into one shared buffer
+    /// (instead of each thread expanding the same ones for its rows).
+    static func sharesColumns(_ panels: GemmPanels, _ parallelism: Parallelism) -> Bool {
+        panels.columnPanelCount == 1 && panels.rowPanelCount > 1 && panels.workers(parallelism) > 1
+    }
+
     /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels].
     private static func product(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                 output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
@@ -106,6 +114,22 @@ public enum Convolution {
         let depth = layout.depth, groups = layout.groups
         let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
         let pointwise = layout.algorithm == .pointwise
+        let shared = !pointwise && sharesColumns(panels, parallelism)
+        if shared {
+            // Whole column matrices, one per item, each thread expanding a share of the channels.
+            parallelism.forEachChunk(panels.items * groupInputs, minimumChunk: 8) { chunk in
+                var job = chunk.lowerBound
+                while job < chunk.upperBound {
+                    let item = job / groupInputs, channel = job % groupInputs
+                    let count = Swift.min(chunk.upperBound - job, groupInputs - channel)
+                    let image = item / groups, group = item % groups
+                    let source = input + (image * layout.inputChannels + group * groupInputs + channel) * inputCount
+                    Im2Col.expand(source, channels: count, window: layout.window, pixels: 0..<pixels,
+                                  into: scratch! + (item * depth + channel * layout.window.kernelCount) * pixels)
+                    job += count
+                }
+            }
+        }
         // The column panel each worker expanded last: tasks that differ only in rows reuse it.
         let workers = panels.workers(parallelism)
         let expanded = UnsafeMutablePointer<Int>.allocate(capacity: workers)
@@ -117,6 +141,9 @@ public enum Convolution {
             let b: UnsafePointer<Float>, ldb: Int
             if pointwise {
                 b = source + task.columns.lowerBound
+                ldb = pixels
+            } else if shared {
+                b = UnsafePointer(scratch! + task.item * depth * pixels)
                 ldb = pixels
             } else {
                 let buffer = scratch! + worker * depth * panels.columnPanel

@@ -99,14 +99,22 @@ do {
 
 var totals = [1: 0.0, 2: 0.0]
 var resnetFlops = 0.0
+/// Per layer, the bare product's time (or, for Winograd layers, the whole layer's): a floor for
+/// any convolution built on one-thread OpenBLAS calls, whatever the im2col and epilogue cost.
+var floorTotal = 0.0
 for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
     let layout = layer.layout
     let input = [Float](repeating: 0.25, count: layout.inputChannels * layout.window.inputCount)
-    let weights = [Float](repeating: 0.01, count: layout.outputChannels * layout.depth)
+    let plainWeights = [Float](repeating: 0.01, count: layout.outputChannels * layout.depth)
+    // Winograd takes its weights transformed at load, as the engine does.
+    let weights = layout.algorithm == .winograd
+        ? Winograd.transformWeights(plainWeights, outputChannels: layout.outputChannels, inputChannels: layout.inputChannels)
+        : plainWeights
     let bias = [Float](repeating: 0.1, count: layout.outputChannels)
     var output = [Float](repeating: 0, count: layout.outputChannels * layout.window.outputCount)
     var line = "\(layer.name) [\(layout.algorithm)]"
     line += String(repeating: " ", count: max(1, 36 - line.count))
+    var oneThreadBest = 0.0
     for threads in [1, 2] {
         let parallelism = Parallelism(threads: threads)
         var scratch = [Float](repeating: 0, count: Convolution.scratchCount(layout, parallelism: parallelism))
@@ -122,6 +130,7 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
             }
         }
         totals[threads]! += t.best * Double(layer.count)
+        if threads == 1 { oneThreadBest = t.best }
         let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
         line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
         if threads == 1 { line += " [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))]" }
@@ -131,10 +140,11 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
         let m = layout.outputChannels, n = layout.window.outputCount, k = layout.depth
         let columns = [Float](repeating: 0.25, count: k * n)
         let t = output.withUnsafeMutableBufferPointer { output in
-            time { BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: weights, lda: k,
+            time { BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: plainWeights, lda: k,
                               b: columns, ldb: n, beta: 0, c: output.baseAddress!, ldc: n) }
         }
         line += "  sgemm alone 1T: \(format(2 * Double(layout.multiplyAdds) / t.best / 1e9, 1)) [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))] GFLOP/s"
+        floorTotal += (layout.algorithm == .winograd ? oneThreadBest : t.best) * Double(layer.count)
     }
     print(line)
     resnetFlops += 2 * Double(layout.multiplyAdds * layer.count)
@@ -144,4 +154,6 @@ if filter == nil {
         print("ResNet-50 convolutions, sum of best layer times at \(threads) thread(s): \(format(totals[threads]! * 1000, 1)) ms "
               + "(\(format(resnetFlops / 1e9, 2)) GFLOP, \(format(resnetFlops / totals[threads]! / 1e9, 1)) GFLOP/s)")
     }
+    print("ResNet-50 convolutions, floor at 1 thread (bare sgemm per layer, no im2col or epilogue; Winograd layers "
+          + "as measured): \(format(floorTotal * 1000, 1)) ms")
 }

@@ -82,7 +82,15 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         algorithm: .expanded),
         ConvolutionCase(inputChannels: 64, outputChannels: 96, input: [7, 7], kernel: [3, 3], padsBegin: [1, 1],
                         residual: true, activation: .relu, algorithm: .expanded),
+        // Row panels sharing one column matrix that all threads expand: a tall product (several
+        // images, so several items), and a wide one cut along rows.
+        ConvolutionCase(batch: 2, inputChannels: 64, outputChannels: 256, input: [14, 14], kernel: [3, 3], strides: [2, 2],
+                        padsBegin: [1, 1], residual: true, activation: .relu, algorithm: .expanded),
+        ConvolutionCase(inputChannels: 8, outputChannels: 256, input: [16, 16], kernel: [3, 3], padsBegin: [1, 1],
+                        algorithm: .expanded),
         // Winograd: F(4, 3) up to 128 channels, F(2, 3) above; odd sizes, asymmetric pads, several passes.
+        ConvolutionCase(inputChannels: 136, outputChannels: 144, input: [7, 7], kernel: [3, 3], padsBegin: [1, 1],
+                        residual: true, activation: .relu, algorithm: .winograd),
         ConvolutionCase(inputChannels: 16, outputChannels: 24, input: [40, 40], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .leakyRelu(alpha: 0.2), algorithm: .winograd),
         ConvolutionCase(batch: 2, inputChannels: 17, outputChannels: 19, input: [29, 31], kernel: [3, 3], padsBegin: [0, 1],
@@ -92,6 +100,17 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         ConvolutionCase(inputChannels: 32, outputChannels: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
                         bias: false, algorithm: .winograd),
     ]
+
+    /// The two "shared column matrix" cases above do reach that path with two threads: one
+    /// column panel per item, several row panels.
+    @Test func sharedColumnCasesCutRows() {
+        for test in Self.cases where test.outputChannels == 256 {
+            let layout = test.layout
+            let panels = GemmPanels(items: layout.batch * layout.groups, rows: layout.outputChannelsPerGroup,
+                                    columns: layout.window.outputCount, depth: layout.depth, threads: 2)
+            #expect(panels.columnPanelCount == 1 && panels.rowPanelCount > 1, "\(test)")
+        }
+    }
 
     @Test(arguments: cases)
     func forwardMatchesReference(_ test: ConvolutionCase) {

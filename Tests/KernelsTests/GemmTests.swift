@@ -64,9 +64,25 @@ import TestSupport
         #expect(worstError(actual, expected).excess <= 0)
     }
 
+    /// A wide product gets one block per thread: cut along rows while each keeps 128 of them,
+    /// else along columns; a tall one is cut along rows.
+    @Test func panelsFollowTheShapeOfTheProduct() {
+        let wideTall = GemmPanels(items: 1, rows: 256, columns: 3136, depth: 64, threads: 2)
+        #expect(wideTall.rowPanelCount == 2 && wideTall.columnPanelCount == 1)
+        let wideFlat = GemmPanels(items: 1, rows: 64, columns: 3136, depth: 256, threads: 2)
+        #expect(wideFlat.rowPanelCount == 1 && wideFlat.columnPanelCount == 2)
+        let batch = GemmPanels(items: 8, rows: 256, columns: 3136, depth: 64, threads: 2)
+        #expect(batch.taskCount == 8)
+        let tall = GemmPanels(items: 1, rows: 2048, columns: 49, depth: 512, threads: 2)
+        #expect(tall.columnPanelCount == 1 && tall.rowPanelCount >= 2 && tall.taskCount % 2 == 0)
+        let serial = GemmPanels(items: 1, rows: 256, columns: 3136, depth: 64, threads: 1)
+        #expect(serial.taskCount == 1)
+    }
+
     @Test func panelsCoverEveryOutputOnce() {
         for (items, rows, columns, depth, threads) in [(1, 64, 3136, 576, 2), (1, 512, 49, 4608, 2), (3, 7, 5, 3, 4),
-                                                       (1, 2048, 49, 512, 3), (2, 1000, 1, 2048, 2), (1, 1, 1, 1, 2)] {
+                                                       (1, 2048, 49, 512, 3), (2, 1000, 1, 2048, 2), (1, 1, 1, 1, 2),
+                                                       (1, 256, 3136, 64, 2), (3, 256, 784, 128, 2), (1, 64, 12544, 147, 3)] {
             let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads)
             var seen = [Int](repeating: 0, count: items * rows * columns)
             for index in 0..<panels.taskCount {
