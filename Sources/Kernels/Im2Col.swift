@@ -90,6 +90,15 @@ public enum Im2Col {
                             let from = plane + ih * inputWidth + offset
                             if strideW == 1 {
                                 for ow in low..<high { out[ow] = from[ow] }
+                            } else if strideW == 2 {
+                                // Eight at a time: the even half of sixteen neighbours (reads stay inside the run).
+                                var ow = low
+                                while ow + 9 <= high {
+                                    let pairs = UnsafeRawPointer(from + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+                                    UnsafeMutableRawPointer(out + ow).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
+                                    ow += 8
+                                }
+                                for ow in ow..<high { out[ow] = from[2 * ow] }
                             } else {
                                 for ow in low..<high { out[ow] = from[ow * strideW] }
                             }

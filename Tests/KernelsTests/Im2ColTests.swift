@@ -15,6 +15,9 @@ import TestSupport
         makeWindow(input: [4, 5, 6], kernel: [2, 3, 3], strides: [1, 2, 1], padsBegin: [1, 1, 1]).0,
         makeWindow(input: [5, 37], kernel: [3, 7], strides: [2, 2], padsBegin: [1, 3]).0,
         makeWindow(input: [14, 14], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]).0,
+        // Stride 2 over rows wide enough for the eight-at-a-time copy (a ResNet stem; a dilated one).
+        makeWindow(input: [11, 64], kernel: [7, 7], strides: [2, 2], padsBegin: [3, 3], padsEnd: [2, 2]).0,
+        makeWindow(input: [6, 41], kernel: [3, 3], strides: [2, 2], dilations: [1, 3], padsBegin: [0, 3]).0,
         makeWindow(input: [7, 7], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]).0,
         makeWindow(input: [6, 9], kernel: [2, 4], strides: [3, 3], dilations: [2, 1], padsBegin: [0, 2], padsEnd: [1, 0]).0,
     ]
