@@ -32,40 +32,50 @@ public struct Epilogue {
     /// Applies the epilogue to rows `rows` × columns `columns` of the output block at `output + offset`.
     public func apply(_ output: UnsafeMutablePointer<Float>, offset: Int = 0, ld: Int, rows: Range<Int>, columns: Range<Int>) {
         if isEmpty || columns.isEmpty { return }
+        // The activations of CNNs go into the same loop as the additions (one pass over each row,
+        // one compare and blend per lane; NaN passes through as in ONNX); the rest run after them
+        // through `Activation.apply`.
+        switch activation {
+        case .relu?:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < 0 ? 0 : $0 }
+        case .clip(let low, let high)?:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < low ? low : ($0 > high ? high : $0) }
+        case nil:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 }
+        case let other?:
+            if bias != nil || residual != nil {
+                combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 }
+            }
+            for r in rows { other.apply(output + offset + r * ld + columns.lowerBound, count: columns.count) }
+        }
+    }
+
+    /// `row = activate(row + bias + residual)` over the block, one plain vectorisable loop per
+    /// combination of the additions (specialised for each `activate` where it is inlined).
+    @inline(__always)
+    private func combine(_ output: UnsafeMutablePointer<Float>, offset: Int, ld: Int, rows: Range<Int>, columns: Range<Int>,
+                         _ activate: (Float) -> Float) {
         let count = columns.count
         for r in rows {
             let start = offset + r * ld + columns.lowerBound
             let row = output + start
-            // One loop per combination keeps each a plain vectorisable loop.
             switch (bias, residual.map { $0 + start }) {
             case (.perRow(let bias)?, let residual?):
                 let value = bias[r]
-                for i in 0..<count { row[i] += value + residual[i] }
+                for i in 0..<count { row[i] = activate(row[i] + (value + residual[i])) }
             case (.perRow(let bias)?, nil):
                 let value = bias[r]
-                for i in 0..<count { row[i] += value }
+                for i in 0..<count { row[i] = activate(row[i] + value) }
             case (.perColumn(let bias)?, let residual?):
                 let values = bias + columns.lowerBound
-                for i in 0..<count { row[i] += values[i] + residual[i] }
+                for i in 0..<count { row[i] = activate(row[i] + (values[i] + residual[i])) }
             case (.perColumn(let bias)?, nil):
                 let values = bias + columns.lowerBound
-                for i in 0..<count { row[i] += values[i] }
+                for i in 0..<count { row[i] = activate(row[i] + values[i]) }
             case (nil, let residual?):
-                for i in 0..<count { row[i] += residual[i] }
+                for i in 0..<count { row[i] = activate(row[i] + residual[i]) }
             case (nil, nil):
-                break
-            }
-            // The activations of CNNs as plain in-place loops (one compare and blend per lane; NaN
-            // passes through as in ONNX); the rest through `Activation.apply`.
-            switch activation {
-            case .relu?:
-                for i in 0..<count { let x = row[i]; row[i] = x < 0 ? 0 : x }
-            case .clip(let low, let high)?:
-                for i in 0..<count { let x = row[i]; row[i] = x < low ? low : (x > high ? high : x) }
-            case let other?:
-                other.apply(row, count: count)
-            case nil:
-                break
+                for i in 0..<count { row[i] = activate(row[i]) }
             }
         }
     }
