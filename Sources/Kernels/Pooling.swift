@@ -154,7 +154,16 @@ public enum Pooling {
                             let valid = reach[kw]
                             var o = valid.lowerBound
                             if stride == 2 {
-                                // Four outputs at a time from the even half of eight inputs (reads stay in the run).
+                                // Eight, then four outputs at a time from the even half of sixteen or eight
+                                // inputs (reads stay in the run).
+                                while o + 9 <= valid.upperBound {
+                                    let values = UnsafeRawPointer(from + 2 * o).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                                    let target = UnsafeMutableRawPointer(row + o)
+                                    let current = target.loadUnaligned(as: SIMD8<Float>.self)
+                                    target.storeBytes(of: isMax ? current.replacing(with: values, where: values .> current)
+                                                                : current + values, as: SIMD8<Float>.self)
+                                    o += 8
+                                }
                                 while o + 5 <= valid.upperBound {
                                     let values = UnsafeRawPointer(from + 2 * o).loadUnaligned(as: SIMD8<Float>.self).evenHalf
                                     let target = UnsafeMutableRawPointer(row + o)

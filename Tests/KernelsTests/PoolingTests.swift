@@ -9,6 +9,7 @@ import TestSupport
         makeWindow(input: [12], kernel: [2], strides: [2], dilations: [2], padsBegin: [1], padsEnd: [0], ceil: true),
         makeWindow(input: [7, 9], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1]),
         makeWindow(input: [30, 30], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1]),
+        makeWindow(input: [5, 61], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]),
         makeWindow(input: [6, 5], kernel: [2, 3], strides: [2, 2], padsBegin: [0, 1], padsEnd: [1, 2], ceil: true),
         makeWindow(input: [8, 8], kernel: [3, 3], dilations: [2, 2], padsBegin: [2, 1], padsEnd: [1, 2]),
         makeWindow(input: [7, 7], kernel: [7, 7]),
