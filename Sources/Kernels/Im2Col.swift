@@ -30,19 +30,11 @@ public enum Im2Col {
                     out.update(from: from, count: count)
                     return
                 }
-                var i = 0
                 if stride == 2 {
-                    // Four at a time: the even half of eight neighbours (reads stay inside the run).
-                    while i + 5 <= count {
-                        let pairs = UnsafeRawPointer(from + 2 * i).loadUnaligned(as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(out + i).storeBytes(of: pairs.evenHalf, as: SIMD4<Float>.self)
-                        i += 4
-                    }
+                    copyEvens(from, to: out, count: count)
+                    return
                 }
-                while i < count {
-                    out[i] = from[i * stride]
-                    i += 1
-                }
+                for i in 0..<count { out[i] = from[i * stride] }
             }
         }
     }
@@ -91,14 +83,7 @@ public enum Im2Col {
                             if strideW == 1 {
                                 for ow in low..<high { out[ow] = from[ow] }
                             } else if strideW == 2 {
-                                // Eight at a time: the even half of sixteen neighbours (reads stay inside the run).
-                                var ow = low
-                                while ow + 9 <= high {
-                                    let pairs = UnsafeRawPointer(from + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
-                                    UnsafeMutableRawPointer(out + ow).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
-                                    ow += 8
-                                }
-                                for ow in ow..<high { out[ow] = from[2 * ow] }
+                                copyEvens(from + 2 * low, to: out + low, count: high - low)
                             } else {
                                 for ow in low..<high { out[ow] = from[ow * strideW] }
                             }
@@ -109,6 +94,28 @@ public enum Im2Col {
                     row += 1
                 }
             }
+        }
+    }
+
+    // Shapes: source[2 · (count − 1) + 1], target[count].
+    /// `target[i] = source[2i]`: eight, then four at a time from the even half of sixteen or eight
+    /// neighbours (reads never go past the last element copied).
+    @inline(__always)
+    static func copyEvens(_ source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 9 <= count {
+            let pairs = UnsafeRawPointer(source + 2 * i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(target + i).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i + 5 <= count {
+            let pairs = UnsafeRawPointer(source + 2 * i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(target + i).storeBytes(of: pairs.evenHalf, as: SIMD4<Float>.self)
+            i += 4
+        }
+        while i < count {
+            target[i] = source[2 * i]
+            i += 1
         }
     }
 
