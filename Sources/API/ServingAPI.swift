@@ -158,7 +158,7 @@ public final class ServingAPI: HTTPHandler {
     static func serverTiming(_ inference: InferenceResponse) -> String {
         // Milliseconds with three decimals, from whole microseconds (no printf: this runs per request).
         func milliseconds(_ duration: Duration) -> String {
-            let micros = max(0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+            let micros = max(0, duration.microseconds)
             let fraction = String(micros % 1000)
             return String(micros / 1000) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
         }
@@ -196,8 +196,12 @@ final class Exchange: @unchecked Sendable {
             owner.metrics.recordRequest(model: label, api: api, status: response.status, duration: duration)
         }
         if owner.accessLog {
-            let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-            owner.logger.info("\(request.method) \(request.rawPath) \(response.status) \(response.body.count)B \(microseconds)us")
+            owner.logger.info("\(request.method) \(request.rawPath) \(response.status) \(response.body.count)B \(duration.microseconds)us")
         }
     }
+}
+
+extension Duration {
+    /// Whole microseconds (rounded toward zero).
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
 }

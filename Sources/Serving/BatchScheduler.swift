@@ -127,8 +127,7 @@ final class BatchScheduler: Sendable {
             case .drop(let id):
                 take(id)?.completion(.failure(ServingError(.cancelled, "the client went away")))
             case .armTimer(let instant):
-                let delay = ContinuousClock.now.duration(to: instant)
-                let nanoseconds = max(0, delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
+                let nanoseconds = max(0, ContinuousClock.now.duration(to: instant).nanoseconds)
                 DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
                     self.handle(.timerFired)
                 }
@@ -159,7 +158,7 @@ final class BatchScheduler: Sendable {
         if batch.isEmpty { return }  // nothing to run; the loop still reports `.runFinished`
         let start = ContinuousClock.now
         let (results, engine) = executor(batch.map(\.request))
-        let nanoseconds = Int(engine.components.seconds) * 1_000_000_000 + Int(engine.components.attoseconds / 1_000_000_000)
+        let nanoseconds = Int(engine.nanoseconds)
         let recent = recentEngineNanoseconds.load(ordering: .relaxed)
         recentEngineNanoseconds.store(recent < 0 ? nanoseconds : (recent * 7 + nanoseconds) / 8, ordering: .relaxed)
         let rows = batch.reduce(0) { $0 + ($1.request.inputs.values.first?.shape.first ?? 1) }

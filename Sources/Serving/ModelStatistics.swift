@@ -14,11 +14,7 @@ public final class ModelStatistics: Sendable {
 
         mutating func add(_ duration: Swift.Duration) {
             count += 1
-            nanoseconds += Self.nanoseconds(duration)
-        }
-
-        static func nanoseconds(_ duration: Swift.Duration) -> Int64 {
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+            nanoseconds += duration.nanoseconds
         }
     }
 
@@ -79,4 +75,9 @@ public final class ModelStatistics: Sendable {
             state.batches[rows, default: Duration()].add(engine)
         }
     }
+}
+
+extension Swift.Duration {
+    /// Whole nanoseconds (rounded toward zero).
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -238,8 +238,7 @@ extension ServingAPI {
                 writer.number(size)
             }
             writer.raw("],\"max_queue_delay_microseconds\":")
-            let delay = model.policy.maxQueueDelay.components
-            writer.number(delay.seconds * 1_000_000 + delay.attoseconds / 1_000_000_000_000)
+            writer.number(model.policy.maxQueueDelay.microseconds)
             writer.raw("}")
         }
         writer.raw(",\"default_model_filename\":\"model.onnx\",\"labels\":{")
