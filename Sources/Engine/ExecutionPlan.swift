@@ -1,9 +1,10 @@
-import Tensors
+package import Tensors
 
 /// A graph compiled for execution: operators in dependency order over numbered value slots.
 /// Immutable and shared by every thread that runs the model; per-run state lives in `run`.
-final class ExecutionPlan: Sendable {
-    struct Step: Sendable {
+/// (Package-visible so that tests can build and run plans of their own.)
+package final class ExecutionPlan: Sendable {
+    package struct Step: Sendable {
         let op: any Operator
         let label: String
         /// The node's op type (as the optimiser left it).
@@ -12,10 +13,18 @@ final class ExecutionPlan: Sendable {
         let inputs: [Int?]
         /// Slot of each output; nil for an output nobody uses.
         let outputs: [Int?]
+
+        package init(op: any Operator, label: String, opType: String, inputs: [Int?], outputs: [Int?]) {
+            self.op = op
+            self.label = label
+            self.opType = opType
+            self.inputs = inputs
+            self.outputs = outputs
+        }
     }
 
     /// Which steps to run for a set of requested outputs, and when each slot is last needed.
-    struct Schedule: Sendable {
+    package struct Schedule: Sendable {
         let steps: [Int]
         /// `release[i]`: slots to drop after the i-th scheduled step.
         let release: [[Int]]
@@ -24,16 +33,16 @@ final class ExecutionPlan: Sendable {
     let steps: [Step]
     let slotCount: Int
     let slotNames: [String]
-    let constants: [(slot: Int, tensor: Tensor)]
+    package let constants: [(slot: Int, tensor: Tensor)]
     let inputSlots: [String: Int]
     let outputSlots: [String: Int]
     let outputOrder: [String]
     /// Inferred type of every slot (nil where unknown).
     let slotTypes: [TensorType?]
     /// The schedule for all outputs.
-    let fullSchedule: Schedule
+    package let fullSchedule: Schedule
 
-    init(steps: [Step], slotNames: [String], constants: [(slot: Int, tensor: Tensor)], inputSlots: [String: Int],
+    package init(steps: [Step], slotNames: [String], constants: [(slot: Int, tensor: Tensor)], inputSlots: [String: Int],
          outputOrder: [String], outputSlots: [String: Int], slotTypes: [TensorType?]) {
         self.steps = steps
         self.slotCount = slotNames.count
@@ -76,21 +85,38 @@ final class ExecutionPlan: Sendable {
         return Schedule(steps: order, release: release)
     }
 
+    /// Drops from `values` the slots this step reads for the last time (`releasing`), before the
+    /// step runs, and returns the bits of the inputs whose buffer the step then holds alone (see
+    /// `ExecutionContext.handedOverInputs`). A slot the step reads twice is not handed over; graph
+    /// inputs, outputs and constants never are (they are not released, or are held elsewhere).
+    static func handOver(_ inputs: inout [Tensor?], of step: Step, releasing: [Int], from values: inout [Tensor?]) -> UInt64 {
+        if releasing.isEmpty { return 0 }
+        var handedOver: UInt64 = 0
+        for (index, slot) in step.inputs.enumerated().prefix(64) {
+            guard let slot, releasing.contains(slot), step.inputs.lazy.filter({ $0 == slot }).count == 1 else { continue }
+            values[slot] = nil
+            if inputs[index]?.ownsBufferAlone() == true { handedOver |= 1 << UInt64(index) }
+        }
+        return handedOver
+    }
+
     /// Runs the scheduled steps over `values` (inputs and constants already in place).
-    func execute(_ schedule: Schedule, values: inout [Tensor?], context: ExecutionContext,
+    package func execute(_ schedule: Schedule, values: inout [Tensor?], context: ExecutionContext,
                  profiler: NodeProfiler? = nil) throws(EngineError) {
         for (position, index) in schedule.steps.enumerated() {
             let step = steps[index]
-            let inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
+            var inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
+            var stepContext = context
+            stepContext.handedOverInputs = Self.handOver(&inputs, of: step, releasing: schedule.release[position], from: &values)
             let results: [Tensor]
             do {
                 if let profiler {
                     let start = ContinuousClock.now
-                    results = try step.op.run(inputs, context)
+                    results = try step.op.run(inputs, stepContext)
                     profiler.record(step: index, node: step.label, opType: step.opType, outputShape: results.first?.shape,
                                     duration: ContinuousClock.now - start)
                 } else {
-                    results = try step.op.run(inputs, context)
+                    results = try step.op.run(inputs, stepContext)
                 }
             } catch let error as OpError {
                 throw .runtime(node: step.label, message: error.message)

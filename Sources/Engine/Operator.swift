@@ -25,11 +25,18 @@ public struct ExecutionContext: Sendable {
     public let pool: BufferPool
     /// Threads this run may use.
     public let parallelism: Parallelism
+    /// Bit i set: input i is handed over to this operator. Nothing else holds its buffer or reads
+    /// it after this step (it was the value's last use, and not a graph input, output or constant),
+    /// so the operator may overwrite the elements, for instance to produce its output in place.
+    public var handedOverInputs: UInt64 = 0
 
     public init(pool: BufferPool, parallelism: Parallelism) {
         self.pool = pool
         self.parallelism = parallelism
     }
+
+    /// True when input `index` is handed over to the operator (see `handedOverInputs`).
+    public func isHandedOver(_ index: Int) -> Bool { index < 64 && handedOverInputs & (1 << UInt64(index)) != 0 }
 
     /// A new output tensor from the run's pool.
     public func allocate(_ dataType: DataType, _ shape: Shape) -> Tensor {

@@ -72,14 +72,24 @@ public enum Convolution {
         }
     }
 
+    /// True when `forward` can add the convolution to values already in the output (`accumulate`):
+    /// the pointwise and im2col layouts, whose sgemm does it for free (beta 1).
+    public static func accumulates(_ layout: ConvolutionLayout) -> Bool {
+        layout.algorithm == .pointwise || layout.algorithm == .expanded
+    }
+
     // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout), or for `.winograd`
     //         layouts U [α², M, C] from `Winograd.transformWeights`;
     //         output [N, M, *out]; epilogue bias [M] per row (channel), residual [N, M, *out];
     //         scratch [scratchCount(layout, parallelism)].
-    /// `output = epilogue(conv(input, weights))`, spread over `parallelism`'s threads.
+    /// `output = epilogue(conv(input, weights))`, spread over `parallelism`'s threads. With
+    /// `accumulate` (only where `accumulates(layout)`), `output = epilogue(output + conv(...))`:
+    /// a residual already in the output buffer is added without a separate pass.
     public static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
-                               epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
+                               epilogue: Epilogue, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>?,
+                               parallelism: Parallelism) {
+        precondition(!accumulate || accumulates(layout), "only pointwise and im2col convolutions add to their output")
         if layout.batch == 0 || layout.outputChannels == 0 || layout.window.outputCount == 0 { return }
         switch layout.algorithm {
         case .depthwise:
@@ -89,7 +99,7 @@ public enum Convolution {
                              scratch: scratch!, parallelism: parallelism)
         case .pointwise, .expanded:
             product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
-                    scratch: scratch, parallelism: parallelism)
+                    accumulate: accumulate, scratch: scratch, parallelism: parallelism)
         }
     }
 
@@ -107,8 +117,8 @@ public enum Convolution {
 
     /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels].
     private static func product(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
-                                epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
+                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout, epilogue: Epilogue,
+                                accumulate: Bool, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
         let panels = panels(layout, parallelism)
         let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
         let depth = layout.depth, groups = layout.groups
@@ -159,7 +169,7 @@ public enum Convolution {
             let imageOffset = image * layout.outputChannels * pixels
             BLAS.sgemm(transposeA: false, transposeB: false, m: task.rows.count, n: task.columns.count, k: depth,
                        alpha: 1, a: weights + firstRow * depth, lda: depth, b: b, ldb: ldb,
-                       beta: 0, c: output + imageOffset + firstRow * pixels + task.columns.lowerBound, ldc: pixels)
+                       beta: accumulate ? 1 : 0, c: output + imageOffset + firstRow * pixels + task.columns.lowerBound, ldc: pixels)
             epilogue.apply(output, offset: imageOffset, ld: pixels,
                            rows: firstRow..<(firstRow + task.rows.count), columns: task.columns)
         }

@@ -1,14 +1,16 @@
 /// A dense, row-major tensor: an element type, a shape and its elements.
 ///
 /// Tensors are values: copies share storage, and storage is written only while a tensor is being
-/// produced (by the kernel or decoder that created it), never after it has been handed on.
+/// produced (by the kernel or decoder that created it), never after it has been handed on. The one
+/// exception: a buffer nothing else refers to any more (see `ownsBufferAlone()`) may be handed to
+/// the operator that reads it last, which may then produce its output in it.
 public struct Tensor: Sendable {
     /// Element type.
     public let dataType: DataType
     /// Dimensions.
     public let shape: Shape
     /// Where the elements live.
-    public let storage: Storage
+    public private(set) var storage: Storage
 
     /// Element storage: raw bytes for every numeric type and bool, Swift strings for `string`.
     public enum Storage: Sendable {
@@ -76,6 +78,17 @@ public struct Tensor: Sendable {
     public var buffer: TensorBuffer {
         guard case .bytes(let buffer) = storage else { preconditionFailure("string tensor has no byte buffer") }
         return buffer
+    }
+
+    /// True when this tensor is the only holder of its buffer and the buffer's memory is ours (not
+    /// borrowed from a file or a request): then nobody else can read the elements, and whoever
+    /// holds this tensor may overwrite them. Always false for strings.
+    public mutating func ownsBufferAlone() -> Bool {
+        guard case .bytes(var buffer) = storage, buffer.ownsMemory else { return false }
+        // Drop the storage's own reference while asking, so that only `buffer` counts.
+        storage = .strings([])
+        defer { storage = .bytes(buffer) }
+        return isKnownUniquelyReferenced(&buffer)
     }
 
     /// The strings of a string tensor; traps for other types.

@@ -24,6 +24,12 @@ public final class TensorBuffer: @unchecked Sendable {
         self.release = release
     }
 
+    /// True when the memory was allocated for this buffer (not borrowed from an owner).
+    public var ownsMemory: Bool {
+        if case .owner = release { return false }
+        return true
+    }
+
     /// A new uninitialised buffer of `byteCount` bytes, from `pool` when one is given.
     public static func allocate(byteCount: Int, pool: BufferPool? = nil) -> TensorBuffer {
         if let pool { return pool.take(byteCount: byteCount) }

@@ -148,7 +148,23 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
             }
             let worst = worstError(actual, expected, atol: 1e-6 * Float(layout.depth))
             #expect(worst.excess <= 0, "threads \(threads): at \(worst.index)")
+            // The residual already in the output (made in place by the engine), added by the product.
+            if let residual, Convolution.accumulates(layout) {
+                var accumulated = residual
+                bias.withOptionalPointer { bias in
+                    accumulated.withUnsafeMutableBufferPointer { out in
+                        scratch.withUnsafeMutableBufferPointer { scratch in
+                            Convolution.forward(input: input, weights: prepared, output: out.baseAddress!, layout: layout,
+                                                epilogue: Epilogue(bias: bias.map { .perRow($0) }, activation: test.activation),
+                                                accumulate: true, scratch: scratch.baseAddress, parallelism: parallelism)
+                        }
+                    }
+                }
+                let worst = worstError(accumulated, expected, atol: 1e-6 * Float(layout.depth))
+                #expect(worst.excess <= 0, "accumulating, threads \(threads): at \(worst.index)")
+            }
         }
+        #expect(Convolution.accumulates(layout) == (layout.algorithm == .pointwise || layout.algorithm == .expanded))
     }
 }
 

@@ -90,7 +90,7 @@ struct Conv: Operator {
         let shape = Shape([x.shape[0], outputs] + window.outputSize)
         guard let residual, residual.shape != shape else {
             return [convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
-                             shape: shape, context)]
+                             shape: shape, ownsResidual: context.isHandedOver(3), context)]
         }
         // A residual of another shape: broadcast it, or the convolution's result, first.
         guard let target = Shape.broadcast(shape, residual.shape) else {
@@ -100,10 +100,10 @@ struct Conv: Operator {
         try BroadcastCopy.copy(residual, to: target, into: expandedResidual.rawPointer)
         if target == shape {
             return [convolve(x, w, bias: bias, residual: expandedResidual, activation: activation,
-                             layout: layout, shape: shape, context)]
+                             layout: layout, shape: shape, ownsResidual: true, context)]
         }
         let product = convolve(x, w, bias: bias, residual: nil, activation: nil, layout: layout,
-                               shape: shape, context)
+                               shape: shape, ownsResidual: false, context)
         let result = context.allocate(x.dataType, target)
         try BroadcastCopy.copy(product, to: target, into: result.rawPointer)
         try Self.addResidual(expandedResidual, into: result, activation: activation)
@@ -111,9 +111,16 @@ struct Conv: Operator {
     }
 
     /// The convolution with its epilogue; the residual (if any) already has the output's shape.
+    /// When nothing else reads the residual's buffer any more (`ownsResidual`) and the layout is a
+    /// product (pointwise or im2col), the output is made in that buffer: the product is added to
+    /// the residual already there (sgemm beta 1) instead of OpenBLAS clearing a new buffer and the
+    /// epilogue reading the residual from a third one.
     private func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
-                          layout: ConvolutionLayout, shape: Shape, _ context: ExecutionContext) -> Tensor {
-        let y = context.allocate(x.dataType, shape)
+                          layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
+                          _ context: ExecutionContext) -> Tensor {
+        let inPlace = ownsResidual && x.dataType == .float && layout.depth > 0 && Convolution.accumulates(layout)
+        let reused = inPlace ? residual : nil
+        let y = reused ?? context.allocate(x.dataType, shape)
         guard x.dataType == .float, layout.depth > 0 else {
             Self.reference(x, w, bias: bias, residual: residual, activation: activation, into: y, layout: layout)
             return y
@@ -123,10 +130,11 @@ struct Conv: Operator {
         let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
         withExtendedLifetime((scratch, transformed)) {
             let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
-                                    residual: residual?.pointer(as: Float.self), activation: activation)
+                                    residual: reused == nil ? residual?.pointer(as: Float.self) : nil, activation: activation)
             Convolution.forward(input: x.pointer(as: Float.self), weights: (transformed ?? w).pointer(as: Float.self),
                                 output: y.mutablePointer(as: Float.self), layout: layout, epilogue: epilogue,
-                                scratch: scratch?.mutablePointer(as: Float.self), parallelism: context.parallelism)
+                                accumulate: reused != nil, scratch: scratch?.mutablePointer(as: Float.self),
+                                parallelism: context.parallelism)
         }
         return y
     }
