@@ -105,7 +105,8 @@ public enum Convolution {
 
     static func panels(_ layout: ConvolutionLayout, _ parallelism: Parallelism) -> GemmPanels {
         GemmPanels(items: layout.batch * layout.groups, rows: layout.outputChannelsPerGroup,
-                   columns: layout.window.outputCount, depth: layout.depth, threads: parallelism.threads)
+                   columns: layout.window.outputCount, depth: layout.depth, threads: parallelism.threads,
+                   expanded: layout.algorithm == .expanded)
     }
 
     /// True when every row panel of an item reads all of its columns and several threads run the

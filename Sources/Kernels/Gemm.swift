@@ -81,8 +81,14 @@ public struct GemmPanels: Sendable {
     /// Columns per task.
     public let columnPanel: Int
 
-    /// Floats of B one task reads, at most 512 K (2 MB): the size of an im2col panel.
+    /// Floats of B one task of a tall product reads, at most 512 K (2 MB): the size of an im2col panel.
     static let panelFloats = 1 << 19
+    /// The same for a wide product whose B is an im2col panel each task expands: 256 K (1 MB), so
+    /// that OpenBLAS packs the panel from L2. In ResNet-50 (bench --profile, two threads, three
+    /// runs of 6–8 interleaved rounds) this took the 7×7 stem from 2.7–2.9 to 2.3–2.5 ms and the
+    /// 128-channel 3×3 stride-2 layer from 2.4–2.6 to 1.9–2.2 ms. 1 MB for tall products too cut
+    /// layer3's 3×3 stride-2 layer into two column panels and made it 15–20% slower.
+    static let expandedWidePanelFloats = 1 << 18
     /// Floats of C one task writes, at most 128 K (512 KB), so that OpenBLAS's clearing of C, its
     /// product and our epilogue all find the block in L2 instead of memory.
     static let outputFloats = 1 << 17
@@ -95,14 +101,16 @@ public struct GemmPanels: Sendable {
     /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.
     static let alignment = 16
 
-    /// Panels for `items` products of [rows × depth] · [depth × columns] on up to `threads` threads.
-    public init(items: Int, rows: Int, columns: Int, depth: Int, threads: Int) {
+    /// Panels for `items` products of [rows × depth] · [depth × columns] on up to `threads` threads;
+    /// `expanded`: B is an im2col panel each task makes (not a matrix already in memory).
+    public init(items: Int, rows: Int, columns: Int, depth: Int, threads: Int, expanded: Bool = false) {
         self.items = items
         self.rows = rows
         self.columns = columns
         let align = Self.alignment
         let wide = columns >= rows
-        let bWidth = Swift.max(4 * align, Swift.max(1, Self.panelFloats / Swift.max(depth, 1)) / align * align)
+        let budget = wide && expanded ? Self.expandedWidePanelFloats : Self.panelFloats
+        let bWidth = Swift.max(4 * align, Swift.max(1, budget / Swift.max(depth, 1)) / align * align)
         let work = items * rows * columns * Swift.max(depth, 1)
         let useful = Swift.min(threads, Swift.max(1, work / Self.minimumParallelWork))
         var columnPanels: Int, rowPanels: Int

@@ -107,7 +107,7 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         for test in Self.cases where test.outputChannels == 256 {
             let layout = test.layout
             let panels = GemmPanels(items: layout.batch * layout.groups, rows: layout.outputChannelsPerGroup,
-                                    columns: layout.window.outputCount, depth: layout.depth, threads: 2)
+                                    columns: layout.window.outputCount, depth: layout.depth, threads: 2, expanded: true)
             #expect(panels.columnPanelCount == 1 && panels.rowPanelCount > 1, "\(test)")
         }
     }

@@ -77,19 +77,29 @@ import TestSupport
         #expect(tall.columnPanelCount == 1 && tall.rowPanelCount >= 2 && tall.taskCount % 2 == 0)
         let serial = GemmPanels(items: 1, rows: 256, columns: 3136, depth: 64, threads: 1)
         #expect(serial.taskCount == 1)
+        // An im2col product keeps each task's panel within 1 MB when wide (the 7×7 stem: 8 panels,
+        // not 4), within 2 MB when tall (layer3's 3×3 stride 2: one shared column panel).
+        let stem = GemmPanels(items: 1, rows: 64, columns: 12544, depth: 147, threads: 2, expanded: true)
+        #expect(stem.columnPanelCount == 8 && stem.rowPanelCount == 1 && stem.columnPanel * 147 <= 1 << 18)
+        #expect(GemmPanels(items: 1, rows: 64, columns: 12544, depth: 147, threads: 2).columnPanelCount == 4)
+        let strided = GemmPanels(items: 1, rows: 256, columns: 196, depth: 2304, threads: 2, expanded: true)
+        #expect(strided.columnPanelCount == 1 && strided.rowPanelCount >= 2)
     }
 
     @Test func panelsCoverEveryOutputOnce() {
         for (items, rows, columns, depth, threads) in [(1, 64, 3136, 576, 2), (1, 512, 49, 4608, 2), (3, 7, 5, 3, 4),
                                                        (1, 2048, 49, 512, 3), (2, 1000, 1, 2048, 2), (1, 1, 1, 1, 2),
                                                        (1, 256, 3136, 64, 2), (3, 256, 784, 128, 2), (1, 64, 12544, 147, 3)] {
-            let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads)
-            var seen = [Int](repeating: 0, count: items * rows * columns)
-            for index in 0..<panels.taskCount {
-                let task = panels.task(index)
-                for r in task.rows { for c in task.columns { seen[(task.item * rows + r) * columns + c] += 1 } }
+            for expanded in [false, true] {
+                let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads,
+                                        expanded: expanded)
+                var seen = [Int](repeating: 0, count: items * rows * columns)
+                for index in 0..<panels.taskCount {
+                    let task = panels.task(index)
+                    for r in task.rows { for c in task.columns { seen[(task.item * rows + r) * columns + c] += 1 } }
+                }
+                #expect(seen.allSatisfy { $0 == 1 }, "\(items)×\(rows)×\(columns) expanded \(expanded)")
             }
-            #expect(seen.allSatisfy { $0 == 1 }, "\(items)×\(rows)×\(columns)")
         }
     }
 }
