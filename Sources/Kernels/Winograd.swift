@@ -105,12 +105,15 @@ public enum Winograd {
                 let passRows = Swift.min(rowsPerPass, tileRows - firstRow), count = passRows * tileColumns
                 // V[ξ][c][t]: the transformed input tile t of channel c.
                 parallelism.forEachChunk(channels * passRows, minimumChunk: Swift.max(1, 64 / tileColumns)) { chunk in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha * span) { buffer in
+                    // α rows for the column-transformed patch, then one row of zeros (the rows above and below the image).
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: (alpha + 1) * span) { buffer in
+                        let zeros = buffer.baseAddress! + alpha * span
+                        zeros.update(repeating: 0, count: span)
                         for job in chunk {
                             let channel = job / passRows, tileRow = job % passRows
                             tile.transformInputRow(source + channel * inputCount, height: height, width: width,
                                                    top: (firstRow + tileRow) * m - window.padsBegin[0], left: -window.padsBegin[1],
-                                                   tiles: tileColumns, rows: buffer.baseAddress!,
+                                                   tiles: tileColumns, zeros: zeros, rows: buffer.baseAddress!,
                                                    into: transformedInput + channel * count + tileRow * tileColumns,
                                                    pointStride: channels * count)
                         }
@@ -154,25 +157,37 @@ extension Winograd.Tile {
 
     /// Transforms the tiles of one tile row of one channel: `V = Bᵀ d B` for each α×α patch `d`.
     /// The α input rows (zero outside the image) are transformed down their columns all at once,
-    /// then each tile along its row; point ξ = i·α + j of tile `t` goes to `into[ξ · pointStride + t]`.
+    /// read straight from the image into `rows` (α rows of `span`; `zeros` is `span` zeros), then
+    /// each tile along its row; point ξ = i·α + j of tile `t` goes to `into[ξ · pointStride + t]`.
     @inline(__always)
     func transformInputRow(_ plane: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int, tiles: Int,
-                           rows: UnsafeMutablePointer<Float>, into destination: UnsafeMutablePointer<Float>, pointStride: Int) {
+                           zeros: UnsafePointer<Float>, rows: UnsafeMutablePointer<Float>,
+                           into destination: UnsafeMutablePointer<Float>, pointStride: Int) {
         let alpha = self.alpha, m = rawValue, span = tiles * m + 2
-        let first = Swift.max(0, -left), last = Swift.min(span, width - left)
-        for i in 0..<alpha {
-            let row = rows + i * span, y = top + i
-            guard y >= 0 && y < height && first < last else {
-                row.update(repeating: 0, count: span)
-                continue
-            }
-            row.update(repeating: 0, count: first)
-            (row + first).update(from: plane + y * width + left + first, count: last - first)
-            (row + last).update(repeating: 0, count: span - last)
+        // Columns [first, end) of the patch are inside the image; the others are padding.
+        let first = Swift.min(span, Swift.max(0, -left)), end = Swift.max(first, Swift.min(span, width - left))
+        // Patch row i read at column c: image row top + i at column left + c, or zeros.
+        func source(_ i: Int) -> UnsafePointer<Float> {
+            let y = top + i
+            return i < alpha && y >= 0 && y < height ? plane + y * width + left : zeros
         }
-        for column in 0..<span {
-            let x = rows + column
-            inputPoints({ x[$0 * span] }, { x[$0 * span] = $1 })
+        let (s0, s1, s2, s3, s4, s5) = (source(0), source(1), source(2), source(3), source(4), source(5))
+        // One loop per tile size, so that the point formulas fold into straight vector code.
+        @inline(__always)
+        func transformColumns(_ tile: Self) {
+            for c in first..<end {
+                tile.inputPoints({ i in (i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : i == 3 ? s3 : i == 4 ? s4 : s5)[c] },
+                                 { rows[$0 * span + c] = $1 })
+            }
+        }
+        switch self {
+        case .two: transformColumns(.two)
+        case .four: transformColumns(.four)
+        }
+        for i in 0..<alpha {
+            let row = rows + i * span
+            for column in 0..<first { row[column] = 0 }
+            for column in end..<span { row[column] = 0 }
         }
         for i in 0..<alpha {
             let line = rows + i * span, target = destination + i * alpha * pointStride
