@@ -126,7 +126,8 @@ public enum Winograd {
                               parallelism: parallelism)
                 // Back to m×m output tiles, and the epilogue on each finished band of m rows.
                 parallelism.forEachChunk(outputs * passRows, minimumChunk: Swift.max(1, 64 / tileColumns)) { chunk in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: alpha) { patch in
+                    // The column-transformed tiles of one job (m × α × tiles), then one tile's last patch (α).
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: m * alpha * tileColumns + alpha) { patch in
                         for job in chunk {
                             let channel = job / passRows, tileRow = job % passRows
                             let top = (firstRow + tileRow) * m, rows = Swift.min(m, outputHeight - top)
@@ -207,41 +208,43 @@ extension Winograd.Tile {
     }
 
     /// Transforms one tile row of one output channel back: `Y = Aᵀ M A` per tile, where point ξ of
-    /// tile `t` is at `products[ξ · pointStride + t]` (overwritten), into `rows` output rows of
-    /// width `width` starting at `output`.
+    /// tile `t` is at `products[ξ · pointStride + t]`, into `rows` output rows of width `width`
+    /// starting at `output`. `patch` holds m·α·tiles + α floats of scratch.
     @inline(__always)
-    func transformOutputRow(_ products: UnsafeMutablePointer<Float>, pointStride: Int, tiles: Int,
+    func transformOutputRow(_ products: UnsafePointer<Float>, pointStride: Int, tiles: Int,
                             patch: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         let alpha = self.alpha, m = rawValue
-        // Aᵀ down the columns of every tile at once: point (r, j) ends up holding the r-th result.
+        // Aᵀ down the columns of every tile at once, into `patch`: result r of column j of tile t
+        // at patch[(r · α + j) · tiles + t].
         let pointRow = alpha * pointStride
         for j in 0..<alpha {
-            let column = products + j * pointStride
+            let column = products + j * pointStride, target = patch + j * tiles
             for t in 0..<tiles {
                 let x = column + t
-                outputPoints({ x[$0 * pointRow] }, { x[$0 * pointRow] = $1 })
+                outputPoints({ x[$0 * pointRow] }, { target[$0 * alpha * tiles + t] = $1 })
             }
         }
+        let last = patch + m * alpha * tiles
         for r in 0..<rows {
-            let line = output + r * width, source = products + r * pointRow
+            let line = output + r * width, source = patch + r * alpha * tiles
             let whole = Swift.min(tiles, width / m)
             // Four tiles at a time (one lane each), then one at a time.
             var t = 0
             while t + 4 <= whole {
                 let x = source + t, y = line + t * m
-                outputPoints({ UnsafeRawPointer(x + $0 * pointStride).loadUnaligned(as: SIMD4<Float>.self) },
+                outputPoints({ UnsafeRawPointer(x + $0 * tiles).loadUnaligned(as: SIMD4<Float>.self) },
                              { s, value in for lane in 0..<4 { y[lane * m + s] = value[lane] } })
                 t += 4
             }
             for t in t..<whole {
                 let x = source + t, y = line + t * m
-                outputPoints({ x[$0 * pointStride] }, { y[$0] = $1 })
+                outputPoints({ x[$0 * tiles] }, { y[$0] = $1 })
             }
             // The last tile, when it sticks out of the image.
             for t in whole..<tiles {
                 let x = source + t
-                outputPoints({ x[$0 * pointStride] }, { patch[$0] = $1 })
-                for s in 0..<(width - t * m) { line[t * m + s] = patch[s] }
+                outputPoints({ x[$0 * tiles] }, { last[$0] = $1 })
+                for s in 0..<(width - t * m) { line[t * m + s] = last[s] }
             }
         }
     }
