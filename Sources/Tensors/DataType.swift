@@ -25,6 +25,13 @@ public enum DataType: Int32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Bytes that `count` elements take, or nil when `count` is negative or the product overflows
+    /// (0 for strings).
+    public func checkedByteCount(elements count: Int) -> Int? {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: byteSize)
+        return overflow || count < 0 ? nil : bytes
+    }
+
     /// ONNX's lower-case spelling (`tensor(float)` → `float`).
     public var name: String {
         switch self {

@@ -20,8 +20,23 @@ public struct Shape: Hashable, Sendable, RandomAccessCollection, MutableCollecti
     /// Number of dimensions.
     public var rank: Int { dims.count }
 
-    /// Number of elements (1 for a scalar, 0 if any dimension is 0).
+    /// Number of elements (1 for a scalar, 0 if any dimension is 0). Traps on overflow: use
+    /// `checkedElementCount` for shapes read from a request or a model file.
     public var elementCount: Int { dims.reduce(1, *) }
+
+    /// Number of elements, or nil when a dimension is negative or the product overflows `Int`.
+    /// A zero dimension makes the count 0 whatever the others are.
+    public var checkedElementCount: Int? {
+        guard dims.allSatisfy({ $0 >= 0 }) else { return nil }
+        if dims.contains(0) { return 0 }
+        var count = 1
+        for size in dims {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 
     /// Row-major strides in elements.
     public var strides: [Int] {

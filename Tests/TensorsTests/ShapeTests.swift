@@ -14,6 +14,18 @@ import Tensors
         #expect(Shape([2, 0, 3]).elementCount == 0)
     }
 
+    @Test func checkedCountsReportOverflowAndNegativeSizes() {
+        #expect(Shape([2147483647, 2147483647, 2147483647]).checkedElementCount == nil)
+        #expect(Shape([Int.max, 2]).checkedElementCount == nil)
+        #expect(Shape([Int.max, 0]).checkedElementCount == 0)
+        #expect(Shape([3, -1]).checkedElementCount == nil)
+        #expect(Shape([2, 3, 4]).checkedElementCount == 24)
+        #expect(Shape([]).checkedElementCount == 1)
+        #expect(DataType.float.checkedByteCount(elements: Int.max / 2) == nil)
+        #expect(DataType.double.checkedByteCount(elements: 3) == 24)
+        #expect(DataType.float.checkedByteCount(elements: -1) == nil)
+    }
+
     @Test func poolReusesBuffersOfTheSameClass() {
         let pool = BufferPool()
         var first: Tensor? = Tensor(uninitialized: .float, shape: [1000], pool: pool)
