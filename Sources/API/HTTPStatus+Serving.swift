@@ -9,6 +9,7 @@ extension ServingError {
     var httpStatus: Int {
         switch kind {
         case .invalidArgument, .failedPrecondition: 400
+        case .permissionDenied: 403
         case .notFound: 404
         case .unavailable: 503
         case .resourceExhausted: 429

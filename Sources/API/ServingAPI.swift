@@ -13,14 +13,19 @@ public final class ServingAPI: HTTPHandler {
     let metrics: ServingMetrics
     let logger: Logger
     let accessLog: Bool
+    /// The header the repository API requires, if any (it is off entirely unless the registry's
+    /// control mode is `explicit`).
+    let repositoryRestriction: RequiredHeader?
     let work = DispatchQueue(label: "onnx-serve.api", qos: .userInitiated, attributes: .concurrent)
 
     /// A handler serving `registry`'s models.
-    public init(registry: ModelRegistry, metrics: ServingMetrics, logger: Logger, accessLog: Bool) {
+    public init(registry: ModelRegistry, metrics: ServingMetrics, logger: Logger, accessLog: Bool,
+                repositoryRestriction: RequiredHeader? = nil) {
         self.registry = registry
         self.metrics = metrics
         self.logger = logger
         self.accessLog = accessLog
+        self.repositoryRestriction = repositoryRestriction
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {

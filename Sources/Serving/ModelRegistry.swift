@@ -67,14 +67,17 @@ public final class ModelRegistry: Sendable {
     /// The repository models come from (nil when only explicit `--model` files are served).
     public let repository: ModelRepository?
     private let explicit: [ModelSource]
+    /// Whether models may be loaded and unloaded after start-up, and how.
+    public let controlMode: ModelControlMode
     private let defaults: ServingDefaults
     private let metrics: ServingMetrics
     private let logger: Logger
 
-    public init(repository: ModelRepository?, explicit: [ModelSource], defaults: ServingDefaults,
-                metrics: ServingMetrics, logger: Logger) {
+    public init(repository: ModelRepository?, explicit: [ModelSource], controlMode: ModelControlMode = .none,
+                defaults: ServingDefaults, metrics: ServingMetrics, logger: Logger) {
         self.repository = repository
         self.explicit = explicit
+        self.controlMode = controlMode
         self.defaults = defaults
         self.metrics = metrics
         self.logger = logger
@@ -100,6 +103,7 @@ public final class ModelRegistry: Sendable {
     /// Loads (or reloads) the repository model called `name`. New versions load before old ones
     /// are dropped, so the model keeps answering throughout.
     public func load(name: String) throws(ServingError) {
+        try checkRepositoryControl()
         guard let repository else { throw .failedPrecondition("no model repository is configured") }
         let source = try repository.source(named: name)
         load(source)
@@ -111,6 +115,7 @@ public final class ModelRegistry: Sendable {
 
     /// Stops serving every version of `name`. Requests already queued finish.
     public func unload(name: String) throws(ServingError) {
+        try checkRepositoryControl()
         let found = state.withLock { state -> Bool in
             guard var record = state.models[name] else { return false }
             for version in record.versions.keys {
@@ -122,6 +127,14 @@ public final class ModelRegistry: Sendable {
         guard found else { throw .notFound("model '\(name)' is not loaded") }
         logger.info("unloaded model", metadata: ["model": "\(name)"])
         updateLoadedGauge()
+    }
+
+    /// Throws 403's error unless the control mode lets the repository API list, load and unload
+    /// models after start-up.
+    public func checkRepositoryControl() throws(ServingError) {
+        guard controlMode.allowsRepositoryAPI else {
+            throw .permissionDenied("the model repository API (index, load, unload) is disabled: model_control_mode is '\(controlMode.rawValue)'; start the daemon with model_control_mode: explicit to enable it")
+        }
     }
 
     private func load(_ source: ModelSource) {

@@ -10,6 +10,7 @@ public struct ServingError: Error, Sendable, Equatable, CustomStringConvertible 
         case deadlineExceeded = "DEADLINE_EXCEEDED"
         case cancelled = "CANCELLED"
         case failedPrecondition = "FAILED_PRECONDITION"
+        case permissionDenied = "PERMISSION_DENIED"
         case unimplemented = "UNIMPLEMENTED"
         case `internal` = "INTERNAL"
     }
@@ -34,4 +35,5 @@ public struct ServingError: Error, Sendable, Equatable, CustomStringConvertible 
     public static func unavailable(_ message: String) -> ServingError { ServingError(.unavailable, message) }
     public static func `internal`(_ message: String) -> ServingError { ServingError(.internal, message) }
     public static func failedPrecondition(_ message: String) -> ServingError { ServingError(.failedPrecondition, message) }
+    public static func permissionDenied(_ message: String) -> ServingError { ServingError(.permissionDenied, message) }
 }

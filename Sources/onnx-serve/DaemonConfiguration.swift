@@ -1,3 +1,4 @@
+import API
 import Foundation
 import Serving
 
@@ -20,6 +21,8 @@ struct DaemonConfiguration: Codable, Equatable {
     var logLevel: String?
     var drainSeconds: Double?
     var batching: BatchingConfiguration?
+    var modelControlMode: ModelControlMode?
+    var repositoryAPIRestriction: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, models, warmup, optimizations, batching
@@ -33,6 +36,8 @@ struct DaemonConfiguration: Codable, Equatable {
         case accessLog = "access_log"
         case logLevel = "log_level"
         case drainSeconds = "drain_seconds"
+        case modelControlMode = "model_control_mode"
+        case repositoryAPIRestriction = "repository_api_restriction"
     }
 
     // MARK: Defaults
@@ -80,6 +85,8 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.accessLog = other.accessLog ?? accessLog
         merged.logLevel = other.logLevel ?? logLevel
         merged.drainSeconds = other.drainSeconds ?? drainSeconds
+        merged.modelControlMode = other.modelControlMode ?? modelControlMode
+        merged.repositoryAPIRestriction = other.repositoryAPIRestriction ?? repositoryAPIRestriction
         merged.batching = (other.batching ?? BatchingConfiguration()).merged(over: batching ?? BatchingConfiguration())
         return merged
     }
@@ -101,6 +108,12 @@ struct DaemonConfiguration: Codable, Equatable {
             if let delay = batching.maxQueueDelayMicroseconds, delay < 0 { throw .invalidArgument("batching.max_queue_delay_microseconds must not be negative") }
             if let length = batching.maxQueueLength, length < 1 { throw .invalidArgument("batching.max_queue_length must be at least 1") }
             if let instances = batching.instances, instances < 1 { throw .invalidArgument("batching.instances must be at least 1") }
+        }
+        if let repositoryAPIRestriction, RequiredHeader(parsing: repositoryAPIRestriction) == nil {
+            throw .invalidArgument("repository_api_restriction must be HEADER=VALUE (a header name and a non-empty value)")
+        }
+        if repositoryAPIRestriction != nil && modelControlMode != .explicit {
+            throw .invalidArgument("repository_api_restriction needs model_control_mode: explicit (the repository API is off otherwise)")
         }
         if modelRepository == nil && (models ?? [:]).isEmpty {
             throw .invalidArgument("nothing to serve: give --model-repository DIR, --model NAME=PATH.onnx or a config file that sets one")

@@ -86,6 +86,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Batches that may run at once per model (default 1).")
     var instances: Int?
 
+    @Option(name: .customLong("model-control-mode"),
+            help: "none (default: the repository is read at start, the repository API is off) or explicit (load/unload through /v2/repository).")
+    var modelControlMode: String?
+
+    @Option(name: .customLong("repository-api-restriction"),
+            help: "HEADER=VALUE the repository API requires (explicit mode), as Triton's --http-restricted-api=model-repository:HEADER=VALUE.")
+    var repositoryAPIRestriction: String?
+
     mutating func run() async throws {
         let configuration = try reportingErrors { try resolvedConfiguration() }
         let level = Logger.Level(rawValue: configuration.logLevel ?? "info") ?? .info
@@ -126,6 +134,13 @@ struct ServeCommand: AsyncParsableCommand {
         flags.accessLog = accessLog
         flags.logLevel = logLevel
         flags.drainSeconds = drainSeconds
+        if let modelControlMode {
+            guard let mode = ModelControlMode(rawValue: modelControlMode) else {
+                throw ValidationError("--model-control-mode must be one of \(ModelControlMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(modelControlMode)'")
+            }
+            flags.modelControlMode = mode
+        }
+        flags.repositoryAPIRestriction = repositoryAPIRestriction
         var preferred: [Int]?
         if let preferredBatchSizes {
             preferred = try preferredBatchSizes.split(separator: ",").map { text in
@@ -166,8 +181,10 @@ struct Daemon {
             warmup: configuration.warmup ?? true, optimizations: configuration.optimizations ?? true,
             flushDenormals: configuration.flushDenormals ?? false,
             batching: configuration.batching ?? BatchingConfiguration())
-        let registry = ModelRegistry(repository: repository, explicit: explicit, defaults: defaults, metrics: metrics, logger: logger)
-        let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false)
+        let registry = ModelRegistry(repository: repository, explicit: explicit, controlMode: configuration.modelControlMode ?? .none,
+                                     defaults: defaults, metrics: metrics, logger: logger)
+        let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false,
+                             repositoryRestriction: configuration.repositoryAPIRestriction.flatMap(RequiredHeader.init(parsing:)))
         let httpLogger = logger
         let server = try reportingErrors {
             try HTTPServer.start(HTTPServer.Configuration(

@@ -15,6 +15,9 @@ import models
 from conftest import Daemon
 
 
+ADMIN = ("admin-key", "s3cret")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     return models.repository(str(tmp_path_factory.mktemp("repository")))
@@ -22,7 +25,10 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def daemon(binary, repo):
-    server = Daemon(binary, "--model-repository", repo, "--max-body-bytes", "4194304")
+    # Explicit control mode, behind a required header: the repository extension is tested here
+    # (test_repository_control.py covers the default, where it is off).
+    server = Daemon(binary, "--model-repository", repo, "--max-body-bytes", "4194304",
+                    "--model-control-mode", "explicit", "--repository-api-restriction", "%s=%s" % ADMIN)
     yield server
     assert server.stop() == 0, "".join(server.log)
 
@@ -147,20 +153,31 @@ def test_async_infer_calls_in_flight(client, repo):
 
 
 def test_repository_load_and_unload(client):
-    index = {(m["name"], m.get("version")): m for m in client.get_model_repository_index()}
+    admin = dict([ADMIN])
+    index = {(m["name"], m.get("version")): m for m in client.get_model_repository_index(headers=admin)}
     assert index[("digits", "1")]["state"] == "READY"
     assert index[("broken", "1")]["state"] == "UNAVAILABLE"
-    client.unload_model("versioned")
+    client.unload_model("versioned", headers=admin)
     assert not client.is_model_ready("versioned")
-    with pytest.raises(InferenceServerException):
+    with pytest.raises(InferenceServerException) as error:
         given = httpclient.InferInput("x", [1, 1], "FP32")
         given.set_data_from_numpy(np.zeros((1, 1), np.float32))
         client.infer("versioned", [given])
-    client.load_model("versioned")
+    assert error.value.status() == "404", error.value
+    client.load_model("versioned", headers=admin)
     assert client.is_model_ready("versioned") and client.is_model_ready("versioned", "2")
     with pytest.raises(InferenceServerException) as error:
-        client.load_model("absent")
+        client.load_model("absent", headers=admin)
     assert "not in the repository" in str(error.value)
+
+
+@pytest.mark.parametrize("headers", [{}, {"admin-key": "wrong"}, {"admin-key": "s3cret "}, {"admin-key": "s3cre"}])
+def test_repository_api_needs_the_configured_header(daemon, headers):
+    for path in ("/v2/repository/index", "/v2/repository/models/digits/unload", "/v2/repository/models/digits/load"):
+        answer = requests.post(daemon.url + path, data="{}", headers=headers, timeout=30)
+        assert answer.status_code == 403, (path, answer.text)
+        assert answer.json()["error"].startswith("This API is restricted, expecting header 'admin-key'"), answer.text
+    assert requests.get(daemon.url + "/v2/models/digits/ready", timeout=10).status_code == 200
 
 
 def test_inference_statistics(client):
@@ -353,7 +370,7 @@ def test_bad_load_requests(daemon, path, status, fragment):
     import http.client
 
     connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
-    connection.request("POST", path, body="{}")
+    connection.request("POST", path, body="{}", headers=dict([ADMIN]))
     answer = connection.getresponse()
     body = json.loads(answer.read())
     connection.close()

@@ -16,9 +16,14 @@ package enum OpenInferenceRoute: Equatable {
     case modelConfig(ModelSpec)
     case statistics(ModelSpec?)
     case infer(ModelSpec)
-    case repositoryIndex
-    case load(String)
-    case unload(String)
+    case repository(RepositoryRoute)
+
+    /// The model repository extension's routes (off unless the control mode is `explicit`).
+    package enum RepositoryRoute: Equatable {
+        case index
+        case load(String)
+        case unload(String)
+    }
 
     /// Why a `/v2` request matches no route.
     package struct Mismatch: Error, Equatable {
@@ -82,7 +87,7 @@ package enum OpenInferenceRoute: Equatable {
             }
         case "repository":
             segments.removeFirst()
-            if segments == ["index"] { return expect("POST", .repositoryIndex) }
+            if segments == ["index"] { return expect("POST", .repository(.index)) }
             guard segments.count == 3, segments[0] == "models" else { return .failure(notFound) }
             let modelName: String
             switch name(segments[1]) {
@@ -90,8 +95,8 @@ package enum OpenInferenceRoute: Equatable {
             case .failure(let mismatch): return .failure(mismatch)
             }
             switch segments[2] {
-            case "load": return expect("POST", .load(modelName))
-            case "unload": return expect("POST", .unload(modelName))
+            case "load": return expect("POST", .repository(.load(modelName)))
+            case "unload": return expect("POST", .repository(.unload(modelName)))
             default: return .failure(notFound)
             }
         default:

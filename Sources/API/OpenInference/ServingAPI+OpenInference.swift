@@ -13,8 +13,19 @@ extension ServingAPI {
     static let serverName = "onnx-serve"
     static let serverVersion = "0.1.0"
     /// Extensions advertised by `GET /v2`.
-    static let extensions = ["binary_tensor_data", "classification", "model_configuration", "model_repository",
-                             "schedule_policy", "statistics"]
+    static let extensions = ["binary_tensor_data", "classification", "model_configuration", "schedule_policy", "statistics"]
+
+    /// Extensions this daemon answers: the repository API only in explicit control mode.
+    var extensions: [String] {
+        (Self.extensions + (registry.controlMode.allowsRepositoryAPI ? ["model_repository"] : [])).sorted()
+    }
+
+    /// Refuses the repository API unless the control mode enables it and the request carries the
+    /// required header, if one is configured.
+    private func checkRepositoryAccess(_ request: HTTPRequest) throws(ServingError) {
+        try registry.checkRepositoryControl()
+        try repositoryRestriction?.check(request.headers, api: "model-repository")
+    }
 
     func handleOpenInference(_ exchange: Exchange) {
         let route: OpenInferenceRoute
@@ -33,7 +44,7 @@ extension ServingAPI {
             writer.raw(",\"version\":")
             writer.string(Self.serverVersion)
             writer.raw(",\"extensions\":[")
-            for (index, name) in Self.extensions.enumerated() {
+            for (index, name) in extensions.enumerated() {
                 if index > 0 { writer.comma() }
                 writer.string(name)
             }
@@ -58,7 +69,29 @@ extension ServingAPI {
             })
         case .statistics(let spec):
             exchange.finish(answer { () throws(ServingError) in try statistics(spec) })
-        case .repositoryIndex:
+        case .repository(let route):
+            do throws(ServingError) {
+                try checkRepositoryAccess(exchange.request)
+            } catch {
+                exchange.finish(error.response)
+                return
+            }
+            repository(route, exchange)
+        case .infer(let spec):
+            exchange.model = spec.name
+            exchange.api = "v2-infer"
+            if Self.decodesInline(exchange.request) {
+                infer(spec, exchange)
+            } else {
+                work.async { self.infer(spec, exchange) }
+            }
+        }
+    }
+
+    /// The repository API, once access is checked.
+    private func repository(_ route: OpenInferenceRoute.RepositoryRoute, _ exchange: Exchange) {
+        switch route {
+        case .index:
             exchange.finish(answer { () throws(ServingError) in try repositoryIndex(exchange.request.body) })
         case .load(let name):
             exchange.api = "v2-load"
@@ -69,14 +102,6 @@ extension ServingAPI {
                 try registry.unload(name: name)
                 return Array("{}".utf8)
             })
-        case .infer(let spec):
-            exchange.model = spec.name
-            exchange.api = "v2-infer"
-            if Self.decodesInline(exchange.request) {
-                infer(spec, exchange)
-            } else {
-                work.async { self.infer(spec, exchange) }
-            }
         }
     }
 
