@@ -4,8 +4,12 @@ BINARY := .build/release/onnx-serve
 
 .PHONY: build serve test test-swift test-python conformance clean
 
+# One build serves both `make serve` and `make test`: the daemon and the test bundle from one
+# `swift build --build-tests`. (Planning `--product onnx-serve` and `--build-tests` in turn made
+# SwiftPM write swift-protobuf's trait flags, -DBinaryDelimitedStreams -DFieldMaskUtilities, in a
+# new order each time, so a switch recompiled SwiftProtobuf, at times with the modules above it.)
 build:
-	$(SWIFT) build -c release --product onnx-serve
+	$(SWIFT) build -c release --build-tests
 
 # The daemon on the shipped config (config/onnx-serve.yaml: digits on port 8501).
 serve: build
@@ -14,8 +18,7 @@ serve: build
 # Every test: Swift unit tests (release build), Python CLI/daemon tests, ONNX conformance.
 test: build test-swift test-python conformance
 
-test-swift:
-	$(SWIFT) build -c release --build-tests
+test-swift: build
 	$(SWIFT) test -c release --skip-build
 
 test-python: build
