@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Two onnx-serve replicas behind HAProxy on loopback, under constant load: a rolling restart
-(SIGTERM one replica, wait for it to stop, start it again, then the other), counting the requests
-that failed. The target is zero.
+"""Two onnx-serve replicas behind HAProxy on loopback, under constant load, counting the requests
+that failed (the target is zero) in two scenarios:
+- restart: a rolling restart (SIGTERM one replica, wait for it to stop, start it again, then the other);
+- swap: both replicas in poll mode on one repository; a new version folder is renamed into it,
+  and both swap to it. It also prints the time from the rename to the first answer of the new version.
 
-    python3 tools/load_balancer.py [--binary .build/release/onnx-serve] [--clients 4] [--drain-seconds 1]
+    python3 tools/load_balancer.py restart [--binary .build/release/onnx-serve] [--clients 4] [--drain-seconds 1]
+    python3 tools/load_balancer.py swap [--clients 4] [--poll-seconds 1]
 
 HAProxy (Debian's package) health-checks /v2/health/ready every 200 ms and takes a replica out
 after one failed check; it does not retry or redispatch requests (`retries 0`), so every request
@@ -151,15 +154,28 @@ backend replicas
             self.process.kill()
 
 
+def open_inference_digit(response):
+    """The version that answered an Open Inference request for the digit zero; raises on a wrong answer."""
+    answer = response.json()
+    digit = next(output for output in answer["outputs"] if output["name"] == "digit")
+    if digit["data"] != [0]:
+        raise ValueError("wrong digit %s" % digit["data"])
+    return answer["model_version"]
+
+
+OPEN_INFERENCE_ZERO = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": DIGIT_ZERO}]}
+
+
 class Load:
-    """Clients sending digits predictions through the balancer back to back, counting outcomes."""
+    """Clients sending Open Inference requests for the digit zero through the balancer back to
+    back, counting answers by the version that gave them, and failures by kind."""
 
     def __init__(self, url, clients, request_timeout=30):
-        self.url = url + "/v1/models/digits:predict"
-        self.body = {"instances": [DIGIT_ZERO]}
+        self.url = url + "/v2/models/digits/infer"
         self.timeout = request_timeout
         self.lock = threading.Lock()
-        self.succeeded = 0
+        self.versions = {}
+        self.first_answer = {}
         self.failures = {}
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
@@ -167,15 +183,21 @@ class Load:
     def _client(self):
         session = requests.Session()
         while not self.stopping.is_set():
+            version = None
             try:
-                response = session.post(self.url, json=self.body, timeout=self.timeout)
-                ok = response.status_code == 200 and response.json()["predictions"][0]["digit"] == 0
-                outcome = None if ok else "HTTP %d" % response.status_code
-            except (requests.RequestException, ValueError, KeyError) as error:
+                response = session.post(self.url, json=OPEN_INFERENCE_ZERO, timeout=self.timeout)
+                if response.status_code == 200:
+                    version = open_inference_digit(response)
+                    outcome = None
+                else:
+                    outcome = "HTTP %d" % response.status_code
+            except (requests.RequestException, ValueError, KeyError, StopIteration) as error:
                 outcome = type(error).__name__
+            answered = time.monotonic()
             with self.lock:
                 if outcome is None:
-                    self.succeeded += 1
+                    self.versions[version] = self.versions.get(version, 0) + 1
+                    self.first_answer.setdefault(version, answered)
                 else:
                     self.failures[outcome] = self.failures.get(outcome, 0) + 1
 
@@ -189,14 +211,18 @@ class Load:
             thread.join(timeout=self.timeout + 5)
 
     @property
+    def succeeded(self):
+        with self.lock:
+            return sum(self.versions.values())
+
+    @property
     def failed(self):
         with self.lock:
             return sum(self.failures.values())
 
     @property
     def total(self):
-        with self.lock:
-            return self.succeeded + sum(self.failures.values())
+        return self.succeeded + self.failed
 
 
 def wait_for_traffic(balancer, name, requests_wanted=20, seconds=30):
@@ -205,55 +231,112 @@ def wait_for_traffic(balancer, name, requests_wanted=20, seconds=30):
     wait_until(lambda: balancer.servers()[name][1] >= start + requests_wanted, seconds, "traffic to %s" % name)
 
 
-def rolling_restart(binary, clients=4, drain_seconds=1.0, arguments=(), log=print):
-    """Runs the rolling restart; returns (succeeded, failures by kind, per-step log lines)."""
-    repository = os.path.join(ROOT, "config", "models")
-    common = ["--model-repository", repository, "--drain-seconds", str(drain_seconds), *arguments]
-    replicas = [Replica("a", binary, free_port(), common), Replica("b", binary, free_port(), common)]
-    with tempfile.TemporaryDirectory() as directory:
-        balancer = None
-        load = None
+class Cluster:
+    """Two replicas and HAProxy in front, torn down on exit; `load` runs while inside."""
+
+    def __init__(self, binary, arguments, clients):
+        self.replicas = [Replica("a", binary, free_port(), arguments), Replica("b", binary, free_port(), arguments)]
+        self.clients = clients
+        self.balancer = None
+        self.load = None
+
+    def __enter__(self):
+        self.directory = tempfile.TemporaryDirectory()
         try:
-            for replica in replicas:
+            for replica in self.replicas:
                 replica.start()
-            balancer = HAProxy(replicas, directory)
-            for replica in replicas:
-                balancer.wait_status(replica.name, "UP")
-            load = Load(balancer.url, clients)
-            load.start()
-            wait_until(lambda: load.total >= 50, 30, "the first requests")
-            for replica in replicas:
-                began = time.monotonic()
-                code = replica.terminate()
-                stopped = time.monotonic() - began
-                if code != 0:
-                    raise RuntimeError("%s exited with %d after SIGTERM" % (replica.name, code))
-                balancer.wait_status(replica.name, "DOWN", seconds=5)
-                replica.start()
-                balancer.wait_status(replica.name, "UP")
-                wait_for_traffic(balancer, replica.name)
-                log("%s: stopped %.2f s after SIGTERM, restarted, back in rotation; %d requests, %d failed so far"
-                    % (replica.name, stopped, load.total, load.failed))
-            load.stop()
-            return load.succeeded, dict(load.failures)
-        finally:
-            if load is not None:
-                load.stop()
-            if balancer is not None:
-                balancer.stop()
-            for replica in replicas:
-                replica.kill()
+            self.balancer = HAProxy(self.replicas, self.directory.name)
+            for replica in self.replicas:
+                self.balancer.wait_status(replica.name, "UP")
+            self.load = Load(self.balancer.url, self.clients)
+            self.load.start()
+            wait_until(lambda: self.load.total >= 50, 30, "the first requests")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_):
+        if self.load is not None:
+            self.load.stop()
+        if self.balancer is not None:
+            self.balancer.stop()
+        for replica in self.replicas:
+            replica.kill()
+        self.directory.cleanup()
+
+
+def rolling_restart(binary, clients=4, drain_seconds=1.0, log=print):
+    """Restarts one replica, then the other, under load; returns (answers by version, failures by kind)."""
+    arguments = ["--model-repository", os.path.join(ROOT, "config", "models"), "--drain-seconds", str(drain_seconds)]
+    with Cluster(binary, arguments, clients) as cluster:
+        for replica in cluster.replicas:
+            began = time.monotonic()
+            code = replica.terminate()
+            stopped = time.monotonic() - began
+            if code != 0:
+                raise RuntimeError("%s exited with %d after SIGTERM" % (replica.name, code))
+            cluster.balancer.wait_status(replica.name, "DOWN", seconds=5)
+            replica.start()
+            cluster.balancer.wait_status(replica.name, "UP")
+            wait_for_traffic(cluster.balancer, replica.name)
+            log("%s: stopped %.2f s after SIGTERM, restarted, back in rotation; %d requests, %d failed so far"
+                % (replica.name, stopped, cluster.load.total, cluster.load.failed))
+        cluster.load.stop()
+        return dict(cluster.load.versions), dict(cluster.load.failures)
+
+
+def publish_version(repository, model, version, source):
+    """Copies `source` into a folder beside the repository's models, then renames it into place."""
+    staging = os.path.join(repository, ".staging-%d" % version)
+    os.makedirs(staging)
+    shutil.copyfile(source, os.path.join(staging, "model.onnx"))
+    os.rename(staging, os.path.join(repository, model, str(version)))
+    return time.monotonic()
+
+
+def answers_version(replica, version):
+    response = requests.post("http://127.0.0.1:%d/v2/models/digits/infer" % replica.port, json=OPEN_INFERENCE_ZERO, timeout=10)
+    return response.status_code == 200 and open_inference_digit(response) == str(version)
+
+
+def version_swap(binary, clients=4, poll_seconds=1.0, log=print):
+    """Both replicas poll one repository; version 2 of digits is renamed into it under load.
+    Returns (answers by version, failures by kind, seconds from the rename to version 2's first answer)."""
+    with tempfile.TemporaryDirectory() as repository:
+        digits = os.path.join(ROOT, "config", "models", "digits", "1", "model.onnx")
+        os.makedirs(os.path.join(repository, "digits"))
+        publish_version(repository, "digits", 1, digits)
+        arguments = ["--model-repository", repository, "--drain-seconds", "1",
+                     "--model-control-mode", "poll", "--repository-poll-seconds", str(poll_seconds)]
+        with Cluster(binary, arguments, clients) as cluster:
+            published = publish_version(repository, "digits", 2, digits)
+            for replica in cluster.replicas:
+                wait_until(lambda: answers_version(replica, 2), 60, "%s to answer with version 2" % replica.name)
+            # Every replica has swapped; some more requests, all of which version 2 must answer.
+            wait_until(lambda: cluster.load.versions.get("2", 0) >= 100, 30, "answers from version 2")
+            cluster.load.stop()
+            first = cluster.load.first_answer["2"] - published
+            log("version 2 published; first answer %.3f s later; both replicas swapped; %d requests, %d failed"
+                % (first, cluster.load.total, cluster.load.failed))
+            return dict(cluster.load.versions), dict(cluster.load.failures), first
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=["restart", "swap"])
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "onnx-serve"))
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--drain-seconds", type=float, default=1.0)
+    parser.add_argument("--drain-seconds", type=float, default=1.0, help="restart: the replicas' drain")
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="swap: the replicas' repository_poll_seconds")
     options = parser.parse_args()
-    succeeded, failures = rolling_restart(options.binary, options.clients, options.drain_seconds)
-    total = succeeded + sum(failures.values())
-    print("rolling restart: %d failed of %d requests %s" % (sum(failures.values()), total, failures or ""))
+    if options.scenario == "restart":
+        versions, failures = rolling_restart(options.binary, options.clients, options.drain_seconds)
+    else:
+        versions, failures, _ = version_swap(options.binary, options.clients, options.poll_seconds)
+    total = sum(versions.values()) + sum(failures.values())
+    print("%s: %d failed of %d requests; answers by version %s%s" % (
+        options.scenario, sum(failures.values()), total, versions, "; failures %s" % failures if failures else ""))
     sys.exit(1 if failures else 0)
 
 

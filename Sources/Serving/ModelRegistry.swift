@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 import Kernels
 public import Logging
 import Synchronization
@@ -50,6 +51,9 @@ public final class ModelRegistry: Sendable {
         var state: ModelState
         var error: ServingError?
         var model: ServedModel?
+        /// The files of the last load attempt, successful or not: a rescan loads the version again
+        /// only when they differ (nil: load at the next chance).
+        var fingerprint: VersionFingerprint? = nil
     }
 
     private struct ModelRecord {
@@ -64,6 +68,8 @@ public final class ModelRegistry: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Held while loading: start-up, rescans and the repository API load one model at a time.
+    private let loading = Mutex(())
     /// The repository models come from (nil when only explicit `--model` files are served).
     public let repository: ModelRepository?
     private let explicit: [ModelSource]
@@ -88,16 +94,52 @@ public final class ModelRegistry: Sendable {
     /// Loads every model of the repository and every explicit one, then marks start-up complete.
     /// A model that fails is recorded with its reason; the others are served.
     public func loadAll() throws(ServingError) {
-        var sources = explicit
+        try loading.withLock { (_: inout ()) throws(ServingError) -> Void in
+            for source in try currentSources() { load(source) }
+        }
+        state.withLock { $0.startupComplete = true }
+        updateLoadedGauge()
+    }
+
+    /// Reads the repository again (the poll timer and SIGHUP): a new version folder, a replaced
+    /// `model.onnx` or a changed config file loads and warms beside what serves, then swaps in; a
+    /// load that fails leaves the old version serving; a removed version folder stops taking new
+    /// requests (those queued finish). In `none` and `poll` modes models added to the repository
+    /// load and removed ones retire; in `explicit` mode only the models loaded now are rescanned.
+    public func rescan() {
+        loading.withLock { _ in
+            let sources: [ModelSource]
+            do throws(ServingError) {
+                sources = try currentSources()
+            } catch {
+                logger.error("repository rescan failed; serving what is loaded", metadata: ["reason": "\(error.message)"])
+                return
+            }
+            let known = state.withLock { state in
+                state.models.filter { $0.value.versions.values.contains { $0.model != nil } }.map(\.key)
+            }
+            for source in sources where controlMode != .explicit || known.contains(source.name) {
+                load(source)
+            }
+            if controlMode != .explicit {
+                let present = Set(sources.map(\.name))
+                for name in known where !present.contains(name) {
+                    retire(name, versions: { _ in true })
+                    logger.info("model removed from the repository: unloaded", metadata: ["model": "\(name)"])
+                }
+            }
+        }
+        updateLoadedGauge()
+    }
+
+    /// The explicit models and the repository's, as they are on disk now, sorted by name.
+    private func currentSources() throws(ServingError) -> [ModelSource] {
+        var sources = explicit.map { $0.reread() }
         if let repository {
             let found = try repository.scan()
             for source in found where !sources.contains(where: { $0.name == source.name }) { sources.append(source) }
         }
-        for source in sources.sorted(by: { $0.name < $1.name }) {
-            load(source)
-        }
-        state.withLock { $0.startupComplete = true }
-        updateLoadedGauge()
+        return sources.sorted { $0.name < $1.name }
     }
 
     /// Loads (or reloads) the repository model called `name`. New versions load before old ones
@@ -106,7 +148,7 @@ public final class ModelRegistry: Sendable {
         try checkRepositoryControl()
         guard let repository else { throw .failedPrecondition("no model repository is configured") }
         let source = try repository.source(named: name)
-        load(source)
+        loading.withLock { _ in load(source) }
         updateLoadedGauge()
         if let failure = statuses(of: name).compactMap(\.error).first, statuses(of: name).allSatisfy({ $0.state != .available }) {
             throw failure
@@ -137,57 +179,96 @@ public final class ModelRegistry: Sendable {
         }
     }
 
+    /// Brings one model in line with `source` (the caller holds `loading`). Each wanted version
+    /// whose files changed since its last attempt loads beside what serves and swaps in when warm.
     private func load(_ source: ModelSource) {
-        let configuration = source.configuration
-        let policy = configuration.versionPolicy ?? .latest(1)
+        let policy = source.configuration.versionPolicy ?? .latest(1)
         let wanted = policy.select(from: Array(source.versions.keys))
-        state.withLock { state in
+        // A version whose folder is gone stops taking requests now; those queued finish (they hold the model).
+        retire(source.name, versions: { version in version != 0 && source.versions[version] == nil })
+        let hadNoVersions = state.withLock { state in
             var record = state.models[source.name] ?? ModelRecord(source: source)
             record.source = source
-            for version in wanted where record.versions[version]?.state != .available {
+            let marked = record.versions.removeValue(forKey: 0) != nil
+            for version in wanted where record.versions[version] == nil {
                 record.versions[version] = VersionRecord(state: .start, error: nil, model: nil)
             }
             state.models[source.name] = record
-        }
-        if let problem = source.problem {
-            fail(source.name, versions: wanted, error: .invalidArgument(problem))
-            return
+            return marked
         }
         if wanted.isEmpty {
-            logger.error("model has no versions to serve", metadata: ["model": "\(source.name)"])
+            if !hadNoVersions { logger.error("model has no versions to serve", metadata: ["model": "\(source.name)"]) }
             state.withLock { $0.models[source.name]?.versions[0] = VersionRecord(state: .end, error: .notFound("no version folder with \(ModelRepository.modelFileName) found"), model: nil) }
             return
         }
         for version in wanted {
-            guard let path = source.versions[version] else {
-                fail(source.name, versions: [version], error: .notFound("version \(version) is not in the repository"))
-                continue
-            }
-            setState(source.name, version, .loading)
-            do {
-                let model = try makeModel(source, version: version, path: path)
-                state.withLock { $0.models[source.name]?.versions[version] = VersionRecord(state: .available, error: nil, model: model) }
-                logger.info("model version available", metadata: [
+            guard let path = source.versions[version] else { continue }
+            let fingerprint = VersionFingerprint(modelPath: path, configuration: source.configurationFingerprint)
+            let previous = state.withLock { $0.models[source.name]?.versions[version] }
+            if previous?.fingerprint == fingerprint { continue }  // nothing changed since the last attempt
+            let replacing = previous?.model != nil
+            if !replacing { setState(source.name, version, .loading) }
+            do throws(ServingError) {
+                if let problem = source.problem { throw ServingError.invalidArgument(problem) }
+                guard let contents = try Self.read(path, expecting: fingerprint.model) else {
+                    logger.warning("model file changed while it was read (still being written?); loading it once it stops changing",
+                                   metadata: ["model": "\(source.name)", "version": "\(version)", "path": "\(path)"])
+                    state.withLock { state in
+                        guard var record = state.models[source.name]?.versions[version] else { return }
+                        record.fingerprint = nil
+                        if record.model == nil { record.state = .start }
+                        state.models[source.name]?.versions[version] = record
+                    }
+                    continue
+                }
+                let model = try makeModel(source, version: version, path: path, contents: contents)
+                state.withLock {
+                    $0.models[source.name]?.versions[version] = VersionRecord(state: .available, error: nil, model: model, fingerprint: fingerprint)
+                }
+                logger.info(replacing ? "model version reloaded" : "model version available", metadata: [
                     "model": "\(source.name)", "version": "\(version)",
                     "load_ms": "\(Self.milliseconds(model.loadDuration))",
                     "threads": "\(model.session.options.intraOpThreads)",
                     "batching": "\(model.policy.enabled ? "max \(model.policy.maxBatchSize)" : "off")",
                 ])
             } catch {
-                fail(source.name, versions: [version], error: error)
+                fail(source.name, version: version, error: error, fingerprint: fingerprint)
             }
         }
-        // Versions the policy no longer wants are retired once the wanted ones are in.
-        state.withLock { state in
-            guard var record = state.models[source.name] else { return }
-            for version in record.versions.keys where !wanted.contains(version) && record.versions[version]?.state == .available {
-                record.versions[version] = VersionRecord(state: .end, error: nil, model: nil)
-            }
-            state.models[source.name] = record
+        // Versions the policy no longer wants retire once every wanted one serves: while a new
+        // version fails to load, the one before it goes on serving.
+        let complete = state.withLock { state in wanted.allSatisfy { state.models[source.name]?.versions[$0]?.model != nil } }
+        if complete { retire(source.name, versions: { !wanted.contains($0) }) }
+    }
+
+    /// Stops serving the versions of `name` that `selected` picks; requests already queued finish.
+    private func retire(_ name: String, versions selected: (Int) -> Bool) {
+        let retired = state.withLock { state -> [Int] in
+            guard var record = state.models[name] else { return [] }
+            let versions = record.versions.filter { selected($0.key) && $0.value.model != nil }.map(\.key)
+            for version in versions { record.versions[version] = VersionRecord(state: .end, error: nil, model: nil) }
+            state.models[name] = record
+            return versions
+        }
+        for version in retired.sorted() {
+            logger.info("model version retired", metadata: ["model": "\(name)", "version": "\(version)"])
         }
     }
 
-    private func makeModel(_ source: ModelSource, version: Int, path: String) throws(ServingError) -> ServedModel {
+    /// The file's bytes, or nil when it changed while being read (a writer still at work). Read
+    /// into memory rather than mapped: a file truncated under a mapping would kill the daemon.
+    private static func read(_ path: String, expecting fingerprint: FileFingerprint?) throws(ServingError) -> Data? {
+        guard let fingerprint else { throw .notFound("\(path) cannot be read") }
+        let contents: Data
+        do {
+            contents = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .invalidArgument("cannot read \(path): \(error.localizedDescription)")
+        }
+        return FileFingerprint(path: path) == fingerprint && Int64(contents.count) == fingerprint.size ? contents : nil
+    }
+
+    private func makeModel(_ source: ModelSource, version: Int, path: String, contents: Data) throws(ServingError) -> ServedModel {
         let configuration = source.configuration
         let batching = (configuration.batching ?? BatchingConfiguration()).merged(over: defaults.batching)
         let policy = BatchPolicy(
@@ -203,7 +284,8 @@ public final class ModelRegistry: Sendable {
         let options = InferenceSession.Options(intraOpThreads: threads,
                                                optimizations: configuration.optimizations ?? defaults.optimizations,
                                                flushDenormals: configuration.flushDenormals ?? defaults.flushDenormals)
-        let model = try ServedModel(name: source.name, version: version, path: path, options: options, policy: policy, metrics: metrics)
+        let model = try ServedModel(name: source.name, version: version, path: path, contents: contents, options: options,
+                                    policy: policy, metrics: metrics)
         if configuration.warmup ?? defaults.warmup {
             try model.warmUp()
         }
@@ -214,13 +296,20 @@ public final class ModelRegistry: Sendable {
         state.withLock { $0.models[name]?.versions[version]?.state = newState }
     }
 
-    private func fail(_ name: String, versions: [Int], error: ServingError) {
-        logger.error("model failed to load", metadata: ["model": "\(name)", "versions": "\(versions)", "reason": "\(error.message)"])
+    /// Records a failed load: a version that was serving goes on serving (its status carries the
+    /// error); one that was not ends with it.
+    private func fail(_ name: String, version: Int, error: ServingError, fingerprint: VersionFingerprint) {
         state.withLock { state in
-            for version in versions {
-                state.models[name]?.versions[version] = VersionRecord(state: .end, error: error, model: nil)
-            }
+            guard var record = state.models[name]?.versions[version] else { return }
+            record.error = error
+            record.fingerprint = fingerprint
+            if record.model == nil { record.state = .end }
+            state.models[name]?.versions[version] = record
         }
+        logger.error("model failed to load", metadata: [
+            "model": "\(name)", "version": "\(version)", "reason": "\(error.message)",
+            "serving": "\(loadedModels(named: name).map(\.version))",
+        ])
     }
 
     private func updateLoadedGauge() {

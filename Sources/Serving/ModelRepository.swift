@@ -10,18 +10,31 @@ public struct ModelSource: Sendable {
     public var configuration: ModelConfiguration
     /// Why the model cannot be served as configured (a bad config file), if so.
     public var problem: String?
+    /// The model's folder, re-read by rescans (nil for a single file given as `--model NAME=PATH`).
+    public var directory: String?
+    /// The config file as it was when read (a change to it reloads the model's versions).
+    var configurationFingerprint: FileFingerprint?
 
-    public init(name: String, versions: [Int: String], configuration: ModelConfiguration = ModelConfiguration(), problem: String? = nil) {
+    public init(name: String, versions: [Int: String], configuration: ModelConfiguration = ModelConfiguration(), problem: String? = nil,
+                directory: String? = nil) {
         self.name = name
         self.versions = versions
         self.configuration = configuration
         self.problem = problem
+        self.directory = directory
+    }
+
+    /// The source as it is on disk now: a folder is read again; a single file stays version 1.
+    public func reread() -> ModelSource {
+        guard let directory else { return self }
+        return ModelRepository.modelSource(directory: directory, name: name)
     }
 }
 
 /// A model repository on disk: `<root>/<model>/<version>/model.onnx`, versions being positive
 /// integers (folders named otherwise, or with a leading zero, are ignored, as Triton does), with an
-/// optional `config.yaml` beside the versions.
+/// optional `config.yaml` beside the versions. A model folder without version folders but with a
+/// `model.onnx` of its own (KServe's bare layout at /mnt/models) serves that file as version 1.
 public struct ModelRepository: Sendable {
     /// The repository folder.
     public let root: String
@@ -48,8 +61,8 @@ public struct ModelRepository: Sendable {
             throw .notFound("model repository '\(root)' cannot be read: \(error.localizedDescription)")
         }
         var sources: [ModelSource] = []
-        for name in entries.sorted() where Self.isValidName(name) && isDirectory("\(root)/\(name)") {
-            sources.append(source(directory: "\(root)/\(name)", name: name))
+        for name in entries.sorted() where Self.isValidName(name) && Self.isDirectory("\(root)/\(name)") {
+            sources.append(Self.modelSource(directory: "\(root)/\(name)", name: name))
         }
         return sources
     }
@@ -58,16 +71,18 @@ public struct ModelRepository: Sendable {
     public func source(named name: String) throws(ServingError) -> ModelSource {
         guard Self.isValidName(name) else { throw .invalidArgument("invalid model name '\(name)'") }
         let directory = "\(root)/\(name)"
-        guard isDirectory(directory) else { throw .notFound("model '\(name)' is not in the repository") }
-        return source(directory: directory, name: name)
+        guard Self.isDirectory(directory) else { throw .notFound("model '\(name)' is not in the repository") }
+        return Self.modelSource(directory: directory, name: name)
     }
 
-    private func isDirectory(_ path: String) -> Bool {
+    /// True when `path` is a folder (following links).
+    public static func isDirectory(_ path: String) -> Bool {
         var directory: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
     }
 
-    private func source(directory: String, name: String) -> ModelSource {
+    /// One model's folder: its version folders (or a bare `model.onnx`) and its config file.
+    public static func modelSource(directory: String, name: String) -> ModelSource {
         var versions: [Int: String] = [:]
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for entry in entries {
@@ -75,8 +90,13 @@ public struct ModelRepository: Sendable {
             let file = "\(directory)/\(entry)/\(Self.modelFileName)"
             if FileManager.default.fileExists(atPath: file) { versions[version] = file }
         }
-        var source = ModelSource(name: name, versions: versions)
+        if versions.isEmpty, FileManager.default.fileExists(atPath: "\(directory)/\(Self.modelFileName)") {
+            versions[1] = "\(directory)/\(Self.modelFileName)"
+        }
+        var source = ModelSource(name: name, versions: versions, directory: directory)
         for file in ModelConfiguration.fileNames where FileManager.default.fileExists(atPath: "\(directory)/\(file)") {
+            // Taken before reading, so that a change made meanwhile shows at the next rescan.
+            source.configurationFingerprint = FileFingerprint(path: "\(directory)/\(file)")
             do {
                 let text = try String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)
                 source.configuration = try ModelConfiguration.parse(text, source: "\(name)/\(file)")

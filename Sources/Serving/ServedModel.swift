@@ -24,13 +24,16 @@ public final class ServedModel: Sendable {
 
     private let scheduler: BatchScheduler
 
-    /// Loads `path` into a session and prepares its queue.
-    init(name: String, version: Int, path: String, options: InferenceSession.Options, policy: BatchPolicy,
+    /// Builds a session from `contents`, the bytes read from `path` (external data is looked up
+    /// beside it), and prepares its queue.
+    init(name: String, version: Int, path: String, contents: Data, options: InferenceSession.Options, policy: BatchPolicy,
          metrics: ServingMetrics) throws(ServingError) {
         let start = ContinuousClock.now
         let session: InferenceSession
         do {
-            session = try InferenceSession(contentsOf: path, options: options)
+            let directory = (path as NSString).deletingLastPathComponent
+            let model = try ModelLoader.load(contents, directory: directory.isEmpty ? "." : directory, source: path)
+            session = try InferenceSession(model: model, options: options)
         } catch {
             throw .invalidArgument("\(error)")
         }

@@ -23,6 +23,7 @@ struct DaemonConfiguration: Codable, Equatable {
     var batching: BatchingConfiguration?
     var modelControlMode: ModelControlMode?
     var repositoryAPIRestriction: String?
+    var repositoryPollSeconds: Double?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, models, warmup, optimizations, batching
@@ -38,6 +39,7 @@ struct DaemonConfiguration: Codable, Equatable {
         case drainSeconds = "drain_seconds"
         case modelControlMode = "model_control_mode"
         case repositoryAPIRestriction = "repository_api_restriction"
+        case repositoryPollSeconds = "repository_poll_seconds"
     }
 
     // MARK: Defaults
@@ -48,6 +50,8 @@ struct DaemonConfiguration: Codable, Equatable {
     static let defaultIdleTimeoutSeconds = 30
     static let defaultMaxBodyBytes = 64 << 20
     static let defaultDrainSeconds = 5.0
+    /// As TF Serving's `--file_system_poll_wait_seconds`.
+    static let defaultRepositoryPollSeconds = 1.0
 
     /// Reads a config file; a relative `model_repository` or model path is relative to the file.
     static func load(path: String) throws(ServingError) -> DaemonConfiguration {
@@ -87,6 +91,7 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.drainSeconds = other.drainSeconds ?? drainSeconds
         merged.modelControlMode = other.modelControlMode ?? modelControlMode
         merged.repositoryAPIRestriction = other.repositoryAPIRestriction ?? repositoryAPIRestriction
+        merged.repositoryPollSeconds = other.repositoryPollSeconds ?? repositoryPollSeconds
         merged.batching = (other.batching ?? BatchingConfiguration()).merged(over: batching ?? BatchingConfiguration())
         return merged
     }
@@ -114,6 +119,14 @@ struct DaemonConfiguration: Codable, Equatable {
         }
         if repositoryAPIRestriction != nil && modelControlMode != .explicit {
             throw .invalidArgument("repository_api_restriction needs model_control_mode: explicit (the repository API is off otherwise)")
+        }
+        if let repositoryPollSeconds {
+            guard repositoryPollSeconds > 0, repositoryPollSeconds <= 86_400 else {
+                throw .invalidArgument("repository_poll_seconds must be more than 0 and at most 86400")
+            }
+            guard modelControlMode == .poll else {
+                throw .invalidArgument("repository_poll_seconds needs model_control_mode: poll")
+            }
         }
         if modelRepository == nil && (models ?? [:]).isEmpty {
             throw .invalidArgument("nothing to serve: give --model-repository DIR, --model NAME=PATH.onnx or a config file that sets one")

@@ -87,8 +87,11 @@ struct ServeCommand: AsyncParsableCommand {
     var instances: Int?
 
     @Option(name: .customLong("model-control-mode"),
-            help: "none (default: the repository is read at start, the repository API is off) or explicit (load/unload through /v2/repository).")
+            help: "none (default: the repository is read at start, the repository API is off), poll (rescanned every --repository-poll-seconds) or explicit (load/unload through /v2/repository). SIGHUP rescans in every mode.")
     var modelControlMode: String?
+
+    @Option(name: .customLong("repository-poll-seconds"), help: "Poll mode: seconds between repository rescans (default 1).")
+    var repositoryPollSeconds: Double?
 
     @Option(name: .customLong("repository-api-restriction"),
             help: "HEADER=VALUE the repository API requires (explicit mode), as Triton's --http-restricted-api=model-repository:HEADER=VALUE.")
@@ -141,6 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
             flags.modelControlMode = mode
         }
         flags.repositoryAPIRestriction = repositoryAPIRestriction
+        flags.repositoryPollSeconds = repositoryPollSeconds
         var preferred: [Int]?
         if let preferredBatchSizes {
             preferred = try preferredBatchSizes.split(separator: ",").map { text in
@@ -173,8 +177,10 @@ struct Daemon {
             // Fail fast on a repository that is not there; a bad model inside it only fails that model.
             try reportingErrors { _ = try repository.scan() }
         }
+        // A folder (KServe's /mnt/models) holds a bare model.onnx or version folders, and is reread by rescans.
         let explicit = (configuration.models ?? [:]).sorted { $0.key < $1.key }.map { name, path in
-            ModelSource(name: name, versions: [1: path])
+            ModelRepository.isDirectory(path) ? ModelRepository.modelSource(directory: path, name: name)
+                : ModelSource(name: name, versions: [1: path])
         }
         let defaults = ServingDefaults(
             threads: (configuration.intraOpThreads ?? 0) > 0 ? configuration.intraOpThreads : nil,
@@ -209,7 +215,13 @@ struct Daemon {
             Self.logSummary(registry, logger: summaryLogger, address: address, intraOpThreads: intraOp)
             SystemdNotifier.notify("READY=1\nSTATUS=serving \(registry.modelNames.count) models on \(address)")
         }
+        let controlMode = configuration.modelControlMode ?? .none
+        let reloader = RepositoryReloader(
+            registry: registry,
+            pollInterval: controlMode == .poll ? configuration.repositoryPollSeconds ?? DaemonConfiguration.defaultRepositoryPollSeconds : nil,
+            logger: logger)
         let signal = await Self.terminationSignal()
+        withExtendedLifetime(reloader) {}
         logger.info("received signal \(signal): not ready; draining for \(configuration.drainSeconds ?? DaemonConfiguration.defaultDrainSeconds) s")
         registry.beginDrain()
         SystemdNotifier.notify("STOPPING=1")

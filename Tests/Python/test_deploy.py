@@ -35,7 +35,7 @@ def test_install_keeps_existing_config(staged):
 def test_unit_has_the_required_settings():
     unit = open(os.path.join(ROOT, "deploy", "onnx-serve.service")).read()
     for setting in ["Type=notify", "Restart=on-failure", "DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                    "ProtectHome=yes", "PrivateTmp=yes", "LimitNOFILE=", "ReadOnlyPaths=/etc/onnx-serve /var/lib/onnx-serve/models"]:
+                    "ProtectHome=yes", "PrivateTmp=yes", "LimitNOFILE=", "ExecReload=/bin/kill -HUP $MAINPID", "ReadOnlyPaths=/etc/onnx-serve /var/lib/onnx-serve/models"]:
         assert setting in unit, setting
 
 
