@@ -171,6 +171,7 @@ struct Daemon {
     let logger: Logger
 
     func run() async throws {
+        HeapPolicy.mapLargeAllocations()
         let metrics = ServingMetrics()
         let repository = configuration.modelRepository.map(ModelRepository.init(root:))
         if let repository {
