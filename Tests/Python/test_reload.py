@@ -5,6 +5,7 @@ and a `--model NAME=DIR` folder takes KServe's layouts (a bare model.onnx, or ve
 import os
 import shutil
 import signal
+import threading
 import time
 import uuid
 
@@ -153,6 +154,37 @@ def test_removed_version_and_model_retire(repository, start):
     assert infer(daemon) == (200, "1", 1.0)
     shutil.rmtree(os.path.join(repository, "other"))
     wait_for(lambda: infer(daemon, "other")[0] == 404, "the removed model to unload")
+
+
+def test_removed_version_finishes_the_requests_it_has(tmp_path, start):
+    repository = str(tmp_path / "repository")
+    models.slow(os.path.join(repository, "s", "1", "model.onnx"), rows=32)
+    daemon = start("--model-repository", repository, "--no-batching", *POLL)
+    body = {"instances": [[[0.5] * 1024] * 32]}
+    finished = []
+
+    def client():
+        answer = requests.post(daemon.url + "/v1/models/s/versions/1:predict", json=body, timeout=120)
+        finished.append((time.monotonic(), answer.status_code))
+    threads = [threading.Thread(target=client) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+
+    def queued():
+        metrics = requests.get(daemon.url + "/metrics", timeout=10).text
+        lines = [line for line in metrics.splitlines() if "queue_length{" in line and 'model="s"' in line]
+        return int(float(lines[0].rsplit(" ", 1)[1])) if lines else 0
+    # Every request accepted (waiting, running or answered) before the version's folder goes.
+    wait_for(lambda: len(finished) >= 1 and len(finished) + queued() + 1 >= len(threads), "every request to be queued")
+    shutil.rmtree(os.path.join(repository, "s", "1"))
+    wait_for(lambda: statuses(daemon, "s").get("1", ("",))[0] == "END", "version 1 to retire")
+    retired = time.monotonic()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [status for _, status in finished] == [200] * 24
+    assert any(when > retired for when, _ in finished), "requests queued before the removal finished after it"
+    answer = requests.post(daemon.url + "/v1/models/s/versions/1:predict", json=body, timeout=30)
+    assert answer.status_code == 404
 
 
 def test_half_written_file_is_never_served(repository, start):
