@@ -187,8 +187,8 @@ public final class ModelRegistry: Sendable {
         // A version whose folder is gone stops taking requests now; those queued finish (they hold the model).
         retire(source.name, versions: { version in version != 0 && source.versions[version] == nil })
         let hadNoVersions = state.withLock { state in
+            // The record keeps the old source (labels) until the new versions serve, below.
             var record = state.models[source.name] ?? ModelRecord(source: source)
-            record.source = source
             let marked = record.versions.removeValue(forKey: 0) != nil
             for version in wanted where record.versions[version] == nil {
                 record.versions[version] = VersionRecord(state: .start, error: nil, model: nil)
@@ -196,6 +196,8 @@ public final class ModelRegistry: Sendable {
             state.models[source.name] = record
             return marked
         }
+        // Labels of a config that cannot be read stay as they were.
+        defer { if source.problem == nil { state.withLock { $0.models[source.name]?.source = source } } }
         if wanted.isEmpty {
             if !hadNoVersions { logger.error("model has no versions to serve", metadata: ["model": "\(source.name)"]) }
             state.withLock { $0.models[source.name]?.versions[0] = VersionRecord(state: .end, error: .notFound("no version folder with \(ModelRepository.modelFileName) found"), model: nil) }

@@ -142,6 +142,17 @@ def test_changed_config_applies(repository, start):
     assert infer(daemon) == (200, "2", 2.0)
 
 
+def test_broken_config_keeps_the_versions_and_labels_serving(repository, start):
+    with open(os.path.join(repository, "m", "config.yaml"), "w") as file:
+        file.write("labels:\n  stable: 1\n")
+    daemon = start("--model-repository", repository, *POLL)
+    replace_file(repository, "m/config.yaml", "version_polcy:\n  all: true\n")
+    wait_for(lambda: "version_polcy" in statuses(daemon)["1"][1], "the bad config to show in the status")
+    assert statuses(daemon)["1"][0] == "AVAILABLE"
+    answer = requests.post(daemon.url + "/v1/models/m/labels/stable:predict", json={"instances": [[1.0]]}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["predictions"] == [[1.0]]
+
+
 def test_removed_version_and_model_retire(repository, start):
     publish(repository, "m", 2)
     with open(os.path.join(repository, "m", "config.yaml"), "w") as file:
