@@ -1,6 +1,8 @@
-/// Collects one request body as libmicrohttpd hands it over in chunks: checks the size limit as
-/// bytes arrive and decodes gzip/deflate on the fly, into one contiguous buffer. Used on the
-/// connection's thread only.
+/// Collects one request body as libmicrohttpd hands it over in chunks: checks the size limit and
+/// the daemon's memory budget as bytes arrive and decodes gzip/deflate on the fly, into one
+/// contiguous buffer. Used on one thread at a time; needs nothing from libmicrohttpd, so a fuzz
+/// harness drives it as the server does: `init(headers:limit:budget:)`, `append` per chunk,
+/// `finish()`.
 package final class BodyReader {
     /// Why a body is refused; each maps to one error answer.
     package enum Failure: Error, Equatable {
@@ -8,6 +10,10 @@ package final class BodyReader {
         case tooLarge(limit: Int)
         /// A `Content-Encoding` other than identity, gzip or deflate.
         case unsupportedEncoding(String)
+        /// A `Transfer-Encoding` other than chunked (e.g. `gzip, chunked`).
+        case unsupportedTransferEncoding(String)
+        /// The memory budget for request data is spent.
+        case overBudget
         /// The encoded body does not decode.
         case malformed(String)
 
@@ -18,29 +24,55 @@ package final class BodyReader {
                 .error(status: 413, message: "request body exceeds the maximum allowed size of \(limit) bytes")
             case .unsupportedEncoding(let encoding):
                 .error(status: 415, message: "unsupported Content-Encoding '\(encoding)'; supported: gzip, deflate, identity")
+            case .unsupportedTransferEncoding(let coding):
+                .error(status: 501, message: "unsupported Transfer-Encoding '\(coding)'; supported: chunked")
+            case .overBudget:
+                .overBudget
             case .malformed(let reason):
                 .error(status: 400, message: reason)
             }
         }
     }
 
+    /// Bodies are charged to the budget in steps of this many bytes, so that a large body costs
+    /// one reservation per step rather than one per network read.
+    package static let chargeStep = 64 << 10
+
+    /// What this body holds against the memory budget, if there is one. It outlives the reader's
+    /// use: the request's owner releases it when the request ends.
+    package let reservation: MemoryBudget.Reservation?
     private let limit: Int
     private let inflater: Inflater?
     private var encodedBytesSeen = false
     private var body: [UInt8] = []
 
-    /// Prepares for the body the headers announce; refuses a declared length over `limit` and
-    /// unknown encodings before any body byte is read.
-    package init(headers: HTTPHeaders, limit: Int) throws(Failure) {
+    /// Prepares for the body the headers announce; refuses a declared length over `limit`, a
+    /// transfer coding other than chunked and unknown content encodings before any body byte is
+    /// read. Bytes kept are charged to `budget`, if given.
+    package init(headers: HTTPHeaders, limit: Int, budget: MemoryBudget? = nil) throws(Failure) {
         self.limit = limit
-        let isChunked = headers["Transfer-Encoding"].map { $0.lowercased().contains("chunked") } ?? false
-        // libmicrohttpd has already rejected a malformed Content-Length.
-        let declaredLength = isChunked ? nil : headers["Content-Length"].flatMap { Int($0) }
-        if let declaredLength, declaredLength > limit { throw .tooLarge(limit: limit) }
+        reservation = budget.map(MemoryBudget.Reservation.init(budget:))
+        var declaredLength: Int?
+        if let coding = headers["Transfer-Encoding"] {
+            // libmicrohttpd decodes a value of exactly "chunked" (any case) and reads any other
+            // as a body that ends when the connection does, which no client means.
+            guard coding.equalsIgnoringASCIICase("chunked") else {
+                throw .unsupportedTransferEncoding(coding)
+            }
+        } else if let length = headers["Content-Length"] {
+            // libmicrohttpd refused anything but digits already, and reads 2^64-1 as "until the
+            // connection ends": digits too large for Int are too large.
+            guard !length.isEmpty, length.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+                throw .malformed("invalid Content-Length '\(length)'")
+            }
+            guard let value = Int(length), value <= limit else { throw .tooLarge(limit: limit) }
+            declaredLength = value
+        }
 
         switch headers["Content-Encoding"]?.lowercased() ?? "" {
         case "", "identity":
             inflater = nil
+            // Address space only: pages cost memory (and budget) as the bytes arrive.
             body.reserveCapacity(declaredLength ?? 0)
         case "gzip", "x-gzip", "deflate":
             inflater = try Inflater()
@@ -49,15 +81,15 @@ package final class BodyReader {
         }
     }
 
-    /// Appends one chunk as it arrived (decoding it if needed); throws once the limit is crossed.
+    /// Appends one chunk as it arrived (decoding it if needed); throws once the limit is crossed
+    /// or the budget cannot cover the bytes.
     package func append(_ chunk: UnsafeRawBufferPointer) throws(Failure) {
         guard let inflater else {
-            guard body.count + chunk.count <= limit else { throw .tooLarge(limit: limit) }
-            body.append(contentsOf: chunk.assumingMemoryBound(to: UInt8.self))
+            try keep(chunk)
             return
         }
         encodedBytesSeen = encodedBytesSeen || !chunk.isEmpty
-        try inflater.inflate(chunk, appendingTo: &body, limit: limit)
+        try inflater.inflate(chunk) { (decoded) throws(Failure) in try keep(decoded) }
     }
 
     /// The complete body; throws if an encoded body stopped before its end.
@@ -67,4 +99,24 @@ package final class BodyReader {
         }
         return body
     }
+
+    private func keep(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
+        let (total, overflow) = body.count.addingReportingOverflow(bytes.count)
+        guard !overflow, total <= limit else { throw .tooLarge(limit: limit) }
+        if let reservation, total > reservation.bytes {
+            let step = Self.chargeStep
+            let (rounded, roundingOverflow) = total.addingReportingOverflow(step - 1)
+            guard reservation.grow(to: roundingOverflow ? total : rounded / step * step) else { throw .overBudget }
+        }
+        body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+    }
+}
+
+extension HTTPResponse {
+    /// The answer when the memory budget for request data is spent: try again shortly.
+    public static let overBudget: HTTPResponse = {
+        var response = HTTPResponse.error(status: 503, message: "the server is short of memory for requests; retry later")
+        response.headers["Retry-After"] = "1"
+        return response
+    }()
 }

@@ -45,6 +45,8 @@ package struct ExchangeState {
     }
 
     private var phase = Phase.awaitingHeaders
+    /// What the body holds against the memory budget, from the headers to the end of the request.
+    private var bodyReservation: MemoryBudget.Reservation?
 
     package init() {}
 
@@ -53,11 +55,14 @@ package struct ExchangeState {
         if case .awaitingHeaders = phase { true } else { false }
     }
 
-    /// The first callback, with the headers: decide whether to accept the body.
-    package mutating func headersArrived(_ headers: HTTPHeaders, bodyLimit: Int) -> CallbackAction {
+    /// The first callback, with the headers: decide whether to accept the body, whose bytes are
+    /// charged to `budget` until the request ends.
+    package mutating func headersArrived(_ headers: HTTPHeaders, bodyLimit: Int, budget: MemoryBudget? = nil) -> CallbackAction {
         guard case .awaitingHeaders = phase else { return .close }
         do {
-            phase = .receiving(headers: headers, body: try BodyReader(headers: headers, limit: bodyLimit))
+            let body = try BodyReader(headers: headers, limit: bodyLimit, budget: budget)
+            bodyReservation = body.reservation
+            phase = .receiving(headers: headers, body: body)
             return .proceed
         } catch {
             phase = .rejected
@@ -72,7 +77,7 @@ package struct ExchangeState {
             try body.append(chunk)
             return .proceed
         } catch {
-            phase = .rejected
+            reject()
             return .replyAndClose(error.response)
         }
     }
@@ -87,7 +92,7 @@ package struct ExchangeState {
                 phase = .handling
                 return .handle(headers, body: bytes)
             } catch {
-                phase = .rejected
+                reject()
                 return .reply(error.response)
             }
         case .answered(let response):
@@ -133,8 +138,16 @@ package struct ExchangeState {
         return true
     }
 
-    /// The request ended (answer sent, connection closed or timed out).
+    /// Refuses the body, whose bytes are dropped now.
+    private mutating func reject() {
+        phase = .rejected
+        bodyReservation?.release()
+    }
+
+    /// The request ended (answer sent, connection closed or timed out): the body's memory is
+    /// given back to the budget.
     package mutating func end() {
         phase = .finished
+        bodyReservation?.release()
     }
 }

@@ -13,7 +13,8 @@ public final class HTTPCancellation: Sendable {
     /// Creates a cancellation that is not cancelled.
     public init() {}
 
-    /// True once the client disconnected while waiting, or the stopping server gave up.
+    /// True once the client reset the connection while waiting (a half-close or clean close is
+    /// not a reset: see `SuspendedConnections`), or the stopping server gave up.
     public var isCancelled: Bool {
         state.withLock { if case .cancelled = $0 { true } else { false } }
     }

@@ -27,8 +27,8 @@ public struct HTTPRequest: Sendable {
     /// The whole body in one contiguous buffer, already decoded when it came with a gzip or
     /// deflate `Content-Encoding`. Read it in place with `body.withUnsafeBytes`.
     public var body: [UInt8]
-    /// Tells whether the server still wants an answer: it is cancelled when the client
-    /// disconnects while waiting, or when a stopping server gives up on the request.
+    /// Tells whether the server still wants an answer: it is cancelled when the client resets
+    /// the connection while waiting, or when a stopping server gives up on the request.
     public let cancellation: HTTPCancellation
 
     /// Creates a request, e.g. to call a handler in process. `path` defaults to `rawPath`.

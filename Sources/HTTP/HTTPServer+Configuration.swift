@@ -11,13 +11,25 @@ extension HTTPServer {
         /// libmicrohttpd threads, each running its own epoll loop.
         public var threadCount: Int
         /// A connection idle this long (no byte received or sent) is closed, including one
-        /// whose body stops arriving. libmicrohttpd counts whole seconds: rounded up.
+        /// whose body stops arriving. libmicrohttpd counts whole seconds: rounded up. A
+        /// kept-alive connection must also send its next request's line and headers within
+        /// this time (or `headerTimeout`, if longer) of the previous answer.
         public var idleTimeout: Duration
+        /// A new connection whose first request line and headers are not complete this long
+        /// after it opened is closed, however slowly bytes keep arriving.
+        public var headerTimeout: Duration
         /// Connections beyond this many are closed as they arrive.
         public var maxConnections: Int
+        /// Connections from one client address beyond this many are closed as they arrive
+        /// (0: no limit). Behind a proxy that is every client's address, raise it.
+        public var maxConnectionsPerClient: Int
         /// The largest request body accepted, also after decoding gzip/deflate; larger ones get
         /// 413 as soon as the limit is crossed.
         public var maxBodySize: Int
+        /// The daemon-wide budget that request bodies are charged to as they arrive (inflated
+        /// bytes included) until their request ends; past it, a request gets 503 with
+        /// `Retry-After`. Other layers may charge the same budget. Default: unlimited.
+        public var memoryBudget: MemoryBudget
         /// libmicrohttpd's memory per connection, for the request line, headers and I/O buffers;
         /// a request line or headers that do not fit get 414 or 431. libmicrohttpd zeroes it
         /// for every request, so larger costs time on small requests (64 KiB: ~2 µs more).
@@ -31,8 +43,11 @@ extension HTTPServer {
             port: UInt16 = 8000,
             threadCount: Int = Configuration.processorCount,
             idleTimeout: Duration = .seconds(30),
+            headerTimeout: Duration = .seconds(10),
             maxConnections: Int = 1024,
+            maxConnectionsPerClient: Int = 256,
             maxBodySize: Int = 64 << 20,
+            memoryBudget: MemoryBudget = MemoryBudget(limit: .max),
             connectionMemory: Int = 32 << 10,
             log: (@Sendable (String) -> Void)? = nil
         ) {
@@ -40,8 +55,11 @@ extension HTTPServer {
             self.port = port
             self.threadCount = threadCount
             self.idleTimeout = idleTimeout
+            self.headerTimeout = headerTimeout
             self.maxConnections = maxConnections
+            self.maxConnectionsPerClient = maxConnectionsPerClient
             self.maxBodySize = maxBodySize
+            self.memoryBudget = memoryBudget
             self.connectionMemory = connectionMemory
             self.log = log
         }
@@ -64,7 +82,9 @@ extension HTTPServer.Configuration {
     func validate() throws(HTTPError) {
         guard threadCount >= 1 else { throw .invalidConfiguration("threadCount must be at least 1") }
         guard idleTimeout > .zero else { throw .invalidConfiguration("idleTimeout must be positive") }
+        guard headerTimeout > .zero else { throw .invalidConfiguration("headerTimeout must be positive") }
         guard maxConnections >= 1 else { throw .invalidConfiguration("maxConnections must be at least 1") }
+        guard maxConnectionsPerClient >= 0 else { throw .invalidConfiguration("maxConnectionsPerClient must not be negative") }
         guard maxBodySize >= 0 else { throw .invalidConfiguration("maxBodySize must not be negative") }
         guard connectionMemory >= 4096 else { throw .invalidConfiguration("connectionMemory must be at least 4096 bytes") }
     }

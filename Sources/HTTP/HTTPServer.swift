@@ -38,6 +38,7 @@ public final class HTTPServer: Sendable {
         guard let daemon = MicroHTTPD.startDaemon(configuration, address: address, context: context.toOpaque()) else {
             context.release()
             dispatcher.suspended.shutdown()
+            dispatcher.connections.stopTimer()
             throw .startFailed(dispatcher.lastMessage ?? "libmicrohttpd gave no reason")
         }
         return HTTPServer(
@@ -48,22 +49,30 @@ public final class HTTPServer: Sendable {
         )
     }
 
-    /// Stops gracefully: refuses new connections at once, lets requests in flight finish for up
-    /// to `gracePeriod` (their answers close the connection), answers 503 to those still waiting
-    /// for their handler (cancelling them), then closes everything. Later calls do nothing.
+    /// Stops gracefully: refuses new connections at once and closes those whose request the
+    /// handler does not have (idle keep-alive ones, and those still sending headers or a body),
+    /// lets requests in flight finish for up to `gracePeriod` (their answers close the
+    /// connection), answers 503 to those still waiting for their handler (cancelling them), then
+    /// closes everything. Later calls do nothing.
     public func stop(gracePeriod: Duration = .seconds(10)) async {
         guard let running = running.withLock({ $0.take() }) else { return }
-        dispatcher.beginDraining()
         let listenSocket = MicroHTTPD.quiesce(running.daemon)
         // Refuse new connections, and those in the backlog, now rather than when the daemon stops.
         if let listenSocket { shutdown(listenSocket, Int32(SHUT_RD)) }
+        dispatcher.beginDraining()
         await dispatcher.waitUntilIdle(before: .now + gracePeriod)
         dispatcher.abandonWaitingRequests()
         await dispatcher.waitUntilIdle(before: .now + Self.abandonedAnswersFlushTime)
         MicroHTTPD.stop(running.daemon)
         if let listenSocket { close(listenSocket) }
         dispatcher.suspended.shutdown()
+        dispatcher.connections.stopTimer()
         running.context.release()
+    }
+
+    /// The number of connections open now.
+    public var openConnectionCount: Int {
+        dispatcher.connections.count
     }
 
     /// How long the 503 answers to abandoned requests get to go out before connections close.

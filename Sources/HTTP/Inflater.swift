@@ -28,13 +28,27 @@ final class Inflater {
         scratch.deallocate()
     }
 
-    /// Decodes `input` and appends the output to `body`, which may not grow beyond `limit`.
-    /// Concatenated gzip members are decoded one after the other.
-    func inflate(_ input: UnsafeRawBufferPointer, appendingTo body: inout [UInt8], limit: Int) throws(BodyReader.Failure) {
-        guard let base = input.baseAddress, !input.isEmpty else { return }
-        // zlib reads `next_in` only; its missing `const` forces the cast.
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = UInt32(input.count)
+    /// Decodes `input`, handing each piece of output to `keep` (which may refuse it by
+    /// throwing). Concatenated gzip members are decoded one after the other.
+    func inflate(
+        _ input: UnsafeRawBufferPointer,
+        into keep: (UnsafeRawBufferPointer) throws(BodyReader.Failure) -> Void
+    ) throws(BodyReader.Failure) {
+        guard let base = input.baseAddress else { return }
+        // zlib counts input in UInt32: feed larger inputs in parts.
+        var offset = 0
+        while offset < input.count {
+            let count = min(input.count - offset, Int(UInt32.max))
+            // zlib reads `next_in` only; its missing `const` forces the cast.
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: (base + offset).assumingMemoryBound(to: Bytef.self))
+            stream.pointee.avail_in = UInt32(count)
+            try inflatePending(into: keep)
+            offset += count
+        }
+    }
+
+    /// Decodes the input zlib holds until it is all consumed.
+    private func inflatePending(into keep: (UnsafeRawBufferPointer) throws(BodyReader.Failure) -> Void) throws(BodyReader.Failure) {
         while true {
             if isAtStreamEnd {
                 guard stream.pointee.avail_in > 0 else { return }
@@ -45,8 +59,7 @@ final class Inflater {
             stream.pointee.avail_out = UInt32(scratch.count)
             let status = CZlib.inflate(stream, Z_NO_FLUSH)
             let produced = scratch.count - Int(stream.pointee.avail_out)
-            guard body.count + produced <= limit else { throw .tooLarge(limit: limit) }
-            body.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<produced]))
+            try keep(UnsafeRawBufferPointer(start: scratch.baseAddress, count: produced))
             switch status {
             case Z_STREAM_END:
                 isAtStreamEnd = true

@@ -28,10 +28,13 @@ enum MicroHTTPD {
         // The logger goes first, so libmicrohttpd routes every message through it.
         var options: [any CVarArg] = [
             MHD_OPTION.EXTERNAL_LOGGER.rawValue, cFunction(MicroHTTPDCallbacks.logMessage), OpaquePointer(context),
+            MHD_OPTION.NOTIFY_CONNECTION.rawValue, cFunction(MicroHTTPDCallbacks.connectionChanged), OpaquePointer(context),
             MHD_OPTION.URI_LOG_CALLBACK.rawValue, cFunction(MicroHTTPDCallbacks.requestStarted), OpaquePointer(context),
+            MHD_OPTION.UNESCAPE_CALLBACK.rawValue, cFunction(MicroHTTPDCallbacks.unescape), OpaquePointer(context),
             MHD_OPTION.NOTIFY_COMPLETED.rawValue, cFunction(MicroHTTPDCallbacks.requestEnded), OpaquePointer(context),
             MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(clamping: configuration.idleTimeoutSeconds),
             MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(clamping: configuration.maxConnections),
+            MHD_OPTION.PER_IP_CONNECTION_LIMIT.rawValue, UInt32(clamping: configuration.maxConnectionsPerClient),
             MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, configuration.connectionMemory,
         ]
         if configuration.threadCount > 1 {
@@ -94,6 +97,17 @@ enum MicroHTTPD {
     /// The decoded query items, in order.
     static func queryItems(of connection: Connection) -> [HTTPRequest.QueryItem] {
         values(.GET_ARGUMENT_KIND, of: connection).map { HTTPRequest.QueryItem(name: $0.name, value: $0.value) }
+    }
+
+    /// How many query items libmicrohttpd holds for the request.
+    static func queryItemCount(of connection: Connection) -> Int {
+        Int(MHD_get_connection_values_n(connection.handle, .GET_ARGUMENT_KIND, nil, nil))
+    }
+
+    /// Decodes percent-escapes (and nothing else) in place, as libmicrohttpd does by default;
+    /// returns the decoded length.
+    static func unescapeInPlace(_ text: UnsafeMutablePointer<CChar>) -> Int {
+        MHD_http_unescape(text)
     }
 
     private static func values(_ kind: MHD_ValueKind, of connection: Connection) -> [(name: String, value: String?)] {

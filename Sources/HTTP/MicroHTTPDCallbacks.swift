@@ -6,15 +6,29 @@ import Glibc
 /// main-actor isolated). Each reaches the `RequestDispatcher` through the context pointer, an
 /// `Unmanaged` reference the server retains from start to stop.
 enum MicroHTTPDCallbacks {
+    /// A connection opened or closed (libmicrohttpd closes its socket after this returns).
+    static let connectionChanged: MHD_NotifyConnectionCallback = { context, connection, _, change in
+        guard let connection else { return }
+        dispatcher(context).connectionChanged(MicroHTTPD.Connection(handle: connection), opened: change == .CONNECTION_NOTIFY_STARTED)
+    }
+
     /// The request line arrived: create the request's `Exchange`, which libmicrohttpd keeps as
-    /// the request context (retained) until `requestEnded`.
+    /// the request context (retained) until `requestEnded`. libmicrohttpd parses the query
+    /// arguments next, then unescapes the path (`unescape`).
     static let requestStarted: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = {
         context, target, connection in
-        let exchange = dispatcher(context).requestStarted(
-            rawTarget: target.map { String(cString: $0) } ?? "",
-            connection: MicroHTTPD.Connection(handle: connection!)
-        )
+        let exchange = dispatcher(context).requestStarted(target: target, connection: MicroHTTPD.Connection(handle: connection!))
         return Unmanaged.passRetained(exchange).toOpaque()
+    }
+
+    /// libmicrohttpd's percent-decoding of each query name and value and, last, of the path.
+    static let unescape: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int = {
+        context, connection, text in
+        guard let text else { return 0 }
+        if let connection {
+            dispatcher(context).unescaping(text, connection: MicroHTTPD.Connection(handle: connection))
+        }
+        return MicroHTTPD.unescapeInPlace(text)
     }
 
     /// Headers, body chunks, the end of the body, and the calls after a resume.

@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import Glibc
 import Synchronization
 
 /// What libmicrohttpd's callbacks call into: creates an `Exchange` per request, feeds it the
@@ -6,8 +7,10 @@ import Synchronization
 /// for a graceful stop.
 final class RequestDispatcher: Sendable {
     let suspended: SuspendedConnections
+    let connections: OpenConnections
     private let handler: any HTTPHandler
     private let maxBodySize: Int
+    private let budget: MemoryBudget
     private let log: (@Sendable (String) -> Void)?
     private let nextExchangeID = Atomic<UInt64>(0)
     private let requestsInFlight = Atomic<Int>(0)
@@ -17,16 +20,40 @@ final class RequestDispatcher: Sendable {
     init(handler: any HTTPHandler, configuration: HTTPServer.Configuration) throws(HTTPError) {
         self.handler = handler
         maxBodySize = configuration.maxBodySize
+        budget = configuration.memoryBudget
         log = configuration.log
         suspended = try SuspendedConnections()
+        connections = OpenConnections(headerTimeout: configuration.headerTimeout, keepAliveTimeout: configuration.idleTimeout)
     }
 
     // MARK: libmicrohttpd callbacks
 
-    func requestStarted(rawTarget: String, connection: MicroHTTPD.Connection) -> Exchange {
+    func connectionChanged(_ connection: MicroHTTPD.Connection, opened: Bool) {
+        if opened { connections.opened(connection) } else { connections.closed(connection) }
+    }
+
+    func requestStarted(target: UnsafePointer<CChar>?, connection: MicroHTTPD.Connection) -> Exchange {
         requestsInFlight.add(1, ordering: .relaxed)
+        let rawTarget = target.map { String(cString: $0) } ?? ""
+        if let target {
+            connections.requestLineArrived(connection, target: target, arguments: ConnectionTable.queryArgumentCount(in: rawTarget))
+        }
         let id = nextExchangeID.add(1, ordering: .relaxed).newValue
         return Exchange(id: id, connection: connection, rawTarget: rawTarget)
+    }
+
+    /// libmicrohttpd 0.9.75 stores query arguments in the connection's fixed memory; when they
+    /// do not fit (about 480 short ones in 32 KiB) it queues a 431 but then goes on waiting for
+    /// headers that it no longer reads, and the client hears nothing until the idle timeout.
+    /// The path is unescaped right after the arguments: if fewer arrived than the target holds,
+    /// answer here and shut the socket down, which makes libmicrohttpd close the connection.
+    func unescaping(_ text: UnsafeMutablePointer<CChar>, connection: MicroHTTPD.Connection) {
+        guard let expected = connections.argumentsParsed(connection, target: text),
+              MicroHTTPD.queryItemCount(of: connection) < expected
+        else { return }
+        let socket = MicroHTTPD.socket(of: connection)
+        MicroHTTPD.writeDirectly(.tooManyQueryArguments, to: socket)
+        _ = shutdown(socket, Int32(SHUT_RDWR))
     }
 
     func access(
@@ -38,7 +65,8 @@ final class RequestDispatcher: Sendable {
         let action = exchange.step { state in
             if let upload { return state.bodyArrived(upload) }
             if state.isAwaitingHeaders {
-                return state.headersArrived(MicroHTTPD.headers(of: exchange.connection), bodyLimit: maxBodySize)
+                connections.headersArrived(exchange.connection)
+                return state.headersArrived(MicroHTTPD.headers(of: exchange.connection), bodyLimit: maxBodySize, budget: budget)
             }
             return state.callbackWithoutBody()
         }
@@ -53,6 +81,7 @@ final class RequestDispatcher: Sendable {
         case .close:
             return .NO
         case .handle(let headers, let body):
+            connections.handling(exchange.connection)
             let rawTarget = exchange.rawTarget
             let request = HTTPRequest(
                 method: method.map { String(cString: $0) } ?? "",
@@ -71,6 +100,7 @@ final class RequestDispatcher: Sendable {
 
     func requestEnded(_ exchange: Exchange) {
         exchange.step { $0.end() }
+        connections.requestEnded(exchange.connection)
         requestsInFlight.subtract(1, ordering: .releasing)
     }
 
@@ -100,9 +130,11 @@ final class RequestDispatcher: Sendable {
         lastLibraryMessage.withLock { $0 }
     }
 
-    /// From now on, answers close their connection.
+    /// From now on, answers close their connection; connections that carry no request the
+    /// handler has are closed now, and others as soon as their request ends.
     func beginDraining() {
         isDraining.store(true, ordering: .relaxed)
+        connections.close()
     }
 
     /// Waits until no request is in flight, or until `deadline`.
@@ -119,4 +151,10 @@ final class RequestDispatcher: Sendable {
             exchange.abandon(reply: .shuttingDown, suspended: suspended)
         }
     }
+}
+
+extension HTTPResponse {
+    /// The answer to a target whose query arguments do not fit in the connection's memory.
+    static let tooManyQueryArguments = HTTPResponse.error(
+        status: 414, message: "the request target has more query arguments than the server accepts")
 }

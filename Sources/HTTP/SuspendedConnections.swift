@@ -5,8 +5,16 @@ import Synchronization
 
 /// Connections suspended until their answer arrives. libmicrohttpd stops watching a suspended
 /// socket, so a client hanging up would go unnoticed: the sockets also sit in an epoll set that
-/// reports peer hang-ups, and a hang-up abandons the exchange, which cancels its request.
+/// reports hang-ups, and a hang-up abandons the exchange, which cancels its request.
 /// Closing hands back every exchange still waiting, so a stopping server can answer them.
+///
+/// What counts as a hang-up: TCP tells a client that closed its socket apart from one that only
+/// shut down its sending side (`shutdown(SHUT_WR)`, a complete request and then end-of-file)
+/// only once the client refuses data: both send a FIN (EPOLLRDHUP), and a reset (EPOLLERR and
+/// EPOLLHUP) comes from a client that closed with unread data or with SO_LINGER 0, or whose
+/// host answers a later send with one. Half-closed clients are owed their answer, so only the
+/// reset counts: a client that closed cleanly while waiting keeps its request running, and its
+/// answer then meets the reset and closes the connection.
 final class SuspendedConnections: Sendable {
     private struct Registry {
         var waiting: [UInt64: Exchange] = [:]
@@ -30,8 +38,10 @@ final class SuspendedConnections: Sendable {
     func watch(_ exchange: Exchange) -> Bool {
         registry.withLock { registry in
             guard !registry.isClosed else { return false }
+            // No event asked for: epoll always reports EPOLLERR and EPOLLHUP, the resets; a FIN
+            // (EPOLLRDHUP) or pipelined bytes (EPOLLIN) must not wake us.
             var event = epoll_event()
-            event.events = EPOLLRDHUP.rawValue  // hang-ups only: pipelined bytes must not wake us
+            event.events = 0
             event.data.u64 = exchange.id
             // If this fails the request still works; only a hang-up would go unnoticed.
             _ = epoll_ctl(epoll, EPOLL_CTL_ADD, exchange.socket, &event)

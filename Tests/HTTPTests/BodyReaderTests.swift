@@ -2,8 +2,10 @@ import HTTP
 import Testing
 
 @Suite struct BodyReaderTests {
-    private func read(_ chunks: [[UInt8]], headers: HTTPHeaders = [:], limit: Int = 1 << 20) throws -> [UInt8] {
-        let reader = try BodyReader(headers: headers, limit: limit)
+    private func read(
+        _ chunks: [[UInt8]], headers: HTTPHeaders = [:], limit: Int = 1 << 20, budget: MemoryBudget? = nil
+    ) throws -> [UInt8] {
+        let reader = try BodyReader(headers: headers, limit: limit, budget: budget)
         for chunk in chunks {
             try chunk.withUnsafeBytes { try reader.append($0) }
         }
@@ -69,6 +71,56 @@ import Testing
             guard case .malformed(let reason) = error as? BodyReader.Failure else { return false }
             return reason.hasPrefix("compressed request body does not decode")
         }
+    }
+
+    @Test(arguments: ["18446744073709551615", "9223372036854775808", "9223372036854775807", "99999999999999999999999"])
+    func declaredLengthBeyondIntIsTooLarge(length: String) {
+        #expect(throws: BodyReader.Failure.tooLarge(limit: 100)) {
+            try BodyReader(headers: ["Content-Length": length], limit: 100)
+        }
+    }
+
+    @Test(arguments: ["-1", "+5", "", "1e3", "0x10"])
+    func declaredLengthThatIsNotDigitsIsMalformed(length: String) {
+        #expect(throws: BodyReader.Failure.malformed("invalid Content-Length '\(length)'")) {
+            try BodyReader(headers: ["Content-Length": length], limit: 100)
+        }
+    }
+
+    @Test(arguments: ["gzip, chunked", "gzip", "identity", "chunked, chunked", "chunked "])
+    func transferCodingsOtherThanChunkedAreRefused(coding: String) {
+        #expect(throws: BodyReader.Failure.unsupportedTransferEncoding(coding)) {
+            try BodyReader(headers: ["Transfer-Encoding": coding, "Content-Length": "2"], limit: 100)
+        }
+        #expect(BodyReader.Failure.unsupportedTransferEncoding(coding).response.status == 501)
+    }
+
+    @Test func bodiesAreChargedToTheBudgetInStepsAsTheyGrow() throws {
+        let budget = MemoryBudget(limit: 1 << 20)
+        let step = BodyReader.chargeStep
+        let reader = try BodyReader(headers: ["Content-Length": "\(3 * step)"], limit: 1 << 20, budget: budget)
+        #expect(budget.bytesInUse == 0)  // declared, not yet arrived
+        try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try reader.append($0) }
+        #expect(budget.bytesInUse == step)
+        try [UInt8](repeating: 1, count: step).withUnsafeBytes { try reader.append($0) }
+        #expect(budget.bytesInUse == 2 * step)
+        #expect(reader.reservation?.bytes == 2 * step)
+        reader.reservation?.release()
+        #expect(budget.bytesInUse == 0)
+    }
+
+    @Test func inflatedBytesAreChargedAndABodyPastTheBudgetIsRefused() throws {
+        let budget = MemoryBudget(limit: 1 << 20)
+        let bomb = compress([UInt8](repeating: 0, count: 2 << 20), gzip: true)
+        #expect(throws: BodyReader.Failure.overBudget) {
+            try read(chunks(bomb, size: 1000), headers: ["Content-Encoding": "gzip"], limit: 4 << 20, budget: budget)
+        }
+        #expect(budget.bytesInUse == 0)  // the refused reader is gone, and its reservation with it
+        let fits = compress([UInt8](repeating: 0, count: 512 << 10), gzip: true)
+        #expect(try read(chunks(fits, size: 1000), headers: ["Content-Encoding": "gzip"], budget: budget).count == 512 << 10)
+        let response = BodyReader.Failure.overBudget.response
+        #expect(response.status == 503)
+        #expect(response.headers["Retry-After"] == "1")
     }
 
     @Test func unknownEncodingIsRefused() {

@@ -73,4 +73,43 @@ import Testing
         #expect(state.answer(ok) == false)
         #expect(state.abandon(reply: nil) == false)
     }
+
+    @Test func bodyBytesStayChargedUntilTheRequestEnds() {
+        let budget = MemoryBudget(limit: 1 << 20)
+        var state = ExchangeState()
+        #expect(state.headersArrived(["Content-Length": "5"], bodyLimit: 100, budget: budget) == .proceed)
+        #expect(Array("input".utf8).withUnsafeBytes { state.bodyArrived($0) } == .proceed)
+        #expect(state.callbackWithoutBody() == .handle(["Content-Length": "5"], body: Array("input".utf8)))
+        #expect(state.handlerReturned() == .suspend)
+        #expect(budget.bytesInUse > 0)  // the handler still holds the body
+        #expect(state.abandon(reply: nil) == true)
+        #expect(budget.bytesInUse > 0)
+        state.end()
+        #expect(budget.bytesInUse == 0)
+    }
+
+    @Test func bodyPastTheBudgetIsAnswered503AndItsBytesGiveBackAtOnce() {
+        let budget = MemoryBudget(limit: 1 << 20)
+        #expect(budget.reserve((1 << 20) - 100))
+        var state = ExchangeState()
+        #expect(state.headersArrived(["Transfer-Encoding": "chunked"], bodyLimit: 1 << 20, budget: budget) == .proceed)
+        guard case .replyAndClose(let response) = Array("12345".utf8).withUnsafeBytes({ state.bodyArrived($0) }) else {
+            Issue.record("expected an answer and a close")
+            return
+        }
+        #expect(response.status == 503)
+        #expect(response.headers["Retry-After"] == "1")
+        #expect(budget.bytesInUse == (1 << 20) - 100)
+        state.end()
+        #expect(budget.bytesInUse == (1 << 20) - 100)
+    }
+
+    @Test func refusedTransferCodingIsAnswered501BeforeTheBody() {
+        var state = ExchangeState()
+        guard case .reply(let response) = state.headersArrived(["Transfer-Encoding": "gzip, chunked"], bodyLimit: 100) else {
+            Issue.record("expected an answer")
+            return
+        }
+        #expect(response.status == 501)
+    }
 }

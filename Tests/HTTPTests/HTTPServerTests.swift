@@ -200,49 +200,44 @@ import Testing
         await server.stop()
     }
 
-    @Test func clientHangingUpWhileWaitingCancelsTheRequest() async throws {
-        let waiting = Mutex<HTTPResponder?>(nil)
-        let cancelled = Atomic<Bool>(false)
-        let server = try startServer(handler: ClosureHandler { request, responder in
-            guard request.path == "/wait" else {
-                responder.respond(HTTPResponse(status: 200))
-                return
-            }
-            request.cancellation.onCancel { cancelled.store(true, ordering: .relaxed) }
-            waiting.withLock { $0 = responder }
-        })
-        do {
-            let client = try RawClient(port: server.port)
-            try client.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(await eventually { waiting.withLock { $0 != nil } })
-        }  // the client closes its socket here
-        #expect(await eventually { cancelled.load(ordering: .relaxed) })
+    @Test func clientResettingWhileWaitingCancelsTheRequest() async throws {
+        let handler = WaitingHandler()
+        let server = try startServer(handler: handler)
+        let client = try RawClient(port: server.port)
+        try client.send("GET /wait/a HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(await eventually { handler.isWaiting("/wait/a") })
+        client.reset()
+        #expect(await eventually { handler.isCancelled("/wait/a") })
         // A late answer to the vanished client is dropped, and the server keeps serving.
-        waiting.withLock { $0 }?.respond(HTTPResponse(status: 200))
+        handler.answer("/wait/a")
         #expect(try curl(["http://127.0.0.1:\(server.port)/next"]).status == 200)
         await server.stop()
     }
 
-    @Test func pipelinedRequestBehindAWaitingOneIsNotAHangUp() async throws {
-        let waiting = Mutex<HTTPResponder?>(nil)
-        let cancelled = Atomic<Bool>(false)
-        let server = try startServer(handler: ClosureHandler { request, responder in
-            guard request.path == "/wait" else {
-                responder.respond(HTTPResponse(status: 200, body: Array("second".utf8)))
-                return
-            }
-            request.cancellation.onCancel { cancelled.store(true, ordering: .relaxed) }
-            waiting.withLock { $0 = responder }
-        })
-        let client = try RawClient(port: server.port)
-        try client.send("GET /wait HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
-        #expect(await eventually { waiting.withLock { $0 != nil } })
-        try await Task.sleep(for: .milliseconds(100))  // time for a wrong hang-up report to arrive
-        let wasCancelled = cancelled.load(ordering: .relaxed)
-        #expect(!wasCancelled)
-        waiting.withLock { $0 }?.respond(HTTPResponse(status: 200, body: Array("first".utf8)))
-        #expect(try client.readResponse().text == "first")
-        #expect(try client.readResponse().text == "second")
+    /// A client that half-closes after its requests (a FIN, as a clean close also sends) and one
+    /// with pipelined requests are not hang-ups. No sleep decides it: a second client's reset,
+    /// which the hang-up watcher sees after the first client's FIN and pipelined bytes (those
+    /// were there when the first client was watched, the FIN was acknowledged before the reset
+    /// was sent), must cancel only the second client's request.
+    @Test func halfCloseAndPipelinedRequestsBehindAWaitingOneAreNotHangUps() async throws {
+        let handler = WaitingHandler()
+        let server = try startServer(handler: handler)
+        let halfClosed = try RawClient(port: server.port)
+        try halfClosed.send("GET /wait/half HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(await eventually { handler.isWaiting("/wait/half") })
+        try halfClosed.halfClose()
+
+        let resetting = try RawClient(port: server.port)
+        try resetting.send("GET /wait/reset HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(await eventually { handler.isWaiting("/wait/reset") })
+        resetting.reset()
+        #expect(await eventually { handler.isCancelled("/wait/reset") })
+
+        #expect(!handler.isCancelled("/wait/half"))
+        handler.answer("/wait/half")
+        #expect(try halfClosed.readResponse().text == "/wait/half")
+        #expect(try halfClosed.readResponse().text == "/next")
+        #expect(halfClosed.waitForClose())
         await server.stop()
     }
 

@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import HTTP
+import Synchronization
 
 /// A handler made of a closure.
 struct ClosureHandler: HTTPHandler {
@@ -20,16 +21,44 @@ let echoHandler = ClosureHandler { request, responder in
     responder.respond(HTTPResponse(status: 200, headers: ["X-Path": request.path], body: request.body))
 }
 
+/// A handler that answers `/wait/...` only when the test says so, and everything else at once.
+final class WaitingHandler: HTTPHandler {
+    private let waiting = Mutex<[String: HTTPResponder]>([:])
+    private let cancelled = Mutex<Set<String>>([])
+
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        guard request.path.hasPrefix("/wait/") else {
+            responder.respond(HTTPResponse(status: 200, body: Array(request.path.utf8)))
+            return
+        }
+        let path = request.path
+        request.cancellation.onCancel { [weak self] in _ = self?.cancelled.withLock { $0.insert(path) } }
+        waiting.withLock { $0[path] = responder }
+    }
+
+    func isWaiting(_ path: String) -> Bool { waiting.withLock { $0[path] != nil } }
+    func isCancelled(_ path: String) -> Bool { cancelled.withLock { $0.contains(path) } }
+
+    func answer(_ path: String) {
+        waiting.withLock { $0[path] }?.respond(HTTPResponse(status: 200, body: Array(path.utf8)))
+    }
+}
+
 /// Starts a server on IPv4 loopback, port 0, with short timeouts and small limits for tests.
 func startServer(
     host: String = "127.0.0.1",
     threadCount: Int = 2,
     idleTimeout: Duration = .seconds(5),
+    headerTimeout: Duration = .seconds(5),
+    maxConnectionsPerClient: Int = 0,
     maxBodySize: Int = 1 << 20,
+    memoryBudget: MemoryBudget = MemoryBudget(limit: .max),
     handler: some HTTPHandler = echoHandler
 ) throws -> HTTPServer {
     try HTTPServer.start(
-        HTTPServer.Configuration(host: host, port: 0, threadCount: threadCount, idleTimeout: idleTimeout, maxBodySize: maxBodySize),
+        HTTPServer.Configuration(
+            host: host, port: 0, threadCount: threadCount, idleTimeout: idleTimeout, headerTimeout: headerTimeout,
+            maxConnectionsPerClient: maxConnectionsPerClient, maxBodySize: maxBodySize, memoryBudget: memoryBudget),
         handler: handler
     )
 }

@@ -15,12 +15,14 @@ struct RawResponse {
 }
 
 /// A blocking TCP client, for what curl cannot send: pipelined requests, hand-made chunked or
-/// truncated bodies, hang-ups at chosen moments. Every read times out, so no test hangs.
+/// truncated bodies, half-closes and hang-ups at chosen moments, a chosen source address. Every
+/// read times out, so no test hangs.
 final class RawClient {
-    private let socket: Int32
+    private var socket: Int32
     private var buffer: [UInt8] = []
 
-    init(host: String = "127.0.0.1", port: UInt16, readTimeout: Duration = .seconds(10)) throws {
+    /// Connects to `host`:`port`, from `source` (an address of this machine) if given.
+    init(host: String = "127.0.0.1", port: UInt16, source: String? = nil, readTimeout: Duration = .seconds(10)) throws {
         var hints = addrinfo()
         hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -32,6 +34,16 @@ final class RawClient {
         socket = Glibc.socket(address.ai_family, Int32(SOCK_STREAM.rawValue), 0)
         var timeout = timeval(tv_sec: Int(readTimeout.components.seconds), tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, source, &local.sin_addr) == 1, withUnsafePointer(to: &local, {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }) == 0 else {
+                Glibc.close(socket)
+                throw ClientError(description: "cannot bind to \(source)")
+            }
+        }
         guard connect(socket, address.ai_addr, address.ai_addrlen) == 0 else {
             let reason = String(cString: strerror(errno))
             Glibc.close(socket)
@@ -39,7 +51,7 @@ final class RawClient {
         }
     }
 
-    deinit { Glibc.close(socket) }
+    deinit { if socket >= 0 { Glibc.close(socket) } }
 
     func send(_ text: String) throws {
         try send(Array(text.utf8))
@@ -74,6 +86,30 @@ final class RawClient {
         let body = Array(buffer[..<length])
         buffer.removeFirst(length)
         return RawResponse(status: status, headers: headers, body: body)
+    }
+
+    /// Shuts down the sending side (the server reads end-of-file) and waits until the server's
+    /// kernel has acknowledged it (the socket in FIN_WAIT2), so the server has seen it.
+    func halfClose() throws {
+        guard Glibc.shutdown(socket, Int32(SHUT_WR)) == 0 else { throw ClientError(description: "shutdown: \(String(cString: strerror(errno)))") }
+        let finWait2: UInt8 = 5  // TCP_FIN_WAIT2 in linux/tcp_states.h
+        for _ in 0..<10_000 {
+            var info = tcp_info()
+            var size = socklen_t(MemoryLayout<tcp_info>.size)
+            guard getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, &info, &size) == 0 else { break }
+            if info.tcpi_state == finWait2 { return }
+            usleep(1000)
+        }
+        throw ClientError(description: "the server did not acknowledge the half-close")
+    }
+
+    /// Closes with a reset (SO_LINGER 0) instead of a FIN, as a client that gave up does when it
+    /// leaves unread data or sets no linger time. The client is unusable afterwards.
+    func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(socket, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        Glibc.close(socket)
+        socket = -1
     }
 
     /// True when the server closes the connection (end of stream or reset) before the read
