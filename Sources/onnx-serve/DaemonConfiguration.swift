@@ -11,8 +11,11 @@ struct DaemonConfiguration: Codable, Equatable {
     var models: [String: String]?
     var httpThreads: Int?
     var maxConnections: Int?
+    var maxConnectionsPerClient: Int?
     var idleTimeoutSeconds: Int?
+    var headerTimeoutSeconds: Int?
     var maxBodyBytes: Int?
+    var memoryBudgetBytes: Int?
     var intraOpThreads: Int?
     var warmup: Bool?
     var optimizations: Bool?
@@ -30,8 +33,11 @@ struct DaemonConfiguration: Codable, Equatable {
         case modelRepository = "model_repository"
         case httpThreads = "http_threads"
         case maxConnections = "max_connections"
+        case maxConnectionsPerClient = "max_connections_per_client"
         case idleTimeoutSeconds = "idle_timeout_seconds"
+        case headerTimeoutSeconds = "header_timeout_seconds"
         case maxBodyBytes = "max_body_bytes"
+        case memoryBudgetBytes = "memory_budget_bytes"
         case intraOpThreads = "intra_op_threads"
         case flushDenormals = "flush_denormals"
         case accessLog = "access_log"
@@ -47,8 +53,22 @@ struct DaemonConfiguration: Codable, Equatable {
     static let defaultHost = "::"
     static let defaultPort = 8501
     static let defaultMaxConnections = 1024
+    static let defaultMaxConnectionsPerClient = 256
     static let defaultIdleTimeoutSeconds = 30
+    static let defaultHeaderTimeoutSeconds = 10
     static let defaultMaxBodyBytes = 64 << 20
+
+    /// A quarter of the memory this process may use: physical memory, or the cgroup's limit
+    /// when that is lower. Models and the engine's working memory need the rest.
+    static var defaultMemoryBudgetBytes: Int {
+        let physical = sysconf(Int32(_SC_PHYS_PAGES)).multipliedReportingOverflow(by: sysconf(Int32(_SC_PAGESIZE)))
+        var available = physical.overflow || physical.partialValue <= 0 ? Int.max : physical.partialValue
+        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+           let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0 {
+            available = min(available, limit)
+        }
+        return available / 4
+    }
     static let defaultDrainSeconds = 5.0
     /// As TF Serving's `--file_system_poll_wait_seconds`.
     static let defaultRepositoryPollSeconds = 1.0
@@ -80,8 +100,11 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.models = (models ?? [:]).merging(other.models ?? [:]) { $1 }
         merged.httpThreads = other.httpThreads ?? httpThreads
         merged.maxConnections = other.maxConnections ?? maxConnections
+        merged.maxConnectionsPerClient = other.maxConnectionsPerClient ?? maxConnectionsPerClient
         merged.idleTimeoutSeconds = other.idleTimeoutSeconds ?? idleTimeoutSeconds
+        merged.headerTimeoutSeconds = other.headerTimeoutSeconds ?? headerTimeoutSeconds
         merged.maxBodyBytes = other.maxBodyBytes ?? maxBodyBytes
+        merged.memoryBudgetBytes = other.memoryBudgetBytes ?? memoryBudgetBytes
         merged.intraOpThreads = other.intraOpThreads ?? intraOpThreads
         merged.warmup = other.warmup ?? warmup
         merged.optimizations = other.optimizations ?? optimizations
@@ -101,8 +124,13 @@ struct DaemonConfiguration: Codable, Equatable {
         if let port, !(0...65535).contains(port) { throw .invalidArgument("port must be 0...65535, not \(port)") }
         if let httpThreads, httpThreads < 1 { throw .invalidArgument("http_threads must be at least 1") }
         if let maxConnections, maxConnections < 1 { throw .invalidArgument("max_connections must be at least 1") }
+        if let maxConnectionsPerClient, maxConnectionsPerClient < 0 {
+            throw .invalidArgument("max_connections_per_client must be 0 (no limit) or more")
+        }
         if let idleTimeoutSeconds, idleTimeoutSeconds < 1 { throw .invalidArgument("idle_timeout_seconds must be at least 1") }
+        if let headerTimeoutSeconds, headerTimeoutSeconds < 1 { throw .invalidArgument("header_timeout_seconds must be at least 1") }
         if let maxBodyBytes, maxBodyBytes < 1 { throw .invalidArgument("max_body_bytes must be at least 1") }
+        if let memoryBudgetBytes, memoryBudgetBytes < 1 { throw .invalidArgument("memory_budget_bytes must be at least 1") }
         if let intraOpThreads, intraOpThreads < 0 { throw .invalidArgument("intra_op_threads must be 0 (all cores) or more") }
         if let drainSeconds, drainSeconds < 0 { throw .invalidArgument("drain_seconds must not be negative") }
         if let logLevel, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {

@@ -38,11 +38,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-connections"), help: "Most open connections (default 1024).")
     var maxConnections: Int?
 
+    @Option(name: .customLong("max-connections-per-client"), help: "Most open connections from one client address (default 256; 0: no limit).")
+    var maxConnectionsPerClient: Int?
+
     @Option(name: .customLong("idle-timeout-seconds"), help: "Close connections idle this long (default 30).")
     var idleTimeoutSeconds: Int?
 
+    @Option(name: .customLong("header-timeout-seconds"), help: "Close new connections whose request headers are not complete this long after opening (default 10).")
+    var headerTimeoutSeconds: Int?
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 67108864).")
     var maxBodyBytes: Int?
+
+    @Option(name: .customLong("memory-budget-bytes"), help: "Most bytes held for requests at once, daemon-wide (default: a quarter of memory).")
+    var memoryBudgetBytes: Int?
 
     @Option(name: .customLong("intra-op-threads"), help: "Threads per inference run (default 0: all cores).")
     var intraOpThreads: Int?
@@ -128,8 +137,11 @@ struct ServeCommand: AsyncParsableCommand {
         flags.models = explicit
         flags.httpThreads = httpThreads
         flags.maxConnections = maxConnections
+        flags.maxConnectionsPerClient = maxConnectionsPerClient
         flags.idleTimeoutSeconds = idleTimeoutSeconds
+        flags.headerTimeoutSeconds = headerTimeoutSeconds
         flags.maxBodyBytes = maxBodyBytes
+        flags.memoryBudgetBytes = memoryBudgetBytes
         flags.intraOpThreads = intraOpThreads
         flags.warmup = warmup
         flags.optimizations = optimizations
@@ -192,6 +204,8 @@ struct Daemon {
                                      defaults: defaults, metrics: metrics, logger: logger)
         let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false,
                              repositoryRestriction: configuration.repositoryAPIRestriction.flatMap(RequiredHeader.init(parsing:)))
+        // Request bodies are charged to it; decoded tensors may be too.
+        let memoryBudget = MemoryBudget(limit: configuration.memoryBudgetBytes ?? DaemonConfiguration.defaultMemoryBudgetBytes)
         let httpLogger = logger
         let server = try reportingErrors {
             try HTTPServer.start(HTTPServer.Configuration(
@@ -199,8 +213,11 @@ struct Daemon {
                 port: UInt16(configuration.port ?? DaemonConfiguration.defaultPort),
                 threadCount: configuration.httpThreads ?? Parallelism.availableCores,
                 idleTimeout: .seconds(configuration.idleTimeoutSeconds ?? DaemonConfiguration.defaultIdleTimeoutSeconds),
+                headerTimeout: .seconds(configuration.headerTimeoutSeconds ?? DaemonConfiguration.defaultHeaderTimeoutSeconds),
                 maxConnections: configuration.maxConnections ?? DaemonConfiguration.defaultMaxConnections,
+                maxConnectionsPerClient: configuration.maxConnectionsPerClient ?? DaemonConfiguration.defaultMaxConnectionsPerClient,
                 maxBodySize: configuration.maxBodyBytes ?? DaemonConfiguration.defaultMaxBodyBytes,
+                memoryBudget: memoryBudget,
                 log: { message in httpLogger.warning("http: \(message)") }), handler: api)
         }
         let address = "\(configuration.host ?? DaemonConfiguration.defaultHost) port \(server.port)"
