@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Our engine against ONNX Runtime, side by side in one run, on torchvision exports
-(ResNet-50 and MobileNetV2, opset 13, dynamic batch; see export_models.py).
+"""Our engine against ONNX Runtime, side by side in one run, over the benchmark set of
+export_models.py (random weights, opset 13, dynamic batch).
 
-For each model and batch size it alternates rounds of ours (`onnx-serve bench --json`) and ORT
-(same random input shape, same thread count), and reports medians and the ours/ORT ratio.
-Then load time (median of several fresh loads) and peak RSS of a process that loads the model
-and runs it once, ours vs ORT. The machine is shared and noisy: read ratios, not single times.
+Rounds are interleaved: each round times every model and batch size once with ours
+(`onnx-serve bench --json`, a fresh process; with several `--binary` builds, each of them) and
+once with ORT (a fresh session, same thread count, same kind of random input), alternating
+which goes first, so a slow moment on a shared machine hits all alike. It reports per model and
+batch the medians over rounds and ours/ORT, the geometric means of the ratios per batch size,
+load time (ours from `bench`, ORT's session creation, medians over rounds) and peak RSS of a
+process that loads the model and runs it once at batch 1. The machine is shared and noisy: read
+ratios, not single times.
 
-    python3 benchmarks/engine_vs_ort.py --threads 2 --seconds 5 --rounds 2
+    python3 benchmarks/engine_vs_ort.py --threads 2 --seconds 3 --rounds 3 [--only resnet50,mobilenet_v2]
+    python3 benchmarks/engine_vs_ort.py --binary before=/tmp/before/onnx-serve --binary after=.build/release/onnx-serve
 """
 import argparse
 import json
+import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,11 +27,15 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 BINARY = os.path.join(ROOT, ".build", "release", "onnx-serve")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_models import MODELS  # noqa: E402  (the set, in table order)
 
 
-def ours_bench(model, batch, threads, seconds):
-    out = subprocess.run([BINARY, "bench", model, "--batch", str(batch), "--threads", str(threads),
-                          "--seconds", str(seconds), "--json"], capture_output=True, text=True, check=True)
+def ours_bench(binary, model, batch, threads, seconds):
+    out = subprocess.run([binary, "bench", model, "--batch", str(batch), "--threads", str(threads),
+                          "--seconds", str(seconds), "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("onnx-serve bench %s failed: %s" % (model, out.stderr.strip()))
     return json.loads(out.stdout)
 
 
@@ -35,19 +44,32 @@ def ort_session(model, threads):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def ort_bench(model, batch, threads, seconds):
-    session = ort_session(model, threads)
+def random_feeds(inputs, batch, rng):
+    """Inputs like `onnx-serve bench` makes: the symbolic leading dimension is the batch, floats
+    uniform in [0, 1), integers in [0, 10)."""
     feeds = {}
-    for i in session.get_inputs():
-        shape = [batch if not isinstance(d, int) else d for d in i.shape]
-        feeds[i.name] = np.random.rand(*shape).astype(np.float32)
-    deadline = time.perf_counter() + min(1.0, seconds / 5)
+    for given in inputs:
+        shape = [batch if not isinstance(d, int) else d for d in given.shape]
+        if "int" in given.type:
+            feeds[given.name] = rng.integers(0, 10, shape).astype(np.int64 if "int64" in given.type else np.int32)
+        else:
+            feeds[given.name] = rng.random(shape, dtype=np.float32)
+    return feeds
+
+
+def ort_bench(model, batch, threads, seconds):
+    began = time.perf_counter()
+    session = ort_session(model, threads)
+    load = (time.perf_counter() - began) * 1000
+    feeds = random_feeds(session.get_inputs(), batch, np.random.default_rng(0))
+    warmup = time.perf_counter() + min(1.0, seconds / 5)
     for _ in range(3):
         session.run(None, feeds)
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < warmup:
         session.run(None, feeds)
     times = []
     start = time.perf_counter()
@@ -55,7 +77,7 @@ def ort_bench(model, batch, threads, seconds):
         t = time.perf_counter()
         session.run(None, feeds)
         times.append((time.perf_counter() - t) * 1000)
-    return {"medianMilliseconds": statistics.median(times), "runs": len(times)}
+    return {"medianMilliseconds": statistics.median(times), "loadMilliseconds": load}
 
 
 def child_peak_rss_mb(command):
@@ -75,61 +97,87 @@ def child_peak_rss_mb(command):
 
 ORT_ONCE = """
 import sys, numpy as np, onnxruntime as ort
-o = ort.SessionOptions(); o.intra_op_num_threads = int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from engine_vs_ort import random_feeds
+o = ort.SessionOptions(); o.intra_op_num_threads = int(sys.argv[2]); o.inter_op_num_threads = 1
 s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-if len(sys.argv) > 3:
-    i = s.get_inputs()[0]
-    s.run(None, {i.name: np.random.rand(*[1 if not isinstance(d, int) else d for d in i.shape]).astype(np.float32)})
+s.run(None, random_feeds(s.get_inputs(), 1, np.random.default_rng(0)))
 """
 
 
-def load_times(model, threads, repeats):
-    ours, theirs = [], []
-    for _ in range(repeats):
-        ours.append(ours_bench(model, 1, threads, 0)["loadMilliseconds"])
-        t = time.perf_counter()
-        ort_session(model, threads)
-        theirs.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ours), statistics.median(theirs)
+def geometric_mean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=os.path.join(ROOT, ".build", "models"))
+    parser.add_argument("--models", default=os.path.join(ROOT, ".build", "models"), help="folder of the exports")
+    parser.add_argument("--only", help="comma-separated model names (default: the whole set)")
+    parser.add_argument("--binary", action="append", help="LABEL=PATH of an onnx-serve build (repeat to compare "
+                        "builds in the same rounds; default: ours=.build/release/onnx-serve)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per configuration")
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS measurements")
     args = parser.parse_args()
     import onnxruntime
 
-    models = [("ResNet-50", os.path.join(args.models, "resnet50.onnx")),
-              ("MobileNetV2", os.path.join(args.models, "mobilenet_v2.onnx"))]
-    for _, path in models:
-        if not os.path.exists(path):
-            sys.exit("%s missing: run benchmarks/export_models.py (needs torch + torchvision)" % path)
-    core = ours_bench(models[0][1], 1, args.threads, 0)["openBLASCore"]
-    print("onnx-serve vs onnxruntime %s, %d intra-op threads, OpenBLAS core %s, %s s per timing, %d rounds"
-          % (onnxruntime.__version__, args.threads, core, args.seconds, args.rounds))
-    print("%-12s %5s %12s %12s %8s" % ("model", "batch", "ours ms", "ORT ms", "ours/ORT"))
-    for label, path in models:
-        for batch in (int(b) for b in args.batches.split(",")):
-            ours, theirs = [], []
-            for _ in range(args.rounds):
-                ours.append(ours_bench(path, batch, args.threads, args.seconds)["medianMilliseconds"])
-                theirs.append(ort_bench(path, batch, args.threads, args.seconds)["medianMilliseconds"])
-            a, b = statistics.median(ours), statistics.median(theirs)
-            print("%-12s %5d %12.2f %12.2f %8.2f" % (label, batch, a, b, a / b))
-    sys.stdout.flush()
+    builds = [tuple(b.split("=", 1)) if "=" in b else (os.path.basename(b), b) for b in (args.binary or ["ours=" + BINARY])]
+    names = args.only.split(",") if args.only else list(MODELS)
+    models = [(name, os.path.join(args.models, name + ".onnx")) for name in names]
+    missing = [path for _, path in models if not os.path.exists(path)]
+    if missing:
+        sys.exit("missing %s: run benchmarks/export_models.py (needs torch, torchvision, transformers)" % ", ".join(missing))
+    batches = [int(b) for b in args.batches.split(",")]
+    core = ours_bench(builds[0][1], models[0][1], 1, args.threads, 0)["openBLASCore"]
+    print("onnx-serve (%s) vs onnxruntime %s, %d intra-op threads, OpenBLAS core %s, %s s per timing, %d interleaved "
+          "rounds; load average %.1f at the start" % (", ".join(label for label, _ in builds), onnxruntime.__version__,
+                                                       args.threads, core, args.seconds, args.rounds, os.getloadavg()[0]),
+          flush=True)
 
-    resnet = models[0][1]
-    ours_load, ort_load = load_times(resnet, args.threads, 5)
-    print("ResNet-50 load (median of 5): ours %.0f ms, ORT %.0f ms, ratio %.2f" % (ours_load, ort_load, ours_load / ort_load))
-    ours_rss = child_peak_rss_mb([BINARY, "bench", resnet, "--seconds", "0", "--threads", str(args.threads)])
-    ort_rss = child_peak_rss_mb([sys.executable, "-c", ORT_ONCE, resnet, str(args.threads), "run"])
+    sides = [label for label, _ in builds] + ["ORT"]
+    times = {(side, n, b): [] for side in sides for n, _ in models for b in batches}
+    loads = {(side, n): [] for side in sides for n, _ in models}
+    for round_ in range(args.rounds):
+        for name, path in models:
+            for batch in batches:
+                timings = [(label, lambda binary=binary: ours_bench(binary, path, batch, args.threads, args.seconds))
+                           for label, binary in builds]
+                timings.append(("ORT", lambda: ort_bench(path, batch, args.threads, args.seconds)))
+                for label, timing in (timings if round_ % 2 == 0 else timings[::-1]):
+                    result = timing()
+                    times[label, name, batch].append(result["medianMilliseconds"])
+                    loads[label, name].append(result["loadMilliseconds"])
+        print("round %d done, load average %.1f" % (round_ + 1, os.getloadavg()[0]), file=sys.stderr, flush=True)
+
+    median = statistics.median
+    for label, _ in builds:
+        print("\n%s: medians over rounds, ms" % label)
+        print("%-20s" % "model" + "".join("%11s %10s %7s" % ("b%d ours" % b, "ORT", "ratio") for b in batches)
+              + "  load ours / ORT ms")
+        ratios = {b: [] for b in batches}
+        for name, _ in models:
+            line = "%-20s" % name
+            for batch in batches:
+                a, t = median(times[label, name, batch]), median(times["ORT", name, batch])
+                ratios[batch].append(a / t)
+                line += "%11.3f %10.3f %7.2f" % (a, t, a / t)
+            print(line + "  %.0f / %.0f" % (median(loads[label, name]), median(loads["ORT", name])))
+        print("%-20s" % "geometric mean" + "".join("%11s %10s %7.2f" % ("", "", geometric_mean(ratios[b])) for b in batches))
+        print("%-20s" % "worst" + "".join("%11s %10s %7.2f" % ("", "", max(ratios[b])) for b in batches), flush=True)
+
+    if args.no_rss:
+        return
     python_rss = child_peak_rss_mb([sys.executable, "-c", "import numpy, onnxruntime"])
-    print("ResNet-50 peak RSS, load + 1 batch-1 run: ours %.0f MiB, ORT %.0f MiB (of which %.0f MiB is Python + numpy + onnxruntime imported)"
-          % (ours_rss, ort_rss, python_rss))
+    print("\npeak RSS, load + one batch-1 run (MiB); ORT's includes %.0f MiB of Python + numpy + onnxruntime imported"
+          % python_rss)
+    print("%-20s %8s %8s %7s %14s" % ("model", builds[-1][0], "ORT", "ratio", "ORT - Python"))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, path in models:
+        mine = child_peak_rss_mb([builds[-1][1], "bench", path, "--seconds", "0", "--threads", str(args.threads)])
+        other = child_peak_rss_mb([sys.executable, "-c", ORT_ONCE, path, str(args.threads), here])
+        print("%-20s %8.0f %8.0f %7.2f %14.0f" % (name, mine, other, mine / other, other - python_rss))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine_vs_ort import random_feeds  # noqa: E402  (inputs as `onnx-serve bench` makes them)
 BINARY = os.path.join(ROOT, ".build", "release", "onnx-serve")
 
 
@@ -37,9 +39,7 @@ def onnxruntime_profile(path, batch, threads, runs):
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.gettempdir(), "profile_vs_ort")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    given = session.get_inputs()[0]
-    shape = [batch] + [d if isinstance(d, int) else 1 for d in given.shape[1:]]
-    feeds = {given.name: np.random.default_rng(0).random(shape, dtype=np.float32)}
+    feeds = random_feeds(session.get_inputs(), batch, np.random.default_rng(0))
     for _ in range(5):
         session.run(None, feeds)
     times = []
@@ -78,13 +78,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--top", type=int, default=30, help="nodes listed (largest gap first)")
+    parser.add_argument("--binary", default=BINARY, help="the onnx-serve build to profile")
     args = parser.parse_args()
     import onnx
 
     model = onnx.load(args.model, load_external_data=False)
     producers = {output: node for node in model.graph.node for output in node.output}
 
-    done = subprocess.run([BINARY, "bench", args.model, "--batch", str(args.batch), "--threads", str(args.threads),
+    done = subprocess.run([args.binary, "bench", args.model, "--batch", str(args.batch), "--threads", str(args.threads),
                            "--seconds", str(args.seconds), "--profile", "--json"], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit("onnx-serve bench failed: " + done.stderr.strip())
