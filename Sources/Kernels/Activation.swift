@@ -29,6 +29,8 @@ public enum Activation: Sendable, Hashable {
     case geluTanh
     /// `x · tanh(softplus(x))`.
     case mish
+    /// `x · sigmoid(x)` (SiLU, Swish with beta 1).
+    case silu
 
     /// The activation of one value.
     public func callAsFunction(_ x: Float) -> Float { value(x) }
@@ -53,6 +55,7 @@ public enum Activation: Sendable, Hashable {
         case .gelu: Self.gelu(x)
         case .geluTanh: Self.geluTanh(x)
         case .mish: x * T.tanh(Self.softplus(x))
+        case .silu: Self.silu(x)
         }
     }
 
@@ -66,38 +69,48 @@ public enum Activation: Sendable, Hashable {
     // Shapes: source[count], target[count].
     @inlinable
     public func apply<T: RealElement>(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
-        // The switch outside the loops: each case is a tight loop the compiler can vectorise.
+        // The switch outside the loops: each case is a tight loop the compiler can vectorise. In
+        // place, the loop reads and writes through one pointer: with two that may overlap, the
+        // vectorised loop's run-time overlap check fails and the scalar loop runs instead.
+        @inline(__always) func each(_ f: (T) -> T) {
+            if UnsafePointer(target) == source {
+                for i in 0..<count { target[i] = f(target[i]) }
+            } else {
+                for i in 0..<count { target[i] = f(source[i]) }
+            }
+        }
         switch self {
-        case .relu: for i in 0..<count { target[i] = Self.relu(source[i]) }
+        case .relu: each { Self.relu($0) }
         case .leakyRelu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { target[i] = Self.leakyRelu(source[i], alpha) }
+            each { Self.leakyRelu($0, alpha) }
         case .clip(let low, let high):
             let low = T(low), high = T(high)
-            for i in 0..<count { target[i] = Self.clip(source[i], low, high) }
-        case .sigmoid: for i in 0..<count { target[i] = Self.sigmoid(source[i]) }
-        case .tanh: for i in 0..<count { target[i] = T.tanh(source[i]) }
+            each { Self.clip($0, low, high) }
+        case .sigmoid: each { Self.sigmoid($0) }
+        case .tanh: each { T.tanh($0) }
         case .hardSigmoid(let alpha, let beta):
             let alpha = T(alpha), beta = T(beta)
-            for i in 0..<count { target[i] = Self.hardSigmoid(source[i], alpha, beta) }
-        case .hardSwish: for i in 0..<count { target[i] = Self.hardSwish(source[i]) }
+            each { Self.hardSigmoid($0, alpha, beta) }
+        case .hardSwish: each { Self.hardSwish($0) }
         case .elu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { target[i] = Self.elu(source[i], alpha) }
+            each { Self.elu($0, alpha) }
         case .selu(let alpha, let gamma):
             let alpha = T(alpha), gamma = T(gamma)
-            for i in 0..<count { target[i] = Self.selu(source[i], alpha, gamma) }
+            each { Self.selu($0, alpha, gamma) }
         case .celu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { target[i] = Self.celu(source[i], alpha) }
-        case .softplus: for i in 0..<count { target[i] = Self.softplus(source[i]) }
-        case .softsign: for i in 0..<count { target[i] = Self.softsign(source[i]) }
+            each { Self.celu($0, alpha) }
+        case .softplus: each { Self.softplus($0) }
+        case .softsign: each { Self.softsign($0) }
         case .thresholdedRelu(let alpha):
             let alpha = T(alpha)
-            for i in 0..<count { target[i] = Self.thresholdedRelu(source[i], alpha) }
-        case .gelu: for i in 0..<count { target[i] = Self.gelu(source[i]) }
-        case .geluTanh: for i in 0..<count { target[i] = Self.geluTanh(source[i]) }
-        case .mish: for i in 0..<count { let x = source[i]; target[i] = x * T.tanh(Self.softplus(x)) }
+            each { Self.thresholdedRelu($0, alpha) }
+        case .gelu: each { Self.gelu($0) }
+        case .geluTanh: each { Self.geluTanh($0) }
+        case .mish: each { $0 * T.tanh(Self.softplus($0)) }
+        case .silu: each { Self.silu($0) }
         }
     }
 
@@ -107,6 +120,7 @@ public enum Activation: Sendable, Hashable {
     @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
     @inlinable static func clip<T: RealElement>(_ x: T, _ low: T, _ high: T) -> T { Swift.min(Swift.max(x, low), high) }
     @inlinable static func sigmoid<T: RealElement>(_ x: T) -> T { 1 / (1 + T.exp(-x)) }
+    @inlinable static func silu<T: RealElement>(_ x: T) -> T { x / (1 + T.exp(-x)) }
     @inlinable static func hardSigmoid<T: RealElement>(_ x: T, _ alpha: T, _ beta: T) -> T {
         Swift.min(Swift.max(alpha * x + beta, 0), 1)
     }

@@ -7,7 +7,7 @@ import TestSupport
     private static let activations: [Activation] = [
         .relu, .leakyRelu(alpha: 0.1), .clip(min: -0.5, max: 0.5), .sigmoid, .tanh, .hardSigmoid(alpha: 0.2, beta: 0.5),
         .hardSwish, .elu(alpha: 1.5), .selu(alpha: 1.67, gamma: 1.05), .celu(alpha: 2), .softplus, .softsign,
-        .thresholdedRelu(alpha: 0.3), .gelu, .geluTanh, .mish,
+        .thresholdedRelu(alpha: 0.3), .gelu, .geluTanh, .mish, .silu,
     ]
 
     /// The vectorised loops agree with the scalar formula, for float and double.
@@ -18,6 +18,10 @@ import TestSupport
         var y = [Float](repeating: .nan, count: x.count)
         y.withUnsafeMutableBufferPointer { activation.apply(x, into: $0.baseAddress!, count: x.count) }
         #expect(y == x.map { activation($0) })
+        // In place (the epilogues' case) is its own loop.
+        var inPlace = x
+        inPlace.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: x.count) }
+        #expect(inPlace == y)
         let doubles = x.map(Double.init)
         var z = [Double](repeating: .nan, count: x.count)
         z.withUnsafeMutableBufferPointer { activation.apply(doubles, into: $0.baseAddress!, count: x.count) }
@@ -28,6 +32,7 @@ import TestSupport
         #expect(abs(Activation.gelu(1) - 0.8413447) < 1e-6)
         #expect(abs(Activation.geluTanh(1) - 0.8411920) < 1e-6)
         #expect(abs(Activation.mish(1) - 0.8650984) < 1e-6)
+        #expect(abs(Activation.silu(1) - 0.7310586) < 1e-6 && Activation.silu(-100) == -0)
         #expect(Activation.softplus(100) == 100 && Activation.softplus(-100) >= 0)
         #expect(abs(Activation.selu(alpha: 1.67326, gamma: 1.0507)(-1) - (-1.1113307)) < 1e-5)
     }

@@ -29,6 +29,7 @@ extension Activation {
         case "Gelu": self = .gelu
         case "GeluTanh": self = .geluTanh
         case "Mish": self = .mish
+        case "SiLU": self = .silu
         default: throw OpError("unknown fused activation '\(name)'")
         }
     }
@@ -52,6 +53,7 @@ extension Activation {
         case .gelu: ("Gelu", [])
         case .geluTanh: ("GeluTanh", [])
         case .mish: ("Mish", [])
+        case .silu: ("SiLU", [])
         }
         var attributes: [String: AttributeValue] = ["activation": .string(name)]
         if !parameters.isEmpty { attributes["activation_params"] = .floats(parameters) }
