@@ -1,11 +1,16 @@
 extension Convolution {
     // Shapes: input [N, C, *in] (1 or 2 spatial axes); weights [C·multiplier, 1, *kernel];
     //         output [N, C·multiplier, *out]; output channel o reads input channel o / multiplier.
-    /// Depthwise convolution (groups == input channels). Each input plane is first copied into a
-    /// zero-padded buffer, its columns split by phase of the stride (for stride 2: even columns,
-    /// then odd ones), so that every kernel tap reads a contiguous run: an output row is then a few
-    /// plain loops over its width with no edge cases, finished by the epilogue while in L1.
-    /// Its naive twin is `Convolution.reference`.
+    /// Depthwise convolution (groups == input channels), any kernel size, stride and dilation.
+    ///
+    /// Each input plane is first copied into a zero-padded buffer whose rows and columns are split
+    /// by phase of the stride (for stride 2: even rows, then odd ones; in each row even columns,
+    /// then odd ones). In that buffer, the input that tap t of output (oh, ow) reads sits at
+    /// `oh · rowSize + ow + tapOffsets[t]` for every output: the whole plane is one flat loop of
+    /// 8-wide vectors, `wide[q] = Σ_t w[t] · padded[q + tapOffsets[t]]`, with no edge cases. `wide`
+    /// has `rowSize` columns per output row (the ones past the output width are computed and
+    /// dropped); the valid ones are copied out and finished by the epilogue while in L1.
+    /// Parallel over planes (channels of all images). Its naive twin is `Convolution.reference`.
     static func depthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
                           epilogue: Epilogue, parallelism: Parallelism) {
@@ -14,15 +19,28 @@ extension Convolution {
         let taps = layout.window.kernelCount, inputCount = layout.window.inputCount, outputCount = layout.window.outputCount
         let multiplier = layout.outputChannels / layout.inputChannels
         let planes = layout.batch * layout.outputChannels
-        // The padded extent the outputs read, and its columns per stride phase.
+        // The padded extent the outputs read, and its rows and columns per stride phase.
         let paddedHeight = (height.output - 1) * height.stride + (height.kernel - 1) * height.dilation + 1
         let paddedWidth = (width.output - 1) * width.stride + (width.kernel - 1) * width.dilation + 1
         let phaseWidth = (paddedWidth + width.stride - 1) / width.stride
+        let phaseHeight = (paddedHeight + height.stride - 1) / height.stride
         let rowSize = width.stride * phaseWidth
-        let planeWork = outputCount * taps
+        let tapOffsets = (0..<taps).map { tap in
+            let row = tap / width.kernel * height.dilation, column = tap % width.kernel * width.dilation
+            return ((row % height.stride) * phaseHeight + row / height.stride) * rowSize
+                + (column % width.stride) * phaseWidth + column / width.stride
+        }
+        // Wide outputs computed: up to the last valid one, in whole blocks of vectors.
+        let wideCount = ((height.output - 1) * rowSize + width.output + Self.depthwiseBlock - 1)
+            / Self.depthwiseBlock * Self.depthwiseBlock
+        // The last block reads at most this far (its garbage columns run into the next rows).
+        let paddedCount = Swift.max(height.stride * phaseHeight * rowSize, wideCount + (tapOffsets.max() ?? 0))
+        let planeWork = wideCount * taps
         parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(planeWork, 1))) { chunk in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedHeight * rowSize) { buffer in
-                let padded = buffer.baseAddress!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedCount + wideCount) { buffer in
+                let padded = buffer.baseAddress!, wide = padded + paddedCount
+                // Cells no input lands in stay zero (the garbage columns read some of them).
+                padded.initialize(repeating: 0, count: paddedCount)
                 var lastSource = -1
                 for plane in chunk {
                     let image = plane / layout.outputChannels, channel = plane % layout.outputChannels
@@ -30,24 +48,15 @@ extension Convolution {
                     // With a multiplier above 1, consecutive channels share the padded input.
                     if sourcePlane != lastSource {
                         pad(input + sourcePlane * inputCount, into: padded, rows: paddedHeight, rowSize: rowSize,
-                            phaseWidth: phaseWidth, height: height, width: width)
+                            phaseWidth: phaseWidth, phaseHeight: phaseHeight, height: height, width: width)
                         lastSource = sourcePlane
                     }
-                    let kernel = weights + channel * taps
+                    tapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
+                            into: wide, count: wideCount)
                     let imageOffset = image * layout.outputChannels * outputCount
+                    let target = output + imageOffset + channel * outputCount
                     for oh in 0..<height.output {
-                        let row = output + imageOffset + channel * outputCount + oh * width.output
-                        let top = UnsafePointer(padded + oh * height.stride * rowSize)
-                        if height.kernel == 3 && width.kernel == 3 {
-                            row3x3(row, count: width.output, top: top, lineStride: height.dilation * rowSize,
-                                   taps: kernel, width: width, phaseWidth: phaseWidth)
-                            continue
-                        }
-                        row.update(repeating: 0, count: width.output)
-                        for kh in 0..<height.kernel {
-                            accumulateRow(row, count: width.output, line: top + kh * height.dilation * rowSize,
-                                          taps: kernel + kh * width.kernel, width: width, phaseWidth: phaseWidth)
-                        }
+                        (target + oh * width.output).update(from: wide + oh * rowSize, count: width.output)
                     }
                     // The plane is in L1 still.
                     epilogue.apply(output, offset: imageOffset, ld: outputCount, rows: channel..<(channel + 1),
@@ -57,14 +66,46 @@ extension Convolution {
         }
     }
 
-    /// Copies one input plane into the padded, phase-split buffer: padded column c (input column
-    /// c − pad) goes to `(c % stride) · phaseWidth + c / stride` of its row; padding is zero.
+    /// Outputs `depthwise` computes per step of its flat loop: four vectors of eight.
+    static let depthwiseBlock = 32
+
+    // Shapes: padded[count + max(offsets)]; weights[offsets.count]; wide[count], count a multiple of 32.
+    /// `wide[q] = Σ_t weights[t] · padded[q + offsets[t]]`, 32 outputs at a time in four vector sums.
+    @inline(__always)
+    private static func tapSums(_ padded: UnsafePointer<Float>, offsets: [Int], weights: UnsafePointer<Float>,
+                                into wide: UnsafeMutablePointer<Float>, count: Int) {
+        offsets.withUnsafeBufferPointer { offsets in
+            let source = UnsafeRawPointer(padded), target = UnsafeMutableRawPointer(wide)
+            var q = 0
+            while q < count {
+                var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                for t in 0..<offsets.count {
+                    let w = SIMD8<Float>(repeating: weights[t])
+                    let at = (q + offsets[t]) * MemoryLayout<Float>.stride
+                    s0 += w * source.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self)
+                    s1 += w * source.loadUnaligned(fromByteOffset: at + 32, as: SIMD8<Float>.self)
+                    s2 += w * source.loadUnaligned(fromByteOffset: at + 64, as: SIMD8<Float>.self)
+                    s3 += w * source.loadUnaligned(fromByteOffset: at + 96, as: SIMD8<Float>.self)
+                }
+                let at = q * MemoryLayout<Float>.stride
+                target.storeBytes(of: s0, toByteOffset: at, as: SIMD8<Float>.self)
+                target.storeBytes(of: s1, toByteOffset: at + 32, as: SIMD8<Float>.self)
+                target.storeBytes(of: s2, toByteOffset: at + 64, as: SIMD8<Float>.self)
+                target.storeBytes(of: s3, toByteOffset: at + 96, as: SIMD8<Float>.self)
+                q += 32
+            }
+        }
+    }
+
+    /// Copies one input plane into the padded, phase-split buffer: padded row r (input row r − pad)
+    /// goes to row `(r % stride) · phaseHeight + r / stride`, padded column c (input column c − pad)
+    /// to `(c % stride) · phaseWidth + c / stride` of its row; padding is zero.
     @inline(__always)
     private static func pad(_ source: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>, rows: Int, rowSize: Int,
-                            phaseWidth: Int, height: WindowAxis, width: WindowAxis) {
+                            phaseWidth: Int, phaseHeight: Int, height: WindowAxis, width: WindowAxis) {
         let stride = width.stride
         for r in 0..<rows {
-            let target = padded + r * rowSize, ih = r - height.pad
+            let target = padded + ((r % height.stride) * phaseHeight + r / height.stride) * rowSize, ih = r - height.pad
             guard ih >= 0 && ih < height.input else {
                 target.update(repeating: 0, count: rowSize)
                 continue
@@ -110,41 +151,6 @@ extension Convolution {
                     out[j] = from[j * stride]
                 }
             }
-        }
-    }
-
-    /// One output row of a 3×3 kernel in a single pass: nine taps read from three padded rows
-    /// `lineStride` apart, one store per output.
-    @inline(__always)
-    private static func row3x3(_ row: UnsafeMutablePointer<Float>, count: Int, top: UnsafePointer<Float>, lineStride: Int,
-                               taps: UnsafePointer<Float>, width: WindowAxis, phaseWidth: Int) {
-        func column(_ k: Int) -> Int {
-            let position = k * width.dilation
-            return (position % width.stride) * phaseWidth + position / width.stride
-        }
-        let (c0, c1, c2) = (column(0), column(1), column(2))
-        let (a0, a1, a2) = (top + c0, top + c1, top + c2)
-        let (b0, b1, b2) = (a0 + lineStride, a1 + lineStride, a2 + lineStride)
-        let (d0, d1, d2) = (b0 + lineStride, b1 + lineStride, b2 + lineStride)
-        let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6], taps[7], taps[8])
-        for o in 0..<count {
-            row[o] = w0 * a0[o] + w1 * a1[o] + w2 * a2[o] + w3 * b0[o] + w4 * b1[o] + w5 * b2[o]
-                + w6 * d0[o] + w7 * d1[o] + w8 * d2[o]
-        }
-    }
-
-    /// Adds one kernel row's contribution, `row[o] += Σ_k taps[k] · padded[o·stride + k·dilation]`,
-    /// where padded column c lives at `line[(c % stride) · phaseWidth + c / stride]`.
-    @inline(__always)
-    private static func accumulateRow(_ row: UnsafeMutablePointer<Float>, count: Int, line: UnsafePointer<Float>,
-                                      taps: UnsafePointer<Float>, width: WindowAxis, phaseWidth: Int) {
-        func tap(_ k: Int) -> UnsafePointer<Float> {
-            let column = k * width.dilation
-            return line + (column % width.stride) * phaseWidth + column / width.stride
-        }
-        for k in 0..<width.kernel {
-            let p = tap(k), weight = taps[k]
-            for o in 0..<count { row[o] += weight * p[o] }
         }
     }
 }

@@ -61,6 +61,18 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         padsBegin: [0, 2], padsEnd: [3, 1], algorithm: .depthwise),
         ConvolutionCase(inputChannels: 3, outputChannels: 3, groups: 3, input: [17, 29], kernel: [3, 3], strides: [3, 3],
                         dilations: [1, 2], padsBegin: [1, 2], algorithm: .depthwise),
+        // The flat tap loop: 5×5 and 7×7 on small planes (EfficientNet's 7×7 and 14×14), stride 2
+        // with dilation on one axis only, several images, a plane wider than one vector block.
+        ConvolutionCase(batch: 3, inputChannels: 9, outputChannels: 9, groups: 9, input: [7, 7], kernel: [5, 5],
+                        padsBegin: [2, 2], padsEnd: [2, 2], activation: .sigmoid, algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 5, outputChannels: 5, groups: 5, input: [15, 13], kernel: [7, 7], strides: [2, 2],
+                        padsBegin: [3, 3], padsEnd: [3, 2], residual: true, algorithm: .depthwise),
+        ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 3, groups: 3, input: [19, 11], kernel: [3, 5],
+                        strides: [2, 1], dilations: [3, 1], padsBegin: [3, 2], padsEnd: [1, 2], algorithm: .depthwise),
+        ConvolutionCase(inputChannels: 2, outputChannels: 6, groups: 2, input: [45, 37], kernel: [7, 7], strides: [1, 2],
+                        dilations: [2, 1], padsBegin: [6, 3], padsEnd: [6, 3], activation: .relu, algorithm: .depthwise),
+        ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 3, groups: 3, input: [1, 1], kernel: [3, 3],
+                        padsBegin: [1, 1], padsEnd: [1, 1], algorithm: .depthwise),
         // im2col + sgemm: odd channels, non-square, stride, dilation, groups, 1-D, 3-D, asymmetric pads.
         ConvolutionCase(inputChannels: 3, outputChannels: 7, input: [13, 9], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .sigmoid, algorithm: .expanded),
