@@ -47,6 +47,10 @@ public enum Im2Col {
                              pixels: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
         let inputHeight = window.inputSize[0], inputWidth = window.inputSize[1]
         let outputWidth = window.outputSize[1]
+        if outputWidth <= narrowWidth {
+            expandNarrow(input, channels: channels, window: window, pixels: pixels, into: columns)
+            return
+        }
         let kernelHeight = window.kernel[0], kernelWidth = window.kernel[1]
         let strideH = window.strides[0], strideW = window.strides[1]
         let dilationH = window.dilations[0], dilationW = window.dilations[1]
@@ -95,6 +99,87 @@ public enum Im2Col {
                 }
             }
         }
+    }
+
+    /// Output widths up to which `expandPlanar` first pads each channel (`expandNarrow`).
+    static let narrowWidth = 32
+
+    /// `expandPlanar` for narrow images (a small CNN's 28×28 and 14×14, a deep layer's 7×7), where
+    /// a kernel row's run within one output row is a few floats: each channel's rows that the
+    /// pixels read are first copied into a zero-padded plane, so that every run is a plain copy of
+    /// `outputWidth` or fewer floats, with no edge cases.
+    static func expandNarrow(_ input: UnsafePointer<Float>, channels: Int, window: SpatialWindow,
+                             pixels: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        let inputHeight = window.inputSize[0], inputWidth = window.inputSize[1], outputWidth = window.outputSize[1]
+        let kernelHeight = window.kernel[0], kernelWidth = window.kernel[1]
+        let strideH = window.strides[0], strideW = window.strides[1]
+        let dilationH = window.dilations[0], dilationW = window.dilations[1]
+        let padTop = window.padsBegin[0], padLeft = window.padsBegin[1]
+        let width = pixels.count, inputCount = window.inputCount
+        // Input rows top..<bottom and columns −padLeft..<right cover every tap of these pixels.
+        let firstRow = pixels.lowerBound / outputWidth, lastRow = (pixels.upperBound - 1) / outputWidth
+        let top = firstRow * strideH - padTop, bottom = lastRow * strideH - padTop + (kernelHeight - 1) * dilationH + 1
+        let paddedWidth = (outputWidth - 1) * strideW + (kernelWidth - 1) * dilationW + 1
+        let paddedHeight = bottom - top
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedHeight * paddedWidth) { buffer in
+            let padded = buffer.baseAddress!
+            let copied = Swift.max(0, padLeft)..<Swift.max(Swift.max(0, padLeft), Swift.min(paddedWidth, padLeft + inputWidth))
+            var row = 0
+            for channel in 0..<channels {
+                let plane = input + channel * inputCount
+                for r in 0..<paddedHeight {
+                    let line = padded + r * paddedWidth, ih = top + r
+                    guard ih >= 0 && ih < inputHeight, !copied.isEmpty else {
+                        line.update(repeating: 0, count: paddedWidth)
+                        continue
+                    }
+                    line.update(repeating: 0, count: copied.lowerBound)
+                    (line + copied.lowerBound).update(from: plane + ih * inputWidth + copied.lowerBound - padLeft, count: copied.count)
+                    (line + copied.upperBound).update(repeating: 0, count: paddedWidth - copied.upperBound)
+                }
+                for kh in 0..<kernelHeight {
+                    for kw in 0..<kernelWidth {
+                        let target = columns + row * width - pixels.lowerBound
+                        let tap = (kh * dilationH - firstRow * strideH) * paddedWidth + kw * dilationW
+                        var pixel = pixels.lowerBound
+                        while pixel < pixels.upperBound {
+                            let oh = pixel / outputWidth, first = pixel - oh * outputWidth
+                            let last = Swift.min(outputWidth, first + pixels.upperBound - pixel)
+                            let from = UnsafePointer(padded + tap + oh * strideH * paddedWidth), out = target + oh * outputWidth
+                            if strideW == 1 {
+                                copyRun(from + first, to: out + first, count: last - first)
+                            } else if strideW == 2 {
+                                copyEvens(from + 2 * first, to: out + first, count: last - first)
+                            } else {
+                                for ow in first..<last { out[ow] = from[ow * strideW] }
+                            }
+                            pixel += last - first
+                        }
+                        row += 1
+                    }
+                }
+            }
+        }
+    }
+
+    // Shapes: source[count], target[count].
+    /// `target[i] = source[i]`: eight at a time, the last eight overlapping the ones before;
+    /// fewer than eight one by one.
+    @inline(__always)
+    static func copyRun(_ source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, count: Int) {
+        if count < 8 {
+            for i in 0..<count { target[i] = source[i] }
+            return
+        }
+        var i = 0
+        while i + 8 < count {
+            UnsafeMutableRawPointer(target + i).storeBytes(of: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD8<Float>.self),
+                                                           as: SIMD8<Float>.self)
+            i += 8
+        }
+        let end = count - 8
+        UnsafeMutableRawPointer(target + end).storeBytes(of: UnsafeRawPointer(source + end).loadUnaligned(as: SIMD8<Float>.self),
+                                                         as: SIMD8<Float>.self)
     }
 
     // Shapes: source[2 · (count − 1) + 1], target[count].

@@ -20,6 +20,15 @@ import TestSupport
         makeWindow(input: [6, 41], kernel: [3, 3], strides: [2, 2], dilations: [1, 3], padsBegin: [0, 3]).0,
         makeWindow(input: [7, 7], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]).0,
         makeWindow(input: [6, 9], kernel: [2, 4], strides: [3, 3], dilations: [2, 1], padsBegin: [0, 2], padsEnd: [1, 0]).0,
+        // Narrow outputs (at most `Im2Col.narrowWidth`) go through a padded copy of each channel:
+        // a small CNN's 5×5 layers, a run of exactly eight and of nine (the overlapping vector copy).
+        makeWindow(input: [28, 28], kernel: [5, 5], padsBegin: [2, 2], padsEnd: [2, 2]).0,
+        makeWindow(input: [14, 14], kernel: [5, 5], padsBegin: [2, 2], padsEnd: [2, 2]).0,
+        makeWindow(input: [10, 8], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]).0,
+        makeWindow(input: [11, 9], kernel: [3, 3], dilations: [3, 1], padsBegin: [3, 1], padsEnd: [0, 1]).0,
+        // Wider outputs keep the per-run path.
+        makeWindow(input: [4, 70], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]).0,
+        makeWindow(input: [9, 81], kernel: [7, 7], strides: [2, 2], padsBegin: [3, 3], padsEnd: [3, 3]).0,
     ]
 
     @Test(arguments: windows)
