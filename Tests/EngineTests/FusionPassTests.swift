@@ -19,6 +19,7 @@ import Testing
     /// Runs `model` with and without optimisations and expects the same outputs.
     static func expectSameResults(_ model: Model, _ feeds: [String: Tensor], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let optimized = try T.run(model, feeds, optimize: true), plain = try T.run(model, feeds, optimize: false)
+        #expect(optimized.count == plain.count, sourceLocation: sourceLocation)
         for (fused, reference) in zip(optimized, plain) {
             #expect(fused.shape == reference.shape, sourceLocation: sourceLocation)
             #expect(T.isClose(fused.scalars(as: Float.self), reference.scalars(as: Float.self)), sourceLocation: sourceLocation)
@@ -137,5 +138,111 @@ import Testing
         let dynamic = T.model([gemm, clip], inputs: [("a", a.shape), ("low", []), ("high", [])], outputs: ["y"], initializers: weights)
         #expect(try Self.optimized(dynamic).map(\.opType) == ["Gemm", "Clip"])
         try Self.expectSameResults(dynamic, ["a": a, "low": Tensor(scalar: Float(-0.1)), "high": Tensor(scalar: Float(0.2))])
+    }
+
+    // MARK: Chains recognised (ChainRecognition)
+
+    static func scalar(_ value: Float) -> Tensor { Tensor(scalar: value) }
+
+    @Test func siluAndHardSwishJoinTheConv() throws {
+        // Opset 13: HardSwish is written as HardSigmoid(1/6, 1/2) times x.
+        for (gate, attributes) in [("Sigmoid", [:]), ("HardSigmoid", ["alpha": AttributeValue.float(1.0 / 6), "beta": .float(0.5)])] {
+            let model = T.model([
+                Self.conv(),
+                Node(name: "gate", opType: gate, inputs: ["c"], outputs: ["g"], attributes: attributes),
+                Node(name: "mul", opType: "Mul", inputs: ["g", "c"], outputs: ["y"]),
+            ], inputs: [("x", Self.x.shape)], outputs: ["y"], initializers: ["w": Self.weights], opset: 13)
+            let fused = try Self.optimized(model)
+            #expect(fused.map(\.opType) == ["FusedConv"], "\(gate)")
+            #expect(fused.first.map { Self.fusedActivation($0) } == (gate == "Sigmoid" ? "SiLU" : "HardSwish"))
+            try Self.expectSameResults(model, ["x": Self.x])
+        }
+        // Another HardSigmoid, or a gate of another value, stays as it is.
+        let other = T.model([
+            Node(name: "gate", opType: "HardSigmoid", inputs: ["x"], outputs: ["g"], attributes: ["alpha": .float(0.2)]),
+            Node(name: "mul", opType: "Mul", inputs: ["x", "g"], outputs: ["y"]),
+            Node(name: "gate2", opType: "Sigmoid", inputs: ["x"], outputs: ["h"]),
+            Node(name: "mul2", opType: "Mul", inputs: ["y", "h"], outputs: ["z"]),
+        ], inputs: [("x", Self.x.shape)], outputs: ["z"], opset: 13)
+        #expect(try Self.optimized(other).map(\.opType) == ["HardSigmoid", "Mul", "Sigmoid", "Mul"])
+        // A gate whose value is also a graph output is kept.
+        let visible = T.model([
+            Node(name: "gate", opType: "Sigmoid", inputs: ["x"], outputs: ["g"]),
+            Node(name: "mul", opType: "Mul", inputs: ["x", "g"], outputs: ["y"]),
+        ], inputs: [("x", Self.x.shape)], outputs: ["y", "g"], opset: 13)
+        #expect(try Self.optimized(visible).map(\.opType) == ["Sigmoid", "Mul"])
+        try Self.expectSameResults(visible, ["x": Self.x])
+    }
+
+    static func fusedActivation(_ node: Node) -> String? {
+        if case .string(let name)? = node.attributes["activation"] { return name }
+        return nil
+    }
+
+    /// GELU written with Erf, in torch's association and with the half applied to x first, after a
+    /// MatMul + Add (which becomes a FusedGemm applying it).
+    @Test func erfGeluBecomesOneActivation() throws {
+        let a = T.random([2, 3, 4], seed: 21)
+        let weights = ["b": T.random([4, 7], seed: 22), "c": T.random([7], seed: 23), "root2": Self.scalar(1.4142135),
+                       "one": Self.scalar(1), "half": Self.scalar(0.5), "invroot2": Self.scalar(0.70710678)]
+        let product = [Node(name: "matmul", opType: "MatMul", inputs: ["a", "b"], outputs: ["p"]),
+                       Node(name: "add", opType: "Add", inputs: ["p", "c"], outputs: ["s"])]
+        let torchForm = product + [
+            Node(name: "div", opType: "Div", inputs: ["s", "root2"], outputs: ["d"]),
+            Node(name: "erf", opType: "Erf", inputs: ["d"], outputs: ["e"]),
+            Node(name: "add1", opType: "Add", inputs: ["e", "one"], outputs: ["e1"]),
+            Node(name: "mul", opType: "Mul", inputs: ["s", "e1"], outputs: ["m"]),
+            Node(name: "half", opType: "Mul", inputs: ["m", "half"], outputs: ["y"]),
+        ]
+        let halfFirst = product + [
+            Node(name: "scale", opType: "Mul", inputs: ["invroot2", "s"], outputs: ["d"]),
+            Node(name: "erf", opType: "Erf", inputs: ["d"], outputs: ["e"]),
+            Node(name: "add1", opType: "Add", inputs: ["one", "e"], outputs: ["e1"]),
+            Node(name: "half", opType: "Mul", inputs: ["half", "s"], outputs: ["h"]),
+            Node(name: "mul", opType: "Mul", inputs: ["e1", "h"], outputs: ["y"]),
+        ]
+        for nodes in [torchForm, halfFirst] {
+            let model = T.model(nodes, inputs: [("a", a.shape)], outputs: ["y"], initializers: weights, opset: 13)
+            let fused = try Self.optimized(model)
+            #expect(fused.map(\.opType) == ["FusedGemm"])
+            #expect(fused.first.map { Self.fusedActivation($0) } == "Gelu")
+            try Self.expectSameResults(model, ["a": a])
+        }
+        // A factor that is not 1/2 leaves the chain alone.
+        var wrong = torchForm
+        wrong[6].inputs = ["m", "one"]
+        let model = T.model(wrong, inputs: [("a", a.shape)], outputs: ["y"], initializers: weights, opset: 13)
+        #expect(try Self.optimized(model).map(\.opType) == ["FusedGemm", "Div", "Erf", "Add", "Mul", "Mul"])
+    }
+
+    /// LayerNorm written out (as torch exports it before opset 17) over a last axis of odd length.
+    @Test func writtenOutLayerNormBecomesOneNode() throws {
+        let x = T.random([2, 5, 13], seed: 24)
+        let nodes = [
+            Node(name: "mean", opType: "ReduceMean", inputs: ["x"], outputs: ["mu"], attributes: ["axes": .ints([-1])]),
+            Node(name: "sub", opType: "Sub", inputs: ["x", "mu"], outputs: ["d"]),
+            Node(name: "pow", opType: "Pow", inputs: ["d", "two"], outputs: ["d2"]),
+            Node(name: "var", opType: "ReduceMean", inputs: ["d2"], outputs: ["v"], attributes: ["axes": .ints([-1])]),
+            Node(name: "eps", opType: "Add", inputs: ["v", "epsilon"], outputs: ["ve"]),
+            Node(name: "sqrt", opType: "Sqrt", inputs: ["ve"], outputs: ["s"]),
+            Node(name: "div", opType: "Div", inputs: ["d", "s"], outputs: ["n"]),
+            Node(name: "scale", opType: "Mul", inputs: ["n", "gamma"], outputs: ["g"]),
+            Node(name: "shift", opType: "Add", inputs: ["g", "beta"], outputs: ["y"]),
+        ]
+        let constants = ["two": Self.scalar(2), "epsilon": Self.scalar(1e-5), "gamma": T.random([13], seed: 25),
+                         "beta": T.random([13], seed: 26)]
+        let model = T.model(nodes, inputs: [("x", x.shape)], outputs: ["y"], initializers: constants, opset: 13)
+        let fused = try Self.optimized(model)
+        #expect(fused.map(\.opType) == ["LayerNormalization"])
+        #expect(fused.first?.domain == OperatorRegistry.internalDomain)
+        try Self.expectSameResults(model, ["x": x])
+        // Over another axis, or with the centred values read elsewhere too, it stays written out.
+        var otherAxis = nodes
+        otherAxis[0].attributes["axes"] = .ints([1])
+        #expect(try Self.optimized(T.model(otherAxis, inputs: [("x", x.shape)], outputs: ["y"], initializers: constants,
+                                           opset: 13)).count == nodes.count)
+        let leaked = T.model(nodes, inputs: [("x", x.shape)], outputs: ["y", "d"], initializers: constants, opset: 13)
+        #expect(try Self.optimized(leaked).count == nodes.count)
+        try Self.expectSameResults(leaked, ["x": x])
     }
 }

@@ -43,6 +43,11 @@ enum ActivationOperators {
         OperatorDefinition("Mish", versions: [18, 22]) { _ in ActivationOperator(.mish) },
         OperatorDefinition("PRelu", versions: [1, 6, 7, 9, 16]) { _ in PRelu() },
         OperatorDefinition("Clip", versions: [1, 6, 11, 12, 13]) { context in try Clip(context) },
+        // A chain the optimiser recognised (SiLU, HardSwish, GELU), named as on fused nodes.
+        OperatorDefinition("Activation", domain: OperatorRegistry.internalDomain, versions: [1]) { context in
+            guard let activation = try Activation(fusedAttributesOf: context) else { throw OpError("missing attribute 'activation'") }
+            return ActivationOperator(activation)
+        },
     ]
 }
 

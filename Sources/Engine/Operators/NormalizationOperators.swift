@@ -8,6 +8,10 @@ enum NormalizationOperators {
         OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15]) { try BatchNormalization($0) },
         OperatorDefinition("InstanceNormalization", versions: [1, 6, 22]) { try RowNormalization(instance: $0) },
         OperatorDefinition("LayerNormalization", versions: [17]) { try RowNormalization(layer: $0) },
+        // The same, for a LayerNorm the optimiser recognised in a model older than opset 17.
+        OperatorDefinition("LayerNormalization", domain: OperatorRegistry.internalDomain, versions: [1]) {
+            try RowNormalization(layer: $0)
+        },
         OperatorDefinition("GroupNormalization", versions: [18, 21]) { try RowNormalization(group: $0) },
         OperatorDefinition("MeanVarianceNormalization", versions: [9, 13]) { try MeanVarianceNormalization($0) },
         OperatorDefinition("LRN", versions: [1, 13]) { try LocalResponseNormalization($0) },

@@ -41,8 +41,8 @@ struct ActivationFusion: GraphPass {
     /// operator itself, so defaults and versions are those of the unfused operator) or a Clip with
     /// constant bounds.
     static func activation(of node: Node, opsets: [String: Int], _ constants: [String: Tensor]) -> Activation? {
-        guard node.isStandard, node.inputs.count >= 1 else { return nil }
-        if node.opType == "Clip" { return clip(node, constants) }
+        guard node.isStandard || node.isInternal("Activation"), node.inputs.count >= 1 else { return nil }
+        if node.isStandard("Clip") { return clip(node, constants) }
         let op = try? OperatorRegistry.make(node, opsets: opsets, constants: node.inputs.map { constants[$0] })
         return (op as? ActivationOperator)?.activation
     }

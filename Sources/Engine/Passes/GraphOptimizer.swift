@@ -10,6 +10,7 @@ package enum GraphOptimizer {
     static let passes: [any GraphPass] = [
         IdentityElimination(),
         ConstantFolding(),
+        ChainRecognition(),
         ConvBatchNormFolding(),
         ConvMulFolding(),
         ConvAddFusion(),
