@@ -1,13 +1,15 @@
-internal import Dispatch
+internal import Synchronization
 internal import CPUDetection
 
 /// How many threads a computation may use, and the loop that spreads work over them.
 ///
 /// All of the engine's parallel work goes through here (OpenBLAS itself is called single-threaded
-/// from inside these loops), so one number governs every core the engine uses. Loops run on the
-/// engine's `WorkerPool` (one thread per core, spinning briefly between loops), or on Dispatch's
-/// shared pool when that is busy; neither starts more threads than there are cores, so several
-/// sessions running at once share the cores instead of oversubscribing them.
+/// from inside these loops), so one number governs every core a run uses, and one process-wide
+/// budget (`computeThreadBudget`) every core the engine uses. Loops run on the engine's
+/// `WorkerPool` (the budget's threads besides the caller, spinning briefly between loops); a loop
+/// started while the pool runs another (a second session's or instance's run, or a loop nested in
+/// a loop) runs on its caller alone, so concurrent runs share the cores instead of
+/// oversubscribing them.
 public struct Parallelism: Sendable, Hashable {
     /// Most threads one loop may use, at least 1.
     public let threads: Int
@@ -34,6 +36,32 @@ public struct Parallelism: Sendable, Hashable {
     /// Cores this process may run on (its CPU affinity mask, so containers and `taskset` count).
     public static let availableCores = Int(onnx_serve_available_cores())
 
+    /// The engine's thread budget: the most threads that compute at once for parallel loops, the
+    /// caller's included, across all sessions (the shared worker pool has one thread fewer).
+    /// `availableCores` unless `reserveComputeThreads` set it before the pool started.
+    public static var computeThreadBudget: Int { budget.withLock { $0.threads ?? availableCores } }
+
+    /// Sets `computeThreadBudget` (at least 1). Only possible before the first parallel loop
+    /// starts the worker pool (a daemon does it at start-up); returns false, changing nothing, after.
+    @discardableResult
+    public static func reserveComputeThreads(_ threads: Int) -> Bool {
+        budget.withLock { budget in
+            if budget.started { return false }
+            budget.threads = max(1, threads)
+            return true
+        }
+    }
+
+    /// Fixes the budget for good and returns it (called once, by the pool as it starts).
+    static func startComputeThreads() -> Int {
+        budget.withLock { budget in
+            budget.started = true
+            return budget.threads ?? availableCores
+        }
+    }
+
+    private static let budget = Mutex<(threads: Int?, started: Bool)>((nil, false))
+
     /// One thread: everything runs on the calling thread.
     public static let serial = Parallelism(threads: 1)
 
@@ -41,24 +69,18 @@ public struct Parallelism: Sendable, Hashable {
     /// `body` must be safe to call concurrently for different indices.
     ///
     /// The loop runs on the engine's spinning `WorkerPool` (the caller takes part); when the pool
-    /// is already running another loop, on Dispatch's shared pool.
+    /// is already running another loop, on the caller alone (whose floating-point mode the run
+    /// has set), so that the engine never computes on more threads than its budget and callers.
     public func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if threads == 1 || count == 1 {
-            for index in 0..<count { body(index) }
-            return
+        if threads > 1 && count > 1 {
+            let helpers = min(threads, count) - 1
+            let ran = flushesDenormals
+                ? WorkerPool.shared.run(count, helpers: helpers) { index in withFloatingPointMode { body(index) } }
+                : WorkerPool.shared.run(count, helpers: helpers, body)
+            if ran { return }
         }
-        let participants = min(threads, count)
-        let ran = flushesDenormals
-            ? WorkerPool.shared.run(count, helpers: participants - 1) { index in withFloatingPointMode { body(index) } }
-            : WorkerPool.shared.run(count, helpers: participants - 1, body)
-        if ran { return }
-        withoutActuallyEscaping(body) { body in
-            let unsafeBody = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: count) { index in
-                withFloatingPointMode { unsafeBody.value(index) }
-            }
-        }
+        for index in 0..<count { body(index) }
     }
 
     /// Splits `0..<total` into at most `threads` contiguous chunks of at least `minimumChunk`
@@ -81,10 +103,4 @@ public struct Parallelism: Sendable, Hashable {
         let start = index * base + min(index, extra)
         return start..<(start + base + (index < extra ? 1 : 0))
     }
-}
-
-/// Carries a closure into Dispatch's `@Sendable` parameter; callers guarantee the safety.
-private struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -4,25 +4,26 @@ internal import CPUDetection
 internal import Glibc
 #endif
 
-/// The engine's own threads for parallel loops: one per available core but the caller's, kept
-/// spinning for a short while after each loop before they sleep.
+/// The engine's own threads for parallel loops, kept spinning for a short while after each loop
+/// before they sleep. The process-wide pool (`shared`) has one worker fewer than the engine's
+/// thread budget (`Parallelism.computeThreadBudget`): the caller of a loop is the other one.
 ///
 /// A CNN runs dozens of parallel loops of a millisecond or less per inference; waking a sleeping
 /// thread (Dispatch's pool, or a condition variable) costs tens of microseconds each time, which
 /// adds up to several percent of the run and lets the caller finish alone before help arrives.
 /// Workers that spin between loops start the next one within a microsecond, as ONNX Runtime's
-/// and OpenMP's pools do. One loop runs on the pool at a time; a loop started while it is busy
-/// (another session's run, or a loop nested in a loop) runs on Dispatch's pool instead, so
-/// concurrent callers still share the cores.
-final class WorkerPool: @unchecked Sendable {
-    /// The process-wide pool: one worker per available core besides the caller's.
-    static let shared = WorkerPool(workers: Parallelism.availableCores - 1)
+/// and OpenMP's pools do. One loop runs on the pool at a time; `run` refuses a loop started while
+/// it is busy (another session's run, or a loop nested in a loop), and `Parallelism` then runs
+/// that loop on its caller alone: the pool is the only owner of threads besides the callers.
+package final class WorkerPool: @unchecked Sendable {
+    /// The process-wide pool: the thread budget's threads besides the caller's.
+    static let shared = WorkerPool(workers: Parallelism.startComputeThreads() - 1)
 
     /// Pause instructions a worker spins for before sleeping (roughly 0.2–1 ms).
     static let spinLimit = 8_000
 
     /// Worker threads (the caller of `run` makes one more participant).
-    let workers: Int
+    package let workers: Int
 
     /// Held (true) by the caller whose loop is on the pool.
     private let busy = Atomic<Bool>(false)
@@ -44,29 +45,39 @@ final class WorkerPool: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeup: UnsafeMutablePointer<pthread_cond_t>
 
-    private init(workers: Int) {
+    /// A pool of `workers` threads, each started by `startThread` with the worker's loop (which
+    /// never returns). Tests pass an executor of their own; the default starts a detached pthread.
+    package init(workers: Int, startThread: (@escaping @Sendable () -> Void) -> Void = WorkerPool.startDetachedThread) {
         self.workers = max(0, workers)
         mutex = .allocate(capacity: 1)
         wakeup = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wakeup, nil)
-        for _ in 0..<self.workers { start() }
+        for _ in 0..<self.workers {
+            startThread { [self] in work() }
+        }
     }
 
-    private func start() {
+    /// Runs `body` on a new detached thread.
+    package static func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
         let result = pthread_create(&thread, nil, { context in
-            Unmanaged<WorkerPool>.fromOpaque(context!).takeRetainedValue().work()
+            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
             return nil
         }, context)
         precondition(result == 0, "cannot start an engine worker thread (error \(result))")
         pthread_detach(thread)
     }
 
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
     /// Runs `body(i)` for every `i` in `0..<count` on the caller and up to `helpers` workers, each
     /// taking the next unclaimed index. Returns false, having run nothing, if the pool is busy.
-    func run(_ count: Int, helpers: Int, _ body: (Int) -> Void) -> Bool {
+    package func run(_ count: Int, helpers: Int, _ body: (Int) -> Void) -> Bool {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { busy.store(false, ordering: .releasing) }
         return withoutActuallyEscaping(body) { body in

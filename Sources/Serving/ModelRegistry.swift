@@ -282,7 +282,7 @@ public final class ModelRegistry: Sendable {
             defaultDeadline: (batching.defaultDeadlineMilliseconds ?? 0) > 0 ? .milliseconds(batching.defaultDeadlineMilliseconds!) : nil,
             instances: batching.instances ?? 1)
         // Unless told otherwise, instances × threads stay within the cores.
-        let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.availableCores / policy.instances)
+        let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.computeThreadBudget / policy.instances)
         let options = InferenceSession.Options(intraOpThreads: threads,
                                                optimizations: configuration.optimizations ?? defaults.optimizations,
                                                flushDenormals: configuration.flushDenormals ?? defaults.flushDenormals)

@@ -17,6 +17,7 @@ struct DaemonConfiguration: Codable, Equatable {
     var maxBodyBytes: Int?
     var memoryBudgetBytes: Int?
     var intraOpThreads: Int?
+    var computeThreads: Int?
     var warmup: Bool?
     var optimizations: Bool?
     var flushDenormals: Bool?
@@ -39,6 +40,7 @@ struct DaemonConfiguration: Codable, Equatable {
         case maxBodyBytes = "max_body_bytes"
         case memoryBudgetBytes = "memory_budget_bytes"
         case intraOpThreads = "intra_op_threads"
+        case computeThreads = "compute_threads"
         case flushDenormals = "flush_denormals"
         case accessLog = "access_log"
         case logLevel = "log_level"
@@ -106,6 +108,7 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.maxBodyBytes = other.maxBodyBytes ?? maxBodyBytes
         merged.memoryBudgetBytes = other.memoryBudgetBytes ?? memoryBudgetBytes
         merged.intraOpThreads = other.intraOpThreads ?? intraOpThreads
+        merged.computeThreads = other.computeThreads ?? computeThreads
         merged.warmup = other.warmup ?? warmup
         merged.optimizations = other.optimizations ?? optimizations
         merged.flushDenormals = other.flushDenormals ?? flushDenormals
@@ -132,6 +135,7 @@ struct DaemonConfiguration: Codable, Equatable {
         if let maxBodyBytes, maxBodyBytes < 1 { throw .invalidArgument("max_body_bytes must be at least 1") }
         if let memoryBudgetBytes, memoryBudgetBytes < 1 { throw .invalidArgument("memory_budget_bytes must be at least 1") }
         if let intraOpThreads, intraOpThreads < 0 { throw .invalidArgument("intra_op_threads must be 0 (all cores) or more") }
+        if let computeThreads, computeThreads < 0 { throw .invalidArgument("compute_threads must be 0 (all cores) or more") }
         if let drainSeconds, drainSeconds < 0 { throw .invalidArgument("drain_seconds must not be negative") }
         if let logLevel, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             throw .invalidArgument("log_level must be one of trace, debug, info, notice, warning, error, critical")

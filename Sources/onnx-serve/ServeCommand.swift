@@ -56,6 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("intra-op-threads"), help: "Threads per inference run (default 0: all cores).")
     var intraOpThreads: Int?
 
+    @Option(name: .customLong("compute-threads"), help: "Threads the engine computes on at once, all models together (default 0: all cores).")
+    var computeThreads: Int?
+
     @Flag(inversion: .prefixedNo, help: "Warm models up before reporting ready (default on).")
     var warmup: Bool?
 
@@ -143,6 +146,7 @@ struct ServeCommand: AsyncParsableCommand {
         flags.maxBodyBytes = maxBodyBytes
         flags.memoryBudgetBytes = memoryBudgetBytes
         flags.intraOpThreads = intraOpThreads
+        flags.computeThreads = computeThreads
         flags.warmup = warmup
         flags.optimizations = optimizations
         flags.flushDenormals = flushDenormals
@@ -195,6 +199,7 @@ struct Daemon {
             ModelRepository.isDirectory(path) ? ModelRepository.modelSource(directory: path, name: name)
                 : ModelSource(name: name, versions: [1: path])
         }
+        if let budget = configuration.computeThreads, budget > 0 { Parallelism.reserveComputeThreads(budget) }
         let defaults = ServingDefaults(
             threads: (configuration.intraOpThreads ?? 0) > 0 ? configuration.intraOpThreads : nil,
             warmup: configuration.warmup ?? true, optimizations: configuration.optimizations ?? true,
@@ -257,7 +262,7 @@ struct Daemon {
             }
             lines.append("\(name): " + versions.joined(separator: ", ") + threads)
         }
-        logger.info("ready: \(lines.joined(separator: "; ")) | OpenBLAS core \(BLAS.coreName) (\(BLAS.coreOrigin)) | intra-op threads \(intraOpThreads) (\(Parallelism.availableCores) cores) | \(address)")
+        logger.info("ready: \(lines.joined(separator: "; ")) | OpenBLAS core \(BLAS.coreName) (\(BLAS.coreOrigin)) | intra-op threads \(intraOpThreads), compute threads \(Parallelism.computeThreadBudget) (\(Parallelism.availableCores) cores) | \(address)")
     }
 
     /// Waits for SIGTERM or SIGINT; returns which.

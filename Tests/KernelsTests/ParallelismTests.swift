@@ -1,10 +1,12 @@
 import Dispatch
+import Glibc
 import Kernels
 import Synchronization
 import Testing
 
-/// The parallel loop (on the engine's worker pool, or Dispatch when the pool is busy) runs every
-/// index exactly once, from one caller, from many callers at once, and when nested.
+/// The parallel loop (on the engine's worker pool, or on its caller alone when the pool is busy)
+/// runs every index exactly once, from one caller, from many callers at once, and when nested;
+/// the pool's driver, with executors of our own, never uses more threads than its budget.
 @Suite struct ParallelismTests {
     /// Runs `forEach(count)` and returns how many times each index ran.
     private func visits(_ count: Int, threads: Int, flushesDenormals: Bool = false,
@@ -54,5 +56,67 @@ import Testing
         #expect(visits(64, threads: 2).allSatisfy { $0 == 1 })
         try await Task.sleep(for: .milliseconds(50))
         #expect(visits(64, threads: 2).allSatisfy { $0 == 1 })
+    }
+
+    @Test func aLoopStartedWhileThePoolIsBusyRunsOnItsCallerAlone() {
+        let strays = Atomic<Int>(0)
+        let outer = visits(4, threads: 2) { _ in
+            let caller = pthread_self()
+            // The pool is running the outer loop: the inner one must not leave this thread.
+            _ = self.visits(40, threads: 2) { _ in
+                if pthread_self() != caller { strays.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(outer.allSatisfy { $0 == 1 })
+        #expect(strays.load(ordering: .relaxed) == 0)
+    }
+
+    /// An executor that records the worker loops it is given and never runs them: no worker ever
+    /// joins, and every loop still runs each index once, all on its caller.
+    @Test func loopsFinishOnTheCallerWhenNoWorkerJoins() {
+        let started = Atomic<Int>(0)
+        let pool = WorkerPool(workers: 3) { _ in started.add(1, ordering: .relaxed) }
+        #expect(started.load(ordering: .relaxed) == 3)
+        let caller = pthread_self()
+        for count in [1, 2, 50] {
+            var seen = [Int](repeating: 0, count: count), elsewhere = 0
+            #expect(pool.run(count, helpers: 3) { index in
+                seen[index] += 1
+                if pthread_self() != caller { elsewhere += 1 }
+            })
+            #expect(seen.allSatisfy { $0 == 1 } && elsewhere == 0, "count \(count)")
+        }
+    }
+
+    /// Real threads through a counting executor: a pool started with a budget of three threads
+    /// starts two workers, a loop asking for more helpers still runs on at most three threads, and
+    /// a loop started while another runs on the pool is refused (its caller then runs it alone).
+    @Test func thePoolStaysWithinItsBudget() {
+        let started = Atomic<Int>(0)
+        let pool = WorkerPool(workers: 2) { body in
+            started.add(1, ordering: .relaxed)
+            WorkerPool.startDetachedThread(body)
+        }
+        #expect(started.load(ordering: .relaxed) == 2 && pool.workers == 2)
+        for _ in 0..<20 {
+            let threads = Mutex<Set<UInt>>([]), counts = Mutex<[Int]>(Array(repeating: 0, count: 400))
+            var refused = 0
+            #expect(pool.run(400, helpers: 8) { index in
+                threads.withLock { _ = $0.insert(UInt(pthread_self())) }
+                counts.withLock { $0[index] += 1 }
+                if index == 0, !pool.run(3, helpers: 1, { _ in }) { refused += 1 }
+            })
+            #expect(threads.withLock { $0.count } <= 3)
+            #expect(counts.withLock { $0.allSatisfy { $0 == 1 } })
+            #expect(refused == 1)
+        }
+    }
+
+    @Test func theBudgetIsFixedOnceThePoolRuns() {
+        _ = visits(8, threads: 2)
+        let budget = Parallelism.computeThreadBudget
+        #expect(budget >= 1)
+        #expect(!Parallelism.reserveComputeThreads(budget + 1))
+        #expect(Parallelism.computeThreadBudget == budget)
     }
 }
