@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BINARY := .build/release/onnx-serve
 
-.PHONY: build serve test test-swift test-python conformance clean
+.PHONY: build serve test test-swift test-python conformance fuzz-smoke clean
 
 # One build serves both `make serve` and `make test`: the daemon and the test bundle from one
 # `swift build --build-tests`. (Planning `--product onnx-serve` and `--build-tests` in turn made
@@ -15,8 +15,9 @@ build:
 serve: build
 	exec $(BINARY) serve --config config/onnx-serve.yaml
 
-# Every test: Swift unit tests (release build), Python CLI/daemon tests, ONNX conformance.
-test: build test-swift test-python conformance
+# Every test: Swift unit tests (release build), Python CLI/daemon tests, ONNX conformance, and a
+# short run of every fuzz harness.
+test: build test-swift test-python conformance fuzz-smoke
 
 test-swift: build
 	$(SWIFT) test -c release --skip-build
@@ -27,5 +28,11 @@ test-python: build
 conformance: build
 	python3 tools/conformance.py --binary $(BINARY) --manifest Tests/Conformance/manifest.txt
 
+# Each libFuzzer harness (Tests/Fuzz) for FUZZ_SECONDS from its seeds; a crash fails. Builds into
+# .build-fuzz. Longer runs of one target: tools/fuzz.sh TARGET SECONDS.
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	SWIFT=$(SWIFT) tools/fuzz.sh all $(FUZZ_SECONDS)
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -21,9 +21,14 @@ let vectorFlags: [String] = portable ? [] : ["-target-cpu", "haswell"]
 let vectorFlags: [String] = []
 #endif
 
+/// `ONNX_SERVE_FUZZ=1` (tools/fuzz.sh) declares the libFuzzer harnesses of Tests/Fuzz, which the
+/// normal build never sees, and keeps overflow checks in the numeric modules, so that an overflow
+/// reached from fuzzed data stops the fuzzer instead of going on with a wrong size.
+let fuzzing = Context.environment["ONNX_SERVE_FUZZ"] == "1"
+
 /// Numeric hot loops: no overflow traps in release builds, where they cost measurable time.
 let kernelSettings: [SwiftSetting] = strictSettings + [
-    .unsafeFlags(["-Ounchecked"] + vectorFlags, .when(configuration: .release)),
+    .unsafeFlags((fuzzing ? [] : ["-Ounchecked"]) + vectorFlags, .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -124,3 +129,14 @@ let package = Package(
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Tensors", "TestSupport"], swiftSettings: strictSettings),
     ]
 )
+
+// MARK: Fuzzing
+/// The libFuzzer harnesses, one executable for every target (chosen by `ONNX_SERVE_FUZZ_TARGET`),
+/// which gets its `main` from libFuzzer (`--sanitize fuzzer`). Built and run by tools/fuzz.sh.
+if fuzzing {
+    package.targets.append(.executableTarget(
+        name: "FuzzHarnesses",
+        dependencies: ["API", "HTTP", "ONNX", "Engine", "Serving", .product(name: "Logging", package: "swift-log")],
+        path: "Tests/Fuzz/Harnesses",
+        swiftSettings: strictSettings))
+}

@@ -1,0 +1,13 @@
+import API
+
+/// Input: the `Inference-Header-Content-Length` as 4 little-endian bytes (0xFFFFFFFF: no such
+/// header), then an Open Inference infer body, decoded for each of the fuzz models.
+func fuzzOpenInference(_ data: UnsafePointer<UInt8>, _ size: Int) {
+    guard size >= 4 else { return }
+    let declared = (0..<4).reduce(UInt32(0)) { $0 | UInt32(data[$1]) << (8 * $1) }
+    let headerLength = declared == .max ? nil : Int(declared)
+    let body = Array(UnsafeBufferPointer(start: data + 4, count: size - 4))
+    for model in FuzzModels.served {
+        _ = try? OpenInferenceCodec.decode(body, headerLength: headerLength, model: model)
+    }
+}
