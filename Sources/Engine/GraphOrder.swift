@@ -49,8 +49,7 @@ enum GraphOrder {
                 if pending[consumer] == 0 { ready.append(consumer) }
             }
         }
-        if order.count < graph.nodes.count {
-            let stuck = (0..<graph.nodes.count).first { pending[$0] > 0 }!
+        if let stuck = (0..<graph.nodes.count).first(where: { pending[$0] > 0 }) {
             throw .invalidGraph("the graph has a cycle through \(graph.nodes[stuck].label)")
         }
         return order

@@ -43,7 +43,7 @@ final class ExternalDataReader {
         }
         let file = try mappedFile(location, what: what)
         guard offset <= file.count, file.count - offset >= byteCount else {
-            throw .externalData("\(what) needs bytes \(offset)..<\(offset + byteCount) of '\(location)', which has \(file.count)")
+            throw .externalData("\(what) needs \(byteCount) bytes from offset \(offset) of '\(location)', which has \(file.count)")
         }
         guard byteCount > 0, let base = file.bytes else { return TensorBuffer.allocate(byteCount: 0) }
         let start = base + offset

@@ -4,8 +4,22 @@ import SwiftProtobuf
 import Tensors
 
 /// Translates a decoded `ModelProto` into the engine's `Model`.
-struct ModelImporter {
+final class ModelImporter {
     let external: ExternalDataReader?
+    /// Bytes that densified sparse tensors may still take: what a file of a given size can
+    /// justify, since their dense size is declared, not backed by data.
+    private var denseBytesLeft: Int
+
+    /// An importer for a model file of `fileSize` bytes.
+    init(external: ExternalDataReader?, fileSize: Int) {
+        self.external = external
+        let (scaled, overflow) = fileSize.multipliedReportingOverflow(by: Self.denseBytesPerFileByte)
+        denseBytesLeft = max(Self.minimumDenseBytes, overflow ? .max : scaled)
+    }
+
+    /// Sparse tensors may expand to this many bytes per byte of the file, or `minimumDenseBytes`.
+    static let denseBytesPerFileByte = 16
+    static let minimumDenseBytes = 256 << 20
 
     func model(_ proto: Onnx_ModelProto) throws(ONNXError) -> Model {
         guard proto.hasGraph else { throw .invalidModel("the file has no graph") }
@@ -39,8 +53,8 @@ struct ModelImporter {
             initializers[tensor.name] = try TensorProtoCodec.tensor(from: tensor, external: external)
         }
         for sparse in proto.sparseInitializer {
-            let tensor = try dense(sparse)
-            initializers[sparse.values.name] = tensor
+            guard !sparse.values.name.isEmpty else { throw .invalidModel("\(path) has a sparse initializer without a name") }
+            initializers[sparse.values.name] = try dense(sparse)
         }
         var inputs: [ValueInfo] = []
         for info in proto.input where initializers[info.name] == nil {
@@ -78,12 +92,20 @@ struct ModelImporter {
         }
         let dataType = try TensorProtoCodec.dataType(code: tensor.elemType, of: "\(role) '\(info.name)'")
         guard tensor.hasShape else { return TensorType(dataType, nil) }
-        let dims = tensor.shape.dim.map { dim -> Dim in
+        var dims: [Dim] = []
+        for dim in tensor.shape.dim {
             switch dim.value {
-            case .dimValue(let size)? where size >= 0: .fixed(Int(size))
-            case .dimParam(let name)? where !name.isEmpty: .symbolic(name)
-            default: .unknown
+            case .dimValue(let size)? where size >= 0:
+                guard size <= Int64(TensorProtoCodec.maximumElementCount) else {
+                    throw .invalidModel("\(role) '\(info.name)' declares dimension \(size), more than onnx-serve supports (\(TensorProtoCodec.maximumElementCount))")
+                }
+                dims.append(.fixed(Int(size)))
+            case .dimParam(let name)? where !name.isEmpty: dims.append(.symbolic(name))
+            default: dims.append(.unknown)
             }
+        }
+        guard Shape(dims.map { $0.value ?? 1 }).checkedElementCount != nil else {
+            throw .invalidModel("\(role) '\(info.name)' declares more elements than onnx-serve can count: \(tensor.shape.dim.map { $0.dimValue })")
         }
         return TensorType(dataType, dims)
     }
@@ -140,29 +162,46 @@ struct ModelImporter {
         }
     }
 
-    /// A sparse tensor (values + COO indices, linear or per-dimension) made dense.
+    /// A sparse tensor (values + COO indices, linear or per-dimension) made dense, within what is
+    /// left of the importer's dense-byte budget.
     private func dense(_ sparse: Onnx_SparseTensorProto) throws(ONNXError) -> Tensor {
-        let name = sparse.values.name
+        let what = "sparse tensor '\(sparse.values.name)'"
         let values = try TensorProtoCodec.tensor(from: sparse.values, external: external)
-        let indices = try TensorProtoCodec.tensor(from: sparse.indices, external: external).integers()
-        guard sparse.dims.allSatisfy({ $0 >= 0 }) else { throw .invalidModel("sparse tensor '\(name)' has negative dimensions") }
-        let shape = Shape(sparse.dims.map { Int($0) })
-        guard values.dataType != .string else { throw .invalidModel("sparse tensor '\(name)' holds strings, which onnx-serve does not support") }
-        let count = values.elementCount, rank = shape.rank, size = values.dataType.byteSize
-        let linear: [Int]
-        if indices.count == count {
-            linear = indices
-        } else if indices.count == count * rank {
-            let strides = shape.strides
-            linear = (0..<count).map { item in (0..<rank).reduce(0) { $0 + indices[item * rank + $1] * strides[$1] } }
-        } else {
-            throw .invalidModel("sparse tensor '\(name)' has \(indices.count) indices for \(count) values")
+        let indexTensor = try TensorProtoCodec.tensor(from: sparse.indices, external: external)
+        guard values.dataType != .string else { throw .invalidModel("\(what) holds strings, which onnx-serve does not support") }
+        guard indexTensor.dataType == .int64 else { throw .invalidModel("\(what) has \(indexTensor.dataType) indices; ONNX requires int64") }
+        let shape = try TensorProtoCodec.shape(sparse.dims, of: what)
+        let denseCount = shape.elementCount, size = values.dataType.byteSize
+        guard denseCount * size <= denseBytesLeft else {
+            throw .invalidModel("\(what) \(shape) would take \(denseCount * size) bytes once dense, more than the file can justify (\(denseBytesLeft) left)")
         }
-        let result = Tensor(zeros: values.dataType, shape: shape)
-        for (item, position) in linear.enumerated() {
-            guard position >= 0 && position < shape.elementCount else {
-                throw .invalidModel("sparse tensor '\(name)' has index \(position) outside shape \(shape)")
+        let indices = indexTensor.scalars(as: Int64.self)
+        let count = values.elementCount, rank = shape.rank
+        let positions: [Int]
+        if indices.count == count {
+            positions = try indices.map { (index) throws(ONNXError) -> Int in
+                guard index >= 0 && index < denseCount else { throw .invalidModel("\(what) has index \(index) outside shape \(shape)") }
+                return Int(index)
             }
+        } else if rank > 0, indices.count / rank == count, indices.count % rank == 0 {
+            let strides = shape.strides
+            positions = try (0..<count).map { (item) throws(ONNXError) -> Int in
+                var position = 0
+                for axis in 0..<rank {
+                    let coordinate = indices[item * rank + axis]
+                    guard coordinate >= 0 && coordinate < shape[axis] else {
+                        throw .invalidModel("\(what) has index \(indices[(item * rank)..<(item * rank + rank)]) outside shape \(shape)")
+                    }
+                    position += Int(coordinate) * strides[axis]
+                }
+                return position
+            }
+        } else {
+            throw .invalidModel("\(what) has \(indices.count) indices for \(count) values")
+        }
+        denseBytesLeft -= denseCount * size
+        let result = Tensor(zeros: values.dataType, shape: shape)
+        for (item, position) in positions.enumerated() {
             (result.rawPointer + position * size).copyMemory(from: values.rawPointer + item * size, byteCount: size)
         }
         return result
@@ -195,7 +234,7 @@ public enum ModelLoader {
             throw .malformed("\(source) is not an ONNX model (no ir_version and no graph)")
         }
         let reader = try directory.map { (directory) throws(ONNXError) in try ExternalDataReader(directory: directory) }
-        return try ModelImporter(external: reader).model(proto)
+        return try ModelImporter(external: reader, fileSize: data.count).model(proto)
     }
 
     private static func describe(_ error: any Error) -> String {

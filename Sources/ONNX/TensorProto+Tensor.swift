@@ -11,20 +11,37 @@ enum TensorProtoCodec {
         throw .invalidModel("\(what) has element type \(name), which onnx-serve does not support")
     }
 
+    /// Most elements a tensor read from a file may have, and the most the dimensions other than
+    /// zero may multiply to (so that strides and offsets over any shape stay far from overflow).
+    static let maximumElementCount = 1 << 34
+
+    /// The shape `dims` describe, checked: no negative dimension, and the non-zero dimensions
+    /// multiply to at most `maximumElementCount`.
+    static func shape(_ dims: [Int64], of what: String) throws(ONNXError) -> Shape {
+        var product = 1
+        for dim in dims {
+            guard dim >= 0, dim <= Int64(maximumElementCount) else {
+                throw .invalidModel("\(what) has invalid dimensions \(dims)")
+            }
+            guard dim > 0 else { continue }
+            let (next, overflow) = product.multipliedReportingOverflow(by: Int(dim))
+            guard !overflow, next <= maximumElementCount else {
+                throw .invalidModel("\(what) has too many elements: \(dims)")
+            }
+            product = next
+        }
+        return Shape(dims.map { Int($0) })
+    }
+
     /// Decodes a tensor. `external` resolves `data_location: EXTERNAL` (nil where external data is
-    /// not allowed, e.g. a standalone .pb file).
+    /// not allowed, e.g. a standalone .pb file). Nothing is allocated before the data present in
+    /// the file (or its external file) is known to fill the declared shape.
     static func tensor(from proto: Onnx_TensorProto, external: ExternalDataReader?) throws(ONNXError) -> Tensor {
         let what = proto.name.isEmpty ? "a tensor" : "tensor '\(proto.name)'"
         let dataType = try dataType(code: proto.dataType, of: what)
-        guard proto.dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
-            throw .invalidModel("\(what) has invalid dimensions \(proto.dims)")
-        }
-        let shape = Shape(proto.dims.map { Int($0) })
-        let (count, overflow) = shape.dims.reduce((1, false)) { partial, dim in
-            let (product, over) = partial.0.multipliedReportingOverflow(by: dim)
-            return (product, partial.1 || over)
-        }
-        guard !overflow, count <= Int(Int32.max) * 8 else { throw .invalidModel("\(what) has too many elements: \(shape)") }
+        let shape = try shape(proto.dims, of: what)
+        // `shape` keeps the count and its byte size far below overflow.
+        let count = shape.elementCount
         if proto.hasSegment { throw .invalidModel("\(what) is segmented, which onnx-serve does not support") }
 
         if proto.dataLocation == .external {
@@ -33,13 +50,7 @@ enum TensorProtoCodec {
             let buffer = try external.read(proto, byteCount: count * dataType.byteSize, what: what)
             return normalized(Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer)))
         }
-        if dataType == .string {
-            guard proto.stringData.count == count else {
-                throw .invalidModel("\(what) has \(proto.stringData.count) strings for shape \(shape)")
-            }
-            return Tensor(strings: proto.stringData.map { String(decoding: $0, as: UTF8.self) }, shape: shape)
-        }
-        if proto.hasRawData {
+        if proto.hasRawData && dataType != .string {
             let byteCount = count * dataType.byteSize
             guard proto.rawData.count == byteCount else {
                 throw .invalidModel("\(what) has \(proto.rawData.count) bytes of raw_data; \(dataType)\(shape) needs \(byteCount)")
@@ -51,6 +62,11 @@ enum TensorProtoCodec {
             return normalized(tensor)
         }
         switch dataType {
+        case .string:
+            guard proto.stringData.count == count else {
+                throw .invalidModel("\(what) has \(proto.stringData.count) strings for shape \(shape)")
+            }
+            return Tensor(strings: proto.stringData.map { String(decoding: $0, as: UTF8.self) }, shape: shape)
         case .float: return try typed(proto.floatData, as: Float.self, shape: shape, what: what, field: "float_data")
         case .double: return try typed(proto.doubleData, as: Double.self, shape: shape, what: what, field: "double_data")
         case .int64: return try typed(proto.int64Data, as: Int64.self, shape: shape, what: what, field: "int64_data")
@@ -64,7 +80,6 @@ enum TensorProtoCodec {
             return try typed(proto.int32Data.map { Float16(bitPattern: UInt16(truncatingIfNeeded: $0)) }, as: Float16.self, shape: shape, what: what, field: "int32_data")
         case .uint32: return try typed(proto.uint64Data.map { UInt32(truncatingIfNeeded: $0) }, as: UInt32.self, shape: shape, what: what, field: "uint64_data")
         case .uint64: return try typed(proto.uint64Data, as: UInt64.self, shape: shape, what: what, field: "uint64_data")
-        case .string: preconditionFailure("handled above")
         }
     }
 

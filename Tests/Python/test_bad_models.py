@@ -189,3 +189,96 @@ def test_bad_input_file_names_the_problem(binary, tmp_path):
     code, _, err = run_cli(binary, "run", path, "--input", str(tmp_path / "x.pb"), "--output-dir", str(tmp_path / "out"))
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "input 'x'" in err and "dimension 0 must be 2" in err
+
+
+# MARK: hostile files: huge sizes, absurd attributes, sparse and external data that lie
+
+def one_node_model(node, inputs, outputs, initializers=(), sparse=(), opset=13):
+    graph = helper.make_graph([node], "g", inputs, outputs, list(initializers), sparse_initializer=list(sparse))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def relu_of(tensor):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    return one_node_model(helper.make_node("Relu", [tensor.name], ["y"]), [x], [y], [tensor])
+
+
+def raw_tensor(name, dims, raw, data_type=TensorProto.FLOAT):
+    return TensorProto(name=name, data_type=data_type, dims=dims, raw_data=raw)
+
+
+def sparse_of(dims, values, indices, index_type=np.int64):
+    return helper.make_sparse_tensor(numpy_helper.from_array(np.array(values, dtype=np.float32), "k"),
+                                     numpy_helper.from_array(np.array(indices, dtype=index_type), "k_indices"), dims)
+
+
+def sparse_model(sparse):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    return one_node_model(helper.make_node("Relu", ["k"], ["y"]), [x], [y], sparse=[sparse])
+
+
+HOSTILE = {
+    # Sizes: the declared shape is not backed by data, or cannot even be counted.
+    "huge_dims": (relu_of(raw_tensor("k", [2**31, 2**31, 2**31], b"\0" * 4)), ["tensor 'k'", "too many elements"]),
+    "zero_and_huge_dims": (relu_of(raw_tensor("k", [0, 2**30, 2**30, 2**30], b"")), ["tensor 'k'", "too many elements"]),
+    "raw_data_short": (relu_of(raw_tensor("k", [2**20], b"\0" * 4)), ["tensor 'k'", "4 bytes of raw_data", "needs 4194304"]),
+    "sparse_huge": (sparse_model(sparse_of([2**33], [1.0], [0])), ["sparse tensor 'k'", "more than the file can justify"]),
+    "sparse_index_outside": (sparse_model(sparse_of([4], [1.0], [9])), ["sparse tensor 'k'", "index 9 outside shape [4]"]),
+    "sparse_float_indices": (sparse_model(sparse_of([4], [1.0], [1], np.float32)), ["sparse tensor 'k'", "float indices"]),
+    "declared_input_overflow": (one_node_model(helper.make_node("Relu", ["x"], ["y"]),
+                                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2**31, 2**31, 2**31])],
+                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+                                ["input 'x'", "more elements than onnx-serve can count"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_model_is_one_line_error(binary, tmp_path, name):
+    model, fragments = HOSTILE[name]
+    expect_error(binary, save(tmp_path, model.SerializeToString()), *fragments)
+
+
+def test_external_offset_past_any_file(binary, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
+    expect_error(binary, save(tmp_path, external_model(tmp_path, "weights.bin", offset=2**63 - 1)),
+                 "tensor 'w'", "16 bytes from offset 9223372036854775807", "which has 16")
+
+
+def test_constant_of_huge_shape_is_not_folded_at_load(binary, tmp_path):
+    """A few bytes of file asking for 16 GiB: loading must not build it (folding is bounded by what
+    the file holds); `inspect` still describes the model."""
+    dims = numpy_helper.from_array(np.array([2**32], dtype=np.int64), "dims")
+    graph = helper.make_graph([helper.make_node("ConstantOfShape", ["dims"], ["big"]),
+                               helper.make_node("ReduceSum", ["big"], ["y"], keepdims=0)], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [dims])
+    path = save(tmp_path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    code, out, err = run_cli(binary, "inspect", path)
+    assert code == 0, err
+    assert "ConstantOfShape" in out
+
+
+def test_daemon_reports_each_hostile_model_and_serves_the_others(binary, tmp_path):
+    import requests
+
+    from conftest import Daemon
+
+    repo = tmp_path / "repo"
+    for name, (model, _) in HOSTILE.items():
+        (repo / name / "1").mkdir(parents=True)
+        save(repo / name / "1", model.SerializeToString())
+    (repo / "relu" / "1").mkdir(parents=True)
+    save(repo / "relu" / "1", relu_model())
+    daemon = Daemon(binary, "--model-repository", str(repo))
+    try:
+        for name, (_, fragments) in sorted(HOSTILE.items()):
+            status = requests.get(daemon.url + "/v1/models/" + name, timeout=10).json()["model_version_status"][0]
+            assert status["state"] == "END", (name, status)
+            message = status["status"]["error_message"]
+            assert "\n" not in message and all(fragment in message for fragment in fragments), (name, message)
+        answer = requests.post(daemon.url + "/v1/models/relu:predict", json={"instances": [[-1, 0, 1], [2, -3, 4]]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [[0, 0, 1], [2, 0, 4]]
+    finally:
+        assert daemon.stop() == 0

@@ -136,7 +136,7 @@ struct Split: ElementMovingOperator {
         axis = try context.int("axis", default: 0)
         attributeSizes = context.version < 13 ? try context.ints("split") : nil
         sizesFromInput = attributeSizes == nil && context.hasInput(1)
-        knownSizes = attributeSizes ?? (sizesFromInput ? context.constant(1)?.integers() : nil)
+        knownSizes = attributeSizes ?? (sizesFromInput ? Layout.knownIntegers(context.constant(1)) : nil)
         outputCount = context.node.outputs.count
         numOutputs = context.version >= 18 ? try context.int("num_outputs") : nil
         if let numOutputs, numOutputs != outputCount {
@@ -221,10 +221,11 @@ struct Slice: ElementMovingOperator {
         if context.version < 10 {
             known = Parameters(starts: try context.required("starts", context.ints), ends: try context.required("ends", context.ints),
                                axes: try context.ints("axes"), steps: nil)
-        } else if let starts = context.constant(1), let ends = context.constant(2),
-                  !context.hasInput(3) || context.constant(3) != nil, !context.hasInput(4) || context.constant(4) != nil {
-            known = Parameters(starts: starts.integers(), ends: ends.integers(),
-                               axes: context.constant(3)?.integers(), steps: context.constant(4)?.integers())
+        } else if let starts = Layout.knownIntegers(context.constant(1)), let ends = Layout.knownIntegers(context.constant(2)),
+                  !context.hasInput(3) || Layout.knownIntegers(context.constant(3)) != nil,
+                  !context.hasInput(4) || Layout.knownIntegers(context.constant(4)) != nil {
+            known = Parameters(starts: starts, ends: ends,
+                               axes: Layout.knownIntegers(context.constant(3)), steps: Layout.knownIntegers(context.constant(4)))
         } else {
             known = nil
         }
@@ -340,7 +341,7 @@ struct Pad: Operator {
         guard let mode = Mode(rawValue: name) else { throw OpError("unknown pad mode '\(name)'") }
         self.mode = mode
         attributePads = context.version < 11 ? try context.required(context.version < 2 ? "paddings" : "pads", context.ints) : nil
-        knownPads = attributePads ?? (context.hasInput(3) ? nil : context.constant(1)?.integers())
+        knownPads = attributePads ?? (context.hasInput(3) ? nil : Layout.knownIntegers(context.constant(1)))
         attributeValue = try context.float("value", default: 0)
     }
 
@@ -435,14 +436,18 @@ struct Tile: ElementMovingOperator {
 
     init(_ context: OperatorContext) throws {
         version = context.version
-        knownRepeats = context.version >= 6 ? context.constant(1)?.integers() : nil
+        knownRepeats = context.version >= 6 ? Layout.knownIntegers(context.constant(1)) : nil
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
         guard let dims = data.dims else { return [TensorType(data.dataType, nil)] }
         guard let knownRepeats, knownRepeats.count == dims.count else { return [TensorType(data.dataType, Layout.unknownDims(dims.count))] }
-        return [TensorType(data.dataType, zip(dims, knownRepeats).map { dim, count in dim.value.map { .fixed($0 * count) } ?? .unknown })]
+        guard knownRepeats.allSatisfy({ $0 >= 0 }) else { throw OpError("repeats \(knownRepeats) must not be negative") }
+        return [TensorType(data.dataType, try zip(dims, knownRepeats).map { dim, count in
+            guard let size = dim.value else { return .unknown }
+            return .fixed(try Layout.multiplied(size, count))
+        })]
     }
 
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
@@ -474,7 +479,7 @@ struct Tile: ElementMovingOperator {
 struct Expand: ElementMovingOperator {
     let knownShape: [Int]?
 
-    init(_ context: OperatorContext) { knownShape = context.constant(1)?.integers() }
+    init(_ context: OperatorContext) { knownShape = Layout.knownIntegers(context.constant(1)) }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }

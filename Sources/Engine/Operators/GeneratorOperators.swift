@@ -63,7 +63,7 @@ struct ConstantOfShape: Operator {
         let value = try context.tensor("value") ?? Tensor(scalar: Float(0))
         guard value.elementCount == 1 else { throw OpError("value must hold one element, not \(value.elementCount)") }
         self.value = value.reshaped([])
-        knownShape = context.constant(0)?.integers()
+        knownShape = Layout.knownIntegers(context.constant(0))
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -103,7 +103,7 @@ struct RangeOperator: Operator {
         guard bounds[2] != 0 else { throw OpError("Range delta is 0") }
         let steps = ((bounds[1] - bounds[0]) / bounds[2]).rounded(.up)
         guard !(steps >= Double(Layout.maximumElementCount)) else { throw OpError("Range of \(steps) elements is too large") }
-        return max(0, Int(steps.isNaN ? 0 : steps))
+        return steps > 0 ? Int(steps) : 0
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {

@@ -399,7 +399,7 @@ struct TopK: Operator {
         axis = try context.int("axis", default: -1)
         largest = try context.int("largest", default: 1) != 0
         attributeK = context.version < 10 ? try context.required("k", context.int) : nil
-        knownK = attributeK ?? context.constant(1)?.integers().first
+        knownK = attributeK ?? Layout.knownIntegers(context.constant(1))?.first
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {

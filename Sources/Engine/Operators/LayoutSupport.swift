@@ -77,6 +77,13 @@ enum Layout {
         return tensor.integers()
     }
 
+    /// The values of an integer input known at load (a constant), or nil when it is not known or
+    /// not integers: then the operator reads it when it runs, and that check names the problem.
+    static func knownIntegers(_ tensor: Tensor?) -> [Int]? {
+        guard let tensor, tensor.dataType.isInteger else { return nil }
+        return tensor.integers()
+    }
+
     /// The values of an optional 1-D integer input; nil when it is omitted.
     static func optionalIntegers(_ tensor: Tensor?, _ what: String) throws -> [Int]? {
         guard let tensor else { return nil }

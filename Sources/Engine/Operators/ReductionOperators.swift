@@ -36,7 +36,7 @@ struct Reduce: Operator {
         noopWithEmptyAxes = try context.int("noop_with_empty_axes", default: 0) != 0
         axesFromInput = context.version >= axesInputSince
         if axesFromInput {
-            knownAxes = context.hasInput(1) ? context.constant(1)?.integers() : []
+            knownAxes = context.hasInput(1) ? Layout.knownIntegers(context.constant(1)) : []
         } else {
             knownAxes = try context.ints("axes") ?? []
         }
@@ -104,7 +104,7 @@ struct Reduce: Operator {
         let x = try inputs.required(0)
         try checkElementType(x.dataType, allowed)
         let axesTensor = axesFromInput ? inputs.optional(1) : nil
-        let axes = try normalizedAxes(axesTensor?.integers() ?? knownAxes ?? [], rank: x.shape.rank)
+        let axes = try normalizedAxes(Layout.optionalIntegers(axesTensor, "axes") ?? knownAxes ?? [], rank: x.shape.rank)
         let outputShape = Shape(reducedDims(x.shape.dims, axes, fixed: 1))
         if x.dataType == .bool {
             // Max and min of bools are "any" and "all": reduce the 0/1 bytes, then normalise.

@@ -31,7 +31,7 @@ struct Reshape: Operator {
         if context.version < 5 {
             knownTarget = try context.required("shape", context.ints)
         } else {
-            knownTarget = context.constant(1).map { $0.integers() }
+            knownTarget = Layout.knownIntegers(context.constant(1))
         }
     }
 
@@ -135,7 +135,7 @@ private func axesSource(_ context: OperatorContext) throws -> (attribute: [Int]?
         let axes = try context.ints("axes")
         return (axes, axes)
     }
-    return (nil, context.hasInput(1) ? context.constant(1)?.integers() : nil)
+    return (nil, context.hasInput(1) ? Layout.knownIntegers(context.constant(1)) : nil)
 }
 
 /// Squeeze: removes the given size-1 axes, or every size-1 axis when none are given.
@@ -237,7 +237,7 @@ struct Dropout: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data")
         guard data.dataType.isFloatingPoint else { throw OpError("Dropout needs floating-point data, not \(data.dataType)") }
-        if version >= 12, inputs.count > 2, let training = inputs[2], training.integers().first == 1 {
+        if version >= 12, inputs.count > 2, let training = inputs[2], training.doubles().first == 1 {
             let ratio = inputs[1].map { $0.doubles().first ?? 0.5 } ?? 0.5
             guard ratio == 0 else { throw OpError("training mode with ratio \(ratio) is not supported at inference") }
         }
