@@ -119,7 +119,7 @@ package final class ExecutionPlan: Sendable {
                     results = try step.op.run(inputs, stepContext)
                 }
             } catch let error as OpError {
-                throw .runtime(node: step.label, message: error.message)
+                throw EngineError(error, running: step.label)
             } catch let error as EngineError {
                 throw error
             } catch {

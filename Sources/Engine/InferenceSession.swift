@@ -134,7 +134,8 @@ public final class InferenceSession: Sendable {
     }
 
     /// Checks feeds against the declared inputs: names, element types, ranks, fixed dimensions,
-    /// and that a symbolic dimension has one value across all inputs.
+    /// sizes within the engine's limits, and that a symbolic dimension has one value across all
+    /// inputs.
     public func validate(_ feeds: [String: Tensor]) throws(EngineError) {
         let expected = inputs.map(\.name)
         for name in feeds.keys.sorted() where plan.inputSlots[name] == nil {
@@ -144,6 +145,10 @@ public final class InferenceSession: Sendable {
         for input in inputs {
             guard let tensor = feeds[input.name] else {
                 throw .invalidInput("missing input '\(input.name)'")
+            }
+            // Every size product an operator computes from this shape then fits an Int.
+            guard tensor.shape.boundedElementCount(limit: ExecutionContext.maximumElementCount) != nil else {
+                throw .invalidInput("input '\(input.name)' has shape \(tensor.shape), beyond the engine's limit of \(ExecutionContext.maximumElementCount) elements")
             }
             guard let type = input.type else { continue }
             if tensor.dataType != type.dataType {

@@ -38,9 +38,19 @@ public struct ExecutionContext: Sendable {
     /// True when input `index` is handed over to the operator (see `handedOverInputs`).
     public func isHandedOver(_ index: Int) -> Bool { index < 64 && handedOverInputs & (1 << UInt64(index)) != 0 }
 
-    /// A new output tensor from the run's pool.
-    public func allocate(_ dataType: DataType, _ shape: Shape) -> Tensor {
-        Tensor(uninitialized: dataType, shape: shape, pool: pool)
+    /// Most elements one tensor of a run may have, counting zero sizes as one (see
+    /// `Shape.boundedElementCount`): 2^32, 16 GiB of floats. Beyond it a shape made from a request's
+    /// values or sizes is refused as bad input instead of overflowing an index computation.
+    public static let maximumElementCount = 1 << 32
+
+    /// A new output (or scratch) tensor from the run's pool. Throws `OpError.invalidArgument` for a
+    /// shape beyond `maximumElementCount`.
+    public func allocate(_ dataType: DataType, _ shape: Shape) throws -> Tensor {
+        guard let count = shape.boundedElementCount(limit: Self.maximumElementCount),
+              dataType.checkedByteCount(elements: count) != nil else {
+            throw OpError.invalidArgument("a \(dataType) tensor of shape \(shape) is too large")
+        }
+        return Tensor(uninitialized: dataType, shape: shape, pool: pool)
     }
 }
 

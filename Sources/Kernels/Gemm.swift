@@ -1,4 +1,4 @@
-public import Tensors
+import Tensors
 internal import Synchronization
 
 /// Single-precision matrix products spread over threads: the output is cut into panels and each
@@ -40,8 +40,9 @@ public enum Gemm {
 
     // Shapes: as `multiply` for one item.
     /// Naive twin of `multiply` (and the matrix product for element types BLAS lacks):
-    /// `C = alpha · op(A) · op(B) + beta · C`, C not read when `beta == 0`.
-    public static func reference<T: NumericElement>(
+    /// `C = alpha · op(A) · op(B) + beta · C`, C not read when `beta == 0`. Integers wrap on
+    /// overflow, as in ONNX Runtime, instead of trapping.
+    public static func reference<T: ArithmeticElement>(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: T,
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T,
         c: UnsafeMutablePointer<T>, ldc: Int
@@ -52,9 +53,9 @@ public enum Gemm {
                 for p in 0..<k {
                     let x = transposeA ? a[p * lda + i] : a[i * lda + p]
                     let y = transposeB ? b[j * ldb + p] : b[p * ldb + j]
-                    sum += x * y
+                    sum = T.add(sum, T.multiply(x, y))
                 }
-                c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
+                c[i * ldc + j] = T.add(T.multiply(alpha, sum), beta == 0 ? 0 : T.multiply(beta, c[i * ldc + j]))
             }
         }
     }

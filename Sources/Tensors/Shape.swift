@@ -38,6 +38,25 @@ public struct Shape: Hashable, Sendable, RandomAccessCollection, MutableCollecti
         return count
     }
 
+    /// Number of elements, or nil when a dimension is negative or the product of the sizes, with
+    /// zero sizes read as one, is above `limit`. Unlike `checkedElementCount`, a zero size does not
+    /// excuse the others: a shape that passes has no product of some of its sizes (an outer count,
+    /// a row length) that overflows, whatever its zeros.
+    public func boundedElementCount(limit: Int) -> Int? {
+        var count = 1, empty = false
+        for size in dims {
+            guard size >= 0 else { return nil }
+            if size == 0 {
+                empty = true
+                continue
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow, product <= limit else { return nil }
+            count = product
+        }
+        return empty ? 0 : count
+    }
+
     /// Row-major strides in elements.
     public var strides: [Int] {
         var strides = [Int](repeating: 1, count: dims.count)

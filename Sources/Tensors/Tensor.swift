@@ -127,7 +127,8 @@ public struct Tensor: Sendable {
         return Tensor(dataType: dataType, shape: newShape, storage: storage)
     }
 
-    /// Elements converted to `Int` (for integer and bool tensors: shapes, axes, indices).
+    /// Elements converted to `Int` (for integer and bool tensors: shapes, axes, indices). Floating
+    /// point elements truncate toward zero and saturate (NaN is 0); uint64 above `Int.max` wraps.
     public func integers() -> [Int] {
         switch dataType {
         case .int64: scalars(as: Int64.self).map { Int($0) }
@@ -139,9 +140,9 @@ public struct Tensor: Sendable {
         case .uint32: scalars(as: UInt32.self).map { Int($0) }
         case .uint64: scalars(as: UInt64.self).map { Int(truncatingIfNeeded: $0) }
         case .bool: scalars(as: Bool.self).map { $0 ? 1 : 0 }
-        case .float: scalars(as: Float.self).map { Int($0) }
-        case .double: scalars(as: Double.self).map { Int($0) }
-        case .float16: scalars(as: Float16.self).map { Int(Float($0)) }
+        case .float: scalars(as: Float.self).map { Int(converting: Double($0)) }
+        case .double: scalars(as: Double.self).map { Int(converting: $0) }
+        case .float16: scalars(as: Float16.self).map { Int(converting: Double($0)) }
         case .string: strings.map { Int($0) ?? 0 }
         }
     }
@@ -155,5 +156,15 @@ public struct Tensor: Sendable {
         case .string: strings.map { Double($0) ?? .nan }
         default: integers().map { Double($0) }
         }
+    }
+}
+
+private extension Int {
+    /// `value` truncated toward zero, saturated at the ends of `Int`'s range, NaN as 0.
+    init(converting value: Double) {
+        if value.isNaN { self = 0 }
+        else if value >= Double(Int.max) { self = .max }
+        else if value <= Double(Int.min) { self = .min }
+        else { self.init(value.rounded(.towardZero)) }
     }
 }

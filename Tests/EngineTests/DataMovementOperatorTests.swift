@@ -13,7 +13,7 @@ private typealias Ops = TensorOpsHarness
         let permuted = try Ops.one("Transpose", [Ops.iota([2, 3, 4])], ["perm": .ints([1, 2, 0])])
         #expect(permuted.shape == [3, 4, 2])
         #expect(permuted.scalars(as: Float.self).prefix(6) == [0, 12, 1, 13, 2, 14])
-        #expect(Ops.error { try Ops.one("Transpose", [data], ["perm": .ints([0, 0])]) }?.contains("permutation") == true)
+        #expect(Ops.error { try Ops.one("Transpose", [data], ["perm": .ints([0, 0])]) }?.isInvalidArgument("permutation") == true)
     }
 
     @Test func transposeMovingOnlyUnitAxesSharesStorage() throws {
@@ -49,14 +49,14 @@ private typealias Ops = TensorOpsHarness
         #expect(try Ops.one("Gather", [strings, Ops.int64s([1, 0])], ["axis": .int(1)]).strings == ["b", "a", "e", "d"])
         #expect(try Ops.one("Expand", [Tensor(strings: ["x", "y"], shape: [2, 1]), Ops.int64s([2, 2])]).strings == ["x", "x", "y", "y"])
         #expect(try Ops.one("Tile", [Tensor(strings: ["x", "y"], shape: [2]), Ops.int64s([2])]).strings == ["x", "y", "x", "y"])
-        #expect(Ops.error { try Ops.one("Concat", [strings, Ops.iota([2, 3])], ["axis": .int(0)]) }?.contains("mix") == true)
+        #expect(Ops.error { try Ops.one("Concat", [strings, Ops.iota([2, 3])], ["axis": .int(0)]) }?.isFailure("mix") == true)
     }
 
     @Test func concatJoinsAlongNegativeAxes() throws {
         let result = try Ops.one("Concat", [Ops.iota([2, 1]), Tensor([7, 8, 9, 10] as [Float], shape: [2, 2])], ["axis": .int(-1)])
         #expect(result.shape == [2, 3] && result.scalars(as: Float.self) == [0, 7, 8, 1, 9, 10])
         #expect(try Ops.one("Concat", [Ops.iota([2]), Tensor([Float](), shape: [0])], ["axis": .int(0)]).scalars(as: Float.self) == [0, 1])
-        #expect(Ops.error { try Ops.one("Concat", [Ops.iota([2, 1]), Ops.iota([3, 1])], ["axis": .int(1)]) }?.contains("cannot concatenate") == true)
+        #expect(Ops.error { try Ops.one("Concat", [Ops.iota([2, 1]), Ops.iota([3, 1])], ["axis": .int(1)]) }?.isInvalidArgument("cannot concatenate") == true)
         let types = try Ops.types("Concat", [TensorType(.float, [.symbolic("n"), .fixed(2)]), TensorType(.float, [.unknown, .fixed(3)])],
                                   ["axis": .int(1)])
         #expect(types == [TensorType(.float, [.symbolic("n"), .fixed(5)])])
@@ -72,8 +72,8 @@ private typealias Ops = TensorOpsHarness
         #expect(uneven.map { $0.scalars(as: Float.self) } == [[0, 1, 2], [3, 4, 5], [6]])
         let rows = try Ops.run("Split", opset: 13, [Ops.iota([4, 3])], outputs: 2)
         #expect(rows[1].scalars(as: Float.self) == [6, 7, 8, 9, 10, 11])
-        #expect(Ops.error { try Ops.run("Split", opset: 13, [Ops.iota([5])], outputs: 2) }?.contains("equal parts") == true)
-        #expect(Ops.error { try Ops.run("Split", opset: 13, [data, Ops.int64s([2, 2])], ["axis": .int(1)], outputs: 2) } != nil)
+        #expect(Ops.error { try Ops.run("Split", opset: 13, [Ops.iota([5])], outputs: 2) }?.isInvalidArgument("equal parts") == true)
+        #expect(Ops.error { try Ops.run("Split", opset: 13, [data, Ops.int64s([2, 2])], ["axis": .int(1)], outputs: 2) }?.isInvalidArgument("does not cut") == true)
     }
 
     @Test func sliceClampsCountsFromTheEndAndSteps() throws {
@@ -86,8 +86,8 @@ private typealias Ops = TensorOpsHarness
         #expect(try slice([0], [Int.max], axes: [-2], steps: [2]).scalars(as: Float.self) == [0, 1, 2, 3, 8, 9, 10, 11])
         #expect(try slice([2], [1], axes: [0]).shape == [0, 4])
         #expect(try Ops.one("Slice", opset: 1, [data], ["starts": .ints([1]), "ends": .ints([2]), "axes": .ints([1])]).scalars(as: Float.self) == [1, 5, 9])
-        #expect(Ops.error { try slice([0], [1], axes: [0], steps: [0]) }?.contains("step is 0") == true)
-        #expect(Ops.error { try slice([0], [1], axes: [2]) }?.contains("out of range") == true)
+        #expect(Ops.error { try slice([0], [1], axes: [0], steps: [0]) }?.isInvalidArgument("step is 0") == true)
+        #expect(Ops.error { try slice([0], [1], axes: [2]) }?.isInvalidArgument("out of range") == true)
     }
 
     @Test func contiguousSlicesAndSplitsShareStorage() throws {
@@ -111,21 +111,21 @@ private typealias Ops = TensorOpsHarness
         #expect(try Ops.one("Pad", opset: 2, [data], ["pads": .ints([1, 0, 0, 0]), "value": .float(5)]).scalars(as: Float.self) == [5, 5, 5, 1, 2, 3])
         let axes = try Ops.one("Pad", opset: 18, [data, Ops.int64s([1, 1]), nil, Ops.int64s([-1])])
         #expect(axes.shape == [1, 5] && axes.scalars(as: Float.self) == [0, 1, 2, 3, 0])
-        #expect(Ops.error { try pad("constant", [0, -2, 0, -2]) }?.contains("negative") == true)
-        #expect(Ops.error { try pad("bounce", [0, 0, 0, 0]) }?.contains("unknown pad mode") == true)
+        #expect(Ops.error { try pad("constant", [0, -2, 0, -2]) }?.isInvalidArgument("negative") == true)
+        #expect(Ops.error { try pad("bounce", [0, 0, 0, 0]) }?.isInvalidNode("unknown pad mode") == true)
     }
 
     @Test func tileAndExpandRepeat() throws {
         let data = Tensor([1, 2] as [Float], shape: [2, 1])
         #expect(try Ops.one("Tile", [data, Ops.int64s([2, 3])]).scalars(as: Float.self) == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2])
         #expect(try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Int64(2)), Tensor(scalar: Int64(1))]).shape == [2, 2])
-        #expect(Ops.error { try Ops.one("Tile", [data, Ops.int64s([2])]) }?.contains("repeats") == true)
+        #expect(Ops.error { try Ops.one("Tile", [data, Ops.int64s([2])]) }?.isInvalidArgument("repeats") == true)
         let expanded = try Ops.one("Expand", [data, Ops.int64s([2, 1, 3])])
         #expect(expanded.shape == [2, 2, 3] && expanded.scalars(as: Float.self) == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2])
         #expect(try Ops.one("Expand", [data, Ops.int64s([1, 1])]).rawPointer == data.rawPointer)
-        #expect(Ops.error { try Ops.one("Expand", [data, Ops.int64s([3, 1])]) }?.contains("cannot expand") == true)
-        #expect(Ops.error { try Ops.one("Expand", [data, Ops.int64s([-2, 1])]) }?.contains("negative") == true)
-        #expect(Ops.error { try Ops.one("Tile", [data, Ops.int64s([1 << 40, 1 << 40])]) }?.contains("too large") == true)
+        #expect(Ops.error { try Ops.one("Expand", [data, Ops.int64s([3, 1])]) }?.isInvalidArgument("cannot expand") == true)
+        #expect(Ops.error { try Ops.one("Expand", [data, Ops.int64s([-2, 1])]) }?.isInvalidArgument("negative") == true)
+        #expect(Ops.error { try Ops.one("Tile", [data, Ops.int64s([1 << 40, 1 << 40])]) }?.isInvalidArgument("too large") == true)
     }
 
     @Test func depthAndSpaceRearrangementsInvertEachOther() throws {
@@ -137,6 +137,6 @@ private typealias Ops = TensorOpsHarness
         #expect(crd.scalars(as: Float.self).prefix(6) == [0, 6, 1, 7, 2, 8])
         #expect(try Ops.one("SpaceToDepth", [dcr], ["blocksize": .int(2)]).scalars(as: Float.self) == data.scalars(as: Float.self))
         #expect(try Ops.one("SpaceToDepth", opset: 28, [crd], ["blocksize": .int(2), "mode": .string("CRD")]).scalars(as: Float.self) == data.scalars(as: Float.self))
-        #expect(Ops.error { try Ops.one("DepthToSpace", [Ops.iota([1, 6, 2, 2])], ["blocksize": .int(2)]) }?.contains("multiple of 4") == true)
+        #expect(Ops.error { try Ops.one("DepthToSpace", [Ops.iota([1, 6, 2, 2])], ["blocksize": .int(2)]) }?.isInvalidArgument("multiple of 4") == true)
     }
 }

@@ -13,23 +13,23 @@ private typealias Ops = TensorOpsHarness
         #expect(column.shape == [3] && column.scalars(as: Float.self) == [1, 3, 5])
         let row = try Ops.one("Gather", [data, Tensor(scalar: Int64(1))])
         #expect(row.scalars(as: Float.self) == [2, 3] && row.rawPointer == data.rawPointer + 2 * 4)
-        #expect(Ops.error { try Ops.one("Gather", [data, Ops.int64s([3])]) }?.contains("index 3 is out of range") == true)
-        #expect(Ops.error { try Ops.one("Gather", [data, Ops.int64s([0])], ["axis": .int(2)]) }?.contains("axis 2") == true)
-        #expect(Ops.error { try Ops.one("Gather", [data, Ops.iota([1])]) }?.contains("int32 or int64") == true)
+        #expect(Ops.error { try Ops.one("Gather", [data, Ops.int64s([3])]) }?.isInvalidArgument("index 3 is out of range") == true)
+        #expect(Ops.error { try Ops.one("Gather", [data, Ops.int64s([0])], ["axis": .int(2)]) }?.isInvalidArgument("axis 2") == true)
+        #expect(Ops.error { try Ops.one("Gather", [data, Ops.iota([1])]) }?.isFailure("int32 or int64") == true)
     }
 
     @Test func gatherElementsAndGatherNDIndexElementsAndSlices() throws {
         let data = Ops.iota([2, 3])
         let elements = try Ops.one("GatherElements", [data, Tensor([2, -3, 0, 1] as [Int64], shape: [2, 2])], ["axis": .int(1)])
         #expect(elements.scalars(as: Float.self) == [2, 0, 3, 4])
-        #expect(Ops.error { try Ops.one("GatherElements", [data, Ops.int64s([0])]) }?.contains("rank") == true)
+        #expect(Ops.error { try Ops.one("GatherElements", [data, Ops.int64s([0])]) }?.isInvalidArgument("rank") == true)
         let tuples = try Ops.one("GatherND", [data, Tensor([1, 2, 0, -1] as [Int64], shape: [2, 2])])
         #expect(tuples.scalars(as: Float.self) == [5, 2])
         let rows = try Ops.one("GatherND", [data, Tensor([1, 0] as [Int64], shape: [2, 1])])
         #expect(rows.shape == [2, 3] && rows.scalars(as: Float.self) == [3, 4, 5, 0, 1, 2])
         let batched = try Ops.one("GatherND", [Ops.iota([2, 2, 2]), Tensor([1, 0] as [Int64], shape: [2, 1])], ["batch_dims": .int(1)])
         #expect(batched.shape == [2, 2] && batched.scalars(as: Float.self) == [2, 3, 4, 5])
-        #expect(Ops.error { try Ops.one("GatherND", [data, Tensor([2, 0] as [Int64], shape: [1, 2])]) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.one("GatherND", [data, Tensor([2, 0] as [Int64], shape: [1, 2])]) }?.isInvalidArgument("out of range") == true)
     }
 
     @Test func scattersReplaceOrCombine() throws {
@@ -44,7 +44,7 @@ private typealias Ops = TensorOpsHarness
         let rows = try Ops.one("ScatterND", [data, Tensor([1] as [Int64], shape: [1, 1]), Tensor([7, 8, 9] as [Float], shape: [1, 3])])
         #expect(rows.scalars(as: Float.self) == [1, 1, 1, 7, 8, 9])
         #expect(data.scalars(as: Float.self) == [Float](repeating: 1, count: 6))
-        #expect(Ops.error { try Ops.one("ScatterND", [data, Tensor([1] as [Int64], shape: [1, 1]), updates]) }?.contains("do not match") == true)
+        #expect(Ops.error { try Ops.one("ScatterND", [data, Tensor([1] as [Int64], shape: [1, 1]), updates]) }?.isInvalidArgument("do not match") == true)
         let strings = try Ops.one("ScatterElements", [Tensor(strings: ["a", "b"], shape: [2]), Ops.int64s([1]), Tensor(strings: ["z"], shape: [1])])
         #expect(strings.strings == ["a", "z"])
     }
@@ -54,10 +54,10 @@ private typealias Ops = TensorOpsHarness
         let condition = Tensor([false, true, true], shape: [3])
         #expect(try Ops.one("Compress", [data, condition], ["axis": .int(0)]).scalars(as: Float.self) == [2, 3, 4, 5])
         #expect(try Ops.one("Compress", [data, condition]).scalars(as: Float.self) == [1, 2])
-        #expect(Ops.error { try Ops.one("Compress", [data, Tensor([false, false, true], shape: [3])], ["axis": .int(1)]) }?.contains("index 2") == true)
+        #expect(Ops.error { try Ops.one("Compress", [data, Tensor([false, false, true], shape: [3])], ["axis": .int(1)]) }?.isInvalidArgument("index 2") == true)
         let sequences = try Ops.one("ReverseSequence", [Ops.iota([3, 2]), Ops.int64s([3, 1])], ["time_axis": .int(0), "batch_axis": .int(1)])
         #expect(sequences.scalars(as: Float.self) == [4, 1, 2, 3, 0, 5])
-        #expect(Ops.error { try Ops.one("ReverseSequence", [data, Ops.int64s([4, 1])]) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.one("ReverseSequence", [data, Ops.int64s([4, 1])]) }?.isInvalidArgument("out of range") == true)
         let nonZero = try Ops.one("NonZero", [Tensor([0, 2, 0, 3] as [Float], shape: [2, 2])])
         #expect(nonZero.shape == [2, 2] && nonZero.scalars(as: Int64.self) == [0, 1, 1, 1])
     }
@@ -69,7 +69,7 @@ private typealias Ops = TensorOpsHarness
         let columns = try Ops.run("TopK", opset: 11, [data, Ops.int64s([1])], ["largest": .int(0), "axis": .int(0)], outputs: 2)
         #expect(columns[0].scalars(as: Float.self) == [3, 1, 0, 2] && columns[1].scalars(as: Int64.self) == [0, 0, 1, 0])
         #expect(try Ops.run("TopK", opset: 1, [data], ["k": .int(1)], outputs: 2)[0].scalars(as: Float.self) == [3, 5])
-        #expect(Ops.error { try Ops.run("TopK", opset: 11, [data, Ops.int64s([5])], outputs: 2) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.run("TopK", opset: 11, [data, Ops.int64s([5])], outputs: 2) }?.isInvalidArgument("out of range") == true)
     }
 
     @Test func cumSumRunsForwardBackwardAndExclusive() throws {
@@ -77,6 +77,6 @@ private typealias Ops = TensorOpsHarness
         #expect(try Ops.one("CumSum", [data, Tensor(scalar: Int32(1))]).scalars(as: Int64.self) == [1, 3, 6, 4, 9, 15])
         #expect(try Ops.one("CumSum", [data, Tensor(scalar: Int64(0))], ["exclusive": .int(1)]).scalars(as: Int64.self) == [0, 0, 0, 1, 2, 3])
         #expect(try Ops.one("CumSum", [data, Tensor(scalar: Int64(-1))], ["reverse": .int(1)]).scalars(as: Int64.self) == [6, 5, 3, 15, 11, 6])
-        #expect(Ops.error { try Ops.one("CumSum", [data, Tensor(scalar: Int64(2))]) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.one("CumSum", [data, Tensor(scalar: Int64(2))]) }?.isInvalidArgument("out of range") == true)
     }
 }

@@ -26,13 +26,55 @@ func makeNode(_ opType: String, inputCount: Int, attributes: [String: AttributeV
     return try OperatorRegistry.make(node, opsets: ["": opset], constants: constants)
 }
 
-/// The message of the error `body` throws, or nil when it does not throw.
-func errorMessage(_ body: () throws -> Any) -> String? {
+/// How a call to an operator failed.
+enum OperatorFailure: CustomStringConvertible {
+    /// The node could not be built (`EngineError.invalidGraph`, with its message).
+    case invalidNode(String)
+    /// The shape rule or the run threw this `OpError`.
+    case error(OpError)
+    /// Anything else (a bug in the operator or the test).
+    case unexpected(any Error)
+
+    /// True for an `OpError.invalidArgument` (bad values or shapes: the caller's fault at run time)
+    /// whose message contains `fragment`.
+    func isInvalidArgument(_ fragment: String) -> Bool {
+        guard case .error(let error) = self else { return false }
+        return error.kind == .invalidArgument && error.message.contains(fragment)
+    }
+
+    /// True for an `OpError` of kind `.failure` (not blamed on the values: an element type the
+    /// operator does not take, a missing input) whose message contains `fragment`.
+    func isFailure(_ fragment: String) -> Bool {
+        guard case .error(let error) = self else { return false }
+        return error.kind == .failure && error.message.contains(fragment)
+    }
+
+    /// True when building the node failed with a message containing `fragment`.
+    func isInvalidNode(_ fragment: String) -> Bool {
+        guard case .invalidNode(let message) = self else { return false }
+        return message.contains(fragment)
+    }
+
+    var description: String {
+        switch self {
+        case .invalidNode(let message): "invalid node: \(message)"
+        case .error(let error): "\(error.kind): \(error.message)"
+        case .unexpected(let error): "unexpected \(error)"
+        }
+    }
+}
+
+/// How `body` failed, or nil when it did not throw.
+func failure(_ body: () throws -> Any) -> OperatorFailure? {
     do {
         _ = try body()
         return nil
+    } catch let error as OpError {
+        return .error(error)
+    } catch EngineError.invalidGraph(let message) {
+        return .invalidNode(message)
     } catch {
-        return "\(error)"
+        return .unexpected(error)
     }
 }
 

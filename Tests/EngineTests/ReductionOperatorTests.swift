@@ -81,8 +81,8 @@ import Testing
                 == [TensorType(.float, [.unknown, .unknown, .unknown])])
         #expect(try inferTypes("ReduceMean", [type, TensorType(.int64, [.fixed(1)])], attributes: ["keepdims": .int(0)], opset: 18)
                 == [TensorType(.float, nil)])
-        #expect(errorMessage { try runNode("ReduceSum", [Self.x, Self.axes([3])], opset: 13) }?.contains("axis 3") == true)
-        #expect(errorMessage { try runNode("ReduceL2", [Tensor([1] as [Int32], shape: [1])], opset: 18) }?.contains("int32") == true)
+        #expect(failure { try runNode("ReduceSum", [Self.x, Self.axes([3])], opset: 13) }?.isInvalidArgument("axis 3") == true)
+        #expect(failure { try runNode("ReduceL2", [Tensor([1] as [Int32], shape: [1])], opset: 18) }?.isFailure("int32") == true)
     }
 
     @Test func argMaxAndArgMin() throws {
@@ -94,6 +94,6 @@ import Testing
         #expect(minimum.shape == [1, 4] && minimum.scalars(as: Int64.self) == [0, 0, 1, 0])
         #expect(try inferTypes("ArgMin", [TensorType(.int32, [.symbolic("n"), .fixed(4)])], attributes: ["keepdims": .int(0)])
                 == [TensorType(.int64, [.fixed(4)])])
-        #expect(errorMessage { try runNode("ArgMax", [Tensor([Float](), shape: [0, 2])]) }?.contains("empty") == true)
+        #expect(failure { try runNode("ArgMax", [Tensor([Float](), shape: [0, 2])]) }?.isInvalidArgument("empty") == true)
     }
 }

@@ -16,16 +16,16 @@ private typealias Ops = TensorOpsHarness
     @Test func reshapeAllowZeroKeepsLiteralZeros() throws {
         let empty = Tensor([Float](), shape: [0, 3])
         #expect(try Ops.one("Reshape", opset: 14, [empty, Ops.int64s([3, 0])], ["allowzero": .int(1)]).shape == [3, 0])
-        #expect(Ops.error { try Ops.one("Reshape", opset: 14, [empty, Ops.int64s([-1, 0])], ["allowzero": .int(1)]) } != nil)
+        #expect(Ops.error { try Ops.one("Reshape", opset: 14, [empty, Ops.int64s([-1, 0])], ["allowzero": .int(1)]) }?.isInvalidArgument("both -1 and 0") == true)
     }
 
     @Test func reshapeRejectsBadShapes() {
         let data = Ops.iota([2, 3])
-        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([4, -1])]) }?.contains("cannot reshape") == true)
-        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([-1, -1])]) }?.contains("more than one -1") == true)
-        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([5])]) }?.contains("6 elements") == true)
-        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([-2, 3])]) } != nil)
-        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([1, 1, 0, 6])]) } != nil)
+        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([4, -1])]) }?.isInvalidArgument("cannot reshape") == true)
+        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([-1, -1])]) }?.isInvalidArgument("more than one -1") == true)
+        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([5])]) }?.isInvalidArgument("6 elements") == true)
+        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([-2, 3])]) }?.isInvalidArgument("below -1") == true)
+        #expect(Ops.error { try Ops.one("Reshape", [data, Ops.int64s([1, 1, 0, 6])]) }?.isInvalidArgument("copies dimension 2") == true)
     }
 
     @Test func reshapeInfersSymbolicShapes() throws {
@@ -53,7 +53,7 @@ private typealias Ops = TensorOpsHarness
         #expect(try Ops.one("Flatten", [data], ["axis": .int(-1)]).shape == [24, 5])
         #expect(try Ops.one("Flatten", [data], ["axis": .int(0)]).shape == [1, 120])
         #expect(try Ops.one("Flatten", [data], ["axis": .int(4)]).shape == [120, 1])
-        #expect(Ops.error { try Ops.one("Flatten", [data], ["axis": .int(5)]) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.one("Flatten", [data], ["axis": .int(5)]) }?.isInvalidArgument("out of range") == true)
         let types = try Ops.types("Flatten", [TensorType(.float, [.symbolic("n"), .fixed(3), .fixed(4)])])
         #expect(types == [TensorType(.float, [.symbolic("n"), .fixed(12)])])
         let two = try Ops.types("Flatten", [TensorType(.float, [.symbolic("n"), .symbolic("m"), .fixed(4)])], ["axis": .int(2)])
@@ -65,11 +65,11 @@ private typealias Ops = TensorOpsHarness
         #expect(try Ops.one("Squeeze", opset: 11, [data], ["axes": .ints([0, -2])]).shape == [3, 2])
         #expect(try Ops.one("Squeeze", opset: 13, [data, Ops.int64s([2])]).shape == [1, 3, 2])
         #expect(try Ops.one("Squeeze", opset: 13, [data]).shape == [3, 2])
-        #expect(Ops.error { try Ops.one("Squeeze", opset: 13, [data, Ops.int64s([1])]) }?.contains("size 3") == true)
+        #expect(Ops.error { try Ops.one("Squeeze", opset: 13, [data, Ops.int64s([1])]) }?.isInvalidArgument("size 3") == true)
         #expect(try Ops.one("Unsqueeze", opset: 11, [Ops.iota([3, 2])], ["axes": .ints([0, 3])]).shape == [1, 3, 2, 1])
         #expect(try Ops.one("Unsqueeze", opset: 13, [Ops.iota([3]), Ops.int64s([-1, 0])]).shape == [1, 3, 1])
-        #expect(Ops.error { try Ops.one("Unsqueeze", opset: 13, [Ops.iota([3]), Ops.int64s([0, 0])]) }?.contains("repeat") == true)
-        #expect(Ops.error { try Ops.one("Unsqueeze", opset: 13, [Ops.iota([3]), Ops.int64s([5])]) }?.contains("out of range") == true)
+        #expect(Ops.error { try Ops.one("Unsqueeze", opset: 13, [Ops.iota([3]), Ops.int64s([0, 0])]) }?.isInvalidArgument("repeat") == true)
+        #expect(Ops.error { try Ops.one("Unsqueeze", opset: 13, [Ops.iota([3]), Ops.int64s([5])]) }?.isInvalidArgument("out of range") == true)
     }
 
     @Test func shapeSizeAndDropoutReport() throws {
@@ -85,6 +85,6 @@ private typealias Ops = TensorOpsHarness
         #expect(dropout[1].dataType == .bool && dropout[1].scalars(as: Bool.self).allSatisfy { $0 })
         #expect(try Ops.run("Dropout", opset: 7, [data], outputs: 2)[1].scalars(as: Float.self).allSatisfy { $0 == 1 })
         let training = [data, Tensor(scalar: Float(0.5)), Tensor(scalar: true)]
-        #expect(Ops.error { try Ops.run("Dropout", opset: 13, training, outputs: 2) }?.contains("training") == true)
+        #expect(Ops.error { try Ops.run("Dropout", opset: 13, training, outputs: 2) }?.isFailure("training") == true)
     }
 }

@@ -36,15 +36,8 @@ enum TensorOpsHarness {
         return try op.outputTypes(inputs)
     }
 
-    /// The message of the error `body` throws (nil when it does not throw).
-    static func error(_ body: () throws -> Any) -> String? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
+    /// How `body` failed (nil when it did not throw).
+    static func error(_ body: () throws -> Any) -> OperatorFailure? { failure(body) }
 }
 
 extension TensorOpsHarness {

@@ -26,6 +26,16 @@ import Tensors
         #expect(DataType.float.checkedByteCount(elements: -1) == nil)
     }
 
+    @Test func boundedCountsLetNoZeroExcuseTheOtherSizes() {
+        #expect(Shape([2, 3, 4]).boundedElementCount(limit: 24) == 24)
+        #expect(Shape([2, 3, 4]).boundedElementCount(limit: 23) == nil)
+        #expect(Shape([0, 1 << 20]).boundedElementCount(limit: 1 << 20) == 0)
+        #expect(Shape([0, 1 << 20]).boundedElementCount(limit: 1 << 19) == nil)
+        #expect(Shape([Int.max, 0, Int.max]).boundedElementCount(limit: .max) == nil)
+        #expect(Shape([3, -1]).boundedElementCount(limit: .max) == nil)
+        #expect(Shape([]).boundedElementCount(limit: 1) == 1)
+    }
+
     @Test func poolReusesBuffersOfTheSameClass() {
         let pool = BufferPool()
         var first: Tensor? = Tensor(uninitialized: .float, shape: [1000], pool: pool)

@@ -123,9 +123,9 @@ struct Clip: Operator {
         let low = inputs.optional(1), high = inputs.optional(2)
         try checkSameElementType([x.dataType, low?.dataType, high?.dataType], roles: ["input", "min", "max"])
         for (bound, name) in [(low, "min"), (high, "max")] {
-            if let bound, bound.elementCount != 1 { throw OpError("\(name) must be a scalar, got shape \(bound.shape)") }
+            if let bound, bound.elementCount != 1 { throw OpError.invalidArgument("\(name) must be a scalar, got shape \(bound.shape)") }
         }
-        let y = context.allocate(x.dataType, x.shape)
+        let y = try context.allocate(x.dataType, x.shape)
         _ = try x.dataType.visit(ClipKernel(x: x, y: y, low: attributeBounds.map { Double($0.low) },
                                             high: attributeBounds.map { Double($0.high) }, parallelism: context.parallelism,
                                             lowTensor: low, highTensor: high))
@@ -149,9 +149,9 @@ struct PRelu: Operator {
         try checkElementType(x.dataType, Self.allowed)
         try checkSameElementType([x.dataType, slope.dataType], roles: ["input", "slope"])
         guard let layout = BroadcastLayout(output: x.shape, operands: [x.shape, slope.shape]) else {
-            throw OpError("slope shape \(slope.shape) does not broadcast to input shape \(x.shape)")
+            throw OpError.invalidArgument("slope shape \(slope.shape) does not broadcast to input shape \(x.shape)")
         }
-        let y = context.allocate(x.dataType, x.shape)
+        let y = try context.allocate(x.dataType, x.shape)
         _ = try x.dataType.visit(Kernel(layout: layout, x: x, slope: slope, y: y, parallelism: context.parallelism))
         return [y]
     }

@@ -75,7 +75,7 @@ enum BinaryFunction: Sendable {
         try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
         try checkElementType(a.dataType, allowed)
         let layout = try broadcastLayout([a, b])
-        let c = context.allocate(outputType(a.dataType), layout.shape)
+        let c = try context.allocate(outputType(a.dataType), layout.shape)
         if layout.count == 0 { return c }
         switch (self, a.dataType) {
         case (.logical(.and), _): binaryElements(layout, a, b, into: c, context.parallelism, Elementwise.LogicalAnd())
@@ -103,7 +103,7 @@ enum BinaryFunction: Sendable {
 /// The layout broadcasting `tensors` together, or an error naming their shapes.
 func broadcastLayout(_ tensors: [Tensor]) throws -> BroadcastLayout {
     guard let layout = BroadcastLayout(tensors.map(\.shape)) else {
-        throw OpError("shapes \(tensors.map(\.shape.description).joined(separator: " and ")) do not broadcast")
+        throw OpError.invalidArgument("shapes \(tensors.map(\.shape.description).joined(separator: " and ")) do not broadcast")
     }
     return layout
 }
@@ -168,7 +168,7 @@ struct LegacyBroadcast: Sendable {
     func align(_ b: Tensor, to a: Tensor) throws -> Tensor {
         guard enabled else {
             guard a.shape == b.shape else {
-                throw OpError("shapes \(a.shape) and \(b.shape) differ and the broadcast attribute is not set")
+                throw OpError.invalidArgument("shapes \(a.shape) and \(b.shape) differ and the broadcast attribute is not set")
             }
             return b
         }
@@ -176,7 +176,7 @@ struct LegacyBroadcast: Sendable {
         let start = axis.map { $0 < 0 ? $0 + rank : $0 } ?? rank - b.shape.rank
         guard start >= 0, start + b.shape.rank <= rank,
               b.shape.indices.allSatisfy({ b.shape[$0] == 1 || b.shape[$0] == a.shape[start + $0] }) else {
-            throw OpError("B of shape \(b.shape) does not match A of shape \(a.shape) at axis \(axis ?? start)")
+            throw OpError.invalidArgument("B of shape \(b.shape) does not match A of shape \(a.shape) at axis \(axis ?? start)")
         }
         return b.reshaped(Shape(b.shape.dims + [Int](repeating: 1, count: rank - start - b.shape.rank)))
     }
@@ -229,7 +229,7 @@ struct Pow: Operator {
         try checkElementType(base.dataType, Self.baseTypes, role: "base")
         try checkElementType(exponent.dataType, ElementTypes.numeric, role: "exponent")
         let layout = try broadcastLayout([base, exponent])
-        let result = context.allocate(base.dataType, layout.shape)
+        let result = try context.allocate(base.dataType, layout.shape)
         if base.dataType == exponent.dataType, base.dataType.isFloatingPoint {
             _ = try base.dataType.visit(RealKernel(layout: layout, base: base, exponent: exponent, result: result,
                                                    parallelism: context.parallelism))
@@ -299,7 +299,7 @@ struct Where: Operator {
             }
             return [Tensor(strings: strings, shape: layout.shape)]
         }
-        let result = context.allocate(x.dataType, layout.shape)
+        let result = try context.allocate(x.dataType, layout.shape)
         // Selecting copies bits, so one loop per element width serves every type.
         func select<Bits: FixedWidthInteger>(_: Bits.Type) {
             withExtendedLifetime((condition, x, y)) {
@@ -354,7 +354,7 @@ struct Variadic: Operator {
             result = try BinaryFunction.arithmetic(pairwise).apply(result, next, context)
         }
         if function == .mean && tensors.count > 1 {
-            let mean = context.allocate(result.dataType, result.shape)
+            let mean = try context.allocate(result.dataType, result.shape)
             _ = try result.dataType.visit(DivideKernel(x: result, y: mean, divisor: tensors.count, parallelism: context.parallelism))
             result = mean
         }

@@ -7,7 +7,7 @@ enum BroadcastCopy {
     /// of the source's type). Throws when the source does not broadcast to `shape`.
     static func copy(_ source: Tensor, to shape: Shape, into target: UnsafeMutableRawPointer) throws {
         guard Shape.broadcast(source.shape, shape) == shape else {
-            throw OpError("shape \(source.shape) does not broadcast to \(shape)")
+            throw OpError.invalidArgument("shape \(source.shape) does not broadcast to \(shape)")
         }
         let size = source.dataType.byteSize, count = shape.elementCount
         let from = UnsafeRawPointer(source.rawPointer)

@@ -60,7 +60,7 @@ func convert(_ x: Tensor, to target: DataType, _ context: ExecutionContext) thro
     switch (x.dataType, target) {
     case (.string, _):
         let values = try x.strings.map(parseNumber)
-        let y = context.allocate(target, x.shape)
+        let y = try context.allocate(target, x.shape)
         if target == .bool {
             let flags = y.mutablePointer(as: Bool.self)
             for (index, value) in values.enumerated() { flags[index] = Double(casting: value) != 0 }
@@ -74,7 +74,7 @@ func convert(_ x: Tensor, to target: DataType, _ context: ExecutionContext) thro
         // A bool is stored as one byte, 0 or 1: cast it as that uint8.
         return try convert(Tensor(dataType: .uint8, shape: x.shape, storage: x.storage), to: target, context)
     default:
-        let y = context.allocate(target, x.shape)
+        let y = try context.allocate(target, x.shape)
         _ = try x.dataType.visit(ConversionKernel(x: x, y: y, parallelism: context.parallelism))
         return y
     }
@@ -115,7 +115,7 @@ private func parseNumber(_ text: String) throws -> CastValue {
     case "-INF", "-INFINITY": return .real(-.infinity)
     case "NAN", "+NAN", "-NAN": return .real(.nan)
     default:
-        guard let value = Double(text) else { throw OpError("cannot cast string \"\(text)\" to a number") }
+        guard let value = Double(text) else { throw OpError.invalidArgument("cannot cast string \"\(text)\" to a number") }
         return .real(value)
     }
 }

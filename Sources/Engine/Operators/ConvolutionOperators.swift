@@ -69,16 +69,8 @@ struct Conv: Operator {
         }
         try ConvolutionOperators.checkType(x.dataType, "X")
         guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
-        guard x.shape.rank >= 3, w.shape.rank == x.shape.rank else {
-            throw OpError("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
-        }
-        let channels = x.shape[1], outputs = w.shape[0]
-        guard channels == w.shape[1] * groups, outputs % groups == 0 else {
-            throw OpError("X \(x.shape) and W \(w.shape) do not fit group \(groups)")
-        }
-        let (window, _) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: Array(w.shape.dims.dropFirst(2)))
-        let layout = ConvolutionLayout(batch: x.shape[0], inputChannels: channels, outputChannels: outputs, groups: groups,
-                                       window: window)
+        let layout = try layout(x: x.shape, w: w.shape)
+        let outputs = layout.outputChannels, window = layout.window
         let bias = inputs.count > 2 ? inputs[2] : nil
         if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
             throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
@@ -89,25 +81,38 @@ struct Conv: Operator {
         }
         let shape = Shape([x.shape[0], outputs] + window.outputSize)
         guard let residual, residual.shape != shape else {
-            return [convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
+            return [try convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
                              shape: shape, ownsResidual: context.isHandedOver(3), context)]
         }
         // A residual of another shape: broadcast it, or the convolution's result, first.
         guard let target = Shape.broadcast(shape, residual.shape) else {
-            throw OpError("the residual \(residual.shape) does not broadcast with the output \(shape)")
+            throw OpError.invalidArgument("the residual \(residual.shape) does not broadcast with the output \(shape)")
         }
-        let expandedResidual = context.allocate(x.dataType, target)
+        let expandedResidual = try context.allocate(x.dataType, target)
         try BroadcastCopy.copy(residual, to: target, into: expandedResidual.rawPointer)
         if target == shape {
-            return [convolve(x, w, bias: bias, residual: expandedResidual, activation: activation,
+            return [try convolve(x, w, bias: bias, residual: expandedResidual, activation: activation,
                              layout: layout, shape: shape, ownsResidual: true, context)]
         }
-        let product = convolve(x, w, bias: bias, residual: nil, activation: nil, layout: layout,
+        let product = try convolve(x, w, bias: bias, residual: nil, activation: nil, layout: layout,
                                shape: shape, ownsResidual: false, context)
-        let result = context.allocate(x.dataType, target)
+        let result = try context.allocate(x.dataType, target)
         try BroadcastCopy.copy(product, to: target, into: result.rawPointer)
         try Self.addResidual(expandedResidual, into: result, activation: activation)
         return [result]
+    }
+
+    /// The layout of this convolution of an X and W of these shapes; throws when they do not fit.
+    func layout(x: Shape, w: Shape) throws -> ConvolutionLayout {
+        guard x.rank >= 3, w.rank == x.rank else {
+            throw OpError.invalidArgument("X \(x) and W \(w) must have the same rank, 3 or more")
+        }
+        let channels = x[1], outputs = w[0]
+        guard channels == w[1] * groups, outputs % groups == 0 else {
+            throw OpError.invalidArgument("X \(x) and W \(w) do not fit group \(groups)")
+        }
+        let (window, _) = try attributes.window(input: Array(x.dims.dropFirst(2)), kernel: Array(w.dims.dropFirst(2)))
+        return ConvolutionLayout(batch: x[0], inputChannels: channels, outputChannels: outputs, groups: groups, window: window)
     }
 
     /// The convolution with its epilogue; the residual (if any) already has the output's shape.
@@ -117,16 +122,16 @@ struct Conv: Operator {
     /// epilogue reading the residual from a third one.
     private func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
                           layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
-                          _ context: ExecutionContext) -> Tensor {
+                          _ context: ExecutionContext) throws -> Tensor {
         let inPlace = ownsResidual && x.dataType == .float && layout.depth > 0 && Convolution.accumulates(layout)
         let reused = inPlace ? residual : nil
-        let y = reused ?? context.allocate(x.dataType, shape)
+        let y = try reused ?? context.allocate(x.dataType, shape)
         guard x.dataType == .float, layout.depth > 0 else {
             Self.reference(x, w, bias: bias, residual: residual, activation: activation, into: y, layout: layout)
             return y
         }
         let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
-        let scratch = scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
+        let scratch = try scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
         let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
         withExtendedLifetime((scratch, transformed)) {
             let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
@@ -197,10 +202,10 @@ struct ConvInteger: Operator {
                 throw OpError("\(name) must be int8 or uint8, not \(tensor.dataType)")
             }
         }
-        guard w.shape.rank >= 1 else { throw OpError("w must have rank 3 or more") }
-        if let xZero, xZero.elementCount != 1 { throw OpError("x_zero_point must be a scalar, not \(xZero.shape)") }
+        guard w.shape.rank >= 1 else { throw OpError.invalidArgument("w must have rank 3 or more") }
+        if let xZero, xZero.elementCount != 1 { throw OpError.invalidArgument("x_zero_point must be a scalar, not \(xZero.shape)") }
         if let wZero, wZero.elementCount != 1 && wZero.elementCount != w.shape[0] {
-            throw OpError("w_zero_point must be a scalar or one value per output channel, not \(wZero.shape)")
+            throw OpError.invalidArgument("w_zero_point must be a scalar or one value per output channel, not \(wZero.shape)")
         }
         let xOffset = Double(xZero?.integers()[0] ?? 0)
         let xValues = x.integers().map { Double($0) - xOffset }
@@ -209,7 +214,8 @@ struct ConvInteger: Operator {
             Double(value - wZeros[wZeros.count == 1 ? 0 : at / perChannel])
         }
         let y = try conv.run([Tensor(xValues, shape: x.shape), Tensor(wValues, shape: w.shape)], context)[0]
-        return [Tensor(y.scalars(as: Double.self).map { Int32($0.rounded()) }, shape: y.shape)]
+        // Exact integer sums; int32 wraps on overflow as ONNX Runtime's accumulator does.
+        return [Tensor(y.scalars(as: Double.self).map { Int32(truncatingIfNeeded: Int64($0.rounded())) }, shape: y.shape)]
     }
 }
 
@@ -287,7 +293,7 @@ struct ConvTranspose: Operator {
             let total = Swift.max(0, full - output)
             let reach = output + total - span - adjustment
             guard output >= 0, reach >= 0, reach / stride + 1 == input else {
-                throw OpError("output_shape \(outputShape) does not fit input size \(input) on axis \(axis)")
+                throw OpError.invalidArgument("output_shape \(outputShape) does not fit input size \(input) on axis \(axis)")
             }
             return (attributes.autoPad == .sameUpper ? total / 2 : total - total / 2, output)
         }
@@ -310,21 +316,21 @@ struct ConvTranspose: Operator {
         try ConvolutionOperators.checkType(x.dataType, "X")
         guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
         guard x.shape.rank >= 3, w.shape.rank == x.shape.rank else {
-            throw OpError("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
+            throw OpError.invalidArgument("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
         }
         let channels = x.shape[1], outputs = w.shape[1] * groups
         guard w.shape[0] == channels, channels % groups == 0 else {
-            throw OpError("X \(x.shape) and W \(w.shape) do not fit group \(groups)")
+            throw OpError.invalidArgument("X \(x.shape) and W \(w.shape) do not fit group \(groups)")
         }
         let rank = x.shape.rank - 2
         let input = Array(x.shape.dims.dropFirst(2)), kernel = Array(w.shape.dims.dropFirst(2))
         try attributes.check(rank: rank, kernel: kernel)
-        if let outputPadding, outputPadding.count != rank { throw OpError("output_padding \(outputPadding) needs \(rank) values") }
+        if let outputPadding, outputPadding.count != rank { throw OpError.invalidArgument("output_padding \(outputPadding) needs \(rank) values") }
         if let outputShape, outputShape.count != rank && outputShape.count != rank + 2 {
-            throw OpError("output_shape \(outputShape) needs \(rank) values")
+            throw OpError.invalidArgument("output_shape \(outputShape) needs \(rank) values")
         }
         let axes = try (0..<rank).map { try axis($0, rank: rank, input: input[$0], kernel: kernel[$0]) }
-        if let bad = axes.first(where: { $0.output < 0 }) { throw OpError("pads leave an output size of \(bad.output)") }
+        if let bad = axes.first(where: { $0.output < 0 }) { throw OpError.invalidArgument("pads leave an output size of \(bad.output)") }
         // The convolution this one transposes: its input is our output.
         let window = SpatialWindow(inputSize: axes.map(\.output), outputSize: input, kernel: kernel,
                                    strides: attributes.strides ?? Array(repeating: 1, count: rank),
@@ -336,9 +342,9 @@ struct ConvTranspose: Operator {
         if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
             throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
         }
-        let y = context.allocate(x.dataType, Shape([x.shape[0], outputs] + window.inputSize))
+        let y = try context.allocate(x.dataType, Shape([x.shape[0], outputs] + window.inputSize))
         if x.dataType == .float && y.elementCount > 0 && layout.outputChannelsPerGroup > 0 {
-            let scratch = context.allocate(.float, [TransposedConvolution.scratchCount(layout, parallelism: context.parallelism)])
+            let scratch = try context.allocate(.float, [TransposedConvolution.scratchCount(layout, parallelism: context.parallelism)])
             withExtendedLifetime(scratch) {
                 TransposedConvolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
                                               bias: bias?.pointer(as: Float.self), output: y.mutablePointer(as: Float.self),

@@ -28,7 +28,7 @@ struct Transpose: ElementMovingOperator {
     func permutation(rank: Int) throws -> [Int] {
         guard let perm else { return Array((0..<rank).reversed()) }
         guard perm.count == rank, Set(perm) == Set(0..<rank) else {
-            throw OpError("perm \(perm) is not a permutation of \(rank) axes")
+            throw OpError.invalidArgument("perm \(perm) is not a permutation of \(rank) axes")
         }
         return perm
     }
@@ -41,17 +41,17 @@ struct Transpose: ElementMovingOperator {
 
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data")
-        return [Self.permute(data, viewedAs: data.shape.dims, perm: try permutation(rank: data.shape.rank), context)]
+        return [try Self.permute(data, viewedAs: data.shape.dims, perm: try permutation(rank: data.shape.rank), context)]
     }
 
     /// `tensor` viewed with `dims` (same element count), its axes reordered by `perm`. A permutation
     /// that keeps the order of every axis larger than 1 is a reshape and copies nothing.
-    static func permute(_ tensor: Tensor, viewedAs dims: [Int], perm: [Int], _ context: ExecutionContext) -> Tensor {
+    static func permute(_ tensor: Tensor, viewedAs dims: [Int], perm: [Int], _ context: ExecutionContext) throws -> Tensor {
         let outputDims = perm.map { dims[$0] }
         let moved = perm.filter { dims[$0] != 1 }
         if moved == moved.sorted() { return tensor.reshaped(Shape(outputDims)) }
         let strides = Layout.strides(dims)
-        let result = context.allocate(tensor.dataType, Shape(outputDims))
+        let result = try context.allocate(tensor.dataType, Shape(outputDims))
         Layout.copy(tensor, sourceStrides: perm.map { strides[$0] }, shape: outputDims,
                     into: result, targetStrides: Layout.strides(outputDims), context)
         return result
@@ -93,19 +93,19 @@ struct Concat: ElementMovingOperator {
         let parts = inputs.compactMap { $0 }
         guard let first = parts.first else { throw OpError("Concat needs at least one input") }
         let rank = first.shape.rank
-        guard rank > 0 else { throw OpError("cannot concatenate scalars") }
+        guard rank > 0 else { throw OpError.invalidArgument("cannot concatenate scalars") }
         let axis = try Layout.axis(self.axis, rank: rank)
         var dims = first.shape.dims
         dims[axis] = 0
         for part in parts {
             guard part.dataType == first.dataType else { throw OpError("inputs mix \(first.dataType) and \(part.dataType)") }
             guard part.shape.rank == rank, (0..<rank).allSatisfy({ $0 == axis || part.shape[$0] == first.shape[$0] }) else {
-                throw OpError("cannot concatenate \(part.shape) with \(first.shape) on axis \(axis)")
+                throw OpError.invalidArgument("cannot concatenate \(part.shape) with \(first.shape) on axis \(axis)")
             }
             dims[axis] += part.shape[axis]
         }
         if parts.count == 1 { return [first] }
-        let result = context.allocate(first.dataType, Shape(dims))
+        let result = try context.allocate(first.dataType, Shape(dims))
         // Each part is a [outer, rows] block written into a column band of the output.
         let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
         let outputRow = dims[axis] * inner
@@ -148,13 +148,13 @@ struct Split: ElementMovingOperator {
     func sizes(axisSize size: Int, requested: [Int]?) throws -> [Int] {
         if let requested {
             guard requested.count == outputCount, requested.allSatisfy({ (0...size).contains($0) }), requested.reduce(0, +) == size else {
-                throw OpError("split \(requested) does not cut an axis of \(size) into \(outputCount) parts")
+                throw OpError.invalidArgument("split \(requested) does not cut an axis of \(size) into \(outputCount) parts")
             }
             return requested
         }
         guard outputCount > 0 else { throw OpError("Split has no outputs") }
         if numOutputs == nil {
-            guard size % outputCount == 0 else { throw OpError("axis of \(size) does not split into \(outputCount) equal parts") }
+            guard size % outputCount == 0 else { throw OpError.invalidArgument("axis of \(size) does not split into \(outputCount) equal parts") }
             return Array(repeating: size / outputCount, count: outputCount)
         }
         let chunk = (size + outputCount - 1) / outputCount
@@ -179,7 +179,7 @@ struct Split: ElementMovingOperator {
 
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "input")
-        guard data.shape.rank > 0 else { throw OpError("cannot split a scalar") }
+        guard data.shape.rank > 0 else { throw OpError.invalidArgument("cannot split a scalar") }
         let axis = try Layout.axis(self.axis, rank: data.shape.rank)
         let requested = try attributeSizes ?? Layout.optionalIntegers(inputs.count > 1 ? inputs[1] : nil, "split")
         let dims = data.shape.dims
@@ -190,7 +190,7 @@ struct Split: ElementMovingOperator {
             partDims[axis] = size
             defer { offset += size }
             if outer == 1 { return Layout.sharedElements(of: data, offset: offset * inner, shape: Shape(partDims)) }
-            let part = context.allocate(data.dataType, Shape(partDims))
+            let part = try context.allocate(data.dataType, Shape(partDims))
             Layout.copy(data, sourceOffset: offset * inner, sourceStrides: [dims[axis] * inner, 1], shape: [outer, size * inner],
                         into: part, targetStrides: [size * inner, 1], context)
             return part
@@ -247,12 +247,12 @@ struct Slice: ElementMovingOperator {
         let axes = try Layout.axes(parameters.axes ?? Array(0..<count), rank: dims.count)
         let steps = parameters.steps ?? Array(repeating: 1, count: count)
         guard parameters.ends.count == count, axes.count == count, steps.count == count else {
-            throw OpError("starts, ends, axes and steps have different lengths")
+            throw OpError.invalidArgument("starts, ends, axes and steps have different lengths")
         }
         var ranges: [Int: AxisRange?] = [:]
         for index in 0..<count {
             let step = steps[index]
-            guard step != 0 else { throw OpError("slice step is 0") }
+            guard step != 0 else { throw OpError.invalidArgument("slice step is 0") }
             guard let size = dims[axes[index]] else {
                 ranges[axes[index]] = .some(nil)
                 continue
@@ -308,7 +308,7 @@ struct Slice: ElementMovingOperator {
         if shape.elementCount > 0 && isContiguous(outputDims, of: dims, ranges: ranges) {
             return [Layout.sharedElements(of: data, offset: offset, shape: shape)]
         }
-        let result = context.allocate(data.dataType, shape)
+        let result = try context.allocate(data.dataType, shape)
         Layout.copy(data, sourceOffset: offset, sourceStrides: sourceStrides, shape: outputDims, into: result, targetStrides: shape.strides, context)
         return [result]
     }
@@ -349,9 +349,9 @@ struct Pad: Operator {
     func pads(_ inputs: [Tensor?], rank: Int) throws -> (begin: [Int], end: [Int]) {
         let pads = try attributePads ?? Layout.integers(Layout.input(inputs, 1, "pads"), "pads")
         let limit = Layout.maximumElementCount
-        guard pads.allSatisfy({ (-limit...limit).contains($0) }) else { throw OpError("pads \(pads) are too large") }
+        guard pads.allSatisfy({ (-limit...limit).contains($0) }) else { throw OpError.invalidArgument("pads \(pads) are too large") }
         let axes = try Layout.axes(Layout.optionalIntegers(inputs.count > 3 ? inputs[3] : nil, "axes") ?? Array(0..<rank), rank: rank)
-        guard pads.count == 2 * axes.count else { throw OpError("\(pads.count) pads for \(axes.count) axes") }
+        guard pads.count == 2 * axes.count else { throw OpError.invalidArgument("\(pads.count) pads for \(axes.count) axes") }
         var begin = [Int](repeating: 0, count: rank), end = begin
         for (index, axis) in axes.enumerated() {
             begin[axis] = pads[index]
@@ -368,7 +368,7 @@ struct Pad: Operator {
         return [TensorType(data.dataType, try dims.enumerated().map { axis, dim in
             guard let size = dim.value else { return .unknown }
             let padded = size &+ knownPads[axis] &+ knownPads[dims.count + axis]
-            guard padded >= 0 else { throw OpError("pads \(knownPads) crop axis \(axis) of size \(size) below zero") }
+            guard padded >= 0 else { throw OpError.invalidArgument("pads \(knownPads) crop axis \(axis) of size \(size) below zero") }
             return .fixed(padded)
         })]
     }
@@ -387,13 +387,13 @@ struct Pad: Operator {
             let value: Tensor
             if inputs.count > 2, let given = inputs[2] {
                 guard given.dataType == data.dataType, given.elementCount == 1 else {
-                    throw OpError("constant_value must be one \(data.dataType) element")
+                    throw OpError.invalidArgument("constant_value must be one \(data.dataType) element")
                 }
                 value = given
             } else {
                 value = try Layout.element(Double(attributeValue), as: data.dataType)
             }
-            let result = context.allocate(data.dataType, shape)
+            let result = try context.allocate(data.dataType, shape)
             Layout.fill(result, count: shape.elementCount, with: value)
             let offset = zip(first, inputStrides).reduce(0) { $0 + $1.0 * $1.1 }
             let targetOffset = zip((0..<rank).map { max(0, begin[$0]) }, shape.strides).reduce(0) { $0 + $1.0 * $1.1 }
@@ -403,13 +403,15 @@ struct Pad: Operator {
             }
             return [result]
         }
-        guard shape.elementCount == 0 || !kept.contains(0) else { throw OpError("\(mode.rawValue) padding needs a non-empty input") }
+        let result = try context.allocate(data.dataType, shape)
+        if shape.elementCount == 0 { return [result] }
+        guard !kept.contains(0) else { throw OpError.invalidArgument("\(mode.rawValue) padding needs a non-empty input") }
         let offsets = (0..<rank).map { axis in
             (0..<shape[axis]).map { index in
                 (first[axis] + Self.wrapped(index - max(0, begin[axis]), size: kept[axis], mode: mode)) * inputStrides[axis]
             }
         }
-        return [Layout.gather(data, indexShape: shape.dims, elementOffsets: offsets, context)]
+        return [try Layout.gather(data, indexShape: shape.dims, elementOffsets: offsets, into: result, context)]
     }
 
     /// Where position `index` (relative to the first kept element; may be outside) reads from.
@@ -462,14 +464,14 @@ struct Tile: ElementMovingOperator {
             repeats = try Layout.integers(Layout.input(inputs, 1, "repeats"), "repeats")
         }
         guard repeats.count == dims.count, repeats.allSatisfy({ $0 >= 0 }) else {
-            throw OpError("repeats \(repeats) do not fit an input of rank \(dims.count)")
+            throw OpError.invalidArgument("repeats \(repeats) do not fit an input of rank \(dims.count)")
         }
         let shape = try Layout.checkedShape(zip(dims, repeats).map { try Layout.multiplied($0, $1) })
         if repeats.allSatisfy({ $0 == 1 }) { return [data] }
         // The output viewed as [r0, d0, r1, d1, ...]: the repeat axes read with stride 0.
         let strides = data.shape.strides
         let view = zip(repeats, dims).flatMap { [$0, $1] }
-        let result = context.allocate(data.dataType, shape)
+        let result = try context.allocate(data.dataType, shape)
         Layout.copy(data, sourceStrides: strides.flatMap { [0, $0] }, shape: view, into: result, targetStrides: Layout.strides(view), context)
         return [result]
     }
@@ -495,11 +497,11 @@ struct Expand: ElementMovingOperator {
         let data = try Layout.input(inputs, 0, "input")
         let requested = try Layout.integers(Layout.input(inputs, 1, "shape"), "shape")
         guard let broadcast = Shape.broadcast(data.shape, try Layout.checkedShape(requested, "shape")) else {
-            throw OpError("cannot expand \(data.shape) to \(requested)")
+            throw OpError.invalidArgument("cannot expand \(data.shape) to \(requested)")
         }
         let shape = try Layout.checkedShape(broadcast.dims)
         if shape == data.shape { return [data] }
-        let result = context.allocate(data.dataType, shape)
+        let result = try context.allocate(data.dataType, shape)
         Layout.copy(data, sourceStrides: Layout.broadcastStrides(of: data.shape, to: shape), shape: shape.dims,
                     into: result, targetStrides: shape.strides, context)
         return [result]
@@ -525,12 +527,12 @@ struct BlockRearrangement: ElementMovingOperator {
     }
 
     func outputDims<D>(_ dims: [D], size: (D) -> Int?, make: (Int) -> D, unknown: D) throws -> [D] {
-        guard dims.count == 4 else { throw OpError("input must be 4-D (NCHW), not rank \(dims.count)") }
+        guard dims.count == 4 else { throw OpError.invalidArgument("input must be 4-D (NCHW), not rank \(dims.count)") }
         let square = blockSize * blockSize
         func scaled(_ dim: D, by factor: Int, dividing: Bool) throws -> D {
             guard let value = size(dim) else { return unknown }
             if dividing {
-                guard value % factor == 0 else { throw OpError("dimension \(value) is not a multiple of \(factor)") }
+                guard value % factor == 0 else { throw OpError.invalidArgument("dimension \(value) is not a multiple of \(factor)") }
                 return make(value / factor)
             }
             return make(try Layout.multiplied(value, factor))
@@ -556,7 +558,7 @@ struct BlockRearrangement: ElementMovingOperator {
         case (false, false): (view, perm) = ([n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4])
         case (false, true): (view, perm) = ([n, c, h / b, b, w / b, b], [0, 1, 3, 5, 2, 4])
         }
-        return [Transpose.permute(data, viewedAs: view, perm: perm, context).reshaped(Shape(output))]
+        return [try Transpose.permute(data, viewedAs: view, perm: perm, context).reshaped(Shape(output))]
     }
 }
 
@@ -582,7 +584,7 @@ extension Layout {
             case (1?, _): return y
             case (_, 1?): return x
             case let (p?, q?):
-                guard p == q else { throw OpError("dimensions \(p) and \(q) do not broadcast") }
+                guard p == q else { throw OpError.invalidArgument("dimensions \(p) and \(q) do not broadcast") }
                 return x
             case (_?, nil): return x
             case (nil, _?): return y

@@ -78,7 +78,7 @@ struct ConstantOfShape: Operator {
         if value.dataType == .string {
             return [Tensor(strings: Array(repeating: value.strings[0], count: shape.elementCount), shape: shape)]
         }
-        let result = context.allocate(value.dataType, shape)
+        let result = try context.allocate(value.dataType, shape)
         Layout.fill(result, count: shape.elementCount, with: value)
         return [result]
     }
@@ -100,10 +100,10 @@ struct RangeOperator: Operator {
 
     /// `max(ceil((limit - start) / delta), 0)`, checked.
     static func count(_ bounds: [Double]) throws -> Int {
-        guard bounds[2] != 0 else { throw OpError("Range delta is 0") }
+        guard bounds[2] != 0 else { throw OpError.invalidArgument("Range delta is 0") }
         let steps = ((bounds[1] - bounds[0]) / bounds[2]).rounded(.up)
-        guard !(steps >= Double(Layout.maximumElementCount)) else { throw OpError("Range of \(steps) elements is too large") }
-        return steps > 0 ? Int(steps) : 0
+        guard !(steps >= Double(Layout.maximumElementCount)) else { throw OpError.invalidArgument("Range of \(steps) elements is too large") }
+        return steps > 0 ? Int(steps) : 0  // NaN and -infinity are not above 0
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -115,7 +115,7 @@ struct RangeOperator: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let bounds = try (0..<3).map { position in
             let tensor = try Layout.input(inputs, position, ["start", "limit", "delta"][position])
-            guard tensor.elementCount == 1 else { throw OpError("Range needs scalar inputs, not \(tensor.shape)") }
+            guard tensor.elementCount == 1 else { throw OpError.invalidArgument("Range needs scalar inputs, not \(tensor.shape)") }
             return tensor
         }
         guard bounds.allSatisfy({ $0.dataType == bounds[0].dataType }) else { throw OpError("start, limit and delta have different types") }
@@ -125,19 +125,20 @@ struct RangeOperator: Operator {
         return [result]
     }
 
-    private struct Generator: NumericVisitor {
+    /// Integer values wrap on overflow (the result is exact wherever it fits), never trap.
+    private struct Generator: ArithmeticVisitor {
         let bounds: [Tensor], context: ExecutionContext
 
-        func visit<T: NumericElement>(_ type: T.Type) throws -> Tensor {
+        func visit<T: ArithmeticElement>(_ type: T.Type) throws -> Tensor {
             let (start, delta) = (bounds[0].pointer(as: T.self)[0], bounds[2].pointer(as: T.self)[0])
             let count = try RangeOperator.count(bounds.map { $0.pointer(as: T.self)[0].doubleValue })
-            let result = context.allocate(T.dataType, [count])
+            let result = try context.allocate(T.dataType, [count])
             let target = result.mutablePointer(as: T.self)
             if T.self == Float16.self {
                 let (first, step) = (Float(start.doubleValue), Float(delta.doubleValue))
                 for index in 0..<count { target[index] = T(converting: Double(first + Float(index) * step)) }
             } else {
-                for index in 0..<count { target[index] = start + T(converting: Double(index)) * delta }
+                for index in 0..<count { target[index] = T.add(start, T.multiply(T(converting: Double(index)), delta)) }
             }
             return result
         }
@@ -172,9 +173,9 @@ struct EyeLike: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let input = try Layout.input(inputs, 0, "input")
-        guard input.shape.rank == 2 else { throw OpError("input must be 2-D, not \(input.shape)") }
+        guard input.shape.rank == 2 else { throw OpError.invalidArgument("input must be 2-D, not \(input.shape)") }
         let type = dataType ?? input.dataType
-        let result = context.allocate(type, input.shape)
+        let result = try context.allocate(type, input.shape)
         result.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: result.byteCount)
         let one = try Layout.element(1, as: type)
         let (rows, columns) = (input.shape[0], input.shape[1])
@@ -208,18 +209,18 @@ struct OneHot: ElementMovingOperator {
         let indexTensor = try Layout.input(inputs, 0, "indices"), values = try Layout.input(inputs, 2, "values")
         let depthTensor = try Layout.input(inputs, 1, "depth")
         guard indexTensor.dataType.isNumeric, depthTensor.dataType.isNumeric, depthTensor.elementCount == 1 else {
-            throw OpError("indices and depth must be numeric, depth a single value")
+            throw OpError.invalidArgument("indices and depth must be numeric, depth a single value")
         }
-        guard values.elementCount == 2 else { throw OpError("values must hold [off, on], not \(values.elementCount) elements") }
+        guard values.elementCount == 2 else { throw OpError.invalidArgument("values must hold [off, on], not \(values.elementCount) elements") }
         let depthValue = depthTensor.doubles()[0]
-        guard depthValue >= 1, depthValue < Double(Layout.maximumElementCount) else { throw OpError("depth \(depthValue) is out of range") }
+        guard depthValue >= 1, depthValue < Double(Layout.maximumElementCount) else { throw OpError.invalidArgument("depth \(depthValue) is out of range") }
         let depth = Int(depthValue)
         var dims = indexTensor.shape.dims
         let axis = try Layout.axis(self.axis, rank: dims.count + 1)
         dims.insert(depth, at: axis)
         let shape = try Layout.checkedShape(dims)
         let inner = indexTensor.shape.dims[axis...].reduce(1, *)
-        let result = context.allocate(values.dataType, shape)
+        let result = try context.allocate(values.dataType, shape)
         let size = values.dataType.byteSize
         withExtendedLifetime(values) {
             TensorCopy.fill(result.rawPointer, count: shape.elementCount, elementSize: size, value: values.rawPointer)
@@ -252,12 +253,12 @@ struct Trilu: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let input = try Layout.input(inputs, 0, "input")
         guard input.dataType != .string else { throw OpError("Trilu does not take strings") }
-        guard input.shape.rank >= 2 else { throw OpError("input must have rank 2 or more, not \(input.shape)") }
+        guard input.shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, not \(input.shape)") }
         let dims = input.shape.dims, rows = dims[dims.count - 2], columns = dims[dims.count - 1]
         let requestedK = try inputs.count > 1 && inputs[1] != nil ? Layout.scalar(inputs[1], "k") : 0
         // Diagonals beyond the matrix keep all or nothing; clamping keeps the arithmetic in range.
         let k = min(max(requestedK, -rows - 1), columns + 1)
-        let result = context.allocate(input.dataType, input.shape)
+        let result = try context.allocate(input.dataType, input.shape)
         Layout.copy(input, sourceStrides: [1], shape: [input.elementCount], into: result, targetStrides: [1], context)
         let size = input.dataType.byteSize
         for matrix in 0..<(rows == 0 || columns == 0 ? 0 : input.elementCount / (rows * columns)) {

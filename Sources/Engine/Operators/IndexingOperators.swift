@@ -24,7 +24,7 @@ extension Layout {
     /// An index into an axis of `size`, negative counting from the end, or an error.
     static func index(_ index: Int, size: Int, _ what: String = "index") throws -> Int {
         let normalized = index < 0 ? index + size : index
-        guard normalized >= 0 && normalized < size else { throw OpError("\(what) \(index) is out of range for a dimension of \(size)") }
+        guard normalized >= 0 && normalized < size else { throw OpError.invalidArgument("\(what) \(index) is out of range for a dimension of \(size)") }
         return normalized
     }
 
@@ -62,7 +62,7 @@ struct Gather: ElementMovingOperator {
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data"), indexTensor = try Layout.input(inputs, 1, "indices")
         let dims = data.shape.dims
-        guard !dims.isEmpty else { throw OpError("cannot gather from a scalar") }
+        guard !dims.isEmpty else { throw OpError.invalidArgument("cannot gather from a scalar") }
         let axis = try Layout.axis(self.axis, rank: dims.count), size = dims[axis]
         let indices = try Layout.indices(indexTensor).map { try Layout.index($0, size: size) }
         let outer = dims[..<axis].reduce(1, *), inner = Array(dims[(axis + 1)...])
@@ -71,7 +71,7 @@ struct Gather: ElementMovingOperator {
         if outer == 1 && indices.count == 1 {
             return [Layout.sharedElements(of: data, offset: indices[0] * innerCount, shape: shape)]
         }
-        let gathered = Layout.gather(data, indexShape: [outer, indices.count],
+        let gathered = try Layout.gather(data, indexShape: [outer, indices.count],
                                      elementOffsets: [(0..<outer).map { $0 * size * innerCount }, indices.map { $0 * innerCount }],
                                      itemShape: inner, context)
         return [gathered.reshaped(shape)]
@@ -94,7 +94,7 @@ struct GatherElements: ElementMovingOperator {
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data"), indexTensor = try Layout.input(inputs, 1, "indices")
         let offsets = try Layout.elementOffsets(data: data.shape, indices: indexTensor, axis: axis)
-        return [Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], context).reshaped(indexTensor.shape)]
+        return [try Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], context).reshaped(indexTensor.shape)]
     }
 }
 
@@ -104,11 +104,11 @@ extension Layout {
     static func elementOffsets(data: Shape, indices indexTensor: Tensor, axis: Int) throws -> [Int] {
         let rank = data.rank, indexShape = indexTensor.shape
         guard rank > 0, indexShape.rank == rank else {
-            throw OpError("indices of rank \(indexShape.rank) do not match data of rank \(rank)")
+            throw OpError.invalidArgument("indices of rank \(indexShape.rank) do not match data of rank \(rank)")
         }
         let axis = try Layout.axis(axis, rank: rank)
         for dim in 0..<rank where dim != axis && indexShape[dim] > data[dim] {
-            throw OpError("indices shape \(indexShape) exceeds data shape \(data) on axis \(dim)")
+            throw OpError.invalidArgument("indices shape \(indexShape) exceeds data shape \(data) on axis \(dim)")
         }
         let indices = try Layout.indices(indexTensor), strides = data.strides, indexStrides = indexShape.strides
         return try indices.indices.map { flat in
@@ -134,7 +134,7 @@ extension Layout {
         guard batchDims >= 0, indexShape.rank > batchDims, data.rank > batchDims,
               let depth = indexShape.dims.last, depth >= 1, batchDims + depth <= data.rank,
               Array(indexShape.dims[..<batchDims]) == Array(data.dims[..<batchDims]) else {
-            throw OpError("indices \(indexShape) do not index data \(data) with batch_dims \(batchDims)")
+            throw OpError.invalidArgument("indices \(indexShape) do not index data \(data) with batch_dims \(batchDims)")
         }
         let indices = indexTensor.integers(), strides = data.strides
         let gridShape = Array(indexShape.dims.dropLast())
@@ -170,7 +170,7 @@ struct GatherND: ElementMovingOperator {
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data"), indexTensor = try Layout.input(inputs, 1, "indices")
         let (offsets, sliceShape, gridShape) = try Layout.sliceOffsets(data: data.shape, indices: indexTensor, batchDims: batchDims)
-        return [Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], itemShape: sliceShape, context)
+        return [try Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], itemShape: sliceShape, context)
             .reshaped(Shape(gridShape + sliceShape))]
     }
 }
@@ -210,13 +210,13 @@ struct Scatter: Operator {
         guard updates.dataType == data.dataType else { throw OpError("updates are \(updates.dataType), data is \(data.dataType)") }
         let offsets: [Int], rowLength: Int
         if elements {
-            guard updates.shape == indexTensor.shape else { throw OpError("updates \(updates.shape) and indices \(indexTensor.shape) differ") }
+            guard updates.shape == indexTensor.shape else { throw OpError.invalidArgument("updates \(updates.shape) and indices \(indexTensor.shape) differ") }
             offsets = try Layout.elementOffsets(data: data.shape, indices: indexTensor, axis: axis)
             rowLength = 1
         } else {
             let (sliceOffsets, sliceShape, gridShape) = try Layout.sliceOffsets(data: data.shape, indices: indexTensor, batchDims: 0)
             guard updates.shape.dims == gridShape + sliceShape else {
-                throw OpError("updates \(updates.shape) do not match \(Shape(gridShape + sliceShape))")
+                throw OpError.invalidArgument("updates \(updates.shape) do not match \(Shape(gridShape + sliceShape))")
             }
             offsets = sliceOffsets
             rowLength = sliceShape.reduce(1, *)
@@ -230,7 +230,7 @@ struct Scatter: Operator {
             }
             return [Tensor(strings: strings, shape: data.shape)]
         }
-        let result = context.allocate(data.dataType, data.shape)
+        let result = try context.allocate(data.dataType, data.shape)
         Layout.copy(data, sourceStrides: [1], shape: [data.elementCount], into: result, targetStrides: [1], context)
         if reduction == .none {
             let size = data.dataType.byteSize * rowLength
@@ -248,18 +248,19 @@ struct Scatter: Operator {
         return [result]
     }
 
-    private struct Combine: NumericVisitor {
+    /// Integers wrap on overflow (as `ArithmeticElement` arithmetic does), never trap.
+    private struct Combine: ArithmeticVisitor {
         let result: Tensor, updates: Tensor, offsets: [Int], rowLength: Int, reduction: Reduction
 
-        func visit<T: NumericElement>(_ type: T.Type) {
+        func visit<T: ArithmeticElement>(_ type: T.Type) {
             let target = result.mutablePointer(as: T.self), source = updates.pointer(as: T.self)
             withExtendedLifetime(updates) {
                 for (row, offset) in offsets.enumerated() {
                     for j in 0..<rowLength {
                         let value = source[row * rowLength + j], slot = target + offset + j
                         switch reduction {
-                        case .add: slot.pointee += value
-                        case .mul: slot.pointee *= value
+                        case .add: slot.pointee = T.add(slot.pointee, value)
+                        case .mul: slot.pointee = T.multiply(slot.pointee, value)
                         case .max: slot.pointee = Swift.max(slot.pointee, value)
                         case .min: slot.pointee = Swift.min(slot.pointee, value)
                         case .none: slot.pointee = value
@@ -290,20 +291,20 @@ struct Compress: ElementMovingOperator {
         var data = try Layout.input(inputs, 0, "input")
         let condition = try Layout.input(inputs, 1, "condition")
         guard condition.shape.rank == 1, condition.dataType == .bool || condition.dataType.isNumeric else {
-            throw OpError("condition must be a 1-D bool tensor, not \(condition.dataType)\(condition.shape)")
+            throw OpError.invalidArgument("condition must be a 1-D bool tensor, not \(condition.dataType)\(condition.shape)")
         }
         if axis == nil { data = data.reshaped([data.elementCount]) }
         let dims = data.shape.dims
         let axis = try Layout.axis(self.axis ?? 0, rank: dims.count), size = dims[axis]
         let flags = condition.doubles().map { $0 != 0 }
         if let beyond = flags.indices.first(where: { $0 >= size && flags[$0] }) {
-            throw OpError("condition selects index \(beyond) of a dimension of \(size)")
+            throw OpError.invalidArgument("condition selects index \(beyond) of a dimension of \(size)")
         }
         let selected = flags.indices.filter { flags[$0] }
         let outer = dims[..<axis].reduce(1, *), inner = Array(dims[(axis + 1)...]), innerCount = inner.reduce(1, *)
         var shape = dims
         shape[axis] = selected.count
-        let gathered = Layout.gather(data, indexShape: [outer, selected.count],
+        let gathered = try Layout.gather(data, indexShape: [outer, selected.count],
                                      elementOffsets: [(0..<outer).map { $0 * size * innerCount }, selected.map { $0 * innerCount }],
                                      itemShape: inner, context)
         return [gathered.reshaped(Shape(shape))]
@@ -330,11 +331,11 @@ struct ReverseSequence: ElementMovingOperator {
         let lengths = try Layout.indices(Layout.input(inputs, 1, "sequence_lens"), "sequence_lens")
         let dims = data.shape.dims
         guard dims.count >= 2, lengths.count == dims[batchAxis] else {
-            throw OpError("sequence_lens has \(lengths.count) entries for input \(data.shape) with batch_axis \(batchAxis)")
+            throw OpError.invalidArgument("sequence_lens has \(lengths.count) entries for input \(data.shape) with batch_axis \(batchAxis)")
         }
         let steps = dims[timeAxis]
         if let bad = lengths.first(where: { $0 < 0 || $0 > steps }) {
-            throw OpError("sequence length \(bad) is out of range for \(steps) steps")
+            throw OpError.invalidArgument("sequence length \(bad) is out of range for \(steps) steps")
         }
         let inner = Array(dims[2...]), innerCount = inner.reduce(1, *)
         let offsets = (0..<(dims[0] * dims[1])).map { flat in
@@ -343,7 +344,7 @@ struct ReverseSequence: ElementMovingOperator {
             let source = time < lengths[batch] ? lengths[batch] - 1 - time : time
             return (timeAxis == 0 ? source * dims[1] + batch : batch * dims[1] + source) * innerCount
         }
-        return [Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], itemShape: inner, context)
+        return [try Layout.gather(data, indexShape: [offsets.count], elementOffsets: [offsets], itemShape: inner, context)
             .reshaped(data.shape)]
     }
 }
@@ -414,10 +415,10 @@ struct TopK: Operator {
         let data = try Layout.input(inputs, 0, "X")
         let k = try attributeK ?? Layout.scalar(Layout.input(inputs, 1, "K"), "K")
         let axis = try Layout.axis(self.axis, rank: data.shape.rank)
-        guard (0...data.shape[axis]).contains(k) else { throw OpError("k \(k) is out of range for a dimension of \(data.shape[axis])") }
+        guard (0...data.shape[axis]).contains(k) else { throw OpError.invalidArgument("k \(k) is out of range for a dimension of \(data.shape[axis])") }
         var dims = data.shape.dims
         dims[axis] = k
-        let values = context.allocate(data.dataType, Shape(dims)), indices = context.allocate(.int64, Shape(dims))
+        let values = try context.allocate(data.dataType, Shape(dims)), indices = try context.allocate(.int64, Shape(dims))
         guard try data.dataType.visit(Selection(data: data, axis: axis, k: k, largest: largest, values: values, indices: indices)) != nil else {
             throw OpError("TopK needs numbers, not \(data.dataType)")
         }
@@ -472,19 +473,20 @@ struct CumSum: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try Layout.input(inputs, 0, "x")
-        guard x.shape.rank > 0 else { throw OpError("CumSum needs a tensor of rank 1 or more") }
+        guard x.shape.rank > 0 else { throw OpError.invalidArgument("CumSum needs a tensor of rank 1 or more") }
         let axis = try Layout.axis(Layout.scalar(Layout.input(inputs, 1, "axis"), "axis"), rank: x.shape.rank)
-        let result = context.allocate(x.dataType, x.shape)
+        let result = try context.allocate(x.dataType, x.shape)
         guard try x.dataType.visit(RunningSum(x: x, axis: axis, exclusive: exclusive, reverse: reverse, result: result)) != nil else {
             throw OpError("CumSum needs numbers, not \(x.dataType)")
         }
         return [result]
     }
 
-    private struct RunningSum: NumericVisitor {
+    /// Integer sums wrap on overflow, never trap.
+    private struct RunningSum: ArithmeticVisitor {
         let x: Tensor, axis: Int, exclusive: Bool, reverse: Bool, result: Tensor
 
-        func visit<T: NumericElement>(_ type: T.Type) {
+        func visit<T: ArithmeticElement>(_ type: T.Type) {
             let source = x.pointer(as: T.self), target = result.mutablePointer(as: T.self), size = x.shape[axis]
             withExtendedLifetime(x) {
                 forEachLane(x.shape.dims, axis: axis) { start, stride in
@@ -493,9 +495,9 @@ struct CumSum: Operator {
                         let offset = start + (reverse ? size - 1 - step : step) * stride
                         if exclusive {
                             target[offset] = sum
-                            sum += source[offset]
+                            sum = T.add(sum, source[offset])
                         } else {
-                            sum += source[offset]
+                            sum = T.add(sum, source[offset])
                             target[offset] = sum
                         }
                     }

@@ -34,12 +34,12 @@ extension ElementMovingOperator {
 enum Layout {
     /// Most elements an operator may produce from sizes it reads from its inputs; beyond this a
     /// request is treated as bad input rather than allowed to exhaust memory.
-    static let maximumElementCount = 1 << 32
+    static var maximumElementCount: Int { ExecutionContext.maximumElementCount }
 
     /// `axis` normalised into `0..<rank` (negative counts from the end), or an error naming `what`.
     static func axis(_ axis: Int, rank: Int, _ what: String = "axis") throws -> Int {
         guard let normalized = Shape.normalize(axis: axis, rank: rank) else {
-            throw OpError("\(what) \(axis) is out of range for rank \(rank)")
+            throw OpError.invalidArgument("\(what) \(axis) is out of range for rank \(rank)")
         }
         return normalized
     }
@@ -47,27 +47,26 @@ enum Layout {
     /// Normalised, distinct axes.
     static func axes(_ axes: [Int], rank: Int, _ what: String = "axes") throws -> [Int] {
         let normalized = try axes.map { try axis($0, rank: rank, what) }
-        guard Set(normalized).count == normalized.count else { throw OpError("\(what) \(axes) repeat an axis") }
+        guard Set(normalized).count == normalized.count else { throw OpError.invalidArgument("\(what) \(axes) repeat an axis") }
         return normalized
     }
 
     /// `a × b` for sizes read from input data, or an error when it overflows.
     static func multiplied(_ a: Int, _ b: Int, _ what: String = "output shape") throws -> Int {
         let (product, overflow) = a.multipliedReportingOverflow(by: b)
-        guard !overflow else { throw OpError("\(what) is too large (\(a) × \(b))") }
+        guard !overflow else { throw OpError.invalidArgument("\(what) is too large (\(a) × \(b))") }
         return product
     }
 
-    /// A shape built from sizes read from input data: every size non-negative and the total bounded.
+    /// A shape built from sizes read from input data: every size non-negative and the total bounded
+    /// (zero sizes counted as one, see `Shape.boundedElementCount`).
     static func checkedShape(_ dims: [Int], _ what: String = "output shape") throws -> Shape {
-        var count = 1
-        for dim in dims {
-            guard dim >= 0 else { throw OpError("\(what) \(dims) has a negative dimension") }
-            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
-            guard !overflow, product <= maximumElementCount else { throw OpError("\(what) \(dims) is too large") }
-            count = product
+        guard dims.allSatisfy({ $0 >= 0 }) else { throw OpError.invalidArgument("\(what) \(dims) has a negative dimension") }
+        let shape = Shape(dims)
+        guard shape.boundedElementCount(limit: maximumElementCount) != nil else {
+            throw OpError.invalidArgument("\(what) \(dims) is too large")
         }
-        return Shape(dims)
+        return shape
     }
 
     /// The values of an integer input (shape, axes, pads, indices), or an error naming it.
@@ -93,7 +92,7 @@ enum Layout {
     /// The single value of a scalar (or one-element) input.
     static func scalar(_ tensor: Tensor?, _ what: String) throws -> Int {
         let values = try integers(tensor, what)
-        guard values.count == 1 else { throw OpError("'\(what)' must hold one value, not \(values.count)") }
+        guard values.count == 1 else { throw OpError.invalidArgument("'\(what)' must hold one value, not \(values.count)") }
         return values[0]
     }
 
@@ -133,11 +132,13 @@ enum Layout {
 
     /// A new tensor gathered from `source` through per-axis offset tables: the item at index `i` of
     /// `indexShape` is the block of `itemShape` elements at element `Σ elementOffsets[a][i[a]]` of
-    /// `source` (see `TensorCopy.indexed`). The result's shape is `indexShape + itemShape`.
+    /// `source` (see `TensorCopy.indexed`). The result's shape is `indexShape + itemShape`; it is
+    /// written into `target` when given (allocated before the offset tables, which can be large,
+    /// so that a result past the run's budget costs nothing).
     static func gather(_ source: Tensor, indexShape: [Int], elementOffsets: [[Int]], itemShape: [Int] = [],
-                       _ context: ExecutionContext) -> Tensor {
+                       into target: Tensor? = nil, _ context: ExecutionContext) throws -> Tensor {
         let size = source.dataType.byteSize, itemElements = itemShape.reduce(1, *)
-        let result = context.allocate(source.dataType, Shape(indexShape + itemShape))
+        let result = try target ?? context.allocate(source.dataType, Shape(indexShape + itemShape))
         guard itemElements > 0 else { return result }
         withExtendedLifetime(source) {
             TensorCopy.indexed(shape: indexShape, elementSize: size * itemElements, source: source.rawPointer,

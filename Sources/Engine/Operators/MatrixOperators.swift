@@ -30,10 +30,10 @@ enum MatrixOperators {
     static func referenceProduct(_ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int,
                                  transposeA: Bool, transposeB: Bool, alpha: Double, beta: Double,
                                  offsets: [(a: Int, b: Int, c: Int)]) throws {
-        struct Visitor: NumericVisitor {
+        struct Visitor: ArithmeticVisitor {
             let a: Tensor, b: Tensor, c: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool
             let alpha: Double, beta: Double, offsets: [(a: Int, b: Int, c: Int)]
-            func visit<T: NumericElement>(_ type: T.Type) {
+            func visit<T: ArithmeticElement>(_ type: T.Type) {
                 for offset in offsets {
                     Gemm.reference(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                                    alpha: T(converting: alpha), a: a.pointer(as: T.self) + offset.a, lda: transposeA ? m : k,
@@ -95,21 +95,21 @@ struct GemmOperator: Operator {
             throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
         }
         guard b.shape.rank == 2, flattensA ? a.shape.rank >= 1 : a.shape.rank == 2 else {
-            throw OpError("A \(a.shape) and B \(b.shape) must be matrices")
+            throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) must be matrices")
         }
         let k = transposeA ? a.shape[0] : a.shape[a.shape.rank - 1]
         let m = transposeA ? a.shape[1] : a.shape.dims.dropLast().reduce(1, *)
         let n = transposeB ? b.shape[0] : b.shape[1]
         guard (transposeB ? b.shape[1] : b.shape[0]) == k else {
-            throw OpError("A \(a.shape) and B \(b.shape) do not fit (transA \(transposeA ? 1 : 0), transB \(transposeB ? 1 : 0))")
+            throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not fit (transA \(transposeA ? 1 : 0), transB \(transposeB ? 1 : 0))")
         }
         let shape = flattensA ? Shape(Array(a.shape.dims.dropLast()) + [n]) : Shape([m, n])
         let c = inputs.count > 2 && beta != 0 ? inputs[2] : nil
         if let c {
             guard c.dataType == a.dataType else { throw OpError("C has element type \(c.dataType) but A has \(a.dataType)") }
-            guard Shape.broadcast(c.shape, [m, n]) == [m, n] else { throw OpError("C \(c.shape) does not broadcast to [\(m), \(n)]") }
+            guard Shape.broadcast(c.shape, [m, n]) == [m, n] else { throw OpError.invalidArgument("C \(c.shape) does not broadcast to [\(m), \(n)]") }
         }
-        let y = context.allocate(a.dataType, shape)
+        let y = try context.allocate(a.dataType, shape)
         if y.elementCount == 0 { return [y] }
         guard a.dataType == .float else {
             if let c { try BroadcastCopy.copy(c, to: [m, n], into: y.rawPointer) }
@@ -125,7 +125,7 @@ struct GemmOperator: Operator {
             let dims = c.shape.dims, rowVector = dims.count == 2 && dims[0] == m && dims[1] == 1 && n > 1
             if c.elementCount == 1 || (dims.last == n && c.elementCount == n) || rowVector {
                 let length = rowVector ? m : n
-                let scaled = context.allocate(.float, [length])
+                let scaled = try context.allocate(.float, [length])
                 let source = c.pointer(as: Float.self), target = scaled.mutablePointer(as: Float.self)
                 for i in 0..<length { target[i] = beta * source[c.elementCount == 1 ? 0 : i] }
                 bias = scaled
@@ -175,19 +175,19 @@ struct MatMul: Operator {
         guard a.dataType.isNumeric, b.dataType == a.dataType else {
             throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
         }
-        guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError("MatMul operands must have rank 1 or more") }
+        guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError.invalidArgument("MatMul operands must have rank 1 or more") }
         let aDims = a.shape.rank == 1 ? [1] + a.shape.dims : a.shape.dims
         let bDims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
         let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
-        guard bDims[bDims.count - 2] == k else { throw OpError("A \(a.shape) and B \(b.shape) do not fit") }
+        guard bDims[bDims.count - 2] == k else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not fit") }
         let aBatch = Shape(Array(aDims.dropLast(2))), bBatch = Shape(Array(bDims.dropLast(2)))
         guard let batch = Shape.broadcast(aBatch, bBatch) else {
-            throw OpError("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
+            throw OpError.invalidArgument("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
         }
         var dims = batch.dims
         if a.shape.rank > 1 { dims.append(m) }
         if b.shape.rank > 1 { dims.append(n) }
-        let y = context.allocate(a.dataType, Shape(dims))
+        let y = try context.allocate(a.dataType, Shape(dims))
         if y.elementCount == 0 { return [y] }
         // A batch of A against one B is a single taller product.
         let folded = bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount

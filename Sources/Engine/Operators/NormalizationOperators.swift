@@ -21,7 +21,7 @@ enum NormalizationOperators {
 /// Checks that `x` has a floating-point type and at least `rank` dimensions.
 private func checkNormalizable(_ x: Tensor, rank: Int) throws {
     try checkElementType(x.dataType, ElementTypes.floatingPoint)
-    guard x.shape.rank >= rank else { throw OpError("input must have rank \(rank) or more, got shape \(x.shape)") }
+    guard x.shape.rank >= rank else { throw OpError.invalidArgument("input must have rank \(rank) or more, got shape \(x.shape)") }
 }
 
 /// A small parameter tensor as `T`s, broadcast onto `shape` (a tensor with as many elements as
@@ -30,7 +30,7 @@ private func parameterValues<T: RealElement>(_ tensor: Tensor, _ name: String, s
     guard tensor.dataType.isFloatingPoint else { throw OpError("\(name) must be floating point, got \(tensor.dataType)") }
     let source = tensor.elementCount == shape.elementCount ? tensor.reshaped(shape) : tensor
     guard let layout = BroadcastLayout(output: shape, operands: [source.shape]) else {
-        throw OpError("\(name) of shape \(tensor.shape) does not fit shape \(shape)")
+        throw OpError.invalidArgument("\(name) of shape \(tensor.shape) does not fit shape \(shape)")
     }
     var result = [T](repeating: 0, count: shape.elementCount)
     if result.isEmpty { return result }
@@ -73,7 +73,7 @@ struct BatchNormalization: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         try checkNormalizable(x, rank: 2)
-        let y = context.allocate(x.dataType, x.shape)
+        let y = try context.allocate(x.dataType, x.shape)
         let parameters = try (1...4).map { try inputs.required($0) }
         _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parameters: parameters, parallelism: context.parallelism))
         // Test mode's mean, var, saved_mean, saved_var: the running statistics unchanged.
@@ -141,21 +141,21 @@ struct RowNormalization: Operator {
     private func layout(_ shape: Shape) throws -> Layout {
         switch kind {
         case .instance:
-            guard shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(shape)") }
+            guard shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, got shape \(shape)") }
             let channels = shape[1]
             return Layout(rows: shape[0] * channels, length: shape.dims[2...].reduce(1, *), segments: 1,
                           rowPeriod: channels, parameterShape: [channels])
         case .layer(let axis):
             guard let axis = Shape.normalize(axis: axis, rank: shape.rank) else {
-                throw OpError("axis \(axis) is out of range for rank \(shape.rank)")
+                throw OpError.invalidArgument("axis \(axis) is out of range for rank \(shape.rank)")
             }
             let normalized = Shape(Array(shape.dims[axis...]))
             return Layout(rows: shape.dims[..<axis].reduce(1, *), length: normalized.elementCount,
                           segments: normalized.elementCount, rowPeriod: 1, parameterShape: normalized)
         case .group(let groups, let perChannel):
-            guard shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(shape)") }
+            guard shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, got shape \(shape)") }
             let channels = shape[1]
-            guard channels % groups == 0 else { throw OpError("\(channels) channels do not split into \(groups) groups") }
+            guard channels % groups == 0 else { throw OpError.invalidArgument("\(channels) channels do not split into \(groups) groups") }
             let spatial = shape.dims[2...].reduce(1, *)
             return Layout(rows: shape[0] * groups, length: channels / groups * spatial,
                           segments: perChannel ? channels / groups : 1, rowPeriod: groups,
@@ -184,14 +184,19 @@ struct RowNormalization: Operator {
         try checkElementType(original.dataType, ElementTypes.floatingPoint)
         let layout = try layout(original.shape)
         let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
-        let y = context.allocate(x.dataType, x.shape)
+        let y = try context.allocate(x.dataType, x.shape)
         var statistics: [Tensor] = []
         if case .layer(let axis) = kind, let axis = Shape.normalize(axis: axis, rank: x.shape.rank) {
             let shape = Shape(statisticsDims(x.shape.dims, axis: axis, one: 1))
-            statistics = [context.allocate(x.dataType, shape), context.allocate(x.dataType, shape)]
+            statistics = [try context.allocate(x.dataType, shape), try context.allocate(x.dataType, shape)]
         }
-        _ = try x.dataType.visit(Kernel(operator: self, layout: layout, x: x, y: y, scale: try inputs.required(1),
-                                        bias: inputs.optional(2), statistics: statistics, parallelism: context.parallelism))
+        if x.elementCount > 0 {
+            _ = try x.dataType.visit(Kernel(operator: self, layout: layout, x: x, y: y, scale: try inputs.required(1),
+                                            bias: inputs.optional(2), statistics: statistics, parallelism: context.parallelism))
+        } else {
+            // No rows to normalise (an empty sequence, say): statistics of nothing are zero.
+            for tensor in statistics { tensor.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: tensor.byteCount) }
+        }
         return try [convert(y, to: original.dataType, context)] + statistics.map { try convert($0, to: .float, context) }
     }
 
@@ -262,7 +267,7 @@ struct LocalResponseNormalization: UnaryElementwise {
     var allowed: Set<DataType> { ElementTypes.floatingPoint }
 
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        guard x.shape.rank >= 2 else { throw OpError("input must have rank 2 or more, got shape \(x.shape)") }
+        guard x.shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, got shape \(x.shape)") }
         _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parallelism: parallelism))
     }
 

@@ -81,15 +81,15 @@ struct Pool: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
         try PoolingOperators.checkType(x.dataType, for: kind)
-        guard x.shape.rank >= 3 else { throw OpError("X \(x.shape) must have rank 3 or more") }
+        guard x.shape.rank >= 3 else { throw OpError.invalidArgument("X \(x.shape) must have rank 3 or more") }
         let kernel = attributes.kernelShape ?? []
         guard kernel.count == x.shape.rank - 2 else {
-            throw OpError("kernel_shape \(kernel) needs \(x.shape.rank - 2) values for X \(x.shape)")
+            throw OpError.invalidArgument("kernel_shape \(kernel) needs \(x.shape.rank - 2) values for X \(x.shape)")
         }
         let (window, padsEnd) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: kernel)
         let shape = Shape(Array(x.shape.dims.prefix(2)) + window.outputSize)
-        let y = context.allocate(x.dataType, shape)
-        let indices = wantsIndices ? context.allocate(.int64, shape) : nil
+        let y = try context.allocate(x.dataType, shape)
+        let indices = try wantsIndices ? context.allocate(.int64, shape) : nil
         try PoolingOperators.pool(kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
                                   window: window, padsEnd: padsEnd, context: context)
         return indices.map { [y, $0] } ?? [y]
@@ -111,13 +111,13 @@ struct GlobalPool: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
         try PoolingOperators.checkType(x.dataType, for: kind)
-        guard x.shape.rank >= 3 else { throw OpError("X \(x.shape) must have rank 3 or more") }
+        guard x.shape.rank >= 3 else { throw OpError.invalidArgument("X \(x.shape) must have rank 3 or more") }
         let size = x.shape.dims.dropFirst(2).reduce(1, *)
-        guard size > 0 else { throw OpError("X \(x.shape) has no spatial elements to pool") }
+        guard size > 0 else { throw OpError.invalidArgument("X \(x.shape) has no spatial elements to pool") }
         // The spatial axes flattened into one, pooled by a window as large as the input.
         let window = SpatialWindow(inputSize: [size], outputSize: [1], kernel: [size], strides: [1], dilations: [1],
                                    padsBegin: [0])
-        let y = context.allocate(x.dataType, Shape(Array(x.shape.dims.prefix(2)) + Array(repeating: 1, count: x.shape.rank - 2)))
+        let y = try context.allocate(x.dataType, Shape(Array(x.shape.dims.prefix(2)) + Array(repeating: 1, count: x.shape.rank - 2)))
         try PoolingOperators.pool(kind, x: x, y: y, indices: nil, columnMajorIndices: false, window: window, padsEnd: [0],
                                   context: context)
         return [y]

@@ -90,7 +90,7 @@ struct Reduce: Operator {
         if axes.isEmpty { return noopWithEmptyAxes ? [] : Set(0..<rank) }
         return Set(try axes.map { axis in
             guard let normalized = Shape.normalize(axis: axis, rank: rank) else {
-                throw OpError("axis \(axis) is out of range for rank \(rank)")
+                throw OpError.invalidArgument("axis \(axis) is out of range for rank \(rank)")
             }
             return normalized
         })
@@ -109,7 +109,7 @@ struct Reduce: Operator {
         if x.dataType == .bool {
             // Max and min of bools are "any" and "all": reduce the 0/1 bytes, then normalise.
             let bytes = try reduce(Tensor(dataType: .uint8, shape: x.shape, storage: x.storage), axes, context)
-            let flags = context.allocate(.bool, outputShape)
+            let flags = try context.allocate(.bool, outputShape)
             mapElements(bytes, into: flags, context.parallelism, Elementwise.IsNonzero<UInt8>())
             return [flags]
         }
@@ -153,7 +153,7 @@ struct Reduce: Operator {
     /// One reduction of the middle axis of `[outer, length, inner]` (log-sum-exp when `kind` is nil).
     private func pass(_ kind: Reduction.Kind?, _ x: Tensor, outer: Int, length: Int, inner: Int,
                       _ context: ExecutionContext) throws -> Tensor {
-        let y = context.allocate(x.dataType, Shape([outer, inner]))
+        let y = try context.allocate(x.dataType, Shape([outer, inner]))
         if let kind {
             _ = try x.dataType.visit(ReduceKernel(kind: kind, x: x, y: y, outer: outer, length: length, inner: inner,
                                                   parallelism: context.parallelism))
@@ -168,7 +168,7 @@ struct Reduce: Operator {
     private func finish(_ x: Tensor, count: Int, _ context: ExecutionContext) throws -> Tensor {
         switch function {
         case .mean:
-            let y = context.allocate(x.dataType, x.shape)
+            let y = try context.allocate(x.dataType, x.shape)
             _ = try x.dataType.visit(MeanKernel(x: x, y: y, count: count, parallelism: context.parallelism))
             return y
         case .l2: return try RealUnary(function: .sqrt).run([x], context)[0]
@@ -223,7 +223,7 @@ struct ArgExtremum: Operator {
 
     private func normalizedAxis(rank: Int) throws -> Int {
         guard let axis = Shape.normalize(axis: axis, rank: rank) else {
-            throw OpError("axis \(axis) is out of range for rank \(rank)")
+            throw OpError.invalidArgument("axis \(axis) is out of range for rank \(rank)")
         }
         return axis
     }
@@ -241,10 +241,10 @@ struct ArgExtremum: Operator {
         let x = try inputs.required(0)
         try checkElementType(x.dataType, ElementTypes.numeric)
         let axis = try normalizedAxis(rank: x.shape.rank)
-        guard x.shape[axis] > 0 else { throw OpError("cannot take the extreme of an empty axis \(axis) in shape \(x.shape)") }
+        guard x.shape[axis] > 0 else { throw OpError.invalidArgument("cannot take the extreme of an empty axis \(axis) in shape \(x.shape)") }
         var dims = x.shape.dims
         if keepDims { dims[axis] = 1 } else { dims.remove(at: axis) }
-        let y = context.allocate(.int64, Shape(dims))
+        let y = try context.allocate(.int64, Shape(dims))
         _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, axis: axis, parallelism: context.parallelism))
         return [y]
     }

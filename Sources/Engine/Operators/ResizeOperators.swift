@@ -106,13 +106,13 @@ struct Resize: Operator {
         }
         var outputDims = dims, scales = [Double](repeating: 1, count: rank)
         if let sizesTensor = values(sizesInput) {
-            guard values(scalesInput) == nil else { throw OpError("give scales or sizes, not both") }
+            guard values(scalesInput) == nil else { throw OpError.invalidArgument("give scales or sizes, not both") }
             let sizes = try Layout.integers(sizesTensor, "sizes")
-            guard sizes.count == axes.count, sizes.allSatisfy({ $0 >= 0 }) else {
-                throw OpError("sizes \(sizes) do not fit \(axes.count) axes")
+            guard sizes.count == axes.count, sizes.allSatisfy({ (0...Layout.maximumElementCount).contains($0) }) else {
+                throw OpError.invalidArgument("sizes \(sizes) do not fit \(axes.count) axes")
             }
             for (index, axis) in axes.enumerated() {
-                guard dims[axis] > 0 || sizes[index] == 0 else { throw OpError("cannot resize an empty axis to \(sizes[index])") }
+                guard dims[axis] > 0 || sizes[index] == 0 else { throw OpError.invalidArgument("cannot resize an empty axis to \(sizes[index])") }
                 scales[axis] = dims[axis] == 0 ? 1 : Double(Float(sizes[index]) / Float(dims[axis]))
                 outputDims[axis] = sizes[index]
             }
@@ -121,7 +121,9 @@ struct Resize: Operator {
                 let scale = (aspectPolicy == .notLarger ? chosen.min() : chosen.max()) ?? 1
                 for axis in axes {
                     scales[axis] = scale
-                    outputDims[axis] = Int((scale * Double(dims[axis]) + 0.5).rounded(.down))
+                    let size = (scale * Double(dims[axis]) + 0.5).rounded(.down)
+                    guard size < Double(Layout.maximumElementCount) else { throw OpError.invalidArgument("sizes \(sizes) are too large") }
+                    outputDims[axis] = Int(size)
                 }
             }
         } else {
@@ -132,27 +134,27 @@ struct Resize: Operator {
                 guard scalesTensor.dataType.isFloatingPoint else { throw OpError("scales must be float, not \(scalesTensor.dataType)") }
                 given = scalesTensor.doubles()
             } else {
-                throw OpError("Resize needs scales or sizes")
+                throw OpError.invalidArgument("Resize needs scales or sizes")
             }
             guard given.count == axes.count, given.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-                throw OpError("scales \(given) do not fit \(axes.count) axes")
+                throw OpError.invalidArgument("scales \(given) do not fit \(axes.count) axes")
             }
-            if isUpsample, let below = given.first(where: { $0 < 1 }) { throw OpError("Upsample scale \(below) is below 1") }
+            if isUpsample, let below = given.first(where: { $0 < 1 }) { throw OpError.invalidArgument("Upsample scale \(below) is below 1") }
             for (index, axis) in axes.enumerated() {
                 scales[axis] = given[index]
                 // Single precision, as ONNX Runtime sizes it (0.7 × 10 is 7 there, 6 in double).
                 let size = (Float(given[index]) * Float(dims[axis])).rounded(.down)
-                guard size < Float(Layout.maximumElementCount) else { throw OpError("scale \(given[index]) is too large") }
+                guard size < Float(Layout.maximumElementCount) else { throw OpError.invalidArgument("scale \(given[index]) is too large") }
                 outputDims[axis] = Int(size)
             }
         }
         _ = try Layout.checkedShape(outputDims)
         var roi = [(start: Double, end: Double)](repeating: (0, 1), count: rank)
         if coordinateMode == .tfCropAndResize {
-            guard let roiTensor = values(roiInput) else { throw OpError("tf_crop_and_resize needs roi") }
+            guard let roiTensor = values(roiInput) else { throw OpError.invalidArgument("tf_crop_and_resize needs roi") }
             let bounds = roiTensor.doubles()
-            guard bounds.allSatisfy(\.isFinite) else { throw OpError("roi \(bounds) is not finite") }
-            guard bounds.count == 2 * axes.count else { throw OpError("roi has \(bounds.count) values for \(axes.count) axes") }
+            guard bounds.allSatisfy(\.isFinite) else { throw OpError.invalidArgument("roi \(bounds) is not finite") }
+            guard bounds.count == 2 * axes.count else { throw OpError.invalidArgument("roi has \(bounds.count) values for \(axes.count) axes") }
             for (index, axis) in axes.enumerated() { roi[axis] = (bounds[index], bounds[axes.count + index]) }
         }
         let resized = (0..<rank).filter { axis in
@@ -167,6 +169,8 @@ struct Resize: Operator {
         let dims = data.shape.dims
         let plan = try plan(inputs, dims: dims)
         if plan.resized.isEmpty { return [data] }
+        // Nothing to sample (and no filter to size for an axis scaled to nothing).
+        if plan.outputDims.contains(0) { return [try context.allocate(data.dataType, Shape(plan.outputDims))] }
         if mode == .nearest { return [try nearest(data, plan, context)] }
         guard data.dataType != .bool else { throw OpError("\(mode.rawValue) resize does not take bool") }
         return [try interpolated(data, plan, context)]
@@ -220,13 +224,14 @@ struct Resize: Operator {
 
     private func nearest(_ data: Tensor, _ plan: Plan, _ context: ExecutionContext) throws -> Tensor {
         let dims = data.shape.dims, strides = data.shape.strides
+        let target = try context.allocate(data.dataType, Shape(plan.outputDims))
         var offsets: [[Int]] = [], extrapolated: [Int: [Int]] = [:]
         for axis in dims.indices {
             guard plan.resized.contains(axis) else {
                 offsets.append((0..<dims[axis]).map { $0 * strides[axis] })
                 continue
             }
-            guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError("cannot resize an empty axis") }
+            guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError.invalidArgument("cannot resize an empty axis") }
             var axisOffsets: [Int] = []
             for index in 0..<plan.outputDims[axis] {
                 let x = sourceCoordinate(index, inputWidth: dims[axis], outputWidth: plan.outputDims[axis],
@@ -236,7 +241,7 @@ struct Resize: Operator {
             }
             offsets.append(axisOffsets)
         }
-        let result = Layout.gather(data, indexShape: plan.outputDims, elementOffsets: offsets, context)
+        let result = try Layout.gather(data, indexShape: plan.outputDims, elementOffsets: offsets, into: target, context)
         if !extrapolated.isEmpty {
             let value = try Layout.element(extrapolationValue, as: data.dataType)
             for (axis, positions) in extrapolated { Self.fill(result, axis: axis, positions: positions, with: value) }
@@ -309,7 +314,7 @@ struct Resize: Operator {
     }
 
     private func interpolated(_ data: Tensor, _ plan: Plan, _ context: ExecutionContext) throws -> Tensor {
-        var current = Self.floats(data, context)
+        var current = try Self.floats(data, context)
         var dims = data.shape.dims
         // The passes commute; shrinking axes go first and growing ones last, innermost first among
         // equals, so the costlier gathering pass along the last axis sees the fewest rows.
@@ -318,11 +323,11 @@ struct Resize: Operator {
             return growthA != growthB ? growthA < growthB : a > b
         }
         for axis in order {
-            guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError("cannot resize an empty axis") }
+            guard dims[axis] > 0 || plan.outputDims[axis] == 0 else { throw OpError.invalidArgument("cannot resize an empty axis") }
             let taps = taps(inputWidth: dims[axis], outputWidth: plan.outputDims[axis], scale: plan.scales[axis], roi: plan.roi[axis])
             var outputDims = dims
             outputDims[axis] = plan.outputDims[axis]
-            let next = context.allocate(.float, Shape(outputDims))
+            let next = try context.allocate(.float, Shape(outputDims))
             withExtendedLifetime(current) {
                 Resample.axis(source: current.pointer(as: Float.self), target: next.mutablePointer(as: Float.self),
                               outer: dims[..<axis].reduce(1, *), inputWidth: dims[axis], outputWidth: outputDims[axis],
@@ -339,10 +344,10 @@ struct Resize: Operator {
     }
 
     /// The tensor as float (itself when it already is).
-    static func floats(_ tensor: Tensor, _ context: ExecutionContext) -> Tensor {
+    static func floats(_ tensor: Tensor, _ context: ExecutionContext) throws -> Tensor {
         if tensor.dataType == .float { return tensor }
         let values = tensor.doubles()
-        let result = context.allocate(.float, tensor.shape)
+        let result = try context.allocate(.float, tensor.shape)
         let target = result.mutablePointer(as: Float.self)
         for (index, value) in values.enumerated() { target[index] = Float(value) }
         return result
@@ -360,8 +365,8 @@ struct Resize: Operator {
     private struct Conversion: NumericVisitor {
         let source: Tensor, context: ExecutionContext
 
-        func visit<T: NumericElement>(_ type: T.Type) -> Tensor {
-            let result = context.allocate(T.dataType, source.shape)
+        func visit<T: NumericElement>(_ type: T.Type) throws -> Tensor {
+            let result = try context.allocate(T.dataType, source.shape)
             let target = result.mutablePointer(as: T.self), values = source.pointer(as: Float.self)
             let rounds = T.dataType.isInteger
             withExtendedLifetime(source) {

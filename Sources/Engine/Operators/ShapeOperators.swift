@@ -51,24 +51,24 @@ struct Reshape: Operator {
         let target = try knownTarget ?? Layout.integers(Layout.input(inputs, 1, "shape"), "shape")
         let dims = try resolve(target, input: data.shape.dims.map { .fixed($0) }) ?? []
         let shape = try Layout.checkedShape(dims.map { $0.value ?? -1 }, "shape")
-        guard shape.elementCount == data.elementCount else { throw OpError("cannot reshape \(data.shape) to \(target)") }
+        guard shape.elementCount == data.elementCount else { throw OpError.invalidArgument("cannot reshape \(data.shape) to \(target)") }
         return [data.reshaped(shape)]
     }
 
     /// The output dimensions for a target shape; nil when the input's rank is unknown and needed.
     /// Throws for malformed targets and element-count mismatches that are already visible.
     func resolve(_ target: [Int], input: [Dim]?) throws -> [Dim]? {
-        guard target.allSatisfy({ $0 >= -1 }) else { throw OpError("shape \(target) has a dimension below -1") }
+        guard target.allSatisfy({ $0 >= -1 }) else { throw OpError.invalidArgument("shape \(target) has a dimension below -1") }
         let inferred = target.indices.filter { target[$0] == -1 }
-        guard inferred.count <= 1 else { throw OpError("shape \(target) has more than one -1") }
+        guard inferred.count <= 1 else { throw OpError.invalidArgument("shape \(target) has more than one -1") }
         if allowZero && !inferred.isEmpty && target.contains(0) {
-            throw OpError("shape \(target) has both -1 and 0 with allowzero")
+            throw OpError.invalidArgument("shape \(target) has both -1 and 0 with allowzero")
         }
         var dims: [Dim] = []
         for (position, size) in target.enumerated() {
             if size == 0 && !allowZero {
                 guard let input else { return nil }
-                guard position < input.count else { throw OpError("shape \(target) copies dimension \(position) of a rank-\(input.count) input") }
+                guard position < input.count else { throw OpError.invalidArgument("shape \(target) copies dimension \(position) of a rank-\(input.count) input") }
                 dims.append(input[position])
             } else {
                 dims.append(.fixed(size))
@@ -85,11 +85,11 @@ struct Reshape: Operator {
                 return dims
             }
             guard outputCount != 0, inputCount % outputCount == 0 else {
-                throw OpError("cannot reshape \(input.map(describe) ?? "?") to \(target)")
+                throw OpError.invalidArgument("cannot reshape \(input.map(describe) ?? "?") to \(target)")
             }
             dims[position] = .fixed(inputCount / outputCount)
         } else if let totalCount = total.value, let count = Layout.product(dims).value, count != totalCount {
-            throw OpError("cannot reshape \(input.map(describe) ?? "?") (\(totalCount) elements) to \(target)")
+            throw OpError.invalidArgument("cannot reshape \(input.map(describe) ?? "?") (\(totalCount) elements) to \(target)")
         }
         return dims
     }
@@ -108,7 +108,7 @@ struct Flatten: Operator {
     /// The axis in `0...rank` (negative ones count from the end of the input's axes).
     func split(rank: Int) throws -> Int {
         let split = axis < 0 ? axis + rank : axis
-        guard (0...rank).contains(split) else { throw OpError("axis \(axis) is out of range for rank \(rank)") }
+        guard (0...rank).contains(split) else { throw OpError.invalidArgument("axis \(axis) is out of range for rank \(rank)") }
         return split
     }
 
@@ -161,7 +161,7 @@ struct Squeeze: Operator {
         guard let knownAxes else { return [TensorType(data.dataType, nil)] }
         let axes = try Layout.axes(knownAxes, rank: dims.count)
         for axis in axes where dims[axis].value.map({ $0 != 1 }) ?? false {
-            throw OpError("cannot squeeze axis \(axis) of size \(dims[axis])")
+            throw OpError.invalidArgument("cannot squeeze axis \(axis) of size \(dims[axis])")
         }
         return [TensorType(data.dataType, dims.indices.filter { !axes.contains($0) }.map { dims[$0] })]
     }
@@ -172,7 +172,7 @@ struct Squeeze: Operator {
         let requested = try attributeAxes ?? Layout.optionalIntegers(inputs.count > 1 ? inputs[1] : nil, "axes")
         guard let requested else { return [data.reshaped(Shape(dims.filter { $0 != 1 }))] }
         let axes = try Layout.axes(requested, rank: dims.count)
-        for axis in axes where dims[axis] != 1 { throw OpError("cannot squeeze axis \(axis) of size \(dims[axis])") }
+        for axis in axes where dims[axis] != 1 { throw OpError.invalidArgument("cannot squeeze axis \(axis) of size \(dims[axis])") }
         return [data.reshaped(Shape(dims.indices.filter { !axes.contains($0) }.map { dims[$0] }))]
     }
 }
@@ -241,7 +241,7 @@ struct Dropout: Operator {
             let ratio = inputs[1].map { $0.doubles().first ?? 0.5 } ?? 0.5
             guard ratio == 0 else { throw OpError("training mode with ratio \(ratio) is not supported at inference") }
         }
-        let mask = context.allocate(maskIsBool ? .bool : data.dataType, data.shape)
+        let mask = try context.allocate(maskIsBool ? .bool : data.dataType, data.shape)
         Layout.fill(mask, count: mask.elementCount, with: try Layout.element(1, as: mask.dataType))
         return [data, mask]
     }

@@ -52,12 +52,12 @@ struct SlidingWindowAttributes: Sendable {
     /// Checks the attribute lengths against `rank` spatial axes and the kernel (when the
     /// kernel comes from weights, `kernel_shape` must agree with it).
     func check(rank: Int, kernel: [Int]) throws {
-        guard (1...3).contains(rank) else { throw OpError("\(rank) spatial axes are not supported (1 to 3 are)") }
-        guard kernel.count == rank, kernel.allSatisfy({ $0 >= 1 }) else { throw OpError("kernel \(kernel) must have \(rank) positive sizes") }
-        if let kernelShape, kernelShape != kernel { throw OpError("kernel_shape \(kernelShape) does not match the weights' \(kernel)") }
-        if let strides, strides.count != rank { throw OpError("strides \(strides) needs \(rank) values") }
-        if let dilations, dilations.count != rank { throw OpError("dilations \(dilations) needs \(rank) values") }
-        if autoPad == .notSet, let pads, pads.count != 2 * rank { throw OpError("pads \(pads) needs \(2 * rank) values") }
+        guard (1...3).contains(rank) else { throw OpError.invalidArgument("\(rank) spatial axes are not supported (1 to 3 are)") }
+        guard kernel.count == rank, kernel.allSatisfy({ $0 >= 1 }) else { throw OpError.invalidArgument("kernel \(kernel) must have \(rank) positive sizes") }
+        if let kernelShape, kernelShape != kernel { throw OpError.invalidArgument("kernel_shape \(kernelShape) does not match the weights' \(kernel)") }
+        if let strides, strides.count != rank { throw OpError.invalidArgument("strides \(strides) needs \(rank) values") }
+        if let dilations, dilations.count != rank { throw OpError.invalidArgument("dilations \(dilations) needs \(rank) values") }
+        if autoPad == .notSet, let pads, pads.count != 2 * rank { throw OpError.invalidArgument("pads \(pads) needs \(2 * rank) values") }
     }
 
     /// The window over input spatial sizes `input` with kernel `kernel`, and the padding after the
@@ -67,7 +67,7 @@ struct SlidingWindowAttributes: Sendable {
         try check(rank: rank, kernel: kernel)
         let axes = input.indices.map { axis($0, rank: rank, input: input[$0], kernel: kernel[$0]) }
         if axes.contains(where: { $0.output < 1 }) {
-            throw OpError("the window (kernel \(kernel), dilations \(dilations ?? [])) does not fit input size \(input) with pads \(axes.map { $0.begin } + axes.map { $0.end })")
+            throw OpError.invalidArgument("the window (kernel \(kernel), dilations \(dilations ?? [])) does not fit input size \(input) with pads \(axes.map { $0.begin } + axes.map { $0.end })")
         }
         let window = SpatialWindow(inputSize: input, outputSize: axes.map { $0.output }, kernel: kernel,
                                    strides: strides ?? Array(repeating: 1, count: rank),

@@ -36,7 +36,7 @@ struct SoftmaxOperator: Operator {
         // Opset < 13 accepts axis == rank (a single row of everything after nothing: length 1).
         let rank = shape.rank
         guard let axis = Shape.normalize(axis: axis, rank: coercedTo2D ? rank + 1 : rank) else {
-            throw OpError("axis \(self.axis) is out of range for rank \(rank)")
+            throw OpError.invalidArgument("axis \(self.axis) is out of range for rank \(rank)")
         }
         let outer = shape.dims[..<axis].reduce(1, *)
         if coercedTo2D { return (outer, shape.dims[axis...].reduce(1, *), 1) }
@@ -49,7 +49,7 @@ struct SoftmaxOperator: Operator {
         let (outer, length, inner) = try layout(original.shape)
         // Float16 computes in float, as ONNX Runtime does: its sum would round at every step.
         let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
-        let y = context.allocate(x.dataType, x.shape)
+        let y = try context.allocate(x.dataType, x.shape)
         _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, outer: outer, length: length, inner: inner,
                                         parallelism: context.parallelism))
         return [try convert(y, to: original.dataType, context)]

@@ -28,7 +28,7 @@ extension TensorType {
             let right = [Dim](repeating: .fixed(1), count: rank - dims.count) + dims
             result = try zip(left, right).map { a, b in
                 guard let dim = Dim.broadcast(a, b) else {
-                    throw OpError("shapes \(Self.describe(shapes)) do not broadcast")
+                    throw OpError.invalidArgument("shapes \(Self.describe(shapes)) do not broadcast")
                 }
                 return dim
             }

@@ -58,7 +58,7 @@ extension UnaryElementwise {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         try checkElementType(x.dataType, allowed)
-        let y = context.allocate(outputElementType(x.dataType), x.shape)
+        let y = try context.allocate(outputElementType(x.dataType), x.shape)
         try compute(x, into: y, context.parallelism)
         return [y]
     }
