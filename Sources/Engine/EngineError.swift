@@ -10,6 +10,10 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     /// an operator cannot work with at run time (a token id past the vocabulary, a sequence longer
     /// than the model's positions), named with the node: the caller's mistake.
     case invalidInput(String)
+    /// The run would need more working memory than the session's budget
+    /// (`InferenceSession.Options.workingMemoryBudget`), by the estimate made before it starts or,
+    /// failing that, by what it had allocated when it was stopped.
+    case resourceExhausted(String)
     /// A node failed at run time for a reason that is not the feeds' fault (a model the checks at
     /// load let through, an engine limitation).
     case runtime(node: String, message: String)
@@ -21,6 +25,7 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
             "unsupported operator \(domain.isEmpty ? "" : domain + ".")\(opType) (opset \(version)) in node \(node)"
         case .unsupportedOpset(let message): "unsupported opset: \(message)"
         case .invalidInput(let message): "invalid input: \(message)"
+        case .resourceExhausted(let message): "too large: \(message)"
         case .runtime(let node, let message): "\(node): \(message)"
         }
     }
@@ -32,6 +37,7 @@ extension EngineError {
         switch error.kind {
         case .failure: self = .runtime(node: node, message: error.message)
         case .invalidArgument: self = .invalidInput("\(node): \(error.message)")
+        case .resourceExhausted: self = .resourceExhausted("\(node): \(error.message)")
         }
     }
 }
@@ -47,6 +53,8 @@ public struct OpError: Error, Sendable, CustomStringConvertible {
         /// shapes that do not broadcast or fit, a size too large. At run time those come from the
         /// feeds, so a run reports `EngineError.invalidInput`.
         case invalidArgument
+        /// The run's working-memory budget would be exceeded. A run reports `EngineError.resourceExhausted`.
+        case resourceExhausted
     }
 
     /// What went wrong.

@@ -19,13 +19,24 @@ public final class InferenceSession: Sendable {
         /// `session.set_denormal_as_zero`): much faster on models whose weights or activations
         /// underflow, at the cost of values below ~1e-38 becoming 0.
         public var flushDenormals: Bool
+        /// Most bytes of working memory one run may take (see `WorkingMemoryEstimate`); nil for no
+        /// limit. A run whose estimate is larger throws `EngineError.resourceExhausted` without
+        /// running, and so does a run whose allocations would pass it (when the estimate was low).
+        public var workingMemoryBudget: Int?
+
+        /// The budget when none is given: a quarter of the machine's memory (no limit when the
+        /// system does not say how much it has).
+        public static var defaultWorkingMemoryBudget: Int? {
+            SystemMemory.physicalBytes > 0 ? SystemMemory.physicalBytes / 4 : nil
+        }
 
         public init(intraOpThreads: Int? = nil, optimizations: Bool = true, bufferRetainLimit: Int = 1 << 30,
-                    flushDenormals: Bool = false) {
+                    flushDenormals: Bool = false, workingMemoryBudget: Int? = Options.defaultWorkingMemoryBudget) {
             self.intraOpThreads = max(1, intraOpThreads ?? Parallelism.availableCores)
             self.optimizations = optimizations
             self.bufferRetainLimit = bufferRetainLimit
             self.flushDenormals = flushDenormals
+            self.workingMemoryBudget = workingMemoryBudget
         }
     }
 
@@ -47,6 +58,8 @@ public final class InferenceSession: Sendable {
     /// The pool run buffers come from; callers may allocate batch inputs from it too.
     public var bufferPool: BufferPool { pool }
     private let schedules = Mutex<[[String]: ExecutionPlan.Schedule]>([:])
+    /// Working-memory estimates by the shapes (and small values) they were made for.
+    let estimates = Mutex<[WorkingMemoryEstimate.Key: WorkingMemoryEstimate]>([:])
 
     /// Builds a session for `model`.
     public init(model: Model, options: Options = Options()) throws(EngineError) {
@@ -94,20 +107,30 @@ public final class InferenceSession: Sendable {
     /// Runs the model. `outputs` names the outputs wanted (all when nil); the result maps each to
     /// its tensor. Throws `EngineError.invalidInput` for feeds that do not fit the model.
     /// With a `profiler`, the time of every node is added to it.
+    /// Throws `EngineError.resourceExhausted` when the run's working memory would pass
+    /// `Options.workingMemoryBudget` (by the estimate, before anything runs).
     public func run(_ feeds: [String: Tensor], outputs wanted: [String]? = nil,
                     profiler: NodeProfiler? = nil) throws(EngineError) -> [String: Tensor] {
-        try validate(feeds)
-        let names = wanted ?? plan.outputOrder
-        for name in names where plan.outputSlots[name] == nil {
-            throw .invalidInput("unknown output '\(name)'; the model's outputs are: \(plan.outputOrder.joined(separator: ", "))")
-        }
+        try run(feeds, outputs: wanted, profiler: profiler, meter: WorkingMemoryMeter(budget: options.workingMemoryBudget ?? .max))
+    }
+
+    /// `run`, with the run's buffers counted by `meter`, whose budget is the one held while running.
+    package func run(_ feeds: [String: Tensor], outputs wanted: [String]? = nil, profiler: NodeProfiler? = nil,
+                     meter: WorkingMemoryMeter) throws(EngineError) -> [String: Tensor] {
+        let symbols = try validate(names: feeds.keys) { feeds[$0].map { (type: Optional($0.dataType), shape: $0.shape) } }
+        let names = try outputNames(wanted)
         let schedule = self.schedule(for: names)
+        if let budget = options.workingMemoryBudget {
+            try checkWorkingMemory(feeds, symbols: symbols, outputs: wanted == nil ? nil : names, schedule: schedule, budget: budget)
+        }
         var values = [Tensor?](repeating: nil, count: plan.slotCount)
         for (slot, tensor) in plan.constants { values[slot] = tensor }
         for (name, tensor) in feeds { values[plan.inputSlots[name]!] = tensor }
         let parallelism = Parallelism(threads: options.intraOpThreads, flushesDenormals: options.flushDenormals)
+        pool.beginRun()
+        defer { pool.endRun() }
         try parallelism.withFloatingPointMode { () throws(EngineError) in
-            try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism),
+            try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism, meter: meter),
                              profiler: profiler)
         }
         var results: [String: Tensor] = [:]
@@ -120,7 +143,16 @@ public final class InferenceSession: Sendable {
         return results
     }
 
-    private func schedule(for names: [String]) -> ExecutionPlan.Schedule {
+    /// The outputs to compute: `wanted`, all of them when nil.
+    func outputNames(_ wanted: [String]?) throws(EngineError) -> [String] {
+        let names = wanted ?? plan.outputOrder
+        for name in names where plan.outputSlots[name] == nil {
+            throw .invalidInput("unknown output '\(name)'; the model's outputs are: \(plan.outputOrder.joined(separator: ", "))")
+        }
+        return names
+    }
+
+    func schedule(for names: [String]) -> ExecutionPlan.Schedule {
         if names == plan.outputOrder { return plan.fullSchedule }
         let key = names.sorted()
         if let cached = schedules.withLock({ $0[key] }) { return cached }
@@ -137,32 +169,40 @@ public final class InferenceSession: Sendable {
     /// sizes within the engine's limits, and that a symbolic dimension has one value across all
     /// inputs.
     public func validate(_ feeds: [String: Tensor]) throws(EngineError) {
-        let expected = inputs.map(\.name)
-        for name in feeds.keys.sorted() where plan.inputSlots[name] == nil {
-            throw .invalidInput("unknown input '\(name)'; the model's inputs are: \(expected.joined(separator: ", "))")
+        _ = try validate(names: feeds.keys) { feeds[$0].map { (type: Optional($0.dataType), shape: $0.shape) } }
+    }
+
+    /// `validate` for the feeds named `names`, known by element type (nil: the declared one) and
+    /// shape through `feed`. Returns the size of each symbolic dimension (and the input it came from).
+    func validate(names: some Collection<String>, _ feed: (String) -> (type: DataType?, shape: Shape)?)
+        throws(EngineError) -> [String: (size: Int, input: String)]
+    {
+        if names.contains(where: { plan.inputSlots[$0] == nil }) {
+            let unknown = names.filter { plan.inputSlots[$0] == nil }.sorted()[0]
+            throw .invalidInput("unknown input '\(unknown)'; the model's inputs are: \(inputs.map(\.name).joined(separator: ", "))")
         }
-        var symbols: [String: (Int, String)] = [:]
+        var symbols: [String: (size: Int, input: String)] = [:]
         for input in inputs {
-            guard let tensor = feeds[input.name] else {
+            guard let (dataType, shape) = feed(input.name) else {
                 throw .invalidInput("missing input '\(input.name)'")
             }
             // Every size product an operator computes from this shape then fits an Int.
-            guard tensor.shape.boundedElementCount(limit: ExecutionContext.maximumElementCount) != nil else {
-                throw .invalidInput("input '\(input.name)' has shape \(tensor.shape), beyond the engine's limit of \(ExecutionContext.maximumElementCount) elements")
+            guard shape.boundedElementCount(limit: ExecutionContext.maximumElementCount) != nil else {
+                throw .invalidInput("input '\(input.name)' has shape \(shape), beyond the engine's limit of \(ExecutionContext.maximumElementCount) elements")
             }
             guard let type = input.type else { continue }
-            if tensor.dataType != type.dataType {
-                throw .invalidInput("input '\(input.name)' has element type \(tensor.dataType); the model expects \(type.dataType)")
+            if let dataType, dataType != type.dataType {
+                throw .invalidInput("input '\(input.name)' has element type \(dataType); the model expects \(type.dataType)")
             }
             guard let dims = type.dims else { continue }
-            if tensor.shape.rank != dims.count {
-                throw .invalidInput("input '\(input.name)' has shape \(tensor.shape); the model expects \(type)")
+            if shape.rank != dims.count {
+                throw .invalidInput("input '\(input.name)' has shape \(shape); the model expects \(type)")
             }
             for (axis, dim) in dims.enumerated() {
-                let size = tensor.shape[axis]
+                let size = shape[axis]
                 switch dim {
                 case .fixed(let value) where value != size:
-                    throw .invalidInput("input '\(input.name)' has shape \(tensor.shape); dimension \(axis) must be \(value) (model expects \(type))")
+                    throw .invalidInput("input '\(input.name)' has shape \(shape); dimension \(axis) must be \(value) (model expects \(type))")
                 case .symbolic(let name):
                     if let (seen, where_) = symbols[name], seen != size {
                         throw .invalidInput("dimension '\(name)' is \(seen) in input '\(where_)' but \(size) in input '\(input.name)'")
@@ -173,6 +213,7 @@ public final class InferenceSession: Sendable {
                 }
             }
         }
+        return symbols
     }
 
     /// Bytes the session holds for reuse between runs, and the most it ever had allocated.

@@ -25,14 +25,17 @@ public struct ExecutionContext: Sendable {
     public let pool: BufferPool
     /// Threads this run may use.
     public let parallelism: Parallelism
+    /// Counts the bytes `allocate` hands out against the run's working-memory budget (nil: no limit).
+    public let meter: WorkingMemoryMeter?
     /// Bit i set: input i is handed over to this operator. Nothing else holds its buffer or reads
     /// it after this step (it was the value's last use, and not a graph input, output or constant),
     /// so the operator may overwrite the elements, for instance to produce its output in place.
     public var handedOverInputs: UInt64 = 0
 
-    public init(pool: BufferPool, parallelism: Parallelism) {
+    public init(pool: BufferPool, parallelism: Parallelism, meter: WorkingMemoryMeter? = nil) {
         self.pool = pool
         self.parallelism = parallelism
+        self.meter = meter
     }
 
     /// True when input `index` is handed over to the operator (see `handedOverInputs`).
@@ -44,13 +47,19 @@ public struct ExecutionContext: Sendable {
     public static let maximumElementCount = 1 << 32
 
     /// A new output (or scratch) tensor from the run's pool. Throws `OpError.invalidArgument` for a
-    /// shape beyond `maximumElementCount`.
+    /// shape beyond `maximumElementCount`, and an error of kind `.resourceExhausted` when the
+    /// buffer would take the run past its working-memory budget (see `meter`).
     public func allocate(_ dataType: DataType, _ shape: Shape) throws -> Tensor {
         guard let count = shape.boundedElementCount(limit: Self.maximumElementCount),
-              dataType.checkedByteCount(elements: count) != nil else {
+              let bytes = dataType.checkedByteCount(elements: count) else {
             throw OpError.invalidArgument("a \(dataType) tensor of shape \(shape) is too large")
         }
-        return Tensor(uninitialized: dataType, shape: shape, pool: pool)
+        guard let meter, dataType != .string else { return Tensor(uninitialized: dataType, shape: shape, pool: pool) }
+        guard let buffer = pool.take(byteCount: bytes, meter: meter) else {
+            throw OpError("a \(dataType)\(shape) tensor (\(bytes) bytes) on top of the \(meter.heldBytes) bytes the run holds"
+                          + " exceeds its working-memory budget of \(meter.budget) bytes", kind: .resourceExhausted)
+        }
+        return Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer))
     }
 }
 

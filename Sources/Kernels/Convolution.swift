@@ -67,7 +67,7 @@ public enum Convolution {
             return Winograd.scratchCount(layout)
         case .expanded:
             let panels = panels(layout, parallelism)
-            if sharesColumns(panels, parallelism) { return panels.items * layout.depth * layout.window.outputCount }
+            if sharesColumns(panels, depth: layout.depth, parallelism) { return panels.items * layout.depth * layout.window.outputCount }
             return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
     }
@@ -109,11 +109,18 @@ public enum Convolution {
                    expanded: layout.algorithm == .expanded)
     }
 
+    /// Most floats of shared column matrices (64 MB): they hold every item of the batch at once,
+    /// so a large batch expands panel by panel instead.
+    static let sharedColumnsFloats = 1 << 24
+
     /// True when every row panel of an item reads all of its columns and several threads run the
     /// panels: then the columns are expanded once, by all threads together, into one shared buffer
-    /// (instead of each thread expanding the same ones for its rows).
-    static func sharesColumns(_ panels: GemmPanels, _ parallelism: Parallelism) -> Bool {
-        panels.columnPanelCount == 1 && panels.rowPanelCount > 1 && panels.workers(parallelism) > 1
+    /// (instead of each thread expanding the same ones for its rows), unless that buffer would pass
+    /// `sharedColumnsFloats`.
+    static func sharesColumns(_ panels: GemmPanels, depth: Int, _ parallelism: Parallelism) -> Bool {
+        guard panels.columnPanelCount == 1 && panels.rowPanelCount > 1 && panels.workers(parallelism) > 1 else { return false }
+        let (floats, overflow) = panels.items.multipliedReportingOverflow(by: depth * panels.columns)
+        return !overflow && floats <= sharedColumnsFloats
     }
 
     /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels].
@@ -125,7 +132,7 @@ public enum Convolution {
         let depth = layout.depth, groups = layout.groups
         let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
         let pointwise = layout.algorithm == .pointwise
-        let shared = !pointwise && sharesColumns(panels, parallelism)
+        let shared = !pointwise && sharesColumns(panels, depth: depth, parallelism)
         if shared {
             // Whole column matrices, one per item, each thread expanding a share of the channels.
             parallelism.forEachChunk(panels.items * groupInputs, minimumChunk: 8) { chunk in

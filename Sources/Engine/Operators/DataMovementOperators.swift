@@ -127,7 +127,7 @@ struct Split: ElementMovingOperator {
     let axis: Int
     let attributeSizes: [Int]?
     /// Sizes known at load (attribute or constant input); nil for equal parts or sizes known only at run.
-    let knownSizes: [Int]?
+    var knownSizes: [Int]?
     let sizesFromInput: Bool
     let outputCount: Int
     let numOutputs: Int?
@@ -204,7 +204,7 @@ struct Split: ElementMovingOperator {
 /// from the end, out-of-range values clamp, `axes` default to the first ones).
 struct Slice: ElementMovingOperator {
     /// Attribute parameters (version 1), or the constant inputs known at load.
-    let known: Parameters?
+    var known: Parameters?
     let version: Int
 
     struct Parameters {
@@ -333,7 +333,7 @@ struct Pad: Operator {
     let mode: Mode
     let attributePads: [Int]?
     /// Pads for every axis known at load (attribute, or constant input without `axes`).
-    let knownPads: [Int]?
+    var knownPads: [Int]?
     let attributeValue: Float
 
     init(_ context: OperatorContext) throws {
@@ -434,7 +434,7 @@ struct Pad: Operator {
 /// Tile: each axis repeated `repeats[a]` times (version 1: one axis, `tiles` times, both inputs).
 struct Tile: ElementMovingOperator {
     let version: Int
-    let knownRepeats: [Int]?
+    var knownRepeats: [Int]?
 
     init(_ context: OperatorContext) throws {
         version = context.version
@@ -479,7 +479,7 @@ struct Tile: ElementMovingOperator {
 
 /// Expand: the input broadcast (numpy rules, both ways) with `shape`.
 struct Expand: ElementMovingOperator {
-    let knownShape: [Int]?
+    var knownShape: [Int]?
 
     init(_ context: OperatorContext) { knownShape = Layout.knownIntegers(context.constant(1)) }
 

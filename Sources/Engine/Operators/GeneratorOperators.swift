@@ -57,7 +57,7 @@ struct Constant: Operator {
 /// attribute (default float 0).
 struct ConstantOfShape: Operator {
     let value: Tensor
-    let knownShape: [Int]?
+    var knownShape: [Int]?
 
     init(_ context: OperatorContext) throws {
         let value = try context.tensor("value") ?? Tensor(scalar: Float(0))
@@ -91,7 +91,7 @@ struct ConstantOfShape: Operator {
 /// default `stash_type`).
 struct RangeOperator: Operator {
     /// The output length when all three inputs are known at load.
-    let knownCount: Int?
+    var knownCount: Int?
 
     init(_ context: OperatorContext) throws {
         let constants = (0..<3).compactMap { context.constant($0) }

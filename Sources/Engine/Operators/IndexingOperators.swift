@@ -394,7 +394,7 @@ struct TopK: Operator {
     let axis: Int
     let largest: Bool
     let attributeK: Int?
-    let knownK: Int?
+    var knownK: Int?
 
     init(_ context: OperatorContext) throws {
         axis = try context.int("axis", default: -1)

@@ -27,7 +27,7 @@ struct Reduce: Operator {
     /// With no axes: leave every element unreduced instead of reducing all of them.
     let noopWithEmptyAxes: Bool
     /// The axes when known at load (attribute, or constant input); nil means "from the input".
-    let knownAxes: [Int]?
+    var knownAxes: [Int]?
     let axesFromInput: Bool
 
     init(_ function: Function, _ context: OperatorContext, axesInputSince: Int = 18) throws {

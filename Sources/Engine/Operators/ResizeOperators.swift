@@ -48,7 +48,7 @@ struct Resize: Operator {
     let roiInput: Int?, scalesInput: Int?, sizesInput: Int?
     let isUpsample: Bool
     /// The inputs when roi, scales and sizes are all known at load (for output shapes); nil otherwise.
-    let knownInputs: [Tensor?]?
+    var knownInputs: [Tensor?]?
 
     init(_ context: OperatorContext) throws {
         isUpsample = context.node.opType == "Upsample"

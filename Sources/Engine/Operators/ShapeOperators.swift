@@ -22,7 +22,7 @@ enum ShapeOperators {
 struct Reshape: Operator {
     let allowZero: Bool
     /// The target shape when it is known at load (attribute, or constant input).
-    let knownTarget: [Int]?
+    var knownTarget: [Int]?
     let version: Int
 
     init(_ context: OperatorContext) throws {
@@ -142,7 +142,7 @@ private func axesSource(_ context: OperatorContext) throws -> (attribute: [Int]?
 struct Squeeze: Operator {
     let attributeAxes: [Int]?
     /// Axes known at load; nil means "all size-1 axes" when `axesGiven` is false.
-    let knownAxes: [Int]?
+    var knownAxes: [Int]?
     let axesGiven: Bool
 
     init(_ context: OperatorContext) throws {
@@ -180,7 +180,7 @@ struct Squeeze: Operator {
 /// Unsqueeze: inserts size-1 axes at the given positions of the output.
 struct Unsqueeze: Operator {
     let attributeAxes: [Int]?
-    let knownAxes: [Int]?
+    var knownAxes: [Int]?
 
     init(_ context: OperatorContext) throws {
         (attributeAxes, knownAxes) = try axesSource(context)
