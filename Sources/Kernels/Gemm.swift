@@ -83,24 +83,24 @@ public struct GemmPanels: Sendable {
     public let columnPanel: Int
 
     /// Floats of B one task of a tall product reads, at most 512 K (2 MB): the size of an im2col panel.
-    static let panelFloats = 1 << 19
+    package static let panelFloats = 1 << 19
     /// The same for a wide product whose B is an im2col panel each task expands: 256 K (1 MB), so
     /// that OpenBLAS packs the panel from L2. In ResNet-50 (bench --profile, two threads, three
     /// runs of 6–8 interleaved rounds) this took the 7×7 stem from 2.7–2.9 to 2.3–2.5 ms and the
     /// 128-channel 3×3 stride-2 layer from 2.4–2.6 to 1.9–2.2 ms. 1 MB for tall products too cut
     /// layer3's 3×3 stride-2 layer into two column panels and made it 15–20% slower.
-    static let expandedWidePanelFloats = 1 << 18
+    package static let expandedWidePanelFloats = 1 << 18
     /// Floats of C one task writes, at most 128 K (512 KB), so that OpenBLAS's clearing of C, its
     /// product and our epilogue all find the block in L2 instead of memory.
     static let outputFloats = 1 << 17
     /// Below this many multiply-adds per thread, a product is not worth splitting further.
-    static let minimumParallelWork = 1 << 17
+    package static let minimumParallelWork = 1 << 17
     /// Rows a row panel of a wide product keeps at least; narrower ones are cut along columns.
-    static let minimumRowPanel = 128
+    package static let minimumRowPanel = 128
     /// Multiply-adds below which a task is not split further to balance threads (about 20 µs).
     static let minimumTaskWork = 1 << 21
     /// Panel sizes are multiples of this (a cache line of floats), except a whole dimension.
-    static let alignment = 16
+    package static let alignment = 16
 
     /// Panels for `items` products of [rows × depth] · [depth × columns] on up to `threads` threads;
     /// `expanded`: B is an im2col panel each task makes (not a matrix already in memory).

@@ -1,6 +1,7 @@
 // Prints the speed of the convolution kernels on every ResNet-50 layer shape (and two MobileNetV2
 // depthwise ones), and the ResNet-50 total of the best per-layer times.
-// Not a test: figures only. Run with `swift run -c release kernel-bench [filter]`.
+// Not a test: figures only. Run with `swift run -c release kernel-bench [filter]` (`--core`: print
+// the OpenBLAS core in use and stop).
 import Dispatch
 import Glibc
 import Kernels
@@ -84,6 +85,8 @@ func format(_ value: Double, _ digits: Int = 2) -> String {
 
 let filter = CommandLine.arguments.dropFirst().first
 print("OpenBLAS core: \(BLAS.coreName) (\(BLAS.coreOrigin))")
+// `--core`: only the line above (tests run this to see the core a fresh process gets).
+if filter == "--core" { exit(0) }
 
 // Raw sgemm, one thread, as the ceiling the convolution paths work under.
 do {

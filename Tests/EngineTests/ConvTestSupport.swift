@@ -2,6 +2,7 @@ import Engine
 import Kernels
 import Tensors
 import TestSupport
+import Testing
 
 /// Helpers for the convolution, matrix and pooling operator tests and the fusion pass tests.
 enum ConvTestSupport {
@@ -16,9 +17,14 @@ enum ConvTestSupport {
 
     /// Runs `model` and returns its outputs in order.
     static func run(_ model: Model, _ feeds: [String: Tensor], optimize: Bool = true, threads: Int = 2) throws -> [Tensor] {
+        let results = try outputs(model, feeds, optimize: optimize, threads: threads)
+        return try model.graph.outputs.map { output in try #require(results[output.name], "no output \(output.name)") }
+    }
+
+    /// Every output of a run of `model`, by name.
+    static func outputs(_ model: Model, _ feeds: [String: Tensor], optimize: Bool = true, threads: Int = 2) throws -> [String: Tensor] {
         let session = try InferenceSession(model: model, options: .init(intraOpThreads: threads, optimizations: optimize))
-        let results = try session.run(feeds)
-        return model.graph.outputs.map { results[$0.name]! }
+        return try session.run(feeds)
     }
 
     /// Runs one node whose inputs are named after their position ("x0", "x1", …; nil = omitted).

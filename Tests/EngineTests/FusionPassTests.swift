@@ -18,11 +18,14 @@ import Testing
 
     /// Runs `model` with and without optimisations and expects the same outputs.
     static func expectSameResults(_ model: Model, _ feeds: [String: Tensor], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let optimized = try T.run(model, feeds, optimize: true), plain = try T.run(model, feeds, optimize: false)
-        #expect(optimized.count == plain.count, sourceLocation: sourceLocation)
-        for (fused, reference) in zip(optimized, plain) {
-            #expect(fused.shape == reference.shape, sourceLocation: sourceLocation)
-            #expect(T.isClose(fused.scalars(as: Float.self), reference.scalars(as: Float.self)), sourceLocation: sourceLocation)
+        let optimized = try T.outputs(model, feeds, optimize: true), plain = try T.outputs(model, feeds, optimize: false)
+        let names = model.graph.outputs.map(\.name).sorted()
+        #expect(!names.isEmpty && optimized.keys.sorted() == names && plain.keys.sorted() == names, sourceLocation: sourceLocation)
+        for name in names {
+            let fused = try #require(optimized[name], sourceLocation: sourceLocation)
+            let reference = try #require(plain[name], sourceLocation: sourceLocation)
+            #expect(fused.shape == reference.shape, "\(name)", sourceLocation: sourceLocation)
+            #expect(T.isClose(fused.scalars(as: Float.self), reference.scalars(as: Float.self)), "\(name)", sourceLocation: sourceLocation)
         }
     }
 

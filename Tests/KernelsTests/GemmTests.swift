@@ -64,41 +64,56 @@ import TestSupport
         #expect(worstError(actual, expected).excess <= 0)
     }
 
-    /// A wide product gets one block per thread: cut along rows while each keeps 128 of them,
-    /// else along columns; a tall one is cut along rows.
-    @Test func panelsFollowTheShapeOfTheProduct() {
-        let wideTall = GemmPanels(items: 1, rows: 256, columns: 3136, depth: 64, threads: 2)
-        #expect(wideTall.rowPanelCount == 2 && wideTall.columnPanelCount == 1)
-        let wideFlat = GemmPanels(items: 1, rows: 64, columns: 3136, depth: 256, threads: 2)
-        #expect(wideFlat.rowPanelCount == 1 && wideFlat.columnPanelCount == 2)
-        let batch = GemmPanels(items: 8, rows: 256, columns: 3136, depth: 64, threads: 2)
-        #expect(batch.taskCount == 8)
-        let tall = GemmPanels(items: 1, rows: 2048, columns: 49, depth: 512, threads: 2)
-        #expect(tall.columnPanelCount == 1 && tall.rowPanelCount >= 2 && tall.taskCount % 2 == 0)
-        let serial = GemmPanels(items: 1, rows: 256, columns: 3136, depth: 64, threads: 1)
-        #expect(serial.taskCount == 1)
-        // An im2col product keeps each task's panel within 1 MB when wide (the 7×7 stem: 8 panels,
-        // not 4), within 2 MB when tall (layer3's 3×3 stride 2: one shared column panel).
-        let stem = GemmPanels(items: 1, rows: 64, columns: 12544, depth: 147, threads: 2, expanded: true)
-        #expect(stem.columnPanelCount == 8 && stem.rowPanelCount == 1 && stem.columnPanel * 147 <= 1 << 18)
-        #expect(GemmPanels(items: 1, rows: 64, columns: 12544, depth: 147, threads: 2).columnPanelCount == 4)
-        let strided = GemmPanels(items: 1, rows: 256, columns: 196, depth: 2304, threads: 2, expanded: true)
-        #expect(strided.columnPanelCount == 1 && strided.rowPanelCount >= 2)
+    /// Products from ResNet-50, transformers and odd corners: (items, rows, columns, depth).
+    static let panelShapes = [
+        (1, 64, 3136, 576), (1, 512, 49, 4608), (3, 7, 5, 3), (1, 2048, 49, 512), (2, 1000, 1, 2048), (1, 1, 1, 1),
+        (1, 256, 3136, 64), (3, 256, 784, 128), (1, 64, 12544, 147), (8, 256, 3136, 64), (1, 256, 196, 2304),
+        (48, 512, 512, 32), (1, 65_536, 384, 384), (1, 20, 20, 1 << 20), (5, 0, 7, 3), (1, 3, 4, 0),
+    ]
+
+    /// Whatever the tuning: each task's B panel (depth × columns) stays within its budget unless
+    /// already at the narrowest width; panel sizes are multiples of the alignment (or the whole
+    /// dimension); a wide product is cut along rows only while each part keeps `minimumRowPanel`
+    /// rows; and a product with work for several threads has a task for each.
+    @Test func panelsRespectTheirLimits() {
+        let align = GemmPanels.alignment
+        for (items, rows, columns, depth) in Self.panelShapes {
+            for threads in 1...4 {
+                for expanded in [false, true] {
+                    let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads,
+                                            expanded: expanded)
+                    let label = "\(items)×\(rows)×\(columns)×\(depth), \(threads) threads, expanded \(expanded)"
+                    let wide = columns >= rows
+                    let budget = wide && expanded ? GemmPanels.expandedWidePanelFloats : GemmPanels.panelFloats
+                    #expect(panels.columnPanel * max(depth, 1) <= budget || panels.columnPanel <= 4 * align, "\(label)")
+                    #expect(panels.rowPanel == max(rows, 1) || panels.rowPanel % align == 0, "\(label)")
+                    #expect(panels.columnPanel == max(columns, 1) || panels.columnPanel % align == 0, "\(label)")
+                    if wide && panels.rowPanelCount > 1 {
+                        #expect(panels.rowPanel >= GemmPanels.minimumRowPanel, "\(label)")
+                    }
+                    let work = items * rows * columns * max(depth, 1)
+                    if work >= threads * GemmPanels.minimumParallelWork && items * max(rows, columns) >= threads * align {
+                        #expect(panels.taskCount >= threads, "\(label): \(panels.taskCount) tasks")
+                    }
+                    #expect(panels.workers(Parallelism(threads: threads)) == min(threads, panels.taskCount), "\(label)")
+                }
+            }
+        }
     }
 
     @Test func panelsCoverEveryOutputOnce() {
-        for (items, rows, columns, depth, threads) in [(1, 64, 3136, 576, 2), (1, 512, 49, 4608, 2), (3, 7, 5, 3, 4),
-                                                       (1, 2048, 49, 512, 3), (2, 1000, 1, 2048, 2), (1, 1, 1, 1, 2),
-                                                       (1, 256, 3136, 64, 2), (3, 256, 784, 128, 2), (1, 64, 12544, 147, 3)] {
-            for expanded in [false, true] {
-                let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads,
-                                        expanded: expanded)
-                var seen = [Int](repeating: 0, count: items * rows * columns)
-                for index in 0..<panels.taskCount {
-                    let task = panels.task(index)
-                    for r in task.rows { for c in task.columns { seen[(task.item * rows + r) * columns + c] += 1 } }
+        for (items, rows, columns, depth) in Self.panelShapes where items * rows * columns <= 1 << 22 {
+            for threads in 1...4 {
+                for expanded in [false, true] {
+                    let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads,
+                                            expanded: expanded)
+                    var seen = [Int](repeating: 0, count: items * rows * columns)
+                    for index in 0..<panels.taskCount {
+                        let task = panels.task(index)
+                        for r in task.rows { for c in task.columns { seen[(task.item * rows + r) * columns + c] += 1 } }
+                    }
+                    #expect(seen.allSatisfy { $0 == 1 }, "\(items)×\(rows)×\(columns), \(threads) threads, expanded \(expanded)")
                 }
-                #expect(seen.allSatisfy { $0 == 1 }, "\(items)×\(rows)×\(columns) expanded \(expanded)")
             }
         }
     }
