@@ -1,3 +1,5 @@
+import Tensors
+
 /// Structural checks and topological order of a graph.
 enum GraphOrder {
     /// Node indices in an order where every node comes after the producers of its inputs.

@@ -1,3 +1,5 @@
+import Tensors
+
 /// Small queries and edits the fusion passes share.
 extension Graph {
     /// The index of the node that produces each value.

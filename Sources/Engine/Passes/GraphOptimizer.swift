@@ -1,3 +1,5 @@
+import Tensors
+
 /// A graph-to-graph rewrite that keeps results the same (within float rounding).
 protocol GraphPass: Sendable {
     /// Short name for logs.

@@ -1,0 +1,74 @@
+/// One dimension of a declared tensor type.
+public enum Dim: Hashable, Sendable, CustomStringConvertible {
+    /// A known size.
+    case fixed(Int)
+    /// A named size decided at run time (ONNX `dim_param`), e.g. "batch".
+    case symbolic(String)
+    /// A size nobody named or fixed.
+    case unknown
+
+    /// The size when it is known.
+    public var value: Int? {
+        if case .fixed(let value) = self { return value }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .fixed(let value): String(value)
+        case .symbolic(let name): name
+        case .unknown: "?"
+        }
+    }
+}
+
+/// Element type and (possibly partly known) shape of a value in a graph.
+public struct TensorType: Hashable, Sendable, CustomStringConvertible {
+    /// Element type.
+    public var dataType: DataType
+    /// Dimensions; nil when even the rank is unknown.
+    public var dims: [Dim]?
+
+    /// A type with the given element type and dimensions.
+    public init(_ dataType: DataType, _ dims: [Dim]?) {
+        self.dataType = dataType
+        self.dims = dims
+    }
+
+    /// A type with fully known dimensions.
+    public init(_ dataType: DataType, shape: Shape) {
+        self.init(dataType, shape.dims.map { .fixed($0) })
+    }
+
+    /// The concrete shape, when every dimension is known.
+    public var shape: Shape? {
+        guard let dims else { return nil }
+        var values: [Int] = []
+        for dim in dims {
+            guard let value = dim.value else { return nil }
+            values.append(value)
+        }
+        return Shape(values)
+    }
+
+    /// Rank, when known.
+    public var rank: Int? { dims?.count }
+
+    public var description: String {
+        guard let dims else { return "\(dataType)[?]" }
+        return "\(dataType)[" + dims.map(\.description).joined(separator: ", ") + "]"
+    }
+}
+
+/// A named, typed graph input or output.
+public struct ValueInfo: Sendable {
+    /// Value name.
+    public var name: String
+    /// Declared type; nil when the model does not say.
+    public var type: TensorType?
+
+    public init(name: String, type: TensorType?) {
+        self.name = name
+        self.type = type
+    }
+}
