@@ -230,7 +230,7 @@ public final class ModelRegistry: Sendable {
                 logger.info(replacing ? "model version reloaded" : "model version available", metadata: [
                     "model": "\(source.name)", "version": "\(version)",
                     "load_ms": "\(Self.milliseconds(model.loadDuration))",
-                    "threads": "\(model.session.options.intraOpThreads)",
+                    "threads": "\(model.intraOpThreads)",
                     "batching": "\(model.policy.enabled ? "max \(model.policy.maxBatchSize)" : "off")",
                 ])
             } catch {

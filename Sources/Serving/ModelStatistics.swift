@@ -76,8 +76,3 @@ public final class ModelStatistics: Sendable {
         }
     }
 }
-
-extension Swift.Duration {
-    /// Whole nanoseconds (rounded toward zero).
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}

@@ -1,7 +1,7 @@
-public import Engine
+package import Engine
 import Foundation
 import ONNX
-import Tensors
+public import Tensors
 
 /// One loaded model version: its session, kept warm, and the queue its requests go through.
 public final class ServedModel: Sendable {
@@ -11,8 +11,8 @@ public final class ServedModel: Sendable {
     public let version: Int
     /// The `.onnx` file it came from.
     public let path: String
-    /// The engine session.
-    public let session: InferenceSession
+    /// The engine session (the wire formats see only `inputs`, `outputs` and `makeInput`).
+    package let session: InferenceSession
     /// True when requests can be joined along a leading batch dimension.
     public let batchable: Bool
     /// Batching settings in effect.
@@ -68,6 +68,14 @@ public final class ServedModel: Sendable {
     public var inputs: [ValueInfo] { session.inputs }
     /// Outputs it produces.
     public var outputs: [ValueInfo] { session.outputs }
+    /// Threads one run of this model may use.
+    public var intraOpThreads: Int { session.options.intraOpThreads }
+
+    /// A new, uninitialised tensor for a request's input, from the buffers the model's runs
+    /// recycle (no fresh pages per request). The caller fills every element.
+    public func makeInput(_ dataType: DataType, _ shape: Shape) -> Tensor {
+        Tensor(uninitialized: dataType, shape: shape, pool: session.bufferPool)
+    }
 
     /// True when every input and output has a symbolic or unknown leading dimension (and at least
     /// one input exists): the model's rows are independent and requests can share a run.
@@ -100,6 +108,11 @@ public final class ServedModel: Sendable {
             }
         }
         let (rows, signature) = batchKey(request)
+        if batchable, policy.enabled, rows > policy.maxBatchSize {
+            // As Triton: a request larger than a batch is refused, not run as one oversized batch.
+            completion(.failure(.invalidArgument("inference request batch-size must be <= \(policy.maxBatchSize) for '\(name)' (this request has \(rows) rows)")))
+            return RequestHandle(cancel: {})
+        }
         let id = scheduler.submit(request, rows: rows, signature: signature, completion: completion)
         return RequestHandle(cancel: { [scheduler] in scheduler.clientGone(id) })
     }

@@ -256,7 +256,7 @@ struct Daemon {
     private static func logSummary(_ registry: ModelRegistry, logger: Logger, address: String, intraOpThreads: String) {
         var lines: [String] = []
         for name in registry.modelNames {
-            let threads = registry.loadedModels(named: name).first.map { " \($0.session.options.intraOpThreads) threads" } ?? ""
+            let threads = registry.loadedModels(named: name).first.map { " \($0.intraOpThreads) threads" } ?? ""
             let versions = registry.statuses(of: name).map { status in
                 "\(status.version) \(status.state.rawValue)" + (status.error.map { " (\($0.message))" } ?? "")
             }
