@@ -96,7 +96,7 @@ let package = Package(
 
         .target(
             name: "API",
-            dependencies: ["HTTP", "Serving", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTP", "Serving", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
 

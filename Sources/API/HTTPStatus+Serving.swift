@@ -41,3 +41,14 @@ extension HTTPResponse {
         return response
     }
 }
+
+extension RouteError {
+    /// 404 unknown route, 400 malformed path (TF Serving's "Malformed request"), 405 with `Allow`.
+    var response: HTTPResponse {
+        switch self {
+        case .notFound(let message): .error(status: 404, message: message)
+        case .malformed(let message): .error(status: 400, message: message)
+        case .methodNotAllowed(let method, let allowed): .methodNotAllowed(method, allowed: allowed)
+        }
+    }
+}

@@ -11,7 +11,7 @@ ALLOWED = {
     "ONNX": {"Tensors", "Engine", "SwiftProtobuf"},
     "Serving": {"Engine", "ONNX", "Tensors", "Kernels", "Logging", "Prometheus", "Yams"},
     "HTTP": {"CMicroHTTPD", "CZlib"},
-    "API": {"HTTP", "Serving", "Engine", "Tensors", "Logging"},
+    "API": {"HTTP", "Serving", "Tensors", "Logging"},
 }
 SYSTEM = {"Foundation", "FoundationEssentials", "Dispatch", "Glibc", "Synchronization", "Darwin"}
 IMPORT = re.compile(r"^\s*(?:@_exported\s+)?(?:public\s+|package\s+|internal\s+)?import\s+(?:(?:struct|class|enum|func)\s+)?(\w+)", re.M)

@@ -9,16 +9,22 @@ package struct JSONError: Error, Sendable, CustomStringConvertible {
     package var description: String { "JSON Parse error: \(message) at byte \(offset)" }
 }
 
-/// A JSON parser for request bodies, with a fast path for tensors: an array whose leaves are all
-/// numbers is parsed straight into a flat buffer plus shape, with no per-element tree node.
+/// A JSON parser for request bodies, in one pass over the bytes. Numbers inside lists go to one
+/// flat `NumberStore`; a list whose elements are all numbers, or all lists of one shape backed by
+/// the store, becomes a `NumericArray` view (shapes are interned, so a level costs O(1) per
+/// element however deep it nests). Anything else becomes a tree of values.
 ///
-/// Accepts RFC 8259 JSON plus `NaN`, `Infinity` and `-Infinity` (as TF Serving does). Rejects
-/// trailing content and nesting deeper than `maximumDepth`.
+/// Cost: time linear in the body; memory at most 8 bytes and a bit per number, 32 bytes per other
+/// list element and 48 per object member. Accepts RFC 8259 JSON plus `NaN`, `Infinity` and
+/// `-Infinity` (as TF Serving does). Rejects trailing content and nesting deeper than
+/// `maximumDepth` (which also bounds the recursion).
 package struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
-    /// Deepest nesting accepted (keeps recursion bounded on hostile input).
-    package static let maximumDepth = 256
+    private let store = NumberStore()
+    /// Deepest nesting accepted: tensors have a handful of dimensions, requests a few levels of
+    /// objects around them.
+    package static let maximumDepth = 128
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -83,7 +89,7 @@ package struct JSONParser {
 
     private mutating func literal(_ word: StaticString) throws(JSONError) {
         let count = word.utf8CodeUnitCount
-        guard position + count <= bytes.count,
+        guard count <= bytes.count - position,
               memcmp(bytes.baseAddress! + position, word.utf8Start, count) == 0 else {
             throw error("invalid literal")
         }
@@ -116,92 +122,90 @@ package struct JSONParser {
         }
     }
 
+    /// What the elements of a list read so far have in common.
+    private enum ListForm {
+        /// No element yet.
+        case empty
+        /// Every element a number, all in the store from the list's start.
+        case numbers
+        /// Every element a numeric array of this shape, back to back in the store.
+        case arrays(Int32)
+        /// Anything else: the elements as values.
+        case values([JSONValue])
+    }
+
     private mutating func array(depth: Int) throws(JSONError) -> JSONValue {
-        let start = position
-        var numeric = NumericArrayBuilder()
-        if numeric.parse(&self, depth: depth) {
-            return .numbers(numeric.result())
-        }
-        // Not a rectangular array of numbers: parse it as a general array.
-        position = start + 1
-        var elements: [JSONValue] = []
+        guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+        position += 1
+        let start = store.doubles.count
+        var form = ListForm.empty
+        var count = 0
         skipWhitespace()
         if current == UInt8(ascii: "]") {
             position += 1
-            return .array(elements)
-        }
-        while true {
-            skipWhitespace()
-            elements.append(try value(depth: depth + 1))
-            skipWhitespace()
-            switch current {
-            case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "]"): position += 1; return .array(elements)
-            default: throw error("expected ',' or ']' in list")
-            }
-        }
-    }
-
-    /// Builds a flat numeric array while checking that the nesting is rectangular.
-    private struct NumericArrayBuilder {
-        var values: [Double] = []
-        var integers: [Int64]? = []
-        /// Size of each nesting level once its first instance has closed.
-        var sizes: [Int?] = []
-        /// Depth (relative) at which numbers appear, once seen.
-        var leafLevel: Int?
-
-        /// Parses the array at the parser's position; false (position undefined) when it is not
-        /// a rectangular array of numbers.
-        mutating func parse(_ parser: inout JSONParser, depth: Int) -> Bool {
-            level(&parser, level: 0, depth: depth)
-        }
-
-        private mutating func level(_ parser: inout JSONParser, level: Int, depth: Int) -> Bool {
-            guard depth + level < JSONParser.maximumDepth else { return false }
-            if sizes.count <= level { sizes.append(nil) }
-            parser.position += 1
-            parser.skipWhitespace()
-            var count = 0
-            if parser.current == UInt8(ascii: "]") {
-                parser.position += 1
-            } else {
-                while true {
-                    parser.skipWhitespace()
-                    guard let byte = parser.current else { return false }
-                    if byte == UInt8(ascii: "[") {
-                        if let leafLevel, level >= leafLevel { return false }
-                        guard self.level(&parser, level: level + 1, depth: depth) else { return false }
-                    } else if JSONParser.startsNumber(byte) {
-                        if let leafLevel, leafLevel != level { return false }
-                        leafLevel = level
-                        guard let number = try? parser.number() else { return false }
-                        values.append(number.double)
-                        if let integer = number.integer { integers?.append(integer) } else { integers = nil }
-                    } else {
-                        return false
+        } else {
+            elements: while true {
+                skipWhitespace()
+                guard let byte = current else { throw error("unexpected end of document") }
+                switch form {
+                case .empty where Self.startsNumber(byte), .numbers where Self.startsNumber(byte):
+                    store.append(try number())
+                    form = .numbers
+                case .empty where byte == UInt8(ascii: "["), .arrays where byte == UInt8(ascii: "["):
+                    let element = try array(depth: depth + 1)
+                    switch (form, element) {
+                    case (.empty, .numbers(let child)):
+                        form = .arrays(child.shapeID)
+                    case (.arrays(let shape), .numbers(let child)) where child.shapeID == shape:
+                        break
+                    default:
+                        var values = materialize(form, count: count, start: start)
+                        values.append(element)
+                        form = .values(values)
                     }
-                    count += 1
-                    parser.skipWhitespace()
-                    guard let next = parser.current else { return false }
-                    parser.position += 1
-                    if next == UInt8(ascii: "]") { break }
-                    guard next == UInt8(ascii: ",") else { return false }
+                case .values(var values):
+                    form = .empty  // drop the reference so the append does not copy
+                    values.append(try value(depth: depth + 1))
+                    form = .values(values)
+                default:
+                    var values = materialize(form, count: count, start: start)
+                    values.append(try value(depth: depth + 1))
+                    form = .values(values)
+                }
+                count += 1
+                skipWhitespace()
+                switch current {
+                case UInt8(ascii: ","): position += 1
+                case UInt8(ascii: "]"): position += 1; break elements
+                default: throw error("expected ',' or ']' in list")
                 }
             }
-            if let size = sizes[level] {
-                return size == count
-            }
-            sizes[level] = count
-            // An empty inner list fixes the depth: nothing may be nested below it.
-            if count == 0, leafLevel == nil { leafLevel = level + 1 }
-            return true
         }
+        let inner: Int32
+        switch form {
+        case .values(let values): return .array(values)
+        case .empty, .numbers: inner = NumberStore.scalarShape
+        case .arrays(let shape): inner = shape
+        }
+        guard let shape = store.intern(count: count, inner: inner) else { throw error("list too large") }
+        return .numbers(NumericArray(store: store, start: start, shapeID: shape))
+    }
 
-        func result() -> NumericArray {
-            let depth = leafLevel.map { $0 + 1 } ?? sizes.count
-            let shape = (0..<min(depth, sizes.count)).map { sizes[$0] ?? 0 }
-            return NumericArray(shape: shape, values: values, integers: integers)
+    /// The elements read so far as values, when a list turns out not to be numeric. Numbers stay
+    /// in the store (unused); numeric sub-arrays keep their place in it.
+    private func materialize(_ form: ListForm, count: Int, start: Int) -> [JSONValue] {
+        switch form {
+        case .empty:
+            return []
+        case .numbers:
+            return (start..<(start + count)).map { index in
+                .number(JSONNumber(double: store.doubles[index], integer: store.integer(at: index)))
+            }
+        case .arrays(let shape):
+            let size = store.shapes[Int(shape)].elements
+            return (0..<count).map { .numbers(NumericArray(store: store, start: start + $0 * size, shapeID: shape)) }
+        case .values(let values):
+            return values
         }
     }
 

@@ -4,166 +4,176 @@ package import Tensors
 
 /// Conversion of JSON values into tensors of a model input's element type, with TF Serving's
 /// rules: any number for floats; integer literals only for integer types; true/false for bool;
-/// strings or `{"b64": ...}` for string tensors. The shape comes from the nesting, which must be
-/// rectangular.
+/// strings or `{"b64": ...}` for string tensors.
+///
+/// The number of values always equals the element count of the tensor's shape, exactly, before
+/// any memory is allocated: a tensor is never filled from fewer values than it has elements.
 package enum JSONTensor {
-    /// The tensor a JSON value denotes, for input `name` of element type `dataType`.
-    package static func tensor(_ value: JSONValue, dataType: DataType, name: String) throws(ServingError) -> Tensor {
-        if case .numbers(let array) = value {
-            return try tensor(array, dataType: dataType, name: name)
-        }
-        var shape: [Int] = []
-        var leaves: [JSONValue] = []
-        try flatten(value, depth: 0, shape: &shape, leaves: &leaves, name: name)
-        return try tensor(leaves: leaves, shape: Shape(shape), dataType: dataType, name: name)
+    /// Where a tensor's shape comes from.
+    package enum Layout: Sendable {
+        /// From the nesting, which must be rectangular (TF Serving's `instances` and `inputs`).
+        case nested
+        /// Declared (Open Inference's `shape`); the values come in row-major order, flat or
+        /// nested any way, and their count must equal the shape's element count.
+        case declared(Shape)
     }
 
-    /// Stacks per-row values (one per instance) into one tensor with a leading row dimension.
-    package static func stack(_ rows: [JSONValue], dataType: DataType, name: String) throws(ServingError) -> Tensor {
-        var shape: [Int] = [rows.count]
-        var leaves: [JSONValue] = []
-        var rowShape: [Int]?
-        for (index, row) in rows.enumerated() {
-            var inner: [Int] = []
-            var rowLeaves: [JSONValue] = []
-            if case .numbers(let array) = row {
-                inner = array.shape
-                rowLeaves = numberLeaves(array)
-            } else {
-                try flatten(row, depth: 0, shape: &inner, leaves: &rowLeaves, name: name)
+    /// Makes the (uninitialised) tensor the values are written into.
+    package typealias Allocator = (DataType, Shape) -> Tensor
+
+    /// The tensor `value` denotes, for input `name` of element type `dataType`.
+    package static func tensor(_ value: JSONValue, dataType: DataType, name: String, layout: Layout,
+                               allocate: Allocator) throws(ServingError) -> Tensor {
+        let shape: Shape
+        switch layout {
+        case .nested:
+            var dims: [Int] = []
+            try checkRectangular(value, name: name, dims: &dims)
+            shape = Shape(dims)
+        case .declared(let declared):
+            guard let expected = declared.checkedElementCount else {
+                throw .invalidArgument("input '\(name)' has shape \(declared), whose element count overflows")
             }
-            if let rowShape, rowShape != inner {
-                throw .invalidArgument("input '\(name)': instance \(index) has shape \(inner), instance 0 has \(rowShape); all instances must have the same shape")
+            let count = try countLeaves(value, name: name)
+            guard count == expected else {
+                throw .invalidArgument("input '\(name)' has \(count) values in 'data' but shape \(declared) needs \(expected)")
             }
-            rowShape = inner
-            leaves.append(contentsOf: rowLeaves)
+            shape = declared
         }
-        shape.append(contentsOf: rowShape ?? [])
-        return try tensor(leaves: leaves, shape: Shape(shape), dataType: dataType, name: name)
+        return try fill(value, shape: shape, dataType: dataType, name: name, allocate: allocate)
     }
 
-    private static func numberLeaves(_ array: NumericArray) -> [JSONValue] {
-        array.values.indices.map { index in
-            .number(JSONNumber(double: array.values[index], integer: array.integers?[index]))
+    // MARK: Shape and count
+
+    /// Records the shape the first element at each depth implies, then checks every list against
+    /// it: same length at each depth, lists only above the leaves and none at them.
+    private static func checkRectangular(_ value: JSONValue, name: String, dims: inout [Int]) throws(ServingError) {
+        var probe = value
+        descent: while true {
+            switch probe {
+            case .numbers(let array):
+                dims.append(contentsOf: array.shape)
+                break descent
+            case .array(let list):
+                dims.append(list.count)
+                guard let first = list.first else { break descent }
+                probe = first
+            default:
+                break descent
+            }
         }
+        var path: [Int] = []
+        try check(value, dims[...], path: &path, name: name)
     }
 
-    /// Walks nested lists, recording the shape from the first element at each depth and checking
-    /// every list at that depth has the same length.
-    private static func flatten(_ value: JSONValue, depth: Int, shape: inout [Int], leaves: inout [JSONValue],
-                                name: String) throws(ServingError) {
-        let elements: [JSONValue]
+    private static func check(_ value: JSONValue, _ dims: ArraySlice<Int>, path: inout [Int], name: String) throws(ServingError) {
+        guard let size = dims.first else {
+            if value.isList { throw ragged(name, path, "is a list where the first element at this depth is a single value") }
+            return
+        }
         switch value {
-        case .array(let list): elements = list
         case .numbers(let array):
-            try merge(array.shape, at: depth, into: &shape, name: name)
-            leaves.append(contentsOf: numberLeaves(array))
-            return
+            guard array.shape[...] == dims else {
+                throw ragged(name, path, "has shape \(array.shape) where the first element at this depth has \(Array(dims))")
+            }
+        case .array(let list):
+            guard list.count == size else {
+                throw ragged(name, path, "has \(list.count) elements where the first list at this depth has \(size)")
+            }
+            for (index, element) in list.enumerated() {
+                path.append(index)
+                try check(element, dims.dropFirst(), path: &path, name: name)
+                path.removeLast()
+            }
         default:
-            if depth < shape.count {
-                throw .invalidArgument("input '\(name)' is a ragged nested list: found \(value.kind) where a list of \(shape[depth]) was expected")
-            }
-            leaves.append(value)
-            return
-        }
-        if depth == shape.count {
-            shape.append(elements.count)
-        } else if depth > shape.count || shape[depth] != elements.count {
-            throw .invalidArgument("input '\(name)' is a ragged nested list: a list at depth \(depth) has \(elements.count) elements, expected \(depth < shape.count ? shape[depth] : 0)")
-        }
-        for element in elements {
-            try flatten(element, depth: depth + 1, shape: &shape, leaves: &leaves, name: name)
+            throw ragged(name, path, "is \(value.kind) where the first element at this depth is a list of \(size)")
         }
     }
 
-    private static func merge(_ inner: [Int], at depth: Int, into shape: inout [Int], name: String) throws(ServingError) {
-        if depth == shape.count {
-            shape.append(contentsOf: inner)
-        } else if Array(shape.dropFirst(depth)) != inner {
-            throw .invalidArgument("input '\(name)' is a ragged nested list: a sub-list has shape \(inner), expected \(Array(shape.dropFirst(depth)))")
+    private static func ragged(_ name: String, _ path: [Int], _ problem: String) -> ServingError {
+        let location = path.isEmpty ? "the value" : "element " + path.map { "[\($0)]" }.joined()
+        return .invalidArgument("input '\(name)' is a ragged nested list: \(location) \(problem)")
+    }
+
+    /// Values in a nested list of any shape.
+    private static func countLeaves(_ value: JSONValue, name: String) throws(ServingError) -> Int {
+        switch value {
+        case .numbers(let array): return array.count
+        case .array(let list):
+            var count = 0
+            for element in list { count += try countLeaves(element, name: name) }
+            return count
+        default: return 1
         }
     }
 
-    // MARK: Element conversion
+    // MARK: Filling
 
-    private static func tensor(_ array: NumericArray, dataType: DataType, name: String) throws(ServingError) -> Tensor {
-        let shape = Shape(array.shape)
+    /// Writes the leaves of `value`, in document order, into a new tensor of `shape`, whose
+    /// element count the caller has checked equals the number of leaves.
+    private static func fill(_ value: JSONValue, shape: Shape, dataType: DataType, name: String,
+                             allocate: Allocator) throws(ServingError) -> Tensor {
         switch dataType {
-        case .float:
-            let result = Tensor(uninitialized: .float, shape: shape)
-            let target = result.mutablePointer(as: Float.self)
-            array.values.withUnsafeBufferPointer { source in
-                for index in source.indices { target[index] = Float(source[index]) }
-            }
-            return result
-        case .double: return Tensor(array.values, shape: shape)
-        case .float16: return Tensor(array.values.map { Float16($0) }, shape: shape)
+        case .float: return try fillNumbers(value, shape, Float.self, name, allocate)
+        case .double: return try fillNumbers(value, shape, Double.self, name, allocate)
+        case .float16: return try fillNumbers(value, shape, Float16.self, name, allocate)
+        case .int8: return try fillNumbers(value, shape, Int8.self, name, allocate)
+        case .int16: return try fillNumbers(value, shape, Int16.self, name, allocate)
+        case .int32: return try fillNumbers(value, shape, Int32.self, name, allocate)
+        case .int64: return try fillNumbers(value, shape, Int64.self, name, allocate)
+        case .uint8: return try fillNumbers(value, shape, UInt8.self, name, allocate)
+        case .uint16: return try fillNumbers(value, shape, UInt16.self, name, allocate)
+        case .uint32: return try fillNumbers(value, shape, UInt32.self, name, allocate)
+        case .uint64: return try fillNumbers(value, shape, UInt64.self, name, allocate)
         case .bool:
-            throw .invalidArgument("JSON Value: \(format(array.values.first ?? 0)) Type: Number is not of expected type: bool (input '\(name)')")
-        case .string:
-            throw .invalidArgument("JSON Value: \(format(array.values.first ?? 0)) Type: Number is not of expected type: string (input '\(name)')")
-        default:
-            guard let integers = array.integers else {
-                let bad = array.values.first { $0 != $0.rounded() || !$0.isFinite } ?? array.values.first { abs($0) >= 9.2e18 } ?? 0
-                throw .invalidArgument("JSON Value: \(format(bad)) Type: Number is not of expected type: \(dataType) (input '\(name)')")
+            let tensor = allocate(.bool, shape)
+            let target = tensor.mutablePointer(as: Bool.self)
+            var index = 0
+            try forEachLeaf(value) { leaf throws(ServingError) in
+                guard case .bool(let flag) = leaf else { throw mismatch(leaf, .bool, name) }
+                target[index] = flag
+                index += 1
+            } block: { array throws(ServingError) in
+                throw mismatch(.numbers(array), .bool, name)
             }
-            return try integerTensor(integers, shape: shape, dataType: dataType, name: name)
-        }
-    }
-
-    private static func format(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
-    }
-
-    private static func integerTensor(_ values: [Int64], shape: Shape, dataType: DataType, name: String) throws(ServingError) -> Tensor {
-        func convert<T: FixedWidthInteger & TensorElement>(_ type: T.Type) throws(ServingError) -> Tensor {
-            var converted: [T] = []
-            converted.reserveCapacity(values.count)
-            for value in values {
-                guard let exact = T(exactly: value) else {
-                    throw .invalidArgument("JSON Value: \(value) is out of range for \(dataType) (input '\(name)')")
-                }
-                converted.append(exact)
-            }
-            return Tensor(converted, shape: shape)
-        }
-        switch dataType {
-        case .int8: return try convert(Int8.self)
-        case .int16: return try convert(Int16.self)
-        case .int32: return try convert(Int32.self)
-        case .int64: return Tensor(values, shape: shape)
-        case .uint8: return try convert(UInt8.self)
-        case .uint16: return try convert(UInt16.self)
-        case .uint32: return try convert(UInt32.self)
-        case .uint64: return try convert(UInt64.self)
-        default: throw .invalidArgument("input '\(name)' has element type \(dataType), which JSON numbers cannot fill")
-        }
-    }
-
-    private static func tensor(leaves: [JSONValue], shape: Shape, dataType: DataType, name: String) throws(ServingError) -> Tensor {
-        switch dataType {
+            return tensor
         case .string:
             var strings: [String] = []
-            strings.reserveCapacity(leaves.count)
-            for leaf in leaves { strings.append(try string(leaf, name: name)) }
+            strings.reserveCapacity(shape.elementCount)
+            try forEachLeaf(value) { leaf throws(ServingError) in
+                strings.append(try string(leaf, name: name))
+            } block: { array throws(ServingError) in
+                throw mismatch(.numbers(array), .string, name)
+            }
             return Tensor(strings: strings, shape: shape)
-        case .bool:
-            var bools: [Bool] = []
-            for leaf in leaves {
-                guard case .bool(let value) = leaf else { throw mismatch(leaf, dataType, name) }
-                bools.append(value)
-            }
-            return Tensor(bools, shape: shape)
-        default:
-            var doubles: [Double] = []
-            var integers: [Int64]? = []
-            doubles.reserveCapacity(leaves.count)
-            for leaf in leaves {
-                guard case .number(let number) = leaf else { throw mismatch(leaf, dataType, name) }
-                doubles.append(number.double)
-                if let integer = number.integer { integers?.append(integer) } else { integers = nil }
-            }
-            return try tensor(NumericArray(shape: shape.dims, values: doubles, integers: integers), dataType: dataType, name: name)
+        }
+    }
+
+    private static func fillNumbers<T: JSONNumericElement>(_ value: JSONValue, _ shape: Shape, _ type: T.Type, _ name: String,
+                                                           _ allocate: Allocator) throws(ServingError) -> Tensor {
+        let tensor = allocate(T.dataType, shape)
+        let target = tensor.mutablePointer(as: T.self)
+        var index = 0
+        try forEachLeaf(value) { leaf throws(ServingError) in
+            guard case .number(let number) = leaf else { throw mismatch(leaf, T.dataType, name) }
+            guard let element = T(json: number.double, integer: number.integer) else { throw outOfRange(number, T.dataType, name) }
+            target[index] = element
+            index += 1
+        } block: { array throws(ServingError) in
+            try T.convert(array, into: target + index, name: name)
+            index += array.count
+        }
+        return tensor
+    }
+
+    /// Calls `leaf` for each single value and `block` for each numeric array, in document order.
+    private static func forEachLeaf(_ value: JSONValue, leaf: (JSONValue) throws(ServingError) -> Void,
+                                    block: (NumericArray) throws(ServingError) -> Void) throws(ServingError) {
+        switch value {
+        case .numbers(let array): try block(array)
+        case .array(let list):
+            for element in list { try forEachLeaf(element, leaf: leaf, block: block) }
+        default: try leaf(value)
         }
     }
 
@@ -181,7 +191,86 @@ package enum JSONTensor {
         throw mismatch(leaf, .string, name)
     }
 
-    private static func mismatch(_ leaf: JSONValue, _ dataType: DataType, _ name: String) -> ServingError {
-        .invalidArgument("JSON Value: \(leaf.kind) is not of expected type: \(dataType) (input '\(name)')")
+    static func mismatch(_ leaf: JSONValue, _ dataType: DataType, _ name: String) -> ServingError {
+        let shown: String
+        switch leaf {
+        case .number(let number): shown = "JSON Value: \(format(number)) Type: Number"
+        case .numbers(let array) where array.count > 0: shown = "JSON Value: \(format(array.number(at: 0))) Type: Number"
+        default: shown = "JSON Value: \(leaf.kind)"
+        }
+        return .invalidArgument("\(shown) is not of expected type: \(dataType) (input '\(name)')")
+    }
+
+    static func outOfRange(_ number: JSONNumber, _ dataType: DataType, _ name: String) -> ServingError {
+        if number.integer == nil {
+            return .invalidArgument("JSON Value: \(format(number)) Type: Number is not of expected type: \(dataType) (input '\(name)')")
+        }
+        return .invalidArgument("JSON Value: \(format(number)) is out of range for \(dataType) (input '\(name)')")
+    }
+
+    private static func format(_ number: JSONNumber) -> String {
+        number.integer.map { String($0) } ?? "\(number.double)"
     }
 }
+
+/// An element type JSON numbers convert to, with the rules of `JSONTensor`.
+protocol JSONNumericElement: TensorElement {
+    /// The element for a number, or nil when the type cannot hold it (a fraction for an
+    /// integer type, an integer out of range).
+    init?(json double: Double, integer: Int64?)
+
+    /// Converts every number of `array` into `target` (a requirement, so `Float`'s fast loop is
+    /// the one generic code calls).
+    static func convert(_ array: NumericArray, into target: UnsafeMutablePointer<Self>, name: String) throws(ServingError)
+}
+
+extension JSONNumericElement {
+    /// Converts every number of `array` into `target`.
+    static func convert(_ array: NumericArray, into target: UnsafeMutablePointer<Self>, name: String) throws(ServingError) {
+        for index in 0..<array.count {
+            let number = array.number(at: index)
+            guard let element = Self(json: number.double, integer: number.integer) else {
+                throw JSONTensor.outOfRange(number, dataType, name)
+            }
+            target[index] = element
+        }
+    }
+}
+
+extension Float: JSONNumericElement {
+    init?(json double: Double, integer: Int64?) { self = Float(double) }
+
+    /// The hot path of image requests: a plain conversion loop over the store's doubles.
+    static func convert(_ array: NumericArray, into target: UnsafeMutablePointer<Float>, name: String) throws(ServingError) {
+        array.doubles.withUnsafeBufferPointer { source in
+            for index in source.indices { target[index] = Float(source[index]) }
+        }
+    }
+}
+
+extension Double: JSONNumericElement {
+    init?(json double: Double, integer: Int64?) { self = double }
+}
+
+extension Float16: JSONNumericElement {
+    init?(json double: Double, integer: Int64?) { self = Float16(double) }
+}
+
+/// Integer elements take integer literals only, and only in range.
+protocol JSONIntegerElement: JSONNumericElement, FixedWidthInteger {}
+
+extension JSONIntegerElement {
+    init?(json double: Double, integer: Int64?) {
+        guard let integer, let value = Self(exactly: integer) else { return nil }
+        self = value
+    }
+}
+
+extension Int8: JSONIntegerElement {}
+extension Int16: JSONIntegerElement {}
+extension Int32: JSONIntegerElement {}
+extension Int64: JSONIntegerElement {}
+extension UInt8: JSONIntegerElement {}
+extension UInt16: JSONIntegerElement {}
+extension UInt32: JSONIntegerElement {}
+extension UInt64: JSONIntegerElement {}

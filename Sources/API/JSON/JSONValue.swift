@@ -1,6 +1,10 @@
-/// A parsed JSON document. Rectangular arrays of numbers (the bulk of tensor requests) are kept
-/// flat, with their shape, instead of as a tree of values.
-package indirect enum JSONValue: Sendable {
+/// A parsed JSON document. Arrays of numbers, and arrays of such arrays that all have one shape
+/// (the bulk of tensor requests), are kept as a view into one flat number store instead of as a
+/// tree of values, so a tensor costs 8 bytes and a bit per element however deeply it nests.
+///
+/// The enum is not `indirect`: its payloads are small values or references already, so a list of
+/// values is one array allocation, not one box per element.
+package enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case number(JSONNumber)
@@ -33,6 +37,14 @@ package indirect enum JSONValue: Sendable {
         if case .string(let string) = self { return string }
         return nil
     }
+
+    /// True for lists, numeric or not.
+    package var isList: Bool {
+        switch self {
+        case .array, .numbers: true
+        default: false
+        }
+    }
 }
 
 /// A JSON number: its double value and, when the literal was an integer that fits, the exact
@@ -60,18 +72,102 @@ package struct JSONObject: Sendable {
     package var keys: [String] { members.map(\.key) }
 }
 
-/// A rectangular nested array of numbers, flattened in row-major order.
+/// A rectangular nested array of numbers: `count` numbers of `store`, from `start`, in row-major
+/// order, with the shape the parser recorded. Its shape's element count equals `count` by
+/// construction (a level is merged only from children of one shape).
 package struct NumericArray: Sendable {
-    /// Sizes of the nesting levels, outermost first.
-    package var shape: [Int]
-    /// Every leaf as a double.
-    package var values: [Double]
-    /// Every leaf as an exact integer, when all leaves were integer literals that fit in Int64.
-    package var integers: [Int64]?
+    package let store: NumberStore
+    /// Index of the first number in `store`.
+    package let start: Int
+    /// The interned shape (see `NumberStore`).
+    let shapeID: Int32
 
-    package init(shape: [Int], values: [Double], integers: [Int64]?) {
-        self.shape = shape
-        self.values = values
-        self.integers = integers
+    /// Number of leaves.
+    package var count: Int { store.shapes[Int(shapeID)].elements }
+
+    /// Sizes of the nesting levels, outermost first.
+    package var shape: [Int] { store.shape(shapeID) }
+
+    /// Every leaf as a double (exact for integers up to 2^53).
+    package var doubles: ArraySlice<Double> { store.doubles[start..<(start + count)] }
+
+    /// Leaf `index` (0-based within this array) as an exact integer; nil when its literal was
+    /// not an integer that fits in Int64.
+    package func integer(at index: Int) -> Int64? { store.integer(at: start + index) }
+
+    /// Leaf `index` (0-based within this array) as the number it was.
+    package func number(at index: Int) -> JSONNumber {
+        JSONNumber(double: store.doubles[start + index], integer: store.integer(at: start + index))
+    }
+}
+
+/// Every number of a document's numeric arrays, in document order, and the shapes of those
+/// arrays. Written only by the parser that creates it; read-only once parsing returns.
+package final class NumberStore: @unchecked Sendable {
+    /// Each number as a double.
+    package private(set) var doubles: [Double] = []
+    /// Bit i set: number i was an integer literal that fits in Int64.
+    private var integral: [UInt64] = []
+    /// Exact values of integral numbers a double cannot hold exactly (beyond ±2^53).
+    private var largeIntegers: [Int: Int64] = [:]
+
+    /// Interned shapes: a level of `count` children of shape `inner`; shape 0 is a single number.
+    /// Equal shapes have equal ids, so comparing siblings costs one integer compare.
+    struct InternedShape {
+        var count: Int
+        var inner: Int32
+        /// Numbers under one list of this shape.
+        var elements: Int
+    }
+
+    private(set) var shapes: [InternedShape] = [InternedShape(count: 1, inner: -1, elements: 1)]
+    private var shapeIDs: [Int: Int32] = [:]
+
+    /// The id of a single number's (rank-0) shape.
+    static let scalarShape: Int32 = 0
+
+    init() {}
+
+    func append(_ number: JSONNumber) {
+        let index = doubles.count
+        doubles.append(number.double)
+        if index % 64 == 0 { integral.append(0) }
+        if let integer = number.integer {
+            integral[index / 64] |= 1 << UInt64(index % 64)
+            if integer.magnitude > 1 << 53 { largeIntegers[index] = integer }
+        }
+    }
+
+    func integer(at index: Int) -> Int64? {
+        guard integral[index / 64] & (1 << UInt64(index % 64)) != 0 else { return nil }
+        let double = doubles[index]
+        // Below 2^53 the double is the integer exactly; larger ones were kept aside.
+        return double.magnitude < 0x1p53 ? Int64(double) : largeIntegers[index] ?? Int64(exactly: double)
+    }
+
+    /// The id of a list of `count` children of shape `inner`; nil when the element count would
+    /// overflow (it cannot for parsed data, whose numbers all exist, but this is the check).
+    func intern(count: Int, inner: Int32) -> Int32? {
+        guard count >= 0, count <= Int(UInt32.max) else { return nil }
+        let key = count << 32 | Int(inner)
+        if let id = shapeIDs[key] { return id }
+        let (elements, overflow) = count.multipliedReportingOverflow(by: shapes[Int(inner)].elements)
+        guard !overflow, shapes.count < Int32.max else { return nil }
+        let id = Int32(shapes.count)
+        shapes.append(InternedShape(count: count, inner: inner, elements: elements))
+        shapeIDs[key] = id
+        return id
+    }
+
+    /// The sizes of shape `id`, outermost first.
+    func shape(_ id: Int32) -> [Int] {
+        var dims: [Int] = []
+        var current = id
+        while current != Self.scalarShape {
+            let level = shapes[Int(current)]
+            dims.append(level.count)
+            current = level.inner
+        }
+        return dims
     }
 }

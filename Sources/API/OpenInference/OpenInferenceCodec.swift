@@ -1,5 +1,5 @@
-import Engine
 import Foundation
+import HTTP
 package import Serving
 package import Tensors
 
@@ -23,6 +23,53 @@ package enum OpenInferenceCodec {
         package var outputs: [RequestedOutput]
         /// Request-level `binary_data_output`.
         package var binaryOutput: Bool
+    }
+
+    /// The infer route as an `InferenceCodec`.
+    struct Infer: InferenceCodec {
+        /// Largest JSON header of a binary request decoded on the HTTP thread.
+        static let inlineHeaderLimit = 64 << 10
+        /// Largest binary request body decoded on the HTTP thread (a copy of it takes about a millisecond).
+        static let inlineBodyLimit = 16 << 20
+        /// Binary requests with a small JSON header, whose tensors are read in place or copied
+        /// once, and small JSON bodies are decoded on the HTTP thread; a large JSON body, whose
+        /// parse takes milliseconds, never holds one.
+        func decodesInline(_ request: HTTPRequest) -> Bool {
+            switch Result(catching: { () throws(ServingError) in try Self.binaryHeaderLength(request) }) {
+            case .success(let headerLength?):
+                return headerLength <= Self.inlineHeaderLimit && request.body.count <= Self.inlineBodyLimit
+            case .success(nil):
+                return request.body.count <= Self.inlineJSONBodyLimit
+            case .failure:
+                return false
+            }
+        }
+
+        func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Decoded) {
+            let decoded = try OpenInferenceCodec.decode(request.body, headerLength: try Self.binaryHeaderLength(request), model: model)
+            return (decoded.request, decoded)
+        }
+
+        func encode(_ inference: InferenceResponse, _ decoded: Decoded, model: ServedModel) throws(ServingError) -> HTTPResponse {
+            let (body, jsonLength) = try OpenInferenceCodec.encode(inference, decoded, model: model)
+            var response = HTTPResponse(status: 200, body: body)
+            if let jsonLength {
+                response.headers.append(name: "Content-Type", value: "application/octet-stream")
+                response.headers.append(name: "Inference-Header-Content-Length", value: String(jsonLength))
+            } else {
+                response.headers.append(name: "Content-Type", value: "application/json")
+            }
+            return response
+        }
+
+        /// The `Inference-Header-Content-Length` of a binary request, nil for a JSON one.
+        static func binaryHeaderLength(_ request: HTTPRequest) throws(ServingError) -> Int? {
+            guard let value = request.headers["Inference-Header-Content-Length"] else { return nil }
+            guard let length = Int(value.trimmingASCIIWhitespace), length >= 0 else {
+                throw .invalidArgument("Inference-Header-Content-Length must be a non-negative integer, not '\(value)'")
+            }
+            return length
+        }
     }
 
     // MARK: Datatypes
@@ -53,6 +100,10 @@ package enum OpenInferenceCodec {
 
     // MARK: Requests
 
+    /// The longest `parameters.timeout` honoured (one day, in microseconds); longer ones are
+    /// clamped, so no deadline arithmetic can overflow.
+    static let maximumTimeoutMicroseconds: Int64 = 86_400_000_000
+
     /// Decodes a body whose first `headerLength` bytes are JSON (all of it when nil).
     package static func decode(_ body: [UInt8], headerLength: Int?, model: ServedModel) throws(ServingError) -> Decoded {
         let jsonLength = headerLength ?? body.count
@@ -78,13 +129,13 @@ package enum OpenInferenceCodec {
             guard let parameters = parameters.object else { throw .invalidArgument("'parameters' must be an object") }
             binaryOutput = try bool(parameters["binary_data_output"], "binary_data_output") ?? false
             if let timeout = try integer(parameters["timeout"], "timeout"), timeout > 0 {
-                deadline = ContinuousClock.now + .microseconds(timeout)
+                deadline = ContinuousClock.now + .microseconds(min(timeout, maximumTimeoutMicroseconds))
             }
         }
         guard case .array(let inputList)? = object["inputs"] else {
             throw .invalidArgument("'inputs' must be a list of input tensors")
         }
-        var binary = BinarySection(body: body, offset: jsonLength, pool: model.session.bufferPool)
+        var binary = BinarySection(body: body, offset: jsonLength, model: model)
         var inputs: [String: Tensor] = [:]
         for (index, item) in inputList.enumerated() {
             guard let input = item.object else { throw .invalidArgument("input \(index) is not an object") }
@@ -106,12 +157,12 @@ package enum OpenInferenceCodec {
         return flag
     }
 
-    private static func integer(_ value: JSONValue?, _ name: String) throws(ServingError) -> Int? {
+    private static func integer(_ value: JSONValue?, _ name: String) throws(ServingError) -> Int64? {
         guard let value else { return nil }
         guard case .number(let number) = value, let integer = number.integer else {
             throw .invalidArgument("parameter '\(name)' must be an integer")
         }
-        return Int(integer)
+        return integer
     }
 
     /// The raw-binary form: no JSON header, the body is the one input's data.
@@ -119,7 +170,7 @@ package enum OpenInferenceCodec {
         guard model.inputs.count == 1, let input = model.inputs.first, let type = input.type, let dims = type.dims else {
             throw .invalidArgument("a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input of known rank")
         }
-        var binary = BinarySection(body: body, offset: 0, pool: model.session.bufferPool)
+        var binary = BinarySection(body: body, offset: 0, model: model)
         let shape: Shape
         if type.dataType == .string {
             shape = [1]
@@ -128,8 +179,8 @@ package enum OpenInferenceCodec {
             guard dynamic.count <= 1 else {
                 throw .invalidArgument("a raw binary request needs an input with at most one variable dimension")
             }
-            let fixed = dims.compactMap(\.value).reduce(1, *) * type.dataType.byteSize
-            guard fixed > 0, body.count % fixed == 0 else {
+            guard let fixedElements = Shape(dims.compactMap(\.value)).checkedElementCount,
+                  let fixed = type.dataType.checkedByteCount(elements: fixedElements), fixed > 0, body.count % fixed == 0 else {
                 throw .invalidArgument("raw binary body of \(body.count) bytes does not fill input '\(input.name)' (\(type))")
             }
             shape = Shape(dims.map { $0.value ?? body.count / fixed })
@@ -151,7 +202,7 @@ package enum OpenInferenceCodec {
             throw .invalidArgument("input '\(name)' has datatype \(datatype); the model expects \(Self.datatype(expected))")
         }
         let shape = try shape(input["shape"], name: name)
-        var binarySize: Int?
+        var binarySize: Int64?
         if let parameters = input["parameters"] {
             guard let parameters = parameters.object else { throw .invalidArgument("input '\(name)': 'parameters' must be an object") }
             binarySize = try integer(parameters["binary_data_size"], "binary_data_size")
@@ -159,35 +210,50 @@ package enum OpenInferenceCodec {
         if let binarySize {
             guard input["data"] == nil else { throw .invalidArgument("input '\(name)' has both 'data' and binary_data_size") }
             guard binarySize >= 0 else { throw .invalidArgument("input '\(name)' has a negative binary_data_size") }
-            return (name, try binary.tensor(dataType, shape, size: binarySize, name: name))
+            guard binarySize <= binary.remaining else {
+                throw .invalidArgument("binary_data_size \(binarySize) of input '\(name)' runs past the end of the body (\(binary.remaining) bytes left)")
+            }
+            return (name, try binary.tensor(dataType, shape, size: Int(binarySize), name: name))
         }
         guard let data = input["data"] else { throw .invalidArgument("input '\(name)' has neither 'data' nor binary_data_size") }
         if dataType == .float16 {
             throw .invalidArgument("input '\(name)': receiving FP16 data via JSON is not supported; send it with the binary tensor extension")
         }
-        let tensor = try JSONTensor.tensor(data, dataType: dataType, name: name)
-        guard tensor.elementCount == shape.elementCount else {
-            throw .invalidArgument("input '\(name)' has \(tensor.elementCount) values in 'data' but shape \(shape) needs \(shape.elementCount)")
-        }
-        return (name, tensor.reshaped(shape))
+        let tensor = try JSONTensor.tensor(data, dataType: dataType, name: name, layout: .declared(shape), allocate: model.makeInput)
+        return (name, tensor)
     }
 
+    /// A `shape`: non-negative dimensions whose element count does not overflow.
     private static func shape(_ value: JSONValue?, name: String) throws(ServingError) -> Shape {
         let message = ServingError.invalidArgument("input '\(name)' needs 'shape', a list of non-negative integers")
+        let shape: Shape
         switch value {
         case .numbers(let array)?:
-            guard array.shape.count == 1, let dims = array.integers, dims.allSatisfy({ $0 >= 0 && $0 <= Int32.max }) else { throw message }
-            return Shape(dims.map { Int($0) })
+            guard array.shape.count == 1 else { throw message }
+            var dims: [Int] = []
+            dims.reserveCapacity(array.count)
+            for index in 0..<array.count {
+                guard let dim = array.integer(at: index), dim >= 0, let size = Int(exactly: dim) else { throw message }
+                dims.append(size)
+            }
+            shape = Shape(dims)
         case .array(let list)? where list.isEmpty:
-            return []
+            shape = []
         default:
             throw message
         }
+        guard shape.checkedElementCount != nil else {
+            throw .invalidArgument("input '\(name)' has shape \(shape), whose element count overflows")
+        }
+        return shape
     }
 
     private static func requestedOutputs(_ value: JSONValue?, model: ServedModel) throws(ServingError) -> [RequestedOutput] {
         guard let value else { return [] }
-        guard case .array(let list) = value else { throw .invalidArgument("'outputs' must be a list") }
+        guard case .array(let list) = value else {
+            if case .numbers(let array) = value, array.count == 0 { return [] }
+            throw .invalidArgument("'outputs' must be a list")
+        }
         var outputs: [RequestedOutput] = []
         for (index, item) in list.enumerated() {
             guard let object = item.object, let name = object["name"]?.string else {
@@ -196,13 +262,14 @@ package enum OpenInferenceCodec {
             guard model.outputs.contains(where: { $0.name == name }) else {
                 throw .invalidArgument("unknown output '\(name)'; the model's outputs are: \(model.outputs.map(\.name).joined(separator: ", "))")
             }
+            guard !outputs.contains(where: { $0.name == name }) else { throw .invalidArgument("output '\(name)' is requested twice") }
             var output = RequestedOutput(name: name)
             if let parameters = object["parameters"] {
                 guard let parameters = parameters.object else { throw .invalidArgument("output '\(name)': 'parameters' must be an object") }
                 output.binary = try bool(parameters["binary_data"], "binary_data")
                 if let count = try integer(parameters["classification"], "classification") {
                     guard count > 0 else { throw .invalidArgument("output '\(name)': classification must be positive") }
-                    output.classification = count
+                    output.classification = Int(clamping: count)
                 }
             }
             outputs.append(output)
@@ -216,26 +283,29 @@ package enum OpenInferenceCodec {
     private struct BinarySection {
         let body: [UInt8]
         var offset: Int
-        let pool: BufferPool
+        let model: ServedModel
 
         var remaining: Int { body.count - offset }
 
+        /// The next `size` bytes as a tensor of `shape`, which must hold exactly that many bytes.
         mutating func tensor(_ dataType: DataType, _ shape: Shape, size: Int, name: String) throws(ServingError) -> Tensor {
             guard size <= remaining else {
                 throw .invalidArgument("binary_data_size \(size) of input '\(name)' runs past the end of the body (\(remaining) bytes left)")
             }
+            guard let count = shape.checkedElementCount else {
+                throw .invalidArgument("input '\(name)' has shape \(shape), whose element count overflows")
+            }
             defer { offset += size }
             if dataType == .string {
-                return Tensor(strings: try strings(count: shape.elementCount, size: size, name: name), shape: shape)
+                return Tensor(strings: try strings(count: count, size: size, name: name), shape: shape)
             }
-            let expected = shape.elementCount * dataType.byteSize
-            guard size == expected else {
-                throw .invalidArgument("input '\(name)' has binary_data_size \(size); \(OpenInferenceCodec.datatype(dataType)) \(shape) needs \(expected)")
+            guard let expected = dataType.checkedByteCount(elements: count), size == expected else {
+                throw .invalidArgument("input '\(name)' has binary_data_size \(size); \(OpenInferenceCodec.datatype(dataType)) \(shape) needs \(dataType.checkedByteCount(elements: count).map(String.init) ?? "more than Int.max") bytes")
             }
             let tensor = inPlace(dataType, shape, size: size) ?? copied(dataType, shape, size: size)
             if dataType == .bool {
                 let bytes = tensor.rawPointer.assumingMemoryBound(to: UInt8.self)
-                for index in 0..<shape.elementCount where bytes[index] > 1 { bytes[index] = 1 }
+                for index in 0..<count where bytes[index] > 1 { bytes[index] = 1 }
             }
             return tensor
         }
@@ -245,22 +315,28 @@ package enum OpenInferenceCodec {
         private func inPlace(_ dataType: DataType, _ shape: Shape, size: Int) -> Tensor? {
             guard size > 0, dataType != .bool else { return nil }
             // An array's storage stays put while it is not mutated; the buffer keeps it alive.
-            let start = body.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) + offset }
+            guard let base = body.withUnsafeBytes({ $0.baseAddress }) else { return nil }
+            let start = UnsafeMutableRawPointer(mutating: base) + offset
             guard Int(bitPattern: start) % TensorBuffer.alignment == 0 else { return nil }
             let buffer = TensorBuffer.borrowing(start, byteCount: size, owner: BodyStorage(body))
             return Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer))
         }
 
         private func copied(_ dataType: DataType, _ shape: Shape, size: Int) -> Tensor {
-            let tensor = Tensor(uninitialized: dataType, shape: shape, pool: pool)
+            let tensor = model.makeInput(dataType, shape)
             body.withUnsafeBytes { raw in
-                if size > 0 { tensor.rawPointer.copyMemory(from: raw.baseAddress! + offset, byteCount: size) }
+                if size > 0, let base = raw.baseAddress { tensor.rawPointer.copyMemory(from: base + offset, byteCount: size) }
             }
             return tensor
         }
 
         /// BYTES elements: each a 4-byte little-endian length followed by that many bytes.
         private func strings(count: Int, size: Int, name: String) throws(ServingError) -> [String] {
+            // Each element takes at least its 4-byte length: a count the data cannot hold is
+            // refused before anything is reserved for it.
+            guard count <= size / 4 else {
+                throw .invalidArgument("input '\(name)' claims \(count) BYTES elements but its \(size) bytes hold at most \(size / 4)")
+            }
             var strings: [String] = []
             strings.reserveCapacity(count)
             var position = offset
@@ -368,10 +444,9 @@ package enum OpenInferenceCodec {
     /// Triton's classification extension: for each row of a [batch, classes] (or [classes])
     /// output, the `top` largest values as "value:index" strings, largest first.
     private static func classify(_ tensor: Tensor, top: Int, name: String) throws(ServingError) -> Tensor {
-        guard tensor.dataType.isNumeric, tensor.shape.rank >= 1 else {
-            throw .invalidArgument("output '\(name)' is not numeric, so it cannot be classified")
+        guard tensor.dataType.isNumeric, let classes = tensor.shape.dims.last else {
+            throw .invalidArgument("output '\(name)' is not a numeric tensor of rank 1 or more, so it cannot be classified")
         }
-        let classes = tensor.shape.dims.last!
         let rows = classes == 0 ? 0 : tensor.elementCount / classes
         let values = tensor.doubles()
         let count = min(top, classes)

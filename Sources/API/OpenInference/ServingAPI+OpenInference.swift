@@ -1,5 +1,4 @@
 import Dispatch
-import Engine
 import Foundation
 import HTTP
 import Serving
@@ -27,15 +26,7 @@ extension ServingAPI {
         try repositoryRestriction?.check(request.headers, api: "model-repository")
     }
 
-    func handleOpenInference(_ exchange: Exchange) {
-        let route: OpenInferenceRoute
-        switch OpenInferenceRoute.match(method: exchange.request.method, rawPath: exchange.request.rawPath) {
-        case .success(let matched): route = matched
-        case .failure(let mismatch):
-            exchange.finish(mismatch.allowed.map { .methodNotAllowed(exchange.request.method, allowed: $0) }
-                ?? .error(status: mismatch.status, message: mismatch.message))
-            return
-        }
+    func answerOpenInference(_ route: OpenInferenceRoute, _ served: ServedRequest) {
         switch route {
         case .serverMetadata:
             var writer = JSONWriter()
@@ -49,101 +40,45 @@ extension ServingAPI {
                 writer.string(name)
             }
             writer.raw("]}")
-            exchange.finish(.json(writer.bytes))
+            served.finish(.json(writer.bytes))
         case .modelMetadata(let spec):
-            exchange.model = spec.name
-            exchange.api = "v2-metadata"
-            exchange.finish(answer { () throws(ServingError) in
+            served.finish(answer { () throws(ServingError) in
                 Self.metadata(try registry.resolve(name: spec.name, version: spec.version),
                               versions: registry.statuses(of: spec.name).filter { $0.state == .available }.map(\.version))
             })
         case .modelReady(let spec):
-            exchange.model = spec.name
-            exchange.api = "v2-ready"
-            exchange.finish(modelReady(spec))
+            served.finish(modelReady(spec))
         case .modelConfig(let spec):
-            exchange.model = spec.name
-            exchange.api = "v2-config"
-            exchange.finish(answer { () throws(ServingError) in
+            served.finish(answer { () throws(ServingError) in
                 Self.config(try registry.resolve(name: spec.name, version: spec.version), registry: registry)
             })
         case .statistics(let spec):
-            exchange.finish(answer { () throws(ServingError) in try statistics(spec) })
+            served.finish(answer { () throws(ServingError) in try statistics(spec) })
         case .repository(let route):
             do throws(ServingError) {
-                try checkRepositoryAccess(exchange.request)
+                try checkRepositoryAccess(served.request)
             } catch {
-                exchange.finish(error.response)
+                served.finish(error.response)
                 return
             }
-            repository(route, exchange)
+            repository(route, served)
         case .infer(let spec):
-            exchange.model = spec.name
-            exchange.api = "v2-infer"
-            if Self.decodesInline(exchange.request) {
-                infer(spec, exchange)
-            } else {
-                work.async { self.infer(spec, exchange) }
-            }
+            infer(OpenInferenceCodec.Infer(), spec, served)
         }
     }
 
     /// The repository API, once access is checked.
-    private func repository(_ route: OpenInferenceRoute.RepositoryRoute, _ exchange: Exchange) {
+    private func repository(_ route: OpenInferenceRoute.RepositoryRoute, _ served: ServedRequest) {
         switch route {
         case .index:
-            exchange.finish(answer { () throws(ServingError) in try repositoryIndex(exchange.request.body) })
+            served.finish(answer { () throws(ServingError) in try repositoryIndex(served.request.body) })
         case .load(let name):
-            exchange.api = "v2-load"
-            work.async { exchange.finish(self.answer { () throws(ServingError) in try self.load(name, body: exchange.request.body) }) }
+            work.async { served.finish(self.answer { () throws(ServingError) in try self.load(name, body: served.request.body) }) }
         case .unload(let name):
-            exchange.api = "v2-unload"
-            exchange.finish(answer { () throws(ServingError) in
+            served.finish(answer { () throws(ServingError) in
                 try registry.unload(name: name)
                 return Array("{}".utf8)
             })
-        }
-    }
-
-    /// Whether an infer request is decoded on the HTTP thread that received it rather than on the
-    /// work queue: binary requests with a small JSON header, whose tensors are read in place or
-    /// copied once, and small JSON bodies. Handing them to another thread would cost more than
-    /// decoding them (a thread wake-up is tens of microseconds); a large JSON body, whose parse
-    /// takes milliseconds, never holds an HTTP thread.
-    static func decodesInline(_ request: HTTPRequest) -> Bool {
-        switch Result(catching: { () throws(ServingError) in try binaryHeaderLength(request) }) {
-        case .success(let headerLength?):
-            return headerLength <= inlineHeaderLimit && request.body.count <= inlineBodyLimit
-        case .success(nil):
-            return request.body.count <= inlineJSONBodyLimit
-        case .failure:
-            return false
-        }
-    }
-
-    /// The `Inference-Header-Content-Length` of a binary request, nil for a JSON one.
-    static func binaryHeaderLength(_ request: HTTPRequest) throws(ServingError) -> Int? {
-        guard let value = request.headers["Inference-Header-Content-Length"] else { return nil }
-        guard let length = Int(value.trimmingCharacters(in: .whitespaces)), length >= 0 else {
-            throw .invalidArgument("Inference-Header-Content-Length must be a non-negative integer, not '\(value)'")
-        }
-        return length
-    }
-
-    /// Largest JSON header of a binary request decoded on the HTTP thread.
-    static let inlineHeaderLimit = 64 << 10
-    /// Largest binary request body decoded on the HTTP thread (a copy of it takes about a millisecond).
-    static let inlineBodyLimit = 16 << 20
-    /// Largest JSON body decoded on the HTTP thread: 8 KiB parse in tens of microseconds, about
-    /// what handing them to the work queue costs.
-    static let inlineJSONBodyLimit = 8 << 10
-
-    /// 200 with the body `body` returns, or the error's response.
-    func answer(_ body: () throws(ServingError) -> [UInt8]) -> HTTPResponse {
-        do throws(ServingError) {
-            return .json(try body())
-        } catch {
-            return error.response
         }
     }
 
@@ -162,43 +97,6 @@ extension ServingAPI {
         writer.string("model '\(spec.name)'\(spec.version.map { " version \($0)" } ?? "") is not ready")
         writer.raw("}")
         return .json(status: 503, writer.bytes)
-    }
-
-    // MARK: Inference
-
-    private func infer(_ spec: ModelSpec, _ exchange: Exchange) {
-        let received = exchange.start
-        do throws(ServingError) {
-            let model = try registry.resolve(name: spec.name, version: spec.version)
-            let headerLength = try Self.binaryHeaderLength(exchange.request)
-            let decoded = try OpenInferenceCodec.decode(exchange.request.body, headerLength: headerLength, model: model)
-            if exchange.request.cancellation.isCancelled { return }  // the client left while we decoded
-            let decodeTime = ContinuousClock.now - received
-            let handle = model.submit(decoded.request) { result in
-                let encodeStart = ContinuousClock.now
-                do throws(ServingError) {
-                    let inference = try result.get()
-                    let (body, jsonLength) = try OpenInferenceCodec.encode(inference, decoded, model: model)
-                    var response = HTTPResponse(status: 200, body: body)
-                    if let jsonLength {
-                        response.headers.append(name: "Content-Type", value: "application/octet-stream")
-                        response.headers.append(name: "Inference-Header-Content-Length", value: String(jsonLength))
-                    } else {
-                        response.headers.append(name: "Content-Type", value: "application/json")
-                    }
-                    response.headers.append(name: "Server-Timing", value: Self.serverTiming(inference))
-                    let now = ContinuousClock.now
-                    model.statistics.recordSuccess(total: now - received, input: decodeTime, output: now - encodeStart)
-                    exchange.finish(response)
-                } catch {
-                    model.statistics.recordFailure(total: ContinuousClock.now - received)
-                    exchange.finish(error.response)
-                }
-            }
-            exchange.request.cancellation.onCancel { handle.cancel() }
-        } catch {
-            exchange.finish(error.response)
-        }
     }
 
     // MARK: Metadata and configuration

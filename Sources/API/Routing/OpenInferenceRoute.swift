@@ -25,11 +25,14 @@ package enum OpenInferenceRoute: Equatable {
         case unload(String)
     }
 
-    /// Why a `/v2` request matches no route.
-    package struct Mismatch: Error, Equatable {
-        package var status: Int
-        package var message: String
-        package var allowed: String?
+    /// The model the route names, if any.
+    package var spec: ModelSpec? {
+        switch self {
+        case .modelMetadata(let spec), .modelReady(let spec), .modelConfig(let spec), .infer(let spec): spec
+        case .statistics(let spec): spec
+        case .repository(.load(let name)), .repository(.unload(let name)): ModelSpec(name: name)
+        case .serverMetadata, .repository(.index): nil
+        }
     }
 
     /// True when `rawPath` belongs to this API (health routes are answered before this).
@@ -37,21 +40,20 @@ package enum OpenInferenceRoute: Equatable {
         rawPath == "/v2" || rawPath.hasPrefix("/v2/")
     }
 
-    package static func match(method: String, rawPath: String) -> Result<OpenInferenceRoute, Mismatch> {
-        let notFound = Mismatch(status: 404, message: "Not Found: \(method) \(rawPath)")
+    package static func match(method: String, rawPath: String) -> Result<OpenInferenceRoute, RouteError> {
+        let notFound = RouteError.notFound("Not Found: \(method) \(rawPath)")
         var segments = rawPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard segments.first == "v2" else { return .failure(notFound) }
         segments.removeFirst()
-        func expect(_ expected: String, _ route: OpenInferenceRoute) -> Result<OpenInferenceRoute, Mismatch> {
-            method == expected || (expected == "GET" && method == "HEAD")
-                ? .success(route) : .failure(Mismatch(status: 405, message: "Method Not Allowed: \(method) \(rawPath)", allowed: expected))
+        func expect(_ expected: String, _ route: OpenInferenceRoute) -> Result<OpenInferenceRoute, RouteError> {
+            RouteError.expect(expected, method, route)
         }
-        func name(_ encoded: String) -> Result<String, Mismatch> {
+        func name(_ encoded: String) -> Result<String, RouteError> {
             guard let decoded = PercentDecoding.decode(Substring(encoded)) else {
-                return .failure(Mismatch(status: 400, message: "malformed percent-encoding in model name '\(encoded)'"))
+                return .failure(.malformed("malformed percent-encoding in model name '\(encoded)'"))
             }
             guard ModelRepository.isValidName(decoded) else {
-                return .failure(Mismatch(status: 400, message: "invalid model name '\(decoded)'"))
+                return .failure(.malformed("invalid model name '\(decoded)'"))
             }
             return .success(decoded)
         }
@@ -72,7 +74,7 @@ package enum OpenInferenceRoute: Equatable {
             if segments.first == "versions" {
                 guard segments.count >= 2, !segments[1].isEmpty, segments[1].allSatisfy(\.isASCIIDigit),
                       let version = Int(segments[1]) else {
-                    return .failure(Mismatch(status: 400, message: "model version must be a number: \(rawPath)"))
+                    return .failure(.malformed("model version must be a number: \(rawPath)"))
                 }
                 spec.version = version
                 segments.removeFirst(2)

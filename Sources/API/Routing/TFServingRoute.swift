@@ -17,12 +17,11 @@ package enum TFServingRoute: Equatable {
     case status(ModelSpec)
     case metadata(ModelSpec)
 
-    /// Why a `/v1/...` request matches no route: the status and message to answer.
-    package struct Mismatch: Error, Equatable {
-        package var status: Int
-        package var message: String
-        /// For 405: the methods the path does take.
-        package var allowed: String?
+    /// The model the route names.
+    package var spec: ModelSpec {
+        switch self {
+        case .predict(let spec), .classify(let spec), .regress(let spec), .status(let spec), .metadata(let spec): spec
+        }
     }
 
     /// True when `rawPath` belongs to this API (so a mismatch is answered by it).
@@ -31,13 +30,13 @@ package enum TFServingRoute: Equatable {
     }
 
     /// Matches a request; `rawPath` is still percent-encoded (names and labels are decoded here).
-    package static func match(method: String, rawPath: String) -> Result<TFServingRoute, Mismatch> {
-        let malformed = Mismatch(status: 400, message: "Malformed request: \(method) \(rawPath)")
+    package static func match(method: String, rawPath: String) -> Result<TFServingRoute, RouteError> {
+        let malformed = RouteError.malformed("Malformed request: \(method) \(rawPath)")
         let lower = rawPath.lowercased()
         guard lower.hasPrefix("/v1/models") else { return .failure(malformed) }
         var rest = Substring(rawPath.dropFirst("/v1/models".count))
         if rest.isEmpty || rest == "/" {
-            return .failure(Mismatch(status: 400, message: "Missing model name in request."))
+            return .failure(.malformed("Missing model name in request."))
         }
         guard rest.first == "/" else { return .failure(malformed) }
         rest = rest.dropFirst()
@@ -45,10 +44,10 @@ package enum TFServingRoute: Equatable {
         let encodedName = rest[..<nameEnd]
         rest = rest[nameEnd...]
         guard let name = PercentDecoding.decode(encodedName) else {
-            return .failure(Mismatch(status: 400, message: "malformed percent-encoding in model name '\(encodedName)'"))
+            return .failure(.malformed("malformed percent-encoding in model name '\(encodedName)'"))
         }
         guard ModelRepository.isValidName(name) else {
-            return .failure(Mismatch(status: 400, message: "invalid model name '\(name)'"))
+            return .failure(.malformed("invalid model name '\(name)'"))
         }
         var spec = ModelSpec(name: name)
         if rest.lowercased().hasPrefix("/versions/") {
@@ -57,7 +56,7 @@ package enum TFServingRoute: Equatable {
             let digits = rest[..<end]
             guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else { return .failure(malformed) }
             guard let version = Int64(digits).map(Int.init) else {
-                return .failure(Mismatch(status: 400, message: "Failed to convert version: \(digits)"))
+                return .failure(.malformed("Failed to convert version: \(digits)"))
             }
             spec.version = version
             rest = rest[end...]
@@ -78,11 +77,7 @@ package enum TFServingRoute: Equatable {
         case "/metadata": (route, needsPost) = (.metadata(spec), false)
         default: return .failure(malformed)
         }
-        let expected = needsPost ? "POST" : "GET"
-        guard method == expected || (!needsPost && method == "HEAD") else {
-            return .failure(Mismatch(status: 405, message: "Method Not Allowed: \(method) \(rawPath)", allowed: expected))
-        }
-        return .success(route)
+        return RouteError.expect(needsPost ? "POST" : "GET", method, route)
     }
 }
 

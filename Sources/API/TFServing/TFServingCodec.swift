@@ -1,5 +1,5 @@
 import Foundation
-import Engine
+import HTTP
 package import Serving
 package import Tensors
 
@@ -10,6 +10,22 @@ package enum TFServingCodec {
     package enum Format: Sendable {
         case row
         case columnar
+    }
+
+    /// The predict route as an `InferenceCodec`.
+    struct Predict: InferenceCodec {
+        func decodesInline(_ request: HTTPRequest) -> Bool { request.body.count <= Self.inlineJSONBodyLimit }
+
+        func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Format) {
+            let body = try request.body.withUnsafeBytes { raw in
+                Result { () throws(JSONError) in try JSONParser.parse(raw) }
+            }.mapError { ServingError.invalidArgument("\($0)") }.get()
+            return try decodePredict(body, model: model)
+        }
+
+        func encode(_ inference: InferenceResponse, _ format: Format, model: ServedModel) throws(ServingError) -> HTTPResponse {
+            .json(try encodePredict(inference, format: format))
+        }
     }
 
     /// Decodes a predict body for `model`.
@@ -27,85 +43,97 @@ package enum TFServingCodec {
         if instances != nil && columns != nil {
             throw .invalidArgument("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
         }
-        let inputs = model.inputs
         if let instances {
-            return (InferenceRequest(inputs: try rows(instances, inputs: inputs)), .row)
+            return (InferenceRequest(inputs: try rows(instances, model: model)), .row)
         }
         guard let columns else { throw .invalidArgument("Missing 'inputs' or 'instances' key") }
-        return (InferenceRequest(inputs: try columnar(columns, inputs: inputs)), .columnar)
+        return (InferenceRequest(inputs: try columnar(columns, model: model)), .columnar)
     }
 
-    private static func dataType(of input: ValueInfo) throws(ServingError) -> DataType {
-        guard let type = input.type else { throw .invalidArgument("input '\(input.name)' has no declared element type") }
-        return type.dataType
+    /// The tensor for input `info` from a value whose nesting gives the shape.
+    private static func tensor(_ value: JSONValue, for info: ValueInfo, model: ServedModel) throws(ServingError) -> Tensor {
+        guard let type = info.type else { throw .invalidArgument("input '\(info.name)' has no declared element type") }
+        return try JSONTensor.tensor(value, dataType: type.dataType, name: info.name, layout: .nested, allocate: model.makeInput)
     }
 
-    private static func input(named name: String, in inputs: [ValueInfo]) throws(ServingError) -> ValueInfo {
-        guard let input = inputs.first(where: { $0.name == name }) else {
-            throw .invalidArgument("unknown input '\(name)'; the model's inputs are: \(inputs.map(\.name).joined(separator: ", "))")
+    private static func input(named name: String, in model: ServedModel) throws(ServingError) -> ValueInfo {
+        guard let input = model.inputs.first(where: { $0.name == name }) else {
+            throw .invalidArgument("unknown input '\(name)'; the model's inputs are: \(model.inputs.map(\.name).joined(separator: ", "))")
         }
         return input
     }
 
-    private static func rows(_ instances: JSONValue, inputs: [ValueInfo]) throws(ServingError) -> [String: Tensor] {
+    /// Row format: a list of instances, each the value of the single input, or an object naming
+    /// every input; the instances are stacked along a new leading dimension.
+    private static func rows(_ instances: JSONValue, model: ServedModel) throws(ServingError) -> [String: Tensor] {
+        let list: [JSONValue]
         switch instances {
         case .numbers(let array):
-            guard !array.shape.isEmpty else { throw .invalidArgument("Expecting 'instances' to be an list/array") }
-            guard array.shape[0] > 0 else { throw .invalidArgument("No values in 'instances' array") }
-            let only = try singleInput(inputs)
-            return [only.name: try JSONTensor.tensor(instances, dataType: dataType(of: only), name: only.name)]
-        case .array(let list):
-            guard !list.isEmpty else { throw .invalidArgument("No values in 'instances' array") }
-            let objects = list.compactMap { value -> JSONObject? in
-                guard let object = value.object, object["b64"] == nil else { return nil }
-                return object
+            guard array.shape.first.map({ $0 > 0 }) ?? false else {
+                throw .invalidArgument(array.shape.isEmpty ? "Expecting 'instances' to be an list/array" : "No values in 'instances' array")
             }
-            if objects.isEmpty {
-                let only = try singleInput(inputs)
-                return [only.name: try JSONTensor.stack(list, dataType: dataType(of: only), name: only.name)]
-            }
-            guard objects.count == list.count else {
-                throw .invalidArgument("'instances' mixes named (object) and unnamed instances")
-            }
-            // Named form: every instance is {input: value}; all instances name the same inputs.
-            let names = objects[0].keys
-            var tensors: [String: Tensor] = [:]
-            for name in names {
-                let info = try input(named: name, in: inputs)
-                var values: [JSONValue] = []
-                for (index, object) in objects.enumerated() {
-                    guard let value = object[name] else {
-                        throw .invalidArgument("instance \(index) lacks input '\(name)' that instance 0 has")
-                    }
-                    values.append(value)
-                }
-                tensors[name] = try JSONTensor.stack(values, dataType: dataType(of: info), name: name)
-            }
-            for (index, object) in objects.enumerated() where Set(object.keys) != Set(names) {
-                throw .invalidArgument("instance \(index) names inputs \(object.keys.sorted()), instance 0 names \(names.sorted())")
-            }
-            return tensors
+            let only = try singleInput(model)
+            return [only.name: try tensor(instances, for: only, model: model)]
+        case .array(let elements):
+            list = elements
         default:
             throw .invalidArgument("Expecting 'instances' to be an list/array")
         }
+        guard !list.isEmpty else { throw .invalidArgument("No values in 'instances' array") }
+        let named = list.map { value -> JSONObject? in
+            guard let object = value.object, object["b64"] == nil else { return nil }
+            return object
+        }
+        guard let first = named[0] else {
+            guard named.allSatisfy({ $0 == nil }) else {
+                throw .invalidArgument("'instances' mixes named (object) and unnamed instances")
+            }
+            let only = try singleInput(model)
+            return [only.name: try tensor(instances, for: only, model: model)]
+        }
+        // Named form: every instance is {input: value}, and every instance names the same inputs.
+        let names = first.keys
+        var columns = names.map { _ in [JSONValue]() }
+        for index in columns.indices { columns[index].reserveCapacity(list.count) }
+        for (position, instance) in named.enumerated() {
+            guard let instance else { throw .invalidArgument("'instances' mixes named (object) and unnamed instances") }
+            guard instance.members.count == names.count else {
+                throw .invalidArgument("instance \(position) names inputs \(instance.keys.sorted()), instance 0 names \(names.sorted())")
+            }
+            for (column, name) in names.enumerated() {
+                guard let value = instance[name] else {
+                    throw .invalidArgument("instance \(position) lacks input '\(name)' that instance 0 has")
+                }
+                columns[column].append(value)
+            }
+        }
+        var tensors: [String: Tensor] = [:]
+        for (column, name) in names.enumerated() {
+            guard tensors[name] == nil else { throw .invalidArgument("input '\(name)' is named twice in instance 0") }
+            let info = try input(named: name, in: model)
+            tensors[name] = try tensor(.array(columns[column]), for: info, model: model)
+            columns[column] = []  // the column's values are no longer needed
+        }
+        return tensors
     }
 
-    private static func columnar(_ value: JSONValue, inputs: [ValueInfo]) throws(ServingError) -> [String: Tensor] {
+    /// Columnar format: the single input's value, or an object mapping input names to values.
+    private static func columnar(_ value: JSONValue, model: ServedModel) throws(ServingError) -> [String: Tensor] {
         if let object = value.object, object["b64"] == nil {
             var tensors: [String: Tensor] = [:]
             for (name, column) in object.members {
-                let info = try input(named: name, in: inputs)
-                tensors[name] = try JSONTensor.tensor(column, dataType: dataType(of: info), name: name)
+                guard tensors[name] == nil else { throw .invalidArgument("input '\(name)' is given twice") }
+                tensors[name] = try tensor(column, for: try input(named: name, in: model), model: model)
             }
             return tensors
         }
-        let only = try singleInput(inputs)
-        return [only.name: try JSONTensor.tensor(value, dataType: dataType(of: only), name: only.name)]
+        let only = try singleInput(model)
+        return [only.name: try tensor(value, for: only, model: model)]
     }
 
-    private static func singleInput(_ inputs: [ValueInfo]) throws(ServingError) -> ValueInfo {
-        guard inputs.count == 1, let only = inputs.first else {
-            throw .invalidArgument("the model has \(inputs.count) inputs (\(inputs.map(\.name).joined(separator: ", "))); name each one")
+    private static func singleInput(_ model: ServedModel) throws(ServingError) -> ValueInfo {
+        guard model.inputs.count == 1, let only = model.inputs.first else {
+            throw .invalidArgument("the model has \(model.inputs.count) inputs (\(model.inputs.map(\.name).joined(separator: ", "))); name each one")
         }
         return only
     }
@@ -115,7 +143,11 @@ package enum TFServingCodec {
     /// The predict answer: `{"predictions": ...}` for row requests, `{"outputs": ...}` for columnar.
     package static func encodePredict(_ response: InferenceResponse, format: Format) throws(ServingError) -> [UInt8] {
         let names = response.outputOrder
-        let tensors = names.map { response.outputs[$0]! }
+        var tensors: [Tensor] = []
+        for name in names {
+            guard let tensor = response.outputs[name] else { throw .internal("output '\(name)' is missing from the model's answer") }
+            tensors.append(tensor)
+        }
         var writer = JSONWriter(capacity: tensors.reduce(64) { $0 + $1.elementCount * 12 })
         switch format {
         case .columnar:
@@ -137,8 +169,8 @@ package enum TFServingCodec {
                 throw .invalidArgument("output '\(name)' is a scalar, which the row format cannot split into instances; send 'inputs' instead of 'instances'")
             }
             let rows = tensors.first?.shape[0] ?? 0
-            if let (name, _) = zip(names, tensors).first(where: { $0.1.shape[0] != rows }) {
-                throw .invalidArgument("Tensor name: \(name) has inconsistent batch size: \(response.outputs[name]!.shape[0]) expecting: \(rows)")
+            if let (name, tensor) = zip(names, tensors).first(where: { $0.1.shape[0] != rows }) {
+                throw .invalidArgument("Tensor name: \(name) has inconsistent batch size: \(tensor.shape[0]) expecting: \(rows)")
             }
             writer.raw("{\"predictions\":")
             if names.count == 1 {

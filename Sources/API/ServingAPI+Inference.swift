@@ -1,0 +1,74 @@
+import Dispatch
+import HTTP
+import Serving
+
+/// A wire format for inference: TF Serving's predict, Open Inference's infer. Both go through
+/// one flow (`ServingAPI.infer`): resolve the model, decode, submit, encode.
+protocol InferenceCodec: Sendable {
+    /// What encoding the answer needs to know of the request (its format, requested outputs).
+    associatedtype Decoded: Sendable
+
+    /// True when decoding this request costs less than handing it to another thread, so it is
+    /// decoded on the HTTP thread that received it.
+    func decodesInline(_ request: HTTPRequest) -> Bool
+
+    /// The engine request for `model`, and what the answer's encoding needs.
+    func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Decoded)
+
+    /// The 200 answer to a finished inference.
+    func encode(_ inference: InferenceResponse, _ decoded: Decoded, model: ServedModel) throws(ServingError) -> HTTPResponse
+}
+
+extension InferenceCodec {
+    /// Largest JSON body decoded on the HTTP thread: 8 KiB parse in tens of microseconds, about
+    /// what handing them to the work queue costs.
+    static var inlineJSONBodyLimit: Int { 8 << 10 }
+}
+
+extension ServingAPI {
+    /// Answers an inference request for the model `spec` names, in `codec`'s wire format.
+    func infer<Codec: InferenceCodec>(_ codec: Codec, _ spec: ModelSpec, _ served: ServedRequest) {
+        if codec.decodesInline(served.request) {
+            submit(codec, spec, served)
+        } else {
+            work.async { self.submit(codec, spec, served) }
+        }
+    }
+
+    private func submit<Codec: InferenceCodec>(_ codec: Codec, _ spec: ModelSpec, _ served: ServedRequest) {
+        do throws(ServingError) {
+            let model = try registry.resolve(name: spec.name, version: spec.version, label: spec.label)
+            let (request, decoded) = try codec.decode(served.request, model: model)
+            if served.request.cancellation.isCancelled { return }  // the client left while we decoded
+            let decodeTime = ContinuousClock.now - served.start
+            let handle = model.submit(request) { result in
+                let encodeStart = ContinuousClock.now
+                do throws(ServingError) {
+                    let inference = try result.get()
+                    var response = try codec.encode(inference, decoded, model: model)
+                    response.headers.append(name: "Server-Timing", value: Self.serverTiming(inference))
+                    let now = ContinuousClock.now
+                    model.statistics.recordSuccess(total: now - served.start, input: decodeTime, output: now - encodeStart)
+                    served.finish(response)
+                } catch {
+                    model.statistics.recordFailure(total: ContinuousClock.now - served.start)
+                    served.finish(error.response)
+                }
+            }
+            served.request.cancellation.onCancel { handle.cancel() }
+        } catch {
+            served.finish(error.response)
+        }
+    }
+
+    /// `queue;dur=…, engine;dur=…` in milliseconds with three decimals, from whole microseconds
+    /// (no printf: this runs per request).
+    static func serverTiming(_ inference: InferenceResponse) -> String {
+        func milliseconds(_ duration: Duration) -> String {
+            let micros = max(0, duration.microseconds)
+            let fraction = String(micros % 1000)
+            return String(micros / 1000) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        }
+        return "queue;dur=\(milliseconds(inference.queueDuration)), engine;dur=\(milliseconds(inference.engineDuration))"
+    }
+}
