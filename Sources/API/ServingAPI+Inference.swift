@@ -1,6 +1,7 @@
 import Dispatch
 import HTTP
 import Serving
+import Tensors
 
 /// A wire format for inference: TF Serving's predict, Open Inference's infer. Both go through
 /// one flow (`ServingAPI.infer`): resolve the model, decode, submit, encode.
@@ -12,8 +13,9 @@ protocol InferenceCodec: Sendable {
     /// decoded on the HTTP thread that received it.
     func decodesInline(_ request: HTTPRequest) -> Bool
 
-    /// The engine request for `model`, and what the answer's encoding needs.
-    func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Decoded)
+    /// The engine request for `model`, and what the answer's encoding needs. `charge` is asked
+    /// for the memory the decoding takes beyond the body, as it grows; false stops it.
+    func decode(_ request: HTTPRequest, model: ServedModel, charge: @escaping (Int) -> Bool) throws(ServingError) -> (InferenceRequest, Decoded)
 
     /// The 200 answer to a finished inference.
     func encode(_ inference: InferenceResponse, _ decoded: Decoded, model: ServedModel) throws(ServingError) -> HTTPResponse
@@ -38,10 +40,21 @@ extension ServingAPI {
     private func submit<Codec: InferenceCodec>(_ codec: Codec, _ spec: ModelSpec, _ served: ServedRequest) {
         do throws(ServingError) {
             let model = try registry.resolve(name: spec.name, version: spec.version, label: spec.label)
-            let (request, decoded) = try codec.decode(served.request, model: model)
+            // What decoding takes beyond the body (which the HTTP server charged) is charged as it
+            // grows, then exchanged for what the tensors hold until the request is answered.
+            let held = memoryBudget.map(MemoryBudget.Reservation.init)
+            let (request, decoded) = try codec.decode(served.request, model: model) { bytes in
+                held.map { $0.grow(to: $0.bytes + bytes) } ?? true
+            }
+            held?.release()
+            guard held?.grow(to: Self.bytesHeld(by: request)) ?? true else {
+                throw ServingError(.unavailable, "the request's tensors would exceed the server's memory budget; retry later",
+                                   retryAfterSeconds: 1)
+            }
             if served.request.cancellation.isCancelled { return }  // the client left while we decoded
             let decodeTime = ContinuousClock.now - served.start
             let handle = model.submit(request) { result in
+                defer { held?.release() }
                 let encodeStart = ContinuousClock.now
                 do throws(ServingError) {
                     let inference = try result.get()
@@ -59,6 +72,20 @@ extension ServingAPI {
         } catch {
             served.finish(error.response)
         }
+    }
+
+    /// Bytes a request's input tensors hold of their own (tensors read in place from the body
+    /// hold none: the body is charged already).
+    static func bytesHeld(by request: InferenceRequest) -> Int {
+        var total = 0
+        for tensor in request.inputs.values {
+            switch tensor.storage {
+            case .bytes(let buffer) where buffer.ownsMemory: total += buffer.byteCount
+            case .bytes: break
+            case .strings(let strings): total += strings.reduce(strings.count * MemoryLayout<String>.stride) { $0 + $1.utf8.count }
+            }
+        }
+        return total
     }
 
     /// `queue;dur=…, engine;dur=…` in milliseconds with three decimals, from whole microseconds

@@ -17,16 +17,20 @@ public final class ServingAPI: HTTPHandler {
     /// The header the repository API requires, if any (it is off entirely unless the registry's
     /// control mode is `explicit`).
     let repositoryRestriction: RequiredHeader?
+    /// The daemon-wide budget for request data, charged for what decoding makes beyond the body
+    /// (nil: unbounded, for tests).
+    let memoryBudget: MemoryBudget?
     let work = DispatchQueue(label: "onnx-serve.api", qos: .userInitiated, attributes: .concurrent)
 
     /// A handler serving `registry`'s models.
     public init(registry: ModelRegistry, metrics: ServingMetrics, logger: Logger, accessLog: Bool,
-                repositoryRestriction: RequiredHeader? = nil) {
+                repositoryRestriction: RequiredHeader? = nil, memoryBudget: MemoryBudget? = nil) {
         self.registry = registry
         self.metrics = metrics
         self.logger = logger
         self.accessLog = accessLog
         self.repositoryRestriction = repositoryRestriction
+        self.memoryBudget = memoryBudget
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {

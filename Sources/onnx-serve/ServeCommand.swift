@@ -207,10 +207,11 @@ struct Daemon {
             batching: configuration.batching ?? BatchingConfiguration())
         let registry = ModelRegistry(repository: repository, explicit: explicit, controlMode: configuration.modelControlMode ?? .none,
                                      defaults: defaults, metrics: metrics, logger: logger)
-        let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false,
-                             repositoryRestriction: configuration.repositoryAPIRestriction.flatMap(RequiredHeader.init(parsing:)))
-        // Request bodies are charged to it; decoded tensors may be too.
+        // Request bodies are charged to it by the HTTP server, parsed JSON and decoded tensors by the API.
         let memoryBudget = MemoryBudget(limit: configuration.memoryBudgetBytes ?? DaemonConfiguration.defaultMemoryBudgetBytes)
+        let api = ServingAPI(registry: registry, metrics: metrics, logger: logger, accessLog: configuration.accessLog ?? false,
+                             repositoryRestriction: configuration.repositoryAPIRestriction.flatMap(RequiredHeader.init(parsing:)),
+                             memoryBudget: memoryBudget)
         let httpLogger = logger
         let server = try reportingErrors {
             try HTTPServer.start(HTTPServer.Configuration(

@@ -7,27 +7,41 @@ import Testing
 @Suite struct JSONParserTests {
     func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
 
-    func numbers(_ text: String) throws -> NumericArray {
+    /// The numeric array `text` parses to (nil, recorded as an issue, otherwise).
+    func numbers(_ text: String) throws -> NumericArray? {
         guard case .numbers(let array) = try parse(text) else {
             Issue.record("expected a numeric array for \(text)")
-            return NumericArray(shape: [], values: [], integers: nil)
+            return nil
         }
         return array
     }
 
+    func values(_ array: NumericArray?) -> [Double] { array.map { Array($0.doubles) } ?? [] }
+
+    /// Every leaf as an exact integer, or nil when one is not an integer literal.
+    func integers(_ array: NumericArray?) -> [Int64]? {
+        guard let array else { return nil }
+        var result: [Int64] = []
+        for index in 0..<array.count {
+            guard let integer = array.integer(at: index) else { return nil }
+            result.append(integer)
+        }
+        return result
+    }
+
     @Test func rectangularNumericArraysAreFlat() throws {
         let array = try numbers("[[1, 2.5, -3e2], [4, 5, 6]]")
-        #expect(array.shape == [2, 3])
-        #expect(array.values == [1, 2.5, -300, 4, 5, 6])
-        #expect(array.integers == nil)
+        #expect(array?.shape == [2, 3])
+        #expect(values(array) == [1, 2.5, -300, 4, 5, 6])
+        #expect(integers(array) == nil)
         let ints = try numbers(" [ [ [1] ,[2] ] ] ")
-        #expect(ints.shape == [1, 2, 1])
-        #expect(ints.integers == [1, 2])
+        #expect(ints?.shape == [1, 2, 1])
+        #expect(integers(ints) == [1, 2])
     }
 
     @Test func emptyListsKeepTheirShape() throws {
-        #expect(try numbers("[]").shape == [0])
-        #expect(try numbers("[[], []]").shape == [2, 0])
+        #expect(try numbers("[]")?.shape == [0])
+        #expect(try numbers("[[], []]")?.shape == [2, 0])
     }
 
     @Test func raggedOrMixedArraysFallBackToATree() throws {
@@ -35,13 +49,50 @@ import Testing
         #expect(ragged.count == 2)
         guard case .array(let mixed) = try parse("[1, \"a\", {\"b64\": \"AA==\"}]") else { Issue.record("mixed"); return }
         #expect(mixed.count == 3)
-        guard case .array = try parse("[[1], 2]") else { Issue.record("depth"); return }
+        guard case .number(let first) = mixed[0] else { Issue.record("first of mixed"); return }
+        #expect(first.integer == 1)
+        guard case .array(let deeper) = try parse("[[1], 2]") else { Issue.record("depth"); return }
+        #expect(deeper.count == 2)
+        // The issue's heap overflow: numbers, then an empty list. A tree of 3 values, not a [3, 0] array.
+        guard case .array(let trailing) = try parse("[1, 1, []]") else { Issue.record("trailing empty list"); return }
+        #expect(trailing.count == 3)
+        guard case .numbers(let empty) = trailing[2] else { Issue.record("the empty list"); return }
+        #expect(empty.shape == [0])
+    }
+
+    @Test func numericSubArraysOfAMixedListKeepTheirValues() throws {
+        guard case .array(let list) = try parse("[[1, 2], [3, 4], \"x\", [[5], [6]], [7, 8]]") else { Issue.record("mixed"); return }
+        let arrays = list.compactMap { value -> NumericArray? in
+            if case .numbers(let array) = value { return array }
+            return nil
+        }
+        #expect(arrays.map(\.shape) == [[2], [2], [2, 1], [2]])
+        #expect(arrays.map { Array($0.doubles) } == [[1, 2], [3, 4], [5, 6], [7, 8]])
+    }
+
+    @Test func deepRectangularArraysShareOneShapePerLevel() throws {
+        // 100 levels around 1,000 numbers: one flat array, whatever the depth.
+        let text = String(repeating: "[", count: 100) + (1...1000).map(String.init).joined(separator: ",") + String(repeating: "]", count: 100)
+        let array = try numbers(text)
+        #expect(array?.shape == Array(repeating: 1, count: 99) + [1000])
+        #expect(values(array) == (1...1000).map(Double.init))
+        // A level of many equal sub-lists is one array too.
+        let rows = "[" + Array(repeating: "[1,2,3]", count: 500).joined(separator: ",") + "]"
+        #expect(try numbers(rows)?.shape == [500, 3])
+    }
+
+    @Test func integersBeyondDoublePrecisionStayExactInArrays() throws {
+        let array = try numbers("[9007199254740993, -9223372036854775808, 9223372036854775807, 3]")
+        #expect(integers(array) == [9_007_199_254_740_993, .min, .max, 3])
+        let over = try numbers("[9223372036854775808, 1]")
+        #expect(over?.integer(at: 0) == nil)
+        #expect(over?.integer(at: 1) == 1)
     }
 
     @Test func nonFiniteTokensAreAccepted() throws {
-        let array = try numbers("[NaN, Infinity, -Infinity, 0]")
-        #expect(array.values[0].isNaN)
-        #expect(array.values[1] == .infinity && array.values[2] == -.infinity)
+        let array = values(try numbers("[NaN, Infinity, -Infinity, 0]"))
+        #expect(array.count == 4 && array[0].isNaN)
+        #expect(array.count == 4 && array[1] == .infinity && array[2] == -.infinity)
     }
 
     @Test func numbersAreCorrectlyRounded() throws {

@@ -28,7 +28,7 @@ let bytes = [UInt8](request)
 let parse = try median(runs) { _ = try JSONParser.parse(bytes) }
 let parseToTensor = try median(runs) {
     guard case .object(let object) = try JSONParser.parse(bytes), let instances = object["instances"] else { exit(1) }
-    _ = try JSONTensor.tensor(instances, dataType: .float, name: "input")
+    _ = try JSONTensor.tensor(instances, dataType: .float, name: "input", layout: .nested) { Tensor(uninitialized: $0, shape: $1) }
 }
 var generator = SystemRandomNumberGenerator()
 let probabilities = Tensor((0..<classes).map { _ in Float.random(in: 0..<1, using: &generator) }, shape: [1, classes])

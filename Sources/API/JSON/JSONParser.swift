@@ -1,11 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+package import Serving
 
 /// Why a document is not valid JSON, and where.
 package struct JSONError: Error, Sendable, CustomStringConvertible {
     package var message: String
     package var offset: Int
+    /// True when parsing stopped because the memory it may use ran out, not for bad JSON.
+    package var isOverBudget = false
     package var description: String { "JSON Parse error: \(message) at byte \(offset)" }
 }
 
@@ -22,15 +25,26 @@ package struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
     private let store = NumberStore()
+    /// Asked for each further `chargeStep` bytes the parsed document will take; false stops the
+    /// parse (the caller's memory budget is spent).
+    private let charge: (Int) -> Bool
+    /// Bytes used and not yet charged.
+    private var uncharged = 0
+    /// Charging granularity.
+    static let chargeStep = 1 << 20
     /// Deepest nesting accepted: tensors have a handful of dimensions, requests a few levels of
     /// objects around them.
     package static let maximumDepth = 128
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, charge: @escaping (Int) -> Bool) {
+        self.bytes = bytes
+        self.charge = charge
+    }
 
-    /// Parses one JSON document that fills `bytes` (surrounding whitespace allowed).
-    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONValue {
-        var parser = JSONParser(bytes.bindMemory(to: UInt8.self))
+    /// Parses one JSON document that fills `bytes` (surrounding whitespace allowed). `charge` is
+    /// asked for the memory the document takes, a megabyte at a time, as it grows.
+    package static func parse(_ bytes: UnsafeRawBufferPointer, charge: @escaping (Int) -> Bool = { _ in true }) throws(JSONError) -> JSONValue {
+        var parser = JSONParser(bytes.bindMemory(to: UInt8.self), charge: charge)
         parser.skipWhitespace()
         guard parser.position < parser.bytes.count else { throw JSONError(message: "The document is empty", offset: 0) }
         let value = try parser.value(depth: 0)
@@ -42,10 +56,26 @@ package struct JSONParser {
     }
 
     /// Parses a JSON document held in an array.
-    package static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONValue {
-        let result = bytes.withUnsafeBytes { raw in Result { () throws(JSONError) in try parse(raw) } }
+    package static func parse(_ bytes: [UInt8], charge: @escaping (Int) -> Bool = { _ in true }) throws(JSONError) -> JSONValue {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(JSONError) in try parse(raw, charge: charge) } }
         return try result.get()
     }
+
+    /// Counts `size` more bytes of parsed document, charging them a step at a time.
+    private mutating func use(_ size: Int) throws(JSONError) {
+        uncharged += size
+        guard uncharged >= Self.chargeStep else { return }
+        guard charge(uncharged) else {
+            var error = error("the request's parsed JSON would exceed the server's memory budget")
+            error.isOverBudget = true
+            throw error
+        }
+        uncharged = 0
+    }
+
+    /// Memory a value in a list takes, and a member of an object (key and value).
+    private static let listElementSize = MemoryLayout<JSONValue>.stride
+    private static let memberSize = MemoryLayout<(key: String, value: JSONValue)>.stride
 
     // MARK: Values
 
@@ -68,7 +98,10 @@ package struct JSONParser {
         switch byte {
         case UInt8(ascii: "{"): return try object(depth: depth)
         case UInt8(ascii: "["): return try array(depth: depth)
-        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "\""):
+            let text = try string()
+            if text.utf8.count > 15 { try use(text.utf8.count) }  // shorter ones live inside the value
+            return .string(text)
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
@@ -112,6 +145,7 @@ package struct JSONParser {
             guard current == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }
             position += 1
             skipWhitespace()
+            try use(Self.memberSize + (key.utf8.count > 15 ? key.utf8.count : 0))
             members.append((key, try value(depth: depth + 1)))
             skipWhitespace()
             switch current {
@@ -149,6 +183,7 @@ package struct JSONParser {
                 guard let byte = current else { throw error("unexpected end of document") }
                 switch form {
                 case .empty where Self.startsNumber(byte), .numbers where Self.startsNumber(byte):
+                    try use(MemoryLayout<Double>.stride)
                     store.append(try number())
                     form = .numbers
                 case .empty where byte == UInt8(ascii: "["), .arrays where byte == UInt8(ascii: "["):
@@ -159,16 +194,19 @@ package struct JSONParser {
                     case (.arrays(let shape), .numbers(let child)) where child.shapeID == shape:
                         break
                     default:
-                        var values = materialize(form, count: count, start: start)
+                        var values = try materialize(form, count: count, start: start)
+                        try use(Self.listElementSize)
                         values.append(element)
                         form = .values(values)
                     }
                 case .values(var values):
                     form = .empty  // drop the reference so the append does not copy
+                    try use(Self.listElementSize)
                     values.append(try value(depth: depth + 1))
                     form = .values(values)
                 default:
-                    var values = materialize(form, count: count, start: start)
+                    var values = try materialize(form, count: count, start: start)
+                    try use(Self.listElementSize)
                     values.append(try value(depth: depth + 1))
                     form = .values(values)
                 }
@@ -193,7 +231,8 @@ package struct JSONParser {
 
     /// The elements read so far as values, when a list turns out not to be numeric. Numbers stay
     /// in the store (unused); numeric sub-arrays keep their place in it.
-    private func materialize(_ form: ListForm, count: Int, start: Int) -> [JSONValue] {
+    private mutating func materialize(_ form: ListForm, count: Int, start: Int) throws(JSONError) -> [JSONValue] {
+        if case .values = form {} else { try use(count * Self.listElementSize) }
         switch form {
         case .empty:
             return []
@@ -404,5 +443,12 @@ package struct JSONParser {
         return text.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { strtod($0.baseAddress!, nil) }
         }
+    }
+}
+
+extension ServingError {
+    /// A request body that did not parse: 400, or 503 (retry later) when the memory budget ran out.
+    package init(_ error: JSONError) {
+        self = error.isOverBudget ? ServingError(.unavailable, error.message, retryAfterSeconds: 1) : .invalidArgument("\(error)")
     }
 }

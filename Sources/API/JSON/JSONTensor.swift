@@ -13,8 +13,8 @@ package enum JSONTensor {
     package enum Layout: Sendable {
         /// From the nesting, which must be rectangular (TF Serving's `instances` and `inputs`).
         case nested
-        /// Declared (Open Inference's `shape`); the values come in row-major order, flat or
-        /// nested any way, and their count must equal the shape's element count.
+        /// Declared (Open Inference's `shape`); the values come in row-major order, flat or in
+        /// rectangular nested lists, and their count must equal the shape's element count.
         case declared(Shape)
     }
 
@@ -24,17 +24,15 @@ package enum JSONTensor {
     /// The tensor `value` denotes, for input `name` of element type `dataType`.
     package static func tensor(_ value: JSONValue, dataType: DataType, name: String, layout: Layout,
                                allocate: Allocator) throws(ServingError) -> Tensor {
-        let shape: Shape
-        switch layout {
-        case .nested:
-            var dims: [Int] = []
-            try checkRectangular(value, name: name, dims: &dims)
-            shape = Shape(dims)
-        case .declared(let declared):
+        var dims: [Int] = []
+        try checkRectangular(value, name: name, dims: &dims)
+        var shape = Shape(dims)
+        if case .declared(let declared) = layout {
             guard let expected = declared.checkedElementCount else {
                 throw .invalidArgument("input '\(name)' has shape \(declared), whose element count overflows")
             }
-            let count = try countLeaves(value, name: name)
+            // Rectangular, so the nesting's element count is the number of values.
+            let count = shape.elementCount
             guard count == expected else {
                 throw .invalidArgument("input '\(name)' has \(count) values in 'data' but shape \(declared) needs \(expected)")
             }
@@ -93,18 +91,6 @@ package enum JSONTensor {
     private static func ragged(_ name: String, _ path: [Int], _ problem: String) -> ServingError {
         let location = path.isEmpty ? "the value" : "element " + path.map { "[\($0)]" }.joined()
         return .invalidArgument("input '\(name)' is a ragged nested list: \(location) \(problem)")
-    }
-
-    /// Values in a nested list of any shape.
-    private static func countLeaves(_ value: JSONValue, name: String) throws(ServingError) -> Int {
-        switch value {
-        case .numbers(let array): return array.count
-        case .array(let list):
-            var count = 0
-            for element in list { count += try countLeaves(element, name: name) }
-            return count
-        default: return 1
-        }
     }
 
     // MARK: Filling

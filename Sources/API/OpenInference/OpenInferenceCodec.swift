@@ -45,8 +45,9 @@ package enum OpenInferenceCodec {
             }
         }
 
-        func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Decoded) {
-            let decoded = try OpenInferenceCodec.decode(request.body, headerLength: try Self.binaryHeaderLength(request), model: model)
+        func decode(_ request: HTTPRequest, model: ServedModel, charge: @escaping (Int) -> Bool) throws(ServingError) -> (InferenceRequest, Decoded) {
+            let decoded = try OpenInferenceCodec.decode(request.body, headerLength: try Self.binaryHeaderLength(request), model: model,
+                                                        charge: charge)
             return (decoded.request, decoded)
         }
 
@@ -105,7 +106,8 @@ package enum OpenInferenceCodec {
     static let maximumTimeoutMicroseconds: Int64 = 86_400_000_000
 
     /// Decodes a body whose first `headerLength` bytes are JSON (all of it when nil).
-    package static func decode(_ body: [UInt8], headerLength: Int?, model: ServedModel) throws(ServingError) -> Decoded {
+    package static func decode(_ body: [UInt8], headerLength: Int?, model: ServedModel,
+                               charge: @escaping (Int) -> Bool = { _ in true }) throws(ServingError) -> Decoded {
         let jsonLength = headerLength ?? body.count
         guard jsonLength <= body.count else {
             throw .invalidArgument("Inference-Header-Content-Length is \(jsonLength) but the body has only \(body.count) bytes")
@@ -114,8 +116,8 @@ package enum OpenInferenceCodec {
             return try decodeRaw(body, model: model)
         }
         let json = try body.withUnsafeBytes { raw in
-            Result { () throws(JSONError) in try JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[0..<jsonLength])) }
-        }.mapError { ServingError.invalidArgument("\($0)") }.get()
+            Result { () throws(JSONError) in try JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[0..<jsonLength]), charge: charge) }
+        }.mapError(ServingError.init).get()
         guard let object = json.object else { throw .invalidArgument("the inference request must be a JSON object") }
 
         var id: String?

@@ -264,7 +264,7 @@ extension ServingAPI {
         var readyOnly = false
         if !body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             let json = try Result { () throws(JSONError) in try JSONParser.parse(body) }
-                .mapError { ServingError.invalidArgument("\($0)") }.get()
+                .mapError(ServingError.init).get()
             guard let object = json.object else { throw .invalidArgument("the index request must be a JSON object") }
             if case .bool(let flag)? = object["ready"] { readyOnly = flag }
         }
@@ -311,7 +311,7 @@ extension ServingAPI {
     private func load(_ name: String, body: [UInt8]) throws(ServingError) -> [UInt8] {
         if !body.isEmpty {
             let json = try Result { () throws(JSONError) in try JSONParser.parse(body) }
-                .mapError { ServingError.invalidArgument("\($0)") }.get()
+                .mapError(ServingError.init).get()
             if let parameters = json.object?["parameters"]?.object, !parameters.members.isEmpty {
                 throw .invalidArgument("load parameters (config or file overrides) are not supported; change the model repository instead")
             }

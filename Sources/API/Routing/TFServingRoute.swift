@@ -5,6 +5,12 @@ package struct ModelSpec: Sendable, Equatable {
     package var name: String
     package var version: Int?
     package var label: String?
+
+    package init(name: String, version: Int? = nil, label: String? = nil) {
+        self.name = name
+        self.version = version
+        self.label = label
+    }
 }
 
 /// The TF Serving REST routes (http_rest_api_util.cc), matched case-insensitively like TF Serving:

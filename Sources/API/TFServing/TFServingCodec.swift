@@ -16,10 +16,10 @@ package enum TFServingCodec {
     struct Predict: InferenceCodec {
         func decodesInline(_ request: HTTPRequest) -> Bool { request.body.count <= Self.inlineJSONBodyLimit }
 
-        func decode(_ request: HTTPRequest, model: ServedModel) throws(ServingError) -> (InferenceRequest, Format) {
+        func decode(_ request: HTTPRequest, model: ServedModel, charge: @escaping (Int) -> Bool) throws(ServingError) -> (InferenceRequest, Format) {
             let body = try request.body.withUnsafeBytes { raw in
-                Result { () throws(JSONError) in try JSONParser.parse(raw) }
-            }.mapError { ServingError.invalidArgument("\($0)") }.get()
+                Result { () throws(JSONError) in try JSONParser.parse(raw, charge: charge) }
+            }.mapError(ServingError.init).get()
             return try decodePredict(body, model: model)
         }
 
