@@ -41,12 +41,14 @@ final class RawClient {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }) == 0 else {
                 Glibc.close(socket)
+                socket = -1  // deinit runs for a class whose init throws once its properties are set
                 throw ClientError(description: "cannot bind to \(source)")
             }
         }
         guard connect(socket, address.ai_addr, address.ai_addrlen) == 0 else {
             let reason = String(cString: strerror(errno))
             Glibc.close(socket)
+            socket = -1  // see above: closing twice would close whatever socket reused the number
             throw ClientError(description: "connect to \(host):\(port): \(reason)")
         }
     }
