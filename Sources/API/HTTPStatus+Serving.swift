@@ -11,6 +11,7 @@ extension ServingError {
         case .invalidArgument, .failedPrecondition: 400
         case .permissionDenied: 403
         case .notFound: 404
+        case .tooLarge: 413
         case .unavailable: 503
         case .resourceExhausted: 429
         case .deadlineExceeded: 504

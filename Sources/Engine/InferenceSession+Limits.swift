@@ -18,6 +18,16 @@ extension InferenceSession {
         }
     }
 
+    /// Throws `EngineError.resourceExhausted` when a run on `feeds` would pass the session's
+    /// working-memory budget by the estimate (as `run` checks first), and `invalidInput` for feeds
+    /// that do not fit the model. Callers use it to refuse a request before queueing it.
+    public func checkWorkingMemory(_ feeds: [String: Tensor], outputs wanted: [String]? = nil) throws(EngineError) {
+        guard let budget = options.workingMemoryBudget else { return }
+        let symbols = try validate(names: feeds.keys) { feeds[$0].map { (type: Optional($0.dataType), shape: $0.shape) } }
+        let names = try outputNames(wanted)
+        try checkWorkingMemory(feeds, symbols: symbols, outputs: wanted == nil ? nil : names, schedule: schedule(for: names), budget: budget)
+    }
+
     /// Throws `EngineError.resourceExhausted` when the estimate for these feeds is above `budget`.
     func checkWorkingMemory(_ feeds: [String: Tensor], symbols: [String: (size: Int, input: String)], outputs: [String]?,
                             schedule: ExecutionPlan.Schedule, budget: Int) throws(EngineError) {

@@ -125,24 +125,29 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var optimizations: Bool?
     /// Flush denormal floats to zero while running (default: false).
     public var flushDenormals: Bool?
+    /// Most working memory one engine run may take, estimated from its shapes before it starts;
+    /// larger requests get 413 (default: the daemon's setting).
+    public var runMemoryBudgetBytes: Int?
     /// Dynamic batching.
     public var batching: BatchingConfiguration?
 
     public init(versionPolicy: VersionPolicy? = nil, labels: [String: Int]? = nil, threads: Int? = nil,
                 warmup: Bool? = nil, optimizations: Bool? = nil, flushDenormals: Bool? = nil,
-                batching: BatchingConfiguration? = nil) {
+                runMemoryBudgetBytes: Int? = nil, batching: BatchingConfiguration? = nil) {
         self.versionPolicy = versionPolicy
         self.labels = labels
         self.threads = threads
         self.warmup = warmup
         self.optimizations = optimizations
         self.flushDenormals = flushDenormals
+        self.runMemoryBudgetBytes = runMemoryBudgetBytes
         self.batching = batching
     }
 
     enum CodingKeys: String, CodingKey {
         case versionPolicy = "version_policy"
         case flushDenormals = "flush_denormals"
+        case runMemoryBudgetBytes = "run_memory_budget_bytes"
         case labels, threads, warmup, optimizations, batching
     }
 
@@ -207,7 +212,7 @@ public enum ConfigurationText {
 extension ModelConfiguration: ConfigurationSection {
     public static var keys: [String: (any ConfigurationSection.Type)?] {
         ["version_policy": VersionPolicy.self, "labels": nil, "threads": nil, "warmup": nil,
-         "optimizations": nil, "flush_denormals": nil, "batching": BatchingConfiguration.self]
+         "optimizations": nil, "flush_denormals": nil, "run_memory_budget_bytes": nil, "batching": BatchingConfiguration.self]
     }
 }
 

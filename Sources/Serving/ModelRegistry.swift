@@ -33,15 +33,22 @@ public struct ServingDefaults: Sendable {
     public var flushDenormals: Bool
     /// Batching settings for models that do not set their own.
     public var batching: BatchingConfiguration
+    /// Most working memory one engine run may take (nil: no limit).
+    public var runMemoryBudgetBytes: Int?
 
     public init(threads: Int? = nil, warmup: Bool = true, optimizations: Bool = true, flushDenormals: Bool = false,
-                batching: BatchingConfiguration = BatchingConfiguration()) {
+                batching: BatchingConfiguration = BatchingConfiguration(),
+                runMemoryBudgetBytes: Int? = ServingDefaults.defaultRunMemoryBudgetBytes) {
         self.threads = threads
         self.warmup = warmup
         self.optimizations = optimizations
         self.flushDenormals = flushDenormals
         self.batching = batching
+        self.runMemoryBudgetBytes = runMemoryBudgetBytes
     }
+
+    /// The engine's default per-run budget: a quarter of physical memory.
+    public static var defaultRunMemoryBudgetBytes: Int? { InferenceSession.Options.defaultWorkingMemoryBudget }
 }
 
 /// Every model the daemon serves: loads them (at start, or on request), keeps their sessions,
@@ -285,7 +292,8 @@ public final class ModelRegistry: Sendable {
         let threads = configuration.threads ?? defaults.threads ?? max(1, Parallelism.computeThreadBudget / policy.instances)
         let options = InferenceSession.Options(intraOpThreads: threads,
                                                optimizations: configuration.optimizations ?? defaults.optimizations,
-                                               flushDenormals: configuration.flushDenormals ?? defaults.flushDenormals)
+                                               flushDenormals: configuration.flushDenormals ?? defaults.flushDenormals,
+                                               workingMemoryBudget: configuration.runMemoryBudgetBytes ?? defaults.runMemoryBudgetBytes)
         let model = try ServedModel(name: source.name, version: version, path: path, contents: contents, options: options,
                                     policy: policy, metrics: metrics)
         if configuration.warmup ?? defaults.warmup {

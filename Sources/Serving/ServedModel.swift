@@ -94,10 +94,12 @@ public final class ServedModel: Sendable {
     /// Returns a handle whose `cancel` drops the request if it has not started.
     @discardableResult
     public func submit(_ request: InferenceRequest, completion: @escaping InferenceCompletion) -> RequestHandle {
-        do {
+        do throws(EngineError) {
             try session.validate(request.inputs)
+            // Refused before it queues when its run alone would pass the run budget.
+            try session.checkWorkingMemory(request.inputs, outputs: request.outputs)
         } catch {
-            completion(.failure(.invalidArgument(Self.message(error))))
+            completion(.failure(Self.servingError(error)))
             return RequestHandle(cancel: {})
         }
         if let wanted = request.outputs {
@@ -181,14 +183,17 @@ public final class ServedModel: Sendable {
         do {
             return .success(try session.run(request.inputs, outputs: request.outputs))
         } catch {
-            if case .invalidInput = error { return .failure(.invalidArgument(message(error))) }
-            return .failure(.internal("inference failed: \(error)"))
+            return .failure(servingError(error))
         }
     }
 
-    private static func message(_ error: any Error) -> String {
-        if let error = error as? EngineError, case .invalidInput(let text) = error { return text }
-        return "\(error)"
+    /// How a client sees an engine error: its mistake (400), too large to run (413), or ours (500).
+    private static func servingError(_ error: EngineError) -> ServingError {
+        switch error {
+        case .invalidInput(let message): .invalidArgument(message)
+        case .resourceExhausted: ServingError(.tooLarge, "\(error)")
+        default: .internal("inference failed: \(error)")
+        }
     }
 
     // MARK: Warm-up

@@ -11,6 +11,8 @@ public struct ServingError: Error, Sendable, Equatable, CustomStringConvertible 
         case cancelled = "CANCELLED"
         case failedPrecondition = "FAILED_PRECONDITION"
         case permissionDenied = "PERMISSION_DENIED"
+        /// The request is larger than the server will process (a run's working memory).
+        case tooLarge = "TOO_LARGE"
         case unimplemented = "UNIMPLEMENTED"
         case `internal` = "INTERNAL"
     }

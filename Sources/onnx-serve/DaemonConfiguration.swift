@@ -16,6 +16,7 @@ struct DaemonConfiguration: Codable, Equatable {
     var headerTimeoutSeconds: Int?
     var maxBodyBytes: Int?
     var memoryBudgetBytes: Int?
+    var runMemoryBudgetBytes: Int?
     var intraOpThreads: Int?
     var computeThreads: Int?
     var warmup: Bool?
@@ -39,6 +40,7 @@ struct DaemonConfiguration: Codable, Equatable {
         case headerTimeoutSeconds = "header_timeout_seconds"
         case maxBodyBytes = "max_body_bytes"
         case memoryBudgetBytes = "memory_budget_bytes"
+        case runMemoryBudgetBytes = "run_memory_budget_bytes"
         case intraOpThreads = "intra_op_threads"
         case computeThreads = "compute_threads"
         case flushDenormals = "flush_denormals"
@@ -107,6 +109,7 @@ struct DaemonConfiguration: Codable, Equatable {
         merged.headerTimeoutSeconds = other.headerTimeoutSeconds ?? headerTimeoutSeconds
         merged.maxBodyBytes = other.maxBodyBytes ?? maxBodyBytes
         merged.memoryBudgetBytes = other.memoryBudgetBytes ?? memoryBudgetBytes
+        merged.runMemoryBudgetBytes = other.runMemoryBudgetBytes ?? runMemoryBudgetBytes
         merged.intraOpThreads = other.intraOpThreads ?? intraOpThreads
         merged.computeThreads = other.computeThreads ?? computeThreads
         merged.warmup = other.warmup ?? warmup
@@ -134,6 +137,7 @@ struct DaemonConfiguration: Codable, Equatable {
         if let headerTimeoutSeconds, headerTimeoutSeconds < 1 { throw .invalidArgument("header_timeout_seconds must be at least 1") }
         if let maxBodyBytes, maxBodyBytes < 1 { throw .invalidArgument("max_body_bytes must be at least 1") }
         if let memoryBudgetBytes, memoryBudgetBytes < 1 { throw .invalidArgument("memory_budget_bytes must be at least 1") }
+        if let runMemoryBudgetBytes, runMemoryBudgetBytes < 1 { throw .invalidArgument("run_memory_budget_bytes must be at least 1") }
         if let intraOpThreads, intraOpThreads < 0 { throw .invalidArgument("intra_op_threads must be 0 (all cores) or more") }
         if let computeThreads, computeThreads < 0 { throw .invalidArgument("compute_threads must be 0 (all cores) or more") }
         if let drainSeconds, drainSeconds < 0 { throw .invalidArgument("drain_seconds must not be negative") }

@@ -53,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("memory-budget-bytes"), help: "Most bytes held for requests at once, daemon-wide (default: a quarter of memory).")
     var memoryBudgetBytes: Int?
 
+    @Option(name: .customLong("run-memory-budget-bytes"), help: "Most working memory one engine run may take; larger requests get 413 (default: a quarter of memory).")
+    var runMemoryBudgetBytes: Int?
+
     @Option(name: .customLong("intra-op-threads"), help: "Threads per inference run (default 0: all cores).")
     var intraOpThreads: Int?
 
@@ -145,6 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         flags.headerTimeoutSeconds = headerTimeoutSeconds
         flags.maxBodyBytes = maxBodyBytes
         flags.memoryBudgetBytes = memoryBudgetBytes
+        flags.runMemoryBudgetBytes = runMemoryBudgetBytes
         flags.intraOpThreads = intraOpThreads
         flags.computeThreads = computeThreads
         flags.warmup = warmup
@@ -204,7 +208,8 @@ struct Daemon {
             threads: (configuration.intraOpThreads ?? 0) > 0 ? configuration.intraOpThreads : nil,
             warmup: configuration.warmup ?? true, optimizations: configuration.optimizations ?? true,
             flushDenormals: configuration.flushDenormals ?? false,
-            batching: configuration.batching ?? BatchingConfiguration())
+            batching: configuration.batching ?? BatchingConfiguration(),
+            runMemoryBudgetBytes: configuration.runMemoryBudgetBytes ?? ServingDefaults.defaultRunMemoryBudgetBytes)
         let registry = ModelRegistry(repository: repository, explicit: explicit, controlMode: configuration.modelControlMode ?? .none,
                                      defaults: defaults, metrics: metrics, logger: logger)
         // Request bodies are charged to it by the HTTP server, parsed JSON and decoded tensors by the API.

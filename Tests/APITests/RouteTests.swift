@@ -44,9 +44,11 @@ import Testing
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../config/models").standardized.path
 
-    static func api(controlMode: ModelControlMode = .none, memoryBudget: MemoryBudget? = nil) throws -> ServingAPI {
+    static func api(controlMode: ModelControlMode = .none, memoryBudget: MemoryBudget? = nil,
+                    runMemoryBudget: Int? = ServingDefaults.defaultRunMemoryBudgetBytes) throws -> ServingAPI {
         let registry = ModelRegistry(repository: ModelRepository(root: repository), explicit: [], controlMode: controlMode,
-                                     defaults: ServingDefaults(warmup: false), metrics: ServingMetrics(), logger: Logger(label: "test"))
+                                     defaults: ServingDefaults(warmup: false, runMemoryBudgetBytes: runMemoryBudget),
+                                     metrics: ServingMetrics(), logger: Logger(label: "test"))
         try registry.loadAll()
         return ServingAPI(registry: registry, metrics: ServingMetrics(), logger: Logger(label: "test"), accessLog: false,
                           memoryBudget: memoryBudget)
@@ -132,6 +134,16 @@ import Testing
         #expect(large.status == 503 && large.headers["Retry-After"] == "1", "\(Self.error(large))")
         #expect(Self.error(large).contains("memory budget"))
         #expect(budget.bytesInUse == 0)
+    }
+
+    @Test func aRunOverTheRunMemoryBudgetIs413AndNeverQueues() async throws {
+        // The digits model's working memory grows with the rows: one row fits in 16 KiB, 64 do not.
+        let api = try Self.api(runMemoryBudget: 16 << 10)
+        let one = await Self.send(api, "POST", "/v1/models/digits:predict", body: #"{"instances": [\#(Self.zeroDigit)]}"#)
+        #expect(one.status == 200, "\(Self.error(one))")
+        let rows = "[" + Array(repeating: Self.zeroDigit, count: 64).joined(separator: ",") + "]"
+        let many = await Self.send(api, "POST", "/v1/models/digits:predict", body: #"{"instances": \#(rows)}"#)
+        #expect(many.status == 413 && Self.error(many).contains("working memory"), "\(Self.error(many))")
     }
 
     @Test func theRepositoryAPIIsOffByDefault() async throws {
