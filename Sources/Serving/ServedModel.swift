@@ -23,6 +23,7 @@ public final class ServedModel: Sendable {
     public let statistics = ModelStatistics()
 
     private let scheduler: BatchScheduler
+    private let metrics: ServingMetrics
 
     /// Builds a session from `contents`, the bytes read from `path` (external data is looked up
     /// beside it), and prepares its queue.
@@ -39,6 +40,7 @@ public final class ServedModel: Sendable {
         }
         self.name = name
         self.version = version
+        self.metrics = metrics
         self.path = path
         self.session = session
         self.loadDuration = ContinuousClock.now - start
@@ -115,7 +117,12 @@ public final class ServedModel: Sendable {
             completion(.failure(.invalidArgument("inference request batch-size must be <= \(policy.maxBatchSize) for '\(name)' (this request has \(rows) rows)")))
             return RequestHandle(cancel: {})
         }
-        let id = scheduler.submit(request, rows: rows, signature: signature, completion: completion)
+        let (name, version, metrics) = (name, version, metrics)
+        metrics.addInFlight(model: name, version: version, 1)
+        let id = scheduler.submit(request, rows: rows, signature: signature) { result in
+            metrics.addInFlight(model: name, version: version, -1)
+            completion(result)
+        }
         return RequestHandle(cancel: { [scheduler] in scheduler.clientGone(id) })
     }
 

@@ -29,6 +29,7 @@ public final class ServingMetrics: Sendable {
     private struct ModelKey: Hashable { var model: String, version: Int }
     private struct ModelMetrics {
         var engine: DurationHistogram, batchSize: ValueHistogram, queueWait: DurationHistogram, queueLength: Gauge
+        var inFlight: Gauge
     }
     private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
     private let modelMetrics = Mutex<[ModelKey: ModelMetrics]>([:])
@@ -56,7 +57,9 @@ public final class ServingMetrics: Sendable {
                                                    labels: labels, buckets: Self.batchSizeBuckets),
             queueWait: registry.makeDurationHistogram(descriptor: Self.name("queue_duration", unit: "seconds", help: "Time a request waited for the engine"),
                                                       labels: labels, buckets: Self.latencyBuckets),
-            queueLength: registry.makeGauge(descriptor: Self.name("queue_length", help: "Requests waiting in a model's queue"), labels: labels))
+            queueLength: registry.makeGauge(descriptor: Self.name("queue_length", help: "Requests waiting in a model's queue"), labels: labels),
+            inFlight: registry.makeGauge(descriptor: Self.name("requests_in_flight", help: "Requests a model has accepted and not yet answered (queued or running)"),
+                                         labels: labels))
         modelMetrics.withLock { $0[key] = made }
         return made
     }
@@ -83,6 +86,11 @@ public final class ServingMetrics: Sendable {
     /// Sets how many requests wait in a model's queue.
     public func setQueueLength(model: String, version: Int, length: Int) {
         metrics(model: model, version: version).queueLength.set(Double(length))
+    }
+
+    /// Counts a request a model accepted (`+1`) or answered (`-1`).
+    public func addInFlight(model: String, version: Int, _ change: Int) {
+        metrics(model: model, version: version).inFlight.increment(by: Double(change))
     }
 
     /// Counts requests turned away because the queue was full.

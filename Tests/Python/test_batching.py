@@ -2,7 +2,9 @@
 departed clients, and failures confined to the requests that cause them."""
 import concurrent.futures
 import json
+import re
 import socket
+import struct
 import time
 
 import numpy as np
@@ -74,15 +76,31 @@ def test_deadline_passes_before_running(daemon):
     assert "deadline" in next(a for a in answers if a.status_code == 504).json()["error"]
 
 
+def in_flight(url, model):
+    """Requests `model` has accepted and not answered, from the daemon's metrics."""
+    text = requests.get(url + "/metrics", timeout=30).text
+    match = re.search(r'^onnx_serve_requests_in_flight\{model="%s",version="1"\} (\S+)$' % model, text, re.M)
+    return int(float(match.group(1))) if match else 0
+
+
+def wait_for(condition, what, timeout=60):
+    """Waits for an event the daemon reports (polled), not for a guessed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.005)
+
+
 def test_request_timeout_parameter_sets_a_deadline(daemon):
     heavy = np.zeros((4, 128, 1024), dtype=np.float32)
     light = {"inputs": [{"name": "x", "shape": [1, 128, 1024], "datatype": "FP32", "data": [0.0] * (128 * 1024)}],
              "parameters": {"timeout": 1000}}  # microseconds, as in Triton
     light = json.dumps(light)
     with socket.create_connection(("127.0.0.1", daemon.port)) as running:
-        running.sendall(binary_infer_request(heavy))  # binary: no decode time, it starts at once
-        time.sleep(0.05)
-        # The heavy request (no batching on slow_fifo) still runs: this one's 1 ms passes in the queue.
+        running.sendall(binary_infer_request(heavy))
+        # Once the model holds the heavy request, the light one queues behind it (no batching on
+        # slow_fifo, one instance): its 1 ms passes in the queue.
+        wait_for(lambda: in_flight(daemon.url, "slow_fifo") == 1, "the heavy request to reach the model")
         second = requests.post(daemon.url + "/v2/models/slow_fifo/infer", data=light, timeout=120)
         assert second.status_code == 504, second.text
         assert "deadline" in second.json()["error"]
@@ -103,14 +121,18 @@ def test_departed_client_costs_no_compute(daemon):
     light = np.zeros((1, 128, 1024), dtype=np.float32)
     before = int(statistics(daemon.url, "slow_fifo")["execution_count"])
     with socket.create_connection(("127.0.0.1", daemon.port)) as running:
-        running.sendall(binary_infer_request(heavy))  # binary: no decode time, it starts at once
-        time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", daemon.port)) as departing:
-            departing.sendall(binary_infer_request(light))
-            time.sleep(0.02)
+        running.sendall(binary_infer_request(heavy))
+        wait_for(lambda: in_flight(daemon.url, "slow_fifo") == 1, "the heavy request to reach the model")
+        departing = socket.create_connection(("127.0.0.1", daemon.port))
+        departing.sendall(binary_infer_request(light))
+        wait_for(lambda: in_flight(daemon.url, "slow_fifo") == 2, "the light request to queue behind it")
+        # Gone for good: a reset (a clean close looks like a half-close, whose client still
+        # wants its answer, so it does not cancel).
+        departing.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        departing.close()
         running.settimeout(120)
         assert running.recv(12).startswith(b"HTTP/1.1 200")
-    time.sleep(0.2)
+    wait_for(lambda: in_flight(daemon.url, "slow_fifo") == 0, "every request to be answered or dropped")
     after = int(statistics(daemon.url, "slow_fifo")["execution_count"])
     assert after - before == 1, "the departed client's request ran"
 
