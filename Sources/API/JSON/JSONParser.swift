@@ -164,8 +164,9 @@ package struct JSONParser {
         case numbers
         /// Every element a numeric array of this shape, back to back in the store.
         case arrays(Int32)
-        /// Anything else: the elements as values.
-        case values([JSONValue])
+        /// Anything else: the elements are kept as values (in a local array, never in this enum,
+        /// so that appending to it never copies).
+        case values
     }
 
     private mutating func array(depth: Int) throws(JSONError) -> JSONValue {
@@ -173,6 +174,7 @@ package struct JSONParser {
         position += 1
         let start = store.doubles.count
         var form = ListForm.empty
+        var values: [JSONValue] = []
         var count = 0
         skipWhitespace()
         if current == UInt8(ascii: "]") {
@@ -194,21 +196,16 @@ package struct JSONParser {
                     case (.arrays(let shape), .numbers(let child)) where child.shapeID == shape:
                         break
                     default:
-                        var values = try materialize(form, count: count, start: start)
+                        try materialize(form, count: count, start: start, into: &values)
+                        form = .values
                         try use(Self.listElementSize)
                         values.append(element)
-                        form = .values(values)
                     }
-                case .values(var values):
-                    form = .empty  // drop the reference so the append does not copy
-                    try use(Self.listElementSize)
-                    values.append(try value(depth: depth + 1))
-                    form = .values(values)
                 default:
-                    var values = try materialize(form, count: count, start: start)
+                    try materialize(form, count: count, start: start, into: &values)
+                    form = .values
                     try use(Self.listElementSize)
                     values.append(try value(depth: depth + 1))
-                    form = .values(values)
                 }
                 count += 1
                 skipWhitespace()
@@ -221,7 +218,7 @@ package struct JSONParser {
         }
         let inner: Int32
         switch form {
-        case .values(let values): return .array(values)
+        case .values: return .array(values)
         case .empty, .numbers: inner = NumberStore.scalarShape
         case .arrays(let shape): inner = shape
         }
@@ -229,22 +226,24 @@ package struct JSONParser {
         return .numbers(NumericArray(store: store, start: start, shapeID: shape))
     }
 
-    /// The elements read so far as values, when a list turns out not to be numeric. Numbers stay
-    /// in the store (unused); numeric sub-arrays keep their place in it.
-    private mutating func materialize(_ form: ListForm, count: Int, start: Int) throws(JSONError) -> [JSONValue] {
-        if case .values = form {} else { try use(count * Self.listElementSize) }
+    /// Turns the elements read so far into values, when a list turns out not to be numeric (once:
+    /// nothing to do when they are values already). Numbers stay in the store (unused); numeric
+    /// sub-arrays keep their place in it.
+    private mutating func materialize(_ form: ListForm, count: Int, start: Int, into values: inout [JSONValue]) throws(JSONError) {
         switch form {
+        case .values:
+            return
         case .empty:
-            return []
+            break
         case .numbers:
-            return (start..<(start + count)).map { index in
+            try use(count * Self.listElementSize)
+            values = (start..<(start + count)).map { index in
                 .number(JSONNumber(double: store.doubles[index], integer: store.integer(at: index)))
             }
         case .arrays(let shape):
+            try use(count * Self.listElementSize)
             let size = store.shapes[Int(shape)].elements
-            return (0..<count).map { .numbers(NumericArray(store: store, start: start + $0 * size, shapeID: shape)) }
-        case .values(let values):
-            return values
+            values = (0..<count).map { .numbers(NumericArray(store: store, start: start + $0 * size, shapeID: shape)) }
         }
     }
 
