@@ -29,13 +29,34 @@ check_target() {
 # One executable holds every harness (ONNX_SERVE_FUZZ_TARGET picks one). SwiftPM runs in a fixed
 # environment: with another (under make, say) it rebuilt the whole package, once without the
 # sanitizers' instrumentation.
-build() {
+compile() {
     mkdir -p "$BUILD"
     status=0
     env -i PATH="$PATH" HOME="$HOME" ONNX_SERVE_FUZZ=1 $SWIFT build -c release --scratch-path "$BUILD" \
         --sanitize fuzzer --sanitize address --product FuzzHarnesses >"$BUILD/build.log" 2>&1 || status=$?
     grep -v "Cannot export local symbol '__asan_extra_spill_area'" "$BUILD/build.log" || true
     [ "$status" -eq 0 ] || { echo "fuzz: building the harnesses failed" >&2; exit 1; }
+}
+
+# The coverage counters libFuzzer finds in the harness (fully instrumented: about 150,000).
+counters() {
+    ONNX_SERVE_FUZZ_TARGET=json SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+        "$BUILD/release/FuzzHarnesses" -runs=0 2>&1 | sed -n 's/.*Loaded 1 modules *(\([0-9]*\) inline 8-bit counters.*/\1/p' | head -n 1
+}
+
+# Builds, and checks the build is instrumented: some incremental rebuilds came out without the
+# fuzzer's coverage (cause not found), which would make every run explore nothing. Such a build
+# is redone from scratch once; if it is still not instrumented, that is a failure.
+build() {
+    compile
+    found=$(counters)
+    if [ "${found:-0}" -lt 10000 ]; then
+        echo "fuzz: the build has ${found:-no} coverage counters (not instrumented); rebuilding from scratch" >&2
+        rm -rf "$BUILD/release" "$BUILD"/*-unknown-linux-gnu
+        compile
+        found=$(counters)
+        [ "${found:-0}" -ge 10000 ] || { echo "fuzz: the rebuilt harness has ${found:-no} coverage counters: not instrumented" >&2; exit 1; }
+    fi
 }
 
 # run TARGET SECONDS [libFuzzer flags]: returns libFuzzer's status.
@@ -55,12 +76,6 @@ run() {
     ONNX_SERVE_FUZZ_TARGET=$target SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
         "$BUILD/release/FuzzHarnesses" "$@" "$work/corpus" "Tests/Fuzz/Corpus/$target" >"$work/log" 2>&1 || status=$?
     elapsed=$(( $(date +%s) - started ))
-    counters=$(sed -n 's/.*Loaded 1 modules *(\([0-9]*\) inline 8-bit counters.*/\1/p' "$work/log" | head -n 1)
-    if [ "${counters:-0}" -lt 10000 ]; then
-        # Seen after some rebuilds (cause not found yet): the Swift objects came out without the
-        # fuzzer's coverage. Say so; `rm -rf .build-fuzz` and a rebuild restore it.
-        echo "fuzz $target: WARNING: only ${counters:-no} coverage counters: this build is not instrumented, so this run explored nothing" >&2
-    fi
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -n 1)
     corpus=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' "$work/log" | tail -n 1)
