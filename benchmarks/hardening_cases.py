@@ -14,6 +14,7 @@ while the case ran:
   instances   a row body of 110,000 named instances (14 MiB)                         (item 7)
   unload      POST /v2/repository/models/digits/unload without credentials           (item 8)
   rows        a raw binary request of 65,536 rows (max_batch_size 64)                (item 10)
+  burst       3 rounds of 8 concurrent 2 MiB JSON bodies (a million numbers each): RSS after
   oidata      Open Inference data [1.0 x64, []] with [1, 64]; INT-like [1,1,1,1,1,[1,1]];
               [2.0 x63, [2.0 x63]] with [63, 64]                                     (item 11)
 
@@ -198,6 +199,18 @@ def case_oidata(url):
             ("same request again", infer([2.0] * 63 + [[2.0] * 63], [63, 64]))]
 
 
+def case_burst(url):
+    """Three rounds of 8 concurrent bodies of a million numbers each (about 2 MiB of JSON, refused
+    after decoding for their 16,384 rows): memory must go back afterwards."""
+    body = json.dumps({"inputs": [{"name": "pixels", "shape": [16384, 64], "datatype": "FP32", "data": [0.5] * (1 << 20)}]})
+    answers = []
+    for _ in range(3):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            answers += list(pool.map(lambda _: post(url, "/v2/models/digits/infer", body), range(8)))
+    time.sleep(2)
+    return [("24 bodies of 1M numbers: statuses", (sorted(set(a[0] for a in answers)), answers[0][1]))]
+
+
 CASES = {name[5:]: function for name, function in globals().items() if name.startswith("case_")}
 
 
@@ -218,9 +231,9 @@ def main():
         prober.done.set()
         prober.join()
         survived = daemon.alive() and daemon.healthy()
-        peak = daemon.memory_mib("VmHWM")
-        print("%s: %.1f s; daemon %s; RSS %.0f MiB before, peak %.0f MiB; slowest health probe %.0f ms%s"
-              % (name, elapsed, "survived" if survived else "DIED (exit %s)" % daemon.process.poll(), baseline, peak,
+        peak, after = daemon.memory_mib("VmHWM"), daemon.memory_mib("VmRSS")
+        print("%s: %.1f s; daemon %s; RSS %.0f MiB before, peak %.0f MiB, %.0f MiB after; slowest health probe %.0f ms%s"
+              % (name, elapsed, "survived" if survived else "DIED (exit %s)" % daemon.process.poll(), baseline, peak, after,
                  prober.slowest * 1000, ", %d probes failed" % prober.failures if prober.failures else ""))
         for what, (status, text) in answers:
             print("    %-36s %s %s" % (what, status, text.replace("\n", " ")))
