@@ -27,13 +27,7 @@ import argparse
 import concurrent.futures
 import json
 import os
-import re
-import signal
-import socket
-import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -41,64 +35,9 @@ import requests
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 REPOSITORY = os.path.join(ROOT, "config", "models")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Python"))
+from conftest import Daemon  # noqa: E402
 ZERO = [0.0] * 64
-
-
-class Daemon:
-    """`onnx-serve serve` on the shipped repository, 127.0.0.1, an ephemeral port; its peak RSS
-    (VmHWM, reset per case) and a health prober that records its slowest answer."""
-
-    def __init__(self, binary):
-        self.process = subprocess.Popen(
-            [binary, "serve", "--model-repository", REPOSITORY, "--host", "127.0.0.1", "--port", "0",
-             "--drain-seconds", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.port = None
-        deadline = time.time() + 60
-        while self.port is None:
-            line = self.process.stderr.readline()
-            if not line or time.time() > deadline:
-                self.process.kill()
-                sys.exit("daemon did not start: " + "".join(self.log))
-            self.log.append(line)
-            match = re.search(r"listening on .* port (\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-        threading.Thread(target=lambda: [self.log.append(l) for l in self.process.stderr], daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self.port
-        while not self.healthy(timeout=1):
-            if time.time() > deadline:
-                sys.exit("daemon not ready")
-            time.sleep(0.05)
-
-    def healthy(self, timeout=5):
-        try:
-            return requests.get(self.url + "/v2/health/ready", timeout=timeout).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def reset_peak(self):
-        with open("/proc/%d/clear_refs" % self.process.pid, "w") as refs:
-            refs.write("5")
-
-    def memory_mib(self, field):
-        try:
-            with open("/proc/%d/status" % self.process.pid) as status:
-                return int(next(l for l in status if l.startswith(field)).split()[1]) / 1024
-        except (OSError, StopIteration):
-            return float("nan")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class Prober(threading.Thread):
@@ -117,6 +56,13 @@ class Prober(threading.Thread):
                 self.failures += 1
             self.slowest = max(self.slowest, time.monotonic() - started)
             self.done.wait(0.05)
+
+
+def healthy(url):
+    try:
+        return requests.get(url + "/v2/health/ready", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def post(url, path, body, headers=None, timeout=300):
@@ -220,7 +166,7 @@ def main():
     parser.add_argument("cases", nargs="*", default=list(CASES))
     args = parser.parse_args()
     for name in args.cases:
-        daemon = Daemon(args.binary)
+        daemon = Daemon(args.binary, "--model-repository", REPOSITORY)
         baseline = daemon.memory_mib("VmRSS")
         daemon.reset_peak()
         prober = Prober(daemon.url)
@@ -230,7 +176,7 @@ def main():
         elapsed = time.monotonic() - started
         prober.done.set()
         prober.join()
-        survived = daemon.alive() and daemon.healthy()
+        survived = daemon.process.poll() is None and healthy(daemon.url)
         peak, after = daemon.memory_mib("VmHWM"), daemon.memory_mib("VmRSS")
         print("%s: %.1f s; daemon %s; RSS %.0f MiB before, peak %.0f MiB, %.0f MiB after; slowest health probe %.0f ms%s"
               % (name, elapsed, "survived" if survived else "DIED (exit %s)" % daemon.process.poll(), baseline, peak, after,

@@ -34,45 +34,18 @@ CONFIG = os.path.join(ROOT, "config", "onnx-serve.yaml")
 ROW = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0,
        0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
 PREDICT = "/v1/models/digits:predict"
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Python"))
+from conftest import Daemon as TestDaemon  # noqa: E402
 
 
-class Daemon:
+class Daemon(TestDaemon):
     """`onnx-serve serve` on the shipped config, 127.0.0.1, an ephemeral port."""
 
     def __init__(self, binary, *flags):
-        self.process = subprocess.Popen(
-            [binary, "serve", "--config", CONFIG, "--host", "127.0.0.1", "--port", "0", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.port = None
-        deadline = time.time() + 60
-        while self.port is None:
-            line = self.process.stderr.readline()
-            if not line or time.time() > deadline:
-                self.process.kill()
-                sys.exit("daemon did not start: " + "".join(self.log))
-            self.log.append(line)
-            match = re.search(r"listening on .* port (\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-        threading.Thread(target=lambda: [self.log.append(l) for l in self.process.stderr], daemon=True).start()
-        while request(self.port, "GET /v2/health/ready")[0] != 200:
-            if time.time() > deadline:
-                sys.exit("daemon not ready")
-            time.sleep(0.05)
+        super().__init__(binary, "--config", CONFIG, *flags)
 
     def rss_mib(self):
-        with open("/proc/%d/status" % self.process.pid) as status:
-            return int(next(l for l in status if l.startswith("VmRSS")).split()[1]) / 1024
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        return self.memory_mib()
 
 
 def connect(port, source="127.0.0.1", timeout=10.0):

@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import random
-import re
 import signal
 import struct
 import subprocess
@@ -31,6 +30,8 @@ from collections import Counter
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 REPOSITORY = os.path.join(ROOT, "config", "models")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Python"))
+from conftest import Daemon  # noqa: E402
 
 
 def row(rng):
@@ -78,44 +79,6 @@ KINDS = {
     "repository-api": (2, False, {403}, lambda r: ("POST", "/v2/repository/models/digits/unload", "{}", JSON)),
     "wrong-method": (2, False, {405}, lambda r: ("GET", "/v1/models/digits:predict", None, {})),
 }
-
-
-class Daemon:
-    def __init__(self, binary, drain_seconds):
-        self.process = subprocess.Popen(
-            [binary, "serve", "--model-repository", REPOSITORY, "--host", "127.0.0.1", "--port", "0",
-             "--drain-seconds", str(drain_seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.port = None
-        deadline = time.time() + 60
-        while self.port is None:
-            line = self.process.stderr.readline()
-            if not line or time.time() > deadline:
-                self.process.kill()
-                sys.exit("daemon did not start: " + "".join(self.log))
-            self.log.append(line)
-            match = re.search(r"listening on .* port (\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-        threading.Thread(target=lambda: [self.log.append(l) for l in self.process.stderr], daemon=True).start()
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                connection.request("GET", "/v2/health/ready")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit("daemon not ready")
-            time.sleep(0.05)
-
-    def rss_mib(self):
-        try:
-            with open("/proc/%d/status" % self.process.pid) as status:
-                return int(next(l for l in status if l.startswith("VmRSS")).split()[1]) / 1024
-        except (OSError, StopIteration):
-            return 0.0
 
 
 class Client(threading.Thread):
@@ -179,21 +142,21 @@ def main():
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    daemon = Daemon(args.binary, args.drain_seconds)
-    rss_start = daemon.rss_mib()
+    daemon = Daemon(args.binary, "--model-repository", REPOSITORY, "--drain-seconds", str(args.drain_seconds))
+    rss_start = daemon.memory_mib()
     # Phase 1: the soak.
     no_signal = [None]
     stop, clients = run_clients(daemon.port, args.connections, 0, no_signal)
     peak, started = rss_start, time.monotonic()
     while time.monotonic() - started < args.seconds and daemon.process.poll() is None:
         time.sleep(1)
-        peak = max(peak, daemon.rss_mib())
+        peak = max(peak, daemon.memory_mib())
     stop.set()
     for client in clients:
         client.join(timeout=120)
     survived = daemon.process.poll() is None
     time.sleep(2)  # memory freed after the load goes back to the system
-    rss_end = daemon.rss_mib()
+    rss_end = daemon.memory_mib()
     soak = [o for client in clients for o in client.outcomes]
     statuses, wrong = summarize(soak)
 

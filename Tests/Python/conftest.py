@@ -67,6 +67,19 @@ class Daemon:
             time.sleep(0.05)
         raise RuntimeError("daemon not ready: %s" % "".join(self.log))
 
+    def memory_mib(self, field="VmRSS"):
+        """A memory figure of the daemon from /proc (VmRSS now, VmHWM the peak), nan once it is gone."""
+        try:
+            with open("/proc/%d/status" % self.process.pid) as status:
+                return int(next(l for l in status if l.startswith(field)).split()[1]) / 1024
+        except (OSError, StopIteration):
+            return float("nan")
+
+    def reset_peak(self):
+        """Starts VmHWM again from the current RSS."""
+        with open("/proc/%d/clear_refs" % self.process.pid, "w") as refs:
+            refs.write("5")
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
