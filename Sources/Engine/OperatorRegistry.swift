@@ -22,9 +22,6 @@ public struct OperatorDefinition: Sendable {
 
 /// Every operator the engine can run, from one table (one line per operator, grouped by family).
 public enum OperatorRegistry {
-    /// Domains a model may import. Nodes may use only operators we implement.
-    public static let knownDomains: Set<String> = ["", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", internalDomain]
-
     /// Domain of the fused operators our optimisation passes create.
     public static let internalDomain = "org.onnx-serve"
 

@@ -97,10 +97,24 @@ def test_opset_newer_than_known(binary, tmp_path):
     expect_error(binary, save(tmp_path, relu_model(opset=99)), "opset 99")
 
 
-def test_unknown_domain(binary, tmp_path):
+def test_unused_domain_imports_load(binary, tmp_path):
+    # onnxruntime.quantization declares ai.onnx.preview in every model it writes, using none of it.
+    model = relu_model()
+    model.opset_import.extend([helper.make_opsetid("ai.onnx.preview", 1), helper.make_opsetid("com.example.custom", 1)])
+    path = save(tmp_path, model)
+    x = np.array([[-1, 0, 1], [2, -3, 4]], dtype=np.float32)
+    (tmp_path / "x.pb").write_bytes(numpy_helper.from_array(x, "x").SerializeToString())
+    code, _, err = run_cli(binary, "run", path, "--input", str(tmp_path / "x.pb"), "--output-dir", str(tmp_path / "out"))
+    assert code == 0, err
+    y = numpy_helper.to_array(onnx.load_tensor(str(tmp_path / "out" / "output_0.pb")))
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+def test_node_of_unknown_domain(binary, tmp_path):
     model = relu_model()
     model.opset_import.append(helper.make_opsetid("com.example.custom", 1))
-    expect_error(binary, save(tmp_path, model), "unknown operator domain 'com.example.custom'")
+    model.graph.node[0].domain = "com.example.custom"
+    expect_error(binary, save(tmp_path, model), "unsupported operator com.example.custom.Relu", "relu")
 
 
 def test_unsupported_element_type(binary, tmp_path):
