@@ -78,9 +78,11 @@ public final class InferenceSession: Sendable {
         self.options = options
         self.pool = BufferPool(retainLimit: options.bufferRetainLimit)
         inputs = model.graph.inputs
+        let mapKeys = try Self.mapOutputKeys(model.graph)
         outputs = model.graph.outputs.map { output in
             let inferred = plan.outputSlots[output.name].flatMap { plan.slotTypes[$0] }
-            return ValueInfo(name: output.name, type: inferred.map { PlanBuilder.refine(declared: output.type, inferred: $0) } ?? output.type)
+            return ValueInfo(name: output.name, type: inferred.map { PlanBuilder.refine(declared: output.type, inferred: $0) } ?? output.type,
+                             mapKeys: mapKeys[output.name])
         }
     }
 

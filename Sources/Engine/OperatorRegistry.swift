@@ -42,9 +42,12 @@ public enum OperatorRegistry {
         (domain == "ai.onnx" ? "" : domain) + "::" + opType
     }
 
-    /// The schema version in effect for `opType` under an imported opset (default domain only;
-    /// other domains use the imported version as is). Nil when ONNX has no such operator.
+    /// The schema version in effect for `opType` under an imported opset (default domain and
+    /// `ai.onnx.ml`; other domains use the imported version as is). Nil when ONNX has no such operator.
     public static func effectiveVersion(opType: String, domain: String, opset: Int) -> Int? {
+        if domain == ClassicMLOperators.domain {
+            return ClassicMLOperators.history[opType].map { history in history.last { $0 <= opset } ?? opset } ?? opset
+        }
         guard domain.isEmpty || domain == "ai.onnx" else { return opset }
         guard let history = OpsetHistory.versions[opType] else { return nil }
         return history.last { $0 <= opset }

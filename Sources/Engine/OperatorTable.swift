@@ -1,5 +1,6 @@
 extension OperatorRegistry {
-    /// Every operator family; each lists its operators one per line.
+    /// Every operator family; each lists its operators one per line. Families of other domains
+    /// than `ai.onnx` come last, one table per domain.
     static let allDefinitions: [OperatorDefinition] =
         UnaryOperators.definitions
         + ActivationOperators.definitions
@@ -16,4 +17,6 @@ extension OperatorRegistry {
         + IndexingOperators.definitions
         + GeneratorOperators.definitions
         + ResizeOperators.definitions
+        + TextOperators.definitions
+        + ClassicMLOperators.definitions  // ai.onnx.ml
 }

@@ -87,6 +87,8 @@ final class ModelImporter {
     /// The declared tensor type of a graph input or output (nil when the file leaves it out).
     private func tensorType(_ info: Onnx_ValueInfoProto, role: String) throws(ONNXError) -> TensorType? {
         guard info.hasType, let value = info.type.value else { return nil }
+        // A sequence of maps (ZipMap's output): its operator gives the type it is carried as.
+        if role == "output", case .sequenceType(let sequence) = value, case .mapType? = sequence.elemType.value { return nil }
         guard case .tensorType(let tensor) = value else {
             throw .invalidModel("\(role) '\(info.name)' is not a tensor (\(Self.kind(of: value))); onnx-serve supports tensors only")
         }

@@ -66,9 +66,13 @@ public struct ValueInfo: Sendable {
     public var name: String
     /// Declared type; nil when the model does not say.
     public var type: TensorType?
+    /// For an output that is a sequence of maps (ONNX-ML's ZipMap): the keys every map has. The
+    /// value is then carried as `type`, a tensor with one row of map values per map.
+    public var mapKeys: Tensor?
 
-    public init(name: String, type: TensorType?) {
+    public init(name: String, type: TensorType?, mapKeys: Tensor? = nil) {
         self.name = name
         self.type = type
+        self.mapKeys = mapKeys
     }
 }

@@ -1,0 +1,128 @@
+import Engine
+import Kernels
+import Tensors
+import Testing
+
+/// Builds and runs one `ai.onnx.ml` node (inputs x0, x1, ...).
+private func runML(_ opType: String, _ inputs: [Tensor], _ attributes: [String: AttributeValue], outputs: Int = 1,
+                   opset: Int = 3, threads: Int = 1) throws -> [Tensor] {
+    let node = Node(name: "node", opType: opType, domain: "ai.onnx.ml", inputs: inputs.indices.map { "x\($0)" },
+                    outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
+    let op = try OperatorRegistry.make(node, opsets: ["": 17, "ai.onnx.ml": opset], constants: inputs.map { _ in nil })
+    return try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: threads)))
+}
+
+/// Two trees over two features: tree 0 splits x0 ≤ 0.5 (NaN goes true), tree 1 splits x1 < 2.
+private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
+    [
+        "nodes_treeids": .ints([0, 0, 0, 1, 1, 1]),
+        "nodes_nodeids": .ints([0, 1, 2, 0, 1, 2]),
+        "nodes_featureids": .ints([0, 0, 0, 1, 0, 0]),
+        "nodes_modes": .strings(["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LT", "LEAF", "LEAF"]),
+        "nodes_values": .floats([0.5, 0, 0, 2, 0, 0]),
+        "nodes_truenodeids": .ints([1, 0, 0, 1, 0, 0]),
+        "nodes_falsenodeids": .ints([2, 0, 0, 2, 0, 0]),
+        "nodes_missing_value_tracks_true": .ints([missingTrue, 0, 0, 0, 0, 0]),
+        "target_treeids": .ints([0, 0, 1, 1]),
+        "target_nodeids": .ints([1, 2, 1, 2]),
+        "target_ids": .ints([0, 0, 0, 0]),
+        "target_weights": .floats([1, 10, 100, 1000]),
+    ]
+}
+
+@Suite struct ClassicMLOperatorTests {
+    @Test func treeRegressorAggregatesAndSendsMissingValuesTheTrackedWay() throws {
+        let x = Tensor([0.2, 1, 0.9, 5, Float.nan, 3] as [Float], shape: [3, 2])
+        let sum = try runML("TreeEnsembleRegressor", [x], twoTrees())[0]
+        #expect(sum.shape == [3, 1] && sum.floats == [101, 1010, 1001])
+        let average = try runML("TreeEnsembleRegressor", [x], twoTrees().merging(["aggregate_function": .string("AVERAGE"),
+                                                                                 "base_values": .floats([0.5])]) { $1 })[0]
+        #expect(average.floats == [51, 505.5, 501])
+        let maximum = try runML("TreeEnsembleRegressor", [x], twoTrees(missingTrue: 0).merging(["aggregate_function": .string("MAX")]) { $1 })[0]
+        #expect(maximum.floats == [100, 1000, 1000])
+        // Rows spread over threads give the same answer.
+        let many = Tensor((0..<2000).map { Float($0 % 7) - 3 }, shape: [1000, 2])
+        let serial = try runML("TreeEnsembleRegressor", [many], twoTrees())[0]
+        let parallel = try runML("TreeEnsembleRegressor", [many], twoTrees(), threads: 4)[0]
+        #expect(serial.floats == parallel.floats)
+    }
+
+    @Test func hostileTreesAreRefusedWhenTheModelLoads() {
+        let x = Tensor([0, 0] as [Float], shape: [1, 2])
+        var cycle = twoTrees()
+        cycle["nodes_modes"] = .strings(["BRANCH_LEQ", "BRANCH_LEQ", "LEAF", "BRANCH_LT", "LEAF", "LEAF"])
+        cycle["nodes_truenodeids"] = .ints([1, 0, 0, 1, 0, 0])
+        cycle["target_nodeids"] = .ints([2, 2, 1, 2])
+        #expect(failure { try runML("TreeEnsembleRegressor", [x], cycle) }?.isInvalidNode("cycle") == true)
+        var missingChild = twoTrees()
+        missingChild["nodes_falsenodeids"] = .ints([7, 0, 0, 2, 0, 0])
+        #expect(failure { try runML("TreeEnsembleRegressor", [x], missingChild) }?.isInvalidNode("child 7") == true)
+        var target = twoTrees()
+        target["target_ids"] = .ints([0, 0, 3, 0])
+        #expect(failure { try runML("TreeEnsembleRegressor", [x], target) }?.isInvalidNode("target 3") == true)
+        var short = twoTrees()
+        short["nodes_values"] = .floats([0.5])
+        #expect(failure { try runML("TreeEnsembleRegressor", [x], short) }?.isInvalidNode("'nodes_values' has 1 entries") == true)
+        var weightOnBranch = twoTrees()
+        weightOnBranch["target_nodeids"] = .ints([0, 2, 1, 2])
+        #expect(failure { try runML("TreeEnsembleRegressor", [x], weightOnBranch) }?.isInvalidNode("not a leaf") == true)
+        // A feature the input does not have is the request's fault.
+        #expect(failure { try runML("TreeEnsembleRegressor", [Tensor([0] as [Float], shape: [1, 1])], twoTrees()) }?
+            .isInvalidArgument("the input has 1 features") == true)
+    }
+
+    @Test func treeEnsembleOpset5RefusesOutOfRangeIndices() {
+        let base: [String: AttributeValue] = [
+            "n_targets": .int(1), "tree_roots": .ints([0]), "nodes_featureids": .ints([0]),
+            "nodes_splits": .tensor(Tensor([0.5] as [Float], shape: [1])), "nodes_modes": .tensor(Tensor([0] as [UInt8], shape: [1])),
+            "nodes_truenodeids": .ints([0]), "nodes_falsenodeids": .ints([1]), "nodes_trueleafs": .ints([1]), "nodes_falseleafs": .ints([1]),
+            "leaf_targetids": .ints([0, 0]), "leaf_weights": .tensor(Tensor([1, 2] as [Float], shape: [2])),
+        ]
+        let x = Tensor([0, 1] as [Float], shape: [2, 1])
+        #expect((try? runML("TreeEnsemble", [x], base, opset: 5)[0].floats) == [1, 2])
+        #expect(failure { try runML("TreeEnsemble", [x], base.merging(["tree_roots": .ints([4])]) { $1 }, opset: 5) }?.isInvalidNode("tree root 4") == true)
+        #expect(failure { try runML("TreeEnsemble", [x], base.merging(["nodes_falsenodeids": .ints([9])]) { $1 }, opset: 5) }?.isInvalidNode("leaf child 9") == true)
+        #expect(failure { try runML("TreeEnsemble", [x], base.merging(["leaf_targetids": .ints([0, 2])]) { $1 }, opset: 5) }?.isInvalidNode("target 2") == true)
+    }
+
+    @Test func classifierPicksLabelsAndRefusesBadClassIDs() throws {
+        let attributes: [String: AttributeValue] = [
+            "nodes_treeids": .ints([0, 0, 0]), "nodes_nodeids": .ints([0, 1, 2]), "nodes_featureids": .ints([0, 0, 0]),
+            "nodes_modes": .strings(["BRANCH_LEQ", "LEAF", "LEAF"]), "nodes_values": .floats([0, 0, 0]),
+            "nodes_truenodeids": .ints([1, 0, 0]), "nodes_falsenodeids": .ints([2, 0, 0]),
+            "class_treeids": .ints([0, 0, 0, 0, 0, 0]), "class_nodeids": .ints([1, 1, 1, 2, 2, 2]), "class_ids": .ints([0, 1, 2, 0, 1, 2]),
+            "class_weights": .floats([0.7, 0.2, 0.1, 0.1, 0.3, 0.6]), "classlabels_strings": .strings(["a", "b", "c"]),
+        ]
+        let out = try runML("TreeEnsembleClassifier", [Tensor([-1, 1] as [Float], shape: [2, 1])], attributes, outputs: 2)
+        #expect(out[0].strings == ["a", "c"] && isClose(out[1].floats, [0.7, 0.2, 0.1, 0.1, 0.3, 0.6]))
+        #expect(failure { try runML("TreeEnsembleClassifier", [], attributes.merging(["class_ids": .ints([0, 1, 5, 0, 1, 2])]) { $1 }, outputs: 2) }?
+            .isInvalidNode("target 5") == true)
+    }
+
+    @Test func encodersAndExtractorsCheckIndicesAndCategories() throws {
+        let x = Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3])
+        let picked = try runML("ArrayFeatureExtractor", [x, Tensor([2, 0] as [Int64], shape: [2])], [:])[0]
+        #expect(picked.shape == [2, 2] && picked.floats == [3, 1, 6, 4])
+        #expect(failure { try runML("ArrayFeatureExtractor", [x, Tensor([3] as [Int64], shape: [1])], [:]) }?.isInvalidArgument("index 3") == true)
+        let colours = Tensor(strings: ["b", "x", "a"], shape: [3])
+        let encoded = try runML("OneHotEncoder", [colours], ["cats_strings": .strings(["a", "b"])])[0]
+        #expect(encoded.shape == [3, 2] && encoded.floats == [0, 1, 0, 0, 1, 0])
+        #expect(failure { try runML("OneHotEncoder", [colours], ["cats_strings": .strings(["a", "b"]), "zeros": .int(0)]) }?
+            .isInvalidArgument("unknown category") == true)
+        let labels = try runML("LabelEncoder", [Tensor([1.5, .nan, 7] as [Float], shape: [3])],
+                               ["keys_floats": .floats([1.5, .nan]), "values_strings": .strings(["one and a half", "missing"])], opset: 2)[0]
+        #expect(labels.strings == ["one and a half", "missing", "_Unused"])
+    }
+
+    @Test func linearAndSVMModelsCheckTheirSizes() throws {
+        let x = Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])
+        let linear = try runML("LinearRegressor", [x], ["coefficients": .floats([1, -1]), "intercepts": .floats([0.5])], opset: 1)[0]
+        #expect(linear.floats == [-0.5, -0.5])
+        #expect(failure { try runML("LinearRegressor", [Tensor([1, 2, 3] as [Float], shape: [1, 3])], ["coefficients": .floats([1, -1])], opset: 1) }?
+            .isInvalidArgument("3 features") == true)
+        #expect(failure {
+            try runML("SVMClassifier", [x], ["coefficients": .floats([1]), "rho": .floats([0]), "vectors_per_class": .ints([1, 1]),
+                                             "support_vectors": .floats([1, 2, 3, 4]), "classlabels_ints": .ints([0, 1])], outputs: 2, opset: 1)
+        }?.isInvalidNode("coefficients") == true)
+    }
+}
