@@ -70,6 +70,12 @@ public final class ServedModel: Sendable {
     public var inputs: [ValueInfo] { session.inputs }
     /// Outputs it produces.
     public var outputs: [ValueInfo] { session.outputs }
+    /// Keys of the outputs that are sequences of maps (ZipMap), by output name.
+    public var mapOutputKeys: [String: Tensor] {
+        var keys: [String: Tensor] = [:]
+        for output in session.outputs { if let mapKeys = output.mapKeys { keys[output.name] = mapKeys } }
+        return keys
+    }
     /// Threads one run of this model may use.
     public var intraOpThreads: Int { session.options.intraOpThreads }
 

@@ -390,6 +390,10 @@ package enum OpenInferenceCodec {
         writer.raw(",\"outputs\":[")
         for (index, output) in requested.enumerated() {
             guard var tensor = response.outputs[output.name] else { continue }
+            if let keys = model.mapOutputKeys[output.name] {
+                // A sequence of maps (ZipMap): one BYTES element per row, the JSON text of its map.
+                tensor = Tensor(strings: JSONWriter.mapTexts(tensor, keys: keys), shape: Shape(tensor.shape.dims.dropLast()))
+            }
             if let count = output.classification { tensor = try classify(tensor, top: count, name: output.name) }
             if index > 0 { writer.comma() }
             writer.raw("{\"name\":")

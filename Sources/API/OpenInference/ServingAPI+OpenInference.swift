@@ -125,9 +125,11 @@ extension ServingAPI {
             writer.raw("{\"name\":")
             writer.string(value.name)
             writer.raw(",\"datatype\":")
-            writer.string(value.type.map { OpenInferenceCodec.datatype($0.dataType) } ?? "BYTES")
+            // A sequence of maps is sent as BYTES, one JSON object per row.
+            let dims = value.mapKeys == nil ? value.type?.dims ?? [] : (value.type?.dims ?? []).dropLast()
+            writer.string(value.mapKeys == nil ? value.type.map { OpenInferenceCodec.datatype($0.dataType) } ?? "BYTES" : "BYTES")
             writer.raw(",\"shape\":[")
-            for (position, dim) in (value.type?.dims ?? []).enumerated() {
+            for (position, dim) in dims.enumerated() {
                 if position > 0 { writer.comma() }
                 writer.number(dim.value ?? -1)
             }

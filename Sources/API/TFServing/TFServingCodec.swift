@@ -24,7 +24,7 @@ package enum TFServingCodec {
         }
 
         func encode(_ inference: InferenceResponse, _ format: Format, model: ServedModel) throws(ServingError) -> HTTPResponse {
-            .json(try encodePredict(inference, format: format))
+            .json(try encodePredict(inference, format: format, mapKeys: model.mapOutputKeys))
         }
     }
 
@@ -141,7 +141,9 @@ package enum TFServingCodec {
     // MARK: Responses
 
     /// The predict answer: `{"predictions": ...}` for row requests, `{"outputs": ...}` for columnar.
-    package static func encodePredict(_ response: InferenceResponse, format: Format) throws(ServingError) -> [UInt8] {
+    /// An output named in `mapKeys` (ZipMap's sequence of maps) is written as one JSON object per row.
+    package static func encodePredict(_ response: InferenceResponse, format: Format,
+                                      mapKeys: [String: Tensor] = [:]) throws(ServingError) -> [UInt8] {
         let names = response.outputOrder
         var tensors: [Tensor] = []
         for name in names {
@@ -153,13 +155,13 @@ package enum TFServingCodec {
         case .columnar:
             writer.raw("{\"outputs\":")
             if names.count == 1 {
-                write(tensors[0], name: names[0], dims: tensors[0].shape.dims[...], offset: 0, into: &writer)
+                write(tensors[0], name: names[0], dims: tensors[0].shape.dims[...], offset: 0, keys: mapKeys[names[0]], into: &writer)
             } else {
                 writer.raw("{")
                 for (index, name) in names.enumerated() {
                     if index > 0 { writer.comma() }
                     writer.key(name)
-                    write(tensors[index], name: name, dims: tensors[index].shape.dims[...], offset: 0, into: &writer)
+                    write(tensors[index], name: name, dims: tensors[index].shape.dims[...], offset: 0, keys: mapKeys[name], into: &writer)
                 }
                 writer.raw("}")
             }
@@ -174,7 +176,7 @@ package enum TFServingCodec {
             }
             writer.raw("{\"predictions\":")
             if names.count == 1 {
-                write(tensors[0], name: names[0], dims: tensors[0].shape.dims[...], offset: 0, into: &writer)
+                write(tensors[0], name: names[0], dims: tensors[0].shape.dims[...], offset: 0, keys: mapKeys[names[0]], into: &writer)
             } else {
                 writer.raw("[")
                 for row in 0..<rows {
@@ -185,7 +187,7 @@ package enum TFServingCodec {
                         writer.key(name)
                         let tensor = tensors[index]
                         let inner = tensor.shape.dims.dropFirst()
-                        write(tensor, name: name, dims: inner, offset: row * inner.reduce(1, *), into: &writer)
+                        write(tensor, name: name, dims: inner, offset: row * inner.reduce(1, *), keys: mapKeys[name], into: &writer)
                     }
                     writer.raw("}")
                 }
@@ -196,9 +198,13 @@ package enum TFServingCodec {
         return writer.bytes
     }
 
-    /// String outputs are base64 objects only when the output name ends in `_bytes`.
-    private static func write(_ tensor: Tensor, name: String, dims: ArraySlice<Int>, offset: Int, into writer: inout JSONWriter) {
-        if tensor.dataType == .string && name.hasSuffix("_bytes") {
+    /// String outputs are base64 objects only when the output name ends in `_bytes`; a map output
+    /// (`keys`) is one object per row of its last dimension.
+    private static func write(_ tensor: Tensor, name: String, dims: ArraySlice<Int>, offset: Int, keys: Tensor? = nil,
+                              into writer: inout JSONWriter) {
+        if let keys {
+            writer.maps(tensor, keys: keys, dims: dims.dropLast(), offset: offset)
+        } else if tensor.dataType == .string && name.hasSuffix("_bytes") {
             writer.tensor(tensor, dims: dims, offset: offset) { writer, text in
                 writer.raw("{\"b64\":")
                 writer.string(Data(text.utf8).base64EncodedString())
