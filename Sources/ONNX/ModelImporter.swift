@@ -102,7 +102,8 @@ final class ModelImporter {
                     throw .invalidModel("\(role) '\(info.name)' declares dimension \(size), more than onnx-serve supports (\(TensorProtoCodec.maximumElementCount))")
                 }
                 dims.append(.fixed(Int(size)))
-            case .dimParam(let name)? where !name.isEmpty: dims.append(.symbolic(name))
+            // "?" is how some exporters (PaddlePaddle) write "unnamed": each one is a size of its own.
+            case .dimParam(let name)? where !Self.isUnnamed(name): dims.append(.symbolic(name))
             default: dims.append(.unknown)
             }
         }
@@ -110,6 +111,12 @@ final class ModelImporter {
             throw .invalidModel("\(role) '\(info.name)' declares more elements than onnx-serve can count: \(tensor.shape.dim.map { $0.dimValue })")
         }
         return TensorType(dataType, dims)
+    }
+
+    /// True for a `dim_param` that names nothing: empty, or "?". Such dimensions are independent
+    /// of each other; only a real name ties two dimensions together.
+    static func isUnnamed(_ dimParam: String) -> Bool {
+        dimParam.isEmpty || dimParam == "?"
     }
 
     private static func kind(of value: Onnx_TypeProto.OneOf_Value) -> String {

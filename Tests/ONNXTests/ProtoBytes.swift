@@ -86,6 +86,19 @@ enum ONNXBytes {
         return ProtoBytes().string(1, name).message(2, ProtoBytes().message(1, tensorType))
     }
 
+    /// `ValueInfoProto` of a tensor whose dimensions are written as given: a number is a
+    /// `dim_value`, "" a dimension with neither field, any other text a `dim_param`.
+    static func value(_ name: String, _ elementType: Int64 = float, dims: [String]) -> ProtoBytes {
+        var shape = ProtoBytes()
+        for dim in dims {
+            let dimension = if let size = Int64(dim) { ProtoBytes().int(1, size) }
+                else if dim.isEmpty { ProtoBytes() } else { ProtoBytes().string(2, dim) }
+            shape = shape.message(1, dimension)
+        }
+        let tensorType = ProtoBytes().int(1, elementType).message(2, shape)
+        return ProtoBytes().string(1, name).message(2, ProtoBytes().message(1, tensorType))
+    }
+
     /// `TensorProto` with dims and raw bytes (omitted when nil).
     static func tensor(_ name: String, _ elementType: Int64 = float, dims: [Int64], raw: [UInt8]? = nil) -> ProtoBytes {
         var tensor = ProtoBytes()

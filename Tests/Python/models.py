@@ -89,6 +89,18 @@ def types(path):
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
+def unnamed(path):
+    """x float ["?", 2, "?"] -> doubled (x + x); z float [unset, 2] -> z_copy. PaddlePaddle writes an
+    unnamed dynamic dimension as dim_param "?", and every one of them is a size of its own."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["?", 2, "?"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 2])
+    nodes = [helper.make_node("Add", ["x", "x"], ["doubled"]), helper.make_node("Identity", ["z"], ["z_copy"])]
+    graph = helper.make_graph(nodes, "unnamed", [x, z],
+                              [helper.make_tensor_value_info("doubled", TensorProto.FLOAT, ["?", 2, "?"]),
+                               helper.make_tensor_value_info("z_copy", TensorProto.FLOAT, [None, 2])])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def constant(path, value):
     """x float [batch, 1] -> y = x * 0 + value: tells versions apart."""
     k = numpy_helper.from_array(np.array([value], dtype=np.float32), "k")
@@ -108,6 +120,7 @@ def repository(root):
     mixed(os.path.join(root, "mixed", "1", "model.onnx"))
     text(os.path.join(root, "text", "1", "model.onnx"))
     types(os.path.join(root, "types", "1", "model.onnx"))
+    unnamed(os.path.join(root, "unnamed", "1", "model.onnx"))
     for version in (1, 2, 3):
         constant(os.path.join(root, "versioned", str(version), "model.onnx"), float(version))
     with open(os.path.join(root, "versioned", "config.yaml"), "w") as f:

@@ -153,6 +153,22 @@ def test_metadata_is_a_signature_def(daemon):
     assert set(signature["outputs"]) == {"total", "doubled"}
 
 
+def test_unnamed_dimensions_are_independent(daemon):
+    metadata = requests.get(daemon.url + "/v1/models/unnamed/metadata", timeout=10).json()
+    inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
+    unnamed = {"size": "-1", "name": ""}
+    assert inputs["x"]["tensor_shape"] == {"dim": [unnamed, {"size": "2", "name": ""}, unnamed], "unknown_rank": False}
+    assert inputs["z"]["tensor_shape"] == {"dim": [unnamed, {"size": "2", "name": ""}], "unknown_rank": False}
+    v2 = requests.get(daemon.url + "/v2/models/unnamed", timeout=10).json()
+    assert {i["name"]: i["shape"] for i in v2["inputs"]} == {"x": [-1, 2, -1], "z": [-1, 2]}
+    # Every "?" and unset size takes its own value: 1 and 4 within x, 3 rows of z.
+    x = np.arange(8, dtype=np.float32).reshape(1, 2, 4)
+    z = np.arange(6, dtype=np.float32).reshape(3, 2)
+    answer = predict(daemon, "unnamed", {"inputs": {"x": x.tolist(), "z": z.tolist()}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"] == {"doubled": (x + x).tolist(), "z_copy": z.tolist()}
+
+
 def test_versions_and_labels(daemon):
     x = {"instances": [[0.0]]}
     assert predict(daemon, "versioned", x).json()["predictions"] == [[2.0]]
