@@ -18,5 +18,6 @@ extension OperatorRegistry {
         + GeneratorOperators.definitions
         + ResizeOperators.definitions
         + TextOperators.definitions
+        + RecurrentOperators.definitions
         + ClassicMLOperators.definitions  // ai.onnx.ml
 }

@@ -1,0 +1,248 @@
+import Kernels
+import Tensors
+
+/// RNN, GRU and LSTM (every opset): forward, reverse or bidirectional, `sequence_lens`, initial
+/// states, peepholes, `linear_before_reset`, `layout` 0/1, `clip` and the activations ONNX lists.
+/// Float16 and double run in float. The work is `Recurrence.run`, one direction at a time.
+enum RecurrentOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("RNN", versions: [1, 7, 14, 22]) { try RecurrentOperator(.rnn, $0) },
+        OperatorDefinition("GRU", versions: [1, 3, 7, 14, 22]) {
+            try RecurrentOperator(.gru(linearBeforeReset: try $0.int("linear_before_reset", default: 0) != 0), $0)
+        },
+        OperatorDefinition("LSTM", versions: [1, 7, 14, 22]) {
+            try RecurrentOperator(.lstm(inputForget: try $0.int("input_forget", default: 0) != 0), $0)
+        },
+    ]
+}
+
+struct RecurrentOperator: Operator, WorkingMemoryProfile {
+    let cell: RecurrentCell
+    let hiddenSize: Int?
+    /// One entry per direction: true when it runs backwards.
+    let directions: [Bool]
+    /// Activations of each direction (f, g, h as the cell uses them).
+    let activations: [[RecurrentActivation]]
+    let clip: Float?
+    /// 0: X [seq, batch, input], Y [seq, dirs, batch, hidden], states [dirs, batch, hidden];
+    /// 1: X [batch, seq, input], Y [batch, seq, dirs, hidden], states [batch, dirs, hidden].
+    let batchFirst: Bool
+    /// Which outputs (Y, Y_h, Y_c) the graph uses.
+    let used: [Bool]
+
+    /// Most time steps, batch rows, or units of a layer: far beyond any real model, small enough
+    /// that every product of two of them fits an Int.
+    static let maximumSize = 1 << 24
+
+    init(_ cell: RecurrentCell, _ context: OperatorContext) throws {
+        self.cell = cell
+        hiddenSize = try context.int("hidden_size")
+        if let hiddenSize, hiddenSize <= 0 || hiddenSize > Self.maximumSize {
+            throw OpError("hidden_size \(hiddenSize) is out of range")
+        }
+        switch try context.string("direction", default: "forward") {
+        case "forward": directions = [false]
+        case "reverse": directions = [true]
+        case "bidirectional": directions = [false, true]
+        case let other: throw OpError("direction '\(other)' is not forward, reverse or bidirectional")
+        }
+        clip = try context.float("clip")
+        if let clip, !(clip > 0) { throw OpError("clip must be positive, not \(clip)") }
+        let layout = try context.int("layout", default: 0)
+        guard layout == 0 || layout == 1 else { throw OpError("layout must be 0 or 1, not \(layout)") }
+        batchFirst = layout == 1
+        used = (0..<3).map { context.hasOutput($0) }
+        if case .gru(true) = cell, context.version < 3 { throw OpError("linear_before_reset needs GRU opset 3 or later") }
+
+        let count = cell.activationCount
+        let defaults = switch cell {
+        case .rnn: ["Tanh"]
+        case .gru: ["Sigmoid", "Tanh"]
+        case .lstm: ["Sigmoid", "Tanh", "Tanh"]
+        }
+        var names = try context.strings("activations") ?? []
+        if names.isEmpty { names = defaults }
+        if names.count == count && directions.count == 2 { names += names }
+        guard names.count == count * directions.count else {
+            throw OpError("activations lists \(names.count) functions; \(count * directions.count) are needed (\(count) per direction)")
+        }
+        var alphas = (try context.floats("activation_alpha") ?? [])[...]
+        var betas = (try context.floats("activation_beta") ?? [])[...]
+        let parsed = try names.map { try Self.activation($0, alphas: &alphas, betas: &betas) }
+        activations = directions.indices.map { Array(parsed[($0 * count)..<(($0 + 1) * count)]) }
+    }
+
+    /// The activation named `name`, taking its alpha and beta (when it has them) from the fronts of
+    /// the lists, with ONNX Runtime's defaults when the lists run out.
+    private static func activation(_ name: String, alphas: inout ArraySlice<Float>, betas: inout ArraySlice<Float>) throws -> RecurrentActivation {
+        func alpha(_ defaultValue: Float) -> Float { alphas.popFirst() ?? defaultValue }
+        func beta(_ defaultValue: Float) -> Float { betas.popFirst() ?? defaultValue }
+        switch name.lowercased() {
+        case "relu": return .pointwise(.relu)
+        case "tanh": return .pointwise(.tanh)
+        case "sigmoid": return .pointwise(.sigmoid)
+        case "softsign": return .pointwise(.softsign)
+        case "softplus": return .pointwise(.softplus)
+        case "leakyrelu": return .pointwise(.leakyRelu(alpha: alpha(0.01)))
+        case "thresholdedrelu": return .pointwise(.thresholdedRelu(alpha: alpha(1)))
+        case "elu": return .pointwise(.elu(alpha: alpha(1)))
+        case "hardsigmoid":
+            let a = alpha(0.2)
+            return .pointwise(.hardSigmoid(alpha: a, beta: beta(0.5)))
+        case "affine":
+            let a = alpha(1)
+            return .affine(alpha: a, beta: beta(0))
+        case "scaledtanh":
+            let a = alpha(1)
+            return .scaledTanh(alpha: a, beta: beta(1))
+        default: throw OpError("activation '\(name)' is not one ONNX defines for recurrent layers")
+        }
+    }
+
+    // MARK: Types
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        try checkSameElementType((0..<4).map { inputs.type($0)?.dataType } + [nil, inputs.type(5)?.dataType, inputs.type(6)?.dataType, inputs.type(7)?.dataType],
+                                 roles: ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"])
+        if let lengths = inputs.type(4), lengths.dataType != .int32 && lengths.dataType != .int64 {
+            throw OpError("sequence_lens has element type \(lengths.dataType); int32 is needed")
+        }
+        for (index, rank) in [(0, 3), (1, 3), (2, 3), (3, 2), (4, 1), (5, 3), (6, 3), (7, 2)] {
+            if let known = inputs.type(index)?.rank, known != rank {
+                throw OpError("input \(index) must have rank \(rank), not \(known)")
+            }
+        }
+        let hidden: Dim = hiddenSize.map { .fixed($0) } ?? inputs.type(2)?.dims?[2] ?? .unknown
+        let dirs = Dim.fixed(directions.count)
+        guard let dims = x.dims else { return [TensorType(x.dataType, nil), TensorType(x.dataType, nil), TensorType(x.dataType, nil)] }
+        let (sequence, batch) = batchFirst ? (dims[1], dims[0]) : (dims[0], dims[1])
+        let y: [Dim] = batchFirst ? [batch, sequence, dirs, hidden] : [sequence, dirs, batch, hidden]
+        let state: [Dim] = batchFirst ? [batch, dirs, hidden] : [dirs, batch, hidden]
+        let types = [TensorType(x.dataType, y), TensorType(x.dataType, state), TensorType(x.dataType, state)]
+        return Array(types.prefix(cell.hasCellState ? 3 : 2))
+    }
+
+    // MARK: Running
+
+    /// Sizes of a run, checked against each other.
+    private struct Sizes {
+        var sequence: Int, batch: Int, input: Int, hidden: Int
+    }
+
+    private func sizes(_ x: Shape, _ w: Shape, _ r: Shape) throws -> Sizes {
+        guard x.rank == 3, w.rank == 3, r.rank == 3 else {
+            throw OpError.invalidArgument("X \(x), W \(w) and R \(r) must have rank 3")
+        }
+        let sizes = Sizes(sequence: batchFirst ? x[1] : x[0], batch: batchFirst ? x[0] : x[1], input: x[2], hidden: hiddenSize ?? r[2])
+        let gates = cell.gates, dirs = directions.count
+        guard [sizes.sequence, sizes.batch, sizes.input, sizes.hidden].allSatisfy({ $0 <= Self.maximumSize }) else {
+            throw OpError.invalidArgument("X \(x) or R \(r) is beyond the engine's limit of \(Self.maximumSize) per dimension")
+        }
+        guard w == [dirs, gates * sizes.hidden, sizes.input] else {
+            throw OpError.invalidArgument("W is \(w); [\(dirs), \(gates * sizes.hidden), \(sizes.input)] is needed for X \(x) and hidden size \(sizes.hidden)")
+        }
+        guard r == [dirs, gates * sizes.hidden, sizes.hidden] else {
+            throw OpError.invalidArgument("R is \(r); [\(dirs), \(gates * sizes.hidden), \(sizes.hidden)] is needed")
+        }
+        return sizes
+    }
+
+    private func stateShape(_ sizes: Sizes) -> Shape {
+        batchFirst ? [sizes.batch, directions.count, sizes.hidden] : [directions.count, sizes.batch, sizes.hidden]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let original = try inputs.required(0)
+        try checkElementType(original.dataType, ElementTypes.floatingPoint)
+        for index in [1, 2, 3, 5, 6, 7] {
+            if let other = inputs.optional(index), other.dataType != original.dataType {
+                throw OpError("input \(index) has element type \(other.dataType) but X has \(original.dataType)")
+            }
+        }
+        func float(_ index: Int) throws -> Tensor? { try inputs.optional(index).map { try convert($0, to: .float, context) } }
+        let x = try convert(original, to: .float, context)
+        guard let w = try float(1), let r = try float(2) else { throw OpError("W and R are required") }
+        let sizes = try sizes(x.shape, w.shape, r.shape)
+        let dirs = directions.count, width = cell.gates * sizes.hidden
+        let bias = try float(3), peepholes = cell.hasCellState ? try float(7) : nil
+        let initialH = try float(5), initialC = cell.hasCellState ? try float(6) : nil
+        if let bias, bias.shape != [dirs, 2 * width] {
+            throw OpError.invalidArgument("B is \(bias.shape); [\(dirs), \(2 * width)] is needed")
+        }
+        if let peepholes, peepholes.shape != [dirs, 3 * sizes.hidden] {
+            throw OpError.invalidArgument("P is \(peepholes.shape); [\(dirs), \(3 * sizes.hidden)] is needed")
+        }
+        let state = stateShape(sizes)
+        for (name, tensor) in [("initial_h", initialH), ("initial_c", initialC)] {
+            if let tensor, tensor.shape != state { throw OpError.invalidArgument("\(name) is \(tensor.shape); \(state) is needed") }
+        }
+        var lengths = [Int](repeating: sizes.sequence, count: sizes.batch)
+        if let given = inputs.optional(4) {
+            guard given.dataType == .int32 || given.dataType == .int64 else {
+                throw OpError("sequence_lens has element type \(given.dataType); int32 is needed")
+            }
+            guard given.shape == [sizes.batch] else {
+                throw OpError.invalidArgument("sequence_lens is \(given.shape); [\(sizes.batch)] is needed")
+            }
+            lengths = given.integers()
+            if let bad = lengths.first(where: { $0 < 0 || $0 > sizes.sequence }) {
+                throw OpError.invalidArgument("sequence_lens has \(bad); each length must be in 0...\(sizes.sequence)")
+            }
+        }
+
+        let yShape: Shape = batchFirst ? [sizes.batch, sizes.sequence, dirs, sizes.hidden] : [sizes.sequence, dirs, sizes.batch, sizes.hidden]
+        let y = try context.allocate(.float, used[0] ? yShape : [0])
+        let finalH = try context.allocate(.float, used[1] ? state : [0])
+        let finalC = try context.allocate(.float, cell.hasCellState && used[2] ? state : [0])
+        let layer = { (reverse: Bool, activations: [RecurrentActivation]) in
+            RecurrentLayer(cell: cell, sequence: sizes.sequence, batch: sizes.batch, input: sizes.input, hidden: sizes.hidden,
+                           activations: activations, clip: clip, reverse: reverse, lengths: lengths)
+        }
+        guard let scratchCount = layer(false, activations[0]).scratchCount else {
+            throw OpError.invalidArgument("X \(x.shape) with hidden size \(sizes.hidden) needs more scratch than the engine can count")
+        }
+        let scratch = try context.allocate(.float, [scratchCount])
+        let hidden = sizes.hidden
+        for (direction, reverse) in directions.enumerated() {
+            // Offsets and strides of this direction in the layout's Y and state tensors.
+            let stateOffset = batchFirst ? direction * hidden : direction * sizes.batch * hidden
+            let stateStride = batchFirst ? dirs * hidden : hidden
+            let yOffset = batchFirst ? direction * hidden : direction * sizes.batch * hidden
+            let yStrides = batchFirst ? (time: dirs * hidden, batch: sizes.sequence * dirs * hidden) : (time: dirs * sizes.batch * hidden, batch: hidden)
+            let operands = RecurrentOperands(
+                x: x.pointer(as: Float.self), xRows: batchFirst ? (time: 1, batch: sizes.sequence) : (time: sizes.batch, batch: 1),
+                w: w.pointer(as: Float.self) + direction * width * sizes.input, r: r.pointer(as: Float.self) + direction * width * hidden,
+                bias: bias.map { $0.pointer(as: Float.self) + direction * 2 * width },
+                peepholes: peepholes.map { $0.pointer(as: Float.self) + direction * 3 * hidden },
+                initialH: initialH.map { $0.pointer(as: Float.self) + stateOffset },
+                initialC: initialC.map { $0.pointer(as: Float.self) + stateOffset }, initialStride: stateStride,
+                y: used[0] ? y.mutablePointer(as: Float.self) + yOffset : nil, yStrides: yStrides,
+                finalH: used[1] ? finalH.mutablePointer(as: Float.self) + stateOffset : nil,
+                finalC: cell.hasCellState && used[2] ? finalC.mutablePointer(as: Float.self) + stateOffset : nil,
+                finalStride: stateStride)
+            withExtendedLifetime((x, w, r, bias, peepholes, initialH, initialC)) {
+                Recurrence.run(layer(reverse, activations[direction]), operands, scratch: scratch.mutablePointer(as: Float.self),
+                               parallelism: context.parallelism)
+            }
+        }
+        var outputs = [y, finalH]
+        if cell.hasCellState { outputs.append(finalC) }
+        return try outputs.map { try convert($0, to: original.dataType, context) }
+    }
+
+    // MARK: Working memory
+
+    func scratchBytes(_ inputs: [TensorType?], outputs: [TensorType?], threads: Int) -> Int {
+        guard let x = inputs.type(0)?.shape, let r = inputs.type(2)?.shape, x.rank == 3, r.rank == 3 else { return 0 }
+        let sequence = batchFirst ? x[1] : x[0], batch = batchFirst ? x[0] : x[1], hidden = hiddenSize ?? r[2]
+        let layer = RecurrentLayer(cell: cell, sequence: sequence, batch: batch, input: x[2], hidden: hidden,
+                                   activations: [], clip: nil, reverse: false, lengths: [])
+        guard [sequence, batch, x[2], hidden].allSatisfy({ $0 <= Self.maximumSize }),
+              let floats = layer.scratchCount, floats <= ExecutionContext.maximumElementCount else { return 0 }
+        // Float16 and double inputs are converted to float, and the outputs back.
+        let converted = inputs.type(0)?.dataType == .float ? 0 : x.elementCount
+        return 4 * (floats + converted)
+    }
+}

@@ -1,0 +1,368 @@
+/// An activation of a recurrent cell (ONNX RNN/GRU/LSTM `activations`): the pointwise ones, plus
+/// the two only recurrent nets use.
+public enum RecurrentActivation: Sendable, Hashable {
+    case pointwise(Activation)
+    /// `alpha · x + beta`.
+    case affine(alpha: Float, beta: Float)
+    /// `alpha · tanh(beta · x)`.
+    case scaledTanh(alpha: Float, beta: Float)
+
+    /// The activation of one value.
+    public func callAsFunction(_ x: Float) -> Float {
+        switch self {
+        case .pointwise(let activation): activation(x)
+        case .affine(let alpha, let beta): alpha * x + beta
+        case .scaledTanh(let alpha, let beta): alpha * Float.tanh(beta * x)
+        }
+    }
+
+    /// Applies the activation in place to `count` floats.
+    // Shapes: values[count].
+    public func apply(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .pointwise(let activation): activation.apply(values, count: count)
+        case .affine(let alpha, let beta): for i in 0..<count { values[i] = alpha * values[i] + beta }
+        case .scaledTanh(let alpha, let beta): for i in 0..<count { values[i] = alpha * Float.tanh(beta * values[i]) }
+        }
+    }
+}
+
+/// The cell of a recurrent layer, which fixes its gates (ONNX order).
+public enum RecurrentCell: Sendable, Hashable {
+    /// `H = f(x·Wᵀ + H·Rᵀ + Wb + Rb)`: one gate.
+    case rnn
+    /// Gates z (update), r (reset), h; `linearBeforeReset` applies r after the recurrent product.
+    case gru(linearBeforeReset: Bool)
+    /// Gates i, o, f, c; `inputForget` couples the forget gate to the input gate (f = 1 - i).
+    case lstm(inputForget: Bool)
+
+    /// Number of gates, each `hidden` wide.
+    public var gates: Int {
+        switch self {
+        case .rnn: 1
+        case .gru: 3
+        case .lstm: 4
+        }
+    }
+
+    /// Number of activations a direction uses (f, g, h).
+    public var activationCount: Int {
+        switch self {
+        case .rnn: 1
+        case .gru: 2
+        case .lstm: 3
+        }
+    }
+
+    /// True when the cell has a cell state C beside H.
+    public var hasCellState: Bool { if case .lstm = self { true } else { false } }
+}
+
+/// One direction of a recurrent layer over a batch of sequences: sizes, cell, activations.
+public struct RecurrentLayer: Sendable {
+    public var cell: RecurrentCell
+    /// Time steps (the longest sequence).
+    public var sequence: Int
+    public var batch: Int
+    public var input: Int
+    public var hidden: Int
+    /// f, g, h as the cell uses them (`cell.activationCount` of them).
+    public var activations: [RecurrentActivation]
+    /// Pre-activation values are clipped to [-clip, clip] when set.
+    public var clip: Float?
+    /// Runs from each sequence's last step to its first.
+    public var reverse: Bool
+    /// Steps of each batch row's sequence, each in `0...sequence`.
+    public var lengths: [Int]
+
+    public init(cell: RecurrentCell, sequence: Int, batch: Int, input: Int, hidden: Int,
+                activations: [RecurrentActivation], clip: Float?, reverse: Bool, lengths: [Int]) {
+        self.cell = cell
+        self.sequence = sequence
+        self.batch = batch
+        self.input = input
+        self.hidden = hidden
+        self.activations = activations
+        self.clip = clip
+        self.reverse = reverse
+        self.lengths = lengths
+    }
+
+    /// Width of all gates together.
+    public var gateWidth: Int { cell.gates * hidden }
+
+    /// Floats of scratch `Recurrence.run` needs: the input projection of every step, the gates of
+    /// one step, and the states. Nil when the count overflows.
+    public var scratchCount: Int? {
+        let rows = sequence.multipliedReportingOverflow(by: batch), gates = (rows.partialValue + batch).multipliedReportingOverflow(by: gateWidth)
+        let states = (4 * batch).multipliedReportingOverflow(by: hidden)
+        let total = gates.partialValue.addingReportingOverflow(states.partialValue)
+        return rows.overflow || gates.overflow || states.overflow || total.overflow ? nil : total.partialValue
+    }
+}
+
+/// Where the tensors of one direction are: each row of `input` (or `hidden`) floats is found by
+/// strides, so both ONNX layouts and both directions of one output tensor are served in place.
+public struct RecurrentOperands {
+    // Shapes: x rows (t, b) at row t·xRows.time + b·xRows.batch of a contiguous [sequence·batch, input]
+    //   matrix; w [gates·hidden, input]; r [gates·hidden, hidden]; bias [2·gates·hidden] (Wb then Rb)
+    //   or nil; peepholes [3·hidden] (i, o, f) or nil; initial and final states: row b at
+    //   b·stateStride; y: row (t, b) at t·yStrides.time + b·yStrides.batch.
+    public var x: UnsafePointer<Float>
+    public var xRows: (time: Int, batch: Int)
+    public var w: UnsafePointer<Float>
+    public var r: UnsafePointer<Float>
+    public var bias: UnsafePointer<Float>?
+    public var peepholes: UnsafePointer<Float>?
+    public var initialH: UnsafePointer<Float>?
+    public var initialC: UnsafePointer<Float>?
+    public var initialStride: Int
+    /// All of Y's steps (zero where a sequence has ended), or nil.
+    public var y: UnsafeMutablePointer<Float>?
+    public var yStrides: (time: Int, batch: Int)
+    public var finalH: UnsafeMutablePointer<Float>?
+    public var finalC: UnsafeMutablePointer<Float>?
+    public var finalStride: Int
+
+    public init(x: UnsafePointer<Float>, xRows: (time: Int, batch: Int), w: UnsafePointer<Float>, r: UnsafePointer<Float>,
+                bias: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?,
+                initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?, initialStride: Int,
+                y: UnsafeMutablePointer<Float>?, yStrides: (time: Int, batch: Int),
+                finalH: UnsafeMutablePointer<Float>?, finalC: UnsafeMutablePointer<Float>?, finalStride: Int) {
+        self.x = x
+        self.xRows = xRows
+        self.w = w
+        self.r = r
+        self.bias = bias
+        self.peepholes = peepholes
+        self.initialH = initialH
+        self.initialC = initialC
+        self.initialStride = initialStride
+        self.y = y
+        self.yStrides = yStrides
+        self.finalH = finalH
+        self.finalC = finalC
+        self.finalStride = finalStride
+    }
+}
+
+/// RNN, GRU and LSTM layers (ONNX semantics, one direction at a time).
+///
+/// The input's share of every gate, for every step, is one sgemm before the recurrence starts;
+/// each step then multiplies the previous H by R (one sgemm; two for a GRU whose reset gate
+/// comes before its recurrent product) and finishes the gates pointwise. A batch row whose
+/// sequence has ended keeps its state, and its Y rows are zero. A row of length 0 ends with H
+/// (and C) zero, as in ONNX Runtime.
+public enum Recurrence {
+    /// Runs one direction. `scratch` holds `layer.scratchCount` floats; every size of `layer` is
+    /// at most 2^24 (so `4 · batch`, `gates · hidden` and the like cannot overflow).
+    public static func run(_ layer: RecurrentLayer, _ operands: RecurrentOperands, scratch: UnsafeMutablePointer<Float>,
+                           parallelism: Parallelism) {
+        let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, steps = layer.sequence
+        let rows = steps * batch
+        let projection = scratch
+        let gates = projection + rows * width
+        let h = gates + batch * width
+        let c = h + batch * hidden
+        let resetH = c + batch * hidden
+        let hActivated = resetH + batch * hidden
+
+        // Input projection of every (t, b): x is contiguous, so this is one product over all rows,
+        // in x's own row order.
+        Gemm.multiply(transposeB: true, m: rows, n: width, k: layer.input, a: operands.x, lda: layer.input,
+                      b: operands.w, ldb: layer.input, c: projection, ldc: width, parallelism: parallelism)
+        // Wb + Rb, except a linear-before-reset GRU's Rbh, which the reset gate scales.
+        var bias = [Float](repeating: 0, count: width)
+        var recurrentBiasH = [Float](repeating: 0, count: hidden)
+        let linearBeforeReset = if case .gru(true) = layer.cell { true } else { false }
+        if let b = operands.bias {
+            for j in 0..<width { bias[j] = b[j] + b[width + j] }
+            if linearBeforeReset {
+                for j in 0..<hidden {
+                    recurrentBiasH[j] = b[width + 2 * hidden + j]
+                    bias[2 * hidden + j] = b[2 * hidden + j]
+                }
+            }
+        }
+        for b in 0..<batch {
+            for j in 0..<hidden {
+                h[b * hidden + j] = operands.initialH.map { $0[b * operands.initialStride + j] } ?? 0
+                c[b * hidden + j] = operands.initialC.map { $0[b * operands.initialStride + j] } ?? 0
+            }
+        }
+        if let y = operands.y {
+            for t in 0..<steps {
+                for b in 0..<batch { (y + t * operands.yStrides.time + b * operands.yStrides.batch).initialize(repeating: 0, count: hidden) }
+            }
+        }
+
+        let clip = layer.clip
+        @inline(__always) func clipped(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
+            guard let clip else { return }
+            for i in 0..<count { values[i] = Swift.min(Swift.max(values[i], -clip), clip) }
+        }
+        let f = layer.activations[0]
+        let g = layer.activations.count > 1 ? layer.activations[1] : f
+        let hh = layer.activations.count > 2 ? layer.activations[2] : f
+        let longest = layer.lengths.max() ?? 0
+        for step in 0..<longest {
+            // gates = H · Rᵀ (for a reset-first GRU, z and r only).
+            let recurrentWidth = layer.cell == .gru(linearBeforeReset: false) ? 2 * hidden : width
+            Gemm.multiply(transposeB: true, m: batch, n: recurrentWidth, k: hidden, a: h, lda: hidden,
+                          b: operands.r, ldb: hidden, c: gates, ldc: width, parallelism: parallelism)
+            if case .gru(false) = layer.cell {
+                // (r ⊙ H) · Rhᵀ needs r first.
+                for b in 0..<batch where step < layer.lengths[b] {
+                    let t = layer.reverse ? layer.lengths[b] - 1 - step : step
+                    let row = gates + b * width, x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width
+                    let reset = row + hidden
+                    for j in 0..<hidden { reset[j] += x[hidden + j] + bias[hidden + j] }
+                    clipped(reset, hidden)
+                    f.apply(reset, count: hidden)
+                    for j in 0..<hidden { resetH[b * hidden + j] = reset[j] * h[b * hidden + j] }
+                }
+                Gemm.multiply(transposeB: true, m: batch, n: hidden, k: hidden, a: resetH, lda: hidden,
+                              b: operands.r + 2 * hidden * hidden, ldb: hidden, c: gates + 2 * hidden, ldc: width,
+                              parallelism: parallelism)
+            }
+            for b in 0..<batch where step < layer.lengths[b] {
+                let t = layer.reverse ? layer.lengths[b] - 1 - step : step
+                let row = gates + b * width, x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width
+                let hRow = h + b * hidden, cRow = c + b * hidden
+                switch layer.cell {
+                case .rnn:
+                    for j in 0..<hidden { row[j] += x[j] + bias[j] }
+                    clipped(row, hidden)
+                    f.apply(row, count: hidden)
+                    hRow.update(from: row, count: hidden)
+                case .gru(let linear):
+                    let update = row, candidate = row + 2 * hidden
+                    for j in 0..<hidden { update[j] += x[j] + bias[j] }
+                    clipped(update, hidden)
+                    f.apply(update, count: hidden)
+                    if linear {
+                        let reset = row + hidden
+                        for j in 0..<hidden { reset[j] += x[hidden + j] + bias[hidden + j] }
+                        clipped(reset, hidden)
+                        f.apply(reset, count: hidden)
+                        for j in 0..<hidden {
+                            candidate[j] = x[2 * hidden + j] + bias[2 * hidden + j] + reset[j] * (candidate[j] + recurrentBiasH[j])
+                        }
+                    } else {
+                        for j in 0..<hidden { candidate[j] += x[2 * hidden + j] + bias[2 * hidden + j] }
+                    }
+                    clipped(candidate, hidden)
+                    g.apply(candidate, count: hidden)
+                    for j in 0..<hidden { hRow[j] = (1 - update[j]) * candidate[j] + update[j] * hRow[j] }
+                case .lstm(let inputForget):
+                    let inputGate = row, outputGate = row + hidden, forgetGate = row + 2 * hidden, cell = row + 3 * hidden
+                    for j in 0..<width { row[j] += x[j] + bias[j] }
+                    if let p = operands.peepholes {
+                        for j in 0..<hidden {
+                            inputGate[j] += p[j] * cRow[j]
+                            forgetGate[j] += p[2 * hidden + j] * cRow[j]
+                        }
+                    }
+                    clipped(inputGate, hidden)
+                    f.apply(inputGate, count: hidden)
+                    if inputForget {
+                        for j in 0..<hidden { forgetGate[j] = 1 - inputGate[j] }
+                    } else {
+                        clipped(forgetGate, hidden)
+                        f.apply(forgetGate, count: hidden)
+                    }
+                    clipped(cell, hidden)
+                    g.apply(cell, count: hidden)
+                    for j in 0..<hidden { cRow[j] = forgetGate[j] * cRow[j] + inputGate[j] * cell[j] }
+                    if let p = operands.peepholes {
+                        for j in 0..<hidden { outputGate[j] += p[hidden + j] * cRow[j] }
+                    }
+                    clipped(outputGate, hidden)
+                    f.apply(outputGate, count: hidden)
+                    let activated = hActivated + b * hidden
+                    activated.update(from: cRow, count: hidden)
+                    hh.apply(activated, count: hidden)
+                    for j in 0..<hidden { hRow[j] = outputGate[j] * activated[j] }
+                }
+                if let y = operands.y {
+                    (y + t * operands.yStrides.time + b * operands.yStrides.batch).update(from: hRow, count: hidden)
+                }
+            }
+        }
+        for b in 0..<batch {
+            let empty = layer.lengths[b] == 0
+            if let finalH = operands.finalH {
+                for j in 0..<hidden { finalH[b * operands.finalStride + j] = empty ? 0 : h[b * hidden + j] }
+            }
+            if let finalC = operands.finalC {
+                for j in 0..<hidden { finalC[b * operands.finalStride + j] = empty ? 0 : c[b * hidden + j] }
+            }
+        }
+    }
+
+    /// Naive twin of `run`, straight from the ONNX formulas: every gate a dot product, no BLAS,
+    /// no precomputed projection, no scratch.
+    public static func reference(_ layer: RecurrentLayer, _ operands: RecurrentOperands) {
+        let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, inputSize = layer.input
+        let w = operands.w, r = operands.r
+        func clip(_ value: Float) -> Float { layer.clip.map { Swift.min(Swift.max(value, -$0), $0) } ?? value }
+        func bias(_ index: Int) -> (w: Float, r: Float) { operands.bias.map { ($0[index], $0[width + index]) } ?? (0, 0) }
+        let f = layer.activations[0]
+        let g = layer.activations.count > 1 ? layer.activations[1] : f
+        let hh = layer.activations.count > 2 ? layer.activations[2] : f
+        if let y = operands.y {
+            for t in 0..<layer.sequence {
+                for b in 0..<batch { for j in 0..<hidden { y[t * operands.yStrides.time + b * operands.yStrides.batch + j] = 0 } }
+            }
+        }
+        for b in 0..<batch {
+            var h = (0..<hidden).map { j in operands.initialH.map { $0[b * operands.initialStride + j] } ?? 0 }
+            var c = (0..<hidden).map { j in operands.initialC.map { $0[b * operands.initialStride + j] } ?? 0 }
+            let length = layer.lengths[b]
+            for step in 0..<length {
+                let t = layer.reverse ? length - 1 - step : step
+                let x = operands.x + (t * operands.xRows.time + b * operands.xRows.batch) * inputSize
+                /// x · W[gate row]ᵀ and state · R[gate row]ᵀ.
+                func xw(_ row: Int) -> Float { (0..<inputSize).reduce(0) { $0 + x[$1] * w[row * inputSize + $1] } }
+                func sr(_ state: [Float], _ row: Int) -> Float { (0..<hidden).reduce(0) { $0 + state[$1] * r[row * hidden + $1] } }
+                var next = h
+                switch layer.cell {
+                case .rnn:
+                    for j in 0..<hidden { next[j] = f(clip(xw(j) + sr(h, j) + bias(j).w + bias(j).r)) }
+                case .gru(let linearBeforeReset):
+                    let z = (0..<hidden).map { j in f(clip(xw(j) + sr(h, j) + bias(j).w + bias(j).r)) }
+                    let reset = (0..<hidden).map { j in f(clip(xw(hidden + j) + sr(h, hidden + j) + bias(hidden + j).w + bias(hidden + j).r)) }
+                    let resetH = (0..<hidden).map { reset[$0] * h[$0] }
+                    for j in 0..<hidden {
+                        let k = 2 * hidden + j
+                        let candidate = linearBeforeReset
+                            ? g(clip(xw(k) + reset[j] * (sr(h, k) + bias(k).r) + bias(k).w))
+                            : g(clip(xw(k) + sr(resetH, k) + bias(k).r + bias(k).w))
+                        next[j] = (1 - z[j]) * candidate + z[j] * h[j]
+                    }
+                case .lstm(let inputForget):
+                    var nextC = c
+                    for j in 0..<hidden {
+                        let peephole = { (gate: Int) in operands.peepholes.map { $0[gate * hidden + j] } ?? 0 }
+                        let pre = { (gate: Int) in xw(gate * hidden + j) + sr(h, gate * hidden + j) + bias(gate * hidden + j).w + bias(gate * hidden + j).r }
+                        let i = f(clip(pre(0) + peephole(0) * c[j]))
+                        let forget = inputForget ? 1 - i : f(clip(pre(2) + peephole(2) * c[j]))
+                        let candidate = g(clip(pre(3)))
+                        nextC[j] = forget * c[j] + i * candidate
+                        let o = f(clip(pre(1) + peephole(1) * nextC[j]))
+                        next[j] = o * hh(nextC[j])
+                    }
+                    c = nextC
+                }
+                h = next
+                if let y = operands.y {
+                    for j in 0..<hidden { y[t * operands.yStrides.time + b * operands.yStrides.batch + j] = h[j] }
+                }
+            }
+            for j in 0..<hidden {
+                operands.finalH?[b * operands.finalStride + j] = length == 0 ? 0 : h[j]
+                operands.finalC?[b * operands.finalStride + j] = length == 0 ? 0 : c[j]
+            }
+        }
+    }
+}

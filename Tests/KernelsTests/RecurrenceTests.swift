@@ -1,0 +1,86 @@
+import Kernels
+import Testing
+import TestSupport
+
+/// `Recurrence.run` (one projection sgemm, one recurrent sgemm per step) against its naive twin,
+/// over odd sizes, both layouts' strides, ragged sequence lengths and every cell option.
+@Suite struct RecurrenceTests {
+    static let cells: [RecurrentCell] = [.rnn, .gru(linearBeforeReset: false), .gru(linearBeforeReset: true),
+                                         .lstm(inputForget: false), .lstm(inputForget: true)]
+
+    @Test(arguments: cells)
+    func matchesNaiveTwin(cell: RecurrentCell) {
+        var generator = SeededGenerator(seed: 41)
+        for trial in 0..<12 {
+            let sequence = Int.random(in: 1...7, using: &generator), batch = Int.random(in: 1...5, using: &generator)
+            let input = Int.random(in: 1...13, using: &generator), hidden = Int.random(in: 1...11, using: &generator)
+            let batchFirst = trial % 2 == 1, reverse = trial % 3 == 1
+            let withOptions = trial % 4 >= 2
+            let width = cell.gates * hidden
+            let lengths = (0..<batch).map { b in b == 0 ? sequence : Int.random(in: 0...sequence, using: &generator) }
+            let activations: [RecurrentActivation] = withOptions
+                ? [.pointwise(.hardSigmoid(alpha: 0.3, beta: 0.4)), .scaledTanh(alpha: 1.5, beta: 0.7), .affine(alpha: 0.8, beta: 0.1)]
+                : [.pointwise(.sigmoid), .pointwise(.tanh), .pointwise(.tanh)]
+            let layer = RecurrentLayer(cell: cell, sequence: sequence, batch: batch, input: input, hidden: hidden,
+                                       activations: Array(activations.prefix(cell.activationCount)),
+                                       clip: withOptions ? 0.9 : nil, reverse: reverse, lengths: lengths)
+            let x = generator.floats(sequence * batch * input), w = generator.floats(width * input)
+            let r = generator.floats(width * hidden), bias = generator.floats(2 * width)
+            let peepholes = generator.floats(3 * hidden)
+            // States and Y rows sit at strides larger than `hidden`, as in a bidirectional output.
+            let stateStride = hidden + 3
+            let initialH = generator.floats(batch * stateStride), initialC = generator.floats(batch * stateStride)
+            let yStrides = batchFirst ? (time: hidden + 2, batch: sequence * (hidden + 2)) : (time: batch * (hidden + 1), batch: hidden + 1)
+            let yCount = batchFirst ? batch * sequence * (hidden + 2) : sequence * batch * (hidden + 1)
+
+            func outputs(_ body: (RecurrentOperands) -> Void) -> (y: [Float], h: [Float], c: [Float]) {
+                var y = [Float](repeating: 7, count: yCount)
+                var h = [Float](repeating: 7, count: batch * stateStride), c = h
+                x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in
+                bias.withUnsafeBufferPointer { bias in peepholes.withUnsafeBufferPointer { peepholes in
+                initialH.withUnsafeBufferPointer { initialH in initialC.withUnsafeBufferPointer { initialC in
+                y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in c.withUnsafeMutableBufferPointer { c in
+                    body(RecurrentOperands(
+                        x: x.baseAddress!, xRows: batchFirst ? (time: 1, batch: sequence) : (time: batch, batch: 1),
+                        w: w.baseAddress!, r: r.baseAddress!, bias: withOptions ? bias.baseAddress! : nil,
+                        peepholes: withOptions ? peepholes.baseAddress! : nil,
+                        initialH: trial % 3 == 2 ? nil : initialH.baseAddress!, initialC: withOptions ? initialC.baseAddress! : nil,
+                        initialStride: stateStride, y: y.baseAddress!, yStrides: yStrides,
+                        finalH: h.baseAddress!, finalC: c.baseAddress!, finalStride: stateStride))
+                } } } } } } } } } }
+                return (y, h, c)
+            }
+            let fast = outputs { operands in
+                var scratch = [Float](repeating: .nan, count: layer.scratchCount!)
+                scratch.withUnsafeMutableBufferPointer {
+                    Recurrence.run(layer, operands, scratch: $0.baseAddress!, parallelism: Parallelism(threads: 2))
+                }
+            }
+            let naive = outputs { Recurrence.reference(layer, $0) }
+            let label = "\(cell) trial \(trial): seq \(sequence) batch \(batch) input \(input) hidden \(hidden) lengths \(lengths)"
+            #expect(worstError(fast.y, naive.y).excess <= 0, "Y, \(label)")
+            #expect(worstError(fast.h, naive.h).excess <= 0, "Y_h, \(label)")
+            if cell.hasCellState { #expect(worstError(fast.c, naive.c).excess <= 0, "Y_c, \(label)") }
+            // Gaps between rows are never written.
+            #expect(fast.h.enumerated().allSatisfy { $0.offset % stateStride < hidden || $0.element == 7 }, "\(label)")
+        }
+    }
+
+    @Test func rnnStepByHand() {
+        // One unit, tanh(x·w + h·r + wb + rb): x = [1, 2] over two steps, w 0.5, r 2, biases 0.1 and 0.2.
+        let layer = RecurrentLayer(cell: .rnn, sequence: 2, batch: 1, input: 1, hidden: 1, activations: [.pointwise(.tanh)],
+                                   clip: nil, reverse: false, lengths: [2])
+        var y = [Float](repeating: 0, count: 2), h: [Float] = [0]
+        var scratch = [Float](repeating: 0, count: layer.scratchCount!)
+        let x: [Float] = [1, 2], w: [Float] = [0.5], r: [Float] = [2], bias: [Float] = [0.1, 0.2]
+        x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in bias.withUnsafeBufferPointer { bias in
+        y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in scratch.withUnsafeMutableBufferPointer { scratch in
+            Recurrence.run(layer, RecurrentOperands(x: x.baseAddress!, xRows: (1, 1), w: w.baseAddress!, r: r.baseAddress!,
+                                                    bias: bias.baseAddress!, peepholes: nil, initialH: nil, initialC: nil, initialStride: 1,
+                                                    y: y.baseAddress!, yStrides: (1, 1), finalH: h.baseAddress!, finalC: nil, finalStride: 1),
+                           scratch: scratch.baseAddress!, parallelism: .serial)
+        } } } } } } }
+        let first = Float.tanh(0.5 + 0.3), second = Float.tanh(1 + 2 * first + 0.3)
+        #expect(abs(y[0] - first) < 1e-6 && abs(y[1] - second) < 1e-6 && h == [y[1]])
+    }
+}
