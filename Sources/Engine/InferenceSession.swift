@@ -64,9 +64,9 @@ public final class InferenceSession: Sendable {
     /// Builds a session for `model`.
     public init(model: Model, options: Options = Options()) throws(EngineError) {
         try Self.checkOpsets(model.opsets)
-        var graph = model.graph
-        _ = try GraphOrder.sorted(graph)
         let start = ContinuousClock.now
+        var graph = try SubgraphBinding.bind(model.graph, opsets: model.opsets, optimize: options.optimizations)
+        _ = try GraphOrder.sorted(graph)
         if options.optimizations {
             graph = try GraphOptimizer.optimize(graph, opsets: model.opsets)
         }

@@ -72,10 +72,14 @@ public struct OperatorContext: Sendable {
     /// Inputs known at load time (initializers and folded constants), by input position.
     public let constants: [Tensor?]
 
-    public init(node: Node, version: Int, constants: [Tensor?]) {
+    /// Operator-set versions the model imports, by domain (for the nodes of subgraphs).
+    public let opsets: [String: Int]
+
+    public init(node: Node, version: Int, constants: [Tensor?], opsets: [String: Int] = [:]) {
         self.node = node
         self.version = version
         self.constants = constants
+        self.opsets = opsets
     }
 
     /// Number of input slots (including omitted ones).

@@ -68,7 +68,7 @@ public enum OperatorRegistry {
     public static func make(_ node: Node, opsets: [String: Int], constants: [Tensor?]) throws(EngineError) -> any Operator {
         let (definition, version) = try resolve(node, opsets: opsets).get()
         do {
-            return try definition.make(OperatorContext(node: node, version: version, constants: constants))
+            return try definition.make(OperatorContext(node: node, version: version, constants: constants, opsets: opsets))
         } catch let error as OpError {
             throw .invalidGraph("\(node.label): \(error.message)")
         } catch let error as EngineError {

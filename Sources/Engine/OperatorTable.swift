@@ -19,5 +19,6 @@ extension OperatorRegistry {
         + ResizeOperators.definitions
         + TextOperators.definitions
         + RecurrentOperators.definitions
+        + ControlFlowOperators.definitions
         + ClassicMLOperators.definitions  // ai.onnx.ml
 }

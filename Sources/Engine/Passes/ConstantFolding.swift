@@ -31,7 +31,8 @@ struct ConstantFolding: GraphPass {
         var folded = Set<Int>()
         for index in order {
             let node = graph.nodes[index]
-            guard !Self.nondeterministic.contains(node.opType),
+            // A node with subgraphs (a Loop's body) could run for long at load; it runs per request.
+            guard !Self.nondeterministic.contains(node.opType), !node.attributes.values.contains(where: \.holdsGraphs),
                   node.inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
                   case .success = OperatorRegistry.resolve(node, opsets: opsets) else { continue }
             let inputs = node.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }
