@@ -7,6 +7,8 @@ extension OperatorRegistry {
         + BinaryOperators.definitions
         + CastOperators.definitions
         + SoftmaxOperators.definitions
+        + AttentionOperators.definitions
+        + TransformerOperators.definitions
         + ReductionOperators.definitions
         + NormalizationOperators.definitions
         + ConvolutionOperators.definitions

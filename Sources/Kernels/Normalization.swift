@@ -7,7 +7,8 @@ public enum Normalization {
     /// `scale[(r % rowPeriod) * segments + s]` and the same element of `bias` (0 when nil). So
     /// layer normalisation has one segment per element (`rowPeriod` 1), instance normalisation one
     /// segment per row (`rowPeriod` = channels) and group normalisation one per channel.
-    /// `mean` and `inverseDeviation`, when given, receive each row's statistics.
+    /// `mean` and `inverseDeviation`, when given, receive each row's statistics. Not `centered`:
+    /// the mean is taken as 0, so rows are divided by their root mean square (RMS normalisation).
     // Shapes: x[rows, length], y[rows, length], scale and bias [rowPeriod * segments],
     // mean and inverseDeviation [rows].
     @inlinable
@@ -15,12 +16,12 @@ public enum Normalization {
         _ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, rows: Int, length: Int, epsilon: T,
         scale: UnsafePointer<T>, bias: UnsafePointer<T>?, segments: Int, rowPeriod: Int,
         mean: UnsafeMutablePointer<T>? = nil, inverseDeviation: UnsafeMutablePointer<T>? = nil,
-        parallelism: Parallelism
+        centered: Bool = true, parallelism: Parallelism
     ) {
         let segmentLength = length / segments
         parallelism.forEachRun(rows: rows, columns: 1, grain: Reduction.grain / max(length, 1)) { r, _ in
             let x = x + r * length, y = y + r * length
-            let average = Reduction.combineRun(x, count: length, Reduction.Sum()) / T(length)
+            let average = centered ? Reduction.combineRun(x, count: length, Reduction.Sum()) / T(length) : 0
             let variance = Reduction.combineRun(x, count: length, Reduction.SumOfSquaredDeviations(from: average)) / T(length)
             let inverse = 1 / (variance + epsilon).squareRoot()
             mean?[r] = average
@@ -86,13 +87,14 @@ public enum Normalization {
 
     /// Reference twin of `normalizeRows`, in Double with the textbook two-pass variance.
     public static func naiveNormalizeRows<T: RealElement>(
-        _ x: [T], rows: Int, length: Int, epsilon: Double, scale: [T], bias: [T]?, segments: Int, rowPeriod: Int
+        _ x: [T], rows: Int, length: Int, epsilon: Double, scale: [T], bias: [T]?, segments: Int, rowPeriod: Int,
+        centered: Bool = true
     ) -> [T] {
         var y = x
         let segmentLength = length / segments
         for r in 0..<rows {
             let values = (0..<length).map { Double(x[r * length + $0]) }
-            let mean = values.reduce(0, +) / Double(length)
+            let mean = centered ? values.reduce(0, +) / Double(length) : 0
             let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(length)
             for j in 0..<length {
                 let parameter = (r % rowPeriod) * segments + j / segmentLength

@@ -10,7 +10,7 @@ import TestSupport
         var generator = SeededGenerator(seed: 8)
         let x = generator.floats(rows * length, in: -3...3)
         let scale = generator.floats(rowPeriod * segments), bias = generator.floats(rowPeriod * segments)
-        for withBias in [false, true] {
+        for withBias in [false, true] { for centered in [true, false] {
             var y = [Float](repeating: .nan, count: x.count)
             var mean = [Float](repeating: .nan, count: rows), inverse = mean
             y.withUnsafeMutableBufferPointer { y in
@@ -20,16 +20,20 @@ import TestSupport
                             Normalization.normalizeRows(x, into: y.baseAddress!, rows: rows, length: length, epsilon: 1e-5,
                                                         scale: scale, bias: withBias ? bias.baseAddress : nil,
                                                         segments: segments, rowPeriod: rowPeriod, mean: mean.baseAddress,
-                                                        inverseDeviation: inverse.baseAddress, parallelism: Parallelism(threads: 2))
+                                                        inverseDeviation: inverse.baseAddress, centered: centered,
+                                                        parallelism: Parallelism(threads: 2))
                         }
                     }
                 }
             }
             let expected = Normalization.naiveNormalizeRows(x, rows: rows, length: length, epsilon: 1e-5, scale: scale,
-                                                            bias: withBias ? bias : nil, segments: segments, rowPeriod: rowPeriod)
+                                                            bias: withBias ? bias : nil, segments: segments, rowPeriod: rowPeriod,
+                                                            centered: centered)
             #expect(isClose(y, expected, relative: 1e-3, absolute: 1e-4))
-            #expect(isClose(mean, (0..<rows).map { r in x[(r * length)..<((r + 1) * length)].reduce(0, +) / Float(length) }))
-        }
+            #expect(isClose(mean, (0..<rows).map { r in
+                centered ? x[(r * length)..<((r + 1) * length)].reduce(0, +) / Float(length) : 0
+            }))
+        } }
     }
 
     @Test func channelAffineAndLocalResponse() {

@@ -113,6 +113,8 @@ struct RowNormalization: Operator {
     }
     let kind: Kind
     let epsilon: Float
+    /// False for RMS normalisation: rows are divided by their root mean square, the mean not taken.
+    var centered = true
 
     init(instance context: OperatorContext) throws {
         kind = .instance
@@ -122,6 +124,19 @@ struct RowNormalization: Operator {
     init(layer context: OperatorContext) throws {
         kind = .layer(axis: try context.int("axis", default: -1))
         epsilon = try context.float("epsilon", default: 1e-5)
+    }
+
+    /// RMSNormalization (and ONNX Runtime's SimplifiedLayerNormalization): layer normalisation
+    /// without the mean, scale only.
+    init(rms context: OperatorContext) throws {
+        try self.init(layer: context)
+        centered = false
+    }
+
+    init(layerAxis axis: Int, epsilon: Float, centered: Bool) {
+        kind = .layer(axis: axis)
+        self.epsilon = epsilon
+        self.centered = centered
     }
 
     init(group context: OperatorContext) throws {
@@ -215,7 +230,8 @@ struct RowNormalization: Operator {
                             length: layout.length, epsilon: T(`operator`.epsilon), scale: scale.baseAddress!,
                             bias: bias == nil ? nil : biasValues.baseAddress, segments: layout.segments,
                             rowPeriod: layout.rowPeriod, mean: statistics.first?.mutablePointer(as: T.self),
-                            inverseDeviation: statistics.last?.mutablePointer(as: T.self), parallelism: parallelism)
+                            inverseDeviation: statistics.last?.mutablePointer(as: T.self), centered: `operator`.centered,
+                            parallelism: parallelism)
                     }
                 }
             }
