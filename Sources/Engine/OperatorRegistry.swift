@@ -56,7 +56,9 @@ public enum OperatorRegistry {
     /// The definition and schema version for a node, or the error that says why it cannot run.
     public static func resolve(_ node: Node, opsets: [String: Int]) -> Result<(OperatorDefinition, Int), EngineError> {
         let domain = node.domain == "ai.onnx" ? "" : node.domain
-        let opset = opsets[domain] ?? opsets["ai.onnx"] ?? (domain == internalDomain ? 1 : 0)
+        // A com.microsoft node without the domain's import is version 1, as ONNX Runtime takes it:
+        // onnxruntime.transformers.optimizer writes such models.
+        let opset = opsets[domain] ?? opsets["ai.onnx"] ?? (domain == internalDomain || domain == "com.microsoft" ? 1 : 0)
         let version = effectiveVersion(opType: node.opType, domain: domain, opset: opset) ?? opset
         guard let definition = definitions[key(domain, node.opType)], definition.versions.contains(version) else {
             return .failure(.unsupportedOperator(opType: node.opType, domain: domain, version: version, node: node.label))

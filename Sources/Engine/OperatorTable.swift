@@ -9,6 +9,7 @@ extension OperatorRegistry {
         + SoftmaxOperators.definitions
         + AttentionOperators.definitions
         + TransformerOperators.definitions
+        + MicrosoftTransformerOperators.definitions
         + ReductionOperators.definitions
         + NormalizationOperators.definitions
         + ConvolutionOperators.definitions
