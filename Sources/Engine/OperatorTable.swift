@@ -23,5 +23,8 @@ extension OperatorRegistry {
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions
+        + SignalWindowOperators.definitions
+        + LinearAlgebraOperators.definitions
+        + [Unique.definition, Einsum.definition]
         + ClassicMLOperators.definitions  // ai.onnx.ml
 }

@@ -40,11 +40,21 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
         #expect(average.floats == [51, 505.5, 501])
         let maximum = try runML("TreeEnsembleRegressor", [x], twoTrees(missingTrue: 0).merging(["aggregate_function": .string("MAX")]) { $1 })[0]
         #expect(maximum.floats == [100, 1000, 1000])
-        // Rows spread over threads give the same answer.
-        let many = Tensor((0..<2000).map { Float($0 % 7) - 3 }, shape: [1000, 2])
-        let serial = try runML("TreeEnsembleRegressor", [many], twoTrees())[0]
-        let parallel = try runML("TreeEnsembleRegressor", [many], twoTrees(), threads: 4)[0]
-        #expect(serial.floats == parallel.floats)
+        // Rows in blocks (1001: a partial last block) and over threads, against the trees by hand.
+        var values: [Float] = []
+        for index in 0..<2002 {
+            let half: Float = index % 5 == 0 ? 0.5 : 0
+            values.append(Float(index % 7) - 3 + half)
+        }
+        let many = Tensor(values, shape: [1001, 2])
+        var expected: [Float] = []
+        for row in 0..<1001 {
+            let first: Float = values[2 * row] <= 0.5 ? 1 : 10
+            let second: Float = values[2 * row + 1] < 2 ? 100 : 1000
+            expected.append(first + second)
+        }
+        #expect(try runML("TreeEnsembleRegressor", [many], twoTrees())[0].floats == expected)
+        #expect(try runML("TreeEnsembleRegressor", [many], twoTrees(), threads: 3)[0].floats == expected)
     }
 
     @Test func hostileTreesAreRefusedWhenTheModelLoads() {

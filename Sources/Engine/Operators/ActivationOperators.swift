@@ -27,6 +27,7 @@ enum ActivationOperators {
                                             beta: try context.float("beta", default: 0.5)))
         },
         OperatorDefinition("HardSwish", versions: [14, 22]) { _ in ActivationOperator(.hardSwish) },
+        OperatorDefinition("Shrink", versions: [9]) { try Shrink($0) },
         OperatorDefinition("Tanh", versions: [1, 6, 13]) { _ in ActivationOperator(.tanh) },
         OperatorDefinition("Softplus", versions: [1, 22]) { _ in ActivationOperator(.softplus) },
         OperatorDefinition("Softsign", versions: [1, 22]) { _ in ActivationOperator(.softsign) },

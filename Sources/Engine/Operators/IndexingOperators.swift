@@ -17,6 +17,7 @@ enum IndexingOperators {
         OperatorDefinition("NonZero", versions: [9, 13]) { _ in NonZero() },
         OperatorDefinition("TopK", versions: [1, 10, 11, 24]) { try TopK($0) },
         OperatorDefinition("CumSum", versions: [11, 14]) { try CumSum($0) },
+        OperatorDefinition("CumProd", versions: [26]) { try CumSum($0, product: true) },
     ]
 }
 
@@ -459,8 +460,11 @@ struct TopK: Operator {
 struct CumSum: Operator {
     let exclusive: Bool
     let reverse: Bool
+    /// CumProd: running products instead of sums.
+    let product: Bool
 
-    init(_ context: OperatorContext) throws {
+    init(_ context: OperatorContext, product: Bool = false) throws {
+        self.product = product
         exclusive = try context.int("exclusive", default: 0) != 0
         reverse = try context.int("reverse", default: 0) != 0
     }
@@ -476,28 +480,29 @@ struct CumSum: Operator {
         guard x.shape.rank > 0 else { throw OpError.invalidArgument("CumSum needs a tensor of rank 1 or more") }
         let axis = try Layout.axis(Layout.scalar(Layout.input(inputs, 1, "axis"), "axis"), rank: x.shape.rank)
         let result = try context.allocate(x.dataType, x.shape)
-        guard try x.dataType.visit(RunningSum(x: x, axis: axis, exclusive: exclusive, reverse: reverse, result: result)) != nil else {
+        guard try x.dataType.visit(RunningSum(x: x, axis: axis, exclusive: exclusive, reverse: reverse, product: product, result: result)) != nil else {
             throw OpError("CumSum needs numbers, not \(x.dataType)")
         }
         return [result]
     }
 
-    /// Integer sums wrap on overflow, never trap.
+    /// Integer sums and products wrap on overflow, never trap.
     private struct RunningSum: ArithmeticVisitor {
-        let x: Tensor, axis: Int, exclusive: Bool, reverse: Bool, result: Tensor
+        let x: Tensor, axis: Int, exclusive: Bool, reverse: Bool, product: Bool, result: Tensor
 
         func visit<T: ArithmeticElement>(_ type: T.Type) {
             let source = x.pointer(as: T.self), target = result.mutablePointer(as: T.self), size = x.shape[axis]
+            let start = product ? T(casting: .signed(1)) : T.zero
             withExtendedLifetime(x) {
-                forEachLane(x.shape.dims, axis: axis) { start, stride in
-                    var sum = T.zero
+                forEachLane(x.shape.dims, axis: axis) { first, stride in
+                    var sum = start
                     for step in 0..<size {
-                        let offset = start + (reverse ? size - 1 - step : step) * stride
+                        let offset = first + (reverse ? size - 1 - step : step) * stride
                         if exclusive {
                             target[offset] = sum
-                            sum = T.add(sum, source[offset])
+                            sum = product ? T.multiply(sum, source[offset]) : T.add(sum, source[offset])
                         } else {
-                            sum = T.add(sum, source[offset])
+                            sum = product ? T.multiply(sum, source[offset]) : T.add(sum, source[offset])
                             target[offset] = sum
                         }
                     }

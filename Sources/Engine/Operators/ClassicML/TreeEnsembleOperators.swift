@@ -29,6 +29,9 @@ struct DecisionForest: Sendable {
     /// One more than the largest feature index a split reads (0 for a forest of leaves).
     var featureCount: Int
 
+    /// Rows evaluated together, each tree over all of them in turn.
+    static let rowBlock = 128
+
     /// A mode name of `TreeEnsembleClassifier`/`Regressor`.
     static func mode(named name: String) throws -> Mode {
         switch name {
@@ -215,7 +218,9 @@ extension DecisionForest {
 // MARK: Evaluation
 
 /// Scores every row of `rows` with `forest`, in parallel over rows: `finish` turns one row's
-/// aggregated scores (and which targets any leaf reached) into its outputs.
+/// aggregated scores (and which targets any leaf reached) into its outputs. Rows go in blocks,
+/// each tree over the whole block before the next, so that a tree stays in cache while it is used
+/// (each row still adds its trees' leaves in tree order).
 func evaluate(_ forest: DecisionForest, _ rows: FeatureRows, aggregate: TreeAggregate, _ parallelism: Parallelism,
               finish: (_ row: Int, _ scores: UnsafeMutableBufferPointer<Double>, _ reached: UnsafeMutableBufferPointer<Bool>) -> Void) throws {
     guard forest.featureCount <= rows.width else {
@@ -223,33 +228,38 @@ func evaluate(_ forest: DecisionForest, _ rows: FeatureRows, aggregate: TreeAggr
     }
     let targets = forest.targetCount
     let width = rows.width
-    let minimumChunk = max(1, 2048 / max(1, forest.roots.count))
+    let block = DecisionForest.rowBlock
     rows.values.withUnsafeBufferPointer { values in
         forest.nodes.withUnsafeBufferPointer { nodes in
             forest.weightTargets.withUnsafeBufferPointer { weightTargets in
                 forest.weightValues.withUnsafeBufferPointer { weightValues in
-                    parallelism.forEachChunk(rows.count, minimumChunk: minimumChunk) { range in
-                        let scores = UnsafeMutableBufferPointer<Double>.allocate(capacity: targets)
-                        let reached = UnsafeMutableBufferPointer<Bool>.allocate(capacity: targets)
+                    parallelism.forEachChunk(rows.count, minimumChunk: max(1, 2048 / max(1, forest.roots.count))) { range in
+                        let scores = UnsafeMutableBufferPointer<Double>.allocate(capacity: block * targets)
+                        let reached = UnsafeMutableBufferPointer<Bool>.allocate(capacity: block * targets)
                         defer { scores.deallocate(); reached.deallocate() }
-                        for row in range {
-                            _ = scores.initialize(repeating: 0)
-                            _ = reached.initialize(repeating: false)
-                            let features = values.baseAddress! + row * width
+                        for blockStart in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                            let count = min(block, range.upperBound - blockStart)
+                            scores.initialize(repeating: 0)
+                            reached.initialize(repeating: false)
                             for root in forest.roots {
-                                let leaf = forest.leaf(root, features, nodes.baseAddress!)
-                                let start = Int(leaf.trueChild)
-                                for entry in start..<(start + Int(leaf.falseChild)) {
-                                    let target = Int(weightTargets[entry]), value = weightValues[entry]
-                                    switch aggregate {
-                                    case .sum, .average: scores[target] += value
-                                    case .minimum: if !reached[target] || value < scores[target] { scores[target] = value }
-                                    case .maximum: if !reached[target] || value > scores[target] { scores[target] = value }
+                                for item in 0..<count {
+                                    let leaf = forest.leaf(root, values.baseAddress! + (blockStart + item) * width, nodes.baseAddress!)
+                                    let start = Int(leaf.trueChild), base = item * targets
+                                    for entry in start..<(start + Int(leaf.falseChild)) {
+                                        let target = base + Int(weightTargets[entry]), value = weightValues[entry]
+                                        switch aggregate {
+                                        case .sum, .average: scores[target] += value
+                                        case .minimum: if !reached[target] || value < scores[target] { scores[target] = value }
+                                        case .maximum: if !reached[target] || value > scores[target] { scores[target] = value }
+                                        }
+                                        reached[target] = true
                                     }
-                                    reached[target] = true
                                 }
                             }
-                            finish(row, scores, reached)
+                            for item in 0..<count {
+                                finish(blockStart + item, UnsafeMutableBufferPointer(rebasing: scores[(item * targets)..<((item + 1) * targets)]),
+                                       UnsafeMutableBufferPointer(rebasing: reached[(item * targets)..<((item + 1) * targets)]))
+                            }
                         }
                     }
                 }

@@ -1,0 +1,26 @@
+import Kernels
+import Tensors
+
+/// Shrink (9): x + bias below -lambd, x - bias above lambd, 0 between (soft and hard shrink).
+struct Shrink: Operator {
+    let lambda: Double
+    let bias: Double
+
+    init(_ context: OperatorContext) throws {
+        lambda = Double(try context.float("lambd", default: 0.5))
+        bias = Double(try context.float("bias", default: 0))
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, ElementTypes.numeric)
+        return [x]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkElementType(x.dataType, ElementTypes.numeric)
+        let values = x.doubles().map { $0 < -lambda ? $0 + bias : $0 > lambda ? $0 - bias : 0 }
+        return [try convert(Tensor(values, shape: x.shape), to: x.dataType, context)]
+    }
+}
