@@ -245,3 +245,38 @@ def test_xgboost_with_missing_values(binary, tmp_path):
     y = np.nan_to_num(x[:, 1], nan=2.0) + x[:, 0]
     model = xgboost.XGBRegressor(n_estimators=15, max_depth=3).fit(x, y)
     check(binary, _onnxmltools(model, 4), {"X": x}, tmp_path)
+
+
+def test_tfidf_text_pipeline(binary, tmp_path):
+    """TfidfVectorizer (words and bigrams) + logistic regression: StringNormalizer, TfIdfVectorizer,
+    Normalizer, LinearClassifier and ZipMap. skl2onnx tokenizes with com.microsoft's Tokenizer; on
+    texts of lowercase words split by single spaces that is StringSplit's whitespace split, which
+    the test puts in its place (onnxruntime runs the same rewritten model, with the "C" locale)."""
+    from onnx import helper
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import StringTensorType
+    texts = np.array(["the cat sat on the mat", "dogs chase cats", "the dog sat", "cats and dogs play",
+                      "birds fly high", "the bird sat on the cat", "Dogs and birds", "a mat for the dog"])
+    labels = np.array([0, 1, 0, 1, 2, 0, 2, 1])
+    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=300)).fit(texts, labels)
+    model = to_onnx(pipeline, initial_types=[("text", StringTensorType([None, 1]))], target_opset={"": 20, "ai.onnx.ml": 3})
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "Tokenizer":
+            node = helper.make_node("StringSplit", [node.input[0]], [node.output[0], node.output[0] + "_counts"], name=node.name)
+        if node.op_type == "StringNormalizer":
+            # onnxruntime builds the node's locale (en_US.UTF-8 by default), which this machine lacks.
+            node.attribute.append(helper.make_attribute("locale", "C"))
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    for opset in list(model.opset_import):
+        if opset.domain == "com.microsoft":
+            model.opset_import.remove(opset)
+    queries = np.array([["the cat sat"], ["dogs and cats play"], ["unknown words only"], ["birds sat on the mat"]], dtype=object)
+    _, ours = check(binary, model, {"text": queries}, tmp_path)
+    np.testing.assert_array_equal(ours[0], pipeline.predict(queries[:, 0]))
+    np.testing.assert_allclose(ours[1], pipeline.predict_proba(queries[:, 0]), rtol=RTOL, atol=1e-4)
