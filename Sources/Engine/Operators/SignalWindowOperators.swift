@@ -33,7 +33,9 @@ struct CosineWindow: Operator {
         let size = try Layout.scalar(Layout.input(inputs, 0, "size"), "size")
         guard size >= 0 && size <= ExecutionContext.maximumElementCount else { throw OpError.invalidArgument("size \(size) is out of range") }
         let denominator = Double(periodic ? size : size - 1)
-        var values = [Double](repeating: 0, count: size)
+        // Through the run's allocator: `size` comes from the request.
+        let window = try context.allocate(.double, [size])
+        let values = window.mutablePointer(as: Double.self)
         for n in 0..<size {
             var sum = 0.0
             for (k, a) in coefficients.enumerated() {
@@ -43,6 +45,6 @@ struct CosineWindow: Operator {
             }
             values[n] = sum
         }
-        return [try convert(Tensor(values, shape: [size]), to: outputType, context)]
+        return [try convert(window, to: outputType, context)]
     }
 }

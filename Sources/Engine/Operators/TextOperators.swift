@@ -264,7 +264,11 @@ struct TfIdfVectorizer: Operator {
         let rows = x.shape.rank == 2 ? x.shape[0] : 1
         let width = x.shape.rank == 0 ? 1 : x.shape[x.shape.rank - 1]
         let items = EncodingKey.keys(of: x)
-        var counts = [Int](repeating: 0, count: rows * outputSize)
+        // Counts go straight into the output, allocated first: its size comes from the request.
+        let shape: Shape = x.shape.rank == 2 ? [rows, outputSize] : [outputSize]
+        let y = try context.allocate(.float, shape)
+        let counts = y.mutablePointer(as: Float.self)
+        counts.initialize(repeating: 0, count: y.elementCount)
         for row in 0..<rows {
             let base = row * width
             var startLength = minLength
@@ -286,15 +290,12 @@ struct TfIdfVectorizer: Operator {
                 }
             }
         }
-        let shape: Shape = x.shape.rank == 2 ? [rows, outputSize] : [outputSize]
-        let y = try context.allocate(.float, shape)
-        let output = y.mutablePointer(as: Float.self)
-        for (index, count) in counts.enumerated() {
+        for index in 0..<y.elementCount {
             let weight = weights.isEmpty ? 1 : weights[index % max(outputSize, 1)]
             switch mode {
-            case .tf: output[index] = Float(count)
-            case .idf: output[index] = count > 0 ? weight : 0
-            case .tfidf: output[index] = Float(count) * weight
+            case .tf: break
+            case .idf: counts[index] = counts[index] > 0 ? weight : 0
+            case .tfidf: counts[index] *= weight
             }
         }
         return [y]
