@@ -28,6 +28,8 @@ struct DecisionForest: Sendable {
     let targetCount: Int
     /// One more than the largest feature index a split reads (0 for a forest of leaves).
     var featureCount: Int
+    /// The mode of every split, when they all have one (set by `prepare`).
+    var uniformMode: Mode? = nil
 
     /// Rows evaluated together, each tree over all of them in turn.
     static let rowBlock = 128
@@ -69,27 +71,54 @@ struct DecisionForest: Sendable {
         }
     }
 
-    /// The leaf `row` reaches in the tree rooted at `root`.
+    /// Checks the trees (see `checkAcyclic`) and notes whether every split uses one comparison.
+    mutating func prepare() throws {
+        try checkAcyclic()
+        let modes = Set(nodes.lazy.map(\.mode).filter { $0 != .leaf })
+        uniformMode = modes.count == 1 ? modes.first : nil
+    }
+
+    /// The leaf `row` reaches in the tree rooted at `root`. Forests whose splits all compare one
+    /// way (scikit-learn and LightGBM: ≤, XGBoost: <) walk without choosing the comparison per node.
     @inline(__always)
     func leaf(_ root: Int32, _ row: UnsafePointer<Double>, _ nodes: UnsafePointer<Node>) -> Node {
+        switch uniformMode {
+        case .leq?: walk(root, row, nodes, threshold: { $0 <= $1 })
+        case .lt?: walk(root, row, nodes, threshold: { $0 < $1 })
+        default: walk(root, row, nodes, split)
+        }
+    }
+
+    @inline(__always)
+    private func walk(_ root: Int32, _ row: UnsafePointer<Double>, _ nodes: UnsafePointer<Node>,
+                      _ goesTrue: (Double, Node) -> Bool) -> Node {
         var node = nodes[Int(root)]
         while node.mode != .leaf {
             let x = row[Int(node.feature)]
-            let t = node.threshold
-            let goesTrue: Bool
-            switch node.mode {
-            case .leq: goesTrue = x <= t
-            case .lt: goesTrue = x < t
-            case .gte: goesTrue = x >= t
-            case .gt: goesTrue = x > t
-            case .eq: goesTrue = x == t
-            case .neq: goesTrue = x != t
-            case .member: goesTrue = memberSets[Int(t)].contains(x)
-            case .leaf: goesTrue = false
-            }
-            node = nodes[Int(goesTrue || (node.missingTracksTrue && x.isNaN) ? node.trueChild : node.falseChild)]
+            node = nodes[Int(goesTrue(x, node) || (node.missingTracksTrue && x.isNaN) ? node.trueChild : node.falseChild)]
         }
         return node
+    }
+
+    @inline(__always)
+    private func walk(_ root: Int32, _ row: UnsafePointer<Double>, _ nodes: UnsafePointer<Node>,
+                      threshold compare: (Double, Double) -> Bool) -> Node {
+        walk(root, row, nodes) { (x: Double, node: Node) -> Bool in compare(x, node.threshold) }
+    }
+
+    /// Whether `x` goes to the true branch of split `node`, for any mode.
+    private func split(_ x: Double, _ node: Node) -> Bool {
+        let t = node.threshold
+        switch node.mode {
+        case .leq: return x <= t
+        case .lt: return x < t
+        case .gte: return x >= t
+        case .gt: return x > t
+        case .eq: return x == t
+        case .neq: return x != t
+        case .member: return memberSets[Int(t)].contains(x)
+        case .leaf: return false
+        }
     }
 }
 
@@ -206,7 +235,7 @@ extension DecisionForest {
         }
         self.init(nodes: nodes, roots: roots, weightTargets: weightTargets, weightValues: weightValues, memberSets: [],
                   targetCount: targetCount, featureCount: featureCount)
-        try checkAcyclic()
+        try prepare()
     }
 
     private struct NodeKey: Hashable {
@@ -550,9 +579,10 @@ struct TreeEnsemble: Operator {
             let isLeaf = trueLeafs[root] != 0 && falseLeafs[root] != 0 && trueIDs[root] == falseIDs[root]
             roots.append(isLeaf ? nodes[root].trueChild : Int32(root))
         }
-        forest = DecisionForest(nodes: nodes, roots: roots, weightTargets: weightTargets, weightValues: leafWeights,
-                                memberSets: memberSets, targetCount: targets, featureCount: featureCount)
-        try forest.checkAcyclic()
+        var forest = DecisionForest(nodes: nodes, roots: roots, weightTargets: weightTargets, weightValues: leafWeights,
+                                    memberSets: memberSets, targetCount: targets, featureCount: featureCount)
+        try forest.prepare()
+        self.forest = forest
         aggregate = try TreeAggregate(code: try context.int("aggregate_function", default: 1))
         finish = RegressionFinish(aggregate: aggregate, baseValues: [], transform: try ScoreTransform(code: try context.int("post_transform", default: 0)),
                                   treeCount: roots.count)
