@@ -9,16 +9,16 @@ import Tensors
 /// `captures` attribute), so ordering, the passes and buffer lifetimes see them as ordinary
 /// inputs. Subgraphs nested inside subgraphs are bound first, and each subgraph gets the same
 /// passes as the main graph.
-enum SubgraphBinding {
+package enum SubgraphBinding {
     /// The attribute of a node that lists, in order, the names its subgraphs read from outside
     /// (the node's trailing inputs, as the subgraphs call them).
-    static let capturesAttribute = OperatorRegistry.internalDomain + ".captures"
+    package static let capturesAttribute = OperatorRegistry.internalDomain + ".captures"
 
     /// Subgraphs nested deeper than this are refused.
     static let maximumDepth = 16
 
     /// `graph` with every subgraph bound (and optimised when `optimize`).
-    static func bind(_ graph: Graph, opsets: [String: Int], optimize: Bool, depth: Int = 0) throws(EngineError) -> Graph {
+    package static func bind(_ graph: Graph, opsets: [String: Int], optimize: Bool, depth: Int = 0) throws(EngineError) -> Graph {
         var graph = graph
         for index in graph.nodes.indices where graph.nodes[index].attributes.values.contains(where: \.holdsGraphs) {
             guard depth < maximumDepth else {
