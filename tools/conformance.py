@@ -125,6 +125,11 @@ def compare(expected, actual):
         return "element type %s, expected %s" % (actual.dtype, expected.dtype)
     if expected.shape != actual.shape:
         return "shape %s, expected %s" % (list(actual.shape), list(expected.shape))
+    # ml_dtypes' types (bfloat16, float8, float4, int4, int2) compare by value (NaNs equal).
+    if expected.dtype.name.startswith(("bfloat16", "float8", "float4")):
+        expected, actual = expected.astype(np.float32), actual.astype(np.float32)
+    elif expected.dtype.name in ("int4", "uint4", "int2", "uint2"):
+        expected, actual = expected.astype(np.int32), actual.astype(np.int32)
     if expected.dtype.kind in "fc":
         if not np.allclose(actual, expected, rtol=RTOL, atol=ATOL, equal_nan=True):
             diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))

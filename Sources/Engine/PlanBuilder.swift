@@ -26,7 +26,15 @@ enum PlanBuilder {
         }
         var steps: [ExecutionPlan.Step] = []
         for index in order {
-            let node = graph.nodes[index]
+            var node = graph.nodes[index]
+            // Low-precision values widen before an operator that computes with them, and its
+            // results in the wide type narrow back after it (see `LowPrecisionWidening`).
+            let widening = LowPrecisionWidening(node, step: index, inputTypes: node.inputs.map { $0.isEmpty ? nil : types[$0] })
+            for (input, wide) in widening?.widenedInputs ?? [] {
+                steps.append(LowPrecisionWidening.conversion(from: node.inputs[input], to: wide, label: node.label, slot: slot))
+                types[wide.name] = wide.type
+                node.inputs[input] = wide.name
+            }
             let op = try OperatorRegistry.make(node, opsets: opsets,
                                                constants: node.inputs.map { graph.initializers[$0] })
             let inputTypes = node.inputs.map { $0.isEmpty ? nil : types[$0] }
@@ -38,14 +46,26 @@ enum PlanBuilder {
             } catch {
                 throw .invalidGraph("\(node.label): \(error)")
             }
+            var narrowing: [(wide: String, narrow: (name: String, type: TensorType))] = []
             for (position, output) in node.outputs.enumerated() where !output.isEmpty {
                 guard position < inferred.count, let type = inferred[position] else { continue }
-                types[output] = refine(declared: types[output], inferred: type)
+                if let widening, let narrow = widening.narrowedType(type) {
+                    let wide = LowPrecisionWidening.wideName(output, step: index)
+                    types[wide] = type
+                    node.outputs[position] = wide
+                    narrowing.append((wide, (output, narrow)))
+                    types[output] = refine(declared: types[output], inferred: narrow)
+                } else {
+                    types[output] = refine(declared: types[output], inferred: type)
+                }
             }
             steps.append(ExecutionPlan.Step(
                 op: op, label: node.label, opType: node.opType,
                 inputs: node.inputs.map { $0.isEmpty ? nil : slot($0) },
                 outputs: node.outputs.map { $0.isEmpty ? nil : slot($0) }))
+            for (wide, narrow) in narrowing {
+                steps.append(LowPrecisionWidening.conversion(from: wide, to: narrow, label: node.label, slot: slot))
+            }
         }
         var outputSlots: [String: Int] = [:]
         for output in graph.outputs { outputSlots[output.name] = slot(output.name) }

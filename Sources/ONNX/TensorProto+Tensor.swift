@@ -47,19 +47,20 @@ enum TensorProtoCodec {
         if proto.dataLocation == .external {
             guard let external else { throw .externalData("\(what) refers to external data, which is not allowed here") }
             guard dataType != .string else { throw .externalData("\(what): string tensors cannot be stored externally") }
-            let buffer = try external.read(proto, byteCount: count * dataType.byteSize, what: what)
+            let buffer = try external.read(proto, byteCount: dataType.packedByteCount(elements: count) ?? 0, what: what)
+            if dataType.bitWidth < 8 {
+                return withExtendedLifetime(buffer) {
+                    tensor(dataType, shape: shape, bytes: UnsafeRawBufferPointer(start: buffer.baseAddress, count: buffer.byteCount))
+                }
+            }
             return normalized(Tensor(dataType: dataType, shape: shape, storage: .bytes(buffer)))
         }
         if proto.hasRawData && dataType != .string {
-            let byteCount = count * dataType.byteSize
+            let byteCount = dataType.packedByteCount(elements: count) ?? 0
             guard proto.rawData.count == byteCount else {
                 throw .invalidModel("\(what) has \(proto.rawData.count) bytes of raw_data; \(dataType)\(shape) needs \(byteCount)")
             }
-            let tensor = Tensor(uninitialized: dataType, shape: shape)
-            proto.rawData.withUnsafeBytes { raw in
-                if let base = raw.baseAddress { tensor.rawPointer.copyMemory(from: base, byteCount: byteCount) }
-            }
-            return normalized(tensor)
+            return proto.rawData.withUnsafeBytes { raw in tensor(dataType, shape: shape, bytes: raw) }
         }
         switch dataType {
         case .string:
@@ -80,7 +81,31 @@ enum TensorProtoCodec {
             return try typed(proto.int32Data.map { Float16(bitPattern: UInt16(truncatingIfNeeded: $0)) }, as: Float16.self, shape: shape, what: what, field: "int32_data")
         case .uint32: return try typed(proto.uint64Data.map { UInt32(truncatingIfNeeded: $0) }, as: UInt32.self, shape: shape, what: what, field: "uint64_data")
         case .uint64: return try typed(proto.uint64Data, as: UInt64.self, shape: shape, what: what, field: "uint64_data")
+        default:
+            // The low-precision types keep their bytes (or packed pairs and quadruples) in
+            // int32_data, one 8- or 16-bit unit per entry.
+            let unit = dataType == .bfloat16 ? 2 : 1
+            let byteCount = dataType.packedByteCount(elements: count) ?? 0
+            guard proto.int32Data.count * unit == byteCount else {
+                throw .invalidModel("\(what) has \(proto.int32Data.count) values in int32_data; \(dataType)\(shape) needs \(byteCount / unit)")
+            }
+            let bytes: [UInt8] = unit == 2
+                ? proto.int32Data.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }
+                : proto.int32Data.map { UInt8(truncatingIfNeeded: $0) }
+            return bytes.withUnsafeBytes { tensor(dataType, shape: shape, bytes: $0) }
         }
+    }
+
+    /// A tensor of `dataType` from its little-endian bytes as files store them (sub-byte types
+    /// packed); `bytes` holds exactly `packedByteCount` of the shape's elements.
+    private static func tensor(_ dataType: DataType, shape: Shape, bytes: UnsafeRawBufferPointer) -> Tensor {
+        let tensor = Tensor(uninitialized: dataType, shape: shape)
+        if dataType.bitWidth < 8 {
+            LowPrecision.unpack(bytes, count: shape.elementCount, dataType: dataType, into: tensor.rawPointer)
+        } else if let base = bytes.baseAddress {
+            tensor.rawPointer.copyMemory(from: base, byteCount: bytes.count)
+        }
+        return normalized(tensor)
     }
 
     private static func typed<T: TensorElement>(_ values: [T], as type: T.Type, shape: Shape, what: String, field: String) throws(ONNXError) -> Tensor {
@@ -110,7 +135,8 @@ enum TensorProtoCodec {
         if tensor.dataType == .string {
             proto.stringData = tensor.strings.map { Data($0.utf8) }
         } else {
-            proto.rawData = withExtendedLifetime(tensor) { Data(bytes: tensor.rawPointer, count: tensor.byteCount) }
+            proto.rawData = tensor.dataType.bitWidth < 8 ? Data(LowPrecision.pack(tensor))
+                : withExtendedLifetime(tensor) { Data(bytes: tensor.rawPointer, count: tensor.byteCount) }
         }
         return proto
     }

@@ -69,7 +69,7 @@ extension DataType {
         case .uint16: try visitor.visit(UInt16.self)
         case .uint32: try visitor.visit(UInt32.self)
         case .uint64: try visitor.visit(UInt64.self)
-        case .bool, .string: nil
+        default: nil
         }
     }
 

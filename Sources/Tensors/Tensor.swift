@@ -144,6 +144,7 @@ public struct Tensor: Sendable {
         case .double: scalars(as: Double.self).map { Int(converting: $0) }
         case .float16: scalars(as: Float16.self).map { Int(converting: Double($0)) }
         case .string: strings.map { Int($0) ?? 0 }
+        default: doubles().map { Int(converting: $0) }
         }
     }
 
@@ -154,6 +155,16 @@ public struct Tensor: Sendable {
         case .double: scalars(as: Double.self)
         case .float16: scalars(as: Float16.self).map { Double($0) }
         case .string: strings.map { Double($0) ?? .nan }
+        case .bfloat16: scalars(as: BFloat16.self).map { Double($0.widened) }
+        case .float8e4m3fn: scalars(as: Float8E4M3FN.self).map { Double($0.widened) }
+        case .float8e4m3fnuz: scalars(as: Float8E4M3FNUZ.self).map { Double($0.widened) }
+        case .float8e5m2: scalars(as: Float8E5M2.self).map { Double($0.widened) }
+        case .float8e5m2fnuz: scalars(as: Float8E5M2FNUZ.self).map { Double($0.widened) }
+        case .float4e2m1: scalars(as: Float4E2M1.self).map { Double($0.widened) }
+        case .int4: scalars(as: Int4.self).map { Double($0.widened) }
+        case .uint4: scalars(as: UInt4.self).map { Double($0.widened) }
+        case .int2: scalars(as: Int2.self).map { Double($0.widened) }
+        case .uint2: scalars(as: UInt2.self).map { Double($0.widened) }
         default: integers().map { Double($0) }
         }
     }

@@ -91,6 +91,9 @@ package enum OpenInferenceCodec {
         case .float: "FP32"
         case .double: "FP64"
         case .string: "BYTES"
+        case .bfloat16: "BF16"
+        // Not in the protocol: ONNX's names.
+        default: dataType.name.uppercased()
         }
     }
 
@@ -300,6 +303,9 @@ package enum OpenInferenceCodec {
             defer { offset += size }
             if dataType == .string {
                 return Tensor(strings: try strings(count: count, size: size, name: name), shape: shape)
+            }
+            guard dataType.bitWidth >= 8 else {
+                throw .invalidArgument("input '\(name)' has element type \(dataType), which requests cannot carry")
             }
             guard let expected = dataType.checkedByteCount(elements: count), size == expected else {
                 throw .invalidArgument("input '\(name)' has binary_data_size \(size); \(OpenInferenceCodec.datatype(dataType)) \(shape) needs \(dataType.checkedByteCount(elements: count).map(String.init) ?? "more than Int.max") bytes")

@@ -233,6 +233,12 @@ package enum TFServingCodec {
         case .uint64: "DT_UINT64"
         case .bool: "DT_BOOL"
         case .string: "DT_STRING"
+        case .bfloat16: "DT_BFLOAT16"
+        case .float8e4m3fn: "DT_FLOAT8_E4M3FN"
+        case .float8e5m2: "DT_FLOAT8_E5M2"
+        case .int4: "DT_INT4"
+        case .uint4: "DT_UINT4"
+        default: "DT_INVALID"
         }
     }
 

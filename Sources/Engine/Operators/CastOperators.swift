@@ -5,16 +5,24 @@ import Tensors
 enum CastOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Cast", versions: [1, 6, 9, 13, 19, 21, 23, 24, 25, 28]) { try Cast($0) },
-        OperatorDefinition("CastLike", versions: [15, 19, 21, 23, 24, 25]) { _ in CastLike() },
+        OperatorDefinition("CastLike", versions: [15, 19, 21, 23, 24, 25]) { try CastLike($0) },
     ]
 }
 
 /// Cast to the element type named by the `to` attribute (an ONNX type code; a name such as
-/// "FLOAT" in opset 1).
+/// "FLOAT" in opset 1). `saturate` (opset 19) decides what a float8 cast does past the type's
+/// largest value.
 struct Cast: Operator {
     let target: DataType
+    var saturate = true
+
+    init(target: DataType, saturate: Bool = true) {
+        self.target = target
+        self.saturate = saturate
+    }
 
     init(_ context: OperatorContext) throws {
+        saturate = try context.int("saturate", default: 1) != 0
         switch context.attribute("to") {
         case .int(let code)?:
             guard let type = Int32(exactly: code).flatMap(DataType.init(rawValue:)) else {
@@ -37,26 +45,43 @@ struct Cast: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        [try convert(try inputs.required(0), to: target, context)]
+        [try convert(try inputs.required(0), to: target, saturate: saturate, context)]
     }
 }
 
 /// Cast to the element type of the second input.
 struct CastLike: Operator {
+    var saturate = true
+
+    init(_ context: OperatorContext) throws { saturate = try context.int("saturate", default: 1) != 0 }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0), let like = inputs.type(1) else { return [] }
         return [TensorType(like.dataType, x.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        [try convert(try inputs.required(0), to: try inputs.required(1).dataType, context)]
+        [try convert(try inputs.required(0), to: try inputs.required(1).dataType, saturate: saturate, context)]
     }
 }
 
 /// `x` with its elements converted to `target`, with C cast semantics between numbers (integers
 /// wrap, reals truncate toward zero), `x != 0` to bool, and decimal text to and from strings.
-func convert(_ x: Tensor, to target: DataType, _ context: ExecutionContext) throws -> Tensor {
+/// Low-precision types convert through their compute type (see `DataType.computeType`): rounded
+/// to nearest even, past their largest value saturating (`saturate`) or infinite/NaN.
+func convert(_ x: Tensor, to target: DataType, saturate: Bool = true, _ context: ExecutionContext) throws -> Tensor {
     if x.dataType == target { return x }
+    if let wide = x.dataType.computeType {
+        let widened = try context.allocate(wide, x.shape)
+        LowPrecision.widen(x, into: widened)
+        return try convert(widened, to: target, saturate: saturate, context)
+    }
+    if let wide = target.computeType {
+        let widened = try convert(x, to: wide, context)
+        let y = try context.allocate(target, x.shape)
+        LowPrecision.narrow(widened, into: y, saturate: saturate)
+        return y
+    }
     switch (x.dataType, target) {
     case (.string, _):
         let values = try x.strings.map(parseNumber)
