@@ -18,9 +18,15 @@ public struct OperatorDefinition: Sendable {
         self.versions = Set(versions)
         self.make = make
     }
+
+    /// The same definition in `domain`.
+    func inDomain(_ domain: String) -> OperatorDefinition {
+        OperatorDefinition(opType, domain: domain, versions: versions.sorted(), make: make)
+    }
 }
 
-/// Every operator the engine can run, from one table (one line per operator, grouped by family).
+/// Every operator the engine can run, from one table per domain (one line per operator, grouped by
+/// family; see OperatorTable.swift).
 public enum OperatorRegistry {
     /// Domain of the fused operators our optimisation passes create.
     public static let internalDomain = "org.onnx-serve"
@@ -30,7 +36,8 @@ public enum OperatorRegistry {
 
     static let definitions: [String: OperatorDefinition] = {
         var table: [String: OperatorDefinition] = [:]
-        for definition in allDefinitions {
+        let other = domainDefinitions.flatMap { domain, definitions in definitions.map { $0.inDomain(domain) } }
+        for definition in allDefinitions + other {
             let key = Self.key(definition.domain, definition.opType)
             precondition(table[key] == nil, "operator \(key) registered twice")
             table[key] = definition

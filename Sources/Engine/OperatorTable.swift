@@ -1,6 +1,7 @@
 extension OperatorRegistry {
     /// Every operator family; each lists its operators one per line. Families of other domains
-    /// than `ai.onnx` come last, one table per domain.
+    /// than `ai.onnx` come last (ai.onnx.ml's definitions name their domain), or sit in
+    /// `domainDefinitions`.
     static let allDefinitions: [OperatorDefinition] =
         UnaryOperators.definitions
         + ActivationOperators.definitions
@@ -20,6 +21,7 @@ extension OperatorRegistry {
         + IndexingOperators.definitions
         + GeneratorOperators.definitions
         + ResizeOperators.definitions
+        + QuantizationOperators.definitions
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions
@@ -27,4 +29,10 @@ extension OperatorRegistry {
         + LinearAlgebraOperators.definitions
         + [Unique.definition, Einsum.definition]
         + ClassicMLOperators.definitions  // ai.onnx.ml
+
+    /// Operators of other domains: one table per domain, each listing its operators one per line
+    /// (their definitions leave `domain` unset; the table's key is their domain).
+    static let domainDefinitions: [String: [OperatorDefinition]] = [
+        MicrosoftOperators.domain: MicrosoftOperators.definitions,
+    ]
 }

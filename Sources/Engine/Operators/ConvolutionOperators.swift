@@ -177,8 +177,8 @@ struct Conv: Operator {
 }
 
 /// ConvInteger: Conv of `x − x_zero_point` (a scalar) and `w − w_zero_point` (a scalar or one
-/// per output channel), on 8-bit integers, into int32. Runs the double reference convolution,
-/// exact for these integer sums.
+/// per output channel), on 8-bit integers, into int32. Runs the float convolution when every
+/// partial sum is exact in float (below 2^24), else the double one (see `IntegerProduct`).
 struct ConvInteger: Operator {
     let conv: Conv
 
@@ -202,20 +202,14 @@ struct ConvInteger: Operator {
                 throw OpError("\(name) must be int8 or uint8, not \(tensor.dataType)")
             }
         }
-        guard w.shape.rank >= 1 else { throw OpError.invalidArgument("w must have rank 3 or more") }
         if let xZero, xZero.elementCount != 1 { throw OpError.invalidArgument("x_zero_point must be a scalar, not \(xZero.shape)") }
-        if let wZero, wZero.elementCount != 1 && wZero.elementCount != w.shape[0] {
-            throw OpError.invalidArgument("w_zero_point must be a scalar or one value per output channel, not \(wZero.shape)")
-        }
-        let xOffset = Double(xZero?.integers()[0] ?? 0)
-        let xValues = x.integers().map { Double($0) - xOffset }
-        let wZeros = wZero?.integers() ?? [0], perChannel = w.elementCount / Swift.max(w.shape[0], 1)
-        let wValues = w.integers().enumerated().map { at, value in
-            Double(value - wZeros[wZeros.count == 1 ? 0 : at / perChannel])
-        }
-        let y = try conv.run([Tensor(xValues, shape: x.shape), Tensor(wValues, shape: w.shape)], context)[0]
+        let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: xZero, axis: 0, "x", context)
+        let (centeredW, wMagnitude) = try QLinearConv.centeredWeights(w, zeroPoint: wZero, context)
+        let product = IntegerProduct.isExactInFloat(left: xMagnitude, right: wMagnitude)
+            ? try conv.run([centeredX, centeredW], context)[0]
+            : try conv.run([try IntegerProduct.doubles(centeredX, context), try IntegerProduct.doubles(centeredW, context)], context)[0]
         // Exact integer sums; int32 wraps on overflow as ONNX Runtime's accumulator does.
-        return [Tensor(y.scalars(as: Double.self).map { Int32(truncatingIfNeeded: Int64($0.rounded())) }, shape: y.shape)]
+        return [try convert(product, to: .int32, context)]
     }
 }
 

@@ -236,27 +236,11 @@ struct MatMulInteger: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { throw OpError("MatMulInteger needs inputs A and B") }
-        let aZero = inputs.count > 2 ? inputs[2] : nil, bZero = inputs.count > 3 ? inputs[3] : nil
+        for tensor in [a, b] where tensor.dataType != .int8 && tensor.dataType != .uint8 {
+            throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(tensor.dataType)")
+        }
         // A vector of zero points runs along A's rows (second-to-last axis) and B's columns (last axis).
-        let a32 = try Self.widen(a, minus: aZero, vectorShape: { [$0, 1] }, "A")
-        let b32 = try Self.widen(b, minus: bZero, vectorShape: { [$0] }, "B")
-        return try MatMul().run([a32, b32], context)
-    }
-
-    /// `x − zeroPoint` as int32, the zero point broadcast over x.
-    static func widen(_ x: Tensor, minus zeroPoint: Tensor?, vectorShape: (Int) -> Shape, _ name: String) throws -> Tensor {
-        for tensor in [x, zeroPoint].compactMap({ $0 }) where tensor.dataType != .int8 && tensor.dataType != .uint8 {
-            throw OpError("\(name) and its zero point must be int8 or uint8, not \(tensor.dataType)")
-        }
-        var values = x.integers().map { Int32($0) }
-        if let zeroPoint {
-            let shape = zeroPoint.shape.rank == 1 && zeroPoint.elementCount > 1 ? vectorShape(zeroPoint.elementCount) : zeroPoint.shape
-            let zeros = Tensor(zeroPoint.integers().map { Int32($0) }, shape: shape)
-            let expanded = Tensor(uninitialized: .int32, shape: x.shape)
-            try BroadcastCopy.copy(zeros, to: x.shape, into: expanded.rawPointer)
-            let offsets = expanded.pointer(as: Int32.self)
-            for i in values.indices { values[i] -= offsets[i] }
-        }
-        return Tensor(values, shape: x.shape)
+        let product = try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(3), context)
+        return [try convert(product, to: .int32, context)]
     }
 }

@@ -12,6 +12,7 @@ package enum GraphOptimizer {
     static let passes: [any GraphPass] = [
         IdentityElimination(),
         ConstantFolding(),
+        QuantizeDequantizeFusion(),
         ChainRecognition(),
         ConvBatchNormFolding(),
         ConvMulFolding(),

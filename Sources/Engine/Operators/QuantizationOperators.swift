@@ -1,0 +1,606 @@
+import Kernels
+import Tensors
+
+/// Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, and the
+/// quantized products QLinearMatMul and QLinearConv.
+///
+/// Values are computed in float, as ONNX Runtime does: quantized inputs minus their zero points
+/// widen to float, products run through sgemm (exact while every partial sum stays below 2^24,
+/// checked per run from the operands' magnitudes; otherwise an exact double product), and
+/// results are requantized as `round_half_even(acc × scale) + zero_point`, clamped.
+enum QuantizationOperators {
+    static let definitions: [OperatorDefinition] = [
+        OperatorDefinition("QuantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try QuantizeLinear($0) },
+        OperatorDefinition("DequantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try DequantizeLinear($0) },
+        OperatorDefinition("DynamicQuantizeLinear", versions: [11]) { _ in DynamicQuantizeLinear() },
+        OperatorDefinition("QLinearMatMul", versions: [10, 21]) { _ in QLinearMatMul() },
+        OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
+        OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1]) { _ in QuantizeDequantize() },
+    ]
+
+    /// Types a quantized value may have (QuantizeLinear's outputs, DequantizeLinear's inputs).
+    static let quantizedTypes: Set<DataType> = [
+        .int8, .uint8, .int16, .uint16, .int4, .uint4, .int2, .uint2,
+        .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float4e2m1,
+    ]
+
+    /// Types a scale may have.
+    static let scaleTypes: Set<DataType> = [.float, .float16, .bfloat16]
+
+    /// The integer range of a quantized integer type; nil for the float formats.
+    static func range(_ type: DataType) -> ClosedRange<Float>? {
+        switch type {
+        case .int8: -128...127
+        case .uint8: 0...255
+        case .int16: -32768...32767
+        case .uint16: 0...65535
+        case .int4: -8...7
+        case .uint4: 0...15
+        case .int2: -2...1
+        case .uint2: 0...3
+        default: nil
+        }
+    }
+
+    /// The elements of `x` as float values (exact for every quantized type).
+    static func floats(_ x: Tensor, _ context: ExecutionContext) throws -> [Float] {
+        try convert(x, to: .float, context).scalars(as: Float.self)
+    }
+
+    /// `values` (already rounded and within `type`'s range, or float for the float formats)
+    /// stored as `type`.
+    static func store(_ values: UnsafeBufferPointer<Float>, as type: DataType, shape: Shape, saturate: Bool = true,
+                      _ context: ExecutionContext) throws -> Tensor {
+        let wide = try context.allocate(.float, shape)
+        if let base = values.baseAddress { wide.mutablePointer(as: Float.self).update(from: base, count: values.count) }
+        return try convert(wide, to: type, saturate: saturate, context)
+    }
+
+    /// `round_half_even(value × scale) + zeroPoint`, clamped to `range`: requantization.
+    @inline(__always)
+    static func requantize(_ value: Float, scale: Float, zeroPoint: Float, range: ClosedRange<Float>) -> Float {
+        Swift.min(Swift.max((value * scale).rounded(.toNearestOrEven) + zeroPoint, range.lowerBound), range.upperBound)
+    }
+}
+
+/// How one scale (and zero point) tensor maps onto the elements of x: one value for all, one per
+/// index along `axis`, or one per block of `blockSize` indices along `axis`.
+struct QuantizationLayout {
+    let outer: Int, length: Int, inner: Int
+    /// Indices along the axis per value (`length` for one value for all).
+    let blockSize: Int
+    /// Values along the axis (1, `length` or the number of blocks).
+    let blocks: Int
+    let perTensor: Bool
+    /// True when the parameters have x's shape with the axis in blocks (else one per axis index).
+    let blocked: Bool
+
+    /// The layout of a scale of shape `scale` over an x of shape `x`; throws for shapes the
+    /// spec does not allow.
+    init(x: Shape, scale: Shape, axis: Int, blockSize: Int, _ what: String = "the scale") throws {
+        guard blockSize >= 0 else { throw OpError("block_size \(blockSize) must not be negative") }
+        if scale.elementCount == 1 {
+            (outer, length, inner, self.blockSize, blocks, perTensor, blocked) = (1, x.elementCount, 1, Swift.max(x.elementCount, 1), 1, true, false)
+            return
+        }
+        guard x.rank > 0 else { throw OpError.invalidArgument("\(what) \(scale) does not fit a scalar input") }
+        let axisIndex = try Layout.axis(axis, rank: x.rank)
+        outer = x.dims[..<axisIndex].reduce(1, *)
+        length = x[axisIndex]
+        inner = x.dims[(axisIndex + 1)...].reduce(1, *)
+        perTensor = false
+        blocked = blockSize > 0
+        if blockSize == 0 {
+            guard scale.rank == 1, scale[0] == length else {
+                throw OpError.invalidArgument("\(what) \(scale) must be a scalar or hold one value per index of axis \(axisIndex) of \(x)")
+            }
+            (self.blockSize, blocks) = (1, length)
+        } else {
+            let count = length / blockSize + (length % blockSize == 0 ? 0 : 1)
+            var expected = x.dims
+            expected[axisIndex] = count
+            guard scale.dims == expected else {
+                throw OpError.invalidArgument("\(what) \(scale) must have shape \(Shape(expected)) for blocks of \(blockSize) along axis \(axisIndex) of \(x)")
+            }
+            (self.blockSize, blocks) = (blockSize, count)
+        }
+    }
+
+    /// Calls `body(elementIndex, parameterIndex)` for every element of x.
+    @inline(__always)
+    func forEach(_ body: (Int, Int) -> Void) {
+        if perTensor {
+            for i in 0..<length { body(i, 0) }
+            return
+        }
+        // Per axis, the parameter is the index along the axis; blocked, the parameters have x's
+        // shape with the axis divided into blocks.
+        var index = 0
+        for o in 0..<outer {
+            for a in 0..<length {
+                if blocked {
+                    let base = (o * blocks + a / blockSize) * inner
+                    for i in 0..<inner { body(index + i, base + i) }
+                } else {
+                    for i in 0..<inner { body(index + i, a) }
+                }
+                index += inner
+            }
+        }
+    }
+}
+
+/// The attributes QuantizeLinear and DequantizeLinear share.
+struct QuantizationAttributes: Sendable {
+    let axis: Int
+    let blockSize: Int
+    /// `output_dtype`, when set.
+    let outputType: DataType?
+    let saturate: Bool
+
+    /// The defaults: per tensor, or per index of axis 1; the zero point's type; saturating.
+    init() { (axis, blockSize, outputType, saturate) = (1, 0, nil, true) }
+
+    init(_ context: OperatorContext) throws {
+        axis = context.version >= 13 ? try context.int("axis", default: 1) : 1
+        blockSize = context.version >= 21 ? try context.int("block_size", default: 0) : 0
+        guard blockSize >= 0 else { throw OpError("block_size \(blockSize) must not be negative") }
+        saturate = try context.int("saturate", default: 1) != 0
+        let code = context.version >= 21 ? try context.int("output_dtype", default: 0) : 0
+        if code == 0 {
+            outputType = nil
+        } else {
+            guard let type = Int32(exactly: code).flatMap(DataType.init(rawValue:)) else {
+                throw OpError("output_dtype \(code) is not a supported element type")
+            }
+            outputType = type
+        }
+    }
+}
+
+/// QuantizeLinear: `y = saturate(round_half_even(x / y_scale) + y_zero_point)` (float8: the
+/// quotient cast; float4: quotient plus zero point, cast). y's type is the zero point's, else
+/// `output_dtype`, else uint8.
+struct QuantizeLinear: Operator {
+    let attributes: QuantizationAttributes
+
+    init(attributes: QuantizationAttributes) { self.attributes = attributes }
+
+    init(_ context: OperatorContext) throws {
+        attributes = try QuantizationAttributes(context)
+        if let type = attributes.outputType { try checkElementType(type, QuantizationOperators.quantizedTypes, role: "output_dtype") }
+    }
+
+    private func outputType(zeroPoint: DataType?) throws -> DataType {
+        if let zeroPoint, let declared = attributes.outputType, declared != zeroPoint {
+            throw OpError("output_dtype \(declared) differs from the zero point's type \(zeroPoint)")
+        }
+        let type = zeroPoint ?? attributes.outputType ?? .uint8
+        try checkElementType(type, QuantizationOperators.quantizedTypes, role: "y_zero_point")
+        return type
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        if let x = inputs.type(0) { try checkElementType(x.dataType, [.float, .float16, .bfloat16, .int32], role: "x") }
+        if let scale = inputs.type(1) { try checkElementType(scale.dataType, QuantizationOperators.scaleTypes.union([.int32]), role: "y_scale") }
+        let hasZeroPoint = inputs.count > 2 && inputs[2] != nil
+        if hasZeroPoint && inputs.type(2) == nil { return [] }
+        return [TensorType(try outputType(zeroPoint: inputs.type(2)?.dataType), inputs.type(0)?.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), scale = try inputs.required(1), zeroPoint = inputs.optional(2)
+        try checkElementType(x.dataType, [.float, .float16, .bfloat16, .int32], role: "x")
+        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes.union([.int32]), role: "y_scale")
+        let type = try outputType(zeroPoint: zeroPoint?.dataType)
+        let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, axis: attributes.axis, blockSize: attributes.blockSize)
+        if let zeroPoint, zeroPoint.shape != scale.shape && !(zeroPoint.elementCount == 1 && scale.elementCount == 1) {
+            throw OpError.invalidArgument("y_zero_point \(zeroPoint.shape) must have the scale's shape \(scale.shape)")
+        }
+        let wide = try convert(x, to: .float, context)
+        let values = wide.pointer(as: Float.self)
+        let scales = try QuantizationOperators.floats(scale, context)
+        let zeros = try zeroPoint.map { try QuantizationOperators.floats($0, context) }
+        if let range = QuantizationOperators.range(type), type.byteSize == type.bitWidth / 8 {
+            // The 8- and 16-bit integers: written directly.
+            struct Writer: IntegerVisitor {
+                let values: UnsafePointer<Float>, scales: [Float], zeros: [Float]?, range: ClosedRange<Float>
+                let layout: QuantizationLayout, y: Tensor
+                func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
+                    let target = y.mutablePointer(as: T.self)
+                    layout.forEach { i, p in
+                        let q = (values[i] / scales[p]).rounded(.toNearestOrEven) + (zeros?[p] ?? 0)
+                        // NaN quantizes to the zero point's side of the range, as MLAS's max/min do.
+                        target[i] = T(Swift.min(Swift.max(q.isNaN ? range.lowerBound : q, range.lowerBound), range.upperBound))
+                    }
+                }
+            }
+            let y = try context.allocate(type, x.shape)
+            _ = try type.visit(Writer(values: values, scales: scales, zeros: zeros, range: range, layout: layout, y: y))
+            withExtendedLifetime(wide) {}
+            return [y]
+        }
+        var result = [Float](repeating: 0, count: x.elementCount)
+        if let range = QuantizationOperators.range(type) {
+            layout.forEach { i, p in
+                let q = (values[i] / scales[p]).rounded(.toNearestOrEven) + (zeros?[p] ?? 0)
+                result[i] = Swift.min(Swift.max(q.isNaN ? range.lowerBound : q, range.lowerBound), range.upperBound)
+            }
+        } else {
+            // Float formats: float8 ignores its (zero) zero point; float4 adds it before the cast.
+            let addsZero = type == .float4e2m1
+            layout.forEach { i, p in result[i] = values[i] / scales[p] + (addsZero ? zeros?[p] ?? 0 : 0) }
+        }
+        withExtendedLifetime(wide) {}
+        return [try result.withUnsafeBufferPointer { try QuantizationOperators.store($0, as: type, shape: x.shape, saturate: attributes.saturate, context) }]
+    }
+}
+
+/// DequantizeLinear: `y = (x − x_zero_point) × x_scale`, in the scale's type (or `output_dtype`).
+struct DequantizeLinear: Operator {
+    let attributes: QuantizationAttributes
+
+    init(attributes: QuantizationAttributes) { self.attributes = attributes }
+
+    init(_ context: OperatorContext) throws {
+        attributes = try QuantizationAttributes(context)
+        if let type = attributes.outputType { try checkElementType(type, QuantizationOperators.scaleTypes, role: "output_dtype") }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        if let x = inputs.type(0) { try checkElementType(x.dataType, QuantizationOperators.quantizedTypes.union([.int32]), role: "x") }
+        guard let scale = inputs.type(1) else { return [] }
+        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes, role: "x_scale")
+        return [TensorType(attributes.outputType ?? scale.dataType, inputs.type(0)?.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), scale = try inputs.required(1), zeroPoint = inputs.optional(2)
+        try checkElementType(x.dataType, QuantizationOperators.quantizedTypes.union([.int32]), role: "x")
+        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes, role: "x_scale")
+        let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, axis: attributes.axis, blockSize: attributes.blockSize)
+        if let zeroPoint {
+            guard zeroPoint.dataType == x.dataType else {
+                throw OpError("x_zero_point has element type \(zeroPoint.dataType) but x has \(x.dataType)")
+            }
+            guard zeroPoint.shape == scale.shape || (zeroPoint.elementCount == 1 && scale.elementCount == 1) else {
+                throw OpError.invalidArgument("x_zero_point \(zeroPoint.shape) must have the scale's shape \(scale.shape)")
+            }
+        }
+        // The float formats have no zero point (it must be 0); ONNX Runtime ignores it.
+        let usesZero = QuantizationOperators.range(x.dataType) != nil || x.dataType == .int32
+        let scales = try QuantizationOperators.floats(scale, context)
+        let zeros = usesZero ? try zeroPoint.map { try QuantizationOperators.floats($0, context) } : nil
+        let y = try context.allocate(.float, x.shape)
+        let target = y.mutablePointer(as: Float.self)
+        // The 8- and 16-bit integers are read directly; the other types through float.
+        struct Reader: IntegerVisitor {
+            let x: Tensor, target: UnsafeMutablePointer<Float>, scales: [Float], zeros: [Float]?, layout: QuantizationLayout
+            func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) {
+                let source = x.pointer(as: T.self)
+                layout.forEach { i, p in target[i] = (Float(source[i]) - (zeros?[p] ?? 0)) * scales[p] }
+            }
+        }
+        if [.int8, .uint8, .int16, .uint16].contains(x.dataType) {
+            _ = try x.dataType.visit(Reader(x: x, target: target, scales: scales, zeros: zeros, layout: layout))
+        } else {
+            let wide = try convert(x, to: .float, context)
+            let values = wide.pointer(as: Float.self)
+            layout.forEach { i, p in target[i] = (values[i] - (zeros?[p] ?? 0)) * scales[p] }
+            withExtendedLifetime(wide) {}
+        }
+        return [try convert(y, to: attributes.outputType ?? scale.dataType, context)]
+    }
+}
+
+/// QuantizeDequantize (made by `QuantizeDequantizeFusion`): QuantizeLinear then DequantizeLinear
+/// with one float scale and one uint8/int8 zero point (or none: uint8, 0), in one pass:
+/// `y = (clamp(round_half_even(x / s) + z) − z) × s`.
+struct QuantizeDequantize: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, [.float], role: "x")
+        return [x]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), scale = try inputs.required(1), zero = inputs.optional(2)
+        try checkElementType(x.dataType, [.float], role: "x")
+        guard scale.dataType == .float, scale.elementCount == 1 else { throw OpError("the scale must be one float") }
+        let type = zero?.dataType ?? .uint8
+        guard let range = QuantizationOperators.range(type), type == .uint8 || type == .int8, zero?.elementCount ?? 1 == 1 else {
+            throw OpError("the zero point must be one uint8 or int8 value")
+        }
+        let s = scale.scalars(as: Float.self)[0], z = Float(zero?.integers()[0] ?? 0)
+        let y = try context.allocate(.float, x.shape)
+        let source = x.pointer(as: Float.self), target = y.mutablePointer(as: Float.self)
+        for i in 0..<x.elementCount {
+            let q = (source[i] / s).rounded(.toNearestOrEven) + z
+            target[i] = (Swift.min(Swift.max(q.isNaN ? range.lowerBound : q, range.lowerBound), range.upperBound) - z) * s
+        }
+        withExtendedLifetime(x) {}
+        return [y]
+    }
+}
+
+/// DynamicQuantizeLinear: uint8 quantization of x with the scale and zero point that map
+/// [min(0, min x), max(0, max x)] onto [0, 255].
+struct DynamicQuantizeLinear: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, [.float], role: "x")
+        return [TensorType(.uint8, x.dims), TensorType(.float, shape: []), TensorType(.uint8, shape: [])]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkElementType(x.dataType, [.float], role: "x")
+        let (scale, zeroPoint) = Self.parameters(x.pointer(as: Float.self), count: x.elementCount)
+        let y = try context.allocate(.uint8, x.shape)
+        let source = x.pointer(as: Float.self), target = y.mutablePointer(as: UInt8.self)
+        for i in 0..<x.elementCount {
+            let q = (source[i] / scale).rounded(.toNearestOrEven) + zeroPoint
+            target[i] = q.isNaN ? 0 : UInt8(Swift.min(Swift.max(q, 0), 255))
+        }
+        withExtendedLifetime(x) {}
+        return [y, Tensor(scalar: scale), Tensor(scalar: UInt8(zeroPoint))]
+    }
+
+    /// The scale and (rounded) zero point for `count` floats (NaNs ignored).
+    static func parameters(_ values: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: Float) {
+        var low: Float = 0, high: Float = 0
+        for i in 0..<count where !values[i].isNaN {
+            low = Swift.min(low, values[i])
+            high = Swift.max(high, values[i])
+        }
+        let scale = (high == low ? 1 : high - low) / 255
+        let zeroPoint = Swift.min(Swift.max(0 - low / scale, 0), 255).rounded(.toNearestOrEven)
+        // Infinite inputs make the scale infinite and the zero point NaN: 0 then.
+        return (scale, zeroPoint.isNaN ? 0 : zeroPoint)
+    }
+}
+
+/// Integer products in float: operands minus zero points widened to float, multiplied by sgemm
+/// when every partial sum is exactly representable (below 2^24), else in double.
+enum IntegerProduct {
+    /// Largest integer float represents exactly, with all smaller ones.
+    static let exactLimit: Float = 16_777_216
+
+    /// `x − zeroPoint` as float, the zero point a scalar or one value per index of `axis`
+    /// (`zeroPoint` nil: 0), and the largest magnitude among the results.
+    static func centered(_ x: Tensor, zeroPoint: Tensor?, axis: Int, _ what: String,
+                         _ context: ExecutionContext) throws -> (values: Tensor, magnitude: Float) {
+        let y = try convert(x, to: .float, context)
+        let result = try context.allocate(.float, x.shape)
+        let source = y.pointer(as: Float.self), target = result.mutablePointer(as: Float.self)
+        var magnitude: Float = 0
+        if let zeroPoint {
+            let zeros = try QuantizationOperators.floats(zeroPoint, context)
+            let layout = try QuantizationLayout(x: x.shape, scale: zeroPoint.elementCount == 1 ? [] : [zeroPoint.elementCount],
+                                                axis: axis, blockSize: 0, "\(what)'s zero point \(zeroPoint.shape)")
+            layout.forEach { i, p in
+                target[i] = source[i] - zeros[p]
+                magnitude = Swift.max(magnitude, Swift.abs(target[i]))
+            }
+        } else {
+            for i in 0..<x.elementCount {
+                target[i] = source[i]
+                magnitude = Swift.max(magnitude, Swift.abs(source[i]))
+            }
+        }
+        withExtendedLifetime(y) {}
+        return (result, magnitude)
+    }
+
+    /// The largest sum of magnitudes over the `reduced` consecutive elements of each of the
+    /// `groups` groups of `values`, strided as: element (g, r) at `g / inner * reduced * inner +
+    /// r * inner + g % inner`.
+    static func largestAbsoluteSum(_ values: Tensor, groups: Int, reduced: Int, inner: Int) -> Float {
+        let source = values.pointer(as: Float.self)
+        var largest: Float = 0
+        for g in 0..<groups {
+            let base = g / inner * reduced * inner + g % inner
+            var sum: Float = 0
+            for r in 0..<reduced { sum += Swift.abs(source[base + r * inner]) }
+            largest = Swift.max(largest, sum)
+        }
+        withExtendedLifetime(values) {}
+        return largest
+    }
+
+    /// True when a product whose left operand's magnitudes are at most `left` and whose right
+    /// operand's columns (the sums each output reduces) have magnitude sums at most `right` has
+    /// every partial sum below 2^24 (the float path is exact).
+    static func isExactInFloat(left: Float, right: Float) -> Bool {
+        (Double(left) * Double(right)) < Double(exactLimit)
+    }
+
+    /// `(a − aZero) · (b − bZero)` with MatMul's shapes, as float or double holding the exact
+    /// integer sums. `aZero` is a scalar or one value per row of a (its second-to-last axis),
+    /// `bZero` a scalar or one per column of b (its last axis).
+    static func matMul(_ a: Tensor, zeroPoint aZero: Tensor?, _ b: Tensor, zeroPoint bZero: Tensor?,
+                       _ context: ExecutionContext) throws -> Tensor {
+        guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) must have rank 1 or more") }
+        for (zero, operand, name) in [(aZero, a, "A"), (bZero, b, "B")] {
+            if let zero, zero.dataType != operand.dataType {
+                throw OpError("\(name)'s zero point has element type \(zero.dataType) but \(name) has \(operand.dataType)")
+            }
+        }
+        let rowAxis = Swift.max(a.shape.rank - 2, 0), columnAxis = b.shape.rank - 1
+        let (left, leftMagnitude) = try centered(a, zeroPoint: try vector(aZero, length: a.shape[rowAxis], "A"), axis: rowAxis, "A", context)
+        let (right, _) = try centered(b, zeroPoint: try vector(bZero, length: b.shape[columnAxis], "B"), axis: columnAxis, "B", context)
+        let rows = b.shape.rank == 1 ? b.shape[0] : b.shape[b.shape.rank - 2]
+        let columns = b.shape.rank == 1 ? 1 : b.shape[columnAxis]
+        let rightSum = largestAbsoluteSum(right, groups: rows == 0 ? 0 : right.elementCount / rows, reduced: rows, inner: columns)
+        if isExactInFloat(left: leftMagnitude, right: rightSum) {
+            return try MatMul().run([left, right], context)[0]
+        }
+        return try MatMul().run([try doubles(left, context), try doubles(right, context)], context)[0]
+    }
+
+    /// A zero point as a scalar or a vector of `length` (a [..., length, 1] or [..., 1, length]
+    /// tensor of that many values flattened), or an error.
+    private static func vector(_ zero: Tensor?, length: Int, _ name: String) throws -> Tensor? {
+        guard let zero, zero.elementCount != 1 else { return zero.map { $0.reshaped([]) } }
+        guard zero.elementCount == length, zero.shape.dims.filter({ $0 != 1 }).count <= 1 else {
+            throw OpError.invalidArgument("\(name)'s zero point \(zero.shape) must be a scalar or hold \(length) values")
+        }
+        return zero.reshaped([length])
+    }
+
+    /// `tensor` (float) as double.
+    static func doubles(_ tensor: Tensor, _ context: ExecutionContext) throws -> Tensor {
+        try convert(tensor, to: .double, context)
+    }
+}
+
+/// Requantization of int32-valued float accumulators: `round(acc × scale[c]) + zeroPoint[c]`,
+/// clamped, with the scale and zero point per output column (QLinearMatMul) or per output
+/// channel (QLinearConv).
+struct Requantization {
+    let scales: [Float]
+    let zeroPoints: [Float]
+    let type: DataType
+    let range: ClosedRange<Float>
+
+    /// `inputScale × weightScale[c] / outputScale` per c, as ONNX Runtime computes it.
+    init(inputScale: Tensor, weightScale: Tensor, outputScale: Tensor, outputZeroPoint: Tensor?, channels: Int,
+         _ context: ExecutionContext) throws {
+        let a = try QuantizationOperators.floats(inputScale, context)
+        let b = try QuantizationOperators.floats(weightScale, context)
+        let y = try QuantizationOperators.floats(outputScale, context)
+        guard a.count == 1, y.count == 1 else { throw OpError.invalidArgument("the input and output scales must be scalars") }
+        guard b.count == 1 || b.count == channels else {
+            throw OpError.invalidArgument("the weight scale \(weightScale.shape) must be a scalar or hold \(channels) values")
+        }
+        scales = (0..<channels).map { a[0] * b[b.count == 1 ? 0 : $0] / y[0] }
+        type = outputZeroPoint?.dataType ?? .uint8
+        guard let range = QuantizationOperators.range(type), type == .uint8 || type == .int8 else {
+            throw OpError("the output zero point must be uint8 or int8, not \(type)")
+        }
+        self.range = range
+        let zeros = try outputZeroPoint.map { try QuantizationOperators.floats($0, context) } ?? [0]
+        guard zeros.count == 1 else { throw OpError.invalidArgument("the output zero point must be a scalar") }
+        zeroPoints = Array(repeating: zeros[0], count: channels)
+    }
+
+    /// `acc` (float or double holding integers) requantized into a new tensor; channel of element
+    /// i is `i / inner % channels`.
+    func apply(_ acc: Tensor, bias: [Int32]?, inner: Int, _ context: ExecutionContext) throws -> Tensor {
+        let count = acc.elementCount, channels = scales.count
+        var values = [Float](repeating: 0, count: count)
+        let wide = acc.dataType == .double ? acc.scalars(as: Double.self) : acc.scalars(as: Float.self).map(Double.init)
+        for i in 0..<count {
+            let c = i / inner % channels
+            // The int32 accumulator wraps as ONNX Runtime's does; then it converts to float.
+            var sum = Int32(truncatingIfNeeded: Int64(wide[i]))
+            if let bias { sum = sum &+ bias[c] }
+            values[i] = QuantizationOperators.requantize(Float(sum), scale: scales[c], zeroPoint: zeroPoints[c], range: range)
+        }
+        return try values.withUnsafeBufferPointer { try QuantizationOperators.store($0, as: type, shape: acc.shape, context) }
+    }
+}
+
+/// QLinearMatMul: MatMul of `a − a_zero_point` and `b − b_zero_point` (per tensor, or b's per
+/// column), requantized with `a_scale × b_scale / y_scale` and `y_zero_point`.
+struct QLinearMatMul: Operator {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        for index in [0, 3] {
+            if let type = inputs.type(index) { try checkElementType(type.dataType, [.int8, .uint8], role: index == 0 ? "a" : "b") }
+        }
+        let output = inputs.type(7)?.dataType ?? .uint8
+        guard let a = inputs.type(0), let b = inputs.type(3) else { return [TensorType(output, nil)] }
+        let types = try MatMul().outputTypes([TensorType(.float, a.dims), TensorType(.float, b.dims)])
+        return [TensorType(output, types.first??.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(3)
+        for (tensor, name) in [(a, "a"), (b, "b")] { try checkElementType(tensor.dataType, [.int8, .uint8], role: name) }
+        for (index, operand) in [(2, a), (5, b)] {
+            if let zero = inputs.optional(index), zero.dataType != operand.dataType {
+                throw OpError("zero point \(index) has element type \(zero.dataType) but its operand has \(operand.dataType)")
+            }
+        }
+        if let zero = inputs.optional(2), zero.elementCount != 1 { throw OpError.invalidArgument("a_zero_point must be a scalar, not \(zero.shape)") }
+        guard b.shape.rank >= 1 else { throw OpError.invalidArgument("b must have rank 1 or more") }
+        let columns = b.shape[b.shape.rank - 1]
+        let product = try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(5), context)
+        let requantization = try Requantization(inputScale: try inputs.required(1), weightScale: try inputs.required(4),
+                                                outputScale: try inputs.required(6), outputZeroPoint: inputs.optional(7),
+                                                channels: b.shape.rank == 1 ? 1 : columns, context)
+        return [try requantization.apply(product, bias: nil, inner: 1, context)]
+    }
+}
+
+/// QLinearConv: Conv of `x − x_zero_point` and `w − w_zero_point` (w's per output channel) plus
+/// an int32 bias, requantized with `x_scale × w_scale / y_scale` and `y_zero_point`.
+struct QLinearConv: Operator {
+    let conv: Conv
+    /// The constant weights minus their zero points, with the largest magnitude sum of one output
+    /// channel's weights; nil when w or its zero point is not constant.
+    let weights: (values: Tensor, magnitude: Float)?
+
+    init(_ context: OperatorContext) throws {
+        if let w = context.constant(3), context.constant(5) != nil || !context.hasInput(5) {
+            let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
+            weights = try Self.centeredWeights(w, zeroPoint: context.constant(5), serial)
+        } else {
+            weights = nil
+        }
+        // The float convolution over the centred values (constant weights: its Winograd cache).
+        conv = try Conv(OperatorContext(node: context.node, version: 11, constants: [nil, weights?.values]), fused: false)
+    }
+
+    static func centeredWeights(_ w: Tensor, zeroPoint: Tensor?, _ context: ExecutionContext) throws -> (values: Tensor, magnitude: Float) {
+        try checkElementType(w.dataType, [.int8, .uint8], role: "w")
+        guard w.shape.rank >= 1 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
+        let (values, _) = try IntegerProduct.centered(w, zeroPoint: zeroPoint, axis: 0, "w", context)
+        let channels = w.shape[0], perChannel = channels == 0 ? 0 : w.elementCount / channels
+        return (values, IntegerProduct.largestAbsoluteSum(values, groups: channels, reduced: perChannel, inner: 1))
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        if let x = inputs.type(0) { try checkElementType(x.dataType, [.int8, .uint8], role: "x") }
+        if let w = inputs.type(3) { try checkElementType(w.dataType, [.int8, .uint8], role: "w") }
+        let output = inputs.type(7)?.dataType ?? .uint8
+        guard let x = inputs.type(0) else { return [TensorType(output, nil)] }
+        let types = try conv.outputTypes([TensorType(.float, x.dims), inputs.type(3).map { TensorType(.float, $0.dims) }])
+        return [TensorType(output, types.first??.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(3)
+        try checkElementType(x.dataType, [.int8, .uint8], role: "x")
+        if let zero = inputs.optional(2) {
+            guard zero.dataType == x.dataType, zero.elementCount == 1 else {
+                throw OpError.invalidArgument("x_zero_point must be one \(x.dataType) value, not \(zero.dataType)\(zero.shape)")
+            }
+        }
+        if let zero = inputs.optional(5), zero.dataType != w.dataType {
+            throw OpError("w_zero_point has element type \(zero.dataType) but w has \(w.dataType)")
+        }
+        let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: inputs.optional(2), axis: 0, "x", context)
+        guard w.shape.rank >= 3 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
+        let (centeredW, wMagnitude) = try weights ?? Self.centeredWeights(w, zeroPoint: inputs.optional(5), context)
+        let channels = w.shape[0]
+        var bias: [Int32]? = nil
+        if let b = inputs.optional(8) {
+            guard b.dataType == .int32, b.shape.rank == 1, b.elementCount == channels else {
+                throw OpError.invalidArgument("B must be a vector of \(channels) int32 values, not \(b.dataType)\(b.shape)")
+            }
+            bias = b.scalars(as: Int32.self)
+        }
+        let product: Tensor
+        if IntegerProduct.isExactInFloat(left: xMagnitude, right: wMagnitude) {
+            product = try conv.run([centeredX, centeredW], context)[0]
+        } else {
+            product = try conv.run([try IntegerProduct.doubles(centeredX, context), try IntegerProduct.doubles(centeredW, context)], context)[0]
+        }
+        let requantization = try Requantization(inputScale: try inputs.required(1), weightScale: try inputs.required(4),
+                                                outputScale: try inputs.required(6), outputZeroPoint: inputs.optional(7),
+                                                channels: channels, context)
+        let inner = product.shape.dims.dropFirst(2).reduce(1, *)
+        return [try requantization.apply(product, bias: bias, inner: inner, context)]
+    }
+}
