@@ -170,9 +170,9 @@ import Testing
         let text = B.graph(nodes: [B.node("Relu", ["x"], ["y"], name: "r")], inputs: [B.value("x", 8, [2])],
                            outputs: [B.value("y", 8, [2])])
         expectRefused(B.model(text), "r")
-        let unknownType = B.graph(nodes: [B.node("Relu", ["x"], ["y"])], inputs: [B.value("x", 16, [2])],
+        let unknownType = B.graph(nodes: [B.node("Relu", ["x"], ["y"])], inputs: [B.value("x", 14, [2])],
                                   outputs: [B.value("y", B.float, [2])])
-        expectRefused(B.model(unknownType), "input 'x'", "BFLOAT16".lowercased())
+        expectRefused(B.model(unknownType), "input 'x'", "complex64")
         let badType = B.graph(nodes: [B.node("Relu", ["x"], ["y"])], inputs: [B.value("x", 12345, [2])],
                               outputs: [B.value("y", B.float, [2])])
         expectRefused(B.model(badType), "input 'x'", "code 12345")

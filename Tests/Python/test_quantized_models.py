@@ -1,0 +1,236 @@
+"""Quantized and fp16 models as users bring them, built here from small float models with random
+weights (no downloads): static QDQ and QOperator quantization with onnxruntime.quantization
+(calibrated on random data), dynamic quantization (as written, and as ONNX Runtime's optimizer
+rewrites it into com.microsoft.DynamicQuantizeMatMul), and fp16 conversion with
+onnxconverter-common (keep_io_types both ways). Each runs through `onnx-serve run` and through
+onnxruntime on the same inputs.
+
+Tolerances: fp16 and dynamically quantized outputs within rtol 1e-3 (atol 1e-5 for fp16 models'
+float16 values: 1e-3 relative); statically quantized models end in DequantizeLinear, so their
+outputs are multiples of the output scale. The QOperator model equals ONNX Runtime's output
+exactly. The QDQ model is compared to within one such step: ONNX Runtime fuses DequantizeLinear
+→ Conv → QuantizeLinear into integer kernels while the graph says float, so a value within
+rounding of a half may land one step away (ONNX Runtime's fused and unfused runs of the same QDQ
+model differ from each other in the same way). Integer outputs are compared exactly (the
+DynamicQuantizeLinear case).
+"""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import run_cli
+
+SEED = 7
+
+
+def _init(rng, name, *shape, scale=0.3):
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def float_cnn(path):
+    """x [1, 3, 16, 16] -> logits [1, 10]: Conv, Relu, LeakyRelu, residual Add, Sigmoid, Mul,
+    AveragePool, MaxPool, Concat, 1x1 Conv, GlobalAveragePool, Flatten, MatMul, Add: every
+    operator the quantizer has a QOperator form for, in a few kilobytes."""
+    rng = np.random.default_rng(SEED)
+    inits = [_init(rng, "w1", 8, 3, 3, 3), _init(rng, "b1", 8), _init(rng, "w2", 8, 8, 3, 3), _init(rng, "b2", 8),
+             _init(rng, "w3", 8, 16, 1, 1), _init(rng, "wm", 8, 10), _init(rng, "bm", 10)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("LeakyRelu", ["c2"], ["l2"], alpha=0.1),
+        helper.make_node("Add", ["l2", "r1"], ["a2"]),
+        helper.make_node("Sigmoid", ["a2"], ["s2"]),
+        helper.make_node("Mul", ["a2", "s2"], ["m2"]),
+        helper.make_node("AveragePool", ["m2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["m2"], ["q2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Concat", ["p2", "q2"], ["cat"], axis=1),
+        helper.make_node("Conv", ["cat", "w3"], ["c3"]),
+        helper.make_node("GlobalAveragePool", ["c3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("MatMul", ["f", "wm"], ["mm"]),
+        helper.make_node("Add", ["mm", "bm"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def float_ffn(path):
+    """x [batch, 5, 16] -> y [batch, 5, 16]: MatMul, Add, Relu, MatMul, Add (a transformer's
+    feed-forward block, the part dynamic quantization turns into integer products)."""
+    rng = np.random.default_rng(SEED + 1)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
+             helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["o"]),
+             helper.make_node("Add", ["o", "b2"], ["y"])]
+    graph = helper.make_graph(nodes, "ffn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5, 16])],
+                              [_init(rng, "w1", 16, 32, scale=0.2), _init(rng, "b1", 32), _init(rng, "w2", 32, 16, scale=0.2),
+                               _init(rng, "b2", 16)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+class RandomImages:
+    """Calibration data: a few random images (onnxruntime.quantization.CalibrationDataReader)."""
+
+    def __init__(self, count=8):
+        rng = np.random.default_rng(SEED + 2)
+        self.batches = iter([{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(count)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def run_ours(binary, path, feeds, directory):
+    arguments = []
+    for name, value in feeds.items():
+        file = os.path.join(directory, name + ".pb")
+        with open(file, "wb") as f:
+            f.write(numpy_helper.from_array(value, name).SerializeToString())
+        arguments += ["--input", "%s=%s" % (name, file)]
+    out = os.path.join(directory, "out")
+    code, _, err = run_cli(binary, "run", path, *arguments, "--output-dir", out)
+    assert code == 0, err
+    count = len(onnx.load(path).graph.output)
+    return [numpy_helper.to_array(onnx.load_tensor(os.path.join(out, "output_%d.pb" % k))) for k in range(count)]
+
+
+def run_ort(path, feeds, optimize=True):
+    options = ort.SessionOptions()
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def ops(path):
+    return {(n.domain or "ai.onnx", n.op_type) for n in onnx.load(path).graph.node}
+
+
+def output_scale(path):
+    """The scale of the DequantizeLinear that produces the model's (only) output."""
+    model = onnx.load(path)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producer = next(n for n in model.graph.node if model.graph.output[0].name in n.output)
+    assert producer.op_type == "DequantizeLinear", producer.op_type
+    return float(inits[producer.input[1]])
+
+
+def image(seed):
+    return {"x": np.random.default_rng(seed).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def cnn_path(tmp_path_factory):
+    return float_cnn(str(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
+
+
+@pytest.mark.parametrize("form", ["QDQ", "QOperator"])
+def test_static_quantized_cnn(binary, cnn_path, tmp_path, form):
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    path = str(tmp_path / ("cnn_%s.onnx" % form))
+    quantize_static(cnn_path, path, RandomImages(), quant_format=getattr(QuantFormat, form),
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=form == "QDQ")
+    used = ops(path)
+    if form == "QOperator":
+        contrib = {op for domain, op in used if domain == "com.microsoft"}
+        assert {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool",
+                "QLinearGlobalAveragePool", "QLinearConcat"} <= contrib, used
+        assert {("ai.onnx", "QLinearConv"), ("ai.onnx", "QLinearMatMul")} <= used
+    else:
+        assert {("ai.onnx", "QuantizeLinear"), ("ai.onnx", "DequantizeLinear")} <= used
+    step = output_scale(path)
+    for seed in range(3):
+        feeds = image(seed)
+        (ours,) = run_ours(binary, path, feeds, str(tmp_path))
+        (theirs,) = run_ort(path, feeds)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        if form == "QOperator":
+            # The QLinear operators requantize exactly as ONNX Runtime's do on these models.
+            np.testing.assert_array_equal(ours, theirs)
+        else:
+            # Within one quantization step of ONNX Runtime's fused integer kernels and of its
+            # unfused run of the same graph (which differ from each other as much; see the note).
+            (unfused,) = run_ort(path, feeds, optimize=False)
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=step * 1.001)
+            np.testing.assert_allclose(ours, unfused, rtol=0, atol=step * 1.001)
+
+
+def test_dynamic_quantized_cnn(binary, cnn_path, tmp_path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = str(tmp_path / "cnn_dynamic.onnx")
+    quantize_dynamic(cnn_path, path, weight_type=QuantType.QInt8)
+    assert {("ai.onnx", "ConvInteger"), ("ai.onnx", "MatMulInteger"), ("ai.onnx", "DynamicQuantizeLinear")} <= ops(path)
+    for seed in range(3):
+        feeds = image(seed)
+        (ours,) = run_ours(binary, path, feeds, str(tmp_path))
+        (theirs,) = run_ort(path, feeds)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_dynamic_quantized_ffn(binary, tmp_path, optimized):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = str(tmp_path / "ffn_dynamic.onnx")
+    quantize_dynamic(float_ffn(str(tmp_path / "ffn.onnx")), path, weight_type=QuantType.QInt8)
+    if optimized:
+        # ONNX Runtime's optimizer fuses DynamicQuantizeLinear + MatMulInteger + Mul into its
+        # com.microsoft.DynamicQuantizeMatMul; users ship models saved that way.
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(tmp_path / "ffn_ort.onnx")
+        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        path = options.optimized_model_filepath
+        assert ("com.microsoft", "DynamicQuantizeMatMul") in ops(path)
+    else:
+        assert ("ai.onnx", "MatMulInteger") in ops(path)
+    for batch in [1, 3]:
+        feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 5, 16)).astype(np.float32)}
+        (ours,) = run_ours(binary, path, feeds, str(tmp_path))
+        (theirs,) = run_ort(path, feeds)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+def test_dynamic_quantize_linear_outputs_exactly(binary, tmp_path):
+    # The integer outputs (y, zero point) equal ONNX Runtime's exactly.
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "scale", "zero"])
+    graph = helper.make_graph([node], "dql", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 33])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [4, 33]),
+                               helper.make_tensor_value_info("scale", TensorProto.FLOAT, []),
+                               helper.make_tensor_value_info("zero", TensorProto.UINT8, [])])
+    path = str(tmp_path / "dql.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    for seed in range(4):
+        feeds = {"x": (np.random.default_rng(seed).standard_normal((4, 33)) * (seed + 1) + seed - 1).astype(np.float32)}
+        ours = run_ours(binary, path, feeds, str(tmp_path))
+        theirs = run_ort(path, feeds)
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+        np.testing.assert_array_equal(ours[2], theirs[2])
+
+
+@pytest.mark.parametrize("keep_io_types", [True, False])
+def test_fp16_converted_cnn(binary, cnn_path, tmp_path, keep_io_types):
+    from onnxconverter_common import float16
+
+    model = float16.convert_float_to_float16(onnx.load(cnn_path), keep_io_types=keep_io_types)
+    path = str(tmp_path / "cnn_fp16.onnx")
+    onnx.save(model, path)
+    input_type = np.float32 if keep_io_types else np.float16
+    for seed in range(2):
+        feeds = {"x": image(seed)["x"].astype(input_type)}
+        (ours,) = run_ours(binary, path, feeds, str(tmp_path))
+        (theirs,) = run_ort(path, feeds)
+        assert ours.dtype == theirs.dtype == input_type
+        # float16 keeps 11 significant bits: compare at float16's resolution of the logits.
+        np.testing.assert_allclose(ours.astype(np.float32), theirs.astype(np.float32), rtol=1e-3,
+                                   atol=2e-3 * float(np.abs(theirs).max()))
