@@ -183,6 +183,17 @@ public enum Convolution {
         }
     }
 
+    // Shapes: weights [rows × columns]; factors [columns]; scaled [rows × columns].
+    /// `scaled[r, c] = weights[r, c] · factors[c]`: the weights of a pointwise convolution whose
+    /// input channels are scaled (a squeeze-and-excitation scale taken into the next 1×1 layer).
+    public static func scaleColumns(_ weights: UnsafePointer<Float>, by factors: UnsafePointer<Float>, rows: Int,
+                                    columns: Int, into scaled: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let source = weights + r * columns, target = scaled + r * columns
+            for c in 0..<columns { target[c] = source[c] * factors[c] }
+        }
+    }
+
     // Shapes: input [N, C, *in]; weights [M, C/group, *kernel] (ONNX layout); bias [M];
     //         residual and output [N, M, *out].
     /// Naive twin of `forward`, and the convolution for element types other than Float:

@@ -118,6 +118,7 @@ public enum Im2Col {
         let width = pixels.count, inputCount = window.inputCount
         // Input rows top..<bottom and columns −padLeft..<right cover every tap of these pixels.
         let firstRow = pixels.lowerBound / outputWidth, lastRow = (pixels.upperBound - 1) / outputWidth
+        let firstColumn = pixels.lowerBound - firstRow * outputWidth
         let top = firstRow * strideH - padTop, bottom = lastRow * strideH - padTop + (kernelHeight - 1) * dilationH + 1
         let paddedWidth = (outputWidth - 1) * strideW + (kernelWidth - 1) * dilationW + 1
         let paddedHeight = bottom - top
@@ -141,9 +142,9 @@ public enum Im2Col {
                     for kw in 0..<kernelWidth {
                         let target = columns + row * width - pixels.lowerBound
                         let tap = (kh * dilationH - firstRow * strideH) * paddedWidth + kw * dilationW
-                        var pixel = pixels.lowerBound
+                        // Output rows in order, the first from `firstColumn` (no division per run).
+                        var pixel = pixels.lowerBound, oh = firstRow, first = firstColumn
                         while pixel < pixels.upperBound {
-                            let oh = pixel / outputWidth, first = pixel - oh * outputWidth
                             let last = Swift.min(outputWidth, first + pixels.upperBound - pixel)
                             let from = UnsafePointer(padded + tap + oh * strideH * paddedWidth), out = target + oh * outputWidth
                             if strideW == 1 {
@@ -154,6 +155,8 @@ public enum Im2Col {
                                 for ow in first..<last { out[ow] = from[ow * strideW] }
                             }
                             pixel += last - first
+                            oh += 1
+                            first = 0
                         }
                         row += 1
                     }

@@ -31,6 +31,10 @@ public enum Pooling {
             poolPlanes(kind == .max, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                        output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
                        planes: planes, count: window.inputCount, parallelism: parallelism)
+        } else if T.self == Float.self, indices == nil, kind == .max, isHalving(window, padsEnd: padsEnd) {
+            maxPoolHalving(input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                           output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                           planes: planes, window: window, parallelism: parallelism)
         } else if T.self == Float.self, indices == nil, window.rank <= 2, isMaxOrAverage {
             poolRows(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                      output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
@@ -185,6 +189,57 @@ public enum Pooling {
                     if !isMax {
                         let rowCount = Float(includePad ? height.paddedTaps(oh, padEnd: ends[0]) : rowTaps.count)
                         for o in 0..<width.output { row[o] /= rowCount * columnTaps[o] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True for a 2×2 window with stride 2, no dilation and no padding whose windows all lie inside
+    /// the input (the max pooling of small CNNs).
+    static func isHalving(_ window: SpatialWindow, padsEnd: [Int]) -> Bool {
+        window.rank == 2 && window.kernel == [2, 2] && window.strides == [2, 2] && window.dilations == [1, 1]
+            && window.padsBegin == [0, 0] && padsEnd.allSatisfy { $0 == 0 }
+            && 2 * window.outputSize[0] <= window.inputSize[0] && 2 * window.outputSize[1] <= window.inputSize[1]
+    }
+
+    // Shapes: input [planes, H, W]; output [planes, H', W'] with 2H' ≤ H and 2W' ≤ W.
+    /// Max pooling over 2×2 windows with stride 2 (`isHalving`): each output row in one pass over
+    /// its two input rows, eight outputs per step from sixteen columns of each (the last step
+    /// overlapping the one before). NaN inputs are skipped, as in `poolRows`.
+    private static func maxPoolHalving(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, planes: Int,
+                                       window: SpatialWindow, parallelism: Parallelism) {
+        let inputHeight = window.inputSize[0], inputWidth = window.inputSize[1]
+        let outputHeight = window.outputSize[0], outputWidth = window.outputSize[1]
+        let rows = planes * outputHeight
+        parallelism.forEachChunk(rows, minimumChunk: Swift.max(1, (1 << 14) / Swift.max(4 * outputWidth, 1))) { chunk in
+            for job in chunk {
+                let plane = job / outputHeight, oh = job - plane * outputHeight
+                let top = input + (plane * inputHeight + 2 * oh) * inputWidth, bottom = top + inputWidth
+                let row = output + job * outputWidth
+                if outputWidth >= 8 {
+                    var o = 0
+                    while true {
+                        let start = Swift.min(o, outputWidth - 8)
+                        let upper = UnsafeRawPointer(top + 2 * start).loadUnaligned(as: SIMD16<Float>.self)
+                        let lower = UnsafeRawPointer(bottom + 2 * start).loadUnaligned(as: SIMD16<Float>.self)
+                        var best = SIMD8<Float>(repeating: -.infinity)
+                        best = best.replacing(with: upper.evenHalf, where: upper.evenHalf .> best)
+                        best = best.replacing(with: upper.oddHalf, where: upper.oddHalf .> best)
+                        best = best.replacing(with: lower.evenHalf, where: lower.evenHalf .> best)
+                        best = best.replacing(with: lower.oddHalf, where: lower.oddHalf .> best)
+                        UnsafeMutableRawPointer(row + start).storeBytes(of: best, as: SIMD8<Float>.self)
+                        if start == outputWidth - 8 { break }
+                        o += 8
+                    }
+                } else {
+                    for ow in 0..<outputWidth {
+                        var best = -Float.infinity
+                        best = top[2 * ow] > best ? top[2 * ow] : best
+                        best = top[2 * ow + 1] > best ? top[2 * ow + 1] : best
+                        best = bottom[2 * ow] > best ? bottom[2 * ow] : best
+                        best = bottom[2 * ow + 1] > best ? bottom[2 * ow + 1] : best
+                        row[ow] = best
                     }
                 }
             }

@@ -177,6 +177,75 @@ import Testing
         try Self.expectSameResults(visible, ["x": Self.x])
     }
 
+    /// A squeeze-and-excitation end, `Conv1x1(Mul(scale, x))`, becomes one FusedConv scaling its
+    /// weights per image; over odd sizes, both operand orders, a residual (handed over, so added
+    /// in place, and broadcast), a scale shared by all images, more output channels than pixels
+    /// (the product is made first) and factors that are not per channel (likewise).
+    @Test func channelScaleJoinsTheNextPointwiseConv() throws {
+        let weights = T.random([6, 5, 1, 1], seed: 30), bias = T.random([6], seed: 31)
+        func model(_ x: Shape, scale: Shape?, weights: Tensor = weights, scaleFirst: Bool = true, residual: Shape? = nil) -> Model {
+            var nodes: [Node] = []
+            var inputs = [("x", x)]
+            if let scale {
+                inputs.append(("s", scale))
+                nodes.append(Node(name: "gate", opType: "Sigmoid", inputs: ["s"], outputs: ["g"]))
+            } else {
+                nodes.append(Node(name: "pool", opType: "GlobalAveragePool", inputs: ["x"], outputs: ["p"]))
+                nodes.append(Node(name: "gate", opType: "Sigmoid", inputs: ["p"], outputs: ["g"]))
+            }
+            nodes.append(Node(name: "mul", opType: "Mul", inputs: scaleFirst ? ["g", "x"] : ["x", "g"], outputs: ["m"]))
+            nodes.append(Node(name: "conv", opType: "Conv", inputs: ["m", "w", "b"], outputs: ["c"]))
+            var output = "c"
+            if let residual {
+                inputs.append(("z", residual))
+                nodes.append(Node(name: "skip", opType: "Relu", inputs: ["z"], outputs: ["r"]))
+                nodes.append(Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["a"]))
+                output = "a"
+            }
+            nodes.append(Node(name: "act", opType: "Relu", inputs: [output], outputs: ["y"]))
+            return T.model(nodes, inputs: inputs, outputs: ["y"], initializers: ["w": weights, "b": bias], opset: 13)
+        }
+        func check(_ model: Model, _ feeds: [String: Tensor], fused: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let nodes = try Self.optimized(model)
+            #expect(nodes.contains { $0.opType == "Mul" } == !fused, sourceLocation: sourceLocation)
+            if fused {
+                let conv = try #require(nodes.first { $0.opType == "FusedConv" }, sourceLocation: sourceLocation)
+                #expect(conv.inputs.count == 5, sourceLocation: sourceLocation)
+            }
+            try Self.expectSameResults(model, feeds, sourceLocation: sourceLocation)
+        }
+        let x = T.random([3, 5, 7, 9], seed: 32)
+        // Squeeze and excitation from the image itself, either operand order, with and without a residual.
+        for scaleFirst in [true, false] {
+            try check(model(x.shape, scale: nil, scaleFirst: scaleFirst), ["x": x])
+            let z = T.random([3, 6, 7, 9], seed: 33)
+            try check(model(x.shape, scale: nil, scaleFirst: scaleFirst, residual: z.shape), ["x": x, "z": z])
+        }
+        // A residual that broadcasts; a scale shared by every image; factors per image and pixel.
+        let small = T.random([6, 1, 1], seed: 34)
+        try check(model(x.shape, scale: nil, residual: small.shape), ["x": x, "z": small])
+        let shared = T.random([1, 5, 1, 1], seed: 35)
+        try check(model(x.shape, scale: shared.shape), ["x": x, "s": shared])
+        let full = T.random([3, 5, 7, 9], seed: 36)
+        try check(model(x.shape, scale: full.shape), ["x": x, "s": full])
+        let scalar = T.random([1], seed: 37)
+        try check(model(x.shape, scale: scalar.shape), ["x": x, "s": scalar])
+        // More output channels (11) than pixels (3 × 3): the product is made first.
+        let tiny = T.random([2, 5, 3, 3], seed: 38)
+        let wide = T.random([11, 5, 1, 1], seed: 39)
+        var wideModel = model(tiny.shape, scale: nil, weights: wide)
+        wideModel.graph.initializers["b"] = T.random([11], seed: 40)
+        try check(wideModel, ["x": tiny])
+
+        // Not fused: a 3×3 consumer, or a product somebody else reads too.
+        var kernel3 = model(x.shape, scale: nil, weights: T.random([6, 5, 3, 3], seed: 41))
+        kernel3.graph.nodes[3].attributes = Self.pads
+        try check(kernel3, ["x": x], fused: false)
+        var shared2 = model(x.shape, scale: nil)
+        shared2.graph.outputs.append(ValueInfo(name: "m", type: nil))
+        try check(shared2, ["x": x], fused: false)
+    }
+
     static func fusedActivation(_ node: Node) -> String? {
         if case .string(let name)? = node.attributes["activation"] { return name }
         return nil

@@ -14,6 +14,12 @@ import TestSupport
         makeWindow(input: [8, 8], kernel: [3, 3], dilations: [2, 2], padsBegin: [2, 1], padsEnd: [1, 2]),
         makeWindow(input: [7, 7], kernel: [7, 7]),
         makeWindow(input: [4, 5, 6], kernel: [2, 2, 3], strides: [2, 1, 2], padsBegin: [1, 0, 1], ceil: true),
+        // 2×2 stride 2 (the halving kernel): odd sizes, eight or more outputs per row and fewer,
+        // and a ceil-mode overhang (which the general kernel takes).
+        makeWindow(input: [9, 21], kernel: [2, 2], strides: [2, 2]),
+        makeWindow(input: [28, 28], kernel: [2, 2], strides: [2, 2]),
+        makeWindow(input: [7, 11], kernel: [2, 2], strides: [2, 2]),
+        makeWindow(input: [7, 9], kernel: [2, 2], strides: [2, 2], ceil: true),
     ]
 
     static let kinds: [Pooling.Kind] = [

@@ -20,9 +20,11 @@ enum ConvolutionOperators {
     }
 }
 
-/// Conv, and FusedConv: Conv attributes plus `activation`/`activation_params` and an optional
-/// 4th input (a residual added before the activation).
-/// Inputs: X [N, C, *spatial], W [M, C/group, *kernel], B [M] (optional), Z residual (FusedConv).
+/// Conv, and FusedConv: Conv attributes plus `activation`/`activation_params`, an optional
+/// 4th input (a residual added before the activation) and an optional 5th (a factor X is
+/// multiplied by first, broadcasting as Mul does: see `ConvInputScaleFusion`).
+/// Inputs: X [N, C, *spatial], W [M, C/group, *kernel], B [M] (optional), Z residual (FusedConv),
+/// S scale (FusedConv; for the fast path X and S are [N, C, *spatial] and [N or 1, C, 1, …], either way round).
 struct Conv: Operator {
     let attributes: SlidingWindowAttributes
     let groups: Int
@@ -40,8 +42,12 @@ struct Conv: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.first ?? nil else { return [] }
+        guard var x = inputs.first ?? nil else { return [] }
         try ConvolutionOperators.checkType(x.dataType, "X")
+        if let scale = inputs.type(4) {
+            guard scale.dataType == x.dataType else { throw OpError("S has element type \(scale.dataType) but X has \(x.dataType)") }
+            x = TensorType(x.dataType, try TensorType.broadcast([x.dims, scale.dims]))
+        }
         let w = inputs.count > 1 ? inputs[1] : nil
         if let w, w.dataType != x.dataType { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
         guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
@@ -64,11 +70,12 @@ struct Conv: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
+        guard let first = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
             throw OpError("Conv needs inputs X and W")
         }
-        try ConvolutionOperators.checkType(x.dataType, "X")
-        guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
+        try ConvolutionOperators.checkType(first.dataType, "X")
+        guard w.dataType == first.dataType else { throw OpError("W has element type \(w.dataType) but X has \(first.dataType)") }
+        let (x, scale) = try scaledInput(first, inputs.count > 4 ? inputs[4] : nil, w: w, context)
         let layout = try layout(x: x.shape, w: w.shape)
         let outputs = layout.outputChannels, window = layout.window
         let bias = inputs.count > 2 ? inputs[2] : nil
@@ -80,6 +87,15 @@ struct Conv: Operator {
             throw OpError("the residual has element type \(residual.dataType) but X has \(x.dataType)")
         }
         let shape = Shape([x.shape[0], outputs] + window.outputSize)
+        if let scale {
+            // `scaledInput` only leaves a scale for a pointwise layout and a float X.
+            if let residual, residual.shape != shape {
+                let product = try BinaryFunction.arithmetic(.multiply).apply(x, scale, context)
+                return try run([product, w, bias, residual], context)
+            }
+            return [try convolveScaled(x, w, scale: scale, bias: bias, residual: residual, layout: layout, shape: shape,
+                                       ownsResidual: context.isHandedOver(3), context)]
+        }
         guard let residual, residual.shape != shape else {
             return [try convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
                              shape: shape, ownsResidual: context.isHandedOver(3), context)]
@@ -100,6 +116,59 @@ struct Conv: Operator {
         try BroadcastCopy.copy(product, to: target, into: result.rawPointer)
         try Self.addResidual(expandedResidual, into: result, activation: activation)
         return [result]
+    }
+
+    /// X and, when the weights should absorb it, the per-channel scale (FusedConv's input 4) it is
+    /// to be multiplied by. The scale is left to the weights (`convolveScaled`) when X is float
+    /// [N, C, *spatial], the scale [N or 1, C, 1, …], the convolution pointwise with one group,
+    /// and the weights (M × C) no larger than the image's plane (pixels × C) the Mul would scale;
+    /// otherwise the product is made here as Mul would make it (any broadcasting operands).
+    private func scaledInput(_ a: Tensor, _ b: Tensor?, w: Tensor, _ context: ExecutionContext) throws -> (Tensor, Tensor?) {
+        guard let b else { return (a, nil) }
+        guard b.dataType == a.dataType else { throw OpError("S has element type \(b.dataType) but X has \(a.dataType)") }
+        for (x, scale) in [(a, b), (b, a)] where Self.isChannelScale(scale, of: x) && x.dataType == .float && groups == 1 {
+            guard let layout = try? layout(x: x.shape, w: w.shape), layout.algorithm == .pointwise, layout.depth > 0,
+                  layout.outputChannels <= layout.window.outputCount else { break }
+            return (x, scale)
+        }
+        return (try BinaryFunction.arithmetic(.multiply).apply(a, b, context), nil)
+    }
+
+    /// True when `scale` holds one factor per channel of each image of `x` (or one per channel for all).
+    static func isChannelScale(_ scale: Tensor, of x: Tensor) -> Bool {
+        let s = scale.shape, shape = x.shape
+        guard shape.rank >= 3, s.rank == shape.rank, s[0] == shape[0] || s[0] == 1, s[1] == shape[1] else { return false }
+        return s.dims.dropFirst(2).allSatisfy { $0 == 1 }
+    }
+
+    /// The pointwise convolution of `scale ⊙ x` with its epilogue, as `W_n · x_n` per image with
+    /// `W_n = W · diag(scale_n)`: the M × C weights are scaled instead of the C × pixels input.
+    private func convolveScaled(_ x: Tensor, _ w: Tensor, scale: Tensor, bias: Tensor?, residual: Tensor?,
+                                layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
+                                _ context: ExecutionContext) throws -> Tensor {
+        let reused = ownsResidual ? residual : nil
+        let y = try reused ?? context.allocate(.float, shape)
+        let outputs = layout.outputChannels, channels = layout.inputChannels
+        let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
+        let scaled = try context.allocate(.float, [outputs * channels])
+        let single = ConvolutionLayout(batch: 1, inputChannels: channels, outputChannels: outputs, groups: 1, window: layout.window)
+        let scaleStep = scale.shape[0] == 1 ? 0 : channels
+        withExtendedLifetime((x, w, scale, bias, residual, scaled)) {
+            let source = w.pointer(as: Float.self), factors = scale.pointer(as: Float.self)
+            let target = scaled.mutablePointer(as: Float.self)
+            let input = x.pointer(as: Float.self), output = y.mutablePointer(as: Float.self)
+            for image in 0..<layout.batch {
+                Convolution.scaleColumns(source, by: factors + image * scaleStep, rows: outputs, columns: channels, into: target)
+                let offset = image * outputs * pixels
+                let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
+                                        residual: reused == nil ? residual.map { $0.pointer(as: Float.self) + offset } : nil,
+                                        activation: activation)
+                Convolution.forward(input: input + image * channels * inputCount, weights: target, output: output + offset,
+                                    layout: single, epilogue: epilogue, accumulate: reused != nil, scratch: nil,
+                                    parallelism: context.parallelism)
+            }
+        }
+        return y
     }
 
     /// The layout of this convolution of an X and W of these shapes; throws when they do not fit.

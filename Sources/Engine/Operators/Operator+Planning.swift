@@ -193,10 +193,19 @@ extension TensorType {
 
 extension Conv: WorkingMemoryProfile {
     func scratchBytes(_ inputs: [TensorType?], outputs: [TensorType?], threads: Int) -> Int {
-        guard let x = inputs.type(0), x.dataType == .float, let xShape = x.shape, let wShape = inputs.type(1)?.shape,
-              let layout = try? layout(x: xShape, w: wShape), layout.depth > 0 else { return 0 }
+        guard var x = inputs.type(0) else { return 0 }
+        var bytes = 0
+        if let scale = inputs.type(4) {
+            // X times the scale (FusedConv's input 4): the product, or the scaled weights (never
+            // more floats than one image of it).
+            guard let dims = try? TensorType.broadcast([x.dims, scale.dims]) else { return 0 }
+            x = TensorType(x.dataType, dims)
+            bytes += x.knownBufferBytes
+        }
+        guard x.dataType == .float, let xShape = x.shape, let wShape = inputs.type(1)?.shape,
+              let layout = try? layout(x: xShape, w: wShape), layout.depth > 0 else { return bytes }
         let count = Convolution.scratchCount(layout, parallelism: Parallelism(threads: threads))
-        var bytes = count > 0 ? TensorType(.float, shape: [count]).knownBufferBytes : 0
+        bytes += count > 0 ? TensorType(.float, shape: [count]).knownBufferBytes : 0
         // A residual of another shape is first broadcast into a buffer of the output's shape.
         if let residual = inputs.type(3), let output = outputs.first ?? nil, residual.shape != output.shape {
             bytes += 2 * output.knownBufferBytes

@@ -19,6 +19,7 @@ package enum GraphOptimizer {
         ConvAddFusion(),
         MatMulAddFusion(),
         ActivationFusion(),
+        ConvInputScaleFusion(),
     ]
 
     package static func optimize(_ graph: Graph, opsets: [String: Int]) throws(EngineError) -> Graph {
