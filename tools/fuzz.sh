@@ -27,13 +27,16 @@ check_target() {
 }
 
 # One executable holds every harness (ONNX_SERVE_FUZZ_TARGET picks one). SwiftPM runs in a fixed
-# environment: with another (under make, say) it rebuilt the whole package, once without the
-# sanitizers' instrumentation.
+# environment: with another (under make, say) it rebuilt the whole package.
+# The swift driver keeps only the last `-sanitize=` it is given, and SwiftPM writes one per
+# `--sanitize` in no fixed order: half the builds were ASan without coverage (4,009 counters: the
+# "uninstrumented" builds), the others coverage without ASan. The trailing combined flag wins.
 compile() {
     mkdir -p "$BUILD"
     status=0
     env -i PATH="$PATH" HOME="$HOME" ONNX_SERVE_FUZZ=1 $SWIFT build -c release --scratch-path "$BUILD" \
-        --sanitize fuzzer --sanitize address --product FuzzHarnesses >"$BUILD/build.log" 2>&1 || status=$?
+        --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address \
+        --product FuzzHarnesses >"$BUILD/build.log" 2>&1 || status=$?
     grep -v "Cannot export local symbol '__asan_extra_spill_area'" "$BUILD/build.log" || true
     [ "$status" -eq 0 ] || { echo "fuzz: building the harnesses failed" >&2; exit 1; }
 }
