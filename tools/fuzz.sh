@@ -47,9 +47,9 @@ counters() {
         "$BUILD/release/FuzzHarnesses" -runs=0 2>&1 | sed -n 's/.*Loaded 1 modules *(\([0-9]*\) inline 8-bit counters.*/\1/p' | head -n 1
 }
 
-# Builds, and checks the build is instrumented: some incremental rebuilds came out without the
-# fuzzer's coverage (cause not found), which would make every run explore nothing. Such a build
-# is redone from scratch once; if it is still not instrumented, that is a failure.
+# Builds, and checks the build is instrumented (a guard: builds without coverage, from the
+# sanitizer flag order above, explored nothing). Such a build is redone from scratch once; if it
+# is still not instrumented, that is a failure.
 build() {
     compile
     found=$(counters)
