@@ -88,3 +88,18 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.returncode
+
+
+def run_error(binary, tmp_path, model, feeds):
+    """`onnx-serve run` on `model` (an onnx ModelProto) with `feeds` (name: numpy array), which
+    must fail with exit code 1; returns what it wrote to stderr."""
+    from onnx import numpy_helper
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    arguments = []
+    for name, array in feeds.items():
+        (tmp_path / (name + ".pb")).write_bytes(numpy_helper.from_array(array, name).SerializeToString())
+        arguments += ["--input", "%s=%s" % (name, tmp_path / (name + ".pb"))]
+    code, _, err = run_cli(binary, "run", str(path), *arguments, "--output-dir", str(tmp_path / "out"))
+    assert code == 1
+    return err

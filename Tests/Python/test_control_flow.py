@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
+from conftest import run_error
 from test_recurrent import run_both
 
 FLOAT, INT64, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
@@ -126,18 +126,6 @@ def test_scan_matches_onnxruntime(binary, tmp_path, opset, axes):
     feeds = {"initial": rng.uniform(-1, 1, [1, 3] if opset == 8 else [3]).astype(np.float32),
              "x": rng.uniform(-1, 1, x_shape).astype(np.float32)}
     run_both(binary, tmp_path, model, feeds)
-
-
-def run_error(binary, tmp_path, model, feeds):
-    path = tmp_path / "model.onnx"
-    path.write_bytes(model.SerializeToString())
-    arguments = []
-    for name, array in feeds.items():
-        (tmp_path / (name + ".pb")).write_bytes(numpy_helper.from_array(array, name).SerializeToString())
-        arguments += ["--input", "%s=%s" % (name, tmp_path / (name + ".pb"))]
-    code, _, err = run_cli(binary, "run", str(path), *arguments, "--output-dir", str(tmp_path / "out"))
-    assert code == 1
-    return err
 
 
 def test_endless_loop_stops_at_the_iteration_limit(binary, tmp_path):

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
+from conftest import run_cli, run_error
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
@@ -209,12 +209,5 @@ def test_bad_sequence_lengths_are_refused(binary, tmp_path):
     model = single("GRU", inputs=3, hidden=4, with_lengths=True)
     feeds = feeds_for(model, seq=5, batch=2)
     feeds["lengths"] = np.array([5, 6], dtype=np.int32)
-    path = tmp_path / "model.onnx"
-    path.write_bytes(model.SerializeToString())
-    arguments = []
-    for name, array in feeds.items():
-        (tmp_path / (name + ".pb")).write_bytes(numpy_helper.from_array(array, name).SerializeToString())
-        arguments += ["--input", "%s=%s" % (name, tmp_path / (name + ".pb"))]
-    code, _, err = run_cli(binary, "run", str(path), *arguments, "--output-dir", str(tmp_path / "out"))
-    assert code == 1
+    err = run_error(binary, tmp_path, model, feeds)
     assert "invalid input" in err and "sequence_lens has 6; each length must be in 0...5" in err, err
