@@ -22,6 +22,7 @@ extension OperatorRegistry {
         + GeneratorOperators.definitions
         + ResizeOperators.definitions
         + QuantizationOperators.definitions
+        + DetectionOperators.definitions
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions

@@ -171,26 +171,24 @@ public enum Attention {
                 // The bias: −∞ outside the visible keys (selected, so that an infinite product
                 // cannot turn a masked score into NaN), the mask's values inside.
                 let seen = visible[r].clamped(to: start..<(start + width))
-                for j in 0..<width where !seen.contains(start + j) { s[j] = -.infinity }
+                let before = seen.isEmpty ? width : seen.lowerBound - start, after = seen.isEmpty ? width : seen.upperBound - start
+                for j in 0..<before { s[j] = -.infinity }
+                for j in after..<width { s[j] = -.infinity }
                 if let mask = masking.mask, !seen.isEmpty {
                     let row = mask + b * masking.maskStrides.batch + h * masking.maskStrides.head + i * masking.maskStrides.row
                     for j in seen { s[j - start] += row[j] }
                 }
                 if let scores, scores.stage != .product { (scores.pointer + r * keys + start).update(from: s, count: width) }
-                var peak = -Float.infinity
-                for j in 0..<width { peak = Swift.max(peak, s[j]) }
+                let peak = Reduction.combineRun(UnsafePointer(s), count: width, Reduction.Maximum<Float>())
                 let newPeak = Swift.max(peaks[r], peak)
                 if newPeak == -.infinity {
                     // Nothing visible yet in this row: its probabilities are zero.
                     s.initialize(repeating: 0, count: width)
                     continue
                 }
-                var sum: Float = 0
-                for j in 0..<width {
-                    let p = Float.exp(s[j] - newPeak)
-                    s[j] = p
-                    sum += p
-                }
+                // The exponentials in a loop of their own (it vectorises), then their sum.
+                for j in 0..<width { s[j] = Float.exp(s[j] - newPeak) }
+                let sum = Reduction.combineRun(UnsafePointer(s), count: width, Reduction.Sum<Float>())
                 let correction = Float.exp(peaks[r] - newPeak)
                 if correction != 1 {
                     let out = yRows + r * y.rowStride

@@ -252,3 +252,13 @@ def test_attention_heads_that_do_not_divide_the_hidden_size_are_refused(binary, 
     code, _, err = run_cli(binary, "run", str(path), "--input", str(input_path), "--output-dir", str(tmp_path / "out"))
     assert code != 0
     assert "do not split" in err and "4 heads" in err, err
+
+
+def test_layer_normalization_before_opset_17(binary, tmp_path):
+    # ORT's optimiser writes LayerNormalization into opset 13 models (its contrib op in the default domain).
+    rng = np.random.default_rng(16)
+    feeds = {"x": rng.standard_normal((2, 3, 10)).astype(np.float32)}
+    initializers = [numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), n) for n in ["scale", "bias"]]
+    node = helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y"], axis=-1, epsilon=1e-5)
+    model = single(node, [value("x", [2, 3, 10])], [value("y", None)], initializers, opset=13)
+    assert_same(binary, tmp_path, model, feeds)

@@ -7,7 +7,9 @@ enum NormalizationOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15]) { try BatchNormalization($0) },
         OperatorDefinition("InstanceNormalization", versions: [1, 6, 22]) { try RowNormalization(instance: $0) },
-        OperatorDefinition("LayerNormalization", versions: [17]) { try RowNormalization(layer: $0) },
+        // 1...16: ONNX Runtime's contrib LayerNormalization in the default domain, which its
+        // transformer optimiser writes into models of opsets before 17.
+        OperatorDefinition("LayerNormalization", versions: Array(1...17)) { try RowNormalization(layer: $0) },
         // The same, for a LayerNorm the optimiser recognised in a model older than opset 17.
         OperatorDefinition("LayerNormalization", domain: OperatorRegistry.internalDomain, versions: [1]) {
             try RowNormalization(layer: $0)

@@ -2,12 +2,13 @@ import Kernels
 import Tensors
 
 /// The ONNX operators of transformer models besides Attention: RMS normalisation, rotary
-/// position embeddings, the SwiGLU gate and the KV-cache update TensorScatter.
+/// position embeddings, the SwiGLU gate and Swish, and the KV-cache update TensorScatter.
 enum TransformerOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("RMSNormalization", versions: [23]) { try RMSNormalization($0) },
         OperatorDefinition("RotaryEmbedding", versions: [23]) { try RotaryEmbeddingOperator(onnx: $0) },
         OperatorDefinition("SwiGLU", versions: [28]) { try SwiGLU($0) },
+        OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
         OperatorDefinition("TensorScatter", versions: [24]) { try TensorScatter($0) },
     ]
 }
