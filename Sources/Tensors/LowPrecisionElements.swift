@@ -134,44 +134,51 @@ struct MinifloatFormat: Sendable {
     static let e2m1 = MinifloatFormat(exponentBits: 2, mantissaBits: 1, bias: 1, specials: .finite, nanCode: 0x8)
 }
 
+/// A float8 or float4 element: its code in a byte, converted through its format's table.
+protocol MinifloatElement: LowPrecisionElement where Wide == Float {
+    static var format: MinifloatFormat { get }
+    var bitPattern: UInt8 { get set }
+    init(bitPattern: UInt8)
+}
+
+extension MinifloatElement {
+    public var widened: Float { Self.format.decode(bitPattern) }
+    public init(narrowing value: Float, saturate: Bool) { self.init(bitPattern: Self.format.encode(value, saturate: saturate)) }
+}
+
 /// float8 E4M3 without infinities (NaN 0x7F/0xFF); largest 448.
-public struct Float8E4M3FN: LowPrecisionElement, Equatable, Sendable {
+public struct Float8E4M3FN: MinifloatElement, Equatable, Sendable {
+    static var format: MinifloatFormat { .e4m3fn }
     public var bitPattern: UInt8
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern }
-    public var widened: Float { MinifloatFormat.e4m3fn.decode(bitPattern) }
-    public init(narrowing value: Float, saturate: Bool) { bitPattern = MinifloatFormat.e4m3fn.encode(value, saturate: saturate) }
 }
 
 /// float8 E4M3 without infinities or negative zero (NaN 0x80); largest 240.
-public struct Float8E4M3FNUZ: LowPrecisionElement, Equatable, Sendable {
+public struct Float8E4M3FNUZ: MinifloatElement, Equatable, Sendable {
+    static var format: MinifloatFormat { .e4m3fnuz }
     public var bitPattern: UInt8
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern }
-    public var widened: Float { MinifloatFormat.e4m3fnuz.decode(bitPattern) }
-    public init(narrowing value: Float, saturate: Bool) { bitPattern = MinifloatFormat.e4m3fnuz.encode(value, saturate: saturate) }
 }
 
 /// float8 E5M2 with IEEE infinities and NaNs; largest 57344.
-public struct Float8E5M2: LowPrecisionElement, Equatable, Sendable {
+public struct Float8E5M2: MinifloatElement, Equatable, Sendable {
+    static var format: MinifloatFormat { .e5m2 }
     public var bitPattern: UInt8
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern }
-    public var widened: Float { MinifloatFormat.e5m2.decode(bitPattern) }
-    public init(narrowing value: Float, saturate: Bool) { bitPattern = MinifloatFormat.e5m2.encode(value, saturate: saturate) }
 }
 
 /// float8 E5M2 without infinities or negative zero (NaN 0x80); largest 57344.
-public struct Float8E5M2FNUZ: LowPrecisionElement, Equatable, Sendable {
+public struct Float8E5M2FNUZ: MinifloatElement, Equatable, Sendable {
+    static var format: MinifloatFormat { .e5m2fnuz }
     public var bitPattern: UInt8
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern }
-    public var widened: Float { MinifloatFormat.e5m2fnuz.decode(bitPattern) }
-    public init(narrowing value: Float, saturate: Bool) { bitPattern = MinifloatFormat.e5m2fnuz.encode(value, saturate: saturate) }
 }
 
 /// float4 E2M1 (values 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives), one per byte in memory.
-public struct Float4E2M1: LowPrecisionElement, Equatable, Sendable {
+public struct Float4E2M1: MinifloatElement, Equatable, Sendable {
+    static var format: MinifloatFormat { .e2m1 }
     public var bitPattern: UInt8
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern & 0xF }
-    public var widened: Float { MinifloatFormat.e2m1.decode(bitPattern) }
-    public init(narrowing value: Float, saturate: Bool) { bitPattern = MinifloatFormat.e2m1.encode(value, saturate: saturate) }
 }
 
 /// A signed 4-bit integer (-8...7), one per byte in memory.

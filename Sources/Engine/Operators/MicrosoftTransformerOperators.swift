@@ -302,6 +302,23 @@ func runMicrosoftAttention(
     }
 }
 
+/// The attributes com.microsoft's Attention and MultiHeadAttention share.
+private struct AttentionAttributes {
+    let heads: Int
+    let causal: Bool
+    let filter: Float
+    let scale: Float?
+
+    init(_ context: OperatorContext) throws {
+        heads = try context.required("num_heads", context.int)
+        guard heads > 0, heads <= maximumAttentionHeads else { throw OpError("num_heads must be in 1...\(maximumAttentionHeads), got \(heads)") }
+        causal = try context.int("unidirectional", default: 0) != 0
+        filter = try context.float("mask_filter_value", default: -10000)
+        let scale = try context.float("scale", default: 0)
+        self.scale = scale == 0 ? nil : scale
+    }
+}
+
 /// com.microsoft Attention (BERT, GPT-2): Q, K and V from one product `input · weights + bias`
 /// ([B, S, in] · [in, Hq + Hk + Hv]), read in place from the product's rows; an optional past
 /// [2, B, N, P, D] and present output; `unidirectional` is causal.
@@ -314,18 +331,13 @@ struct PackedAttention: Operator {
     let outputCount: Int
 
     init(_ context: OperatorContext) throws {
-        heads = try context.required("num_heads", context.int)
-        guard heads > 0, heads <= maximumAttentionHeads else { throw OpError("num_heads must be in 1...\(maximumAttentionHeads), got \(heads)") }
-        causal = try context.int("unidirectional", default: 0) != 0
-        outputCount = context.outputCount
+        let common = try AttentionAttributes(context)
+        (heads, causal, filter, scale, outputCount) = (common.heads, common.causal, common.filter, common.scale, context.outputCount)
         let heads = heads, sizes = try context.ints("qkv_hidden_sizes")
         if let sizes, sizes.count != 3 || sizes.contains(where: { $0 <= 0 || $0 % heads != 0 }) || sizes[0] != sizes[1] {
             throw OpError("qkv_hidden_sizes \(sizes) must be three positive multiples of num_heads, Q's equal to K's")
         }
         self.sizes = sizes
-        filter = try context.float("mask_filter_value", default: -10000)
-        let scale = try context.float("scale", default: 0)
-        self.scale = scale == 0 ? nil : scale
         if try context.int("do_rotary", default: 0) != 0 { throw OpError("do_rotary is not supported") }
         if try context.int("past_present_share_buffer", default: 0) != 0 { throw OpError("past_present_share_buffer is not supported") }
     }
@@ -422,13 +434,8 @@ struct MultiHeadAttention: Operator {
     let outputCount: Int
 
     init(_ context: OperatorContext) throws {
-        heads = try context.required("num_heads", context.int)
-        guard heads > 0, heads <= maximumAttentionHeads else { throw OpError("num_heads must be in 1...\(maximumAttentionHeads), got \(heads)") }
-        causal = try context.int("unidirectional", default: 0) != 0
-        outputCount = context.outputCount
-        filter = try context.float("mask_filter_value", default: -10000)
-        let scale = try context.float("scale", default: 0)
-        self.scale = scale == 0 ? nil : scale
+        let common = try AttentionAttributes(context)
+        (heads, causal, filter, scale, outputCount) = (common.heads, common.causal, common.filter, common.scale, context.outputCount)
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {

@@ -43,10 +43,32 @@ private func perFeature(_ values: [Double], _ name: String, width: Int) throws -
 
 private func lastAxis(_ shape: Shape) -> Int { shape.rank == 0 ? 1 : shape[shape.rank - 1] }
 
+/// A per-element feature transform (Scaler, Normalizer, Binarizer, Imputer): one numeric input of
+/// the classic-ML feature types, one output of its shape, float or in the input's type.
+private protocol FeatureTransform: Operator {
+    /// The output's element type; nil keeps the input's.
+    static var outputType: DataType? { get }
+    func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor
+}
+
+extension FeatureTransform {
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        guard let x = inputs.type(0) else { return [] }
+        try checkElementType(x.dataType, FeatureRows.types)
+        return [TensorType(Self.outputType ?? x.dataType, x.dims)]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        try checkElementType(x.dataType, FeatureRows.types)
+        return [try transform(x, context)]
+    }
+}
+
 // MARK: Scaler, Normalizer, Binarizer, Imputer
 
 /// Scaler (ai.onnx.ml 1): y = (x - offset) · scale per feature, float output.
-struct Scaler: Operator {
+struct Scaler: FeatureTransform {
     let offset: [Double]
     let scale: [Double]
 
@@ -55,15 +77,9 @@ struct Scaler: Operator {
         scale = (try context.floats("scale") ?? [1]).map(Double.init)
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [TensorType(.float, x.dims)]
-    }
+    static var outputType: DataType? { .float }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        try checkElementType(x.dataType, FeatureRows.types)
+    func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         let width = lastAxis(x.shape)
         let offset = try perFeature(offset, "offset", width: width), scale = try perFeature(scale, "scale", width: width)
         let values = x.doubles()
@@ -73,12 +89,12 @@ struct Scaler: Operator {
             let feature = width == 0 ? 0 : index % width
             output[index] = Float((value - offset(feature)) * scale(feature))
         }
-        return [y]
+        return y
     }
 }
 
 /// Normalizer (ai.onnx.ml 1): each row divided by its MAX, L1 or L2 norm (rows of zeros kept).
-struct Normalizer: Operator {
+struct Normalizer: FeatureTransform {
     enum Norm { case max, l1, l2 }
     let norm: Norm
 
@@ -91,15 +107,9 @@ struct Normalizer: Operator {
         }
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [TensorType(.float, x.dims)]
-    }
+    static var outputType: DataType? { .float }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        try checkElementType(x.dataType, FeatureRows.types)
+    func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         guard x.shape.rank == 1 || x.shape.rank == 2 else { throw OpError.invalidArgument("input must be [C] or [N, C], got \(x.shape)") }
         let width = lastAxis(x.shape)
         var values = x.doubles().map { Float($0) }
@@ -115,32 +125,26 @@ struct Normalizer: Operator {
                 if divisor != 0 { for index in row { values[index] /= divisor } }
             }
         }
-        return [Tensor(values, shape: x.shape)]
+        return Tensor(values, shape: x.shape)
     }
 }
 
 /// Binarizer (ai.onnx.ml 1): 1 where x > threshold, else 0, in x's type.
-struct Binarizer: Operator {
+struct Binarizer: FeatureTransform {
     let threshold: Double
 
     init(_ context: OperatorContext) throws { threshold = Double(try context.float("threshold", default: 0)) }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [x]
-    }
+    static var outputType: DataType? { nil }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [try numericTensor(x.doubles().map { $0 > threshold ? 1 : 0 }, x.dataType, x.shape, context)]
+    func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
+        return try numericTensor(x.doubles().map { $0 > threshold ? 1 : 0 }, x.dataType, x.shape, context)
     }
 }
 
 /// Imputer (ai.onnx.ml 1): replaces `replaced_value_*` (NaN: any NaN) with the imputed value of
 /// the feature, in x's type.
-struct Imputer: Operator {
+struct Imputer: FeatureTransform {
     let imputed: [Double]
     let replacedFloat: Double
     let replacedInteger: Double
@@ -153,15 +157,9 @@ struct Imputer: Operator {
         replacedInteger = Double(try context.int("replaced_value_int64", default: 0))
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [x]
-    }
+    static var outputType: DataType? { nil }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        try checkElementType(x.dataType, FeatureRows.types)
+    func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         let width = lastAxis(x.shape)
         let value = try perFeature(imputed, "imputed values", width: width)
         let replaced = x.dataType.isFloatingPoint ? replacedFloat : replacedInteger
@@ -169,7 +167,7 @@ struct Imputer: Operator {
             let matches = replaced.isNaN ? element.isNaN : element == replaced
             return matches ? value(width == 0 ? 0 : index % width) : element
         }
-        return [try numericTensor(result, x.dataType, x.shape, context)]
+        return try numericTensor(result, x.dataType, x.shape, context)
     }
 }
 
