@@ -221,9 +221,6 @@ package enum OpenInferenceCodec {
             return (name, try binary.tensor(dataType, shape, size: Int(binarySize), name: name))
         }
         guard let data = input["data"] else { throw .invalidArgument("input '\(name)' has neither 'data' nor binary_data_size") }
-        if dataType == .float16 {
-            throw .invalidArgument("input '\(name)': receiving FP16 data via JSON is not supported; send it with the binary tensor extension")
-        }
         let tensor = try JSONTensor.tensor(data, dataType: dataType, name: name, layout: .declared(shape), allocate: model.makeInput)
         return (name, tensor)
     }
@@ -419,9 +416,6 @@ package enum OpenInferenceCodec {
                 writer.raw("}}")
                 blobs.append(blob)
             } else {
-                if tensor.dataType == .float16 {
-                    throw .invalidArgument("output '\(output.name)' is FP16, which cannot be sent via JSON; request it with binary_data")
-                }
                 writer.raw(",\"data\":")
                 writer.tensor(tensor, dims: [tensor.elementCount][...], offset: 0)
                 writer.raw("}")
