@@ -14,12 +14,12 @@ struct Layer {
 }
 
 func layer(_ name: String, _ channels: Int, _ outputs: Int, size: Int, kernel: Int, stride: Int = 1, groups: Int = 1,
-           count: Int) -> Layer {
+           batch: Int = 1, count: Int) -> Layer {
     let pad = kernel / 2
     let output = (size + 2 * pad - kernel) / stride + 1
     let window = SpatialWindow(inputSize: [size, size], outputSize: [output, output], kernel: [kernel, kernel],
                                strides: [stride, stride], dilations: [1, 1], padsBegin: [pad, pad])
-    return Layer(name: name, layout: ConvolutionLayout(batch: 1, inputChannels: channels, outputChannels: outputs,
+    return Layer(name: name, layout: ConvolutionLayout(batch: batch, inputChannels: channels, outputChannels: outputs,
                                                        groups: groups, window: window), count: count)
 }
 
@@ -51,6 +51,11 @@ let layers = [
     layer("2048->1000 1x1 (fc)", 2048, 1000, size: 1, kernel: 1, count: 1),
     layer("dw 32 3x3 @112", 32, 32, size: 112, kernel: 3, groups: 32, count: 0),
     layer("dw 144 3x3 s2 @56", 144, 144, size: 56, kernel: 3, stride: 2, groups: 144, count: 0),
+    // MobileNetV3-Small's depthwise layers that are furthest behind ONNX Runtime, at batch 8.
+    layer("dw 72 3x3 s2 @56 n8", 72, 72, size: 56, kernel: 3, stride: 2, groups: 72, batch: 8, count: 0),
+    layer("dw 288 5x5 s2 @14 n8", 288, 288, size: 14, kernel: 5, stride: 2, groups: 288, batch: 8, count: 0),
+    layer("dw 576 5x5 @7 n8", 576, 576, size: 7, kernel: 5, groups: 576, batch: 8, count: 0),
+    layer("dw 96 5x5 s2 @28 n8", 96, 96, size: 28, kernel: 5, stride: 2, groups: 96, batch: 8, count: 0),
 ]
 
 /// Seconds on `clock`.
@@ -107,14 +112,14 @@ var resnetFlops = 0.0
 var floorTotal = 0.0
 for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
     let layout = layer.layout
-    let input = [Float](repeating: 0.25, count: layout.inputChannels * layout.window.inputCount)
+    let input = [Float](repeating: 0.25, count: layout.batch * layout.inputChannels * layout.window.inputCount)
     let plainWeights = [Float](repeating: 0.01, count: layout.outputChannels * layout.depth)
     // Winograd takes its weights transformed at load, as the engine does.
     let weights = layout.algorithm == .winograd
         ? Winograd.transformWeights(plainWeights, outputChannels: layout.outputChannels, inputChannels: layout.inputChannels)
         : plainWeights
     let bias = [Float](repeating: 0.1, count: layout.outputChannels)
-    var output = [Float](repeating: 0, count: layout.outputChannels * layout.window.outputCount)
+    var output = [Float](repeating: 0, count: layout.batch * layout.outputChannels * layout.window.outputCount)
     var line = "\(layer.name) [\(layout.algorithm)]"
     line += String(repeating: " ", count: max(1, 36 - line.count))
     var oneThreadBest = 0.0

@@ -73,6 +73,12 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         dilations: [2, 1], padsBegin: [6, 3], padsEnd: [6, 3], activation: .relu, algorithm: .depthwise),
         ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 3, groups: 3, input: [1, 1], kernel: [3, 3],
                         padsBegin: [1, 1], padsEnd: [1, 1], algorithm: .depthwise),
+        // Phase sub-planes: pads wider than the input (whole rows and columns of padding), strides 2
+        // and 3 on different axes with a multiplier, a tail shorter than one vector block.
+        ConvolutionCase(batch: 3, inputChannels: 2, outputChannels: 4, groups: 2, input: [3, 5], kernel: [5, 5],
+                        strides: [2, 2], padsBegin: [4, 3], padsEnd: [4, 5], activation: .hardSwish, algorithm: .depthwise),
+        ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 6, groups: 3, input: [11, 23], kernel: [3, 5],
+                        strides: [3, 2], padsBegin: [1, 2], padsEnd: [0, 1], residual: true, algorithm: .depthwise),
         // im2col + sgemm: odd channels, non-square, stride, dilation, groups, 1-D, 3-D, asymmetric pads.
         ConvolutionCase(inputChannels: 3, outputChannels: 7, input: [13, 9], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .sigmoid, algorithm: .expanded),
