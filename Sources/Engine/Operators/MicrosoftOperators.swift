@@ -5,7 +5,7 @@ enum MicrosoftOperators {
     static let domain = "com.microsoft"
 
     static let definitions: [OperatorDefinition] = [
-        // Quantized (QOperator format): QuantizedContribOperators.swift
+        // Quantized (QOperator format, onnxruntime.quantization): QuantizedContribOperators.swift
         OperatorDefinition("QLinearAdd", versions: [1]) { try QuantizedFloatOperator.binary($0, "Add") },
         OperatorDefinition("QLinearMul", versions: [1]) { try QuantizedFloatOperator.binary($0, "Mul") },
         OperatorDefinition("QLinearSigmoid", versions: [1]) { try QuantizedFloatOperator.unary($0, "Sigmoid") },
@@ -15,5 +15,17 @@ enum MicrosoftOperators {
         OperatorDefinition("QLinearConcat", versions: [1]) { try QuantizedFloatOperator.concat($0) },
         OperatorDefinition("MatMulIntegerToFloat", versions: [1]) { _ in IntegerMatMulToFloat(quantizesA: false) },
         OperatorDefinition("DynamicQuantizeMatMul", versions: [1]) { _ in IntegerMatMulToFloat(quantizesA: true) },
+        // Transformer fusions (onnxruntime.transformers.optimizer): MicrosoftTransformerOperators.swift
+        OperatorDefinition("Attention", versions: [1]) { try PackedAttention($0) },
+        OperatorDefinition("MultiHeadAttention", versions: [1]) { try MultiHeadAttention($0) },
+        OperatorDefinition("SkipLayerNormalization", versions: [1]) { try SkipNormalization($0, centered: true) },
+        OperatorDefinition("SkipSimplifiedLayerNormalization", versions: [1]) { try SkipNormalization($0, centered: false) },
+        OperatorDefinition("SimplifiedLayerNormalization", versions: [1]) { try SimplifiedLayerNormalization($0) },
+        OperatorDefinition("EmbedLayerNormalization", versions: [1]) { try EmbedLayerNormalization($0) },
+        OperatorDefinition("Gelu", versions: [1]) { _ in BiasActivation(.gelu) },
+        OperatorDefinition("BiasGelu", versions: [1]) { _ in BiasActivation(.gelu) },
+        OperatorDefinition("FastGelu", versions: [1]) { _ in BiasActivation(.geluTanh) },
+        OperatorDefinition("QuickGelu", versions: [1]) { BiasActivation(.quick(alpha: try $0.float("alpha", default: 1.702))) },
+        OperatorDefinition("RotaryEmbedding", versions: [1]) { try RotaryEmbeddingOperator(microsoft: $0) },
     ]
 }

@@ -1,32 +1,17 @@
 import Kernels
 import Tensors
 
-/// The com.microsoft operators ONNX Runtime's transformer optimiser fuses BERT and GPT-2 graphs
-/// into (onnxruntime.transformers.optimizer), one line each. Attention runs the fused kernel of
-/// ONNX Attention; the normalisations reuse `RowNormalization`.
+/// ONNX Runtime's transformer contrib operators (com.microsoft, listed in MicrosoftOperators.swift):
+/// what its transformer optimiser fuses BERT and GPT-2 graphs into. Attention runs the fused
+/// kernel of ONNX Attention; the normalisations reuse `RowNormalization`.
 enum MicrosoftTransformerOperators {
-    static let domain = "com.microsoft"
     /// ONNX Runtime registers SimplifiedLayerNormalization in the default domain at version 1,
     /// outside ONNX's own history, so a node of it resolves to whatever opset the model imports.
     private static let everyOpset = Array(1...OperatorRegistry.latestOpset)
 
+    /// The default-domain operators of this family (the com.microsoft ones are in that domain's table).
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Attention", domain: domain, versions: [1]) { try PackedAttention($0) },
-        OperatorDefinition("MultiHeadAttention", domain: domain, versions: [1]) { try MultiHeadAttention($0) },
-        OperatorDefinition("SkipLayerNormalization", domain: domain, versions: [1]) { try SkipNormalization($0, centered: true) },
-        OperatorDefinition("SkipSimplifiedLayerNormalization", domain: domain, versions: [1]) {
-            try SkipNormalization($0, centered: false)
-        },
-        OperatorDefinition("SimplifiedLayerNormalization", domain: domain, versions: [1]) { try SimplifiedLayerNormalization($0) },
         OperatorDefinition("SimplifiedLayerNormalization", versions: everyOpset) { try SimplifiedLayerNormalization($0) },
-        OperatorDefinition("EmbedLayerNormalization", domain: domain, versions: [1]) { try EmbedLayerNormalization($0) },
-        OperatorDefinition("Gelu", domain: domain, versions: [1]) { _ in BiasActivation(.gelu) },
-        OperatorDefinition("BiasGelu", domain: domain, versions: [1]) { _ in BiasActivation(.gelu) },
-        OperatorDefinition("FastGelu", domain: domain, versions: [1]) { _ in BiasActivation(.geluTanh) },
-        OperatorDefinition("QuickGelu", domain: domain, versions: [1]) { context in
-            BiasActivation(.quick(alpha: try context.float("alpha", default: 1.702)))
-        },
-        OperatorDefinition("RotaryEmbedding", domain: domain, versions: [1]) { try RotaryEmbeddingOperator(microsoft: $0) },
     ]
 }
 
