@@ -12,7 +12,7 @@ import Tensors
 /// them in float (it casts around them) and rounds each result to float16 once.
 struct LowPrecisionWidening {
     /// Operators that read and write low-precision types themselves.
-    static let native: Set<String> = ["Cast", "CastLike", "QuantizeLinear", "DequantizeLinear"]
+    static let native: Set<String> = ["Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "BitCast"]
     /// Operators that compute float16 in float.
     static let float16InFloat: Set<String> = [
         "Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul", "AveragePool", "GlobalAveragePool",

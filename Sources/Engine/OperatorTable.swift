@@ -23,12 +23,13 @@ extension OperatorRegistry {
         + ResizeOperators.definitions
         + QuantizationOperators.definitions
         + DetectionOperators.definitions
+        + VisionOperators.definitions
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions
         + SignalWindowOperators.definitions
         + LinearAlgebraOperators.definitions
-        + [Unique.definition, Einsum.definition]
+        + [Unique.definition, Einsum.definition, BitCast.definition]
         + ClassicMLOperators.definitions  // ai.onnx.ml
 
     /// Operators of other domains: one table per domain, each listing its operators one per line
