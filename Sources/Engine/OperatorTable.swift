@@ -24,6 +24,7 @@ extension OperatorRegistry {
         + QuantizationOperators.definitions
         + DetectionOperators.definitions
         + VisionOperators.definitions
+        + SignalOperators.definitions
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions
