@@ -112,6 +112,8 @@ public struct RecurrentOperands {
     public var xRows: (time: Int, batch: Int)
     public var w: UnsafePointer<Float>
     public var r: UnsafePointer<Float>
+    /// R as `Recurrence.packWeights` packs it (what `run` reads; `reference` reads `r`).
+    public var packedR: UnsafePointer<Float>
     public var bias: UnsafePointer<Float>?
     public var peepholes: UnsafePointer<Float>?
     public var initialH: UnsafePointer<Float>?
@@ -125,7 +127,7 @@ public struct RecurrentOperands {
     public var finalStride: Int
 
     public init(x: UnsafePointer<Float>, xRows: (time: Int, batch: Int), w: UnsafePointer<Float>, r: UnsafePointer<Float>,
-                bias: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?,
+                packedR: UnsafePointer<Float>, bias: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?,
                 initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?, initialStride: Int,
                 y: UnsafeMutablePointer<Float>?, yStrides: (time: Int, batch: Int),
                 finalH: UnsafeMutablePointer<Float>?, finalC: UnsafeMutablePointer<Float>?, finalStride: Int) {
@@ -133,6 +135,7 @@ public struct RecurrentOperands {
         self.xRows = xRows
         self.w = w
         self.r = r
+        self.packedR = packedR
         self.bias = bias
         self.peepholes = peepholes
         self.initialH = initialH
@@ -148,12 +151,43 @@ public struct RecurrentOperands {
 
 /// RNN, GRU and LSTM layers (ONNX semantics, one direction at a time).
 ///
-/// The input's share of every gate, for every step, is one sgemm before the recurrence starts;
-/// each step then multiplies the previous H by R (one sgemm; two for a GRU whose reset gate
-/// comes before its recurrent product) and finishes the gates pointwise. A batch row whose
-/// sequence has ended keeps its state, and its Y rows are zero. A row of length 0 ends with H
-/// (and C) zero, as in ONNX Runtime.
+/// The input's share of every gate, for every step, is one sgemm before the recurrence starts
+/// (with Wb + Rb added in its epilogue); each step then multiplies the previous H by R, packed
+/// once (`packWeights`), with `PanelProduct` (twice for a GRU whose reset gate comes before its
+/// recurrent product) and finishes the gates pointwise: an LSTM with the default activations and
+/// no clip in one pass per row, any other cell gate by gate. A batch row whose sequence has
+/// ended keeps its state, and its Y rows are zero. A row of length 0 ends with H (and C) zero,
+/// as in ONNX Runtime.
 public enum Recurrence {
+    /// The rows of R packed as one `PanelProduct` operand each: all gates, or for a GRU whose
+    /// reset gate comes before its recurrent product, z and r together and h alone.
+    private static func segments(_ cell: RecurrentCell, hidden: Int) -> [Range<Int>] {
+        cell == .gru(linearBeforeReset: false) ? [0..<(2 * hidden), (2 * hidden)..<(3 * hidden)] : [0..<(cell.gates * hidden)]
+    }
+
+    /// Floats `packWeights` writes for one direction of this cell and hidden size; nil when the
+    /// count overflows.
+    public static func packedWeightCount(_ cell: RecurrentCell, hidden: Int) -> Int? {
+        var total = 0
+        for segment in segments(cell, hidden: hidden) {
+            guard let count = PanelProduct.packedCount(rows: segment.count, depth: hidden) else { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(count)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+
+    // Shapes: r [gates·hidden, hidden]; packed [packedWeightCount].
+    /// Packs one direction's R for `run` (done once per weight: at load when R is a constant).
+    public static func packWeights(_ cell: RecurrentCell, hidden: Int, r: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        var target = packed
+        for segment in segments(cell, hidden: hidden) {
+            PanelProduct.pack(r + segment.lowerBound * hidden, ldb: hidden, rows: segment.count, depth: hidden, into: target)
+            target += PanelProduct.packedCount(rows: segment.count, depth: hidden) ?? 0
+        }
+    }
+
     /// Runs one direction. `scratch` holds `layer.scratchCount` floats; every size of `layer` is
     /// at most 2^24 (so `4 · batch`, `gates · hidden` and the like cannot overflow).
     public static func run(_ layer: RecurrentLayer, _ operands: RecurrentOperands, scratch: UnsafeMutablePointer<Float>,
@@ -167,10 +201,6 @@ public enum Recurrence {
         let resetH = c + batch * hidden
         let hActivated = resetH + batch * hidden
 
-        // Input projection of every (t, b): x is contiguous, so this is one product over all rows,
-        // in x's own row order.
-        Gemm.multiply(transposeB: true, m: rows, n: width, k: layer.input, a: operands.x, lda: layer.input,
-                      b: operands.w, ldb: layer.input, c: projection, ldc: width, parallelism: parallelism)
         // Wb + Rb, except a linear-before-reset GRU's Rbh, which the reset gate scales.
         var bias = [Float](repeating: 0, count: width)
         var recurrentBiasH = [Float](repeating: 0, count: hidden)
@@ -183,6 +213,13 @@ public enum Recurrence {
                     bias[2 * hidden + j] = b[2 * hidden + j]
                 }
             }
+        }
+        // Input projection of every (t, b), plus the bias: x is contiguous, so this is one product
+        // over all rows, in x's own row order.
+        bias.withUnsafeBufferPointer { bias in
+            Gemm.multiply(transposeB: true, m: rows, n: width, k: layer.input, a: operands.x, lda: layer.input,
+                          b: operands.w, ldb: layer.input, c: projection, ldc: width,
+                          epilogue: Epilogue(bias: bias.baseAddress.map { .perColumn($0) }), parallelism: parallelism)
         }
         for b in 0..<batch {
             for j in 0..<hidden {
@@ -204,26 +241,28 @@ public enum Recurrence {
         let f = layer.activations[0]
         let g = layer.activations.count > 1 ? layer.activations[1] : f
         let hh = layer.activations.count > 2 ? layer.activations[2] : f
+        let fusedLSTM = layer.cell == .lstm(inputForget: false) && clip == nil
+            && f == .pointwise(.sigmoid) && g == .pointwise(.tanh) && hh == .pointwise(.tanh)
+        let resetFirst = layer.cell == .gru(linearBeforeReset: false)
+        let candidateWeights = operands.packedR + (resetFirst ? PanelProduct.packedCount(rows: 2 * hidden, depth: hidden) ?? 0 : 0)
         let longest = layer.lengths.max() ?? 0
         for step in 0..<longest {
             // gates = H · Rᵀ (for a reset-first GRU, z and r only).
-            let recurrentWidth = layer.cell == .gru(linearBeforeReset: false) ? 2 * hidden : width
-            Gemm.multiply(transposeB: true, m: batch, n: recurrentWidth, k: hidden, a: h, lda: hidden,
-                          b: operands.r, ldb: hidden, c: gates, ldc: width, parallelism: parallelism)
-            if case .gru(false) = layer.cell {
+            PanelProduct.multiply(m: batch, n: resetFirst ? 2 * hidden : width, k: hidden, a: h, lda: hidden,
+                                  packed: operands.packedR, c: gates, ldc: width, parallelism: parallelism)
+            if resetFirst {
                 // (r ⊙ H) · Rhᵀ needs r first.
                 for b in 0..<batch where step < layer.lengths[b] {
                     let t = layer.reverse ? layer.lengths[b] - 1 - step : step
                     let row = gates + b * width, x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width
                     let reset = row + hidden
-                    for j in 0..<hidden { reset[j] += x[hidden + j] + bias[hidden + j] }
+                    for j in 0..<hidden { reset[j] += x[hidden + j] }
                     clipped(reset, hidden)
                     f.apply(reset, count: hidden)
                     for j in 0..<hidden { resetH[b * hidden + j] = reset[j] * h[b * hidden + j] }
                 }
-                Gemm.multiply(transposeB: true, m: batch, n: hidden, k: hidden, a: resetH, lda: hidden,
-                              b: operands.r + 2 * hidden * hidden, ldb: hidden, c: gates + 2 * hidden, ldc: width,
-                              parallelism: parallelism)
+                PanelProduct.multiply(m: batch, n: hidden, k: hidden, a: resetH, lda: hidden, packed: candidateWeights,
+                                      c: gates + 2 * hidden, ldc: width, parallelism: parallelism)
             }
             for b in 0..<batch where step < layer.lengths[b] {
                 let t = layer.reverse ? layer.lengths[b] - 1 - step : step
@@ -231,32 +270,34 @@ public enum Recurrence {
                 let hRow = h + b * hidden, cRow = c + b * hidden
                 switch layer.cell {
                 case .rnn:
-                    for j in 0..<hidden { row[j] += x[j] + bias[j] }
+                    for j in 0..<hidden { row[j] += x[j] }
                     clipped(row, hidden)
                     f.apply(row, count: hidden)
                     hRow.update(from: row, count: hidden)
                 case .gru(let linear):
                     let update = row, candidate = row + 2 * hidden
-                    for j in 0..<hidden { update[j] += x[j] + bias[j] }
+                    for j in 0..<hidden { update[j] += x[j] }
                     clipped(update, hidden)
                     f.apply(update, count: hidden)
                     if linear {
                         let reset = row + hidden
-                        for j in 0..<hidden { reset[j] += x[hidden + j] + bias[hidden + j] }
+                        for j in 0..<hidden { reset[j] += x[hidden + j] }
                         clipped(reset, hidden)
                         f.apply(reset, count: hidden)
                         for j in 0..<hidden {
-                            candidate[j] = x[2 * hidden + j] + bias[2 * hidden + j] + reset[j] * (candidate[j] + recurrentBiasH[j])
+                            candidate[j] = x[2 * hidden + j] + reset[j] * (candidate[j] + recurrentBiasH[j])
                         }
                     } else {
-                        for j in 0..<hidden { candidate[j] += x[2 * hidden + j] + bias[2 * hidden + j] }
+                        for j in 0..<hidden { candidate[j] += x[2 * hidden + j] }
                     }
                     clipped(candidate, hidden)
                     g.apply(candidate, count: hidden)
                     for j in 0..<hidden { hRow[j] = (1 - update[j]) * candidate[j] + update[j] * hRow[j] }
+                case .lstm where fusedLSTM:
+                    lstmStep(row, x, hidden: hidden, peepholes: operands.peepholes, h: hRow, c: cRow)
                 case .lstm(let inputForget):
                     let inputGate = row, outputGate = row + hidden, forgetGate = row + 2 * hidden, cell = row + 3 * hidden
-                    for j in 0..<width { row[j] += x[j] + bias[j] }
+                    for j in 0..<width { row[j] += x[j] }
                     if let p = operands.peepholes {
                         for j in 0..<hidden {
                             inputGate[j] += p[j] * cRow[j]
@@ -296,6 +337,37 @@ public enum Recurrence {
             }
             if let finalC = operands.finalC {
                 for j in 0..<hidden { finalC[b * operands.finalStride + j] = empty ? 0 : c[b * hidden + j] }
+            }
+        }
+    }
+
+    // Shapes: gates [4·hidden] (H·Rᵀ, gates i, o, f, c), x [4·hidden] (x·Wᵀ + Wb + Rb), peepholes
+    //   [3·hidden] (i, o, f) or nil, h and c [hidden], updated in place.
+    /// One LSTM step of one batch row with sigmoid, tanh, tanh and no clip, in one pass over the
+    /// hidden units (the loop vectorises: the activations are plain arithmetic).
+    @inline(__always)
+    private static func lstmStep(_ gates: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, hidden: Int,
+                                 peepholes: UnsafePointer<Float>?, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        @inline(__always) func sigmoid(_ v: Float) -> Float { 1 / (1 + Float.exp(-v)) }
+        let o = hidden, f = 2 * hidden, g = 3 * hidden
+        if let p = peepholes {
+            for j in 0..<hidden {
+                let previous = c[j]
+                let input = sigmoid(gates[j] + x[j] + p[j] * previous)
+                let forget = sigmoid(gates[f + j] + x[f + j] + p[f + j] * previous)
+                let cell = forget * previous + input * Float.tanh(gates[g + j] + x[g + j])
+                let output = sigmoid(gates[o + j] + x[o + j] + p[o + j] * cell)
+                c[j] = cell
+                h[j] = output * Float.tanh(cell)
+            }
+        } else {
+            for j in 0..<hidden {
+                let input = sigmoid(gates[j] + x[j])
+                let forget = sigmoid(gates[f + j] + x[f + j])
+                let cell = forget * c[j] + input * Float.tanh(gates[g + j] + x[g + j])
+                let output = sigmoid(gates[o + j] + x[o + j])
+                c[j] = cell
+                h[j] = output * Float.tanh(cell)
             }
         }
     }

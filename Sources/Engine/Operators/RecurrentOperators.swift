@@ -29,6 +29,10 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
     let batchFirst: Bool
     /// Which outputs (Y, Y_h, Y_c) the graph uses.
     let used: [Bool]
+    /// R packed for `Recurrence.run` once, at load, when R is a float constant of a shape the layer
+    /// accepts (every direction, one after another), with the shape it was packed from; otherwise
+    /// each run packs R into its scratch.
+    let packedR: (shape: Shape, weights: Tensor)?
 
     /// Most time steps, batch rows, or units of a layer: far beyond any real model, small enough
     /// that every product of two of them fits an Int.
@@ -70,6 +74,38 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
         var betas = (try context.floats("activation_beta") ?? [])[...]
         let parsed = try names.map { try Self.activation($0, alphas: &alphas, betas: &betas) }
         activations = directions.indices.map { Array(parsed[($0 * count)..<(($0 + 1) * count)]) }
+        let (hiddenSize, dirs) = (hiddenSize, directions.count)
+        packedR = context.constant(2).flatMap { r in
+            guard r.dataType == .float else { return nil }
+            return Self.packedCount(cell, hiddenSize: hiddenSize, directions: dirs, r: r.shape).map { count in
+                let packed = Tensor(uninitialized: .float, shape: [count])
+                Self.pack(cell, r, into: packed.mutablePointer(as: Float.self), directions: dirs)
+                return (r.shape, packed)
+            }
+        }
+    }
+
+    /// Floats of R packed for every direction, when R has the shape the layer needs
+    /// ([directions, gates · hidden, hidden]); nil otherwise, or when the count overflows.
+    private static func packedCount(_ cell: RecurrentCell, hiddenSize: Int?, directions: Int, r: Shape) -> Int? {
+        guard r.rank == 3 else { return nil }
+        let hidden = hiddenSize ?? r[2]
+        guard hidden > 0, hidden <= maximumSize, r == [directions, cell.gates * hidden, hidden],
+              let perDirection = Recurrence.packedWeightCount(cell, hidden: hidden) else { return nil }
+        let (total, overflow) = perDirection.multipliedReportingOverflow(by: directions)
+        return overflow ? nil : total
+    }
+
+    // Shapes: r [directions, gates · hidden, hidden] (float); packed: `packedCount` floats.
+    private static func pack(_ cell: RecurrentCell, _ r: Tensor, into packed: UnsafeMutablePointer<Float>, directions: Int) {
+        let hidden = r.shape[2], width = cell.gates * hidden
+        let perDirection = Recurrence.packedWeightCount(cell, hidden: hidden) ?? 0
+        withExtendedLifetime(r) {
+            for direction in 0..<directions {
+                Recurrence.packWeights(cell, hidden: hidden, r: r.pointer(as: Float.self) + direction * width * hidden,
+                                       into: packed + direction * perDirection)
+            }
+        }
     }
 
     /// The activation named `name`, taking its alpha and beta (when it has them) from the fronts of
@@ -205,6 +241,17 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
         }
         let scratch = try context.allocate(.float, [scratchCount])
         let hidden = sizes.hidden
+        guard let packedCount = Self.packedCount(cell, hiddenSize: hiddenSize, directions: dirs, r: r.shape),
+              let perDirection = Recurrence.packedWeightCount(cell, hidden: hidden) else {
+            throw OpError.invalidArgument("R \(r.shape) with hidden size \(hidden) needs more scratch than the engine can count")
+        }
+        let packedR: Tensor
+        if let prepacked = self.packedR, prepacked.shape == r.shape, original.dataType == .float {
+            packedR = prepacked.weights
+        } else {
+            packedR = try context.allocate(.float, [packedCount])
+            Self.pack(cell, r, into: packedR.mutablePointer(as: Float.self), directions: dirs)
+        }
         for (direction, reverse) in directions.enumerated() {
             // Offsets and strides of this direction in the layout's Y and state tensors.
             let stateOffset = batchFirst ? direction * hidden : direction * sizes.batch * hidden
@@ -214,6 +261,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
             let operands = RecurrentOperands(
                 x: x.pointer(as: Float.self), xRows: batchFirst ? (time: 1, batch: sizes.sequence) : (time: sizes.batch, batch: 1),
                 w: w.pointer(as: Float.self) + direction * width * sizes.input, r: r.pointer(as: Float.self) + direction * width * hidden,
+                packedR: packedR.pointer(as: Float.self) + direction * perDirection,
                 bias: bias.map { $0.pointer(as: Float.self) + direction * 2 * width },
                 peepholes: peepholes.map { $0.pointer(as: Float.self) + direction * 3 * hidden },
                 initialH: initialH.map { $0.pointer(as: Float.self) + stateOffset },
@@ -222,7 +270,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                 finalH: used[1] ? finalH.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalC: cell.hasCellState && used[2] ? finalC.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalStride: stateStride)
-            withExtendedLifetime((x, w, r, bias, peepholes, initialH, initialC)) {
+            withExtendedLifetime((x, w, r, packedR, bias, peepholes, initialH, initialC)) {
                 Recurrence.run(layer(reverse, activations[direction]), operands, scratch: scratch.mutablePointer(as: Float.self),
                                parallelism: context.parallelism)
             }
@@ -241,8 +289,11 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                                    activations: [], clip: nil, reverse: false, lengths: [])
         guard [sequence, batch, x[2], hidden].allSatisfy({ $0 <= Self.maximumSize }),
               let floats = layer.scratchCount, floats <= ExecutionContext.maximumElementCount else { return 0 }
-        // Float16 and double inputs are converted to float, and the outputs back.
+        // Float16 and double inputs are converted to float, and the outputs back; R is packed
+        // unless it was at load.
         let converted = inputs.type(0)?.dataType == .float ? 0 : x.elementCount
-        return 4 * (floats + converted)
+        let packing = packedR == nil ? Self.packedCount(cell, hiddenSize: hiddenSize, directions: directions.count, r: r) ?? 0 : 0
+        guard packing <= ExecutionContext.maximumElementCount else { return 0 }
+        return 4 * (floats + converted + packing)
     }
 }
