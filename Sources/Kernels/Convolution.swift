@@ -60,6 +60,7 @@ public enum Convolution {
 
     /// Floats of scratch memory `forward` needs for `layout` with `parallelism`.
     public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
+        if mergesImages(layout) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
         switch layout.algorithm {
         case .pointwise, .depthwise:
             return 0
@@ -97,9 +98,77 @@ public enum Convolution {
         case .winograd:
             Winograd.forward(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
                              scratch: scratch!, parallelism: parallelism)
+        case .pointwise where mergesImages(layout):
+            mergedPointwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
+                            accumulate: accumulate, scratch: scratch!, parallelism: parallelism)
         case .pointwise, .expanded:
             product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
                     accumulate: accumulate, scratch: scratch, parallelism: parallelism)
+        }
+    }
+
+    /// Output pixels per image below which a pointwise convolution of several images is one
+    /// product over all of them (`mergedPointwise`).
+    static let mergedPixelLimit = 1024
+
+    /// True when `forward` computes this pointwise convolution as one product over all images: one
+    /// group, several images of few pixels each (a product per image would be too narrow for
+    /// OpenBLAS to pay for packing the weights), and gathered input and product buffers that
+    /// together stay within `sharedColumnsFloats`.
+    public static func mergesImages(_ layout: ConvolutionLayout) -> Bool {
+        guard layout.algorithm == .pointwise, layout.groups == 1, layout.batch > 1,
+              layout.window.outputCount < mergedPixelLimit else { return false }
+        let (channels, overflow) = layout.inputChannels.addingReportingOverflow(layout.outputChannels)
+        let (perImage, overflow2) = channels.multipliedReportingOverflow(by: layout.window.outputCount)
+        let (floats, overflow3) = perImage.multipliedReportingOverflow(by: layout.batch)
+        return !overflow && !overflow2 && !overflow3 && floats <= sharedColumnsFloats
+    }
+
+    // Shapes: input [N, C, pixels]; weights [M, C]; output [N, M, pixels];
+    //         scratch [C × N·pixels] (gathered input), then [M × N·pixels] (product).
+    /// Pointwise convolution of all images as one product: the input is gathered into one
+    /// [C × N·pixels] matrix (image after image along the columns), multiplied by the weights once
+    /// (OpenBLAS packs them once, not once per image), and each finished block is scattered back to
+    /// [N, M, pixels] (added to the output with `accumulate`) and finished by the epilogue.
+    /// Its naive twin is `Convolution.reference`.
+    private static func mergedPointwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                        output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                                        epilogue: Epilogue, accumulate: Bool, scratch: UnsafeMutablePointer<Float>,
+                                        parallelism: Parallelism) {
+        let images = layout.batch, channels = layout.inputChannels, outputs = layout.outputChannels
+        let pixels = layout.window.outputCount, width = images * pixels
+        let gathered = scratch, product = scratch + channels * width
+        parallelism.forEachChunk(channels * images, minimumChunk: Swift.max(1, 4096 / pixels)) { chunk in
+            for job in chunk {
+                let channel = job / images, image = job % images
+                (gathered + channel * width + image * pixels).update(from: input + (image * channels + channel) * pixels,
+                                                                     count: pixels)
+            }
+        }
+        let panels = GemmPanels(items: 1, rows: outputs, columns: width, depth: channels, threads: parallelism.threads)
+        panels.run(parallelism) { _, task in
+            let rows = task.rows
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rows.count, n: task.columns.count, k: channels,
+                       alpha: 1, a: weights + rows.lowerBound * channels, lda: channels,
+                       b: gathered + task.columns.lowerBound, ldb: width,
+                       beta: 0, c: product + rows.lowerBound * width + task.columns.lowerBound, ldc: width)
+            // The block's columns, image by image.
+            var column = task.columns.lowerBound
+            while column < task.columns.upperBound {
+                let image = column / pixels, start = column % pixels
+                let end = Swift.min(pixels, start + task.columns.upperBound - column)
+                let offset = image * outputs * pixels
+                for r in rows {
+                    let source = product + r * width + column, target = output + offset + r * pixels + start
+                    if accumulate {
+                        for i in 0..<(end - start) { target[i] += source[i] }
+                    } else {
+                        target.update(from: source, count: end - start)
+                    }
+                }
+                epilogue.apply(output, offset: offset, ld: pixels, rows: rows, columns: start..<end)
+                column += end - start
+            }
         }
     }
 

@@ -56,6 +56,13 @@ let layers = [
     layer("dw 288 5x5 s2 @14 n8", 288, 288, size: 14, kernel: 5, stride: 2, groups: 288, batch: 8, count: 0),
     layer("dw 576 5x5 @7 n8", 576, 576, size: 7, kernel: 5, groups: 576, batch: 8, count: 0),
     layer("dw 96 5x5 s2 @28 n8", 96, 96, size: 28, kernel: 5, stride: 2, groups: 96, batch: 8, count: 0),
+    // Pointwise layers at batch 8 (MobileNetV3-Small, MobileNetV2, ResNet-50's last stage).
+    layer("pw 576->96 @7 n8", 576, 96, size: 7, kernel: 1, batch: 8, count: 0),
+    layer("pw 96->576 @7 n8", 96, 576, size: 7, kernel: 1, batch: 8, count: 0),
+    layer("pw 240->40 @14 n8", 240, 40, size: 14, kernel: 1, batch: 8, count: 0),
+    layer("pw 64->384 @14 n8", 64, 384, size: 14, kernel: 1, batch: 8, count: 0),
+    layer("pw 32->192 @28 n8", 32, 192, size: 28, kernel: 1, batch: 8, count: 0),
+    layer("pw 512->2048 @7 n8", 512, 2048, size: 7, kernel: 1, batch: 8, count: 0),
 ]
 
 /// Seconds on `clock`.
@@ -145,7 +152,8 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
     }
     // The bare product on an already expanded input: what OpenBLAS alone takes for this layer.
     if layout.algorithm != .depthwise {
-        let m = layout.outputChannels, n = layout.window.outputCount, k = layout.depth
+        // (All images side by side: the floor of one product over the batch.)
+        let m = layout.outputChannels, n = layout.batch * layout.window.outputCount, k = layout.depth
         let columns = [Float](repeating: 0.25, count: k * n)
         let t = output.withUnsafeMutableBufferPointer { output in
             time { BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: plainWeights, lda: k,

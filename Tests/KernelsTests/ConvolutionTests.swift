@@ -40,6 +40,16 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         ConvolutionCase(inputChannels: 64, outputChannels: 256, input: [14, 14], kernel: [1, 1], residual: true,
                         activation: .relu, algorithm: .pointwise),
         ConvolutionCase(inputChannels: 3, outputChannels: 5, input: [17], kernel: [1], bias: false, algorithm: .pointwise),
+        // Several images as one product (gathered, multiplied once, scattered back): odd sizes, a
+        // tall product cut in row panels, a wide one whose column panels cross images, 1-D.
+        ConvolutionCase(batch: 3, inputChannels: 13, outputChannels: 7, input: [5, 9], kernel: [1, 1], residual: true,
+                        activation: .hardSwish, algorithm: .pointwise),
+        ConvolutionCase(batch: 5, inputChannels: 40, outputChannels: 150, input: [7, 7], kernel: [1, 1], residual: true,
+                        activation: .relu, algorithm: .pointwise),
+        ConvolutionCase(batch: 4, inputChannels: 8, outputChannels: 16, input: [30, 31], kernel: [1, 1], residual: true,
+                        algorithm: .pointwise),
+        ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 5, input: [17], kernel: [1], bias: false,
+                        algorithm: .pointwise),
         // Depthwise: direct kernel, multiplier 1 and 2, 3×3 stride 1/2, other kernels, dilation, 1-D.
         ConvolutionCase(inputChannels: 7, outputChannels: 7, groups: 7, input: [9, 11], kernel: [3, 3], padsBegin: [1, 1],
                         activation: .clip(min: 0, max: 6), algorithm: .depthwise),
@@ -128,6 +138,19 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                                     columns: layout.window.outputCount, depth: layout.depth, threads: 2, expanded: true)
             #expect(panels.columnPanelCount == 1 && panels.rowPanelCount > 1, "\(test)")
         }
+    }
+
+    /// The pointwise cases of several images and one group do take the merged product, and the
+    /// wide one has column panels that cross from one image into the next.
+    @Test func pointwiseCasesOfSeveralImagesMerge() {
+        let merged = Self.cases.filter { $0.algorithm == .pointwise && $0.batch > 1 && $0.groups == 1 }
+        #expect(merged.count == 4)
+        for test in merged { #expect(Convolution.mergesImages(test.layout), "\(test)") }
+        for test in Self.cases where test.algorithm != .pointwise || test.batch == 1 || test.groups > 1 {
+            #expect(!Convolution.mergesImages(test.layout), "\(test)")
+        }
+        let panels = GemmPanels(items: 1, rows: 16, columns: 4 * 30 * 31, depth: 8, threads: 2)
+        #expect(panels.columnPanelCount > 1 && (30 * 31) % panels.columnPanel != 0)
     }
 
     @Test(arguments: cases)
