@@ -30,7 +30,9 @@ extension OperatorRegistry {
         + ControlFlowOperators.definitions
         + SignalWindowOperators.definitions
         + LinearAlgebraOperators.definitions
-        + [Unique.definition, Einsum.definition, BitCast.definition]
+        + LossOperators.definitions
+        + RandomOperators.definitions
+        + [Unique.definition, Einsum.definition, BitCast.definition, MaxUnpool.definition]
         + ClassicMLOperators.definitions  // ai.onnx.ml
 
     /// Operators of other domains: one table per domain, each listing its operators one per line

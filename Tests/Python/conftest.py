@@ -90,6 +90,24 @@ class Daemon:
         return self.process.returncode
 
 
+def run_model(binary, path, feeds, directory):
+    """`onnx-serve run` on the model at `path` with `feeds` (name: numpy array), which must succeed;
+    returns the graph's outputs as numpy arrays, in order."""
+    import onnx
+    from onnx import numpy_helper
+    arguments = []
+    for name, value in feeds.items():
+        file = os.path.join(directory, name + ".pb")
+        with open(file, "wb") as f:
+            f.write(numpy_helper.from_array(value, name).SerializeToString())
+        arguments += ["--input", "%s=%s" % (name, file)]
+    out = os.path.join(directory, "out")
+    code, _, err = run_cli(binary, "run", path, *arguments, "--output-dir", out)
+    assert code == 0, err
+    count = len(onnx.load(path).graph.output)
+    return [numpy_helper.to_array(onnx.load_tensor(os.path.join(out, "output_%d.pb" % k))) for k in range(count)]
+
+
 def run_error(binary, tmp_path, model, feeds):
     """`onnx-serve run` on `model` (an onnx ModelProto) with `feeds` (name: numpy array), which
     must fail with exit code 1; returns what it wrote to stderr."""

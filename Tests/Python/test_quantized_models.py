@@ -14,7 +14,6 @@ rounding of a half may land one step away (ONNX Runtime's fused and unfused runs
 model differ from each other in the same way). Integer outputs are compared exactly (the
 DynamicQuantizeLinear case).
 """
-import os
 
 import numpy as np
 import onnx
@@ -22,7 +21,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
+from conftest import run_model
 
 SEED = 7
 
@@ -88,17 +87,7 @@ class RandomImages:
 
 
 def run_ours(binary, path, feeds, directory):
-    arguments = []
-    for name, value in feeds.items():
-        file = os.path.join(directory, name + ".pb")
-        with open(file, "wb") as f:
-            f.write(numpy_helper.from_array(value, name).SerializeToString())
-        arguments += ["--input", "%s=%s" % (name, file)]
-    out = os.path.join(directory, "out")
-    code, _, err = run_cli(binary, "run", path, *arguments, "--output-dir", out)
-    assert code == 0, err
-    count = len(onnx.load(path).graph.output)
-    return [numpy_helper.to_array(onnx.load_tensor(os.path.join(out, "output_%d.pb" % k))) for k in range(count)]
+    return run_model(binary, path, feeds, directory)
 
 
 def run_ort(path, feeds, optimize=True):
