@@ -87,3 +87,55 @@ private typealias Ops = TensorOpsHarness
         #expect(Ops.error { try col2im([4, 4], [1 << 62, 4]) }?.isInvalidArgument("too large") == true)
     }
 }
+
+@Suite struct GridSampleOperatorTests {
+    private let image = Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [1, 1, 2, 3])
+
+    private func grid(_ points: [Float]) -> Tensor { Tensor(points, shape: [1, 1, points.count / 2, 2]) }
+
+    @Test func samplesCornersCentresAndOutside() throws {
+        let corners = ["align_corners": AttributeValue.int(1)]
+        // (x, y) = (-1, -1) is pixel (0, 0); (1, 1) pixel (1, 2); (0, 0) the centre between 2 and 5.
+        let y = try Ops.one("GridSample", opset: 20, [image, grid([-1, -1, 1, 1, 0, 0])], corners)
+        #expect(y.shape == [1, 1, 1, 3] && Ops.close(y.scalars(as: Float.self), [1, 6, 3.5]))
+        // Far outside: zeros pads with 0, border with the edge, reflection folds back; a NaN point reads outside.
+        let outside = grid([-9, 0, .nan, 0])
+        #expect(try Ops.one("GridSample", opset: 20, [image, outside], corners).scalars(as: Float.self) == [0, 0])
+        let border = try Ops.one("GridSample", opset: 20, [image, outside], ["align_corners": .int(1), "padding_mode": .string("border")])
+        #expect(Ops.close(border.scalars(as: Float.self), [2.5, 2.5]))
+        let nearest = try Ops.one("GridSample", opset: 16, [image, grid([0.1, -0.9])], ["mode": .string("nearest")])
+        #expect(nearest.scalars(as: Float.self) == [2])
+        let bytes = Tensor([10, 20, 30, 40, 50, 60] as [UInt8], shape: [1, 1, 2, 3])
+        #expect(try Ops.one("GridSample", opset: 20, [bytes, grid([0, 0])], corners).scalars(as: UInt8.self) == [35])
+    }
+
+    @Test func refusesBadShapesAndModes() {
+        #expect(Ops.error { try Ops.one("GridSample", opset: 20, [image, Tensor([0, 0, 0] as [Float], shape: [1, 1, 1, 3])]) }?
+            .isInvalidArgument("grid [1, 1, 1, 3]") == true)
+        #expect(Ops.error { try Ops.one("GridSample", opset: 20, [image, grid([0, 0])], ["mode": .string("bilinear")]) }?
+            .isInvalidNode("mode 'bilinear'") == true)
+        let deep = Tensor([Float](repeating: 0, count: 1), shape: [1, 1, 1, 1, 1, 1, 1, 1, 1])
+        let deepGrid = Tensor([Float](repeating: 0, count: 7), shape: [1, 1, 1, 1, 1, 1, 1, 1, 7])
+        #expect(Ops.error { try Ops.one("GridSample", opset: 20, [deep, deepGrid], ["mode": .string("cubic")]) }?
+            .isInvalidArgument("more than 4096 taps") == true)
+    }
+
+    @Test func affineGridChecksThetaAgainstSize() throws {
+        let identity = Tensor([1, 0, 0, 0, 1, 0] as [Float], shape: [1, 2, 3])
+        let grid = try Ops.one("AffineGrid", opset: 20, [identity, Ops.int64s([1, 1, 2, 2])], ["align_corners": .int(1)])
+        #expect(grid.shape == [1, 2, 2, 2] && grid.scalars(as: Float.self) == [-1, -1, 1, -1, -1, 1, 1, 1])
+        #expect(Ops.error { try Ops.one("AffineGrid", opset: 20, [identity, Ops.int64s([1, 1, 2, 2, 2])]) }?.isInvalidArgument("theta must be [N, 3, 4]") == true)
+        #expect(Ops.error { try Ops.one("AffineGrid", opset: 20, [identity, Ops.int64s([1, 1, 1 << 40, 1 << 40])]) }?.isInvalidArgument("too large") == true)
+    }
+
+    @Test func roiAlignRefusesHostileRegions() {
+        let features = Ops.iota([1, 1, 4, 4])
+        let roiAlign = { (rois: [Float], indices: [Int]) in
+            try Ops.one("RoiAlign", opset: 16, [features, Tensor(rois, shape: [rois.count / 4, 4]), Ops.int64s(indices)])
+        }
+        #expect(Ops.error { try roiAlign([0, 0, 2, 2], [1]) }?.isInvalidArgument("batch_indices[0] = 1 is out of range for 1 images") == true)
+        #expect(Ops.error { try roiAlign([0, 0, 1e30, 2], [0]) }?.isInvalidArgument("more than four times") == true)
+        #expect(Ops.error { try roiAlign([0, .nan, 2, 2], [0]) }?.isInvalidArgument("not finite") == true)
+        #expect(Ops.error { try roiAlign([0, 0, 2, 2, 1, 1, 3, 3], [0]) }?.isInvalidArgument("must be [R, 4] and [R]") == true)
+    }
+}

@@ -7,6 +7,9 @@ enum VisionOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("CenterCropPad", versions: [18]) { try CenterCropPad($0) },
         OperatorDefinition("Col2Im", versions: [18]) { try Col2Im($0) },
+        OperatorDefinition("GridSample", versions: [16, 20, 22]) { try GridSample($0) },
+        OperatorDefinition("AffineGrid", versions: [20]) { try AffineGrid($0) },
+        OperatorDefinition("RoiAlign", versions: [10, 16, 22]) { try RoiAlign($0) },
     ]
 }
 
