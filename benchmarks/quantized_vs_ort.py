@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """A float model, its static QDQ quantization (onnxruntime.quantization, per-channel int8
-weights, uint8 activations, calibrated on two random inputs) and onnx-serve against ONNX Runtime
-on both, side by side in one run: median milliseconds per run at each batch size, interleaved
-rounds (ours as `onnx-serve bench --json` in a fresh process, ORT in a fresh session with the same
-thread count). Figures, not tests; the machine is shared, read the ratios.
+weights, uint8 activations, calibrated on two random inputs) or its dynamic quantization
+(`--dynamic`: int8 weights, MatMulInteger/DynamicQuantizeLinear, as for transformers) and onnx-serve
+against ONNX Runtime on both, side by side in one run: median milliseconds per run at each batch
+size, interleaved rounds (ours as `onnx-serve bench --json` in a fresh process, ORT in a fresh
+session with the same thread count). Figures, not tests; the machine is shared, read the ratios.
 
     python3 benchmarks/quantized_vs_ort.py MODEL.onnx --threads 2 --batches 1,8 --seconds 3 --rounds 2
+    python3 benchmarks/quantized_vs_ort.py .build/models/minilm_l6.onnx --dynamic
 
-MODEL has one float input whose leading dimension is the batch (benchmarks/export_models.py
-writes such models, e.g. .build/models/resnet50.onnx). The QDQ model is written beside it once.
+MODEL has one input whose leading dimension is the batch (benchmarks/export_models.py writes such
+models, e.g. .build/models/resnet50.onnx; static quantization needs a float input). The quantized
+model is written beside it once.
 """
 import argparse
 import os
@@ -44,6 +47,15 @@ def quantized(model):
     return path
 
 
+def dynamically_quantized(model):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = model[:-len(".onnx")] + "_dynamic.onnx"
+    if not os.path.exists(path):
+        quantize_dynamic(model, path, weight_type=QuantType.QInt8)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
@@ -52,8 +64,10 @@ def main():
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--dynamic", action="store_true", help="quantize dynamically instead of static QDQ")
     args = parser.parse_args()
-    models = {"float": args.model, "qdq": quantized(args.model)}
+    quantized_name = "dynamic" if args.dynamic else "qdq"
+    models = {"float": args.model, quantized_name: dynamically_quantized(args.model) if args.dynamic else quantized(args.model)}
     batches = [int(b) for b in args.batches.split(",")]
     times = {}
     for round_index in range(args.rounds):
@@ -72,8 +86,8 @@ def main():
             ort = statistics.median(times[(name, batch, "ort")])
             print("%-8s %5d %10.2f %10.2f %9.2f" % (name, batch, ours, ort, ours / ort))
     for batch in batches:
-        ratio = statistics.median(times[("qdq", batch, "ours")]) / statistics.median(times[("float", batch, "ours")])
-        print("ours, batch %d: QDQ / float = %.2f" % (batch, ratio))
+        ratio = statistics.median(times[(quantized_name, batch, "ours")]) / statistics.median(times[("float", batch, "ours")])
+        print("ours, batch %d: %s / float = %.2f" % (batch, quantized_name, ratio))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ public enum Activation: Sendable, Hashable {
     case mish
     /// `x · sigmoid(x)` (SiLU, Swish with beta 1).
     case silu
+    /// QuantizeLinear then DequantizeLinear (a QDQ model's rounding of an activation onto its
+    /// integer grid): `(clamp(round_half_even(x / scale) + zeroPoint, low, high) − zeroPoint) · scale`,
+    /// computed in Float; NaN goes to `low`.
+    case quantizeDequantize(scale: Float, zeroPoint: Float, low: Float, high: Float)
 
     /// The activation of one value.
     public func callAsFunction(_ x: Float) -> Float { value(x) }
@@ -56,6 +60,8 @@ public enum Activation: Sendable, Hashable {
         case .geluTanh: Self.geluTanh(x)
         case .mish: x * T.tanh(Self.softplus(x))
         case .silu: Self.silu(x)
+        case .quantizeDequantize(let scale, let zeroPoint, let low, let high):
+            T(Self.quantizeDequantize(Float(x), scale, zeroPoint, low, high))
         }
     }
 
@@ -111,11 +117,21 @@ public enum Activation: Sendable, Hashable {
         case .geluTanh: each { Self.geluTanh($0) }
         case .mish: each { $0 * T.tanh(Self.softplus($0)) }
         case .silu: each { Self.silu($0) }
+        case .quantizeDequantize(let scale, let zeroPoint, let low, let high):
+            each { T(Self.quantizeDequantize(Float($0), scale, zeroPoint, low, high)) }
         }
     }
 
     // MARK: Formulas
 
+    /// Division, not a multiplication by the reciprocal, as QuantizeLinear is specified (and as
+    /// ONNX Runtime computes it): the two differ in the last bit, which can move a value across a
+    /// rounding boundary.
+    @inlinable @inline(__always)
+    public static func quantizeDequantize(_ x: Float, _ scale: Float, _ zeroPoint: Float, _ low: Float, _ high: Float) -> Float {
+        let q = (x / scale).rounded(.toNearestOrEven) + zeroPoint
+        return (Swift.min(Swift.max(q.isNaN ? low : q, low), high) - zeroPoint) * scale
+    }
     @inlinable static func relu<T: RealElement>(_ x: T) -> T { Swift.max(x, 0) }
     @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
     @inlinable static func clip<T: RealElement>(_ x: T, _ low: T, _ high: T) -> T { Swift.min(Swift.max(x, low), high) }

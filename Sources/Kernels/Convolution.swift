@@ -269,8 +269,8 @@ public enum Convolution {
     /// every output from its definition, accumulated in Double.
     public static func reference<T: FloatingElement>(input: UnsafePointer<T>, weights: UnsafePointer<T>,
                                                      bias: UnsafePointer<T>?, residual: UnsafePointer<T>?,
-                                                     activation: Activation?, output: UnsafeMutablePointer<T>,
-                                                     layout: ConvolutionLayout) {
+                                                     activation: Activation?, beforeResidual: Activation? = nil,
+                                                     output: UnsafeMutablePointer<T>, layout: ConvolutionLayout) {
         let window = layout.window, pixels = window.outputCount, taps = window.kernelCount
         let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
         for image in 0..<layout.batch {
@@ -287,6 +287,7 @@ public enum Convolution {
                     }
                     let at = (image * layout.outputChannels + channel) * pixels + pixel
                     if let bias { sum += Double(bias[channel]) }
+                    if let beforeResidual { sum = Double(beforeResidual(Float(sum))) }
                     if let residual { sum += Double(residual[at]) }
                     if let activation { sum = Double(activation(Float(sum))) }
                     output[at] = T(sum)

@@ -1,6 +1,7 @@
 /// What a matrix-product producer does to each finished block of its output while the block is
-/// still in cache: add a bias (per row or per column), add a residual laid out like the output,
-/// then apply an activation. Saves a separate pass over the whole output for each of them.
+/// still in cache: add a bias (per row or per column), optionally apply a first activation (a QDQ
+/// model's rounding of the product before its residual Add), add a residual laid out like the
+/// output, then apply an activation. Saves a separate pass over the whole output for each of them.
 public struct Epilogue {
     /// A bias vector and the axis it runs along.
     public enum Bias {
@@ -16,22 +17,34 @@ public struct Epilogue {
     public var residual: UnsafePointer<Float>?
     /// Activation applied last, if any.
     public var activation: Activation?
+    /// Activation applied to product + bias before the residual is added, if any (applied also
+    /// when there is no residual: `activation(beforeResidual(product + bias) + residual)`).
+    public var beforeResidual: Activation?
 
     /// An epilogue doing the given steps (none by default).
-    public init(bias: Bias? = nil, residual: UnsafePointer<Float>? = nil, activation: Activation? = nil) {
+    public init(bias: Bias? = nil, residual: UnsafePointer<Float>? = nil, activation: Activation? = nil,
+                beforeResidual: Activation? = nil) {
         self.bias = bias
         self.residual = residual
         self.activation = activation
+        self.beforeResidual = beforeResidual
     }
 
     /// True when there is nothing to do.
-    public var isEmpty: Bool { bias == nil && residual == nil && activation == nil }
+    public var isEmpty: Bool { bias == nil && residual == nil && activation == nil && beforeResidual == nil }
 
     // Shapes: output element (r, c) at output[offset + r·ld + c], residual likewise;
     //         bias[r] (per row) or bias[c] (per column).
     /// Applies the epilogue to rows `rows` × columns `columns` of the output block at `output + offset`.
     public func apply(_ output: UnsafeMutablePointer<Float>, offset: Int = 0, ld: Int, rows: Range<Int>, columns: Range<Int>) {
         if isEmpty || columns.isEmpty { return }
+        if let first = beforeResidual {
+            // Two passes over the block while it is in cache: bias and the first activation, then
+            // the residual and the last one.
+            Epilogue(bias: bias, activation: first).apply(output, offset: offset, ld: ld, rows: rows, columns: columns)
+            Epilogue(residual: residual, activation: activation).apply(output, offset: offset, ld: ld, rows: rows, columns: columns)
+            return
+        }
         // The activations of CNNs go into the same loop as the additions (one pass over each row,
         // one compare and blend per lane; NaN passes through as in ONNX); the rest run after them
         // through `Activation.apply`.
@@ -40,6 +53,10 @@ public struct Epilogue {
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < 0 ? 0 : $0 }
         case .clip(let low, let high)?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < low ? low : ($0 > high ? high : $0) }
+        case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) {
+                Activation.quantizeDequantize($0, scale, zeroPoint, low, high)
+            }
         case nil:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 }
         case let other?:

@@ -143,6 +143,60 @@ import Testing
         try Self.expectSameResults(dynamic, ["a": a, "low": Tensor(scalar: Float(-0.1)), "high": Tensor(scalar: Float(0.2))])
     }
 
+    // MARK: QDQ models
+
+    /// `QuantizeLinear` then `DequantizeLinear` of one value, named after it.
+    static func qdq(_ input: String, _ output: String, scale: String, zero: String) -> [Node] {
+        [Node(name: "q_" + output, opType: "QuantizeLinear", inputs: [input, scale, zero], outputs: [output + "_q"]),
+         Node(name: "dq_" + output, opType: "DequantizeLinear", inputs: [output + "_q", scale, zero], outputs: [output])]
+    }
+
+    /// A QDQ model's residual block, `QDQ(QDQ(Conv(x) + b) + QDQ(s))`, becomes a QuantizeDequantize of
+    /// the skip and one FusedConv rounding before and after its residual, with exactly the
+    /// unfused values (a different rounding would be a whole step off, far beyond tolerance):
+    /// 3×3 (im2col), 1×1 (pointwise; the skip handed over, which must not be accumulated in
+    /// place) and depthwise, odd sizes, uint8 and int8 zero points. A Conv followed by one QDQ
+    /// takes it as its activation; a scale computed at run time leaves the pair alone.
+    @Test func quantizeDequantizeJoinsTheConvBeforeAndAfterItsResidual() throws {
+        let x = T.random([2, 3, 7, 5], seed: 51), skip = T.random([2, 3, 7, 5], seed: 52)
+        let grids: [String: Tensor] = ["s1": Self.scalar(0.043), "z1": Tensor(scalar: UInt8(121)), "s2": Self.scalar(0.031),
+                                       "z2": Tensor(scalar: Int8(-5)), "s3": Self.scalar(0.057), "z3": Tensor(scalar: UInt8(0))]
+        let variants: [(String, Tensor, [String: AttributeValue])] = [
+            ("3x3", T.random([3, 3, 3, 3], seed: 53), Self.pads),
+            ("1x1", T.random([3, 3, 1, 1], seed: 54), [:]),
+            ("depthwise", T.random([3, 1, 3, 3], seed: 55), Self.pads.merging(["group": .int(3)]) { a, _ in a }),
+        ]
+        for (name, weights, attributes) in variants {
+            let nodes = [Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: attributes)]
+                + Self.qdq("c", "r", scale: "s1", zero: "z1") + Self.qdq("s", "k", scale: "s2", zero: "z2")
+                + [Node(name: "add", opType: "Add", inputs: ["k", "r"], outputs: ["a"])] + Self.qdq("a", "y", scale: "s3", zero: "z3")
+            let initializers = grids.merging(["w": weights, "b": T.random([3], seed: 56)]) { a, _ in a }
+            let model = T.model(nodes, inputs: [("x", x.shape), ("s", skip.shape)], outputs: ["y"], initializers: initializers, opset: 13)
+            let fused = try Self.optimized(model)
+            #expect(fused.map(\.opType).sorted() == ["FusedConv", "QuantizeDequantize"], "\(name)")
+            let conv = try #require(fused.first { $0.opType == "FusedConv" })
+            #expect(conv.inputs == ["x", "w", "b", "k"], "\(name)")
+            #expect(Self.fusedActivation(conv) == "QuantizeDequantize", "\(name)")
+            guard case .string("QuantizeDequantize")? = conv.attributes["activation_before_residual"] else {
+                Issue.record("\(name): no rounding before the residual")
+                continue
+            }
+            try Self.expectSameResults(model, ["x": x, "s": skip])
+
+            // Without the Add: the rounding is the Conv's activation.
+            let single = T.model([nodes[0]] + Self.qdq("c", "y", scale: "s1", zero: "z1"), inputs: [("x", x.shape)], outputs: ["y"],
+                                 initializers: initializers, opset: 13)
+            let singleFused = try Self.optimized(single)
+            #expect(singleFused.map(\.opType) == ["FusedConv"] && singleFused.first.map(Self.fusedActivation) == "QuantizeDequantize")
+            try Self.expectSameResults(single, ["x": x])
+        }
+        // The scale an input: QuantizeLinear and DequantizeLinear stay.
+        let dynamic = T.model([Self.conv()] + Self.qdq("c", "y", scale: "s1", zero: "z1"), inputs: [("x", Self.x.shape), ("s1", [])],
+                              outputs: ["y"], initializers: ["w": Self.weights, "z1": Tensor(scalar: UInt8(3))], opset: 13)
+        #expect(try Self.optimized(dynamic).map(\.opType) == ["Conv", "QuantizeLinear", "DequantizeLinear"])
+        try Self.expectSameResults(dynamic, ["x": Self.x, "s1": Self.scalar(0.02)])
+    }
+
     // MARK: Chains recognised (ChainRecognition)
 
     static func scalar(_ value: Float) -> Tensor { Tensor(scalar: value) }

@@ -8,6 +8,7 @@ import TestSupport
         .relu, .leakyRelu(alpha: 0.1), .clip(min: -0.5, max: 0.5), .sigmoid, .tanh, .hardSigmoid(alpha: 0.2, beta: 0.5),
         .hardSwish, .elu(alpha: 1.5), .selu(alpha: 1.67, gamma: 1.05), .celu(alpha: 2), .softplus, .softsign,
         .thresholdedRelu(alpha: 0.3), .gelu, .geluTanh, .mish, .silu,
+        .quantizeDequantize(scale: 0.05, zeroPoint: 128, low: 0, high: 255), .quantizeDequantize(scale: 0.02, zeroPoint: -3, low: -128, high: 127),
     ]
 
     /// The vectorised loops agree with the scalar formula, for float and double.

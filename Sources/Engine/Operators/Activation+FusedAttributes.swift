@@ -3,10 +3,11 @@ import Kernels
 extension Activation {
     /// The activation a fused node (FusedConv, FusedGemm) applies, from its `activation` name and
     /// `activation_params` floats (the same encoding as ONNX Runtime's fused operators); nil when
-    /// the node has none.
-    init?(fusedAttributesOf context: OperatorContext) throws {
-        guard let name = try context.string("activation") else { return nil }
-        let parameters = try context.floats("activation_params") ?? []
+    /// the node has none. `attribute` names the pair read: `activation` (applied last) or
+    /// `activation_before_residual` (FusedConv: applied to the product and bias before the residual is added).
+    init?(fusedAttributesOf context: OperatorContext, attribute: String = "activation") throws {
+        guard let name = try context.string(attribute) else { return nil }
+        let parameters = try context.floats(attribute + "_params") ?? []
         func parameter(_ index: Int, default defaultValue: Float? = nil) throws -> Float {
             if index < parameters.count { return parameters[index] }
             guard let defaultValue else { throw OpError("activation \(name) needs \(index + 1) activation_params") }
@@ -30,12 +31,19 @@ extension Activation {
         case "GeluTanh": self = .geluTanh
         case "Mish": self = .mish
         case "SiLU": self = .silu
+        case "QuantizeDequantize":
+            let scale = try parameter(0), zeroPoint = try parameter(1), low = try parameter(2), high = try parameter(3)
+            guard scale.isFinite, scale != 0, zeroPoint.isFinite, low <= high, low.isFinite, high.isFinite else {
+                throw OpError("QuantizeDequantize needs a finite nonzero scale and finite bounds low <= high, not \(parameters)")
+            }
+            self = .quantizeDequantize(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
         default: throw OpError("unknown fused activation '\(name)'")
         }
     }
 
-    /// The `activation` and `activation_params` attributes that name this activation on a fused node.
-    var fusedAttributes: [String: AttributeValue] {
+    /// The `activation` and `activation_params` attributes that name this activation on a fused
+    /// node (or another pair: see `init(fusedAttributesOf:attribute:)`).
+    func fusedAttributes(_ attribute: String = "activation") -> [String: AttributeValue] {
         let (name, parameters): (String, [Float]) = switch self {
         case .relu: ("Relu", [])
         case .leakyRelu(let alpha): ("LeakyRelu", [alpha])
@@ -54,9 +62,10 @@ extension Activation {
         case .geluTanh: ("GeluTanh", [])
         case .mish: ("Mish", [])
         case .silu: ("SiLU", [])
+        case .quantizeDequantize(let scale, let zeroPoint, let low, let high): ("QuantizeDequantize", [scale, zeroPoint, low, high])
         }
-        var attributes: [String: AttributeValue] = ["activation": .string(name)]
-        if !parameters.isEmpty { attributes["activation_params"] = .floats(parameters) }
+        var attributes: [String: AttributeValue] = [attribute: .string(name)]
+        if !parameters.isEmpty { attributes[attribute + "_params"] = .floats(parameters) }
         return attributes
     }
 }

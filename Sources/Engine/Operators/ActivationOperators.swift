@@ -62,6 +62,11 @@ struct ActivationOperator: UnaryElementwise {
         allowed = integers ? ElementTypes.floatingPoint.union(ElementTypes.signedIntegers) : ElementTypes.floatingPoint
     }
 
+    init(_ activation: Activation, allowed: Set<DataType>) {
+        self.activation = activation
+        self.allowed = allowed
+    }
+
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
         if try x.dataType.visit(ActivationKernel(activation: activation, x: x, y: y, parallelism: parallelism)) == nil {
             // Integer Relu.

@@ -22,13 +22,17 @@ enum ConvolutionOperators {
 
 /// Conv, and FusedConv: Conv attributes plus `activation`/`activation_params`, an optional
 /// 4th input (a residual added before the activation) and an optional 5th (a factor X is
-/// multiplied by first, broadcasting as Mul does: see `ConvInputScaleFusion`).
+/// multiplied by first, broadcasting as Mul does: see `ConvInputScaleFusion`);
+/// `activation_before_residual`/`…_params` (a QDQ model's rounding) applies to the product and
+/// bias before the residual is added.
 /// Inputs: X [N, C, *spatial], W [M, C/group, *kernel], B [M] (optional), Z residual (FusedConv),
 /// S scale (FusedConv; for the fast path X and S are [N, C, *spatial] and [N or 1, C, 1, …], either way round).
 struct Conv: Operator {
     let attributes: SlidingWindowAttributes
     let groups: Int
     let activation: Activation?
+    /// Applied to product + bias before the residual is added (see `Epilogue.beforeResidual`).
+    let beforeResidual: Activation?
     /// Winograd's transform of constant weights, made on first use (the input size decides whether
     /// a layer uses Winograd, and it is not known at load); nil when the weights are an input.
     let winogradWeights: WinogradWeights?
@@ -38,12 +42,14 @@ struct Conv: Operator {
         groups = try context.int("group", default: 1)
         guard groups >= 1 else { throw OpError("group \(groups) must be positive") }
         activation = fused ? try Activation(fusedAttributesOf: context) : nil
+        beforeResidual = fused ? try Activation(fusedAttributesOf: context, attribute: "activation_before_residual") : nil
         winogradWeights = context.constant(1) == nil ? nil : WinogradWeights()
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard var x = inputs.first ?? nil else { return [] }
         try ConvolutionOperators.checkType(x.dataType, "X")
+        try checkRounding(x.dataType)
         if let scale = inputs.type(4) {
             guard scale.dataType == x.dataType else { throw OpError("S has element type \(scale.dataType) but X has \(x.dataType)") }
             x = TensorType(x.dataType, try TensorType.broadcast([x.dims, scale.dims]))
@@ -74,6 +80,7 @@ struct Conv: Operator {
             throw OpError("Conv needs inputs X and W")
         }
         try ConvolutionOperators.checkType(first.dataType, "X")
+        try checkRounding(first.dataType)
         guard w.dataType == first.dataType else { throw OpError("W has element type \(w.dataType) but X has \(first.dataType)") }
         let (x, scale) = try scaledInput(first, inputs.count > 4 ? inputs[4] : nil, w: w, context)
         let layout = try layout(x: x.shape, w: w.shape)
@@ -97,8 +104,8 @@ struct Conv: Operator {
                                        ownsResidual: context.isHandedOver(3), context)]
         }
         guard let residual, residual.shape != shape else {
-            return [try convolve(x, w, bias: bias, residual: residual, activation: activation, layout: layout,
-                             shape: shape, ownsResidual: context.isHandedOver(3), context)]
+            return [try convolve(x, w, bias: bias, residual: residual, activation: activation, beforeResidual: beforeResidual,
+                                 layout: layout, shape: shape, ownsResidual: context.isHandedOver(3), context)]
         }
         // A residual of another shape: broadcast it, or the convolution's result, first.
         guard let target = Shape.broadcast(shape, residual.shape) else {
@@ -108,14 +115,21 @@ struct Conv: Operator {
         try BroadcastCopy.copy(residual, to: target, into: expandedResidual.rawPointer)
         if target == shape {
             return [try convolve(x, w, bias: bias, residual: expandedResidual, activation: activation,
-                             layout: layout, shape: shape, ownsResidual: true, context)]
+                                 beforeResidual: beforeResidual, layout: layout, shape: shape, ownsResidual: true, context)]
         }
-        let product = try convolve(x, w, bias: bias, residual: nil, activation: nil, layout: layout,
-                               shape: shape, ownsResidual: false, context)
+        let product = try convolve(x, w, bias: bias, residual: nil, activation: beforeResidual, beforeResidual: nil,
+                                   layout: layout, shape: shape, ownsResidual: false, context)
         let result = try context.allocate(x.dataType, target)
         try BroadcastCopy.copy(product, to: target, into: result.rawPointer)
         try Self.addResidual(expandedResidual, into: result, activation: activation)
         return [result]
+    }
+
+    /// A QDQ rounding (`Activation.quantizeDequantize`) was fused from a QuantizeDequantize, which takes float only.
+    private func checkRounding(_ type: DataType) throws {
+        for case .quantizeDequantize? in [activation, beforeResidual] where type != .float {
+            throw OpError("a fused QuantizeDequantize takes float, not \(type)")
+        }
     }
 
     /// X and, when the weights should absorb it, the per-channel scale (FusedConv's input 4) it is
@@ -146,7 +160,7 @@ struct Conv: Operator {
     private func convolveScaled(_ x: Tensor, _ w: Tensor, scale: Tensor, bias: Tensor?, residual: Tensor?,
                                 layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
                                 _ context: ExecutionContext) throws -> Tensor {
-        let reused = ownsResidual ? residual : nil
+        let reused = ownsResidual && beforeResidual == nil ? residual : nil
         let y = try reused ?? context.allocate(.float, shape)
         let outputs = layout.outputChannels, channels = layout.inputChannels
         let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
@@ -162,7 +176,7 @@ struct Conv: Operator {
                 let offset = image * outputs * pixels
                 let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
                                         residual: reused == nil ? residual.map { $0.pointer(as: Float.self) + offset } : nil,
-                                        activation: activation)
+                                        activation: activation, beforeResidual: beforeResidual)
                 Convolution.forward(input: input + image * channels * inputCount, weights: target, output: output + offset,
                                     layout: single, epilogue: epilogue, accumulate: reused != nil, scratch: nil,
                                     parallelism: context.parallelism)
@@ -190,13 +204,16 @@ struct Conv: Operator {
     /// the residual already there (sgemm beta 1) instead of OpenBLAS clearing a new buffer and the
     /// epilogue reading the residual from a third one.
     private func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
-                          layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
+                          beforeResidual: Activation?, layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
                           _ context: ExecutionContext) throws -> Tensor {
-        let inPlace = ownsResidual && x.dataType == .float && layout.depth > 0 && Convolution.accumulates(layout)
+        // In place, the product is added to the residual before the epilogue: not with a step before the residual.
+        let inPlace = ownsResidual && beforeResidual == nil && x.dataType == .float && layout.depth > 0
+            && Convolution.accumulates(layout)
         let reused = inPlace ? residual : nil
         let y = try reused ?? context.allocate(x.dataType, shape)
         guard x.dataType == .float, layout.depth > 0 else {
-            Self.reference(x, w, bias: bias, residual: residual, activation: activation, into: y, layout: layout)
+            Self.reference(x, w, bias: bias, residual: residual, activation: activation, beforeResidual: beforeResidual,
+                           into: y, layout: layout)
             return y
         }
         let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
@@ -204,7 +221,8 @@ struct Conv: Operator {
         let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
         withExtendedLifetime((scratch, transformed)) {
             let epilogue = Epilogue(bias: bias.map { .perRow($0.pointer(as: Float.self)) },
-                                    residual: reused == nil ? residual?.pointer(as: Float.self) : nil, activation: activation)
+                                    residual: reused == nil ? residual?.pointer(as: Float.self) : nil, activation: activation,
+                                    beforeResidual: beforeResidual)
             Convolution.forward(input: x.pointer(as: Float.self), weights: (transformed ?? w).pointer(as: Float.self),
                                 output: y.mutablePointer(as: Float.self), layout: layout, epilogue: epilogue,
                                 accumulate: reused != nil, scratch: scratch?.mutablePointer(as: Float.self),
@@ -215,18 +233,19 @@ struct Conv: Operator {
 
     /// The reference convolution, for double and float16 (and empty products).
     private static func reference(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
-                                  into y: Tensor, layout: ConvolutionLayout) {
+                                  beforeResidual: Activation?, into y: Tensor, layout: ConvolutionLayout) {
         struct Visitor: FloatingVisitor {
-            let x: Tensor, w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?, y: Tensor
-            let layout: ConvolutionLayout
+            let x: Tensor, w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?, beforeResidual: Activation?
+            let y: Tensor, layout: ConvolutionLayout
             func visit<T: FloatingElement>(_ type: T.Type) {
                 Convolution.reference(input: x.pointer(as: T.self), weights: w.pointer(as: T.self),
                                       bias: bias?.pointer(as: T.self), residual: residual?.pointer(as: T.self),
-                                      activation: activation, output: y.mutablePointer(as: T.self), layout: layout)
+                                      activation: activation, beforeResidual: beforeResidual,
+                                      output: y.mutablePointer(as: T.self), layout: layout)
             }
         }
-        _ = try? x.dataType.visit(Visitor(x: x, w: w, bias: bias, residual: residual, activation: activation, y: y,
-                                          layout: layout))
+        _ = try? x.dataType.visit(Visitor(x: x, w: w, bias: bias, residual: residual, activation: activation,
+                                          beforeResidual: beforeResidual, y: y, layout: layout))
     }
 
     /// `result = activation(result + residual)`, both of one shape.

@@ -15,7 +15,14 @@ enum QuantizationOperators {
         OperatorDefinition("DynamicQuantizeLinear", versions: [11]) { _ in DynamicQuantizeLinear() },
         OperatorDefinition("QLinearMatMul", versions: [10, 21]) { _ in QLinearMatMul() },
         OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
-        OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1]) { _ in QuantizeDequantize() },
+        // QuantizeLinear then DequantizeLinear on a float tensor, per tensor (made by
+        // `QuantizeDequantizeFusion`; the scale and zero point in its activation attributes).
+        OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1]) { context in
+            guard let activation = try Activation(fusedAttributesOf: context), case .quantizeDequantize = activation else {
+                throw OpError("QuantizeDequantize needs its activation attributes")
+            }
+            return ActivationOperator(activation, allowed: [.float])
+        },
     ]
 
     /// Types a quantized value may have (QuantizeLinear's outputs, DequantizeLinear's inputs).
@@ -290,36 +297,6 @@ struct DequantizeLinear: Operator {
             withExtendedLifetime(wide) {}
         }
         return [try convert(y, to: attributes.outputType ?? scale.dataType, context)]
-    }
-}
-
-/// QuantizeDequantize (made by `QuantizeDequantizeFusion`): QuantizeLinear then DequantizeLinear
-/// with one float scale and one uint8/int8 zero point (or none: uint8, 0), in one pass:
-/// `y = (clamp(round_half_even(x / s) + z) − z) × s`.
-struct QuantizeDequantize: Operator {
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, [.float], role: "x")
-        return [x]
-    }
-
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0), scale = try inputs.required(1), zero = inputs.optional(2)
-        try checkElementType(x.dataType, [.float], role: "x")
-        guard scale.dataType == .float, scale.elementCount == 1 else { throw OpError("the scale must be one float") }
-        let type = zero?.dataType ?? .uint8
-        guard let range = QuantizationOperators.range(type), type == .uint8 || type == .int8, zero?.elementCount ?? 1 == 1 else {
-            throw OpError("the zero point must be one uint8 or int8 value")
-        }
-        let s = scale.scalars(as: Float.self)[0], z = Float(zero?.integers()[0] ?? 0)
-        let y = try context.allocate(.float, x.shape)
-        let source = x.pointer(as: Float.self), target = y.mutablePointer(as: Float.self)
-        for i in 0..<x.elementCount {
-            let q = (source[i] / s).rounded(.toNearestOrEven) + z
-            target[i] = (Swift.min(Swift.max(q.isNaN ? range.lowerBound : q, range.lowerBound), range.upperBound) - z) * s
-        }
-        withExtendedLifetime(x) {}
-        return [y]
     }
 }
 

@@ -2,8 +2,9 @@ import Kernels
 import Tensors
 
 /// Merges a pointwise activation (Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh,
-/// HardSigmoid, HardSwish, Elu, Gelu, Mish, …: every `Activation`) into the Conv or Gemm before
-/// it, which becomes FusedConv or FusedGemm and applies it in its epilogue.
+/// HardSigmoid, HardSwish, Elu, Gelu, Mish, …: every `Activation`, and a QDQ model's
+/// QuantizeDequantize rounding into a Conv) into the Conv or Gemm before it, which becomes
+/// FusedConv or FusedGemm and applies it in its epilogue.
 struct ActivationFusion: GraphPass {
     var name: String { "activation-fusion" }
 
@@ -16,10 +17,12 @@ struct ActivationFusion: GraphPass {
                   graph.hasSingleReader(input, uses: uses, outputs: outputs),
                   let fusedType = Self.fusedType(of: graph.nodes[producer]),
                   let activation = Self.activation(of: node, opsets: opsets, graph.initializers) else { continue }
+            // A QDQ rounding is float-only; FusedConv checks that, FusedGemm would not.
+            if case .quantizeDequantize = activation, fusedType != "FusedConv" { continue }
             var fused = graph.nodes[producer]
             fused.domain = OperatorRegistry.internalDomain
             fused.opType = fusedType
-            fused.attributes.merge(activation.fusedAttributes) { _, new in new }
+            fused.attributes.merge(activation.fusedAttributes()) { _, new in new }
             fused.outputs = [node.outputs[0]]
             graph.nodes[producer] = fused
             producers[node.outputs[0]] = producer
@@ -41,7 +44,8 @@ struct ActivationFusion: GraphPass {
     /// operator itself, so defaults and versions are those of the unfused operator) or a Clip with
     /// constant bounds.
     static func activation(of node: Node, opsets: [String: Int], _ constants: [String: Tensor]) -> Activation? {
-        guard node.isStandard || node.isInternal("Activation"), node.inputs.count >= 1 else { return nil }
+        guard node.isStandard || node.isInternal("Activation") || node.isInternal("QuantizeDequantize"),
+              node.inputs.count >= 1 else { return nil }
         if node.isStandard("Clip") { return clip(node, constants) }
         let op = try? OperatorRegistry.make(node, opsets: opsets, constants: node.inputs.map { constants[$0] })
         return (op as? ActivationOperator)?.activation

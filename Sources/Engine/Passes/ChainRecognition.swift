@@ -71,7 +71,7 @@ struct ChainRecognition: GraphPass {
         mutating func replace(_ index: Int, input: String, activation: Activation, chain: [Int]) {
             let node = graph.nodes[index]
             graph.nodes[index] = Node(name: node.name, opType: "Activation", domain: OperatorRegistry.internalDomain,
-                                      inputs: [input], outputs: node.outputs, attributes: activation.fusedAttributes)
+                                      inputs: [input], outputs: node.outputs, attributes: activation.fusedAttributes())
             removed.formUnion(chain)
         }
 

@@ -1,9 +1,11 @@
+import Kernels
 import Tensors
 
 /// Merges an Add (or a two-input Sum) that follows a Conv into it. A constant addend that is one value per output
 /// channel joins the bias; any other addend becomes FusedConv's residual input, added in the
 /// epilogue while the output is in cache (ResNet's shortcut). Runs before activation fusion,
-/// since the residual is added before the activation.
+/// since the residual is added before the activation. In a QDQ model a QuantizeDequantize sits
+/// between the Conv and the Add: it joins as FusedConv's `activation_before_residual`.
 struct ConvAddFusion: GraphPass {
     var name: String { "conv-add-fusion" }
 
@@ -16,17 +18,30 @@ struct ConvAddFusion: GraphPass {
         var removed = Set<Int>()
         for (index, add) in graph.nodes.enumerated() where add.isStandard("Add") || add.isStandard("Sum") {
             guard add.inputs.count == 2, add.outputs.count == 1, add.inputs[0] != add.inputs[1] else { continue }
-            let candidates = (0..<2).compactMap { side -> (side: Int, conv: Int)? in
+            let candidates = (0..<2).compactMap { side -> (side: Int, conv: Int, rounding: (node: Int, activation: Activation)?)? in
                 let value = add.inputs[side]
-                guard let producer = producers[value], Self.acceptsAddend(graph.nodes[producer]),
+                guard let producer = producers[value], !removed.contains(producer),
                       graph.hasSingleReader(value, uses: uses, outputs: outputs) else { return nil }
-                return (side, producer)
+                if Self.acceptsAddend(graph.nodes[producer]) { return (side, producer, nil) }
+                // A QDQ model rounds the convolution's output before the Add: that rounding joins too.
+                let rounding = graph.nodes[producer]
+                guard rounding.isInternal("QuantizeDequantize"), let input = rounding.inputs.first,
+                      let conv = producers[input], Self.acceptsAddend(graph.nodes[conv]),
+                      graph.hasSingleReader(input, uses: uses, outputs: outputs),
+                      let activation = ActivationFusion.activation(of: rounding, opsets: opsets, graph.initializers) else { return nil }
+                return (side, conv, (producer, activation))
             }
             guard let chosen = candidates.max(by: { position[$0.conv] < position[$1.conv] }) else { continue }
             var conv = graph.nodes[chosen.conv]
             let addend = add.inputs[1 - chosen.side]
             while conv.inputs.count < 3 { conv.inputs.append("") }
-            if let bias = Self.channelBias(conv, addend: addend, graph) {
+            if let rounding = chosen.rounding {
+                conv.attributes.merge(rounding.activation.fusedAttributes("activation_before_residual")) { _, new in new }
+                conv.domain = OperatorRegistry.internalDomain
+                conv.opType = "FusedConv"
+                conv.inputs = Array(conv.inputs.prefix(3)) + [addend]
+                removed.insert(rounding.node)
+            } else if let bias = Self.channelBias(conv, addend: addend, graph) {
                 let name = graph.unusedName(addend + "_bias")
                 graph.initializers[name] = bias
                 conv.inputs[2] = name
@@ -48,6 +63,7 @@ struct ConvAddFusion: GraphPass {
     static func acceptsAddend(_ node: Node) -> Bool {
         if node.isStandard("Conv") { return node.outputs.count == 1 }
         return node.isInternal("FusedConv") && node.inputs.count < 4 && node.attributes["activation"] == nil
+            && node.attributes["activation_before_residual"] == nil
     }
 
     /// The new bias when `addend` is a constant float holding one value per output channel and the

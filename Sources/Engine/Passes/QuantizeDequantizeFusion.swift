@@ -1,8 +1,11 @@
+import Kernels
 import Tensors
 
 /// `DequantizeLinear(QuantizeLinear(x, s, z), s, z)`, per tensor, becomes one internal
-/// `QuantizeDequantize(x, s, z)`: the same values in one pass over x, with no quantized buffer in
-/// between. QDQ-format models put such a pair on every activation between float operators.
+/// `QuantizeDequantize(x)` (the `Activation.quantizeDequantize` of s and z): the same values in
+/// one pass over x, with no quantized buffer in between. QDQ-format models put such a pair on
+/// every activation between float operators; as an activation, the fusion passes after this one
+/// can move it into a convolution's epilogue.
 struct QuantizeDequantizeFusion: GraphPass {
     var name: String { "quantize-dequantize-fusion" }
 
@@ -20,12 +23,19 @@ struct QuantizeDequantizeFusion: GraphPass {
                   same(quantize.inputs[1], dequantize.inputs[1], graph) else { continue }
             let zeroPoint = quantize.inputs.count > 2 ? quantize.inputs[2] : ""
             guard same(zeroPoint, dequantize.inputs.count > 2 ? dequantize.inputs[2] : "", graph) else { continue }
+            var zero: Float = 0, type = DataType.uint8
             if !zeroPoint.isEmpty {
-                guard let zero = graph.initializers[zeroPoint], zero.elementCount == 1,
-                      zero.dataType == .uint8 || zero.dataType == .int8 else { continue }
+                guard let tensor = graph.initializers[zeroPoint], tensor.elementCount == 1,
+                      tensor.dataType == .uint8 || tensor.dataType == .int8 else { continue }
+                zero = Float(tensor.integers()[0])
+                type = tensor.dataType
             }
+            let s = scale.scalars(as: Float.self)[0]
+            guard s.isFinite, s != 0, let range = QuantizationOperators.range(type) else { continue }
+            let activation = Activation.quantizeDequantize(scale: s, zeroPoint: zero, low: range.lowerBound, high: range.upperBound)
             graph.nodes[index] = Node(name: dequantize.name, opType: "QuantizeDequantize", domain: OperatorRegistry.internalDomain,
-                                      inputs: [quantize.inputs[0], quantize.inputs[1], zeroPoint], outputs: dequantize.outputs)
+                                      inputs: [quantize.inputs[0]], outputs: dequantize.outputs,
+                                      attributes: activation.fusedAttributes())
             removed.insert(producer)
         }
         graph.removeNodes(removed)
