@@ -6,6 +6,9 @@ package import Tensors
 package final class ExecutionPlan: Sendable {
     package struct Step: Sendable {
         let op: any Operator
+        /// The operator again when it takes or makes sequences or optionals (it then runs through
+        /// `ValueOperator.run(values:_:)`); nil for the tensor operators, nearly all of them.
+        let valueOp: (any ValueOperator)?
         let label: String
         /// The node's op type (as the optimiser left it).
         let opType: String
@@ -16,6 +19,7 @@ package final class ExecutionPlan: Sendable {
 
         package init(op: any Operator, label: String, opType: String, inputs: [Int?], outputs: [Int?]) {
             self.op = op
+            self.valueOp = op as? any ValueOperator
             self.label = label
             self.opType = opType
             self.inputs = inputs
@@ -39,11 +43,13 @@ package final class ExecutionPlan: Sendable {
     let outputOrder: [String]
     /// Inferred type of every slot (nil where unknown).
     let slotTypes: [TensorType?]
+    /// Kind of every slot (tensor, sequence, optional; nil where unknown).
+    let slotKinds: [ValueKind?]
     /// The schedule for all outputs.
     package let fullSchedule: Schedule
 
     package init(steps: [Step], slotNames: [String], constants: [(slot: Int, tensor: Tensor)], inputSlots: [String: Int],
-         outputOrder: [String], outputSlots: [String: Int], slotTypes: [TensorType?]) {
+         outputOrder: [String], outputSlots: [String: Int], slotTypes: [TensorType?], slotKinds: [ValueKind?]? = nil) {
         self.steps = steps
         self.slotCount = slotNames.count
         self.slotNames = slotNames
@@ -52,6 +58,7 @@ package final class ExecutionPlan: Sendable {
         self.outputOrder = outputOrder
         self.outputSlots = outputSlots
         self.slotTypes = slotTypes
+        self.slotKinds = slotKinds ?? Array(repeating: .tensor, count: slotNames.count)
         self.fullSchedule = Self.schedule(steps: steps, slotCount: slotNames.count, keep: Set(outputSlots.values),
                                           constants: Set(constants.map(\.slot)))
     }
@@ -89,7 +96,7 @@ package final class ExecutionPlan: Sendable {
     /// step runs, and returns the bits of the inputs whose buffer the step then holds alone (see
     /// `ExecutionContext.handedOverInputs`). A slot the step reads twice is not handed over; graph
     /// inputs, outputs and constants never are (they are not released, or are held elsewhere).
-    static func handOver(_ inputs: inout [Tensor?], of step: Step, releasing: [Int], from values: inout [Tensor?]) -> UInt64 {
+    static func handOver(_ inputs: inout [Tensor?], of step: Step, releasing: [Int], from values: inout [Value?]) -> UInt64 {
         if releasing.isEmpty { return 0 }
         var handedOver: UInt64 = 0
         for (index, slot) in step.inputs.enumerated().prefix(64) {
@@ -100,39 +107,76 @@ package final class ExecutionPlan: Sendable {
         return handedOver
     }
 
+    /// The tensors a tensor operator's step reads; a sequence or optional in one of its slots (which
+    /// the load-time kind check lets through only where a kind was unknown) is an error.
+    private func tensorInputs(of step: Step, _ values: [Value?]) throws(EngineError) -> [Tensor?] {
+        var inputs: [Tensor?] = []
+        inputs.reserveCapacity(step.inputs.count)
+        for slot in step.inputs {
+            guard let slot, let value = values[slot] else {
+                inputs.append(nil)
+                continue
+            }
+            guard case .tensor(let tensor) = value else {
+                throw .runtime(node: step.label, message: "input '\(slotNames[slot])' is a \(value.kind); the operator takes tensors only")
+            }
+            inputs.append(tensor)
+        }
+        return inputs
+    }
+
     /// Runs the scheduled steps over `values` (inputs and constants already in place).
-    package func execute(_ schedule: Schedule, values: inout [Tensor?], context: ExecutionContext,
+    package func execute(_ schedule: Schedule, values: inout [Value?], context: ExecutionContext,
                  profiler: NodeProfiler? = nil) throws(EngineError) {
         for (position, index) in schedule.steps.enumerated() {
             let step = steps[index]
-            var inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
-            var stepContext = context
-            stepContext.handedOverInputs = Self.handOver(&inputs, of: step, releasing: schedule.release[position], from: &values)
-            let results: [Tensor]
-            do {
-                if let profiler {
-                    let start = ContinuousClock.now
-                    results = try step.op.run(inputs, stepContext)
-                    profiler.record(step: index, node: step.label, opType: step.opType, outputShape: results.first?.shape,
-                                    duration: ContinuousClock.now - start)
-                } else {
-                    results = try step.op.run(inputs, stepContext)
+            if let valueOp = step.valueOp {
+                let inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
+                let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.tensor?.shape }) {
+                    try valueOp.run(values: inputs, context)
                 }
-            } catch let error as OpError {
-                throw EngineError(error, running: step.label)
-            } catch let error as EngineError {
-                throw error
-            } catch {
-                throw .runtime(node: step.label, message: "\(error)")
-            }
-            for (outputIndex, slot) in step.outputs.enumerated() {
-                guard let slot else { continue }
-                guard outputIndex < results.count else {
-                    throw .runtime(node: step.label, message: "produced \(results.count) outputs, output \(outputIndex) is needed")
+                try store(results, of: step, in: &values) { $0 }
+            } else {
+                var inputs = try tensorInputs(of: step, values)
+                var stepContext = context
+                stepContext.handedOverInputs = Self.handOver(&inputs, of: step, releasing: schedule.release[position], from: &values)
+                let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.shape }) {
+                    try step.op.run(inputs, stepContext)
                 }
-                values[slot] = results[outputIndex]
+                try store(results, of: step, in: &values, Value.tensor)
             }
             for slot in schedule.release[position] { values[slot] = nil }
+        }
+    }
+
+    /// Runs one step's operator (timed when there is a profiler), turning its errors into `EngineError`s.
+    private func perform<Results>(_ step: Step, index: Int, profiler: NodeProfiler?, shape: (Results) -> Shape?,
+                                  _ body: () throws -> Results) throws(EngineError) -> Results {
+        do {
+            guard let profiler else { return try body() }
+            let start = ContinuousClock.now
+            let results = try body()
+            profiler.record(step: index, node: step.label, opType: step.opType, outputShape: shape(results),
+                            duration: ContinuousClock.now - start)
+            return results
+        } catch let error as OpError {
+            throw EngineError(error, running: step.label)
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw .runtime(node: step.label, message: "\(error)")
+        }
+    }
+
+    /// Puts a step's results in their slots.
+    private func store<Result>(_ results: [Result], of step: Step, in values: inout [Value?],
+                               _ wrap: (Result) -> Value) throws(EngineError) {
+        for (outputIndex, slot) in step.outputs.enumerated() {
+            guard let slot else { continue }
+            guard outputIndex < results.count else {
+                throw .runtime(node: step.label, message: "produced \(results.count) outputs, output \(outputIndex) is needed")
+            }
+            values[slot] = wrap(results[outputIndex])
         }
     }
 }

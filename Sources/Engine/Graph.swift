@@ -7,6 +7,8 @@ public indirect enum AttributeValue: Sendable {
     case string(String)
     case tensor(Tensor)
     case graph(Graph)
+    /// A type (ONNX's TYPE_PROTO attribute, as Optional's `type`): its kind and the type of its tensors.
+    case type(ValueKind, TensorType?)
     case ints([Int])
     case floats([Float])
     case strings([String])

@@ -81,8 +81,9 @@ public final class InferenceSession: Sendable {
         let mapKeys = try Self.mapOutputKeys(model.graph)
         outputs = model.graph.outputs.map { output in
             let inferred = plan.outputSlots[output.name].flatMap { plan.slotTypes[$0] }
+            let kind = plan.outputSlots[output.name].flatMap { plan.slotKinds[$0] } ?? output.kind
             return ValueInfo(name: output.name, type: inferred.map { PlanBuilder.refine(declared: output.type, inferred: $0) } ?? output.type,
-                             mapKeys: mapKeys[output.name])
+                             kind: kind, mapKeys: mapKeys[output.name])
         }
     }
 
@@ -106,7 +107,8 @@ public final class InferenceSession: Sendable {
     }
 
     /// Runs the model. `outputs` names the outputs wanted (all when nil); the result maps each to
-    /// its tensor. Throws `EngineError.invalidInput` for feeds that do not fit the model.
+    /// its tensor. Throws `EngineError.invalidInput` for feeds that do not fit the model, and for
+    /// a model with sequence or optional inputs or outputs wanted (see `runValues`).
     /// With a `profiler`, the time of every node is added to it.
     /// Throws `EngineError.resourceExhausted` when the run's working memory would pass
     /// `Options.workingMemoryBudget` (by the estimate, before anything runs).
@@ -118,15 +120,38 @@ public final class InferenceSession: Sendable {
     /// `run`, with the run's buffers counted by `meter`, whose budget is the one held while running.
     package func run(_ feeds: [String: Tensor], outputs wanted: [String]? = nil, profiler: NodeProfiler? = nil,
                      meter: WorkingMemoryMeter) throws(EngineError) -> [String: Tensor] {
-        let symbols = try validate(names: feeds.keys) { feeds[$0].map { (type: Optional($0.dataType), shape: $0.shape) } }
+        let results = try runValues(feeds.mapValues(Value.tensor), outputs: wanted, profiler: profiler, meter: meter)
+        var tensors: [String: Tensor] = [:]
+        for (name, value) in results {
+            guard let tensor = value.tensor else {
+                throw .invalidInput("output '\(name)' is a \(value.kind), not a tensor")
+            }
+            tensors[name] = tensor
+        }
+        return tensors
+    }
+
+    /// Runs the model on feeds that may be sequences or optionals (for the inputs declared so),
+    /// and returns every output wanted as the value it is.
+    public func runValues(_ feeds: [String: Value], outputs wanted: [String]? = nil,
+                          profiler: NodeProfiler? = nil) throws(EngineError) -> [String: Value] {
+        try runValues(feeds, outputs: wanted, profiler: profiler, meter: WorkingMemoryMeter(budget: options.workingMemoryBudget ?? .max))
+    }
+
+    /// `runValues`, with the run's buffers counted by `meter`.
+    package func runValues(_ feeds: [String: Value], outputs wanted: [String]? = nil, profiler: NodeProfiler? = nil,
+                           meter: WorkingMemoryMeter) throws(EngineError) -> [String: Value] {
+        try validateKinds(feeds)
+        let symbols = try validate(names: feeds.keys) { feeds[$0]?.tensor.map { (type: Optional($0.dataType), shape: $0.shape) } }
         let names = try outputNames(wanted)
         let schedule = self.schedule(for: names)
         if let budget = options.workingMemoryBudget {
-            try checkWorkingMemory(feeds, symbols: symbols, outputs: wanted == nil ? nil : names, schedule: schedule, budget: budget)
+            try checkWorkingMemory(feeds.compactMapValues(\.tensor), symbols: symbols, outputs: wanted == nil ? nil : names,
+                                   schedule: schedule, budget: budget)
         }
-        var values = [Tensor?](repeating: nil, count: plan.slotCount)
-        for (slot, tensor) in plan.constants { values[slot] = tensor }
-        for (name, tensor) in feeds { values[plan.inputSlots[name]!] = tensor }
+        var values = [Value?](repeating: nil, count: plan.slotCount)
+        for (slot, tensor) in plan.constants { values[slot] = .tensor(tensor) }
+        for (name, value) in feeds { values[plan.inputSlots[name]!] = value }
         let parallelism = Parallelism(threads: options.intraOpThreads, flushesDenormals: options.flushDenormals)
         pool.beginRun()
         defer { pool.endRun() }
@@ -134,12 +159,12 @@ public final class InferenceSession: Sendable {
             try plan.execute(schedule, values: &values, context: ExecutionContext(pool: pool, parallelism: parallelism, meter: meter),
                              profiler: profiler)
         }
-        var results: [String: Tensor] = [:]
+        var results: [String: Value] = [:]
         for name in names {
-            guard let tensor = values[plan.outputSlots[name]!] else {
+            guard let value = values[plan.outputSlots[name]!] else {
                 throw .runtime(node: "graph", message: "output '\(name)' was not produced")
             }
-            results[name] = tensor
+            results[name] = value
         }
         return results
     }
@@ -183,7 +208,8 @@ public final class InferenceSession: Sendable {
             throw .invalidInput("unknown input '\(unknown)'; the model's inputs are: \(inputs.map(\.name).joined(separator: ", "))")
         }
         var symbols: [String: (size: Int, input: String)] = [:]
-        for input in inputs {
+        // Sequences and optionals are checked by `validateKinds`.
+        for input in inputs where input.kind == .tensor || input.kind == nil {
             guard let (dataType, shape) = feed(input.name) else {
                 throw .invalidInput("missing input '\(input.name)'")
             }

@@ -12,7 +12,12 @@ import Tensors
 /// them in float (it casts around them) and rounds each result to float16 once.
 struct LowPrecisionWidening {
     /// Operators that read and write low-precision types themselves.
-    static let native: Set<String> = ["Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "BitCast"]
+    /// (The sequence and optional operators move tensors without computing with them.)
+    static let native: Set<String> = [
+        "Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "BitCast",
+        "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceErase", "SplitToSequence", "ConcatFromSequence",
+        "SequenceMap", "Optional", "OptionalGetElement", "OptionalHasElement",
+    ]
     /// Operators that compute float16 in float.
     static let float16InFloat: Set<String> = [
         "Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul", "AveragePool", "GlobalAveragePool",

@@ -19,6 +19,28 @@ extension Operator {
     public func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [] }
 }
 
+/// An operator that takes or makes sequences or optionals (the Sequence* and Optional* operators,
+/// Identity, If, Loop): the executor calls `run(values:_:)`, and the plan checks value kinds at load
+/// with `outputKinds`. Every other operator sees tensors only.
+public protocol ValueOperator: Operator {
+    /// The kinds of the outputs given the kinds of the inputs (nil where unknown). Throws `OpError`
+    /// for kinds the operator never accepts (a tensor where a sequence is needed).
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?]
+
+    /// Computes the outputs from the inputs (nil for an omitted optional input).
+    func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value]
+}
+
+extension ValueOperator {
+    /// Tensors in, tensors out (constant folding calls this): refused when an output is not a tensor.
+    public func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        try run(values: inputs.map { $0.map(Value.tensor) }, context).map { value in
+            guard let tensor = value.tensor else { throw OpError("produces a \(value.kind), not a tensor") }
+            return tensor
+        }
+    }
+}
+
 /// What an operator may use while it runs.
 public struct ExecutionContext: Sendable {
     /// Where output buffers come from; they return to it when released.

@@ -28,6 +28,7 @@ extension OperatorRegistry {
         + TextOperators.definitions
         + RecurrentOperators.definitions
         + ControlFlowOperators.definitions
+        + SequenceOperators.definitions
         + SignalWindowOperators.definitions
         + LinearAlgebraOperators.definitions
         + LossOperators.definitions

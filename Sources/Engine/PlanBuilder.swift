@@ -15,13 +15,18 @@ enum PlanBuilder {
         }
         var inputSlots: [String: Int] = [:]
         var types: [String: TensorType] = graph.valueInfo
+        // Tensor, sequence or optional, where known; a value without an entry is unknown.
+        var kinds: [String: ValueKind] = [:]
         for input in graph.inputs {
             inputSlots[input.name] = slot(input.name)
-            if let type = input.type { types[input.name] = type }
+            kinds[input.name] = input.kind
+            // A sequence's or optional's declared type is that of its tensors, not its own.
+            if let type = input.type, input.kind == .tensor { types[input.name] = type }
         }
         var constants: [(slot: Int, tensor: Tensor)] = []
         for (name, tensor) in graph.initializers.sorted(by: { $0.key < $1.key }) {
             constants.append((slot(name), tensor))
+            kinds[name] = .tensor
             types[name] = TensorType(tensor.dataType, shape: tensor.shape)
         }
         var steps: [ExecutionPlan.Step] = []
@@ -46,6 +51,7 @@ enum PlanBuilder {
             } catch {
                 throw .invalidGraph("\(node.label): \(error)")
             }
+            try checkKinds(op, node: node, kinds: &kinds)
             var narrowing: [(wide: String, narrow: (name: String, type: TensorType))] = []
             for (position, output) in node.outputs.enumerated() where !output.isEmpty {
                 guard position < inferred.count, let type = inferred[position] else { continue }
@@ -71,7 +77,33 @@ enum PlanBuilder {
         for output in graph.outputs { outputSlots[output.name] = slot(output.name) }
         return ExecutionPlan(steps: steps, slotNames: names, constants: constants, inputSlots: inputSlots,
                              outputOrder: graph.outputs.map(\.name), outputSlots: outputSlots,
-                             slotTypes: names.map { types[$0] })
+                             slotTypes: names.map { types[$0] }, slotKinds: names.map { kinds[$0] })
+    }
+
+    /// Checks the kinds of a node's inputs (a tensor operator reads tensors only; a
+    /// `ValueOperator` says what it takes) and records the kinds of its outputs.
+    private static func checkKinds(_ op: any Operator, node: Node, kinds: inout [String: ValueKind]) throws(EngineError) {
+        let inputKinds = node.inputs.map { $0.isEmpty ? nil : kinds[$0] }
+        var outputKinds: [ValueKind?]
+        if let op = op as? any ValueOperator {
+            do {
+                outputKinds = try op.outputKinds(inputKinds)
+            } catch let error as OpError {
+                throw .invalidGraph("\(node.label): \(error.message)")
+            } catch {
+                throw .invalidGraph("\(node.label): \(error)")
+            }
+        } else {
+            for (name, kind) in zip(node.inputs, inputKinds) {
+                if let kind, kind != .tensor {
+                    throw .invalidGraph("\(node.label) reads '\(name)', a \(kind); \(node.opType) takes tensors only")
+                }
+            }
+            outputKinds = Array(repeating: .tensor, count: node.outputs.count)
+        }
+        for (position, output) in node.outputs.enumerated() where !output.isEmpty {
+            kinds[output] = position < outputKinds.count ? outputKinds[position] : nil
+        }
     }
 
     /// Combines a declared type with an inferred one: inferred fixed sizes win, declared symbolic

@@ -29,7 +29,7 @@ package enum SubgraphBinding {
             func prepared(_ subgraph: Graph) throws(EngineError) -> Graph {
                 var subgraph = try bind(subgraph, opsets: opsets, optimize: optimize, depth: depth + 1)
                 let free = subgraph.freeNames
-                subgraph.inputs += free.map { ValueInfo(name: $0, type: nil) }
+                subgraph.inputs += free.map { ValueInfo(name: $0, type: nil, kind: nil) }
                 for name in free where !captures.contains(name) { captures.append(name) }
                 if optimize { subgraph = try GraphOptimizer.optimize(subgraph, opsets: opsets) }
                 return subgraph
@@ -89,6 +89,10 @@ struct Subgraph: Sendable {
     let outputSlots: [Int]
     /// Output types inferred at load (nil where unknown).
     let outputTypes: [TensorType?]
+    /// Output kinds inferred at load (nil where unknown).
+    let outputKinds: [ValueKind?]
+    /// Declared kinds of the subgraph's own inputs (nil where not declared).
+    let formalKinds: [ValueKind?]
 
     /// Compiles attribute `name` of the node in `context`, which must hold one graph.
     init(_ context: OperatorContext, attribute name: String) throws {
@@ -105,6 +109,8 @@ struct Subgraph: Sendable {
         outputSlots = graph.outputs.compactMap { plan.outputSlots[$0.name] }
         guard outputSlots.count == graph.outputs.count else { throw OpError("subgraph '\(name)' has outputs it does not produce") }
         outputTypes = outputSlots.map { plan.slotTypes[$0] }
+        outputKinds = outputSlots.map { plan.slotKinds[$0] }
+        formalKinds = graph.inputs.dropLast(capturedCount).map(\.kind)
         self.plan = plan
     }
 
@@ -112,27 +118,36 @@ struct Subgraph: Sendable {
     var formalCount: Int { formalSlots.count }
 
     /// Runs the subgraph on its own inputs `formal` and the node's captured values `captures`.
-    func run(_ formal: [Tensor], captures: ArraySlice<Tensor?>, context: ExecutionContext) throws -> [Tensor] {
+    func run(_ formal: [Value], captures: ArraySlice<Value?>, context: ExecutionContext) throws -> [Value] {
         guard formal.count == formalSlots.count else {
             throw OpError("the subgraph takes \(formalSlots.count) inputs, \(formal.count) were given")
         }
-        var values = [Tensor?](repeating: nil, count: plan.slotCount)
-        for (slot, tensor) in plan.constants { values[slot] = tensor }
-        for (slot, tensor) in zip(formalSlots, formal) { values[slot] = tensor }
+        var values = [Value?](repeating: nil, count: plan.slotCount)
+        for (slot, tensor) in plan.constants { values[slot] = .tensor(tensor) }
+        for (slot, value) in zip(formalSlots, formal) { values[slot] = value }
         for (slot, capture) in captureSlots {
             let index = captures.startIndex + capture
-            guard index < captures.endIndex, let tensor = captures[index] else {
+            guard index < captures.endIndex, let value = captures[index] else {
                 throw OpError("the subgraph reads an outer value that was not given")
             }
-            values[slot] = tensor
+            values[slot] = value
         }
         try plan.execute(plan.fullSchedule, values: &values, context: context)
-        var outputs: [Tensor] = []
+        var outputs: [Value] = []
         outputs.reserveCapacity(outputSlots.count)
         for slot in outputSlots {
-            guard let tensor = values[slot] else { throw OpError("subgraph output '\(plan.slotNames[slot])' was not produced") }
-            outputs.append(tensor)
+            guard let value = values[slot] else { throw OpError("subgraph output '\(plan.slotNames[slot])' was not produced") }
+            outputs.append(value)
         }
         return outputs
+    }
+
+    /// `run` for a subgraph of tensors (Scan's body): every output must be a tensor.
+    func run(_ formal: [Tensor], captures: ArraySlice<Tensor?>, context: ExecutionContext) throws -> [Tensor] {
+        let outputs = try run(formal.map(Value.tensor), captures: ArraySlice(captures.map { $0.map(Value.tensor) }), context: context)
+        return try outputs.enumerated().map { index, value in
+            guard let tensor = value.tensor else { throw OpError("subgraph output \(index) is a \(value.kind); a tensor is needed") }
+            return tensor
+        }
     }
 }

@@ -64,15 +64,35 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 public struct ValueInfo: Sendable {
     /// Value name.
     public var name: String
-    /// Declared type; nil when the model does not say.
+    /// Declared type; nil when the model does not say. For a sequence or an optional, the type of
+    /// the tensors it holds.
     public var type: TensorType?
+    /// Tensor, sequence or optional; nil when unknown (an outer value a subgraph reads).
+    public var kind: ValueKind?
     /// For an output that is a sequence of maps (ONNX-ML's ZipMap): the keys every map has. The
     /// value is then carried as `type`, a tensor with one row of map values per map.
     public var mapKeys: Tensor?
 
-    public init(name: String, type: TensorType?, mapKeys: Tensor? = nil) {
+    public init(name: String, type: TensorType?, kind: ValueKind? = .tensor, mapKeys: Tensor? = nil) {
         self.name = name
         self.type = type
+        self.kind = kind
         self.mapKeys = mapKeys
+    }
+}
+
+extension ValueInfo {
+    /// The type as ONNX writes it: `float[1, 3]`, `seq(float[?])`, `optional(seq(int64[2]))`;
+    /// nil when neither the kind nor the tensor type is known.
+    public var typeDescription: String? {
+        func described(_ kind: ValueKind) -> String {
+            switch kind {
+            case .tensor: type?.description ?? "?"
+            case .sequence: "seq(\(type?.description ?? "?"))"
+            case .optional(let element): "optional(\(described(element)))"
+            }
+        }
+        guard let kind, kind != .tensor else { return type?.description }
+        return described(kind)
     }
 }

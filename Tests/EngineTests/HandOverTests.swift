@@ -40,9 +40,9 @@ import Testing
             inputSlots: ["v\(input)": input], outputOrder: outputs.map { "v\($0)" },
             outputSlots: Dictionary(uniqueKeysWithValues: outputs.map { ("v\($0)", $0) }), slotTypes: [])
         let feed = Tensor([3, 4] as [Float], shape: [2])
-        var values = [Tensor?](repeating: nil, count: slots)
-        values[constant] = plan.constants[0].tensor
-        values[input] = feed
+        var values = [Value?](repeating: nil, count: slots)
+        values[constant] = .tensor(plan.constants[0].tensor)
+        values[input] = .tensor(feed)
         try plan.execute(plan.fullSchedule, values: &values,
                          context: ExecutionContext(pool: BufferPool(), parallelism: .serial))
         withExtendedLifetime(feed) {}

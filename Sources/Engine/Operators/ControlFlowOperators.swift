@@ -87,7 +87,7 @@ enum ControlFlowOperators {
 // MARK: If
 
 /// Runs `then_branch` or `else_branch` on the outer values they read.
-struct IfOperator: Operator {
+struct IfOperator: ValueOperator {
     let thenBranch: Subgraph
     let elseBranch: Subgraph
     let explicitInputs: Int
@@ -115,8 +115,14 @@ struct IfOperator: Operator {
         }
     }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let branch = try ControlFlowOperators.flag(try inputs.required(0), "cond") ? thenBranch : elseBranch
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
+        if let cond = inputs.first, let cond, cond != .tensor { throw OpError("cond is a \(cond); a bool tensor is needed") }
+        // A branch's kind where both agree (a branch that fails to agree fails when it runs).
+        return zip(thenBranch.outputKinds, elseBranch.outputKinds).map { $0 == $1 ? $0 : nil }
+    }
+
+    func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
+        let branch = try ControlFlowOperators.flag(try inputs.requiredTensor(0), "cond") ? thenBranch : elseBranch
         return try branch.run([], captures: inputs[explicitInputs...], context: context)
     }
 }
@@ -125,7 +131,7 @@ struct IfOperator: Operator {
 
 /// `for i in 0..<M while cond`: the body maps (i, cond, carried...) to (cond, carried..., scan...);
 /// the outputs are the final carried values and each scan output stacked over the iterations.
-struct LoopOperator: Operator {
+struct LoopOperator: ValueOperator {
     let body: Subgraph
     let explicitInputs: Int
     /// Loop-carried values (N).
@@ -159,14 +165,28 @@ struct LoopOperator: Operator {
         return carriedTypes + scanTypes
     }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
+        for index in 0..<min(2, inputs.count) {
+            if let kind = inputs[index], kind != .tensor { throw OpError("\(index == 0 ? "M" : "cond") is a \(kind); a tensor is needed") }
+        }
+        let carriedKinds = (0..<carried).map { index -> ValueKind? in
+            let initial = 2 + index < inputs.count ? inputs[2 + index] : nil
+            return body.outputKinds[1 + index] ?? initial
+        }
+        return carriedKinds + Array(repeating: .tensor, count: scans)
+    }
+
+    func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         var tripCount: Int?
-        if let m = inputs.optional(0) {
+        if let m = try inputs.optionalTensor(0) {
             guard m.dataType == .int64, m.elementCount == 1 else { throw OpError.invalidArgument("M must be one int64, not \(m.dataType)\(m.shape)") }
             tripCount = Int(max(0, m.pointer(as: Int64.self)[0]))
         }
-        var condition = try inputs.optional(1).map { try ControlFlowOperators.flag($0, "cond") } ?? true
-        var state: [Tensor] = try (0..<carried).map { try inputs.required(2 + $0) }
+        var condition = try inputs.optionalTensor(1).map { try ControlFlowOperators.flag($0, "cond") } ?? true
+        var state: [Value] = try (0..<carried).map { index in
+            guard 2 + index < inputs.count, let value = inputs[2 + index] else { throw OpError("loop-carried input \(index) is missing") }
+            return value
+        }
         var scanned = [[Tensor]](repeating: [], count: scans)
         let captures = inputs[explicitInputs...]
         var iteration = 0
@@ -174,17 +194,22 @@ struct LoopOperator: Operator {
             guard iteration < ControlFlowOperators.maximumIterations else {
                 throw OpError.invalidArgument("the loop reached \(ControlFlowOperators.maximumIterations) iterations, the engine's limit")
             }
-            let outputs = try body.run([Tensor(scalar: Int64(iteration)), Tensor(scalar: condition)] + state,
+            let outputs = try body.run([.tensor(Tensor(scalar: Int64(iteration))), .tensor(Tensor(scalar: condition))] + state,
                                        captures: captures, context: context)
-            condition = try ControlFlowOperators.flag(outputs[0], "the body's cond output")
+            guard let conditionOutput = outputs[0].tensor else { throw OpError("the body's cond output is a \(outputs[0].kind)") }
+            condition = try ControlFlowOperators.flag(conditionOutput, "the body's cond output")
             state = Array(outputs[1..<(1 + carried)])
-            for index in 0..<scans { scanned[index].append(outputs[1 + carried + index]) }
+            for index in 0..<scans {
+                let value = outputs[1 + carried + index]
+                guard let tensor = value.tensor else { throw OpError("scan output \(index) of the body is a \(value.kind); a tensor is needed") }
+                scanned[index].append(tensor)
+            }
             iteration += 1
         }
         var results = state
         for index in 0..<scans {
-            results.append(try ControlFlowOperators.stack(scanned[index], axis: 0, reversed: false,
-                                                          emptyType: body.outputTypes[1 + carried + index], context))
+            results.append(.tensor(try ControlFlowOperators.stack(scanned[index], axis: 0, reversed: false,
+                                                                  emptyType: body.outputTypes[1 + carried + index], context)))
         }
         return results
     }

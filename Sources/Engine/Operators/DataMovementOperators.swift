@@ -68,6 +68,9 @@ struct Concat: ElementMovingOperator {
         axis = context.version < 4 ? try context.int("axis", default: 1) : try context.required("axis", context.int)
     }
 
+    /// Concat along `axis` (ConcatFromSequence's join).
+    init(axis: Int) { self.axis = axis }
+
     func movesElements(ofInput position: Int) -> Bool { true }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {

@@ -210,12 +210,15 @@ struct Unsqueeze: Operator {
 
 // MARK: Identity and Dropout
 
-/// Identity: the input, unchanged.
-struct Identity: Operator {
+/// Identity: the input, unchanged (a tensor; since opset 14 a sequence, since 16 an optional).
+struct Identity: ValueOperator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [inputs.first ?? nil] }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        [try Layout.input(inputs, 0, "input")]
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [inputs.first ?? nil] }
+
+    func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
+        guard let input = inputs.first, let input else { throw OpError("missing required input 0 (input)") }
+        return [input]
     }
 }
 
