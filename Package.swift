@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "ONNX",
             dependencies: ["Tensors", "Engine", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["onnx.proto", "README.md"],
+            exclude: ["onnx.proto", "onnx-data.proto", "README.md"],
             swiftSettings: strictSettings
         ),
 

@@ -36,11 +36,45 @@ RTOL, ATOL = 1e-3, 1e-5
 
 # MARK: generating cases
 
+def _value_proto(value, type_proto, name):
+    """The proto of one value of this TypeProto: TensorProto, SequenceProto or OptionalProto;
+    None for maps (onnx-serve has no map inputs or outputs)."""
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        return value if isinstance(value, onnx.TensorProto) else numpy_helper.from_array(np.asarray(value), name)
+    if kind == "sequence_type":
+        if type_proto.sequence_type.elem_type.WhichOneof("value") != "tensor_type":
+            return None
+        return numpy_helper.from_list([np.asarray(v) for v in value], name)
+    if kind == "optional_type":
+        element = type_proto.optional_type.elem_type
+        if value is None:
+            proto = onnx.OptionalProto()
+            proto.name = name
+            proto.elem_type = (onnx.OptionalProto.SEQUENCE if element.WhichOneof("value") == "sequence_type"
+                               else onnx.OptionalProto.TENSOR)
+            return proto
+        inner = _value_proto(value, element, "")
+        if inner is None:
+            return None
+        proto = onnx.OptionalProto()
+        proto.name = name
+        if isinstance(inner, onnx.SequenceProto):
+            proto.elem_type = onnx.OptionalProto.SEQUENCE
+            proto.sequence_value.CopyFrom(inner)
+        else:
+            proto.elem_type = onnx.OptionalProto.TENSOR
+            proto.tensor_value.CopyFrom(inner)
+        return proto
+    return None
+
+
 def _write_value(path, value, value_info):
-    """Writes one input/output in the backend-test format; returns False for non-tensor values."""
-    if not value_info.type.HasField("tensor_type"):
+    """Writes one input/output in the backend-test format (TensorProto, SequenceProto or
+    OptionalProto, as onnx's own test data); returns False for values onnx-serve cannot take (maps)."""
+    proto = _value_proto(value, value_info.type, value_info.name)
+    if proto is None:
         return False
-    proto = value if isinstance(value, onnx.TensorProto) else numpy_helper.from_array(np.asarray(value), value_info.name)
     with open(path, "wb") as f:
         f.write(proto.SerializeToString())
     return True
@@ -48,7 +82,8 @@ def _write_value(path, value, value_info):
 
 def generate_node_cases(root):
     """Writes every node test case under root/node; skips work when already done for this onnx."""
-    stamp = os.path.join(root, "node", ".generated-by-onnx-" + onnx.__version__)
+    # The suffix names the data format: bump it when the way values are written changes.
+    stamp = os.path.join(root, "node", ".generated-by-onnx-" + onnx.__version__ + "-sequences")
     if os.path.exists(stamp):
         return
     import warnings
@@ -72,7 +107,7 @@ def generate_node_cases(root):
             for j, value in enumerate(outputs):
                 tensors_only &= _write_value(os.path.join(data_dir, "output_%d.pb" % j), value, case.model.graph.output[j])
         if not tensors_only:
-            # Sequence, map and optional values: onnx-serve serves tensors only.
+            # Maps (and sequences of them): onnx-serve takes tensors, sequences and optionals only.
             open(os.path.join(directory, "NOT_TENSORS"), "w").close()
     open(stamp, "w").close()
 
@@ -119,6 +154,44 @@ def load_tensor(path):
     return numpy_helper.to_array(proto)
 
 
+def load_value(path, type_proto):
+    """A value file as its TypeProto says: an array, a list of arrays, or (optional) None or either."""
+    kind = type_proto.WhichOneof("value")
+    with open(path, "rb") as f:
+        data = f.read()
+    if kind == "sequence_type":
+        proto = onnx.SequenceProto()
+        proto.ParseFromString(data)
+        return [numpy_helper.to_array(t) for t in proto.tensor_values]
+    if kind == "optional_type":
+        proto = onnx.OptionalProto()
+        proto.ParseFromString(data)
+        if proto.HasField("tensor_value"):
+            return numpy_helper.to_array(proto.tensor_value)
+        if proto.HasField("sequence_value"):
+            return [numpy_helper.to_array(t) for t in proto.sequence_value.tensor_values]
+        return None
+    return load_tensor(path)
+
+
+def compare_values(expected, actual):
+    """`compare` through sequences (lists) and optionals (None for none)."""
+    if expected is None or actual is None:
+        return None if expected is None and actual is None else "optional: %s, expected %s" % (
+            "none" if actual is None else "a value", "none" if expected is None else "a value")
+    if isinstance(expected, list) or isinstance(actual, list):
+        if not (isinstance(expected, list) and isinstance(actual, list)):
+            return "a %s, expected a %s" % (type(actual).__name__, type(expected).__name__)
+        if len(expected) != len(actual):
+            return "sequence of %d tensors, expected %d" % (len(actual), len(expected))
+        for index, (e, a) in enumerate(zip(expected, actual)):
+            reason = compare(e, a)
+            if reason:
+                return "tensor %d of the sequence: %s" % (index, reason)
+        return None
+    return compare(expected, actual)
+
+
 def compare(expected, actual):
     """None when equal within tolerance, else a short reason."""
     if expected.dtype != actual.dtype:
@@ -163,7 +236,8 @@ def classify(stderr):
 
 def run_ours(binary, case_dir, timeout):
     if os.path.exists(os.path.join(case_dir, "NOT_TENSORS")):
-        return "not tensors", "inputs or outputs are sequences, maps or optionals"
+        return "not tensors", "inputs or outputs are maps"
+    output_types = [o.type for o in onnx.load(os.path.join(case_dir, "model.onnx"), load_external_data=False).graph.output]
     with tempfile.TemporaryDirectory() as scratch:
         for data_set in data_sets(case_dir):
             data_dir = os.path.join(case_dir, data_set)
@@ -181,11 +255,11 @@ def run_ours(binary, case_dir, timeout):
                 message = done.stderr.strip().splitlines()
                 message = message[-1] if message else "exit %d" % done.returncode
                 return classify(message), message
-            for expected_path in numbered(data_dir, "output_"):
+            for index, expected_path in enumerate(numbered(data_dir, "output_")):
                 actual_path = os.path.join(out_dir, os.path.basename(expected_path))
                 if not os.path.exists(actual_path):
                     return "mismatch", "%s not written" % os.path.basename(expected_path)
-                reason = compare(load_tensor(expected_path), load_tensor(actual_path))
+                reason = compare_values(load_value(expected_path, output_types[index]), load_value(actual_path, output_types[index]))
                 if reason:
                     return "mismatch", "%s: %s" % (os.path.basename(expected_path), reason)
     return "pass", ""
@@ -203,10 +277,16 @@ def run_ort(case_dir):
         session = ort.InferenceSession(os.path.join(case_dir, "model.onnx"), options, providers=["CPUExecutionProvider"])
         for data_set in data_sets(case_dir):
             data_dir = os.path.join(case_dir, data_set)
-            feeds = {i.name: load_tensor(p) for i, p in zip(session.get_inputs(), numbered(data_dir, "input_"))}
+            graph = onnx.load(os.path.join(case_dir, "model.onnx"), load_external_data=False).graph
+            input_types = {i.name: i.type for i in graph.input}
+            feeds = {i.name: load_value(p, input_types[i.name]) for i, p in zip(session.get_inputs(), numbered(data_dir, "input_"))}
             results = session.run(None, feeds)
-            for expected_path, actual in zip(numbered(data_dir, "output_"), results):
-                reason = compare(load_tensor(expected_path), np.asarray(actual))
+            for index, (expected_path, actual) in enumerate(zip(numbered(data_dir, "output_"), results)):
+                if isinstance(actual, list):
+                    actual = [np.asarray(a) for a in actual]
+                elif actual is not None:
+                    actual = np.asarray(actual)
+                reason = compare_values(load_value(expected_path, graph.output[index].type), actual)
                 if reason:
                     return "mismatch", reason
     except Exception as error:  # ORT raises many types; any is a failure of that case

@@ -58,16 +58,16 @@ final class ModelImporter {
         }
         var inputs: [ValueInfo] = []
         for info in proto.input where initializers[info.name] == nil {
-            inputs.append(ValueInfo(name: info.name, type: try tensorType(info, role: "input")))
+            inputs.append(try declared(info, role: "input"))
         }
         var outputs: [ValueInfo] = []
         for info in proto.output {
-            outputs.append(ValueInfo(name: info.name, type: try tensorType(info, role: "output")))
+            outputs.append(try declared(info, role: "output"))
         }
         var valueInfo: [String: TensorType] = [:]
         for info in proto.valueInfo {
             // Intermediate annotations are hints; non-tensor or odd ones are simply not used.
-            if let type = try? tensorType(info, role: "value") { valueInfo[info.name] = type }
+            if let value = try? declared(info, role: "value"), value.kind == .tensor, let type = value.type { valueInfo[info.name] = type }
         }
         var nodes: [Node] = []
         nodes.reserveCapacity(proto.node.count)
@@ -84,22 +84,54 @@ final class ModelImporter {
                      valueInfo: valueInfo, initializers: initializers)
     }
 
-    /// The declared tensor type of a graph input or output (nil when the file leaves it out).
-    private func tensorType(_ info: Onnx_ValueInfoProto, role: String) throws(ONNXError) -> TensorType? {
-        guard info.hasType, let value = info.type.value else { return nil }
+    /// A graph input or output as declared: its kind and the type of its tensors (both nil when
+    /// the file leaves the type out).
+    private func declared(_ info: Onnx_ValueInfoProto, role: String) throws(ONNXError) -> ValueInfo {
+        guard info.hasType, info.type.value != nil else { return ValueInfo(name: info.name, type: nil, kind: nil) }
         // A sequence of maps (ZipMap's output): its operator gives the type it is carried as.
-        if role == "output", case .sequenceType(let sequence) = value, case .mapType? = sequence.elemType.value { return nil }
-        guard case .tensorType(let tensor) = value else {
-            throw .invalidModel("\(role) '\(info.name)' is not a tensor (\(Self.kind(of: value))); onnx-serve supports tensors only")
+        if role == "output", case .sequenceType(let sequence)? = info.type.value, case .mapType? = sequence.elemType.value {
+            return ValueInfo(name: info.name, type: nil)
         }
-        let dataType = try TensorProtoCodec.dataType(code: tensor.elemType, of: "\(role) '\(info.name)'")
+        let (kind, type) = try valueType(info.type, what: "\(role) '\(info.name)'")
+        return ValueInfo(name: info.name, type: type, kind: kind)
+    }
+
+    /// The kind a `TypeProto` describes and the type of its tensors: a tensor, a sequence of
+    /// tensors, or an optional of either. Maps, sparse tensors and sequences of sequences are refused.
+    func valueType(_ proto: Onnx_TypeProto, what: String) throws(ONNXError) -> (ValueKind, TensorType?) {
+        switch proto.value {
+        case .tensorType(let tensor)?:
+            return (.tensor, try tensorType(tensor, what: what))
+        case .sequenceType(let sequence)?:
+            guard case .tensorType(let tensor)? = sequence.elemType.value else {
+                throw .invalidModel("\(what) is a sequence of \(sequence.elemType.value.map(Self.kind) ?? "unknown values"); onnx-serve supports sequences of tensors only")
+            }
+            return (.sequence, try tensorType(tensor, what: what))
+        case .optionalType(let optional)?:
+            switch optional.elemType.value {
+            case .tensorType?, .sequenceType?:
+                let (element, type) = try valueType(optional.elemType, what: what)
+                return (.optional(element), type)
+            default:
+                throw .invalidModel("\(what) is an optional of \(optional.elemType.value.map(Self.kind) ?? "unknown values"); onnx-serve supports optional tensors and sequences only")
+            }
+        case let value?:
+            throw .invalidModel("\(what) is a \(Self.kind(of: value)); onnx-serve supports tensors, sequences of tensors and optionals")
+        case nil:
+            throw .invalidModel("\(what) has an empty type")
+        }
+    }
+
+    /// A declared tensor type (nil dims when the shape is left out).
+    private func tensorType(_ tensor: Onnx_TypeProto.Tensor, what: String) throws(ONNXError) -> TensorType {
+        let dataType = try TensorProtoCodec.dataType(code: tensor.elemType, of: what)
         guard tensor.hasShape else { return TensorType(dataType, nil) }
         var dims: [Dim] = []
         for dim in tensor.shape.dim {
             switch dim.value {
             case .dimValue(let size)? where size >= 0:
                 guard size <= Int64(TensorProtoCodec.maximumElementCount) else {
-                    throw .invalidModel("\(role) '\(info.name)' declares dimension \(size), more than onnx-serve supports (\(TensorProtoCodec.maximumElementCount))")
+                    throw .invalidModel("\(what) declares dimension \(size), more than onnx-serve supports (\(TensorProtoCodec.maximumElementCount))")
                 }
                 dims.append(.fixed(Int(size)))
             // "?" is how some exporters (PaddlePaddle) write "unnamed": each one is a size of its own.
@@ -108,7 +140,7 @@ final class ModelImporter {
             }
         }
         guard Shape(dims.map { $0.value ?? 1 }).checkedElementCount != nil else {
-            throw .invalidModel("\(role) '\(info.name)' declares more elements than onnx-serve can count: \(tensor.shape.dim.map { $0.dimValue })")
+            throw .invalidModel("\(what) declares more elements than onnx-serve can count: \(tensor.shape.dim.map { $0.dimValue })")
         }
         return TensorType(dataType, dims)
     }
@@ -140,6 +172,7 @@ final class ModelImporter {
             else if attribute.hasS { type = .string }
             else if attribute.hasT { type = .tensor }
             else if attribute.hasG { type = .graph }
+            else if attribute.hasTp { type = .typeProto }
             else if !attribute.floats.isEmpty { type = .floats }
             else if !attribute.ints.isEmpty { type = .ints }
             else if !attribute.strings.isEmpty { type = .strings }
@@ -153,6 +186,9 @@ final class ModelImporter {
         case .tensor: return .tensor(try TensorProtoCodec.tensor(from: attribute.t, external: external))
         case .graph: return .graph(try graph(attribute.g, path: "\(path)/\(attribute.name)"))
         case .sparseTensor: return .tensor(try dense(attribute.sparseTensor))
+        case .typeProto:
+            let (kind, tensorType) = try valueType(attribute.tp, what: what)
+            return .type(kind, tensorType)
         case .floats: return .floats(attribute.floats)
         case .ints: return .ints(attribute.ints.map { Int($0) })
         case .strings: return .strings(attribute.strings.map { String(decoding: $0, as: UTF8.self) })

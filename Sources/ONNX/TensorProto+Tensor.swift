@@ -171,3 +171,101 @@ public enum TensorFile {
         (try? TensorProtoCodec.proto(for: tensor, name: name).serializedBytes()) ?? []
     }
 }
+
+/// Reading and writing standalone serialized values of any kind the engine runs: `TensorProto`
+/// for a tensor, `SequenceProto` for a sequence of tensors, `OptionalProto` for an optional (the
+/// ONNX backend test format for sequence and optional inputs and outputs).
+public enum ValueFile {
+    /// Decodes a serialized value of `kind`. `elementType` is the declared type of its tensors,
+    /// which an empty sequence takes (float when nil); tensors of another type are refused.
+    public static func decode(_ bytes: [UInt8], kind: ValueKind, elementType: DataType?) throws(ONNXError) -> Value {
+        switch kind {
+        case .tensor:
+            return .tensor(try TensorFile.decode(bytes).tensor)
+        case .sequence:
+            let proto: Onnx_SequenceProto
+            do { proto = try Onnx_SequenceProto(serializedBytes: bytes) } catch {
+                throw .malformed("not a serialized SequenceProto (\(error))")
+            }
+            return .sequence(try sequence(proto, elementType: elementType))
+        case .optional(let element):
+            let proto: Onnx_OptionalProto
+            do { proto = try Onnx_OptionalProto(serializedBytes: bytes) } catch {
+                throw .malformed("not a serialized OptionalProto (\(error))")
+            }
+            switch element {
+            case .tensor where proto.hasTensorValue:
+                let tensor = try TensorProtoCodec.tensor(from: proto.tensorValue, external: nil)
+                if let elementType, tensor.dataType != elementType {
+                    throw .malformed("the optional holds a \(tensor.dataType) tensor; \(elementType) is expected")
+                }
+                return .optional(.tensor(tensor), kind: .tensor)
+            case .sequence where proto.hasSequenceValue:
+                return .optional(.sequence(try sequence(proto.sequenceValue, elementType: elementType)), kind: .sequence)
+            case .tensor, .sequence:
+                guard !proto.hasTensorValue && !proto.hasSequenceValue else {
+                    throw .malformed("the optional holds a \(proto.hasTensorValue ? "tensor" : "sequence"); a \(element) is expected")
+                }
+                return .optional(nil, kind: element)
+            case .optional:
+                throw .malformed("optionals of optionals are not supported")
+            }
+        }
+    }
+
+    /// Reads a serialized value of `kind` from `path` (see `decode`).
+    public static func read(_ path: String, kind: ValueKind, elementType: DataType?) throws(ONNXError) -> Value {
+        let file = try MappedFile(path: path)
+        do {
+            return try decode(Array(file.buffer), kind: kind, elementType: elementType)
+        } catch .malformed(let message) {
+            throw .malformed("\(path): \(message)")
+        }
+    }
+
+    /// Serializes `value` as the proto of its kind, named `name`.
+    public static func encode(_ value: Value, name: String) -> [UInt8] {
+        switch value {
+        case .tensor(let tensor):
+            return TensorFile.encode(tensor, name: name)
+        case .sequence(let sequence):
+            // Serializing a message we built ourselves cannot fail.
+            return (try? sequenceProto(sequence, name: name).serializedBytes()) ?? []
+        case .optional(let element, let kind):
+            var proto = Onnx_OptionalProto()
+            proto.name = name
+            proto.elemType = kind == .sequence ? Int32(Onnx_OptionalProto.DataType.sequence.rawValue)
+                                               : Int32(Onnx_OptionalProto.DataType.tensor.rawValue)
+            switch element {
+            case .tensor(let tensor)?: proto.tensorValue = TensorProtoCodec.proto(for: tensor, name: "")
+            case .sequence(let sequence)?: proto.sequenceValue = sequenceProto(sequence, name: "")
+            case .optional?, nil: break
+            }
+            return (try? proto.serializedBytes()) ?? []
+        }
+    }
+
+    private static func sequence(_ proto: Onnx_SequenceProto, elementType: DataType?) throws(ONNXError) -> TensorSequence {
+        let tensorCode = Int32(Onnx_SequenceProto.DataType.tensor.rawValue)
+        guard proto.elemType == tensorCode || (proto.tensorValues.isEmpty && proto.sequenceValues.isEmpty
+                                               && proto.mapValues.isEmpty && proto.optionalValues.isEmpty) else {
+            throw .malformed("the sequence holds values of elem_type \(proto.elemType); onnx-serve reads sequences of tensors only")
+        }
+        var tensors: [Tensor] = []
+        tensors.reserveCapacity(proto.tensorValues.count)
+        for value in proto.tensorValues { tensors.append(try TensorProtoCodec.tensor(from: value, external: nil)) }
+        let type = elementType ?? tensors.first?.dataType ?? .float
+        guard let sequence = TensorSequence.checked(elementType: type, tensors) else {
+            throw .malformed("the sequence's tensors are not all \(type): \(tensors.map { "\($0.dataType)" }.joined(separator: ", "))")
+        }
+        return sequence
+    }
+
+    private static func sequenceProto(_ sequence: TensorSequence, name: String) -> Onnx_SequenceProto {
+        var proto = Onnx_SequenceProto()
+        proto.name = name
+        proto.elemType = Int32(Onnx_SequenceProto.DataType.tensor.rawValue)
+        proto.tensorValues = sequence.tensors.map { TensorProtoCodec.proto(for: $0, name: "") }
+        return proto
+    }
+}

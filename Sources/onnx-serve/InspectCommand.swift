@@ -33,12 +33,12 @@ struct InspectCommand: ParsableCommand {
             lines.append("metadata: " + model.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
         lines.append("inputs:")
-        for input in graph.inputs { lines.append("  \(input.name): \(input.type?.description ?? "unknown type")") }
+        for input in graph.inputs { lines.append("  \(input.name): \(input.typeDescription ?? "unknown type")") }
         let session = Result { try InferenceSession(model: model, options: .init(intraOpThreads: 1)) }
         lines.append("outputs:")
         for (index, output) in graph.outputs.enumerated() {
-            let type = (try? session.get())?.outputs[index].type ?? output.type
-            lines.append("  \(output.name): \(type?.description ?? "unknown type")")
+            let info = (try? session.get())?.outputs[index] ?? output
+            lines.append("  \(output.name): \(info.typeDescription ?? "unknown type")")
         }
         let parameters = graph.initializers.values.reduce(0) { $0 + $1.elementCount }
         let bytes = graph.initializers.values.reduce(0) { $0 + $1.byteCount }

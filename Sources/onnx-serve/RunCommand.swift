@@ -11,7 +11,8 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a model once on inputs stored as TensorProto files (the ONNX backend test format).",
         discussion: """
             Each --input is FILE.pb (matched to the graph inputs that are not initializers, in order) \
-            or NAME=FILE.pb. Writes DIR/output_K.pb for each graph output K, named after the output.
+            or NAME=FILE.pb. Writes DIR/output_K.pb for each graph output K, named after the output. \
+            Sequence and optional inputs and outputs are SequenceProto and OptionalProto files.
             """
     )
 
@@ -38,10 +39,11 @@ struct RunCommand: ParsableCommand {
             let session = try InferenceSession(
                 contentsOf: model, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals))
             let feeds = try Self.feeds(inputs, for: session)
-            let results = try session.run(feeds)
+            let results = try session.runValues(feeds)
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
             for (index, output) in session.outputs.enumerated() {
-                let bytes = TensorFile.encode(results[output.name]!, name: output.name)
+                guard let value = results[output.name] else { throw ValidationError("output '\(output.name)' was not produced") }
+                let bytes = ValueFile.encode(value, name: output.name)
                 let path = "\(outputDirectory)/output_\(index).pb"
                 guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
                     throw ValidationError("cannot write \(path)")
@@ -51,9 +53,9 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Matches `--input` arguments to the session's inputs.
-    static func feeds(_ arguments: [String], for session: InferenceSession) throws -> [String: Tensor] {
+    static func feeds(_ arguments: [String], for session: InferenceSession) throws -> [String: Value] {
         let names = session.inputs.map(\.name)
-        var feeds: [String: Tensor] = [:]
+        var feeds: [String: Value] = [:]
         var position = 0
         for argument in arguments {
             let name: String, path: String
@@ -69,7 +71,8 @@ struct RunCommand: ParsableCommand {
                 position += 1
             }
             guard feeds[name] == nil else { throw ValidationError("input '\(name)' given twice") }
-            feeds[name] = try TensorFile.read(path).tensor
+            let input = session.inputs.first { $0.name == name }
+            feeds[name] = try ValueFile.read(path, kind: input?.kind ?? .tensor, elementType: input?.type?.dataType)
         }
         return feeds
     }
