@@ -38,6 +38,11 @@ public final class ServedModel: Sendable {
         } catch {
             throw .invalidArgument("\(error)")
         }
+        // The wire formats carry tensors; sequences and optionals inside the graph are fine.
+        if let value = (session.inputs + session.outputs).first(where: { $0.kind != .tensor && $0.kind != nil }) {
+            throw .invalidArgument("'\(value.name)' is a \(value.typeDescription ?? "sequence or optional"); the HTTP APIs serve models"
+                                   + " whose inputs and outputs are tensors (`onnx-serve run` takes and writes sequences and optionals)")
+        }
         self.name = name
         self.version = version
         self.metrics = metrics
