@@ -8,9 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
 
-from conftest import run_cli
+from conftest import run_model
 
 RTOL, ATOL = 1e-3, 1e-5
 
@@ -29,22 +28,7 @@ def _run_ours(binary, model, feeds, tmp_path):
     """Runs the model with `onnx-serve run`; returns the outputs in graph order as numpy arrays."""
     path = os.path.join(tmp_path, "model.onnx")
     onnx.save(model, path)
-    arguments = []
-    for name, value in feeds.items():
-        tensor_path = os.path.join(tmp_path, "input_%s.pb" % name)
-        with open(tensor_path, "wb") as handle:
-            handle.write(numpy_helper.from_array(value, name).SerializeToString())
-        arguments += ["--input", "%s=%s" % (name, tensor_path)]
-    out = os.path.join(tmp_path, "out")
-    code, _, stderr = run_cli(binary, "run", path, *arguments, "--output-dir", out)
-    assert code == 0, stderr
-    results = []
-    for index in range(len(model.graph.output)):
-        tensor = onnx.TensorProto()
-        with open(os.path.join(out, "output_%d.pb" % index), "rb") as handle:
-            tensor.ParseFromString(handle.read())
-        results.append(numpy_helper.to_array(tensor))
-    return results
+    return run_model(binary, path, feeds, str(tmp_path))
 
 
 def _as_array(value, keys=None):

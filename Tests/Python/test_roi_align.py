@@ -7,12 +7,11 @@ average and max pooling, adaptive and fixed sampling; then regions naming an ima
 exist, coordinates that are not finite, or more indices than regions must be refused with a clear error.
 """
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli, run_error
+from conftest import run_error, run_model
 
 
 def second_stage(opset, rng, **attributes):
@@ -52,13 +51,7 @@ def feeds(rng):
 def run_ours(binary, tmp_path, model, inputs):
     path = tmp_path / "model.onnx"
     path.write_bytes(model.SerializeToString())
-    arguments = []
-    for name, array in inputs.items():
-        (tmp_path / (name + ".pb")).write_bytes(numpy_helper.from_array(array, name).SerializeToString())
-        arguments += ["--input", "%s=%s" % (name, tmp_path / (name + ".pb"))]
-    code, _, err = run_cli(binary, "run", str(path), *arguments, "--output-dir", str(tmp_path / "out"))
-    assert code == 0, err
-    return [numpy_helper.to_array(onnx.load_tensor(str(tmp_path / "out" / ("output_%d.pb" % k)))) for k in range(2)]
+    return run_model(binary, str(path), inputs, str(tmp_path))
 
 
 @pytest.mark.parametrize("opset,attributes", [
