@@ -185,19 +185,7 @@ struct Split: ElementMovingOperator {
         guard data.shape.rank > 0 else { throw OpError.invalidArgument("cannot split a scalar") }
         let axis = try Layout.axis(self.axis, rank: data.shape.rank)
         let requested = try attributeSizes ?? Layout.optionalIntegers(inputs.count > 1 ? inputs[1] : nil, "split")
-        let dims = data.shape.dims
-        let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
-        var offset = 0
-        return try sizes(axisSize: dims[axis], requested: requested).map { size in
-            var partDims = dims
-            partDims[axis] = size
-            defer { offset += size }
-            if outer == 1 { return Layout.sharedElements(of: data, offset: offset * inner, shape: Shape(partDims)) }
-            let part = try context.allocate(data.dataType, Shape(partDims))
-            Layout.copy(data, sourceOffset: offset * inner, sourceStrides: [dims[axis] * inner, 1], shape: [outer, size * inner],
-                        into: part, targetStrides: [size * inner, 1], context)
-            return part
-        }
+        return try Layout.split(data, axis: axis, sizes: sizes(axisSize: data.shape[axis], requested: requested), context)
     }
 }
 

@@ -96,6 +96,24 @@ enum Layout {
         return values[0]
     }
 
+    /// `data` cut along `axis` into consecutive parts of `sizes` (which sum to the axis, checked by
+    /// the caller): views of its elements when nothing precedes the axis, copies otherwise.
+    static func split(_ data: Tensor, axis: Int, sizes: [Int], _ context: ExecutionContext) throws -> [Tensor] {
+        let dims = data.shape.dims
+        let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
+        var offset = 0
+        return try sizes.map { size in
+            var partDims = dims
+            partDims[axis] = size
+            defer { offset += size }
+            if outer == 1 { return sharedElements(of: data, offset: offset * inner, shape: Shape(partDims)) }
+            let part = try context.allocate(data.dataType, Shape(partDims))
+            copy(data, sourceOffset: offset * inner, sourceStrides: [dims[axis] * inner, 1], shape: [outer, size * inner],
+                 into: part, targetStrides: [size * inner, 1], context)
+            return part
+        }
+    }
+
     /// The input at `position`, which must be present.
     static func input(_ inputs: [Tensor?], _ position: Int, _ what: String) throws -> Tensor {
         guard position < inputs.count, let tensor = inputs[position] else { throw OpError("missing input '\(what)'") }

@@ -167,19 +167,7 @@ private struct SplitParts: ElementMovingOperator {
 
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "input")
-        let dims = data.shape.dims
-        let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
-        var offset = 0
-        return try sizes.map { size in
-            var partDims = dims
-            partDims[axis] = size
-            defer { offset += size }
-            if outer == 1 { return Layout.sharedElements(of: data, offset: offset * inner, shape: Shape(partDims)) }
-            let part = try context.allocate(data.dataType, Shape(partDims))
-            Layout.copy(data, sourceOffset: offset * inner, sourceStrides: [dims[axis] * inner, 1], shape: [outer, size * inner],
-                        into: part, targetStrides: [size * inner, 1], context)
-            return part
-        }
+        return try Layout.split(data, axis: axis, sizes: sizes, context)
     }
 }
 
