@@ -16,7 +16,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
+from conftest import run_cli, run_error
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 MS = "com.microsoft"
@@ -262,3 +262,165 @@ def test_layer_normalization_before_opset_17(binary, tmp_path):
     node = helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y"], axis=-1, epsilon=1e-5)
     model = single(node, [value("x", [2, 3, 10])], [value("y", None)], initializers, opset=13)
     assert_same(binary, tmp_path, model, feeds)
+
+
+# MARK: GroupQueryAttention (Llama-like decoders as onnxruntime.transformers writes them)
+
+
+def gqa_case(rng, case):
+    """A GroupQueryAttention node and feeds: by default 4 query heads over 2 KV heads of size 16."""
+    batch, length, past = case["batch"], case["length"], case["past"]
+    heads, kv_heads, size = case.get("heads", 4), case.get("kv_heads", 2), case.get("size", 16)
+    dtype, element = (np.float16, TensorProto.FLOAT16) if case.get("half") else (np.float32, TensorProto.FLOAT)
+    attributes = dict(num_heads=heads, kv_num_heads=kv_heads)
+    attributes.update(case.get("attributes", {}))
+    feeds, inputs, names = {}, [], []
+
+    def add(name, array, element=element):
+        feeds[name] = array
+        inputs.append(value(name, list(array.shape), element))
+        names.append(name)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    if case.get("packed"):
+        add("qkv", normal(batch, length, (heads + 2 * kv_heads) * size))
+        names += ["", ""]
+    else:
+        add("q", normal(batch, length, heads * size))
+        add("k", normal(batch, length, kv_heads * size))
+        add("v", normal(batch, length, kv_heads * size))
+    if past:
+        add("past_key", normal(batch, kv_heads, past, size))
+        add("past_value", normal(batch, kv_heads, past, size))
+    else:
+        names += ["", ""]
+    add("seqlens_k", np.array(case["seqlens"], np.int32), TensorProto.INT32)
+    add("total_sequence_length", np.array(case["total"], np.int32), TensorProto.INT32)
+    initializers = []
+    if case.get("rotary"):
+        rotary = case["rotary"]  # rotated elements per head
+        angles = np.arange(32)[:, None] * (1.0 / 10000 ** (np.arange(0, rotary, 2) / rotary))[None]
+        initializers = [numpy_helper.from_array(np.cos(angles).astype(dtype), "cos"),
+                        numpy_helper.from_array(np.sin(angles).astype(dtype), "sin")]
+        names += ["cos", "sin"]
+        attributes["do_rotary"] = 1
+    outputs = [value("y", None, element), value("present_key", None, element), value("present_value", None, element)]
+    node = helper.make_node("GroupQueryAttention", names, [o.name for o in outputs], domain=MS, **attributes)
+    return single(node, inputs, outputs, initializers), feeds
+
+
+GQA_CASES = {
+    # A prompt (no past), separate Q, K, V; a batch of two.
+    "prompt": dict(batch=2, length=7, past=0, seqlens=[6, 6], total=7),
+    # Right-padded prompts: 5 and 3 real tokens of 5.
+    "prompt_padded": dict(batch=2, length=5, past=0, seqlens=[4, 2], total=5),
+    # A long prompt: two query tiles and two key blocks of the fused kernel, odd length.
+    "prompt_long": dict(batch=1, length=131, past=0, seqlens=[130], total=131, heads=3, kv_heads=1, size=8),
+    # Bidirectional attention (causal 0).
+    "bidirectional": dict(batch=2, length=6, past=0, seqlens=[5, 5], total=6, attributes=dict(causal=0)),
+    # Every head its own KV head (MHA), and all query heads on one KV head (MQA); head size 24.
+    "mha": dict(batch=1, length=5, past=3, seqlens=[7], total=8, heads=3, kv_heads=3, size=24),
+    "mqa": dict(batch=2, length=1, past=4, seqlens=[4, 1], total=5, heads=6, kv_heads=1, size=24),
+    # One new token over a cache of 5 (buffer) holding 5 and 3 tokens: ragged totals 6 and 4.
+    "token": dict(batch=2, length=1, past=5, seqlens=[5, 3], total=6),
+    # A cache buffer longer than the total: present keeps the buffer's length.
+    "token_large_buffer": dict(batch=2, length=1, past=12, seqlens=[5, 3], total=6),
+    # Packed QKV with rotary embedding (half-split, and interleaved pairs), and a partial rotary dimension.
+    "packed_rotary": dict(batch=2, length=5, past=0, seqlens=[4, 4], total=5, packed=True, rotary=16),
+    "token_rotary_interleaved": dict(batch=2, length=1, past=6, seqlens=[6, 2], total=7, rotary=16,
+                                     attributes=dict(rotary_interleaved=1)),
+    "partial_rotary": dict(batch=1, length=4, past=0, seqlens=[3], total=4, size=32, rotary=16),
+    # A second chunk of a prompt (batch 1): 3 tokens after 4 cached, rotary at positions 4-6.
+    "subsequent_prompt": dict(batch=1, length=3, past=4, seqlens=[6], total=7, rotary=16),
+    "subsequent_prompt_packed_interleaved": dict(batch=1, length=4, past=6, seqlens=[9], total=10, rotary=16, packed=True,
+                                                 attributes=dict(rotary_interleaved=1)),
+    # Mistral's local window, Gemma's soft cap, a custom scale.
+    "local_window": dict(batch=2, length=9, past=0, seqlens=[8, 8], total=9, attributes=dict(local_window_size=3)),
+    "local_window_one": dict(batch=1, length=5, past=0, seqlens=[4], total=5, attributes=dict(local_window_size=1)),
+    "softcap_scale": dict(batch=2, length=6, past=0, seqlens=[5, 5], total=6,
+                          attributes=dict(softcap=1.5, scale=0.3)),
+    "token_window_softcap": dict(batch=2, length=1, past=8, seqlens=[8, 5], total=9, packed=True,
+                                 attributes=dict(local_window_size=4, softcap=2.0)),
+    # float16 in and out (computed in float32).
+    "half_token_rotary": dict(batch=2, length=1, past=4, seqlens=[4, 2], total=5, rotary=16, half=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GQA_CASES))
+def test_group_query_attention(binary, tmp_path, name):
+    model, feeds = gqa_case(np.random.default_rng(20), GQA_CASES[name])
+    ours, theirs = run_both(binary, tmp_path, model, feeds)
+    tolerance = dict(rtol=1e-3, atol=1e-3) if GQA_CASES[name].get("half") else dict(rtol=1e-3, atol=1e-5)
+    assert len(ours) == len(theirs) == 3
+    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a.dtype == b.dtype and a.shape == b.shape, "output %d: %s %s vs %s %s" % (index, a.dtype, a.shape, b.dtype, b.shape)
+        np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), err_msg="output %d" % index, **tolerance)
+
+
+GQA_REFUSALS = {
+    # seqlens_k beyond the cache the step makes, or a token step whose cache has no room for it.
+    "seqlens_past_total": (dict(batch=2, length=1, past=5, seqlens=[5, 6], total=6),
+                           "seqlens_k[1] = 6 does not fit 1 new tokens after a past of 5 rows in a cache of 6"),
+    "seqlens_negative": (dict(batch=2, length=1, past=5, seqlens=[5, -3], total=6),
+                         "seqlens_k[1] = -3 does not fit 1 new tokens after a past of 5 rows in a cache of 6"),
+    "seqlens_no_room": (dict(batch=1, length=1, past=4, seqlens=[8], total=5),
+                        "seqlens_k[0] = 8 does not fit 1 new tokens after a past of 4 rows in a cache of 5"),
+    # A total that is neither the past plus the new rows nor within a fixed buffer.
+    "total_beyond_past": (dict(batch=1, length=1, past=4, seqlens=[4], total=9),
+                          "total_sequence_length 9 must be the past's 4 rows plus the 1 new ones"),
+    "total_zero": (dict(batch=1, length=1, past=4, seqlens=[4], total=0), "total_sequence_length 0 must be positive"),
+    # A chunk of a prompt after cached tokens is batch 1 only.
+    "chunk_batch": (dict(batch=2, length=3, past=4, seqlens=[6, 6], total=7),
+                    "a prompt chunk after cached tokens (sequence length 3, total 7) needs batch 1, got 2"),
+    # Rotary positions past the caches' 32 rows.
+    "rotary_position": (dict(batch=1, length=1, past=40, seqlens=[40], total=41, rotary=16),
+                        "position 40 is outside the rotary caches' 32 rows"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GQA_REFUSALS))
+def test_group_query_attention_refuses_bad_steps(binary, tmp_path, name):
+    case, message = GQA_REFUSALS[name]
+    model, feeds = gqa_case(np.random.default_rng(20), case)
+    assert message in run_error(binary, tmp_path, model, feeds)
+
+
+def gqa_error(binary, tmp_path, case, name, replacement):
+    """The error of a GroupQueryAttention run whose feed `name` is replaced (its declared type with it)."""
+    model, feeds = gqa_case(np.random.default_rng(21), case)
+    position = [graph_input.name for graph_input in model.graph.input].index(name)
+    element = helper.np_dtype_to_tensor_dtype(replacement.dtype)
+    model.graph.input[position].CopyFrom(value(name, list(replacement.shape), element))
+    return run_error(binary, tmp_path, model, dict(feeds, **{name: replacement}))
+
+
+def test_group_query_attention_refuses_bad_shapes(binary, tmp_path):
+    token = dict(batch=2, length=1, past=5, seqlens=[5, 3], total=6)
+    prompt = dict(batch=2, length=3, past=0, seqlens=[2, 2], total=3)
+    assert "past_key [2, 2, 5, 8] and past_value [2, 2, 5, 16] must be [2, 2, past, 16]" in gqa_error(
+        binary, tmp_path, token, "past_key", np.zeros((2, 2, 5, 8), np.float32))
+    assert "past_key [2, 2, 5, 16] and past_value [2, 2, 4, 16] must be [2, 2, past, 16]" in gqa_error(
+        binary, tmp_path, token, "past_value", np.zeros((2, 2, 4, 16), np.float32))
+    assert "key [2, 2, 32] must be [2, 3, 32]" in gqa_error(binary, tmp_path, prompt, "k", np.zeros((2, 2, 32), np.float32))
+    assert "value [2, 3, 16] must be [2, 3, 32]" in gqa_error(binary, tmp_path, prompt, "v", np.zeros((2, 3, 16), np.float32))
+    assert "query [2, 3, 62] does not split into 4 heads" in gqa_error(binary, tmp_path, prompt, "q", np.zeros((2, 3, 62), np.float32))
+    assert "seqlens_k [3] must be [2]" in gqa_error(binary, tmp_path, prompt, "seqlens_k", np.array([2, 2, 2], np.int32))
+    assert "total_sequence_length must be one value, got shape [2]" in gqa_error(
+        binary, tmp_path, prompt, "total_sequence_length", np.array([3, 3], np.int32))
+    assert "query and key must have one element type, got float and float16" in gqa_error(
+        binary, tmp_path, prompt, "k", np.zeros((2, 3, 32), np.float16))
+    assert "seqlens_k element type int64 is not supported" in gqa_error(binary, tmp_path, prompt, "seqlens_k", np.array([2, 2], np.int64))
+
+
+def test_group_query_attention_refuses_bad_attributes(binary, tmp_path):
+    rng = np.random.default_rng(22)
+    for attributes, message in [(dict(kv_num_heads=3), "num_heads 4 must be a multiple of kv_num_heads 3"),
+                                (dict(kv_num_heads=0), "num_heads 4 must be a multiple of kv_num_heads 0"),
+                                (dict(causal=0, local_window_size=2), "local_window_size must be -1 when causal is 0"),
+                                (dict(causal=0, local_window_size=-5), "local_window_size must be -1 when causal is 0"),
+                                (dict(softcap=float("nan")), "scale 0.0 and softcap nan must be finite"),
+                                (dict(smooth_softmax=1), "GroupQueryAttention's smooth_softmax is not supported")]:
+        model, feeds = gqa_case(rng, dict(batch=1, length=2, past=0, seqlens=[1], total=2, attributes=attributes))
+        assert message in run_error(binary, tmp_path, model, feeds)

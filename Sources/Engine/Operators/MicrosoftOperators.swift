@@ -18,6 +18,7 @@ enum MicrosoftOperators {
         // Transformer fusions (onnxruntime.transformers.optimizer): MicrosoftTransformerOperators.swift
         OperatorDefinition("Attention", versions: [1]) { try PackedAttention($0) },
         OperatorDefinition("MultiHeadAttention", versions: [1]) { try MultiHeadAttention($0) },
+        OperatorDefinition("GroupQueryAttention", versions: [1]) { try GroupQueryAttention($0) },
         OperatorDefinition("SkipLayerNormalization", versions: [1]) { try SkipNormalization($0, centered: true) },
         OperatorDefinition("SkipSimplifiedLayerNormalization", versions: [1]) { try SkipNormalization($0, centered: false) },
         OperatorDefinition("SimplifiedLayerNormalization", versions: [1]) { try SimplifiedLayerNormalization($0) },
