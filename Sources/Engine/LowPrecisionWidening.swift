@@ -20,7 +20,7 @@ struct LowPrecisionWidening {
     ]
     /// Operators that compute float16 in float.
     static let float16InFloat: Set<String> = [
-        "Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul", "AveragePool", "GlobalAveragePool",
+        "Conv", "ConvTranspose", "FusedConv", "DeformConv", "Gemm", "FusedGemm", "MatMul", "AveragePool", "GlobalAveragePool",
     ]
 
     /// The low-precision type results narrow back to.

@@ -214,6 +214,17 @@ extension Conv: WorkingMemoryProfile {
     }
 }
 
+extension DeformConv: WorkingMemoryProfile {
+    func scratchBytes(_ inputs: [TensorType?], outputs: [TensorType?], threads: Int) -> Int {
+        // The column panels of float runs (one per thread).
+        guard let x = inputs.type(0), x.dataType == .float, let xShape = x.shape, let wShape = inputs.type(1)?.shape,
+              let offsetShape = inputs.type(2)?.shape,
+              let layout = try? layout(x: xShape, w: wShape, offset: offsetShape, bias: nil, mask: nil),
+              let count = DeformableConvolution.scratchCount(layout, parallelism: Parallelism(threads: threads)) else { return 0 }
+        return TensorType(.float, shape: [Swift.max(1, count)]).knownBufferBytes
+    }
+}
+
 extension GemmOperator: WorkingMemoryProfile {
     func scratchBytes(_ inputs: [TensorType?], outputs: [TensorType?], threads: Int) -> Int {
         // C as a bias: a scaled copy, at most one per row or column.

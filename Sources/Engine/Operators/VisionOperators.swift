@@ -10,6 +10,7 @@ enum VisionOperators {
         OperatorDefinition("GridSample", versions: [16, 20, 22]) { try GridSample($0) },
         OperatorDefinition("AffineGrid", versions: [20]) { try AffineGrid($0) },
         OperatorDefinition("RoiAlign", versions: [10, 16, 22]) { try RoiAlign($0) },
+        OperatorDefinition("DeformConv", versions: [19, 22]) { try DeformConv($0) },
     ]
 }
 
