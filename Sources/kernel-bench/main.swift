@@ -1,7 +1,8 @@
 // Prints the speed of the convolution kernels on every ResNet-50 layer shape (and two MobileNetV2
-// depthwise ones), and the ResNet-50 total of the best per-layer times.
+// depthwise ones), and the ResNet-50 total of the best per-layer times; then the fused attention
+// kernel against the unfused MatMul + Softmax + MatMul path on BERT-base shapes.
 // Not a test: figures only. Run with `swift run -c release kernel-bench [filter]` (`--core`: print
-// the OpenBLAS core in use and stop).
+// the OpenBLAS core in use and stop; `attention`: only the attention cases).
 import Dispatch
 import Glibc
 import Kernels
@@ -172,4 +173,85 @@ if filter == nil {
     }
     print("ResNet-50 convolutions, floor at 1 thread (bare sgemm per layer, no im2col or epilogue; Winograd layers "
           + "as measured): \(format(floorTotal * 1000, 1)) ms")
+}
+
+// MARK: Attention
+
+/// One attention shape: `batch` items of `heads` heads, `length` queries and keys of `headSize`.
+struct AttentionCase {
+    let name: String
+    let batch: Int, heads: Int, length: Int, headSize: Int
+    let causal: Bool
+}
+
+let attentionCases = [
+    AttentionCase(name: "attention BERT-base s128 b1", batch: 1, heads: 12, length: 128, headSize: 64, causal: false),
+    AttentionCase(name: "attention BERT-base s128 b8", batch: 8, heads: 12, length: 128, headSize: 64, causal: false),
+    AttentionCase(name: "attention s1024 b1", batch: 1, heads: 12, length: 1024, headSize: 64, causal: false),
+    AttentionCase(name: "attention s1024 b1 causal", batch: 1, heads: 12, length: 1024, headSize: 64, causal: true),
+]
+
+// Fused: Q, K, V and Y as [B, S, H·D] (how the fused operators read them, in place). Unfused: the
+// graph's MatMul(Q, Kᵀ) with the scale, Softmax and MatMul(P, V) over [B, H, S, D] heads (after its
+// transposes, which are not timed), with the whole [B, H, S, S] score matrix in between.
+for test in attentionCases where filter.map({ test.name.contains($0) }) ?? true {
+    let (batch, heads, length, size) = (test.batch, test.heads, test.length, test.headSize)
+    let count = batch * length * heads * size
+    var q = (0..<count).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    var k = (0..<count).map { Float(($0 * 104729) % 1000) / 1000 - 0.5 }
+    var v = (0..<count).map { Float(($0 * 1299709) % 1000) / 1000 - 0.5 }
+    var y = [Float](repeating: 0, count: count)
+    var scores = [Float](repeating: 0, count: batch * heads * length * length)
+    let scale = 1 / Float(size).squareRoot()
+    // Causal: the unfused graph adds a mask of 0 and −∞ to the scores before its Softmax.
+    let mask: [Float] = test.causal ? (0..<(length * length)).map { $0 % length > $0 / length ? -.infinity : 0 } : []
+    let flops = 4 * Double(batch * heads * length * length * size) / (test.causal ? 2 : 1)
+    var line = test.name + String(repeating: " ", count: max(1, 36 - test.name.count))
+    for threads in [1, 2] {
+        let parallelism = Parallelism(threads: threads)
+        let fused = q.withUnsafeMutableBufferPointer { q in
+            k.withUnsafeMutableBufferPointer { k in
+                v.withUnsafeMutableBufferPointer { v in
+                    y.withUnsafeMutableBufferPointer { y in
+                        func operand(_ base: UnsafeMutableBufferPointer<Float>) -> Attention.Operand {
+                            Attention.Operand(base: base.baseAddress!, batchStride: length * heads * size, headStride: size,
+                                              rowStride: heads * size)
+                        }
+                        return time {
+                            Attention.attention(q: operand(q), k: operand(k), v: operand(v), y: operand(y), batch: batch,
+                                                qHeads: heads, kvHeads: heads, queries: length, keys: length, headSize: size,
+                                                valueSize: size, scale: scale, masking: Attention.Masking(causal: test.causal),
+                                                parallelism: parallelism)
+                        }
+                    }
+                }
+            }
+        }
+        let unfused = scores.withUnsafeMutableBufferPointer { scores in
+            y.withUnsafeMutableBufferPointer { y in
+                time {
+                    let s = scores.baseAddress!, matrix = length * size, square = length * length
+                    Gemm.multiply(transposeB: true, m: length, n: length, k: size, alpha: scale, a: q, lda: size, b: k, ldb: size,
+                                  c: s, ldc: length, batch: batch * heads, batchOffsets: { ($0 * matrix, $0 * matrix, $0 * square) },
+                                  parallelism: parallelism)
+                    if test.causal {
+                        for item in 0..<(batch * heads) {
+                            for index in 0..<square { s[item * square + index] += mask[index] }
+                        }
+                    }
+                    Softmax.softmax(UnsafePointer(s), into: s, outer: batch * heads * length, length: length, inner: 1,
+                                    logarithm: false, parallelism: parallelism)
+                    Gemm.multiply(m: length, n: size, k: length, a: UnsafePointer(s), lda: length, b: v, ldb: size,
+                                  c: y.baseAddress!, ldc: size, batch: batch * heads,
+                                  batchOffsets: { ($0 * square, $0 * matrix, $0 * matrix) }, parallelism: parallelism)
+                }
+            }
+        }
+        line += "  \(threads)T: fused \(format(fused.best * 1000, 3)) ms \(format(flops / fused.best / 1e9, 1)) GFLOP/s,"
+            + " unfused \(format(unfused.best * 1000, 3)) ms \(format(flops / unfused.best / 1e9, 1)) GFLOP/s"
+        if threads == 1 {
+            line += " [CPU: fused \(format(flops / fused.cpu / 1e9, 1)), unfused \(format(flops / unfused.cpu / 1e9, 1))]"
+        }
+    }
+    print(line)
 }
