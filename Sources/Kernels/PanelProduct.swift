@@ -12,63 +12,85 @@ public enum PanelProduct {
     /// Columns of B (rows of the packed matrix) in one panel.
     public static let panelWidth = 16
 
-    /// Floats the packed form of an n×k B takes (n rounded up to whole panels, times k), or nil
-    /// when that count overflows.
-    public static func packedCount(rows n: Int, depth k: Int) -> Int? {
-        guard n >= 0, k >= 0 else { return nil }
-        let panels = n / panelWidth + (n % panelWidth == 0 ? 0 : 1)
-        let (columns, overflow) = panels.multipliedReportingOverflow(by: panelWidth)
-        let (count, overflow2) = columns.multipliedReportingOverflow(by: k)
-        return overflow || overflow2 ? nil : count
+    /// Blocks of `panelWidth` columns that a group of n columns takes.
+    public static func blockCount(_ n: Int) -> Int { n / panelWidth + (n % panelWidth == 0 ? 0 : 1) }
+
+    /// Floats the packed form of a (groups·n)×k B takes (each group's n rounded up to whole panels,
+    /// times k), or nil when that count overflows.
+    public static func packedCount(rows n: Int, depth k: Int, groups: Int = 1) -> Int? {
+        guard n >= 0, k >= 0, groups >= 1 else { return nil }
+        let (panels, overflow) = blockCount(n).multipliedReportingOverflow(by: groups)
+        let (columns, overflow2) = panels.multipliedReportingOverflow(by: panelWidth)
+        let (count, overflow3) = columns.multipliedReportingOverflow(by: k)
+        return overflow || overflow2 || overflow3 ? nil : count
     }
 
-    // Shapes: b [n × k], row stride ldb; packed [⌈n/16⌉ panels][k][16], zero past column n.
-    /// Packs B for `multiply`: panel q holds B's rows 16q..<16q+16, one 16-float group per depth index.
-    public static func pack(_ b: UnsafePointer<Float>, ldb: Int, rows n: Int, depth k: Int, into packed: UnsafeMutablePointer<Float>) {
-        let panels = n / panelWidth + (n % panelWidth == 0 ? 0 : 1)
-        for q in 0..<panels {
-            let panel = packed + q * k * panelWidth
-            for i in 0..<panelWidth {
-                let row = q * panelWidth + i
-                if row < n {
-                    let source = b + row * ldb
-                    for p in 0..<k { panel[p * panelWidth + i] = source[p] }
-                } else {
-                    for p in 0..<k { panel[p * panelWidth + i] = 0 }
+    // Shapes: b [groups·n × k], row stride ldb; packed [⌈n/16⌉ blocks][groups panels][k][16], zero
+    //   past each group's column n.
+    /// Packs B for `multiply`. B's rows are `groups` groups of n (an LSTM's R: four gates of n
+    /// units); block u holds, for each group g in turn, the panel of B's rows g·n + 16u ..< g·n + 16u + 16,
+    /// one 16-float group per depth index. So the panels of one block are all the groups' columns
+    /// of 16 units, and a thread that owns a block owns every gate of its units.
+    public static func pack(_ b: UnsafePointer<Float>, ldb: Int, rows n: Int, depth k: Int, groups: Int = 1,
+                            into packed: UnsafeMutablePointer<Float>) {
+        for u in 0..<blockCount(n) {
+            for g in 0..<groups {
+                let panel = packed + (u * groups + g) * k * panelWidth
+                for i in 0..<panelWidth {
+                    let unit = u * panelWidth + i
+                    if unit < n {
+                        let source = b + (g * n + unit) * ldb
+                        for p in 0..<k { panel[p * panelWidth + i] = source[p] }
+                    } else {
+                        for p in 0..<k { panel[p * panelWidth + i] = 0 }
+                    }
                 }
             }
         }
     }
 
-    // Shapes: a [m × k], row stride lda; packed: B [n × k] as `pack` leaves it; c [m × n], row stride ldc.
-    /// `C = A · Bᵀ` (C is not read). Panels are spread over `parallelism`'s threads when the product
+    // Shapes: a [m × k], row stride lda; packed: B [groups·n × k] as `pack` leaves it; c [m × groups·n], row stride ldc.
+    /// `C = A · Bᵀ` (C is not read). Blocks are spread over `parallelism`'s threads when the product
     /// is big enough to pay for the hand-over.
-    public static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
+    public static func multiply(m: Int, n: Int, k: Int, groups: Int = 1, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, parallelism: Parallelism) {
         if m <= 0 || n <= 0 { return }
-        let panels = n / panelWidth + (n % panelWidth == 0 ? 0 : 1)
-        // About 32K multiply-adds per thread at least: below that, waking a helper costs more than it saves.
-        let perPanel = m * k * panelWidth
-        let minimumPanels = max(1, (1 << 15) / max(1, perPanel))
-        parallelism.forEachChunk(panels, minimumChunk: minimumPanels) { range in
-            multiplyPanels(range, m: m, n: n, k: k, a: a, lda: lda, packed: packed, c: c, ldc: ldc)
+        parallelism.forEachChunk(blockCount(n), minimumChunk: minimumBlocks(m: m, k: k, groups: groups)) { range in
+            multiplyBlocks(range, m: m, n: n, k: k, groups: groups, a: a, lda: lda, packed: packed, c: c, ldc: ldc)
         }
     }
 
-    /// The panels `range` of C, all rows: blocks of four rows per panel while a panel is in cache;
-    /// the rows left over in a block of two or three, or a single row against four panels at once
-    /// (so that it too has eight independent sums).
-    private static func multiplyPanels(_ range: Range<Int>, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                       packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    /// Blocks a thread should have at least: about 32K multiply-adds, below which waking a helper
+    /// costs more than it saves.
+    public static func minimumBlocks(m: Int, k: Int, groups: Int) -> Int {
+        max(1, (1 << 15) / max(1, m * k * groups * panelWidth))
+    }
+
+    /// Where panel q of C starts (its column) and how many columns it has.
+    @inline(__always)
+    private static func placement(ofPanel q: Int, n: Int, groups: Int) -> (offset: Int, count: Int) {
+        let (u, g) = q.quotientAndRemainder(dividingBy: groups)
+        return (g * n + u * panelWidth, min(panelWidth, n - u * panelWidth))
+    }
+
+    // Shapes: as `multiply`; blocks ⊆ 0..<blockCount(n).
+    /// The columns of C in the blocks `range` (every group's), all rows, on the calling thread:
+    /// blocks of four rows per panel while a panel is in cache; the rows left over in a block of
+    /// two or three, or a single row against four panels at once (so that it too has eight
+    /// independent sums).
+    public static func multiplyBlocks(_ range: Range<Int>, m: Int, n: Int, k: Int, groups: Int = 1, a: UnsafePointer<Float>, lda: Int,
+                                      packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m <= 0 || range.isEmpty { return }
+        let panels = (range.lowerBound * groups)..<(range.upperBound * groups)
         let fullRows = m - m % 4, left = m % 4
-        for q in range {
-            let panel = UnsafeRawPointer(packed + q * k * panelWidth), columns = min(panelWidth, n - q * panelWidth)
+        for q in panels {
+            let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
             var row = 0
             while row < fullRows {
-                rowBlock(4, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + q * panelWidth, ldc: ldc, columns: columns)
+                rowBlock(4, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
                 row += 4
             }
-            let a = a + fullRows * lda, c = c + fullRows * ldc + q * panelWidth
+            let a = a + fullRows * lda, c = c + fullRows * ldc + offset
             switch left {
             case 3: rowBlock(3, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             case 2: rowBlock(2, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
@@ -77,16 +99,15 @@ public enum PanelProduct {
         }
         guard left == 1 else { return }
         let a = a + fullRows * lda, c = c + fullRows * ldc
-        var q = range.lowerBound
-        while q < range.upperBound {
-            let count = min(4, range.upperBound - q)
-            let panel = UnsafeRawPointer(packed + q * k * panelWidth), target = c + q * panelWidth
-            let columns = min(count * panelWidth, n - q * panelWidth)
+        var q = panels.lowerBound
+        while q < panels.upperBound {
+            let count = min(4, panels.upperBound - q)
+            let panel = UnsafeRawPointer(packed + q * k * panelWidth)
             switch count {
-            case 4: panelBlock(4, k: k, a: a, panel: panel, c: target, columns: columns)
-            case 3: panelBlock(3, k: k, a: a, panel: panel, c: target, columns: columns)
-            case 2: panelBlock(2, k: k, a: a, panel: panel, c: target, columns: columns)
-            default: panelBlock(1, k: k, a: a, panel: panel, c: target, columns: columns)
+            case 4: panelBlock(4, k: k, a: a, panel: panel, c: c, first: q, n: n, groups: groups)
+            case 3: panelBlock(3, k: k, a: a, panel: panel, c: c, first: q, n: n, groups: groups)
+            case 2: panelBlock(2, k: k, a: a, panel: panel, c: c, first: q, n: n, groups: groups)
+            default: panelBlock(1, k: k, a: a, panel: panel, c: c, first: q, n: n, groups: groups)
             }
             q += count
         }
@@ -142,11 +163,12 @@ public enum PanelProduct {
         if rows > 3 { store(s30, s31, c + 3 * ldc, columns: columns) }
     }
 
-    // Shapes: a [k]; panels: `count` consecutive panels of [k][16]; c [columns], columns ≤ 16·count.
+    // Shapes: a [k]; panels: `count` consecutive panels of [k][16], the first of them panel `first`;
+    //   c: one row of C [groups·n].
     /// One row against `count` panels (1...4, a constant at every call).
     @inline(__always)
     private static func panelBlock(_ count: Int, k: Int, a: UnsafePointer<Float>, panel: UnsafeRawPointer,
-                                   c: UnsafeMutablePointer<Float>, columns: Int) {
+                                   c: UnsafeMutablePointer<Float>, first: Int, n: Int, groups: Int) {
         var s00 = Lanes(), s01 = Lanes(), s10 = Lanes(), s11 = Lanes()
         var s20 = Lanes(), s21 = Lanes(), s30 = Lanes(), s31 = Lanes()
         let stride = k * panelWidth
@@ -167,14 +189,19 @@ public enum PanelProduct {
                 s31 = s31.addingProduct(x, load(panel, 3 * stride + offset + 8))
             }
         }
-        store(s00, s01, c, columns: columns)
-        if count > 1 { store(s10, s11, c + panelWidth, columns: columns - panelWidth) }
-        if count > 2 { store(s20, s21, c + 2 * panelWidth, columns: columns - 2 * panelWidth) }
-        if count > 3 { store(s30, s31, c + 3 * panelWidth, columns: columns - 3 * panelWidth) }
+        @inline(__always) func store(_ low: Lanes, _ high: Lanes, panel index: Int) {
+            let (offset, columns) = placement(ofPanel: first + index, n: n, groups: groups)
+            Self.store(low, high, c + offset, columns: columns)
+        }
+        store(s00, s01, panel: 0)
+        if count > 1 { store(s10, s11, panel: 1) }
+        if count > 2 { store(s20, s21, panel: 2) }
+        if count > 3 { store(s30, s31, panel: 3) }
     }
 
     // Shapes: a [m × k] row stride lda; b [n × k] row stride ldb (unpacked); c [m × n] row stride ldc.
-    /// Naive twin of `pack` + `multiply`: one dot product per element of C.
+    /// Naive twin of `pack` + `multiply` (for any grouping: n is then all groups' columns): one dot
+    /// product per element of C.
     public static func reference(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
         for i in 0..<m {

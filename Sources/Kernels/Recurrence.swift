@@ -154,15 +154,21 @@ public struct RecurrentOperands {
 /// The input's share of every gate, for every step, is one sgemm before the recurrence starts
 /// (with Wb + Rb added in its epilogue); each step then multiplies the previous H by R, packed
 /// once (`packWeights`), with `PanelProduct` (twice for a GRU whose reset gate comes before its
-/// recurrent product) and finishes the gates pointwise: an LSTM with the default activations and
-/// no clip in one pass per row, any other cell gate by gate. A batch row whose sequence has
+/// recurrent product) and finishes the gates pointwise, gate by gate. An LSTM with the default
+/// activations and no clip instead runs each step as one parallel loop over blocks of hidden
+/// units, product and pointwise together (`lstmSteps`). A batch row whose sequence has
 /// ended keeps its state, and its Y rows are zero. A row of length 0 ends with H (and C) zero,
 /// as in ONNX Runtime.
 public enum Recurrence {
-    /// The rows of R packed as one `PanelProduct` operand each: all gates, or for a GRU whose
-    /// reset gate comes before its recurrent product, z and r together and h alone.
-    private static func segments(_ cell: RecurrentCell, hidden: Int) -> [Range<Int>] {
-        cell == .gru(linearBeforeReset: false) ? [0..<(2 * hidden), (2 * hidden)..<(3 * hidden)] : [0..<(cell.gates * hidden)]
+    /// The rows of R packed as one `PanelProduct` operand each (first row, rows per group, groups):
+    /// all gates (an LSTM's four as groups, so that a block of 16 units holds all their gates), or
+    /// for a GRU whose reset gate comes before its recurrent product, z and r together and h alone.
+    private static func segments(_ cell: RecurrentCell, hidden: Int) -> [(first: Int, rows: Int, groups: Int)] {
+        switch cell {
+        case .gru(linearBeforeReset: false): [(0, 2 * hidden, 1), (2 * hidden, hidden, 1)]
+        case .lstm: [(0, hidden, 4)]
+        default: [(0, cell.gates * hidden, 1)]
+        }
     }
 
     /// Floats `packWeights` writes for one direction of this cell and hidden size; nil when the
@@ -170,7 +176,7 @@ public enum Recurrence {
     public static func packedWeightCount(_ cell: RecurrentCell, hidden: Int) -> Int? {
         var total = 0
         for segment in segments(cell, hidden: hidden) {
-            guard let count = PanelProduct.packedCount(rows: segment.count, depth: hidden) else { return nil }
+            guard let count = PanelProduct.packedCount(rows: segment.rows, depth: hidden, groups: segment.groups) else { return nil }
             let (sum, overflow) = total.addingReportingOverflow(count)
             if overflow { return nil }
             total = sum
@@ -183,8 +189,8 @@ public enum Recurrence {
     public static func packWeights(_ cell: RecurrentCell, hidden: Int, r: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
         var target = packed
         for segment in segments(cell, hidden: hidden) {
-            PanelProduct.pack(r + segment.lowerBound * hidden, ldb: hidden, rows: segment.count, depth: hidden, into: target)
-            target += PanelProduct.packedCount(rows: segment.count, depth: hidden) ?? 0
+            PanelProduct.pack(r + segment.first * hidden, ldb: hidden, rows: segment.rows, depth: hidden, groups: segment.groups, into: target)
+            target += PanelProduct.packedCount(rows: segment.rows, depth: hidden, groups: segment.groups) ?? 0
         }
     }
 
@@ -245,10 +251,15 @@ public enum Recurrence {
             && f == .pointwise(.sigmoid) && g == .pointwise(.tanh) && hh == .pointwise(.tanh)
         let resetFirst = layer.cell == .gru(linearBeforeReset: false)
         let candidateWeights = operands.packedR + (resetFirst ? PanelProduct.packedCount(rows: 2 * hidden, depth: hidden) ?? 0 : 0)
-        let longest = layer.lengths.max() ?? 0
+        let product = segments(layer.cell, hidden: hidden)[0]
+        if fusedLSTM {
+            lstmSteps(layer, operands, projection: projection, gates: gates, h: h, spare: resetH, c: c, parallelism: parallelism)
+        }
+        // Every other cell steps here (the fused LSTM has taken all its steps).
+        let longest = fusedLSTM ? 0 : layer.lengths.max() ?? 0
         for step in 0..<longest {
             // gates = H · Rᵀ (for a reset-first GRU, z and r only).
-            PanelProduct.multiply(m: batch, n: resetFirst ? 2 * hidden : width, k: hidden, a: h, lda: hidden,
+            PanelProduct.multiply(m: batch, n: product.rows, k: hidden, groups: product.groups, a: h, lda: hidden,
                                   packed: operands.packedR, c: gates, ldc: width, parallelism: parallelism)
             if resetFirst {
                 // (r ⊙ H) · Rhᵀ needs r first.
@@ -293,8 +304,6 @@ public enum Recurrence {
                     clipped(candidate, hidden)
                     g.apply(candidate, count: hidden)
                     for j in 0..<hidden { hRow[j] = (1 - update[j]) * candidate[j] + update[j] * hRow[j] }
-                case .lstm where fusedLSTM:
-                    lstmStep(row, x, hidden: hidden, peepholes: operands.peepholes, h: hRow, c: cRow)
                 case .lstm(let inputForget):
                     let inputGate = row, outputGate = row + hidden, forgetGate = row + 2 * hidden, cell = row + 3 * hidden
                     for j in 0..<width { row[j] += x[j] }
@@ -341,35 +350,110 @@ public enum Recurrence {
         }
     }
 
-    // Shapes: gates [4·hidden] (H·Rᵀ, gates i, o, f, c), x [4·hidden] (x·Wᵀ + Wb + Rb), peepholes
-    //   [3·hidden] (i, o, f) or nil, h and c [hidden], updated in place.
-    /// One LSTM step of one batch row with sigmoid, tanh, tanh and no clip, in one pass over the
-    /// hidden units (the loop vectorises: the activations are plain arithmetic).
-    @inline(__always)
-    private static func lstmStep(_ gates: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, hidden: Int,
-                                 peepholes: UnsafePointer<Float>?, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        @inline(__always) func sigmoid(_ v: Float) -> Float { 1 / (1 + Float.exp(-v)) }
-        let o = hidden, f = 2 * hidden, g = 3 * hidden
-        if let p = peepholes {
-            for j in 0..<hidden {
-                let previous = c[j]
-                let input = sigmoid(gates[j] + x[j] + p[j] * previous)
-                let forget = sigmoid(gates[f + j] + x[f + j] + p[f + j] * previous)
-                let cell = forget * previous + input * Float.tanh(gates[g + j] + x[g + j])
-                let output = sigmoid(gates[o + j] + x[o + j] + p[o + j] * cell)
-                c[j] = cell
-                h[j] = output * Float.tanh(cell)
-            }
-        } else {
-            for j in 0..<hidden {
-                let input = sigmoid(gates[j] + x[j])
-                let forget = sigmoid(gates[f + j] + x[f + j])
-                let cell = forget * c[j] + input * Float.tanh(gates[g + j] + x[g + j])
-                let output = sigmoid(gates[o + j] + x[o + j])
-                c[j] = cell
-                h[j] = output * Float.tanh(cell)
+    // Shapes: projection [sequence·batch, 4·hidden] (x·Wᵀ + Wb + Rb, rows as operands.xRows says);
+    //   gates [batch, 4·hidden]; h, spare and c [batch, hidden] (h and c hold the initial states).
+    /// The steps of an LSTM with sigmoid, tanh, tanh and no clip. Each step is one parallel loop
+    /// over blocks of 16 hidden units: a thread multiplies the previous H by the four gates' panels
+    /// of its blocks (packed side by side) and finishes those units at once, while the gates are
+    /// still in its cache, writing the next H into the other buffer. So the helpers never wait
+    /// for a serial pointwise pass, and a step costs one hand-over. H ends in `h`.
+    private static func lstmSteps(_ layer: RecurrentLayer, _ operands: RecurrentOperands, projection: UnsafePointer<Float>,
+                                  gates: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
+        let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, panel = PanelProduct.panelWidth
+        let blocks = PanelProduct.blockCount(hidden), minimumBlocks = PanelProduct.minimumBlocks(m: batch, k: hidden, groups: 4)
+        var previous = h, next = spare
+        layer.lengths.withUnsafeBufferPointer { lengths in
+            for step in 0..<(lengths.max() ?? 0) {
+                let source = previous, target = next
+                parallelism.forEachChunk(blocks, minimumChunk: minimumBlocks) { range in
+                    PanelProduct.multiplyBlocks(range, m: batch, n: hidden, k: hidden, groups: 4, a: source, lda: hidden,
+                                                packed: operands.packedR, c: gates, ldc: width)
+                    let first = range.lowerBound * panel, units = Swift.min(hidden, range.upperBound * panel) - first
+                    for b in 0..<batch {
+                        let from = source + b * hidden + first, to = target + b * hidden + first
+                        guard step < lengths[b] else {
+                            to.update(from: from, count: units)
+                            continue
+                        }
+                        let t = layer.reverse ? lengths[b] - 1 - step : step
+                        let x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width + first
+                        lstmStep(gates + b * width + first, x, stride: hidden, count: units,
+                                 peepholes: operands.peepholes.map { $0 + first }, h: to, c: c + b * hidden + first)
+                        if let y = operands.y {
+                            (y + t * operands.yStrides.time + b * operands.yStrides.batch + first).update(from: to, count: units)
+                        }
+                    }
+                }
+                swap(&previous, &next)
             }
         }
+        if previous != h { h.update(from: previous, count: batch * hidden) }
+    }
+
+    // Shapes: gates and x: gate i's value of unit j at [i·stride + j] (gates i, o, f, c; gates is
+    //   H·Rᵀ, x is x·Wᵀ + Wb + Rb), peepholes likewise for i, o, f, or nil; h and c [count], c
+    //   updated in place.
+    /// One LSTM step of `count` units of one batch row with sigmoid, tanh, tanh and no clip, in one
+    /// pass over the units (the loop vectorises: the activations are plain arithmetic, without
+    /// branches or calls).
+    @inline(__always)
+    private static func lstmStep(_ gates: UnsafePointer<Float>, _ x: UnsafePointer<Float>, stride: Int, count: Int,
+                                 peepholes: UnsafePointer<Float>?, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        let o = stride, f = 2 * stride, g = 3 * stride
+        if let p = peepholes {
+            for j in 0..<count {
+                let previous = c[j]
+                let input = logistic((gates[j] + x[j]).addingProduct(p[j], previous))
+                let forget = logistic((gates[f + j] + x[f + j]).addingProduct(p[f + j], previous))
+                let cell = (forget * previous).addingProduct(input, tanh(gates[g + j] + x[g + j]))
+                let output = logistic((gates[o + j] + x[o + j]).addingProduct(p[o + j], cell))
+                c[j] = cell
+                h[j] = output * tanh(cell)
+            }
+        } else {
+            for j in 0..<count {
+                let input = logistic(gates[j] + x[j]), forget = logistic(gates[f + j] + x[f + j])
+                let cell = (forget * c[j]).addingProduct(input, tanh(gates[g + j] + x[g + j]))
+                c[j] = cell
+                h[j] = logistic(gates[o + j] + x[o + j]) * tanh(cell)
+            }
+        }
+    }
+
+    /// The logistic function 1 / (1 + e^-v) as Eigen (and so ONNX Runtime's MLAS) computes it: an
+    /// odd rational function of v clamped to ±18, plus one half (within about 1e-7 of the true
+    /// value); one division and no exponential, so a loop of them vectorises well.
+    @inline(__always)
+    private static func logistic(_ v: Float) -> Float {
+        let x = Swift.min(Swift.max(v, -18), 18), z = x * x
+        var p = Float(1.15627324459942e-07).addingProduct(z, 4.37031012579801e-11)
+        p = Float(6.08574864600143e-05).addingProduct(p, z)
+        p = Float(8.51377133304701e-03).addingProduct(p, z)
+        p = Float(2.48287947061529e-01).addingProduct(p, z)
+        var q = Float(5.76102136993427e-09).addingProduct(z, 6.10247389755681e-13)
+        q = Float(6.29106785017040e-06).addingProduct(q, z)
+        q = Float(1.70198817374094e-03).addingProduct(q, z)
+        q = Float(1.16817656904453e-01).addingProduct(q, z)
+        q = Float(9.93151921023180e-01).addingProduct(q, z)
+        return Swift.min(Swift.max(p * x / q + 0.5, 0), 1)
+    }
+
+    /// tanh as Eigen (and ONNX Runtime's MLAS) computes it: an odd rational function of v clamped
+    /// to ±9, beyond which tanh rounds to ±1 in float.
+    @inline(__always)
+    private static func tanh(_ v: Float) -> Float {
+        let x = Swift.min(Swift.max(v, -9), 9), z = x * x
+        var p = Float(2.00018790482477e-13).addingProduct(z, -2.76076847742355e-16)
+        p = Float(-8.60467152213735e-11).addingProduct(p, z)
+        p = Float(5.12229709037114e-08).addingProduct(p, z)
+        p = Float(1.48572235717979e-05).addingProduct(p, z)
+        p = Float(6.37261928875436e-04).addingProduct(p, z)
+        p = Float(4.89352455891786e-03).addingProduct(p, z)
+        var q = Float(1.18534705686654e-04).addingProduct(z, 1.19825839466702e-06)
+        q = Float(2.26843463243900e-03).addingProduct(q, z)
+        q = Float(4.89352518554385e-03).addingProduct(q, z)
+        return p * x / q
     }
 
     /// Naive twin of `run`, straight from the ONNX formulas: every gate a dot product, no BLAS,

@@ -9,8 +9,9 @@ import TestSupport
     static let cells: [RecurrentCell] = [.rnn, .gru(linearBeforeReset: false), .gru(linearBeforeReset: true),
                                          .lstm(inputForget: false), .lstm(inputForget: true)]
 
-    /// Small sizes (partial panels everywhere) and sizes past a panel and a four-row block.
-    @Test(arguments: cells, [(1...11, 1...5), (15...37, 4...9)])
+    /// Small sizes (partial panels everywhere), sizes past a panel and a four-row block, and sizes
+    /// whose steps are split over two threads (the fused LSTM step per block of units).
+    @Test(arguments: cells, [(1...11, 1...5), (15...37, 4...9), (61...75, 5...7)])
     func matchesNaiveTwin(cell: RecurrentCell, sizes: (hidden: ClosedRange<Int>, batch: ClosedRange<Int>)) {
         var generator = SeededGenerator(seed: 41)
         for trial in 0..<12 {
