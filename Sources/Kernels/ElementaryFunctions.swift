@@ -28,10 +28,9 @@ public protocol RealElement: FloatingElement, ArithmeticElement {
 
 /// Float's `exp`, `tanh` and `erf` are polynomial approximations written in plain arithmetic
 /// (within a few ulp; `erf` within 2e-7), so loops over them inline and vectorise the way
-/// ONNX Runtime's MLAS kernels do; every other function is the C library's. `exp` and `tanh` are
-/// always inlined: a loop with several of them (an LSTM step) is otherwise left calling them.
+/// ONNX Runtime's MLAS kernels do; every other function is the C library's.
 extension Float: RealElement {
-    @inlinable @inline(__always)
+    @inlinable
     public static func exp(_ x: Float) -> Float {
         // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and |r| ≤ ln 2 / 2 (Cephes expf). Above
         // the clamp the result overflows to ∞ anyway; below it, where the true value is a denormal,
@@ -57,7 +56,7 @@ extension Float: RealElement {
         return x < -87.3365 ? 0 : value * first * second
     }
 
-    @inlinable @inline(__always)
+    @inlinable
     public static func tanh(_ x: Float) -> Float {
         // A polynomial near 0 (Cephes tanhf), 1 - 2 / (e^2|x| + 1) elsewhere.
         let z = x * x
