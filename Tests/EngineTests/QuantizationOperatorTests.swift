@@ -37,6 +37,39 @@ import Testing
         #expect(y.scalars(as: Int32.self) == Self.integerProduct(a, b, m: m, k: k, n: n, aZero: 3, bZero: bZero))
     }
 
+    /// How `matMulIntegerWithConstantWeights` fills its operands.
+    enum IntegerOperands: CaseIterable {
+        /// Random full-range values and zero points.
+        case random
+        /// A all 255 with zero point 0 against B all −128 with zero point 127: (255)·(−255) in
+        /// every term, the largest partial sums there are.
+        case extremeNegative
+        /// A all 0 with zero point 255 against B all 127 with zero point −128: (−255)·(255).
+        case extremePositive
+    }
+
+    // A constant B as in a model (prepared once when the node is made), a batch of two A
+    // matrices over it, against the naive twin; at K ≥ 259 the extremes need several sgemm chunks.
+    @Test(arguments: [(3, 5, 7), (1, 1, 1), (4, 1000, 3), (2, 3001, 5), (9, 517, 33)], IntegerOperands.allCases)
+    func matMulIntegerWithConstantWeights(size: (m: Int, k: Int, n: Int), operands: IntegerOperands) throws {
+        let (m, k, n) = size
+        let (a, b, aZero, bZero): ([Int], [Int], Int, [Int]) = switch operands {
+        case .random: (Self.integers(2 * m * k, 0...255, seed: UInt64(m + k)), Self.integers(k * n, -128...127, seed: UInt64(k * n)),
+                       131, Self.integers(n, -128...127, seed: 3))
+        case .extremeNegative: (Array(repeating: 255, count: 2 * m * k), Array(repeating: -128, count: k * n), 0, [127])
+        case .extremePositive: (Array(repeating: 0, count: 2 * m * k), Array(repeating: 127, count: k * n), 255, [-128])
+        }
+        let inputs: [Tensor?] = [Tensor(a.map(UInt8.init), shape: [2, m, k]), Tensor(b.map(Int8.init), shape: [k, n]),
+                                 Tensor(scalar: UInt8(aZero)),
+                                 bZero.count == 1 ? Tensor(scalar: Int8(bZero[0])) : Tensor(bZero.map(Int8.init), shape: [n])]
+        let op = try makeNode("MatMulInteger", inputCount: 4, attributes: [:], opset: 10, outputs: 1,
+                              constants: [nil, inputs[1], nil, inputs[3]])
+        let y = try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: 2)))[0]
+        #expect(y.dataType == .int32)
+        #expect(y.shape == [2, m, n])
+        #expect(y.scalars(as: Int32.self) == Self.integerProduct(a, b, m: 2 * m, k: k, n: n, aZero: aZero, bZero: bZero))
+    }
+
     @Test func convIntegerMatchesTheNaiveConvolution() throws {
         // 64 input channels of 3×3 full-range values pass 2^24 (the double path); 3 channels do not.
         for channels in [3, 64] {

@@ -8,7 +8,7 @@ enum MatrixOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Gemm", versions: [1, 6, 7, 9, 11, 13]) { try GemmOperator($0, fused: false) },
         OperatorDefinition("MatMul", versions: [1, 9, 13]) { _ in MatMul() },
-        OperatorDefinition("MatMulInteger", versions: [10]) { _ in MatMulInteger() },
+        OperatorDefinition("MatMulInteger", versions: [10]) { try MatMulInteger($0) },
         OperatorDefinition("FusedGemm", domain: OperatorRegistry.internalDomain, versions: [1]) { try GemmOperator($0, fused: true) },
     ]
 
@@ -227,6 +227,11 @@ struct MatMul: Operator {
 /// MatMul's shapes. Zero points are scalars, or per row of A ([M] or [..., M, 1]) and per column
 /// of B ([N] or [..., 1, N]).
 struct MatMulInteger: Operator {
+    /// A constant B (and zero point) prepared at load time.
+    let weights: IntegerWeights?
+
+    init(_ context: OperatorContext) throws { weights = try IntegerWeights(context, b: 1, zeroPoint: 3) }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
             throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(type.dataType)")
@@ -240,7 +245,6 @@ struct MatMulInteger: Operator {
             throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(tensor.dataType)")
         }
         // A vector of zero points runs along A's rows (second-to-last axis) and B's columns (last axis).
-        let product = try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(3), context)
-        return [try convert(product, to: .int32, context)]
+        return [try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(3), weights: weights, context)]
     }
 }

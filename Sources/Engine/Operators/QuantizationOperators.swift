@@ -13,7 +13,7 @@ enum QuantizationOperators {
         OperatorDefinition("QuantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try QuantizeLinear($0) },
         OperatorDefinition("DequantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try DequantizeLinear($0) },
         OperatorDefinition("DynamicQuantizeLinear", versions: [11]) { _ in DynamicQuantizeLinear() },
-        OperatorDefinition("QLinearMatMul", versions: [10, 21]) { _ in QLinearMatMul() },
+        OperatorDefinition("QLinearMatMul", versions: [10, 21]) { try QLinearMatMul($0) },
         OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
         // QuantizeLinear then DequantizeLinear on a float tensor, per tensor (made by
         // `QuantizeDequantizeFusion`; the scale and zero point in its activation attributes).
@@ -337,36 +337,67 @@ struct DynamicQuantizeLinear: Operator {
     }
 }
 
-/// Integer products in float: operands minus zero points widened to float, multiplied by sgemm
-/// when every partial sum is exactly representable (below 2^24), else in double.
+/// Integer products in float: operands minus zero points widened to float. Matrix products run
+/// through `IntegerGemm` (sgemm over depth chunks whose partial sums stay below 2^24, added in
+/// int32), exact for every size; convolutions through the float convolution when every partial
+/// sum is below 2^24, else in double.
 enum IntegerProduct {
     /// Largest integer float represents exactly, with all smaller ones.
-    static let exactLimit: Float = 16_777_216
+    static let exactLimit = Float(IntegerGemm.exactLimit)
 
     /// `x − zeroPoint` as float, the zero point a scalar or one value per index of `axis`
     /// (`zeroPoint` nil: 0), and the largest magnitude among the results.
     static func centered(_ x: Tensor, zeroPoint: Tensor?, axis: Int, _ what: String,
                          _ context: ExecutionContext) throws -> (values: Tensor, magnitude: Float) {
-        let y = try convert(x, to: .float, context)
         let result = try context.allocate(.float, x.shape)
-        let source = y.pointer(as: Float.self), target = result.mutablePointer(as: Float.self)
-        var magnitude: Float = 0
-        if let zeroPoint {
-            let zeros = try QuantizationOperators.floats(zeroPoint, context)
-            let layout = try QuantizationLayout(x: x.shape, scale: zeroPoint.elementCount == 1 ? [] : [zeroPoint.elementCount],
-                                                axis: axis, blockSize: 0, "\(what)'s zero point \(zeroPoint.shape)")
-            layout.forEach { i, p in
-                target[i] = source[i] - zeros[p]
-                magnitude = Swift.max(magnitude, Swift.abs(target[i]))
-            }
-        } else {
-            for i in 0..<x.elementCount {
-                target[i] = source[i]
-                magnitude = Swift.max(magnitude, Swift.abs(source[i]))
+        let target = result.mutablePointer(as: Float.self)
+        let zeros = try zeroPoint.map { try QuantizationOperators.floats($0, context) } ?? [0]
+        let layout = try QuantizationLayout(x: x.shape, scale: zeros.count == 1 ? [] : [zeros.count], axis: axis, blockSize: 0,
+                                            "\(what)'s zero point \(zeroPoint?.shape ?? [])")
+        // Runs of `inner` consecutive elements share one zero point (all of x for a scalar one).
+        let (runs, run) = layout.perTensor ? (1, x.elementCount) : (layout.outer * layout.length, layout.inner)
+        struct Centering: IntegerVisitor {
+            let x: Tensor, target: UnsafeMutablePointer<Float>, zeros: [Float], runs: Int, run: Int, length: Int
+            func visit<T: ArithmeticElement & FixedWidthInteger>(_: T.Type) -> Float {
+                let source = x.pointer(as: T.self)
+                var magnitude: Float = 0
+                for r in 0..<runs {
+                    let zero = zeros[zeros.count == 1 ? 0 : r % length]
+                    magnitude = Swift.max(magnitude, IntegerProduct.center(source + r * run, into: target + r * run, count: run, zero: zero))
+                }
+                return magnitude
             }
         }
-        withExtendedLifetime(y) {}
+        if x.elementCount == 0 { return (result, 0) }
+        if let magnitude = try x.dataType.visit(Centering(x: x, target: target, zeros: zeros, runs: runs, run: run, length: layout.length)) {
+            withExtendedLifetime(x) {}
+            return (result, magnitude)
+        }
+        // Other types (not the 8-bit products' own) through float.
+        let wide = try convert(x, to: .float, context)
+        let source = wide.pointer(as: Float.self)
+        var magnitude: Float = 0
+        layout.forEach { i, p in
+            target[i] = source[i] - zeros[zeros.count == 1 ? 0 : p]
+            magnitude = Swift.max(magnitude, Swift.abs(target[i]))
+        }
+        withExtendedLifetime(wide) {}
         return (result, magnitude)
+    }
+
+    /// `count` integers minus `zero` into `target`, returning the largest magnitude among the
+    /// results (from the run's extremes, so that the loops vectorise).
+    @inline(__always)
+    static func center<T: FixedWidthInteger>(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<Float>, count: Int,
+                                             zero: Float) -> Float {
+        if count == 0 { return 0 }
+        var low = T.max, high = T.min
+        for i in 0..<count {
+            low = Swift.min(low, source[i])
+            high = Swift.max(high, source[i])
+        }
+        for i in 0..<count { target[i] = Float(source[i]) - zero }
+        return Swift.max(Swift.abs(Float(low) - zero), Swift.abs(Float(high) - zero))
     }
 
     /// The largest sum of magnitudes over the `reduced` consecutive elements of each of the
@@ -392,27 +423,65 @@ enum IntegerProduct {
         (Double(left) * Double(right)) < Double(exactLimit)
     }
 
-    /// `(a − aZero) · (b − bZero)` with MatMul's shapes, as float or double holding the exact
-    /// integer sums. `aZero` is a scalar or one value per row of a (its second-to-last axis),
-    /// `bZero` a scalar or one per column of b (its last axis).
-    static func matMul(_ a: Tensor, zeroPoint aZero: Tensor?, _ b: Tensor, zeroPoint bZero: Tensor?,
+    /// Checks that a zero point has its operand's element type.
+    static func checkZeroPoint(_ zero: Tensor?, of operand: Tensor, _ name: String) throws {
+        if let zero, zero.dataType != operand.dataType {
+            throw OpError("\(name)'s zero point has element type \(zero.dataType) but \(name) has \(operand.dataType)")
+        }
+    }
+
+    /// `b − bZero` in float (bZero a scalar or one value per column of b, its last axis).
+    static func centeredRight(_ b: Tensor, zeroPoint bZero: Tensor?, _ context: ExecutionContext) throws -> (values: Tensor, magnitude: Float) {
+        guard b.shape.rank >= 1 else { throw OpError.invalidArgument("B \(b.shape) must have rank 1 or more") }
+        try checkZeroPoint(bZero, of: b, "B")
+        let columnAxis = b.shape.rank - 1
+        return try centered(b, zeroPoint: try vector(bZero, length: b.shape[columnAxis], "B"), axis: columnAxis, "B", context)
+    }
+
+    /// `(a − aZero) · (b − bZero)` with MatMul's shapes, as int32 (exact, wrapping as ONNX
+    /// Runtime's accumulator does). `aZero` is a scalar or one value per row of a (its
+    /// second-to-last axis), `bZero` a scalar or one per column of b (its last axis). `weights`:
+    /// b and bZero prepared at load time.
+    static func matMul(_ a: Tensor, zeroPoint aZero: Tensor?, _ b: Tensor, zeroPoint bZero: Tensor?, weights: IntegerWeights? = nil,
                        _ context: ExecutionContext) throws -> Tensor {
         guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) must have rank 1 or more") }
-        for (zero, operand, name) in [(aZero, a, "A"), (bZero, b, "B")] {
-            if let zero, zero.dataType != operand.dataType {
-                throw OpError("\(name)'s zero point has element type \(zero.dataType) but \(name) has \(operand.dataType)")
-            }
-        }
-        let rowAxis = Swift.max(a.shape.rank - 2, 0), columnAxis = b.shape.rank - 1
+        try checkZeroPoint(aZero, of: a, "A")
+        let rowAxis = Swift.max(a.shape.rank - 2, 0)
         let (left, leftMagnitude) = try centered(a, zeroPoint: try vector(aZero, length: a.shape[rowAxis], "A"), axis: rowAxis, "A", context)
-        let (right, _) = try centered(b, zeroPoint: try vector(bZero, length: b.shape[columnAxis], "B"), axis: columnAxis, "B", context)
-        let rows = b.shape.rank == 1 ? b.shape[0] : b.shape[b.shape.rank - 2]
-        let columns = b.shape.rank == 1 ? 1 : b.shape[columnAxis]
-        let rightSum = largestAbsoluteSum(right, groups: rows == 0 ? 0 : right.elementCount / rows, reduced: rows, inner: columns)
-        if isExactInFloat(left: leftMagnitude, right: rightSum) {
-            return try MatMul().run([left, right], context)[0]
+        if let weights, weights.values.shape != b.shape { throw OpError("the prepared weights do not fit B \(b.shape)") }
+        let right = try weights?.values ?? centeredRight(b, zeroPoint: bZero, context).values
+        let aDims = a.shape.rank == 1 ? [1] + a.shape.dims : a.shape.dims
+        let bDims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
+        let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
+        guard bDims[bDims.count - 2] == k else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not fit") }
+        let aBatch = Shape(Array(aDims.dropLast(2))), bBatch = Shape(Array(bDims.dropLast(2)))
+        guard let batch = Shape.broadcast(aBatch, bBatch) else {
+            throw OpError.invalidArgument("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
         }
-        return try MatMul().run([try doubles(left, context), try doubles(right, context)], context)[0]
+        var dims = batch.dims
+        if a.shape.rank > 1 { dims.append(m) }
+        if b.shape.rank > 1 { dims.append(n) }
+        let y = try context.allocate(.int32, Shape(dims))
+        if y.elementCount == 0 { return y }
+        // A batch of A against one B is a single taller product.
+        let folded = bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount
+        let items = folded ? 1 : batch.elementCount, rows = folded ? batch.elementCount * m : m
+        let aOffsets = folded ? [0] : MatMul.offsets(batch, aBatch, matrix: m * k)
+        let bOffsets = folded ? [0] : MatMul.offsets(batch, bBatch, matrix: k * n)
+        let offsets = (0..<items).map { (a: aOffsets[$0], b: bOffsets[$0], c: $0 * rows * n) }
+        let rightValues = right.pointer(as: Float.self)
+        // Depth chunks per matrix of B: prepared for any 8-bit A, or for this A's magnitude.
+        let chunks = weights?.chunks ?? (0..<bBatch.elementCount).map {
+            IntegerGemm.depthChunks(b: rightValues + $0 * k * n, k: k, n: n, ldb: n, leftMagnitude: leftMagnitude)
+        }
+        let matrix = Swift.max(k * n, 1)
+        let scratch = try context.allocate(.float, [y.elementCount])
+        IntegerGemm.multiply(m: rows, n: n, k: k, a: left.pointer(as: Float.self), lda: k, b: rightValues, ldb: n,
+                             c: y.mutablePointer(as: Int32.self), ldc: n, scratch: scratch.mutablePointer(as: Float.self),
+                             chunks: { chunks[offsets[$0].b / matrix] }, batch: items, batchOffsets: { offsets[$0] },
+                             parallelism: context.parallelism)
+        withExtendedLifetime((left, right, scratch)) {}
+        return y
     }
 
     /// A zero point as a scalar or a vector of `length` (a [..., length, 1] or [..., 1, length]
@@ -425,9 +494,42 @@ enum IntegerProduct {
         return zero.reshaped([length])
     }
 
+    /// The int32 values of an accumulator: int32 already, or float or double holding integers
+    /// (wrapped to int32 as ONNX Runtime's accumulator wraps).
+    static func int32(_ acc: Tensor) throws -> [Int32] {
+        switch acc.dataType {
+        case .int32: acc.scalars(as: Int32.self)
+        case .double: acc.scalars(as: Double.self).map { Int32(truncatingIfNeeded: Int64($0)) }
+        case .float: acc.scalars(as: Float.self).map { Int32(truncatingIfNeeded: Int64($0)) }
+        default: throw OpError("an integer product accumulated in \(acc.dataType)")
+        }
+    }
+
     /// `tensor` (float) as double.
     static func doubles(_ tensor: Tensor, _ context: ExecutionContext) throws -> Tensor {
         try convert(tensor, to: .double, context)
+    }
+}
+
+/// The constant B (and its zero point) of an integer matrix product, prepared at load time:
+/// minus its zero points in float, with the depth chunks of each of its matrices for any 8-bit A.
+struct IntegerWeights: Sendable {
+    let values: Tensor
+    let chunks: [[Range<Int>]]
+
+    /// B at input `index` and its zero point at `zeroPointIndex` when both are constant (or the
+    /// zero point absent); nil otherwise.
+    init?(_ context: OperatorContext, b index: Int, zeroPoint zeroPointIndex: Int) throws {
+        guard let b = context.constant(index), context.constant(zeroPointIndex) != nil || !context.hasInput(zeroPointIndex) else { return nil }
+        try checkElementType(b.dataType, [.int8, .uint8], role: "B")
+        let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
+        values = try IntegerProduct.centeredRight(b, zeroPoint: context.constant(zeroPointIndex), serial).values
+        let dims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
+        let k = dims[dims.count - 2], n = dims[dims.count - 1], pointer = values.pointer(as: Float.self)
+        chunks = (0..<dims.dropLast(2).reduce(1, *)).map {
+            IntegerGemm.depthChunks(b: pointer + $0 * k * n, k: k, n: n, ldb: n, leftMagnitude: IntegerGemm.largestCenteredMagnitude)
+        }
+        withExtendedLifetime(values) {}
     }
 }
 
@@ -466,11 +568,10 @@ struct Requantization {
     func apply(_ acc: Tensor, bias: [Int32]?, inner: Int, _ context: ExecutionContext) throws -> Tensor {
         let count = acc.elementCount, channels = scales.count
         var values = [Float](repeating: 0, count: count)
-        let wide = acc.dataType == .double ? acc.scalars(as: Double.self) : acc.scalars(as: Float.self).map(Double.init)
+        let sums = try IntegerProduct.int32(acc)
         for i in 0..<count {
             let c = i / inner % channels
-            // The int32 accumulator wraps as ONNX Runtime's does; then it converts to float.
-            var sum = Int32(truncatingIfNeeded: Int64(wide[i]))
+            var sum = sums[i]
             if let bias { sum = sum &+ bias[c] }
             values[i] = QuantizationOperators.requantize(Float(sum), scale: scales[c], zeroPoint: zeroPoints[c], range: range)
         }
@@ -481,6 +582,11 @@ struct Requantization {
 /// QLinearMatMul: MatMul of `a − a_zero_point` and `b − b_zero_point` (per tensor, or b's per
 /// column), requantized with `a_scale × b_scale / y_scale` and `y_zero_point`.
 struct QLinearMatMul: Operator {
+    /// A constant b (and zero point) prepared at load time.
+    let weights: IntegerWeights?
+
+    init(_ context: OperatorContext) throws { weights = try IntegerWeights(context, b: 3, zeroPoint: 5) }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         for index in [0, 3] {
             if let type = inputs.type(index) { try checkElementType(type.dataType, [.int8, .uint8], role: index == 0 ? "a" : "b") }
@@ -502,7 +608,7 @@ struct QLinearMatMul: Operator {
         if let zero = inputs.optional(2), zero.elementCount != 1 { throw OpError.invalidArgument("a_zero_point must be a scalar, not \(zero.shape)") }
         guard b.shape.rank >= 1 else { throw OpError.invalidArgument("b must have rank 1 or more") }
         let columns = b.shape[b.shape.rank - 1]
-        let product = try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(5), context)
+        let product = try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(5), weights: weights, context)
         let requantization = try Requantization(inputScale: try inputs.required(1), weightScale: try inputs.required(4),
                                                 outputScale: try inputs.required(6), outputZeroPoint: inputs.optional(7),
                                                 channels: b.shape.rank == 1 ? 1 : columns, context)

@@ -95,6 +95,13 @@ extension QuantizedFloatOperator {
 /// b_zero_point, bias.
 struct IntegerMatMulToFloat: Operator {
     let quantizesA: Bool
+    /// A constant B (and zero point) prepared at load time.
+    let weights: IntegerWeights?
+
+    init(_ context: OperatorContext, quantizesA: Bool) throws {
+        self.quantizesA = quantizesA
+        weights = try IntegerWeights(context, b: 1, zeroPoint: quantizesA ? 3 : 5)
+    }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let a = inputs.type(0), let b = inputs.type(1) else { return [TensorType(.float, nil)] }
@@ -117,7 +124,7 @@ struct IntegerMatMulToFloat: Operator {
         try checkElementType(b.dataType, [.int8, .uint8], role: "B")
         guard b.shape.rank >= 1 else { throw OpError.invalidArgument("B must have rank 1 or more") }
         let columns = b.shape[b.shape.rank - 1]
-        let product = try IntegerProduct.matMul(a, zeroPoint: aZero, b, zeroPoint: bZero, context)
+        let product = try IntegerProduct.matMul(a, zeroPoint: aZero, b, zeroPoint: bZero, weights: weights, context)
         let aScales = try QuantizationOperators.floats(aScale, context), bScales = try QuantizationOperators.floats(bScale, context)
         guard aScales.count == 1 else { throw OpError.invalidArgument("a_scale must be a scalar, not \(aScale.shape)") }
         guard bScales.count == 1 || bScales.count == columns else {
@@ -127,13 +134,14 @@ struct IntegerMatMulToFloat: Operator {
         if let biases, biases.count != columns { throw OpError.invalidArgument("bias must hold one value per column of B \(b.shape)") }
         let y = try context.allocate(.float, product.shape)
         let target = y.mutablePointer(as: Float.self)
-        let sums = product.dataType == .double ? product.scalars(as: Double.self) : product.scalars(as: Float.self).map(Double.init)
+        let sums = product.pointer(as: Int32.self)
         for i in 0..<y.elementCount {
             let c = i % Swift.max(columns, 1)
             // ONNX Runtime: the int32 sum in float, times the combined scale, plus the bias.
-            let sum = Float(Int32(truncatingIfNeeded: Int64(sums[i])))
+            let sum = Float(sums[i])
             target[i] = sum * (aScales[0] * bScales[bScales.count == 1 ? 0 : c]) + (biases?[c] ?? 0)
         }
+        withExtendedLifetime(product) {}
         return [y]
     }
 }
