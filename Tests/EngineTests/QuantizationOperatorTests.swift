@@ -70,6 +70,33 @@ import Testing
         #expect(y.scalars(as: Int32.self) == Self.integerProduct(a, b, m: 2 * m, k: k, n: n, aZero: aZero, bZero: bZero))
     }
 
+    // DynamicQuantizeLinear's 16-lane loops against a scalar twin over odd sizes: the extremes in
+    // the lanes and in the tail, a NaN, negative zero, and inputs all positive or all negative
+    // (zero points 0 and 255).
+    @Test(arguments: [1, 2, 15, 16, 17, 33, 100], [Float(-20), 0, 20])
+    func dynamicQuantizeLinearMatchesTheScalarTwin(count: Int, offset: Float) throws {
+        var values = (0..<count).map { Float($0 % 23) * 0.37 - 3.1 + offset }
+        values[Swift.min(5, count - 1)] = offset - 4.25
+        values[count - 1] = offset + 9.5
+        if count > 2 { values[count / 2] = .nan }
+        values[0] = -0.0
+        let outputs = try T.runNode("DynamicQuantizeLinear", [Tensor(values, shape: [count])], opset: 11, outputs: 3)
+        var low: Float = 0, high: Float = 0
+        for value in values where !value.isNaN {
+            low = Swift.min(low, value)
+            high = Swift.max(high, value)
+        }
+        let scale = (high == low ? 1 : high - low) / 255
+        let zero = Swift.min(Swift.max(0 - low / scale, 0), 255).rounded(.toNearestOrEven)
+        let expected = values.map { value -> UInt8 in
+            let q = (value / scale).rounded(.toNearestOrEven) + zero
+            return q.isNaN ? 0 : UInt8(Swift.min(Swift.max(q, 0), 255))
+        }
+        #expect(outputs[0].scalars(as: UInt8.self) == expected)
+        #expect(outputs[1].scalars(as: Float.self) == [scale])
+        #expect(outputs[2].scalars(as: UInt8.self) == [UInt8(zero)])
+    }
+
     @Test func convIntegerMatchesTheNaiveConvolution() throws {
         // 64 input channels of 3×3 full-range values pass 2^24 (the double path); 3 channels do not.
         for channels in [3, 64] {
