@@ -12,7 +12,7 @@ import Tensors
 /// microseconds each), and the caller holds its thread for no longer than a thread hop would.
 final class BatchScheduler: Sendable {
     /// Runs a group of requests together and returns one result per request, in order.
-    typealias Executor = @Sendable ([InferenceRequest]) -> (results: [Result<[String: Tensor], ServingError>], engine: Duration)
+    typealias Executor = @Sendable ([InferenceRequest]) -> (results: [Result<[String: Value], ServingError>], engine: Duration)
 
     private struct Pending {
         var request: InferenceRequest
@@ -165,7 +165,7 @@ final class BatchScheduler: Sendable {
         observer(.run(rows: rows, queueWaits: batch.map { start - $0.arrival }, engine: engine))
         for (pending, result) in zip(batch, results) {
             pending.completion(result.map { outputs in
-                InferenceResponse(outputs: outputs, outputOrder: outputOrder.filter { outputs[$0] != nil },
+                InferenceResponse(values: outputs, outputOrder: outputOrder.filter { outputs[$0] != nil },
                                   queueDuration: start - pending.arrival, engineDuration: engine, batchRows: rows)
             })
         }

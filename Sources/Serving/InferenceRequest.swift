@@ -20,7 +20,10 @@ public struct InferenceRequest: Sendable {
 public struct InferenceResponse: Sendable {
     /// Output tensors by name.
     public var outputs: [String: Tensor]
-    /// Output names in the model's order (those returned).
+    /// Outputs that are sequences or optionals, by name (the wire formats spell them out; see
+    /// the README). Empty for a model whose outputs are all tensors.
+    public var otherOutputs: [String: Value] = [:]
+    /// Output names in the model's order (those returned, from both dictionaries).
     public var outputOrder: [String]
     /// Time spent waiting for the engine.
     public var queueDuration: Duration
@@ -35,6 +38,18 @@ public struct InferenceResponse: Sendable {
         self.queueDuration = queueDuration
         self.engineDuration = engineDuration
         self.batchRows = batchRows
+    }
+
+    /// An answer made of `values`: tensors go to `outputs`, sequences and optionals to `otherOutputs`.
+    public init(values: [String: Value], outputOrder: [String], queueDuration: Duration, engineDuration: Duration, batchRows: Int) {
+        var tensors: [String: Tensor] = [:]
+        var others: [String: Value] = [:]
+        for (name, value) in values {
+            if case .tensor(let tensor) = value { tensors[name] = tensor } else { others[name] = value }
+        }
+        self.init(outputs: tensors, outputOrder: outputOrder, queueDuration: queueDuration, engineDuration: engineDuration,
+                  batchRows: batchRows)
+        otherOutputs = others
     }
 }
 

@@ -38,11 +38,13 @@ public final class ServedModel: Sendable {
         } catch {
             throw .invalidArgument("\(error)")
         }
-        // The wire formats carry tensors; sequences and optionals inside the graph are fine.
-        if let value = (session.inputs + session.outputs).first(where: { $0.kind != .tensor && $0.kind != nil }) {
-            throw .invalidArgument("'\(value.name)' is a \(value.typeDescription ?? "sequence or optional"); the HTTP APIs serve models"
-                                   + " whose inputs and outputs are tensors (`onnx-serve run` takes and writes sequences and optionals)")
+        // Requests carry tensors; sequence and optional outputs are spelled out by the wire formats
+        // (a list of tensors, one output per element), and anything inside the graph is fine.
+        if let value = session.inputs.first(where: { $0.kind != .tensor && $0.kind != nil }) {
+            throw .invalidArgument("input '\(value.name)' is a \(value.typeDescription ?? "sequence or optional"); the HTTP APIs take"
+                                   + " tensor inputs (`onnx-serve run` takes sequences and optionals)")
         }
+        try Self.checkElementNames(session.outputs)
         self.name = name
         self.version = version
         self.metrics = metrics
@@ -69,6 +71,17 @@ public final class ServedModel: Sendable {
                 case .timedOut: metrics.recordTimedOut(model: name, version: version)
                 }
             })
+    }
+
+    /// Refuses a model where the Open Inference name of a sequence output's element
+    /// (`<name>/<index>`) could be the name of another output.
+    private static func checkElementNames(_ outputs: [ValueInfo]) throws(ServingError) {
+        for sequence in outputs where sequence.kind != .tensor && sequence.kind != nil {
+            if let clash = outputs.first(where: { $0.name.hasPrefix(sequence.name + "/") }) {
+                throw .invalidArgument("output '\(clash.name)' could be confused with an element of the sequence output '\(sequence.name)'"
+                                       + " (sent as '\(sequence.name)/<index>'); rename one of them")
+            }
+        }
     }
 
     /// Inputs the model takes.
@@ -98,7 +111,9 @@ public final class ServedModel: Sendable {
             if case .fixed = first { return false }
             return true
         }
+        // A sequence or an optional has no rows to split.
         return !session.inputs.isEmpty && session.inputs.allSatisfy(leadingIsDynamic) && session.outputs.allSatisfy(leadingIsDynamic)
+            && session.outputs.allSatisfy { $0.kind == .tensor || $0.kind == nil }
     }
 
     // MARK: Requests
@@ -165,7 +180,7 @@ public final class ServedModel: Sendable {
     /// Runs requests as one batch (joined along axis 0) and splits the answers; when the batch
     /// fails and holds several requests, runs each alone so a bad one fails only itself.
     static func execute(_ requests: [InferenceRequest], session: InferenceSession, batchable: Bool)
-        -> (results: [Result<[String: Tensor], ServingError>], engine: Duration)
+        -> (results: [Result<[String: Value], ServingError>], engine: Duration)
     {
         let start = ContinuousClock.now
         if requests.count == 1 {
@@ -183,11 +198,11 @@ public final class ServedModel: Sendable {
         }
         do {
             let outputs = try session.run(joined, outputs: requests[0].outputs)
-            var results: [Result<[String: Tensor], ServingError>] = []
+            var results: [Result<[String: Value], ServingError>] = []
             var offset = 0
             for count in counts {
-                var mine: [String: Tensor] = [:]
-                for (name, tensor) in outputs { mine[name] = tensor.batchRows(offset..<(offset + count)) }
+                var mine: [String: Value] = [:]
+                for (name, tensor) in outputs { mine[name] = .tensor(tensor.batchRows(offset..<(offset + count))) }
                 results.append(.success(mine))
                 offset += count
             }
@@ -197,9 +212,9 @@ public final class ServedModel: Sendable {
         }
     }
 
-    private static func runOne(_ request: InferenceRequest, session: InferenceSession) -> Result<[String: Tensor], ServingError> {
+    private static func runOne(_ request: InferenceRequest, session: InferenceSession) -> Result<[String: Value], ServingError> {
         do {
-            return .success(try session.run(request.inputs, outputs: request.outputs))
+            return .success(try session.runValues(request.inputs.mapValues(Value.tensor), outputs: request.outputs))
         } catch {
             return .failure(servingError(error))
         }
@@ -229,7 +244,7 @@ public final class ServedModel: Sendable {
         }
         for _ in 0..<runs {
             do {
-                _ = try session.run(feeds)
+                _ = try session.runValues(feeds.mapValues(Value.tensor))
             } catch {
                 throw .invalidArgument("warm-up failed: \(error)")
             }

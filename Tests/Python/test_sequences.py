@@ -238,25 +238,114 @@ def test_inspect_names_sequence_types(binary, tmp_path):
     assert "  inserted: seq(float[?])" in out
 
 
-def test_daemon_refuses_sequence_inputs_and_outputs_and_serves_internal_sequences(binary, tmp_path):
-    """The HTTP APIs carry tensors: a model with a sequence graph input or output fails to load with
-    a message naming it; a model that uses sequences only inside (tensors in and out) is served."""
+def optional_outputs():
+    """x -> some (an optional holding 2x), none (an optional with no value), y (x + 1)."""
+    nodes = [constant("two", np.array(2, dtype=np.float32)), constant("one", np.array(1, dtype=np.float32)),
+             helper.make_node("Mul", ["x", "two"], ["doubled"]),
+             helper.make_node("Optional", ["doubled"], ["some"]),
+             helper.make_node("Optional", [], ["none"], type=helper.make_tensor_type_proto(FLOAT, shape=None)),
+             helper.make_node("Add", ["x", "one"], ["y"])]
+    optional = helper.make_optional_type_proto(helper.make_tensor_type_proto(FLOAT, ["n"]))
+    graph = helper.make_graph(nodes, "optional_outputs", [tensor("x", FLOAT, ["n"])],
+                              [helper.make_value_info("some", optional), helper.make_value_info("none", optional), tensor("y", FLOAT, ["n"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def clashing_names():
+    """A sequence output 'parts' and a tensor output named 'parts/0', which Open Inference could not tell apart."""
+    model = split_map_concat()
+    model.graph.node.append(helper.make_node("Identity", ["y"], ["squares/0"]))
+    model.graph.output.append(tensor("squares/0", FLOAT, ["rows", 7]))
+    return model
+
+
+def test_daemon_serves_sequence_and_optional_outputs(binary, tmp_path):
+    """Over HTTP a sequence output is a JSON list of tensors (TF Serving's columnar form) or one output
+    per element named <name>/<index> (Open Inference, JSON and binary); an optional is its value, or
+    null / no output when empty. Results match onnxruntime. The row form, which splits outputs into
+    instances, refuses them; sequence inputs and element names that clash with an output are refused
+    at load with a message naming the value; a model using sequences only inside is batched as before."""
     import requests
+    import tritonclient.http as httpclient
 
     from conftest import Daemon
 
     repo = tmp_path / "repo"
-    internal = with_outputs(split_map_concat(), ["y"])
-    for name, model in {"sequence_input": sequence_input(), "sequence_output": split_map_concat(), "internal": internal}.items():
+    models = {"sequence_input": sequence_input(), "sequences": split_map_concat(), "optionals": optional_outputs(),
+              "clash": clashing_names(), "internal": with_outputs(split_map_concat(), ["y"]),
+              "rows_and_sequence": with_outputs(split_map_concat(), ["y", "squares"])}
+    for name, model in models.items():
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "1" / "model.onnx").write_bytes(model.SerializeToString())
+    x = np.arange(14, dtype=np.float32).reshape(2, 7) / 7
+    expected = dict(zip([o.name for o in models["sequences"].graph.output],
+                        ort.InferenceSession(models["sequences"].SerializeToString()).run(None, {"x": x})))
+    assert len(expected["squares"]) == 3 and len(expected["shapes"]) == 3
+    v = np.array([0.5, -1.5, 2.0], dtype=np.float32)
+    optional_expected = ort.InferenceSession(models["optionals"].SerializeToString()).run(None, {"x": v})
+    assert optional_expected[1] is None
     daemon = Daemon(binary, "--model-repository", str(repo))
     try:
-        for name, value in [("sequence_input", "'seq' is a seq(float[n])"), ("sequence_output", "'squares' is a seq(float[?])")]:
+        for name, message in [("sequence_input", "input 'seq' is a seq(float[n]); the HTTP APIs take tensor inputs"),
+                              ("clash", "output 'squares/0' could be confused with an element of the sequence output 'squares'")]:
             status = requests.get(daemon.url + "/v1/models/" + name, timeout=10).json()["model_version_status"][0]
             assert status["state"] == "END", (name, status)
-            assert value + "; the HTTP APIs serve models whose inputs and outputs are tensors" in status["status"]["error_message"]
-        x = np.arange(14, dtype=np.float32).reshape(2, 7) / 7
+            assert message in status["status"]["error_message"], status
+
+        # TF Serving, columnar: a list of tensors per sequence output.
+        answer = requests.post(daemon.url + "/v1/models/sequences:predict", json={"inputs": x.tolist()}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        outputs = answer.json()["outputs"]
+        assert sorted(outputs) == sorted(expected)
+        np.testing.assert_allclose(np.array(outputs["y"], dtype=np.float32), expected["y"], rtol=1e-5)
+        assert outputs["count"] == 3
+        for name in ["squares", "shapes"]:
+            assert len(outputs[name]) == len(expected[name])
+            for got, want in zip(outputs[name], expected[name]):
+                np.testing.assert_allclose(np.array(got, dtype=want.dtype), want, rtol=1e-5)
+        # The row form cannot split a sequence into instances.
+        answer = requests.post(daemon.url + "/v1/models/rows_and_sequence:predict", json={"instances": x.tolist()}, timeout=10)
+        assert answer.status_code == 400, answer.text
+        assert "output 'squares' is a sequence, which the row format cannot split into instances" in answer.json()["error"]
+
+        # Open Inference, JSON: one output per element.
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 7], "data": x.ravel().tolist()}],
+                "outputs": [{"name": "squares"}, {"name": "count"}]}
+        answer = requests.post(daemon.url + "/v2/models/sequences/infer", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["outputs"]
+        assert [o["name"] for o in got] == ["squares/0", "squares/1", "squares/2", "count"]
+        for output, want in zip(got[:3], expected["squares"]):
+            assert output["shape"] == list(want.shape) and output["datatype"] == "FP32"
+            np.testing.assert_allclose(np.array(output["data"], dtype=np.float32).reshape(want.shape), want, rtol=1e-5)
+        assert got[3]["data"] == [3]
+        # Open Inference, binary extension, through tritonclient.
+        client = httpclient.InferenceServerClient(daemon.url.replace("http://", ""))
+        feed = httpclient.InferInput("x", [2, 7], "FP32")
+        feed.set_data_from_numpy(x, binary_data=True)
+        result = client.infer("sequences", [feed], outputs=[httpclient.InferRequestedOutput("shapes", binary_data=True)])
+        for index, want in enumerate(expected["shapes"]):
+            np.testing.assert_array_equal(result.as_numpy("shapes/%d" % index), want)
+        assert result.as_numpy("shapes/3") is None
+        # Metadata lists a sequence output with its elements' type.
+        metadata = requests.get(daemon.url + "/v2/models/sequences", timeout=10).json()
+        assert {"name": "shapes", "datatype": "INT64", "shape": []} in metadata["outputs"], metadata
+
+        # Optionals: the value, or null (TF Serving) / no output (Open Inference) when empty.
+        answer = requests.post(daemon.url + "/v1/models/optionals:predict", json={"inputs": v.tolist()}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        outputs = answer.json()["outputs"]
+        np.testing.assert_allclose(np.array(outputs["some"], dtype=np.float32), optional_expected[0], rtol=1e-6)
+        assert outputs["none"] is None
+        np.testing.assert_allclose(np.array(outputs["y"], dtype=np.float32), optional_expected[2], rtol=1e-6)
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3], "data": v.tolist()}]}
+        answer = requests.post(daemon.url + "/v2/models/optionals/infer", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["outputs"]
+        assert [o["name"] for o in got] == ["some", "y"]
+        np.testing.assert_allclose(np.array(got[0]["data"], dtype=np.float32), optional_expected[0], rtol=1e-6)
+
+        # Sequences only inside: tensors in and out, batched and answered in the row form as before.
         answer = requests.post(daemon.url + "/v1/models/internal:predict", json={"instances": x.tolist()}, timeout=10)
         assert answer.status_code == 200, answer.text
         np.testing.assert_allclose(np.array(answer.json()["predictions"], dtype=np.float32), x * x, rtol=1e-5)

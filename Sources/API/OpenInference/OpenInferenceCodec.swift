@@ -391,34 +391,18 @@ package enum OpenInferenceCodec {
             writer.string(id)
         }
         writer.raw(",\"outputs\":[")
-        for (index, output) in requested.enumerated() {
-            guard var tensor = response.outputs[output.name] else { continue }
-            if let keys = model.mapOutputKeys[output.name] {
-                // A sequence of maps (ZipMap): one BYTES element per row, the JSON text of its map.
-                tensor = Tensor(strings: JSONWriter.mapTexts(tensor, keys: keys), shape: Shape(tensor.shape.dims.dropLast()))
-            }
-            if let count = output.classification { tensor = try classify(tensor, top: count, name: output.name) }
-            if index > 0 { writer.comma() }
-            writer.raw("{\"name\":")
-            writer.string(output.name)
-            writer.raw(",\"datatype\":")
-            writer.string(datatype(tensor.dataType))
-            writer.raw(",\"shape\":[")
-            for (position, dim) in tensor.shape.enumerated() {
-                if position > 0 { writer.comma() }
-                writer.number(dim)
-            }
-            writer.raw("]")
-            if output.binary ?? decoded.binaryOutput {
-                let blob = bytes(of: tensor)
-                writer.raw(",\"parameters\":{\"binary_data_size\":")
-                writer.number(blob.count)
-                writer.raw("}}")
-                blobs.append(blob)
-            } else {
-                writer.raw(",\"data\":")
-                writer.tensor(tensor, dims: [tensor.elementCount][...], offset: 0)
-                writer.raw("}")
+        var written = 0
+        for output in requested {
+            for (name, element) in tensors(of: output.name, in: response) {
+                var tensor = element
+                if let keys = model.mapOutputKeys[output.name] {
+                    // A sequence of maps (ZipMap): one BYTES element per row, the JSON text of its map.
+                    tensor = Tensor(strings: JSONWriter.mapTexts(tensor, keys: keys), shape: Shape(tensor.shape.dims.dropLast()))
+                }
+                if let count = output.classification { tensor = try classify(tensor, top: count, name: name) }
+                if written > 0 { writer.comma() }
+                written += 1
+                write(tensor, name: name, binary: output.binary ?? decoded.binaryOutput, into: &writer, blobs: &blobs)
             }
         }
         writer.raw("]}")
@@ -428,6 +412,46 @@ package enum OpenInferenceCodec {
         body.reserveCapacity(headerLength + blobs.reduce(0) { $0 + $1.count })
         for blob in blobs { body.append(contentsOf: blob) }
         return (body, headerLength)
+    }
+
+    /// The tensors an output is sent as: a tensor as itself; a sequence as one output per element,
+    /// named `<name>/<index>`; an optional as its value, or nothing when it has none.
+    private static func tensors(of name: String, in response: InferenceResponse) -> [(String, Tensor)] {
+        if let tensor = response.outputs[name] { return [(name, tensor)] }
+        guard let value = response.otherOutputs[name] else { return [] }
+        func spelled(_ value: Value) -> [(String, Tensor)] {
+            switch value {
+            case .tensor(let tensor): [(name, tensor)]
+            case .sequence(let sequence): sequence.tensors.enumerated().map { ("\(name)/\($0.offset)", $0.element) }
+            case .optional(let inner, _): inner.map(spelled) ?? []
+            }
+        }
+        return spelled(value)
+    }
+
+    /// One output object of the response, its data inline or appended to `blobs`.
+    private static func write(_ tensor: Tensor, name: String, binary: Bool, into writer: inout JSONWriter, blobs: inout [[UInt8]]) {
+        writer.raw("{\"name\":")
+        writer.string(name)
+        writer.raw(",\"datatype\":")
+        writer.string(datatype(tensor.dataType))
+        writer.raw(",\"shape\":[")
+        for (position, dim) in tensor.shape.enumerated() {
+            if position > 0 { writer.comma() }
+            writer.number(dim)
+        }
+        writer.raw("]")
+        if binary {
+            let blob = bytes(of: tensor)
+            writer.raw(",\"parameters\":{\"binary_data_size\":")
+            writer.number(blob.count)
+            writer.raw("}}")
+            blobs.append(blob)
+        } else {
+            writer.raw(",\"data\":")
+            writer.tensor(tensor, dims: [tensor.elementCount][...], offset: 0)
+            writer.raw("}")
+        }
     }
 
     /// A tensor's elements as the binary extension lays them out (little-endian, BYTES prefixed).

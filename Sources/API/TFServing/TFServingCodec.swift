@@ -142,33 +142,48 @@ package enum TFServingCodec {
 
     /// The predict answer: `{"predictions": ...}` for row requests, `{"outputs": ...}` for columnar.
     /// An output named in `mapKeys` (ZipMap's sequence of maps) is written as one JSON object per row.
+    /// A sequence output is a JSON list of its tensors, an optional one its value or `null`; they have
+    /// no rows, so only the columnar form carries them.
     package static func encodePredict(_ response: InferenceResponse, format: Format,
                                       mapKeys: [String: Tensor] = [:]) throws(ServingError) -> [UInt8] {
         let names = response.outputOrder
-        var tensors: [Tensor] = []
+        var values: [Value] = []
         for name in names {
-            guard let tensor = response.outputs[name] else { throw .internal("output '\(name)' is missing from the model's answer") }
-            tensors.append(tensor)
+            if let tensor = response.outputs[name] {
+                values.append(.tensor(tensor))
+            } else if let value = response.otherOutputs[name] {
+                values.append(value)
+            } else {
+                throw .internal("output '\(name)' is missing from the model's answer")
+            }
         }
-        var writer = JSONWriter(capacity: tensors.reduce(64) { $0 + $1.elementCount * 12 })
+        var writer = JSONWriter(capacity: values.reduce(64) { $0 + elementCount($1) * 12 })
         switch format {
         case .columnar:
             writer.raw("{\"outputs\":")
             if names.count == 1 {
-                write(tensors[0], name: names[0], dims: tensors[0].shape.dims[...], offset: 0, keys: mapKeys[names[0]], into: &writer)
+                write(values[0], name: names[0], keys: mapKeys[names[0]], into: &writer)
             } else {
                 writer.raw("{")
                 for (index, name) in names.enumerated() {
                     if index > 0 { writer.comma() }
                     writer.key(name)
-                    write(tensors[index], name: name, dims: tensors[index].shape.dims[...], offset: 0, keys: mapKeys[name], into: &writer)
+                    write(values[index], name: name, keys: mapKeys[name], into: &writer)
                 }
                 writer.raw("}")
             }
             writer.raw("}")
         case .row:
-            for (name, tensor) in zip(names, tensors) where tensor.shape.rank == 0 {
-                throw .invalidArgument("output '\(name)' is a scalar, which the row format cannot split into instances; send 'inputs' instead of 'instances'")
+            var tensors: [Tensor] = []
+            for (name, value) in zip(names, values) {
+                guard case .tensor(let tensor) = value else {
+                    let kind = value.kind == .sequence ? "a sequence" : "an optional"
+                    throw .invalidArgument("output '\(name)' is \(kind), which the row format cannot split into instances; send 'inputs' instead of 'instances'")
+                }
+                guard tensor.shape.rank > 0 else {
+                    throw .invalidArgument("output '\(name)' is a scalar, which the row format cannot split into instances; send 'inputs' instead of 'instances'")
+                }
+                tensors.append(tensor)
             }
             let rows = tensors.first?.shape[0] ?? 0
             if let (name, tensor) = zip(names, tensors).first(where: { $0.1.shape[0] != rows }) {
@@ -196,6 +211,33 @@ package enum TFServingCodec {
             writer.raw("}")
         }
         return writer.bytes
+    }
+
+    /// Elements in a value (for sizing the answer).
+    private static func elementCount(_ value: Value) -> Int {
+        switch value {
+        case .tensor(let tensor): tensor.elementCount
+        case .sequence(let sequence): sequence.tensors.reduce(0) { $0 + $1.elementCount }
+        case .optional(let inner, _): inner.map(elementCount) ?? 0
+        }
+    }
+
+    /// A whole output in the columnar form: a tensor as nested lists, a sequence as a list of
+    /// them, an optional as its value or `null`.
+    private static func write(_ value: Value, name: String, keys: Tensor?, into writer: inout JSONWriter) {
+        switch value {
+        case .tensor(let tensor):
+            write(tensor, name: name, dims: tensor.shape.dims[...], offset: 0, keys: keys, into: &writer)
+        case .sequence(let sequence):
+            writer.raw("[")
+            for (index, tensor) in sequence.tensors.enumerated() {
+                if index > 0 { writer.comma() }
+                write(tensor, name: name, dims: tensor.shape.dims[...], offset: 0, into: &writer)
+            }
+            writer.raw("]")
+        case .optional(let inner, _):
+            if let inner { write(inner, name: name, keys: keys, into: &writer) } else { writer.raw("null") }
+        }
     }
 
     /// String outputs are base64 objects only when the output name ends in `_bytes`; a map output
