@@ -34,7 +34,7 @@ public enum OperatorRegistry {
     /// Newest default-domain opset we know the history of.
     public static var latestOpset: Int { OpsetHistory.latestOpset }
 
-    static let definitions: [String: OperatorDefinition] = {
+    package static let definitions: [String: OperatorDefinition] = {
         var table: [String: OperatorDefinition] = [:]
         let other = domainDefinitions.flatMap { domain, definitions in definitions.map { $0.inDomain(domain) } }
         for definition in allDefinitions + other {

@@ -6,7 +6,7 @@ import Tensors
 enum ResizeOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("Resize", versions: [10, 11, 13, 18, 19]) { try Resize($0) },
-        OperatorDefinition("Upsample", versions: [7, 9]) { try Resize($0) },
+        OperatorDefinition("Upsample", versions: [1, 7, 9]) { try Resize($0) },
     ]
 }
 
@@ -58,7 +58,13 @@ struct Resize: Operator {
             guard let value = T(rawValue: text) else { throw OpError("unknown \(name) '\(text)'") }
             return value
         }
-        mode = try parse("mode", "nearest")
+        // Upsample 1 calls linear interpolation "bilinear".
+        let modeName = try context.string("mode", default: "nearest")
+        if isUpsample && context.version < 7 && modeName == "bilinear" {
+            mode = .linear
+        } else {
+            mode = try parse("mode", "nearest")
+        }
         if legacy && mode == .cubic { throw OpError("cubic mode needs Resize 11 or later") }
         coordinateMode = legacy ? .asymmetric : try parse("coordinate_transformation_mode", "half_pixel")
         nearestMode = legacy ? .legacy : try parse("nearest_mode", "round_prefer_floor")
@@ -69,7 +75,13 @@ struct Resize: Operator {
         if antialias && mode == .nearest { throw OpError("antialias needs linear or cubic mode") }
         axes = try context.ints("axes")
         aspectPolicy = try parse("keep_aspect_ratio_policy", "stretch")
-        attributeScales = isUpsample && context.version < 9 ? try context.required("scales", context.floats).map(Double.init) : nil
+        if isUpsample && context.version < 7 {
+            // Upsample 1: a 4-D input scaled on its last two axes.
+            let height = try context.required("height_scale", context.float), width = try context.required("width_scale", context.float)
+            attributeScales = [1, 1, Double(height), Double(width)]
+        } else {
+            attributeScales = isUpsample && context.version < 9 ? try context.required("scales", context.floats).map(Double.init) : nil
+        }
         if legacy {
             (roiInput, scalesInput, sizesInput) = (nil, attributeScales == nil ? 1 : nil, nil)
         } else {

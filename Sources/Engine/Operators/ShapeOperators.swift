@@ -9,7 +9,7 @@ enum ShapeOperators {
         OperatorDefinition("Squeeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Squeeze($0) },
         OperatorDefinition("Unsqueeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Unsqueeze($0) },
         OperatorDefinition("Identity", versions: [1, 13, 14, 16, 19, 21, 23, 24, 25]) { _ in Identity() },
-        OperatorDefinition("Dropout", versions: [7, 10, 12, 13, 22]) { try Dropout($0) },
+        OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22]) { try Dropout($0) },
         OperatorDefinition("Shape", versions: [1, 13, 15, 19, 21, 23, 24, 25]) { try ShapeOf($0) },
         OperatorDefinition("Size", versions: [1, 13, 19, 21, 23, 24, 25]) { _ in SizeOf() },
     ]
@@ -224,6 +224,8 @@ struct Identity: ValueOperator {
 
 /// Dropout at inference: the input passes through and the optional mask keeps everything (true from
 /// version 10, ones of the input's type before). Training mode (12+) runs only with ratio 0.
+/// Versions 1 and 6 have an `is_test` attribute; as ONNX's version converter does (6 to 7), it is
+/// ignored and the node is the inference one.
 struct Dropout: Operator {
     let version: Int
 

@@ -11,6 +11,7 @@ enum VisionOperators {
         OperatorDefinition("AffineGrid", versions: [20]) { try AffineGrid($0) },
         OperatorDefinition("RoiAlign", versions: [10, 16, 22]) { try RoiAlign($0) },
         OperatorDefinition("DeformConv", versions: [19, 22]) { try DeformConv($0) },
+        OperatorDefinition("MaxRoiPool", versions: [1, 22]) { try MaxRoiPool($0) },
     ]
 }
 

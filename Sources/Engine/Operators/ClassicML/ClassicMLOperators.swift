@@ -4,8 +4,8 @@ import Tensors
 
 /// The `ai.onnx.ml` domain: what scikit-learn (skl2onnx), LightGBM, XGBoost (onnxmltools) emit.
 /// One line per operator; the versions are every `since_version` of the domain's schemas we follow.
-enum ClassicMLOperators {
-    static let domain = "ai.onnx.ml"
+package enum ClassicMLOperators {
+    package static let domain = "ai.onnx.ml"
 
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("TreeEnsembleClassifier", domain: domain, versions: [1, 3]) { try TreeEnsembleClassifier($0) },
@@ -29,7 +29,7 @@ enum ClassicMLOperators {
 
     /// `since_version`s of every `ai.onnx.ml` schema (onnx 1.23), for the version in effect under
     /// an imported opset of the domain.
-    static let history: [String: [Int]] = [
+    package static let history: [String: [Int]] = [
         "ArrayFeatureExtractor": [1], "Binarizer": [1], "CastMap": [1], "CategoryMapper": [1],
         "DictVectorizer": [1], "FeatureVectorizer": [1], "Imputer": [1], "LabelEncoder": [1, 2, 4],
         "LinearClassifier": [1], "LinearRegressor": [1], "Normalizer": [1], "OneHotEncoder": [1],
