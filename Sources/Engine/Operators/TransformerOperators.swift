@@ -2,7 +2,8 @@ import Kernels
 import Tensors
 
 /// The ONNX operators of transformer models besides Attention: RMS normalisation, rotary
-/// position embeddings, the SwiGLU gate and Swish, and the KV-cache update TensorScatter.
+/// position embeddings, the SwiGLU gate and Swish, the KV-cache update TensorScatter, and the
+/// stateful causal convolution of Mamba-style layers (CausalConvWithState).
 enum TransformerOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("RMSNormalization", versions: [23]) { try RMSNormalization($0) },
@@ -10,6 +11,7 @@ enum TransformerOperators {
         OperatorDefinition("SwiGLU", versions: [28]) { try SwiGLU($0) },
         OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
         OperatorDefinition("TensorScatter", versions: [24]) { try TensorScatter($0) },
+        OperatorDefinition("CausalConvWithState", versions: [27]) { try CausalConvWithState($0) },
     ]
 }
 
