@@ -21,6 +21,7 @@ public enum DataType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case uint4 = 21
     case int4 = 22
     case float4e2m1 = 23
+    case float8e8m0 = 24
     case uint2 = 25
     case int2 = 26
 
@@ -29,7 +30,7 @@ public enum DataType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     public var byteSize: Int {
         switch self {
         case .bool, .int8, .uint8: 1
-        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float4e2m1, .int4, .uint4, .int2, .uint2: 1
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2: 1
         case .int16, .uint16, .float16, .bfloat16: 2
         case .int32, .uint32, .float: 4
         case .int64, .uint64, .double: 8
@@ -68,6 +69,7 @@ public enum DataType: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .uint4: "uint4"
         case .int4: "int4"
         case .float4e2m1: "float4e2m1"
+        case .float8e8m0: "float8e8m0"
         case .uint2: "uint2"
         case .int2: "int2"
         }
@@ -97,7 +99,7 @@ public enum DataType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     /// kernels of their own.
     public var computeType: DataType? {
         switch self {
-        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float4e2m1: .float
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1: .float
         case .int4, .int2: .int8
         case .uint4, .uint2: .uint8
         default: nil
@@ -145,6 +147,7 @@ extension Float8E4M3FNUZ: TensorElement { public static var dataType: DataType {
 extension Float8E5M2: TensorElement { public static var dataType: DataType { .float8e5m2 } }
 extension Float8E5M2FNUZ: TensorElement { public static var dataType: DataType { .float8e5m2fnuz } }
 extension Float4E2M1: TensorElement { public static var dataType: DataType { .float4e2m1 } }
+extension Float8E8M0: TensorElement { public static var dataType: DataType { .float8e8m0 } }
 extension Int4: TensorElement { public static var dataType: DataType { .int4 } }
 extension UInt4: TensorElement { public static var dataType: DataType { .uint4 } }
 extension Int2: TensorElement { public static var dataType: DataType { .int2 } }

@@ -181,6 +181,44 @@ public struct Float4E2M1: MinifloatElement, Equatable, Sendable {
     public init(bitPattern: UInt8) { self.bitPattern = bitPattern & 0xF }
 }
 
+/// float8 E8M0 (OCP microscaling's scale type): an exponent only, 2^(code − 127), no sign, no zero;
+/// code 0xFF is NaN. Narrowing keeps the exponent of |x| and rounds by `RoundMode` (ONNX Cast's
+/// `round_mode`, `up` by default) the way `onnx.numpy_helper.to_float8e8m0` does.
+public struct Float8E8M0: LowPrecisionElement, Equatable, Sendable {
+    public var bitPattern: UInt8
+    public init(bitPattern: UInt8) { self.bitPattern = bitPattern }
+
+    public enum RoundMode: String, Sendable {
+        /// Away from zero: any mantissa bit moves to the next exponent.
+        case up
+        /// Toward zero: the exponent of x.
+        case down
+        /// To the nearer power of two (by the guard, round and sticky bits of the mantissa).
+        case nearest
+    }
+
+    public var widened: Float { bitPattern == 0xFF ? .nan : Float(sign: .plus, exponent: Int(bitPattern) - 127, significand: 1) }
+
+    public init(narrowing value: Float, saturate: Bool) { self.init(narrowing: value, saturate: saturate, rounding: .up) }
+
+    public init(narrowing value: Float, saturate: Bool, rounding: RoundMode) {
+        let bits = value.bitPattern
+        var exponent = (bits >> 23) & 0xFF
+        guard exponent != 0xFF else { self.init(bitPattern: 0xFF); return }  // NaN and infinities
+        let roundsUp: Bool
+        switch rounding {
+        case .up: roundsUp = bits & 0x7F_FFFF != 0
+        case .down: roundsUp = false
+        case .nearest:
+            let guardBit = bits & 0x40_0000 != 0, roundBit = bits & 0x20_0000 != 0, sticky = bits & 0x1F_FFFF != 0
+            roundsUp = guardBit && (roundBit || sticky || exponent > 0)
+        }
+        // Rounding up from the largest exponent gives NaN unless saturating.
+        if roundsUp && !(saturate && exponent == 0xFE) { exponent += 1 }
+        self.init(bitPattern: UInt8(exponent))
+    }
+}
+
 /// A signed 4-bit integer (-8...7), one per byte in memory.
 public struct Int4: LowPrecisionElement, Equatable, Sendable {
     public let value: Int8
@@ -225,6 +263,7 @@ extension DataType {
         case .float8e5m2: try visitor.visit(Float8E5M2.self)
         case .float8e5m2fnuz: try visitor.visit(Float8E5M2FNUZ.self)
         case .float4e2m1: try visitor.visit(Float4E2M1.self)
+        case .float8e8m0: try visitor.visit(Float8E8M0.self)
         case .int4: try visitor.visit(Int4.self)
         case .uint4: try visitor.visit(UInt4.self)
         case .int2: try visitor.visit(Int2.self)

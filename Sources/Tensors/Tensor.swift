@@ -161,6 +161,7 @@ public struct Tensor: Sendable {
         case .float8e5m2: scalars(as: Float8E5M2.self).map { Double($0.widened) }
         case .float8e5m2fnuz: scalars(as: Float8E5M2FNUZ.self).map { Double($0.widened) }
         case .float4e2m1: scalars(as: Float4E2M1.self).map { Double($0.widened) }
+        case .float8e8m0: scalars(as: Float8E8M0.self).map { Double($0.widened) }
         case .int4: scalars(as: Int4.self).map { Double($0.widened) }
         case .uint4: scalars(as: UInt4.self).map { Double($0.widened) }
         case .int2: scalars(as: Int2.self).map { Double($0.widened) }

@@ -1,5 +1,6 @@
-"""Operators at the old opset versions that converted models still carry, and MaxRoiPool, run by
-`onnx-serve run` and compared with onnxruntime. onnxruntime has no kernels for Dropout 1/6 and
+"""Operators at the old opset versions that converted models still carry, MaxRoiPool, and casts
+to and from float8e8m0, run by `onnx-serve run` and compared with onnxruntime (or, for e8m0,
+onnx.numpy_helper). onnxruntime has no kernels for Dropout 1/6 and
 Upsample 1, so their oracle is the same graph written with the newer form of the operator (what
 onnx's version converter produces), run by onnxruntime."""
 import numpy as np
@@ -122,3 +123,20 @@ def test_upsample_1_without_scales_is_refused(binary, tmp_path):
     err = run_error(binary, tmp_path, m, {"x": np.zeros((1, 1, 2, 2), np.float32)})
     assert "missing required attribute 'height_scale'" in err, err
 
+
+@pytest.mark.parametrize("round_mode", ["up", "down", "nearest"])
+@pytest.mark.parametrize("saturate", [1, 0])
+def test_cast_to_and_from_float8e8m0(binary, tmp_path, round_mode, saturate):
+    """Cast (opset 25) to float8e8m0 by each round_mode, against onnx.numpy_helper.to_float8e8m0 (the
+    reference the node tests use; onnxruntime has no e8m0 kernels), and back to float (2^(code-127))."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(200) * np.exp2(rng.integers(-60, 60, 200)),
+                        [0, -0.0, 1, 1.5, 1.75, 1.25, 0.75, 3, -3, 2 ** 127, 2 ** 127 * 1.5, 3e38, np.inf, -np.inf, np.nan,
+                         1e-40, 2 ** -127, 2 ** -126]]).astype(np.float32)
+    m = model([helper.make_node("Cast", ["x"], ["e"], to=TensorProto.FLOAT8E8M0, round_mode=round_mode, saturate=saturate),
+               helper.make_node("Cast", ["e"], ["y"], to=FLOAT)], ["x"], ["y"], 25)
+    m.graph.value_info.append(helper.make_tensor_value_info("e", TensorProto.FLOAT8E8M0, [len(x)]))
+    m.ir_version = 11
+    (got,) = ours(binary, tmp_path, m, {"x": x})
+    want = numpy_helper.to_float8e8m0(x, saturate=bool(saturate), round_mode=round_mode).astype(np.float32)
+    np.testing.assert_array_equal(got, want)

@@ -111,7 +111,7 @@ package enum JSONTensor {
         case .uint16: return try fillNumbers(value, shape, UInt16.self, name, allocate)
         case .uint32: return try fillNumbers(value, shape, UInt32.self, name, allocate)
         case .uint64: return try fillNumbers(value, shape, UInt64.self, name, allocate)
-        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float4e2m1:
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
             // Read as float, then rounded to the type (saturating at its largest value).
             let wide = try fillNumbers(value, shape, Float.self, name) { Tensor(uninitialized: $0, shape: $1) }
             let tensor = allocate(dataType, shape)

@@ -79,7 +79,7 @@ package struct JSONWriter {
         case .uint32: nested(tensor.pointer(as: UInt32.self), dims, offset) { $0.number($1) }
         case .uint64: nested(tensor.pointer(as: UInt64.self), dims, offset) { $0.number($1) }
         case .bool: nested(tensor.pointer(as: Bool.self), dims, offset) { $0.bool($1) }
-        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float4e2m1, .int4, .uint4, .int2, .uint2:
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2:
             // Widened to their compute type (exact) for printing.
             let values = tensor.doubles()
             values.withUnsafeBufferPointer { buffer in

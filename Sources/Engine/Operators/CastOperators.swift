@@ -11,10 +11,11 @@ enum CastOperators {
 
 /// Cast to the element type named by the `to` attribute (an ONNX type code; a name such as
 /// "FLOAT" in opset 1). `saturate` (opset 19) decides what a float8 cast does past the type's
-/// largest value.
+/// largest value; `round_mode` (opset 24) how a cast to float8e8m0 rounds.
 struct Cast: Operator {
     let target: DataType
     var saturate = true
+    var rounding = Float8E8M0.RoundMode.up
 
     init(target: DataType, saturate: Bool = true) {
         self.target = target
@@ -23,6 +24,7 @@ struct Cast: Operator {
 
     init(_ context: OperatorContext) throws {
         saturate = try context.int("saturate", default: 1) != 0
+        rounding = try Self.roundMode(context)
         switch context.attribute("to") {
         case .int(let code)?:
             guard let type = Int32(exactly: code).flatMap(DataType.init(rawValue:)) else {
@@ -45,15 +47,26 @@ struct Cast: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        [try convert(try inputs.required(0), to: target, saturate: saturate, context)]
+        [try convert(try inputs.required(0), to: target, saturate: saturate, rounding: rounding, context)]
+    }
+
+    /// The `round_mode` attribute: up (the default), down or nearest.
+    static func roundMode(_ context: OperatorContext) throws -> Float8E8M0.RoundMode {
+        let text = try context.string("round_mode", default: "up")
+        guard let mode = Float8E8M0.RoundMode(rawValue: text) else { throw OpError("round_mode must be up, down or nearest, got '\(text)'") }
+        return mode
     }
 }
 
 /// Cast to the element type of the second input.
 struct CastLike: Operator {
     var saturate = true
+    var rounding = Float8E8M0.RoundMode.up
 
-    init(_ context: OperatorContext) throws { saturate = try context.int("saturate", default: 1) != 0 }
+    init(_ context: OperatorContext) throws {
+        saturate = try context.int("saturate", default: 1) != 0
+        rounding = try Cast.roundMode(context)
+    }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0), let like = inputs.type(1) else { return [] }
@@ -61,16 +74,27 @@ struct CastLike: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        [try convert(try inputs.required(0), to: try inputs.required(1).dataType, saturate: saturate, context)]
+        [try convert(try inputs.required(0), to: try inputs.required(1).dataType, saturate: saturate, rounding: rounding, context)]
     }
 }
 
 /// `x` with its elements converted to `target`, with C cast semantics between numbers (integers
 /// wrap, reals truncate toward zero), `x != 0` to bool, and decimal text to and from strings.
 /// Low-precision types convert through their compute type (see `DataType.computeType`): rounded
-/// to nearest even, past their largest value saturating (`saturate`) or infinite/NaN.
-func convert(_ x: Tensor, to target: DataType, saturate: Bool = true, _ context: ExecutionContext) throws -> Tensor {
+/// to nearest even, past their largest value saturating (`saturate`) or infinite/NaN; float8e8m0
+/// rounds by `rounding`.
+func convert(_ x: Tensor, to target: DataType, saturate: Bool = true, rounding: Float8E8M0.RoundMode = .up,
+             _ context: ExecutionContext) throws -> Tensor {
     if x.dataType == target { return x }
+    if target == .float8e8m0 {
+        let widened = try convert(x, to: .float, context)
+        let y = try context.allocate(target, x.shape)
+        withExtendedLifetime(widened) {
+            let source = widened.pointer(as: Float.self), codes = y.mutablePointer(as: Float8E8M0.self)
+            for i in 0..<x.elementCount { codes[i] = Float8E8M0(narrowing: source[i], saturate: saturate, rounding: rounding) }
+        }
+        return y
+    }
     if let wide = x.dataType.computeType {
         let widened = try context.allocate(wide, x.shape)
         LowPrecision.widen(x, into: widened)
