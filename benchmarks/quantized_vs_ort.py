@@ -8,6 +8,7 @@ session with the same thread count). Figures, not tests; the machine is shared, 
 
     python3 benchmarks/quantized_vs_ort.py MODEL.onnx --threads 2 --batches 1,8 --seconds 3 --rounds 2
     python3 benchmarks/quantized_vs_ort.py .build/models/minilm_l6.onnx --dynamic
+    python3 benchmarks/quantized_vs_ort.py .build/models/resnet50.onnx --batches 8 --rounds 3 --control
 
 MODEL has one input whose leading dimension is the batch (benchmarks/export_models.py writes such
 models, e.g. .build/models/resnet50.onnx; static quantization needs a float input). The quantized
@@ -65,9 +66,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dynamic", action="store_true", help="quantize dynamically instead of static QDQ")
+    parser.add_argument("--control", action="store_true",
+                        help="also run the float model a second time in each round (an A/A pair: its ratio to the first is the noise)")
     args = parser.parse_args()
     quantized_name = "dynamic" if args.dynamic else "qdq"
     models = {"float": args.model, quantized_name: dynamically_quantized(args.model) if args.dynamic else quantized(args.model)}
+    if args.control:
+        models["float-AA"] = args.model
     batches = [int(b) for b in args.batches.split(",")]
     times = {}
     for round_index in range(args.rounds):
@@ -86,8 +91,10 @@ def main():
             ort = statistics.median(times[(name, batch, "ort")])
             print("%-8s %5d %10.2f %10.2f %9.2f" % (name, batch, ours, ort, ours / ort))
     for batch in batches:
-        ratio = statistics.median(times[(quantized_name, batch, "ours")]) / statistics.median(times[("float", batch, "ours")])
-        print("ours, batch %d: %s / float = %.2f" % (batch, quantized_name, ratio))
+        for name in [n for n in models if n != "float"]:
+            ratio = statistics.median(times[(name, batch, "ours")]) / statistics.median(times[("float", batch, "ours")])
+            rounds = [x / y for x, y in zip(times[(name, batch, "ours")], times[("float", batch, "ours")])]
+            print("ours, batch %d: %s / float = %.2f (per round: %s)" % (batch, name, ratio, ", ".join("%.2f" % r for r in rounds)))
 
 
 if __name__ == "__main__":
