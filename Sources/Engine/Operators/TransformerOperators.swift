@@ -3,7 +3,8 @@ import Tensors
 
 /// The ONNX operators of transformer models besides Attention: RMS normalisation, rotary
 /// position embeddings, the SwiGLU gate and Swish, the KV-cache update TensorScatter, and the
-/// stateful causal convolution of Mamba-style layers (CausalConvWithState).
+/// stateful causal convolution of Mamba-style layers (CausalConvWithState), and the recurrent
+/// LinearAttention of (gated) DeltaNet layers.
 enum TransformerOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("RMSNormalization", versions: [23]) { try RMSNormalization($0) },
@@ -12,6 +13,7 @@ enum TransformerOperators {
         OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
         OperatorDefinition("TensorScatter", versions: [24]) { try TensorScatter($0) },
         OperatorDefinition("CausalConvWithState", versions: [27]) { try CausalConvWithState($0) },
+        OperatorDefinition("LinearAttention", versions: [27]) { try LinearAttention($0) },
     ]
 }
 
