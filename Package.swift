@@ -60,6 +60,18 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        /// libjpeg-turbo's TurboJPEG API (JPEG decoding for ImageDecoder; errors as return codes).
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
+        ),
+        /// libpng's simplified API (PNG decoding for ImageDecoder; errors as return codes).
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection", cSettings: vectorFlags.isEmpty ? [] : [
             .define("ONNX_SERVE_REQUIRES_HASWELL", .when(configuration: .release)),
@@ -72,7 +84,7 @@ let package = Package(
             dependencies: ["Tensors", "COpenBLAS", "CPUDetection"],
             swiftSettings: kernelSettings
         ),
-        .target(name: "Engine", dependencies: ["Tensors", "Kernels"], swiftSettings: kernelSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "Kernels", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
         .target(
             name: "ONNX",
             dependencies: ["Tensors", "Engine", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -2,7 +2,7 @@ import Kernels
 import Tensors
 
 /// Image-shaped operators: crops and pads, folding columns back into images, sampling grids,
-/// regions of interest, deformable convolution.
+/// regions of interest, deformable convolution, decoding JPEG and PNG images.
 enum VisionOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("CenterCropPad", versions: [18]) { try CenterCropPad($0) },
@@ -12,6 +12,7 @@ enum VisionOperators {
         OperatorDefinition("RoiAlign", versions: [10, 16, 22]) { try RoiAlign($0) },
         OperatorDefinition("DeformConv", versions: [19, 22]) { try DeformConv($0) },
         OperatorDefinition("MaxRoiPool", versions: [1, 22]) { try MaxRoiPool($0) },
+        OperatorDefinition("ImageDecoder", versions: [20]) { try ImageDecoder($0) },
     ]
 }
 
