@@ -62,12 +62,14 @@ def test_missing_file(binary, tmp_path):
 
 
 def test_unimplemented_operator_names_op_version_and_node(binary, tmp_path):
-    # MaxRoiPool (version 1, the one an opset-19 model gets) is a standard operator onnx-serve does
-    # not implement (Fast R-CNN's pooling, which RoiAlign replaced; no issue asks for it).
+    # Adagrad (ai.onnx.preview.training, version 1) is a standard training operator, which an
+    # inference engine has no use for, so it stays unimplemented (MaxRoiPool, the example before, now runs).
     model = relu_model(opset=19)
-    model.graph.node[0].op_type = "MaxRoiPool"
-    model.graph.node[0].name = "pool"
-    expect_error(binary, save(tmp_path, model), "unsupported operator MaxRoiPool", "(opset 1)", "pool")
+    model.opset_import.append(helper.make_opsetid("ai.onnx.preview.training", 1))
+    model.graph.node[0].op_type = "Adagrad"
+    model.graph.node[0].domain = "ai.onnx.preview.training"
+    model.graph.node[0].name = "train"
+    expect_error(binary, save(tmp_path, model), "unsupported operator ai.onnx.preview.training.Adagrad", "(opset 1)", "train")
 
 
 def test_input_nobody_produces(binary, tmp_path):
