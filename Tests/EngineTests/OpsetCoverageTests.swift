@@ -14,7 +14,6 @@ struct OpsetCoverageTests {
     /// Operators of the two ONNX domains the engine does not run at all. Each one is refused at load
     /// with `unsupportedOperator`; the list may only shrink.
     static let notImplemented: Set<String> = [
-        "ImageDecoder",
         "CastMap", "DictVectorizer",
     ]
 
