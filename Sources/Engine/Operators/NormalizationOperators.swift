@@ -46,10 +46,15 @@ private func parameterValues<T: RealElement>(_ tensor: Tensor, _ name: String, s
 }
 
 /// BatchNormalization at inference: `y = (x - mean) / sqrt(var + epsilon) · scale + B` per channel.
-/// Training mode (`training_mode`, or before opset 14 the statistics outputs) is rejected; in
-/// opset 6's test mode the statistics outputs pass the running mean and variance through.
+/// With `training_mode` (opset 14 and later) the batch's own per-channel mean and (population)
+/// variance normalise x, and the running statistics come out updated:
+/// `running = input · momentum + batch · (1 − momentum)`. Before opset 14 the statistics outputs
+/// meant training and are rejected, except in opset 6's test mode, where they pass the running
+/// mean and variance through.
 struct BatchNormalization: Operator {
     let epsilon: Float
+    let training: Bool
+    let momentum: Double
     /// Opset < 9 with `spatial = 0`: one set of statistics per channel and position.
     let perActivation: Bool
     /// Outputs the graph uses.
@@ -60,9 +65,12 @@ struct BatchNormalization: Operator {
         let spatial = try context.int("spatial", default: 1)
         perActivation = context.version < 9 && spatial == 0
         outputCount = context.outputCount
-        let isTest = try context.int("is_test", default: 0) != 0, training = try context.int("training_mode", default: 0) != 0
-        if training || (context.version < 14 && outputCount > 1 && !(context.version < 7 && isTest)) {
-            throw OpError("training mode (updated running statistics) is not supported; export the model in inference mode")
+        let isTest = try context.int("is_test", default: 0) != 0
+        let trainingMode = try context.int("training_mode", default: 0)
+        training = context.version >= 14 && trainingMode != 0
+        momentum = Double(try context.float("momentum", default: 0.9))
+        if context.version < 14 && outputCount > 1 && !(context.version < 7 && isTest) {
+            throw OpError("training mode (updated running statistics) before opset 14 is not supported; export the model in inference mode")
         }
     }
 
@@ -77,9 +85,41 @@ struct BatchNormalization: Operator {
         try checkNormalizable(x, rank: 2)
         let y = try context.allocate(x.dataType, x.shape)
         let parameters = try (1...4).map { try inputs.required($0) }
+        if training { return try trainingRun(x, y, parameters, context) }
         _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parameters: parameters, parallelism: context.parallelism))
         // Test mode's mean, var, saved_mean, saved_var: the running statistics unchanged.
         return Array(([y] + [parameters[2], parameters[3], parameters[2], parameters[3]]).prefix(max(outputCount, 1)))
+    }
+
+    /// Training mode: normalise by the batch's statistics, return the running ones updated.
+    private func trainingRun(_ x: Tensor, _ y: Tensor, _ parameters: [Tensor], _ context: ExecutionContext) throws -> [Tensor] {
+        let channels = x.shape[1], batches = x.shape[0], inner = x.shape.dims[2...].reduce(1, *)
+        let count = batches * inner
+        let values = x.doubles()
+        var mean = [Double](repeating: 0, count: channels), variance = [Double](repeating: 0, count: channels)
+        for c in 0..<channels where count > 0 {
+            var sum = 0.0
+            for n in 0..<batches { for i in 0..<inner { sum += values[(n * channels + c) * inner + i] } }
+            mean[c] = sum / Double(count)
+            var squares = 0.0
+            for n in 0..<batches {
+                for i in 0..<inner {
+                    let d = values[(n * channels + c) * inner + i] - mean[c]
+                    squares += d * d
+                }
+            }
+            variance[c] = squares / Double(count)
+        }
+        let batchMean = Tensor(mean, shape: Shape([channels])), batchVariance = Tensor(variance, shape: Shape([channels]))
+        _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parameters: [parameters[0], parameters[1], batchMean, batchVariance],
+                                        parallelism: context.parallelism))
+        func running(_ input: Tensor, _ batch: [Double], _ name: String) throws -> Tensor {
+            let old = try parameterValues(input, name, shape: Shape([channels]), as: Double.self)
+            let updated = Tensor((0..<channels).map { old[$0] * momentum + batch[$0] * (1 - momentum) }, shape: input.shape.elementCount == channels ? input.shape : Shape([channels]))
+            return try convert(updated, to: input.dataType, context)
+        }
+        let outputs = [y, try running(parameters[2], mean, "input_mean"), try running(parameters[3], variance, "input_var")]
+        return Array(outputs.prefix(max(outputCount, 1)))
     }
 
     private struct Kernel: RealVisitor {
