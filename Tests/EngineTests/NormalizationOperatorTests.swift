@@ -29,10 +29,28 @@ import TestSupport
         let flat = try runNode("BatchNormalization", [x] + [perActivation, perActivation, [Float](repeating: 0, count: 15), perActivation]
             .map { Tensor($0, shape: [3, 5]) }, attributes: ["spatial": .int(0)], opset: 7)[0]
         #expect(isClose(flat.floats, x.floats.map { $0 / (1 + 1e-5).squareRoot() + 1 }))
-        let training = failure {
-            try runNode("BatchNormalization", [x] + parameters, attributes: ["training_mode": .int(1)], opset: 15, outputs: 3)
+        // Training mode (14+): the batch's statistics normalise, the running ones come out updated.
+        let training = try runNode("BatchNormalization", [x] + parameters, attributes: ["training_mode": .int(1), "momentum": .float(0.8)],
+                                   opset: 15, outputs: 3)
+        #expect(training.count == 3)
+        let values = x.floats
+        var trained = [Float](repeating: 0, count: values.count)
+        var runningMean: [Float] = [], runningVariance: [Float] = []
+        for c in 0..<3 {
+            let positions = (0..<2).flatMap { n in (0..<5).map { (n * 3 + c) * 5 + $0 } }
+            let group = positions.map { values[$0] }
+            let batchMean = group.reduce(0, +) / Float(group.count)
+            let batchVariance = group.reduce(0) { $0 + ($1 - batchMean) * ($1 - batchMean) } / Float(group.count)
+            for (position, standard) in zip(positions, Self.standardize(group)) { trained[position] = standard * scale[c] + bias[c] }
+            runningMean.append(mean[c] * 0.8 + batchMean * 0.2)
+            runningVariance.append(variance[c] * 0.8 + batchVariance * 0.2)
         }
-        #expect(training?.isInvalidNode("training mode") == true)
+        #expect(isClose(training[0].floats, trained))
+        #expect(isClose(training[1].floats, runningMean))
+        #expect(isClose(training[2].floats, runningVariance))
+        // Before opset 14, the statistics outputs meant training: refused.
+        let oldTraining = failure { try runNode("BatchNormalization", [x] + parameters, opset: 9, outputs: 5) }
+        #expect(oldTraining?.isInvalidNode("training mode") == true)
         #expect(failure { try runNode("BatchNormalization", [x, parameters[0], parameters[1], parameters[2], Tensor([1, 1] as [Float], shape: [2])]) }?
             .isInvalidArgument("var") == true)
     }
