@@ -127,6 +127,35 @@ import Testing
         try Self.expectSameResults(model, ["a": a])
     }
 
+    /// ONNX Runtime's BiasGelu, FastGelu (with and without a bias) and Gelu after a MatMul by a
+    /// constant matrix join it as a FusedGemm; a bias computed at run time, or a MatMul output
+    /// read elsewhere too, keeps them apart.
+    @Test func microsoftBiasGeluJoinsTheMatMul() throws {
+        let a = T.random([2, 3, 4], seed: 15)
+        let weights = ["b": T.random([4, 7], seed: 16), "c": T.random([7], seed: 17)]
+        func model(_ activation: Node, outputs: [String] = ["y"], inputs: [(String, Shape)] = [], weights: [String: Tensor] = weights) -> Model {
+            var model = T.model([Node(name: "matmul", opType: "MatMul", inputs: ["a", "b"], outputs: ["p"]), activation],
+                                inputs: [("a", a.shape)] + inputs, outputs: outputs, initializers: weights)
+            model.opsets["com.microsoft"] = 1
+            return model
+        }
+        for (op, inputs) in [("BiasGelu", ["p", "c"]), ("FastGelu", ["p", "c"]), ("FastGelu", ["p"]), ("Gelu", ["p"])] {
+            let fused = model(Node(name: "act", opType: op, domain: "com.microsoft", inputs: inputs, outputs: ["y"]))
+            let nodes = try Self.optimized(fused)
+            #expect(nodes.map(\.opType) == ["FusedGemm"], "\(op) \(inputs)")
+            #expect(nodes.first?.inputs == ["a", "b"] + inputs.dropFirst(), "\(op) \(inputs)")
+            try Self.expectSameResults(fused, ["a": a])
+        }
+        let runTimeBias = model(Node(name: "act", opType: "BiasGelu", domain: "com.microsoft", inputs: ["p", "c"], outputs: ["y"]),
+                                inputs: [("c", [7])], weights: ["b": weights["b"]!])
+        #expect(try Self.optimized(runTimeBias).map(\.opType) == ["MatMul", "BiasGelu"])
+        try Self.expectSameResults(runTimeBias, ["a": a, "c": weights["c"]!])
+        let shared = model(Node(name: "act", opType: "BiasGelu", domain: "com.microsoft", inputs: ["p", "c"], outputs: ["y"]),
+                           outputs: ["y", "p"])
+        #expect(try Self.optimized(shared).map(\.opType) == ["MatMul", "BiasGelu"])
+        try Self.expectSameResults(shared, ["a": a])
+    }
+
     @Test func clipWithConstantBoundsFusesIntoGemm() throws {
         let a = T.random([3, 4], seed: 12)
         let gemm = Node(name: "gemm", opType: "Gemm", inputs: ["a", "b", "c"], outputs: ["g"],
