@@ -23,12 +23,24 @@ public struct BroadcastLayout: Sendable, Equatable {
 
     /// Operands broadcast against each other; nil when their shapes are incompatible.
     public init?(_ operands: [Shape]) {
+        // Operands of one shape (most elementwise steps): one run, what the merging below gives.
+        if let first = operands.first, operands.allSatisfy({ $0 == first }) {
+            let single = first.elementCount == 1
+            self.init(shape: first, dims: single ? [] : [first.elementCount], strides: Array(repeating: single ? [] : [1], count: operands.count))
+            return
+        }
         var output = Shape([])
         for operand in operands {
             guard let joined = Shape.broadcast(output, operand) else { return nil }
             output = joined
         }
         self.init(output: output, operands: operands)
+    }
+
+    private init(shape: Shape, dims: [Int], strides: [[Int]]) {
+        self.shape = shape
+        self.dims = dims
+        self.strides = strides
     }
 
     /// Operands broadcast onto a given output shape; nil when one of them does not fit it.

@@ -62,6 +62,14 @@ private struct Increment: UnaryElementFunction { func callAsFunction(_ x: Float)
         }
     }
 
+    /// Operands of one shape take a shortcut, which must give the layout the general merging gives.
+    @Test(arguments: [[Shape]]([[[64], [64]], [[], []], [[1, 1], [1, 1]], [[2, 1, 3], [2, 1, 3], [2, 1, 3]], [[0, 3], [0, 3]],
+                                [[4, 0], [4, 0]], [[7]], [[1, 5, 1], [1, 5, 1]]]))
+    func sameShapesMatchTheGeneralLayout(shapes: [Shape]) {
+        #expect(BroadcastLayout(shapes) == BroadcastLayout(output: shapes[0], operands: shapes))
+        #expect(BroadcastLayout(shapes) != nil)
+    }
+
     @Test func mergesDimensionsAndRejectsMismatches() {
         #expect(BroadcastLayout([[2, 3], [3, 2]]) == nil)
         #expect(BroadcastLayout(output: [2, 3], operands: [[2, 3, 1]]) == nil)

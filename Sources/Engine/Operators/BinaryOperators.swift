@@ -72,7 +72,7 @@ enum BinaryFunction: Sendable {
 
     /// `function(a, b)` elementwise, the inputs broadcast against each other.
     func apply(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext) throws -> Tensor {
-        try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
+        if a.dataType != b.dataType { try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"]) }
         try checkElementType(a.dataType, allowed)
         let layout = try broadcastLayout([a, b])
         let c = try context.allocate(outputType(a.dataType), layout.shape)

@@ -194,8 +194,13 @@ struct LoopOperator: ValueOperator {
             guard iteration < ControlFlowOperators.maximumIterations else {
                 throw OpError.invalidArgument("the loop reached \(ControlFlowOperators.maximumIterations) iterations, the engine's limit")
             }
-            let outputs = try body.run([.tensor(Tensor(scalar: Int64(iteration))), .tensor(Tensor(scalar: condition))] + state,
-                                       captures: captures, context: context)
+            // The iteration number and condition, built without the generic `Tensor(scalar:)`,
+            // whose unspecialised array code cost about a tenth of a small body's iteration.
+            let counter = Tensor(uninitialized: .int64, shape: []), flag = Tensor(uninitialized: .bool, shape: [])
+            counter.mutablePointer(as: Int64.self).pointee = Int64(iteration)
+            flag.mutablePointer(as: Bool.self).pointee = condition
+            state.insert(contentsOf: [.tensor(counter), .tensor(flag)], at: 0)
+            let outputs = try body.run(state, captures: captures, context: context)
             guard let conditionOutput = outputs[0].tensor else { throw OpError("the body's cond output is a \(outputs[0].kind)") }
             condition = try ControlFlowOperators.flag(conditionOutput, "the body's cond output")
             state = Array(outputs[1..<(1 + carried)])
