@@ -75,23 +75,25 @@ public enum PanelProduct {
 
     // Shapes: as `multiply`; blocks ⊆ 0..<blockCount(n).
     /// The columns of C in the blocks `range` (every group's), all rows, on the calling thread:
-    /// blocks of four rows per panel while a panel is in cache; the rows left over in a block of
-    /// two or three, or a single row against four panels at once (so that it too has eight
-    /// independent sums).
+    /// blocks of six rows per panel while a panel is in cache (twelve independent sums: FMA's
+    /// latency times its two pipes is eight); the rows left over in a block of two to five, or a
+    /// single row against four panels at once (so that it too has eight independent sums).
     public static func multiplyBlocks(_ range: Range<Int>, m: Int, n: Int, k: Int, groups: Int = 1, a: UnsafePointer<Float>, lda: Int,
                                       packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 || range.isEmpty { return }
         let panels = (range.lowerBound * groups)..<(range.upperBound * groups)
-        let fullRows = m - m % 4, left = m % 4
+        let fullRows = m - m % 6, left = m % 6
         for q in panels {
             let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
             var row = 0
             while row < fullRows {
-                rowBlock(4, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
-                row += 4
+                rowBlock(6, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
+                row += 6
             }
             let a = a + fullRows * lda, c = c + fullRows * ldc + offset
             switch left {
+            case 5: rowBlock(5, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+            case 4: rowBlock(4, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             case 3: rowBlock(3, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             case 2: rowBlock(2, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             default: break
@@ -130,12 +132,13 @@ public enum PanelProduct {
     }
 
     // Shapes: a [rows × k] row stride lda; panel [k][16]; c [rows × columns] row stride ldc.
-    /// One panel against `rows` (1...4, a constant at every call, so each is its own unrolled loop).
+    /// One panel against `rows` (2...6, a constant at every call, so each is its own unrolled loop).
     @inline(__always)
     private static func rowBlock(_ rows: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panel: UnsafeRawPointer,
                                  c: UnsafeMutablePointer<Float>, ldc: Int, columns: Int) {
         var s00 = Lanes(), s01 = Lanes(), s10 = Lanes(), s11 = Lanes()
         var s20 = Lanes(), s21 = Lanes(), s30 = Lanes(), s31 = Lanes()
+        var s40 = Lanes(), s41 = Lanes(), s50 = Lanes(), s51 = Lanes()
         for p in 0..<k {
             let low = load(panel, p * panelWidth), high = load(panel, p * panelWidth + 8)
             var x = Lanes(repeating: a[p])
@@ -156,11 +159,23 @@ public enum PanelProduct {
                 s30 = s30.addingProduct(x, low)
                 s31 = s31.addingProduct(x, high)
             }
+            if rows > 4 {
+                x = Lanes(repeating: a[4 * lda + p])
+                s40 = s40.addingProduct(x, low)
+                s41 = s41.addingProduct(x, high)
+            }
+            if rows > 5 {
+                x = Lanes(repeating: a[5 * lda + p])
+                s50 = s50.addingProduct(x, low)
+                s51 = s51.addingProduct(x, high)
+            }
         }
         store(s00, s01, c, columns: columns)
         if rows > 1 { store(s10, s11, c + ldc, columns: columns) }
         if rows > 2 { store(s20, s21, c + 2 * ldc, columns: columns) }
         if rows > 3 { store(s30, s31, c + 3 * ldc, columns: columns) }
+        if rows > 4 { store(s40, s41, c + 4 * ldc, columns: columns) }
+        if rows > 5 { store(s50, s51, c + 5 * ldc, columns: columns) }
     }
 
     // Shapes: a [k]; panels: `count` consecutive panels of [k][16], the first of them panel `first`;
