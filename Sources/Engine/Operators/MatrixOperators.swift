@@ -175,26 +175,10 @@ struct MatMul: Operator {
         guard a.dataType.isNumeric, b.dataType == a.dataType else {
             throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
         }
-        guard a.shape.rank >= 1, b.shape.rank >= 1 else { throw OpError.invalidArgument("MatMul operands must have rank 1 or more") }
-        let aDims = a.shape.rank == 1 ? [1] + a.shape.dims : a.shape.dims
-        let bDims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
-        let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
-        guard bDims[bDims.count - 2] == k else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not fit") }
-        let aBatch = Shape(Array(aDims.dropLast(2))), bBatch = Shape(Array(bDims.dropLast(2)))
-        guard let batch = Shape.broadcast(aBatch, bBatch) else {
-            throw OpError.invalidArgument("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
-        }
-        var dims = batch.dims
-        if a.shape.rank > 1 { dims.append(m) }
-        if b.shape.rank > 1 { dims.append(n) }
-        let y = try context.allocate(a.dataType, Shape(dims))
+        let shapes = try Geometry(a.shape, b.shape)
+        let y = try context.allocate(a.dataType, shapes.output)
         if y.elementCount == 0 { return [y] }
-        // A batch of A against one B is a single taller product.
-        let folded = bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount
-        let items = folded ? 1 : batch.elementCount, rows = folded ? batch.elementCount * m : m
-        let aOffsets = folded ? [0] : Self.offsets(batch, aBatch, matrix: m * k)
-        let bOffsets = folded ? [0] : Self.offsets(batch, bBatch, matrix: k * n)
-        let offsets = (0..<items).map { (a: aOffsets[$0], b: bOffsets[$0], c: $0 * rows * n) }
+        let (rows, n, k, items, offsets) = (shapes.rows, shapes.n, shapes.k, shapes.items, shapes.offsets())
         guard a.dataType == .float else {
             try MatrixOperators.referenceProduct(a, b, into: y, m: rows, n: n, k: k, transposeA: false, transposeB: false,
                                                  alpha: 1, beta: 0, offsets: offsets)
@@ -204,6 +188,44 @@ struct MatMul: Operator {
                       c: y.mutablePointer(as: Float.self), ldc: n, batch: items, batchOffsets: { offsets[$0] },
                       parallelism: context.parallelism)
         return [y]
+    }
+
+    /// MatMul's shapes for operands of shapes `a` and `b` (numpy's rules: a rank-1 A is one row, a
+    /// rank-1 B one column, the batch axes broadcast), and the products that compute it: `items`
+    /// products of `rows` × `n` over depth `k`, at `offsets` (a batch of A against a single B is
+    /// one taller product).
+    struct Geometry {
+        let m: Int, k: Int, n: Int
+        let output: Shape
+        let aBatch: Shape, bBatch: Shape, batch: Shape
+        /// A batch of A against one B, run as a single product of `batch · m` rows.
+        var folded: Bool { bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount }
+        var items: Int { folded ? 1 : batch.elementCount }
+        var rows: Int { folded ? batch.elementCount * m : m }
+
+        init(_ a: Shape, _ b: Shape) throws {
+            guard a.rank >= 1, b.rank >= 1 else { throw OpError.invalidArgument("MatMul operands must have rank 1 or more") }
+            let aDims = a.rank == 1 ? [1] + a.dims : a.dims
+            let bDims = b.rank == 1 ? b.dims + [1] : b.dims
+            (m, k, n) = (aDims[aDims.count - 2], aDims[aDims.count - 1], bDims[bDims.count - 1])
+            guard bDims[bDims.count - 2] == k else { throw OpError.invalidArgument("A \(a) and B \(b) do not fit") }
+            (aBatch, bBatch) = (Shape(Array(aDims.dropLast(2))), Shape(Array(bDims.dropLast(2))))
+            guard let batch = Shape.broadcast(aBatch, bBatch) else {
+                throw OpError.invalidArgument("the batch axes of A \(a) and B \(b) do not broadcast")
+            }
+            self.batch = batch
+            var dims = batch.dims
+            if a.rank > 1 { dims.append(m) }
+            if b.rank > 1 { dims.append(n) }
+            output = Shape(dims)
+        }
+
+        /// Element offsets of A's, B's and the output's matrix for each product.
+        func offsets() -> [(a: Int, b: Int, c: Int)] {
+            let aOffsets = folded ? [0] : MatMul.offsets(batch, aBatch, matrix: m * k)
+            let bOffsets = folded ? [0] : MatMul.offsets(batch, bBatch, matrix: k * n)
+            return (0..<items).map { (a: aOffsets[$0], b: bOffsets[$0], c: $0 * rows * n) }
+        }
     }
 
     /// Element offset of each output batch item's matrix in an operand with batch shape `operand`

@@ -480,25 +480,11 @@ enum IntegerProduct {
         let (left, leftMagnitude) = try centered(a, zeroPoint: try vector(aZero, length: a.shape[rowAxis], "A"), axis: rowAxis, "A", context)
         if let weights, weights.values.shape != b.shape { throw OpError("the prepared weights do not fit B \(b.shape)") }
         let right = try weights?.values ?? centeredRight(b, zeroPoint: bZero, context).values
-        let aDims = a.shape.rank == 1 ? [1] + a.shape.dims : a.shape.dims
-        let bDims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
-        let m = aDims[aDims.count - 2], k = aDims[aDims.count - 1], n = bDims[bDims.count - 1]
-        guard bDims[bDims.count - 2] == k else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not fit") }
-        let aBatch = Shape(Array(aDims.dropLast(2))), bBatch = Shape(Array(bDims.dropLast(2)))
-        guard let batch = Shape.broadcast(aBatch, bBatch) else {
-            throw OpError.invalidArgument("the batch axes of A \(a.shape) and B \(b.shape) do not broadcast")
-        }
-        var dims = batch.dims
-        if a.shape.rank > 1 { dims.append(m) }
-        if b.shape.rank > 1 { dims.append(n) }
-        let y = try context.allocate(.int32, Shape(dims))
+        let shapes = try MatMul.Geometry(a.shape, b.shape)
+        let y = try context.allocate(.int32, shapes.output)
         if y.elementCount == 0 { return y }
-        // A batch of A against one B is a single taller product.
-        let folded = bBatch.elementCount == 1 && aBatch.elementCount == batch.elementCount
-        let items = folded ? 1 : batch.elementCount, rows = folded ? batch.elementCount * m : m
-        let aOffsets = folded ? [0] : MatMul.offsets(batch, aBatch, matrix: m * k)
-        let bOffsets = folded ? [0] : MatMul.offsets(batch, bBatch, matrix: k * n)
-        let offsets = (0..<items).map { (a: aOffsets[$0], b: bOffsets[$0], c: $0 * rows * n) }
+        let (rows, n, k, items, offsets) = (shapes.rows, shapes.n, shapes.k, shapes.items, shapes.offsets())
+        let bBatch = shapes.bBatch
         let rightValues = right.pointer(as: Float.self)
         // Depth chunks per matrix of B: prepared for any 8-bit A, or for this A's magnitude.
         let chunks = weights?.chunks ?? (0..<bBatch.elementCount).map {
