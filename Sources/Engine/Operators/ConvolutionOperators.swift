@@ -366,6 +366,11 @@ struct ConvTranspose: Operator {
 
     /// Padding before the output and output size along one axis.
     private func axis(_ axis: Int, rank: Int, input: Int, kernel: Int) throws -> (begin: Int, output: Int) {
+        // Attribute lists come from the model: one value per spatial axis (output_shape may also list N and C).
+        for (name, values) in [("strides", attributes.strides), ("dilations", attributes.dilations), ("output_padding", outputPadding)] {
+            if let values, values.count != rank { throw OpError("\(name) \(values) must have \(rank) values, one per spatial axis") }
+        }
+        if let outputShape, outputShape.count < rank { throw OpError("output_shape \(outputShape) must have at least \(rank) values") }
         let stride = attributes.strides?[axis] ?? 1
         let adjustment = outputPadding?[axis] ?? 0, span = (kernel - 1) * (attributes.dilations?[axis] ?? 1) + 1
         let full = (input - 1) * stride + adjustment + span
