@@ -81,13 +81,13 @@ struct BenchCommand: ParsableCommand {
             }
             var latencies: [Double] = []
             let profiler = profile ? NodeProfiler() : nil
-            let start = DispatchTime.now()
+            let start = DispatchTime.now(), cpuStart = Self.processCPUSeconds()
             while latencies.count < 10 || Self.seconds(since: start) < seconds {
                 let begin = DispatchTime.now()
                 _ = try session.run(feeds, profiler: profiler)
                 latencies.append(Self.seconds(since: begin) * 1000)
             }
-            let total = Self.seconds(since: start)
+            let total = Self.seconds(since: start), cpu = Self.processCPUSeconds() - cpuStart
             latencies.sort()
             let result = Result(
                 model: model, batch: batch, threads: session.options.intraOpThreads, runs: latencies.count,
@@ -97,6 +97,7 @@ struct BenchCommand: ParsableCommand {
                 medianMilliseconds: Self.percentile(latencies, 0.5), p90Milliseconds: Self.percentile(latencies, 0.9),
                 p99Milliseconds: Self.percentile(latencies, 0.99), meanMilliseconds: latencies.reduce(0, +) / Double(latencies.count),
                 throughputPerSecond: Double(latencies.count * batch) / total,
+                cpuMillisecondsPerRun: cpu * 1000 / Double(latencies.count),
                 openBLASCore: BLAS.coreName, inputs: feeds.keys.sorted().map { "\($0)\(feeds[$0]!.shape)" },
                 profile: profiler.map { profiler in
                     profiler.nodes.map { entry in
@@ -112,6 +113,9 @@ struct BenchCommand: ParsableCommand {
         var model: String, batch: Int, threads: Int, runs: Int
         var loadMilliseconds, decodeMilliseconds, optimizeMilliseconds, compileMilliseconds, minMilliseconds, medianMilliseconds: Double
         var p90Milliseconds, p99Milliseconds, meanMilliseconds, throughputPerSecond: Double
+        /// CPU time of the whole process (all its threads) over the timed runs, per run: on a
+        /// shared machine, less disturbed by preemption than latency at one thread.
+        var cpuMillisecondsPerRun: Double
         var openBLASCore: String
         var inputs: [String]
         /// With --profile: every node's mean time per run, in execution order.
@@ -124,7 +128,7 @@ struct BenchCommand: ParsableCommand {
                 inputs: \(inputs.joined(separator: ", "))
                 threads: \(threads), OpenBLAS core: \(openBLASCore)
                 load: \(ms(loadMilliseconds)) (decode \(ms(decodeMilliseconds)), optimise \(ms(optimizeMilliseconds)), compile \(ms(compileMilliseconds)))
-                runs: \(runs)
+                runs: \(runs), CPU time per run: \(ms(cpuMillisecondsPerRun))
                 latency: min \(ms(minMilliseconds)), median \(ms(medianMilliseconds)), p90 \(ms(p90Milliseconds)), p99 \(ms(p99Milliseconds)), mean \(ms(meanMilliseconds))
                 throughput: \(String(format: "%.1f", throughputPerSecond)) items/s (batch \(batch))
                 """ + (profile.map(Self.profileText) ?? "")
@@ -162,6 +166,13 @@ struct BenchCommand: ParsableCommand {
 
     static func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
+    /// CPU seconds used so far by every thread of this process.
+    static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     static func milliseconds(_ duration: Duration) -> Double {
