@@ -114,6 +114,8 @@ public struct RecurrentOperands {
     public var r: UnsafePointer<Float>
     /// R as `Recurrence.packWeights` packs it (what `run` reads; `reference` reads `r`).
     public var packedR: UnsafePointer<Float>
+    /// W as `Recurrence.packInputWeights` packs it (what `run` reads; `reference` reads `w`).
+    public var packedW: UnsafePointer<Float>
     public var bias: UnsafePointer<Float>?
     public var peepholes: UnsafePointer<Float>?
     public var initialH: UnsafePointer<Float>?
@@ -127,7 +129,7 @@ public struct RecurrentOperands {
     public var finalStride: Int
 
     public init(x: UnsafePointer<Float>, xRows: (time: Int, batch: Int), w: UnsafePointer<Float>, r: UnsafePointer<Float>,
-                packedR: UnsafePointer<Float>, bias: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?,
+                packedR: UnsafePointer<Float>, packedW: UnsafePointer<Float>, bias: UnsafePointer<Float>?, peepholes: UnsafePointer<Float>?,
                 initialH: UnsafePointer<Float>?, initialC: UnsafePointer<Float>?, initialStride: Int,
                 y: UnsafeMutablePointer<Float>?, yStrides: (time: Int, batch: Int),
                 finalH: UnsafeMutablePointer<Float>?, finalC: UnsafeMutablePointer<Float>?, finalStride: Int) {
@@ -136,6 +138,7 @@ public struct RecurrentOperands {
         self.w = w
         self.r = r
         self.packedR = packedR
+        self.packedW = packedW
         self.bias = bias
         self.peepholes = peepholes
         self.initialH = initialH
@@ -151,8 +154,10 @@ public struct RecurrentOperands {
 
 /// RNN, GRU and LSTM layers (ONNX semantics, one direction at a time).
 ///
-/// The input's share of every gate, for every step, is one sgemm before the recurrence starts
-/// (with Wb + Rb added in its epilogue); each step then multiplies the previous H by R, packed
+/// The input's share of every gate, for every step, is one product before the recurrence starts,
+/// by `PanelProduct` against W packed once (`packInputWeights`), in slabs of rows that stay in
+/// cache while W passes over them, with Wb + Rb added to each slab (OpenBLAS ran it at three
+/// quarters of our kernel's speed: it repacked X and cleared the output at every call); each step then multiplies the previous H by R, packed
 /// once (`packWeights`), with `PanelProduct` (twice for a GRU whose reset gate comes before its
 /// recurrent product) and finishes the gates pointwise, gate by gate. An LSTM with the default
 /// activations and no clip instead runs each step as one parallel loop over blocks of hidden
@@ -194,6 +199,45 @@ public enum Recurrence {
         }
     }
 
+    /// Floats `packInputWeights` writes for one direction of this cell, hidden and input size; nil
+    /// when the count overflows.
+    public static func packedInputWeightCount(_ cell: RecurrentCell, hidden: Int, input: Int) -> Int? {
+        let (rows, overflow) = cell.gates.multipliedReportingOverflow(by: hidden)
+        return overflow ? nil : PanelProduct.packedCount(rows: rows, depth: input)
+    }
+
+    // Shapes: w [gates·hidden, input]; packed [packedInputWeightCount].
+    /// Packs one direction's W for `run`'s input projection (once per weight: at load when W is a
+    /// constant): all gates as one group, so the projection's columns are in W's row order.
+    public static func packInputWeights(_ cell: RecurrentCell, hidden: Int, input: Int, w: UnsafePointer<Float>,
+                                        into packed: UnsafeMutablePointer<Float>) {
+        PanelProduct.pack(w, ldb: input, rows: cell.gates * hidden, depth: input, into: packed)
+    }
+
+    /// Rows of X projected together: their slice of X (48 rows of `input` floats) stays in cache
+    /// while every panel of W passes over it, and a slab's outputs get the bias while still there.
+    static let projectionSlab = 48
+
+    // Shapes: x [rows, input] (contiguous); packedW as `packInputWeights` leaves it [width, input];
+    //   bias [width]; projection [rows, width].
+    /// `projection = x · Wᵀ + bias`, slab by slab, slabs spread over the threads.
+    private static func project(rows: Int, width: Int, input: Int, x: UnsafePointer<Float>, packedW: UnsafePointer<Float>,
+                                bias: UnsafePointer<Float>?, into projection: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
+        let slab = projectionSlab, slabs = rows / slab + (rows % slab == 0 ? 0 : 1), blocks = PanelProduct.blockCount(width)
+        parallelism.forEachChunk(slabs) { range in
+            for index in range {
+                let first = index * slab, count = Swift.min(slab, rows - first), c = projection + first * width
+                PanelProduct.multiplyBlocks(0..<blocks, m: count, n: width, k: input, a: x + first * input, lda: input,
+                                            packed: packedW, c: c, ldc: width)
+                guard let bias else { continue }
+                for row in 0..<count {
+                    let target = c + row * width
+                    for j in 0..<width { target[j] += bias[j] }
+                }
+            }
+        }
+    }
+
     /// Runs one direction. `scratch` holds `layer.scratchCount` floats; every size of `layer` is
     /// at most 2^24 (so `4 · batch`, `gates · hidden` and the like cannot overflow).
     public static func run(_ layer: RecurrentLayer, _ operands: RecurrentOperands, scratch: UnsafeMutablePointer<Float>,
@@ -223,9 +267,8 @@ public enum Recurrence {
         // Input projection of every (t, b), plus the bias: x is contiguous, so this is one product
         // over all rows, in x's own row order.
         bias.withUnsafeBufferPointer { bias in
-            Gemm.multiply(transposeB: true, m: rows, n: width, k: layer.input, a: operands.x, lda: layer.input,
-                          b: operands.w, ldb: layer.input, c: projection, ldc: width,
-                          epilogue: Epilogue(bias: bias.baseAddress.map { .perColumn($0) }), parallelism: parallelism)
+            project(rows: rows, width: width, input: layer.input, x: operands.x, packedW: operands.packedW,
+                    bias: operands.bias == nil ? nil : bias.baseAddress, into: projection, parallelism: parallelism)
         }
         for b in 0..<batch {
             for j in 0..<hidden {

@@ -2,20 +2,21 @@ import Kernels
 import Testing
 import TestSupport
 
-/// `Recurrence.run` (one projection sgemm, a `PanelProduct` per step, the fused LSTM step) against
-/// its naive twin, over odd sizes, both layouts' strides, ragged sequence lengths and every cell
-/// option.
+/// `Recurrence.run` (the input projection in slabs of rows, a `PanelProduct` per step, the fused
+/// LSTM step) against its naive twin, over odd sizes, both layouts' strides, ragged sequence
+/// lengths and every cell option.
 @Suite struct RecurrenceTests {
     static let cells: [RecurrentCell] = [.rnn, .gru(linearBeforeReset: false), .gru(linearBeforeReset: true),
                                          .lstm(inputForget: false), .lstm(inputForget: true)]
 
     /// Small sizes (partial panels everywhere), sizes past a panel and a four-row block, and sizes
-    /// whose steps are split over two threads (the fused LSTM step per block of units).
+    /// whose steps are split over two threads (the fused LSTM step per block of units). Up to 11
+    /// steps of 9 rows: projections of one slab, of two, and of two and a part.
     @Test(arguments: cells, [(1...11, 1...5), (15...37, 4...9), (61...75, 5...7)])
     func matchesNaiveTwin(cell: RecurrentCell, sizes: (hidden: ClosedRange<Int>, batch: ClosedRange<Int>)) {
         var generator = SeededGenerator(seed: 41)
         for trial in 0..<12 {
-            let sequence = Int.random(in: 1...7, using: &generator), batch = Int.random(in: sizes.batch, using: &generator)
+            let sequence = Int.random(in: 1...11, using: &generator), batch = Int.random(in: sizes.batch, using: &generator)
             let input = Int.random(in: 1...13, using: &generator), hidden = Int.random(in: sizes.hidden, using: &generator)
             let batchFirst = trial % 2 == 1, reverse = trial % 3 == 1
             // Options: clip, peepholes, a bias and other activations; trial 1 has peepholes and a
@@ -34,6 +35,10 @@ import TestSupport
             let peepholes = generator.floats(3 * hidden)
             var packedR = [Float](repeating: .nan, count: Recurrence.packedWeightCount(cell, hidden: hidden)!)
             packedR.withUnsafeMutableBufferPointer { Recurrence.packWeights(cell, hidden: hidden, r: r, into: $0.baseAddress!) }
+            var packedW = [Float](repeating: .nan, count: Recurrence.packedInputWeightCount(cell, hidden: hidden, input: input)!)
+            packedW.withUnsafeMutableBufferPointer {
+                Recurrence.packInputWeights(cell, hidden: hidden, input: input, w: w, into: $0.baseAddress!)
+            }
             // States and Y rows sit at strides larger than `hidden`, as in a bidirectional output.
             let stateStride = hidden + 3
             let initialH = generator.floats(batch * stateStride), initialC = generator.floats(batch * stateStride)
@@ -44,18 +49,18 @@ import TestSupport
                 var y = [Float](repeating: 7, count: yCount)
                 var h = [Float](repeating: 7, count: batch * stateStride), c = h
                 x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in
-                packedR.withUnsafeBufferPointer { packedR in
+                packedR.withUnsafeBufferPointer { packedR in packedW.withUnsafeBufferPointer { packedW in
                 bias.withUnsafeBufferPointer { bias in peepholes.withUnsafeBufferPointer { peepholes in
                 initialH.withUnsafeBufferPointer { initialH in initialC.withUnsafeBufferPointer { initialC in
                 y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in c.withUnsafeMutableBufferPointer { c in
                     body(RecurrentOperands(
                         x: x.baseAddress!, xRows: batchFirst ? (time: 1, batch: sequence) : (time: batch, batch: 1),
-                        w: w.baseAddress!, r: r.baseAddress!, packedR: packedR.baseAddress!,
+                        w: w.baseAddress!, r: r.baseAddress!, packedR: packedR.baseAddress!, packedW: packedW.baseAddress!,
                         bias: withPeepholes ? bias.baseAddress! : nil, peepholes: withPeepholes ? peepholes.baseAddress! : nil,
                         initialH: trial % 3 == 2 ? nil : initialH.baseAddress!, initialC: withOptions ? initialC.baseAddress! : nil,
                         initialStride: stateStride, y: y.baseAddress!, yStrides: yStrides,
                         finalH: h.baseAddress!, finalC: c.baseAddress!, finalStride: stateStride))
-                } } } } } } } } } } }
+                } } } } } } } } } } } }
                 return (y, h, c)
             }
             let fast = outputs { operands in
@@ -83,13 +88,15 @@ import TestSupport
         let x: [Float] = [1, 2], w: [Float] = [0.5], r: [Float] = [2], bias: [Float] = [0.1, 0.2]
         var packedR = [Float](repeating: .nan, count: Recurrence.packedWeightCount(.rnn, hidden: 1)!)
         packedR.withUnsafeMutableBufferPointer { Recurrence.packWeights(.rnn, hidden: 1, r: r, into: $0.baseAddress!) }
+        var packedW = [Float](repeating: .nan, count: Recurrence.packedInputWeightCount(.rnn, hidden: 1, input: 1)!)
+        packedW.withUnsafeMutableBufferPointer { Recurrence.packInputWeights(.rnn, hidden: 1, input: 1, w: w, into: $0.baseAddress!) }
         x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in bias.withUnsafeBufferPointer { bias in
-        packedR.withUnsafeBufferPointer { packedR in y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in scratch.withUnsafeMutableBufferPointer { scratch in
+        packedR.withUnsafeBufferPointer { packedR in packedW.withUnsafeBufferPointer { packedW in y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in scratch.withUnsafeMutableBufferPointer { scratch in
             Recurrence.run(layer, RecurrentOperands(x: x.baseAddress!, xRows: (1, 1), w: w.baseAddress!, r: r.baseAddress!,
-                                                    packedR: packedR.baseAddress!, bias: bias.baseAddress!, peepholes: nil, initialH: nil, initialC: nil, initialStride: 1,
+                                                    packedR: packedR.baseAddress!, packedW: packedW.baseAddress!, bias: bias.baseAddress!, peepholes: nil, initialH: nil, initialC: nil, initialStride: 1,
                                                     y: y.baseAddress!, yStrides: (1, 1), finalH: h.baseAddress!, finalC: nil, finalStride: 1),
                            scratch: scratch.baseAddress!, parallelism: .serial)
-        } } } } } } } }
+        } } } } } } } } }
         let first = Float.tanh(0.5 + 0.3), second = Float.tanh(1 + 2 * first + 0.3)
         #expect(abs(y[0] - first) < 1e-6 && abs(y[1] - second) < 1e-6 && h == [y[1]])
     }

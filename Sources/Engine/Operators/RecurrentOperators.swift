@@ -33,6 +33,8 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
     /// accepts (every direction, one after another), with the shape it was packed from; otherwise
     /// each run packs R into its scratch.
     let packedR: (shape: Shape, weights: Tensor)?
+    /// W packed for `Recurrence.run`'s input projection, likewise (at load when W is a float constant).
+    let packedW: (shape: Shape, weights: Tensor)?
 
     /// Most time steps, batch rows, or units of a layer: far beyond any real model, small enough
     /// that every product of two of them fits an Int.
@@ -81,6 +83,39 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                 let packed = Tensor(uninitialized: .float, shape: [count])
                 Self.pack(cell, r, into: packed.mutablePointer(as: Float.self), directions: dirs)
                 return (r.shape, packed)
+            }
+        }
+        packedW = context.constant(1).flatMap { w in
+            guard w.dataType == .float else { return nil }
+            return Self.packedInputCount(cell, hiddenSize: hiddenSize, directions: dirs, w: w.shape).map { count in
+                let packed = Tensor(uninitialized: .float, shape: [count])
+                Self.packInputs(cell, w, into: packed.mutablePointer(as: Float.self), directions: dirs)
+                return (w.shape, packed)
+            }
+        }
+    }
+
+    /// Floats of W packed for every direction, when W is [directions, gates · hidden, input] with
+    /// the given hidden size (or any, when the attribute is absent); nil otherwise, or when the
+    /// count overflows.
+    private static func packedInputCount(_ cell: RecurrentCell, hiddenSize: Int?, directions: Int, w: Shape) -> Int? {
+        guard w.rank == 3, w[0] == directions, w[1] % cell.gates == 0 else { return nil }
+        let hidden = w[1] / cell.gates, input = w[2]
+        guard hiddenSize == nil || hiddenSize == hidden, hidden <= maximumSize, input <= maximumSize,
+              let perDirection = Recurrence.packedInputWeightCount(cell, hidden: hidden, input: input) else { return nil }
+        let (total, overflow) = perDirection.multipliedReportingOverflow(by: directions)
+        return overflow ? nil : total
+    }
+
+    // Shapes: w [directions, gates · hidden, input] (float), as `packedInputCount` accepts it;
+    //   packed: `packedInputCount` floats.
+    private static func packInputs(_ cell: RecurrentCell, _ w: Tensor, into packed: UnsafeMutablePointer<Float>, directions: Int) {
+        let width = w.shape[1], hidden = width / cell.gates, input = w.shape[2]
+        let perDirection = Recurrence.packedInputWeightCount(cell, hidden: hidden, input: input) ?? 0
+        withExtendedLifetime(w) {
+            for direction in 0..<directions {
+                Recurrence.packInputWeights(cell, hidden: hidden, input: input, w: w.pointer(as: Float.self) + direction * width * input,
+                                            into: packed + direction * perDirection)
             }
         }
     }
@@ -252,6 +287,18 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
             packedR = try context.allocate(.float, [packedCount])
             Self.pack(cell, r, into: packedR.mutablePointer(as: Float.self), directions: dirs)
         }
+        // W's shape was checked by `sizes`, so its packed count exists unless it overflows.
+        guard let packedInputs = Self.packedInputCount(cell, hiddenSize: hidden, directions: dirs, w: w.shape),
+              let inputsPerDirection = Recurrence.packedInputWeightCount(cell, hidden: hidden, input: sizes.input) else {
+            throw OpError.invalidArgument("W \(w.shape) needs more scratch than the engine can count")
+        }
+        let packedW: Tensor
+        if let prepacked = self.packedW, prepacked.shape == w.shape, original.dataType == .float {
+            packedW = prepacked.weights
+        } else {
+            packedW = try context.allocate(.float, [packedInputs])
+            Self.packInputs(cell, w, into: packedW.mutablePointer(as: Float.self), directions: dirs)
+        }
         for (direction, reverse) in directions.enumerated() {
             // Offsets and strides of this direction in the layout's Y and state tensors.
             let stateOffset = batchFirst ? direction * hidden : direction * sizes.batch * hidden
@@ -262,6 +309,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                 x: x.pointer(as: Float.self), xRows: batchFirst ? (time: 1, batch: sizes.sequence) : (time: sizes.batch, batch: 1),
                 w: w.pointer(as: Float.self) + direction * width * sizes.input, r: r.pointer(as: Float.self) + direction * width * hidden,
                 packedR: packedR.pointer(as: Float.self) + direction * perDirection,
+                packedW: packedW.pointer(as: Float.self) + direction * inputsPerDirection,
                 bias: bias.map { $0.pointer(as: Float.self) + direction * 2 * width },
                 peepholes: peepholes.map { $0.pointer(as: Float.self) + direction * 3 * hidden },
                 initialH: initialH.map { $0.pointer(as: Float.self) + stateOffset },
@@ -270,7 +318,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                 finalH: used[1] ? finalH.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalC: cell.hasCellState && used[2] ? finalC.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalStride: stateStride)
-            withExtendedLifetime((x, w, r, packedR, bias, peepholes, initialH, initialC)) {
+            withExtendedLifetime((x, w, r, packedR, packedW, bias, peepholes, initialH, initialC)) {
                 Recurrence.run(layer(reverse, activations[direction]), operands, scratch: scratch.mutablePointer(as: Float.self),
                                parallelism: context.parallelism)
             }
@@ -293,7 +341,10 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
         // unless it was at load.
         let converted = inputs.type(0)?.dataType == .float ? 0 : x.elementCount
         let packing = packedR == nil ? Self.packedCount(cell, hiddenSize: hiddenSize, directions: directions.count, r: r) ?? 0 : 0
-        guard packing <= ExecutionContext.maximumElementCount else { return 0 }
-        return 4 * (floats + converted + packing)
+        let inputPacking = packedW == nil ? inputs.type(1)?.shape.flatMap {
+            Self.packedInputCount(cell, hiddenSize: hiddenSize, directions: directions.count, w: $0)
+        } ?? 0 : 0
+        guard packing <= ExecutionContext.maximumElementCount, inputPacking <= ExecutionContext.maximumElementCount else { return 0 }
+        return 4 * (floats + converted + packing + inputPacking)
     }
 }
