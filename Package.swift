@@ -72,6 +72,18 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
+        /// libwebp's simple decoding API (WebP decoding for ImageDecoder; errors as return values).
+        .systemLibrary(
+            name: "CWebP",
+            pkgConfig: "libwebp",
+            providers: [.apt(["libwebp-dev"])]
+        ),
+        /// stb_image (BMP and binary PNM decoding for ImageDecoder; errors as return values).
+        .systemLibrary(
+            name: "CSTBImage",
+            pkgConfig: "stb",
+            providers: [.apt(["libstb-dev"])]
+        ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection", cSettings: vectorFlags.isEmpty ? [] : [
             .define("ONNX_SERVE_REQUIRES_HASWELL", .when(configuration: .release)),
@@ -84,7 +96,7 @@ let package = Package(
             dependencies: ["Tensors", "COpenBLAS", "CPUDetection"],
             swiftSettings: kernelSettings
         ),
-        .target(name: "Engine", dependencies: ["Tensors", "Kernels", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "Kernels", "CTurboJPEG", "CPNG", "CWebP", "CSTBImage"], swiftSettings: kernelSettings),
         .target(
             name: "ONNX",
             dependencies: ["Tensors", "Engine", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -3,9 +3,10 @@ internal import CTurboJPEG
 import Tensors
 
 /// Decoding of encoded images (ImageDecoder) with the system's libraries: JPEG with libjpeg-turbo's
-/// TurboJPEG API, PNG with libpng's simplified API. Both report errors through return codes (neither
-/// longjmps through Swift frames nor exits), which become `OpError.invalidArgument` here. Other
-/// formats are recognised by their signature and refused by name.
+/// TurboJPEG API, PNG with libpng's simplified API, WebP with libwebp (ImageDecoding+WebP.swift),
+/// BMP and binary PNM with stb_image (ImageDecoding+STBImage.swift). All report errors through return
+/// codes (none longjmps through Swift frames or exits), which become `OpError.invalidArgument` here.
+/// Other formats are recognised by their signature and refused by name.
 enum ImageDecoding {
     /// Most pixels a decoded image may have (64 Mi: 8192 × 8192), checked against the stream's
     /// header before anything is allocated; the run's working-memory budget applies on top.
@@ -24,6 +25,9 @@ enum ImageDecoding {
         switch try Container(bytes) {
         case .jpeg: rgb = try decodeJPEG(bytes, context)
         case .png: rgb = try decodePNG(bytes, context)
+        case .webp: rgb = try decodeWebP(bytes, context)
+        case .bmp: rgb = try decodeBMP(bytes, context)
+        case .pnm: rgb = try decodePNM(bytes, context)
         }
         switch format {
         case .rgb:
@@ -46,7 +50,10 @@ enum ImageDecoding {
 
     /// The stream's format, from its signature.
     enum Container {
-        case jpeg, png
+        case jpeg, png, webp, bmp, pnm
+
+        /// What the error for an unrecognised stream lists.
+        static let readable = "JPEG, PNG, WebP, BMP or binary PNM (P5, P6)"
 
         init(_ bytes: UnsafeBufferPointer<UInt8>) throws {
             func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
@@ -54,21 +61,24 @@ enum ImageDecoding {
             }
             if starts([0xFF, 0xD8, 0xFF]) { self = .jpeg; return }
             if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { self = .png; return }
+            if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { self = .webp; return }
+            if starts(Array("BM".utf8)) { self = .bmp; return }
+            if bytes.count >= 2 && bytes[0] == UInt8(ascii: "P") && (UInt8(ascii: "1")...UInt8(ascii: "7")).contains(bytes[1]) {
+                self = .pnm
+                return
+            }
             let other: String? =
-                if starts(Array("BM".utf8)) { "BMP" }
-                else if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { "WebP" }
-                else if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { "TIFF" }
+                if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { "TIFF" }
                 else if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { "JPEG 2000" }
                 else if starts(Array("GIF8".utf8)) { "GIF" }
-                else if bytes.count >= 2 && bytes[0] == UInt8(ascii: "P") && (UInt8(ascii: "1")...UInt8(ascii: "7")).contains(bytes[1]) { "PNM" }
                 else { nil }
-            if let other { throw OpError.invalidArgument("the encoded image is \(other); ImageDecoder reads JPEG and PNG") }
-            throw OpError.invalidArgument("the encoded stream (\(bytes.count) bytes) is not a JPEG or PNG image")
+            if let other { throw OpError.invalidArgument("the encoded image is \(other); ImageDecoder reads \(Container.readable)") }
+            throw OpError.invalidArgument("the encoded stream (\(bytes.count) bytes) is not a \(Container.readable) image")
         }
     }
 
     /// Checks a header's size against `maximumPixels` and returns the RGB output shape.
-    private static func checkedShape(width: Int, height: Int, _ what: String) throws -> Shape {
+    static func checkedShape(width: Int, height: Int, _ what: String) throws -> Shape {
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         guard width >= 1, height >= 1, !overflow, pixels <= maximumPixels else {
             throw OpError.invalidArgument("the \(what) image claims \(width) × \(height) pixels; ImageDecoder decodes at most"
@@ -149,7 +159,7 @@ enum ImageDecoding {
     }
 }
 
-/// ImageDecoder (20): a 1-D uint8 tensor holding an encoded JPEG or PNG image → uint8
+/// ImageDecoder (20): a 1-D uint8 tensor holding an encoded image (JPEG, PNG, WebP, BMP, PNM) → uint8
 /// [height, width, channels] in `pixel_format` (RGB, BGR, or Grayscale with one channel).
 struct ImageDecoder: Operator {
     let pixelFormat: ImageDecoding.PixelFormat
