@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A float model, its static QDQ quantization (onnxruntime.quantization, per-channel int8
 weights, uint8 activations, calibrated on two random inputs) or its dynamic quantization
-(`--dynamic`: int8 weights, MatMulInteger/DynamicQuantizeLinear, as for transformers) and onnx-serve
+(`--qoperator`: the same in QOperator format, QLinearConv and friends; `--dynamic`: int8 weights, MatMulInteger/DynamicQuantizeLinear, as for transformers) and onnx-serve
 against ONNX Runtime on both, side by side in one run: median milliseconds per run at each batch
 size, interleaved rounds (ours as `onnx-serve bench --json` in a fresh process, ORT in a fresh
 session with the same thread count). Figures, not tests; the machine is shared, read the ratios.
 
     python3 benchmarks/quantized_vs_ort.py MODEL.onnx --threads 2 --batches 1,8 --seconds 3 --rounds 2
     python3 benchmarks/quantized_vs_ort.py .build/models/minilm_l6.onnx --dynamic
+    python3 benchmarks/quantized_vs_ort.py .build/models/resnet50.onnx --qoperator --batches 1,8
     python3 benchmarks/quantized_vs_ort.py .build/models/resnet50.onnx --batches 8 --rounds 3 --control
 
 MODEL has one input whose leading dimension is the batch (benchmarks/export_models.py writes such
@@ -26,10 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engine_vs_ort import BINARY, ort_bench, ours_bench  # noqa: E402
 
 
-def quantized(model):
+def quantized(model, operator_format=False):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    path = model[:-len(".onnx")] + "_qdq.onnx"
+    path = model[:-len(".onnx")] + ("_qoperator.onnx" if operator_format else "_qdq.onnx")
     if os.path.exists(path):
         return path
     graph_input = onnx.load(model, load_external_data=False).graph.input[0]
@@ -43,7 +44,15 @@ def quantized(model):
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(model, path, RandomInputs(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+    source = model
+    if operator_format:
+        # torch exports share biases through Identity nodes, which the QOperator quantizer cannot
+        # read as initializers: its pre-processing (ORT's basic graph optimisations) folds them.
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        source = path[:-len(".onnx")] + "_preprocessed.onnx"
+        quant_pre_process(model, source, skip_symbolic_shape=True)
+    quantize_static(source, path, RandomInputs(), quant_format=QuantFormat.QOperator if operator_format else QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, per_channel=True)
     return path
 
@@ -66,11 +75,14 @@ def main():
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dynamic", action="store_true", help="quantize dynamically instead of static QDQ")
+    parser.add_argument("--qoperator", action="store_true",
+                        help="quantize statically in QOperator format (QLinearConv, QLinearMatMul...) instead of QDQ")
     parser.add_argument("--control", action="store_true",
                         help="also run the float model a second time in each round (an A/A pair: its ratio to the first is the noise)")
     args = parser.parse_args()
-    quantized_name = "dynamic" if args.dynamic else "qdq"
-    models = {"float": args.model, quantized_name: dynamically_quantized(args.model) if args.dynamic else quantized(args.model)}
+    quantized_name = "dynamic" if args.dynamic else "qoperator" if args.qoperator else "qdq"
+    models = {"float": args.model,
+              quantized_name: dynamically_quantized(args.model) if args.dynamic else quantized(args.model, args.qoperator)}
     if args.control:
         models["float-AA"] = args.model
     batches = [int(b) for b in args.batches.split(",")]

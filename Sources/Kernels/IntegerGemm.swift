@@ -45,6 +45,34 @@ public enum IntegerGemm {
         return chunks
     }
 
+    // Shapes: A [m × k], row stride lda.
+    /// Consecutive ranges covering `0..<k` such that, for every range and every row i of A,
+    /// `rightMagnitude × Σ |A[i, p]|` over the range stays below 2^24: the same cut as
+    /// `depthChunks(b:…)` with the bounded operand on the left (a convolution's weights).
+    public static func depthChunks(a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, rightMagnitude: Float) -> [Range<Int>] {
+        if k == 0 { return [] }
+        let right = Double(Swift.max(rightMagnitude, 0))
+        if right == 0 || m == 0 { return [0..<k] }
+        let budget = exactLimit / right
+        var chunks: [Range<Int>] = []
+        var sums = [Double](repeating: 0, count: m)
+        var start = 0
+        sums.withUnsafeMutableBufferPointer { sums in
+            for p in 0..<k {
+                var largest: Double = 0
+                for i in 0..<m { largest = Swift.max(largest, sums[i] + Double(Swift.abs(a[i * lda + p]))) }
+                if largest >= budget && p > start {
+                    chunks.append(start..<p)
+                    start = p
+                    for i in 0..<m { sums[i] = 0 }
+                }
+                for i in 0..<m { sums[i] += Double(Swift.abs(a[i * lda + p])) }
+            }
+        }
+        chunks.append(start..<k)
+        return chunks
+    }
+
     // Shapes (per batch item i, at the offsets `batchOffsets(i)`): A [m × k] row stride lda,
     // B [k × n] row stride ldb, C (int32) and scratch (float) [m × n] row stride ldc.
     /// `C = A · B` exactly, for A and B holding integers and `chunks(i)` cutting item i's depth as

@@ -265,8 +265,7 @@ struct Conv: Operator {
 }
 
 /// ConvInteger: Conv of `x − x_zero_point` (a scalar) and `w − w_zero_point` (a scalar or one
-/// per output channel), on 8-bit integers, into int32. Runs the float convolution when every
-/// partial sum is exact in float (below 2^24), else the double one (see `IntegerProduct`).
+/// per output channel), on 8-bit integers, into int32, exactly (`IntegerProduct.convolution`).
 struct ConvInteger: Operator {
     let conv: Conv
 
@@ -293,11 +292,8 @@ struct ConvInteger: Operator {
         if let xZero, xZero.elementCount != 1 { throw OpError.invalidArgument("x_zero_point must be a scalar, not \(xZero.shape)") }
         let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: xZero, axis: 0, "x", context)
         let (centeredW, wMagnitude) = try QLinearConv.centeredWeights(w, zeroPoint: wZero, context)
-        let product = IntegerProduct.isExactInFloat(left: xMagnitude, right: wMagnitude)
-            ? try conv.run([centeredX, centeredW], context)[0]
-            : try conv.run([try IntegerProduct.doubles(centeredX, context), try IntegerProduct.doubles(centeredW, context)], context)[0]
         // Exact integer sums; int32 wraps on overflow as ONNX Runtime's accumulator does.
-        return [try convert(product, to: .int32, context)]
+        return [try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, centeredW, weightMagnitude: wMagnitude, conv: conv, context)]
     }
 }
 

@@ -13,6 +13,7 @@ enum MicrosoftOperators {
         OperatorDefinition("QLinearGlobalAveragePool", versions: [1]) { try QuantizedFloatOperator.unary($0, "GlobalAveragePool") },
         OperatorDefinition("QLinearAveragePool", versions: [1]) { try QuantizedFloatOperator.unary($0, "AveragePool", opset: 19) },
         OperatorDefinition("QLinearConcat", versions: [1]) { try QuantizedFloatOperator.concat($0) },
+        OperatorDefinition("QGemm", versions: [1]) { try QGemm($0) },
         OperatorDefinition("MatMulIntegerToFloat", versions: [1]) { try IntegerMatMulToFloat($0, quantizesA: false) },
         OperatorDefinition("DynamicQuantizeMatMul", versions: [1]) { try IntegerMatMulToFloat($0, quantizesA: true) },
         // Transformer fusions (onnxruntime.transformers.optimizer): MicrosoftTransformerOperators.swift

@@ -369,8 +369,7 @@ struct DynamicQuantizeLinear: Operator {
 
 /// Integer products in float: operands minus zero points widened to float. Matrix products run
 /// through `IntegerGemm` (sgemm over depth chunks whose partial sums stay below 2^24, added in
-/// int32), exact for every size; convolutions through the float convolution when every partial
-/// sum is below 2^24, else in double.
+/// int32), exact for every size; convolutions likewise (`convolution`).
 enum IntegerProduct {
     /// Largest integer float represents exactly, with all smaller ones.
     static let exactLimit = Float(IntegerGemm.exactLimit)
@@ -446,6 +445,28 @@ enum IntegerProduct {
         return largest
     }
 
+    /// `conv(x, w)` of centred integer operands (`x`'s magnitudes at most `xMagnitude`, each output
+    /// channel's weights' magnitudes summing to at most `wMagnitude`) as exact int32 sums. The float
+    /// convolution when every partial sum stays below 2^24 and its layout adds the products as they
+    /// are (im2col, pointwise or depthwise, not Winograd, whose transforms take fractions); else
+    /// im2col and sgemm over depth chunks that keep that bound (`IntegerConvolution`).
+    static func convolution(_ x: Tensor, magnitude xMagnitude: Float, _ w: Tensor, weightMagnitude wMagnitude: Float, conv: Conv,
+                            _ context: ExecutionContext) throws -> Tensor {
+        let layout = try conv.layout(x: x.shape, w: w.shape)
+        if isExactInFloat(left: xMagnitude, right: wMagnitude) && layout.algorithm != .winograd {
+            return try convert(try conv.run([x, w], context)[0], to: .int32, context)
+        }
+        let y = try context.allocate(.int32, Shape([layout.batch, layout.outputChannels] + layout.window.outputSize))
+        if y.elementCount == 0 { return y }
+        let chunks = IntegerConvolution.depthChunks(weights: w.pointer(as: Float.self), layout: layout, inputMagnitude: xMagnitude)
+        let scratch = try context.allocate(.float, [IntegerConvolution.scratchCount(layout)])
+        IntegerConvolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self), output: y.mutablePointer(as: Int32.self),
+                                   layout: layout, chunks: chunks, scratch: scratch.mutablePointer(as: Float.self),
+                                   parallelism: context.parallelism)
+        withExtendedLifetime((x, w, scratch)) {}
+        return y
+    }
+
     /// True when a product whose left operand's magnitudes are at most `left` and whose right
     /// operand's columns (the sums each output reduces) have magnitude sums at most `right` has
     /// every partial sum below 2^24 (the float path is exact).
@@ -509,22 +530,6 @@ enum IntegerProduct {
         }
         return zero.reshaped([length])
     }
-
-    /// The int32 values of an accumulator: int32 already, or float or double holding integers
-    /// (wrapped to int32 as ONNX Runtime's accumulator wraps).
-    static func int32(_ acc: Tensor) throws -> [Int32] {
-        switch acc.dataType {
-        case .int32: acc.scalars(as: Int32.self)
-        case .double: acc.scalars(as: Double.self).map { Int32(truncatingIfNeeded: Int64($0)) }
-        case .float: acc.scalars(as: Float.self).map { Int32(truncatingIfNeeded: Int64($0)) }
-        default: throw OpError("an integer product accumulated in \(acc.dataType)")
-        }
-    }
-
-    /// `tensor` (float) as double.
-    static func doubles(_ tensor: Tensor, _ context: ExecutionContext) throws -> Tensor {
-        try convert(tensor, to: .double, context)
-    }
 }
 
 /// The constant B (and its zero point) of an integer matrix product, prepared at load time:
@@ -537,9 +542,14 @@ struct IntegerWeights: Sendable {
     /// zero point absent); nil otherwise.
     init?(_ context: OperatorContext, b index: Int, zeroPoint zeroPointIndex: Int) throws {
         guard let b = context.constant(index), context.constant(zeroPointIndex) != nil || !context.hasInput(zeroPointIndex) else { return nil }
+        try self.init(b: b, zeroPoint: context.constant(zeroPointIndex))
+    }
+
+    /// A constant B and its zero point (nil: 0), centred and chunked.
+    init(b: Tensor, zeroPoint: Tensor?) throws {
         try checkElementType(b.dataType, [.int8, .uint8], role: "B")
         let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
-        values = try IntegerProduct.centeredRight(b, zeroPoint: context.constant(zeroPointIndex), serial).values
+        values = try IntegerProduct.centeredRight(b, zeroPoint: zeroPoint, serial).values
         let dims = b.shape.rank == 1 ? b.shape.dims + [1] : b.shape.dims
         let k = dims[dims.count - 2], n = dims[dims.count - 1], pointer = values.pointer(as: Float.self)
         chunks = (0..<dims.dropLast(2).reduce(1, *)).map {
@@ -549,7 +559,7 @@ struct IntegerWeights: Sendable {
     }
 }
 
-/// Requantization of int32-valued float accumulators: `round(acc × scale[c]) + zeroPoint[c]`,
+/// Requantization of int32 accumulators: `round(acc × scale[c]) + zeroPoint[c]`,
 /// clamped, with the scale and zero point per output column (QLinearMatMul) or per output
 /// channel (QLinearConv).
 struct Requantization {
@@ -579,18 +589,19 @@ struct Requantization {
         zeroPoints = Array(repeating: zeros[0], count: channels)
     }
 
-    /// `acc` (float or double holding integers) requantized into a new tensor; channel of element
-    /// i is `i / inner % channels`.
+    /// `acc` (int32 sums) requantized into a new tensor; channel of element i is `i / inner % channels`.
     func apply(_ acc: Tensor, bias: [Int32]?, inner: Int, _ context: ExecutionContext) throws -> Tensor {
         let count = acc.elementCount, channels = scales.count
         var values = [Float](repeating: 0, count: count)
-        let sums = try IntegerProduct.int32(acc)
+        guard acc.dataType == .int32 else { throw OpError("an integer product accumulated in \(acc.dataType)") }
+        let sums = acc.pointer(as: Int32.self)
         for i in 0..<count {
             let c = i / inner % channels
             var sum = sums[i]
             if let bias { sum = sum &+ bias[c] }
             values[i] = QuantizationOperators.requantize(Float(sum), scale: scales[c], zeroPoint: zeroPoints[c], range: range)
         }
+        withExtendedLifetime(acc) {}
         return try values.withUnsafeBufferPointer { try QuantizationOperators.store($0, as: type, shape: acc.shape, context) }
     }
 }
@@ -690,12 +701,7 @@ struct QLinearConv: Operator {
             }
             bias = b.scalars(as: Int32.self)
         }
-        let product: Tensor
-        if IntegerProduct.isExactInFloat(left: xMagnitude, right: wMagnitude) {
-            product = try conv.run([centeredX, centeredW], context)[0]
-        } else {
-            product = try conv.run([try IntegerProduct.doubles(centeredX, context), try IntegerProduct.doubles(centeredW, context)], context)[0]
-        }
+        let product = try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, centeredW, weightMagnitude: wMagnitude, conv: conv, context)
         let requantization = try Requantization(inputScale: try inputs.required(1), weightScale: try inputs.required(4),
                                                 outputScale: try inputs.required(6), outputZeroPoint: inputs.optional(7),
                                                 channels: channels, context)

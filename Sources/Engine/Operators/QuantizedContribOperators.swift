@@ -145,3 +145,128 @@ struct IntegerMatMulToFloat: Operator {
         return [y]
     }
 }
+
+/// QGemm (com.microsoft, written by ONNX Runtime's quantizer for Gemm in QOperator format):
+/// `acc = C + (A − a_zero_point) · (B − b_zero_point)` in int32 (wrapping), A [M, K] and B [K, N]
+/// after `transA`/`transB`, C an int32 bias broadcast to [M, N] (a scalar, [N], [1, N], [M, 1] or
+/// [M, N]). With `y_zero_point`: `y = saturate(round(acc × s) + y_zero_point)` of its type, else
+/// float `y = acc × s`, where `s = alpha × a_scale × b_scale[j] (/ y_scale when given)` per
+/// column j, computed in that order as ONNX Runtime does.
+/// Inputs: A, a_scale, a_zero_point, B, b_scale, b_zero_point, C, y_scale, y_zero_point.
+struct QGemm: Operator {
+    let alpha: Float
+    let transA: Bool, transB: Bool
+    /// A constant B (and zero point), transposed to [K, N] when `transB`, prepared at load time.
+    let weights: IntegerWeights?
+
+    init(_ context: OperatorContext) throws {
+        alpha = try context.float("alpha", default: 1)
+        transA = try context.int("transA", default: 0) != 0
+        transB = try context.int("transB", default: 0) != 0
+        if let b = context.constant(3), context.constant(5) != nil || !context.hasInput(5) {
+            guard b.shape.rank == 2 else { throw OpError.invalidArgument("B must be a matrix, not \(b.shape)") }
+            let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
+            weights = try IntegerWeights(b: try Self.oriented(b, transposed: transB, serial), zeroPoint: context.constant(5))
+        } else {
+            weights = nil
+        }
+    }
+
+    /// `matrix` transposed when `transposed`, else itself.
+    static func oriented(_ matrix: Tensor, transposed: Bool, _ context: ExecutionContext) throws -> Tensor {
+        guard transposed else { return matrix }
+        return try Transpose.permute(matrix, viewedAs: matrix.shape.dims, perm: [1, 0], context)
+    }
+
+    /// M, K and N from A's and B's dimensions (before transposition), or an error.
+    private func geometry(_ a: [Dim], _ b: [Dim]) throws -> (m: Dim, k: Dim, n: Dim) {
+        guard a.count == 2, b.count == 2 else { throw OpError.invalidArgument("A and B must be matrices") }
+        let (m, ka) = transA ? (a[1], a[0]) : (a[0], a[1])
+        let (kb, n) = transB ? (b[1], b[0]) : (b[0], b[1])
+        if let x = ka.value, let y = kb.value, x != y { throw OpError.invalidArgument("A's inner dimension \(x) differs from B's \(y)") }
+        return (m, ka.value == nil ? kb : ka, n)
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        if let a = inputs.type(0) { try checkElementType(a.dataType, [.int8, .uint8], role: "A") }
+        if let b = inputs.type(3) { try checkElementType(b.dataType, [.int8, .uint8], role: "B") }
+        let output = inputs.type(8)?.dataType ?? .float
+        if output != .float { try checkElementType(output, [.int8, .uint8], role: "y_zero_point") }
+        guard let a = inputs.type(0)?.dims, let b = inputs.type(3)?.dims else { return [TensorType(output, [.unknown, .unknown])] }
+        let (m, _, n) = try geometry(a, b)
+        return [TensorType(output, [m, n])]
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(3)
+        try checkElementType(a.dataType, [.int8, .uint8], role: "A")
+        try checkElementType(b.dataType, [.int8, .uint8], role: "B")
+        let sizes = try geometry(a.shape.dims.map { .fixed($0) }, b.shape.dims.map { .fixed($0) })
+        guard let m = sizes.m.value, let n = sizes.n.value else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) do not multiply") }
+        for (index, operand, name) in [(2, a, "a_zero_point"), (5, b, "b_zero_point")] {
+            if let zero = inputs.optional(index), zero.dataType != operand.dataType {
+                throw OpError("\(name) has element type \(zero.dataType) but its operand has \(operand.dataType)")
+            }
+        }
+        if let zero = inputs.optional(2), zero.elementCount != 1 { throw OpError.invalidArgument("a_zero_point must be a scalar, not \(zero.shape)") }
+        let aScales = try QuantizationOperators.floats(try inputs.required(1), context)
+        let bScales = try QuantizationOperators.floats(try inputs.required(4), context)
+        guard aScales.count == 1 else { throw OpError.invalidArgument("a_scale must be a scalar") }
+        guard bScales.count == 1 || bScales.count == n else { throw OpError.invalidArgument("b_scale must be a scalar or hold \(n) values") }
+        if let zero = inputs.optional(5), zero.elementCount != 1 && zero.elementCount != n {
+            throw OpError.invalidArgument("b_zero_point must be a scalar or hold \(n) values, not \(zero.shape)")
+        }
+        let yScale = try inputs.optional(7).map { try QuantizationOperators.floats($0, context) }
+        if let yScale, yScale.count != 1 { throw OpError.invalidArgument("y_scale must be a scalar") }
+        let yZero = inputs.optional(8)
+        let left = try Self.oriented(a, transposed: transA, context)
+        // Prepared weights: B already centred and oriented to [K, N] (matMul reads only its shape).
+        let right = try weights?.values ?? Self.oriented(b, transposed: transB, context)
+        let product = try IntegerProduct.matMul(left, zeroPoint: inputs.optional(2), right, zeroPoint: inputs.optional(5), weights: weights, context)
+        guard product.shape == [m, n] else { throw OpError("the product has shape \(product.shape), not [\(m), \(n)]") }
+        let sums = product.mutablePointer(as: Int32.self)
+        if let c = inputs.optional(6) {
+            guard c.dataType == .int32 else { throw OpError("C must be int32, not \(c.dataType)") }
+            // Row and column strides of C broadcast to [M, N].
+            let strides: (row: Int, column: Int)
+            switch c.shape.dims {
+            case _ where c.elementCount == 1 && c.shape.rank <= 2: strides = (0, 0)
+            case [n], [1, n]: strides = (0, 1)
+            case [m, 1]: strides = (1, 0)
+            case [m, n]: strides = (n, 1)
+            default: throw OpError.invalidArgument("C \(c.shape) does not broadcast to [\(m), \(n)]")
+            }
+            let bias = c.pointer(as: Int32.self)
+            for i in 0..<m {
+                for j in 0..<n { sums[i * n + j] &+= bias[i * strides.row + j * strides.column] }
+            }
+            withExtendedLifetime(c) {}
+        }
+        let scales = (0..<Swift.max(n, 1)).map { j -> Float in
+            let s = alpha * aScales[0] * bScales[bScales.count == 1 ? 0 : j]
+            return yScale.map { s / $0[0] } ?? s
+        }
+        if let yZero {
+            guard let range = QuantizationOperators.range(yZero.dataType), yZero.dataType == .uint8 || yZero.dataType == .int8 else {
+                throw OpError("y_zero_point must be uint8 or int8, not \(yZero.dataType)")
+            }
+            let zeros = try QuantizationOperators.floats(yZero, context)
+            guard zeros.count == 1 else { throw OpError.invalidArgument("y_zero_point must be a scalar") }
+            var values = [Float](repeating: 0, count: product.elementCount)
+            for i in 0..<m {
+                for j in 0..<n {
+                    values[i * n + j] = QuantizationOperators.requantize(Float(sums[i * n + j]), scale: scales[j], zeroPoint: zeros[0], range: range)
+                }
+            }
+            withExtendedLifetime(product) {}
+            return [try values.withUnsafeBufferPointer { try QuantizationOperators.store($0, as: yZero.dataType, shape: [m, n], context) }]
+        }
+        let y = try context.allocate(.float, [m, n])
+        let target = y.mutablePointer(as: Float.self)
+        for i in 0..<m {
+            for j in 0..<n { target[i * n + j] = Float(sums[i * n + j]) * scales[j] }
+        }
+        withExtendedLifetime(product) {}
+        return [y]
+    }
+}
