@@ -62,14 +62,14 @@ def test_missing_file(binary, tmp_path):
 
 
 def test_unimplemented_operator_names_op_version_and_node(binary, tmp_path):
-    # Adagrad (ai.onnx.preview.training, version 1) is a standard training operator, which an
-    # inference engine has no use for, so it stays unimplemented (MaxRoiPool, the example before, now runs).
+    # com.microsoft.Tokenizer (ONNX Runtime's contrib text operator) is not implemented. The
+    # examples before it (MaxRoiPool, then the Adagrad training operator) were implemented since.
     model = relu_model(opset=19)
-    model.opset_import.append(helper.make_opsetid("ai.onnx.preview.training", 1))
-    model.graph.node[0].op_type = "Adagrad"
-    model.graph.node[0].domain = "ai.onnx.preview.training"
-    model.graph.node[0].name = "train"
-    expect_error(binary, save(tmp_path, model), "unsupported operator ai.onnx.preview.training.Adagrad", "(opset 1)", "train")
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    model.graph.node[0].op_type = "Tokenizer"
+    model.graph.node[0].domain = "com.microsoft"
+    model.graph.node[0].name = "tokens"
+    expect_error(binary, save(tmp_path, model), "unsupported operator com.microsoft.Tokenizer", "(opset 1)", "tokens")
 
 
 def test_input_nobody_produces(binary, tmp_path):
