@@ -2,6 +2,7 @@ import Engine
 import Kernels
 import Tensors
 import Testing
+import TestSupport
 
 /// Builds and runs one `ai.onnx.ml` node (inputs x0, x1, ...).
 private func runML(_ opType: String, _ inputs: [Tensor], _ attributes: [String: AttributeValue], outputs: Int = 1,
@@ -55,6 +56,77 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
         }
         #expect(try runML("TreeEnsembleRegressor", [many], twoTrees())[0].floats == expected)
         #expect(try runML("TreeEnsembleRegressor", [many], twoTrees(), threads: 3)[0].floats == expected)
+    }
+
+    /// Forests whose splits all compare one way walk eight rows down a tree together; against the
+    /// trees walked by hand, row by row: random unbalanced trees, ≤ and <, values on thresholds and
+    /// NaN (which goes false), row counts around the eight lanes and the 128-row block, threads.
+    @Test(arguments: ["BRANCH_LEQ", "BRANCH_LT"])
+    func treesWalkedInStepMatchTheTreesByHand(mode: String) throws {
+        var generator = SeededGenerator(seed: 7)
+        struct Split { var feature: Int, threshold: Float, trueChild: Int, falseChild: Int }
+        var attributes: [String: [Int]] = [:]
+        var modes: [String] = [], thresholds: [Float] = [], weights: [Float] = []
+        var trees: [[Split?]] = []  // nil: a leaf
+        var leafWeights: [[Float]] = []
+        for tree in 0..<6 {
+            var splits: [Split?] = [], leaves: [Float] = []
+            // Pre-order: a node splits with a probability that falls with its depth (up to 7 deep).
+            func grow(_ depth: Int) -> Int {
+                let id = splits.count
+                splits.append(nil)
+                leaves.append(Float(Int.random(in: 1...1000, using: &generator)) / 8)
+                if depth < 7 && (depth == 0 || Int.random(in: 0..<10, using: &generator) < 7) {
+                    let feature = Int.random(in: 0..<3, using: &generator), threshold = Float(Int.random(in: -4...4, using: &generator)) / 2
+                    let trueChild = grow(depth + 1), falseChild = grow(depth + 1)
+                    splits[id] = Split(feature: feature, threshold: threshold, trueChild: trueChild, falseChild: falseChild)
+                }
+                return id
+            }
+            _ = grow(0)
+            for (id, split) in splits.enumerated() {
+                attributes["nodes_treeids", default: []].append(tree)
+                attributes["nodes_nodeids", default: []].append(id)
+                attributes["nodes_featureids", default: []].append(split?.feature ?? 0)
+                attributes["nodes_truenodeids", default: []].append(split?.trueChild ?? 0)
+                attributes["nodes_falsenodeids", default: []].append(split?.falseChild ?? 0)
+                modes.append(split == nil ? "LEAF" : mode)
+                thresholds.append(split?.threshold ?? 0)
+                if split == nil {
+                    attributes["target_treeids", default: []].append(tree)
+                    attributes["target_nodeids", default: []].append(id)
+                    attributes["target_ids", default: []].append(0)
+                    weights.append(leaves[id])
+                }
+            }
+            trees.append(splits)
+            leafWeights.append(leaves)
+        }
+        var forest = attributes.mapValues { AttributeValue.ints($0) }
+        forest["nodes_modes"] = .strings(modes)
+        forest["nodes_values"] = .floats(thresholds)
+        forest["target_weights"] = .floats(weights)
+        for rows in [1, 7, 8, 9, 23, 133, 261] {
+            let values = (0..<(rows * 3)).map { _ in
+                Int.random(in: 0..<15, using: &generator) == 0 ? Float.nan : Float(Int.random(in: -10...10, using: &generator)) / 4
+            }
+            let expected = (0..<rows).map { row in
+                var sum: Double = 0
+                for tree in trees.indices {
+                    let splits = trees[tree], leaves = leafWeights[tree]
+                    var node = 0
+                    while let split = splits[node] {
+                        let x = values[row * 3 + split.feature]
+                        node = (mode == "BRANCH_LT" ? x < split.threshold : x <= split.threshold) ? split.trueChild : split.falseChild
+                    }
+                    sum += Double(leaves[node])
+                }
+                return Float(sum)
+            }
+            let x = Tensor(values, shape: [rows, 3])
+            #expect(try runML("TreeEnsembleRegressor", [x], forest)[0].floats == expected, "\(rows) rows")
+            #expect(try runML("TreeEnsembleRegressor", [x], forest, threads: 2)[0].floats == expected, "\(rows) rows, 2 threads")
+        }
     }
 
     @Test func hostileTreesAreRefusedWhenTheModelLoads() {

@@ -30,6 +30,13 @@ struct DecisionForest: Sendable {
     var featureCount: Int
     /// The mode of every split, when they all have one (set by `prepare`).
     var uniformMode: Mode? = nil
+    /// Per tree, the most splits on a path from its root to a leaf, when the forest can be walked
+    /// `lanes` rows at a time (every split ≤ or every split <, none sending missing values to the
+    /// true side, and at least one feature read); else empty (set by `prepare`).
+    var depths: [Int] = []
+
+    /// Rows walked down one tree together by `leaves`.
+    static let lanes = 8
 
     /// Rows evaluated together, each tree over all of them in turn.
     static let rowBlock = 128
@@ -76,6 +83,50 @@ struct DecisionForest: Sendable {
         try checkAcyclic()
         let modes = Set(nodes.lazy.map(\.mode).filter { $0 != .leaf })
         uniformMode = modes.count == 1 ? modes.first : nil
+        // `leaves` reads a leaf's feature too (and ignores it): feature 0, which every row has.
+        for index in nodes.indices where nodes[index].mode == .leaf { nodes[index].feature = 0 }
+        if uniformMode == .leq || uniformMode == .lt, featureCount > 0, !nodes.contains(where: \.missingTracksTrue) {
+            depths = roots.map(depth)
+        }
+    }
+
+    /// Splits on the longest path from `root` to a leaf (the tree is acyclic).
+    private func depth(_ root: Int32) -> Int {
+        var deepest = 0
+        var stack: [(node: Int, depth: Int)] = [(Int(root), 0)]
+        while let (node, depth) = stack.popLast() {
+            let element = nodes[node]
+            guard element.mode != .leaf else {
+                deepest = max(deepest, depth)
+                continue
+            }
+            stack.append((Int(element.trueChild), depth + 1))
+            stack.append((Int(element.falseChild), depth + 1))
+        }
+        return deepest
+    }
+
+    // Shapes: rows: `lanes` pointers to rows of at least `featureCount` values; into: `lanes` node indices.
+    /// The leaves that `lanes` rows reach in tree `tree`, walked together in step: each level, every
+    /// row moves one node down (a row at a leaf stays), choosing its child by arithmetic instead of
+    /// a branch, so the rows' chains of dependent loads overlap instead of each waiting for the
+    /// last and a mispredicted branch at every node. Only when `depths` is set; the leaves are
+    /// those `leaf` reaches.
+    @inline(__always)
+    func leaves(tree: Int, _ rows: UnsafePointer<UnsafePointer<Double>>, _ nodes: UnsafePointer<Node>,
+                into indices: UnsafeMutablePointer<Int32>) {
+        let root = roots[tree], strict = uniformMode == .lt
+        for lane in 0..<Self.lanes { indices[lane] = root }
+        for _ in 0..<depths[tree] {
+            for lane in 0..<Self.lanes {
+                let index = indices[lane], node = nodes[Int(index)]
+                let x = rows[lane][Int(node.feature)]
+                let goesTrue: Int32 = (strict ? x < node.threshold : x <= node.threshold) ? 1 : 0
+                let isLeaf: Int32 = node.mode == .leaf ? 1 : 0
+                let child = node.falseChild &+ (node.trueChild &- node.falseChild) &* goesTrue
+                indices[lane] = child &+ (index &- child) &* isLeaf
+            }
+        }
     }
 
     /// The leaf `row` reaches in the tree rooted at `root`. Forests whose splits all compare one
@@ -249,7 +300,8 @@ extension DecisionForest {
 /// Scores every row of `rows` with `forest`, in parallel over rows: `finish` turns one row's
 /// aggregated scores (and which targets any leaf reached) into its outputs. Rows go in blocks,
 /// each tree over the whole block before the next, so that a tree stays in cache while it is used
-/// (each row still adds its trees' leaves in tree order).
+/// (each row still adds its trees' leaves in tree order). Forests that allow it walk `lanes` rows
+/// of the block down a tree together (`DecisionForest.leaves`); the rows left over walk alone.
 func evaluate(_ forest: DecisionForest, _ rows: FeatureRows, aggregate: TreeAggregate, _ parallelism: Parallelism,
               finish: (_ row: Int, _ scores: UnsafeMutableBufferPointer<Double>, _ reached: UnsafeMutableBufferPointer<Bool>) -> Void) throws {
     guard forest.featureCount <= rows.width else {
@@ -257,7 +309,7 @@ func evaluate(_ forest: DecisionForest, _ rows: FeatureRows, aggregate: TreeAggr
     }
     let targets = forest.targetCount
     let width = rows.width
-    let block = DecisionForest.rowBlock
+    let block = DecisionForest.rowBlock, lanes = DecisionForest.lanes
     rows.values.withUnsafeBufferPointer { values in
         forest.nodes.withUnsafeBufferPointer { nodes in
             forest.weightTargets.withUnsafeBufferPointer { weightTargets in
@@ -265,24 +317,37 @@ func evaluate(_ forest: DecisionForest, _ rows: FeatureRows, aggregate: TreeAggr
                     parallelism.forEachChunk(rows.count, minimumChunk: max(1, 2048 / max(1, forest.roots.count))) { range in
                         let scores = UnsafeMutableBufferPointer<Double>.allocate(capacity: block * targets)
                         let reached = UnsafeMutableBufferPointer<Bool>.allocate(capacity: block * targets)
-                        defer { scores.deallocate(); reached.deallocate() }
+                        let rowPointers = UnsafeMutableBufferPointer<UnsafePointer<Double>>.allocate(capacity: lanes)
+                        let leafIndices = UnsafeMutableBufferPointer<Int32>.allocate(capacity: lanes)
+                        defer { scores.deallocate(); reached.deallocate(); rowPointers.deallocate(); leafIndices.deallocate() }
                         for blockStart in stride(from: range.lowerBound, to: range.upperBound, by: block) {
                             let count = min(block, range.upperBound - blockStart)
                             scores.initialize(repeating: 0)
                             reached.initialize(repeating: false)
-                            for root in forest.roots {
-                                for item in 0..<count {
-                                    let leaf = forest.leaf(root, values.baseAddress! + (blockStart + item) * width, nodes.baseAddress!)
-                                    let start = Int(leaf.trueChild), base = item * targets
-                                    for entry in start..<(start + Int(leaf.falseChild)) {
-                                        let target = base + Int(weightTargets[entry]), value = weightValues[entry]
-                                        switch aggregate {
-                                        case .sum, .average: scores[target] += value
-                                        case .minimum: if !reached[target] || value < scores[target] { scores[target] = value }
-                                        case .maximum: if !reached[target] || value > scores[target] { scores[target] = value }
-                                        }
-                                        reached[target] = true
+                            // Leaf weights of one row's leaf, in tree order per row.
+                            @inline(__always) func add(_ leaf: DecisionForest.Node, item: Int) {
+                                let start = Int(leaf.trueChild), base = item * targets
+                                for entry in start..<(start + Int(leaf.falseChild)) {
+                                    let target = base + Int(weightTargets[entry]), value = weightValues[entry]
+                                    switch aggregate {
+                                    case .sum, .average: scores[target] += value
+                                    case .minimum: if !reached[target] || value < scores[target] { scores[target] = value }
+                                    case .maximum: if !reached[target] || value > scores[target] { scores[target] = value }
                                     }
+                                    reached[target] = true
+                                }
+                            }
+                            let together = forest.depths.isEmpty ? 0 : count - count % lanes
+                            for (tree, root) in forest.roots.enumerated() {
+                                var item = 0
+                                while item < together {
+                                    for lane in 0..<lanes { rowPointers[lane] = values.baseAddress! + (blockStart + item + lane) * width }
+                                    forest.leaves(tree: tree, rowPointers.baseAddress!, nodes.baseAddress!, into: leafIndices.baseAddress!)
+                                    for lane in 0..<lanes { add(nodes[Int(leafIndices[lane])], item: item + lane) }
+                                    item += lanes
+                                }
+                                for item in together..<count {
+                                    add(forest.leaf(root, values.baseAddress! + (blockStart + item) * width, nodes.baseAddress!), item: item)
                                 }
                             }
                             for item in 0..<count {
