@@ -60,11 +60,12 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
 
     /// Forests whose splits all compare one way walk eight rows down a tree together; against the
     /// trees walked by hand, row by row: random unbalanced trees, ≤ and <, values on thresholds and
-    /// NaN (which goes false), row counts around the eight lanes and the 128-row block, threads.
+    /// NaN (going true at the splits that say so, else false), row counts around the eight lanes and
+    /// the 128-row block, threads.
     @Test(arguments: ["BRANCH_LEQ", "BRANCH_LT"])
     func treesWalkedInStepMatchTheTreesByHand(mode: String) throws {
         var generator = SeededGenerator(seed: 7)
-        struct Split { var feature: Int, threshold: Float, trueChild: Int, falseChild: Int }
+        struct Split { var feature: Int, threshold: Float, trueChild: Int, falseChild: Int, missingTrue: Bool }
         var attributes: [String: [Int]] = [:]
         var modes: [String] = [], thresholds: [Float] = [], weights: [Float] = []
         var trees: [[Split?]] = []  // nil: a leaf
@@ -78,8 +79,10 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
                 leaves.append(Float(Int.random(in: 1...1000, using: &generator)) / 8)
                 if depth < 7 && (depth == 0 || Int.random(in: 0..<10, using: &generator) < 7) {
                     let feature = Int.random(in: 0..<3, using: &generator), threshold = Float(Int.random(in: -4...4, using: &generator)) / 2
+                    let missingTrue = Bool.random(using: &generator)
                     let trueChild = grow(depth + 1), falseChild = grow(depth + 1)
-                    splits[id] = Split(feature: feature, threshold: threshold, trueChild: trueChild, falseChild: falseChild)
+                    splits[id] = Split(feature: feature, threshold: threshold, trueChild: trueChild, falseChild: falseChild,
+                                       missingTrue: missingTrue)
                 }
                 return id
             }
@@ -90,6 +93,7 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
                 attributes["nodes_featureids", default: []].append(split?.feature ?? 0)
                 attributes["nodes_truenodeids", default: []].append(split?.trueChild ?? 0)
                 attributes["nodes_falsenodeids", default: []].append(split?.falseChild ?? 0)
+                attributes["nodes_missing_value_tracks_true", default: []].append(split?.missingTrue == true ? 1 : 0)
                 modes.append(split == nil ? "LEAF" : mode)
                 thresholds.append(split?.threshold ?? 0)
                 if split == nil {
@@ -117,7 +121,8 @@ private func twoTrees(missingTrue: Int = 1) -> [String: AttributeValue] {
                     var node = 0
                     while let split = splits[node] {
                         let x = values[row * 3 + split.feature]
-                        node = (mode == "BRANCH_LT" ? x < split.threshold : x <= split.threshold) ? split.trueChild : split.falseChild
+                        let goesTrue = (mode == "BRANCH_LT" ? x < split.threshold : x <= split.threshold) || (split.missingTrue && x.isNaN)
+                        node = goesTrue ? split.trueChild : split.falseChild
                     }
                     sum += Double(leaves[node])
                 }

@@ -31,8 +31,8 @@ struct DecisionForest: Sendable {
     /// The mode of every split, when they all have one (set by `prepare`).
     var uniformMode: Mode? = nil
     /// Per tree, the most splits on a path from its root to a leaf, when the forest can be walked
-    /// `lanes` rows at a time (every split ≤ or every split <, none sending missing values to the
-    /// true side, and at least one feature read); else empty (set by `prepare`).
+    /// `lanes` rows at a time (every split ≤ or every split <, and at least one feature read); else
+    /// empty (set by `prepare`).
     var depths: [Int] = []
 
     /// Rows walked down one tree together by `leaves`.
@@ -85,7 +85,7 @@ struct DecisionForest: Sendable {
         uniformMode = modes.count == 1 ? modes.first : nil
         // `leaves` reads a leaf's feature too (and ignores it): feature 0, which every row has.
         for index in nodes.indices where nodes[index].mode == .leaf { nodes[index].feature = 0 }
-        if uniformMode == .leq || uniformMode == .lt, featureCount > 0, !nodes.contains(where: \.missingTracksTrue) {
+        if uniformMode == .leq || uniformMode == .lt, featureCount > 0 {
             depths = roots.map(depth)
         }
     }
@@ -121,7 +121,9 @@ struct DecisionForest: Sendable {
             for lane in 0..<Self.lanes {
                 let index = indices[lane], node = nodes[Int(index)]
                 let x = rows[lane][Int(node.feature)]
-                let goesTrue: Int32 = (strict ? x < node.threshold : x <= node.threshold) ? 1 : 0
+                let compared: Int32 = (strict ? x < node.threshold : x <= node.threshold) ? 1 : 0
+                let missing: Int32 = node.missingTracksTrue && x.isNaN ? 1 : 0
+                let goesTrue = compared | missing
                 let isLeaf: Int32 = node.mode == .leaf ? 1 : 0
                 let child = node.falseChild &+ (node.trueChild &- node.falseChild) &* goesTrue
                 indices[lane] = child &+ (index &- child) &* isLeaf
