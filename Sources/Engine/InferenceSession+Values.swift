@@ -4,9 +4,9 @@ extension InferenceSession {
     /// True when every input and output is a tensor (the serving front ends take only such feeds).
     public var hasOnlyTensorInputs: Bool { inputs.allSatisfy { $0.kind == .tensor } }
 
-    /// Checks the feeds of inputs declared as sequences or optionals: present, of the declared
+    /// Checks the feeds of inputs declared as sequences, maps or optionals: present, of the declared
     /// kind, and (for sequences) every tensor of the declared element type and within the
-    /// engine's size limit. A tensor input fed something else than a tensor is refused here too;
+    /// engine's size limit, (for maps) keys and values of the declared types. A tensor input fed something else than a tensor is refused here too;
     /// `validate` checks the tensors.
     func validateKinds(_ feeds: [String: Value]) throws(EngineError) {
         for input in inputs {
@@ -37,6 +37,13 @@ extension InferenceSession {
                 guard tensor.shape.boundedElementCount(limit: ExecutionContext.maximumElementCount) != nil else {
                     throw .invalidInput("\(what): tensor \(index) of the sequence has shape \(tensor.shape), beyond the engine's limit")
                 }
+            }
+        case (.map(let key), .map(let map)):
+            guard map.keys.dataType == key else {
+                throw .invalidInput("\(what) is a map with \(map.keys.dataType) keys; the model expects \(key) keys")
+            }
+            if let elementType, map.values.dataType != elementType {
+                throw .invalidInput("\(what) is a map of \(map.values.dataType) values; the model expects \(elementType)")
             }
         case (.optional(let element), .optional(let inner, _)):
             guard let inner else { return }

@@ -97,7 +97,9 @@ final class ModelImporter {
     }
 
     /// The kind a `TypeProto` describes and the type of its tensors: a tensor, a sequence of
-    /// tensors, or an optional of either. Maps, sparse tensors and sequences of sequences are refused.
+    /// tensors, a map (int64 or string keys, tensor values: the type is the values'), or an
+    /// optional of a tensor or a sequence. Sparse tensors, sequences of sequences or of maps
+    /// (other than ZipMap's outputs) are refused.
     func valueType(_ proto: Onnx_TypeProto, what: String) throws(ONNXError) -> (ValueKind, TensorType?) {
         switch proto.value {
         case .tensorType(let tensor)?:
@@ -115,8 +117,17 @@ final class ModelImporter {
             default:
                 throw .invalidModel("\(what) is an optional of \(optional.elemType.value.map(Self.kind) ?? "unknown values"); onnx-serve supports optional tensors and sequences only")
             }
+        case .mapType(let map)?:
+            let key = try TensorProtoCodec.dataType(code: map.keyType, of: "the keys of \(what)")
+            guard TensorMap.keyTypes.contains(key) else {
+                throw .invalidModel("\(what) is a map with \(key) keys; onnx-serve supports maps with int64 or string keys")
+            }
+            guard case .tensorType(let tensor)? = map.valueType.value else {
+                throw .invalidModel("\(what) is a map of \(map.valueType.value.map(Self.kind) ?? "unknown values"); onnx-serve supports maps of tensors only")
+            }
+            return (.map(key: key), try tensorType(tensor, what: what))
         case let value?:
-            throw .invalidModel("\(what) is a \(Self.kind(of: value)); onnx-serve supports tensors, sequences of tensors and optionals")
+            throw .invalidModel("\(what) is a \(Self.kind(of: value)); onnx-serve supports tensors, sequences of tensors, maps and optionals")
         case nil:
             throw .invalidModel("\(what) has an empty type")
         }

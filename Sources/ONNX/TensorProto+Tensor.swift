@@ -173,8 +173,9 @@ public enum TensorFile {
 }
 
 /// Reading and writing standalone serialized values of any kind the engine runs: `TensorProto`
-/// for a tensor, `SequenceProto` for a sequence of tensors, `OptionalProto` for an optional (the
-/// ONNX backend test format for sequence and optional inputs and outputs).
+/// for a tensor, `SequenceProto` for a sequence of tensors, `MapProto` for a map (values: a
+/// `SequenceProto` of scalar tensors, as `onnx.numpy_helper.from_dict` writes it), `OptionalProto`
+/// for an optional (the ONNX backend test format for sequence and optional inputs and outputs).
 public enum ValueFile {
     /// Decodes a serialized value of `kind`. `elementType` is the declared type of its tensors,
     /// which an empty sequence takes (float when nil); tensors of another type are refused.
@@ -188,6 +189,12 @@ public enum ValueFile {
                 throw .malformed("not a serialized SequenceProto (\(error))")
             }
             return .sequence(try sequence(proto, elementType: elementType))
+        case .map(let key):
+            let proto: Onnx_MapProto
+            do { proto = try Onnx_MapProto(serializedBytes: bytes) } catch {
+                throw .malformed("not a serialized MapProto (\(error))")
+            }
+            return .map(try map(proto, key: key, valueType: elementType))
         case .optional(let element):
             let proto: Onnx_OptionalProto
             do { proto = try Onnx_OptionalProto(serializedBytes: bytes) } catch {
@@ -207,8 +214,8 @@ public enum ValueFile {
                     throw .malformed("the optional holds a \(proto.hasTensorValue ? "tensor" : "sequence"); a \(element) is expected")
                 }
                 return .optional(nil, kind: element)
-            case .optional:
-                throw .malformed("optionals of optionals are not supported")
+            case .optional, .map:
+                throw .malformed("optionals of \(element)s are not supported")
             }
         }
     }
@@ -239,10 +246,67 @@ public enum ValueFile {
             switch element {
             case .tensor(let tensor)?: proto.tensorValue = TensorProtoCodec.proto(for: tensor, name: "")
             case .sequence(let sequence)?: proto.sequenceValue = sequenceProto(sequence, name: "")
-            case .optional?, nil: break
+            case .optional?, .map?, nil: break
             }
             return (try? proto.serializedBytes()) ?? []
+        case .map(let map):
+            return (try? mapProto(map, name: name).serializedBytes()) ?? []
         }
+    }
+
+    /// A map from a `MapProto` whose keys are of element type `key` and whose values (a
+    /// `SequenceProto` of tensors) are one-element tensors of `valueType` (any one type when nil).
+    private static func map(_ proto: Onnx_MapProto, key: DataType, valueType: DataType?) throws(ONNXError) -> TensorMap {
+        let keyType = try TensorProtoCodec.dataType(code: proto.keyType, of: "the map's keys")
+        guard keyType == key else { throw .malformed("the map has \(keyType) keys; the model expects \(key) keys") }
+        let keys = key == .string
+            ? Tensor(strings: proto.stringKeys.map { String(decoding: $0, as: UTF8.self) }, shape: [proto.stringKeys.count])
+            : Tensor(proto.keys, shape: [proto.keys.count])
+        let tensorCode = Int32(Onnx_SequenceProto.DataType.tensor.rawValue)
+        let entries = proto.values.tensorValues
+        guard (proto.values.elemType == tensorCode || entries.isEmpty) && proto.values.sequenceValues.isEmpty
+                && proto.values.mapValues.isEmpty && proto.values.optionalValues.isEmpty else {
+            throw .malformed("the map's values are of elem_type \(proto.values.elemType); onnx-serve reads maps of tensors only")
+        }
+        guard entries.count == keys.elementCount else {
+            throw .malformed("the map has \(keys.elementCount) keys and \(entries.count) values")
+        }
+        var scalars: [Tensor] = []
+        scalars.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            let scalar = try TensorProtoCodec.tensor(from: entry, external: nil)
+            guard scalar.elementCount == 1 else {
+                throw .malformed("value \(index) of the map has shape \(scalar.shape); onnx-serve reads maps of scalars")
+            }
+            if let valueType, scalar.dataType != valueType {
+                throw .malformed("value \(index) of the map is \(scalar.dataType); the model expects \(valueType)")
+            }
+            scalars.append(scalar)
+        }
+        let type = valueType ?? scalars.first?.dataType ?? .float
+        guard scalars.allSatisfy({ $0.dataType == type }) else {
+            throw .malformed("the map's values are not all \(type): \(scalars.map { "\($0.dataType)" }.joined(separator: ", "))")
+        }
+        // One-element tensors of one type: they always join.
+        let values = Tensor.concatenatingBatch(scalars.map { $0.reshaped([1]) }) ?? Tensor(zeros: type, shape: [0])
+        switch TensorMap.checked(keys: keys, values: values) {
+        case .success(let map): return map
+        case .failure(let error): throw .malformed("\(error)")
+        }
+    }
+
+    private static func mapProto(_ map: TensorMap, name: String) -> Onnx_MapProto {
+        var proto = Onnx_MapProto()
+        proto.name = name
+        proto.keyType = Int32(map.keys.dataType.rawValue)
+        if map.keys.dataType == .string {
+            proto.stringKeys = map.keys.strings.map { Data($0.utf8) }
+        } else {
+            proto.keys = map.keys.scalars(as: Int64.self)
+        }
+        proto.values.elemType = Int32(Onnx_SequenceProto.DataType.tensor.rawValue)
+        proto.values.tensorValues = (0..<map.count).map { TensorProtoCodec.proto(for: map.values.batchRows($0..<$0 + 1).reshaped([]), name: "") }
+        return proto
     }
 
     private static func sequence(_ proto: Onnx_SequenceProto, elementType: DataType?) throws(ONNXError) -> TensorSequence {

@@ -65,7 +65,7 @@ public struct ValueInfo: Sendable {
     /// Value name.
     public var name: String
     /// Declared type; nil when the model does not say. For a sequence or an optional, the type of
-    /// the tensors it holds.
+    /// the tensors it holds; for a map, the element type of its values.
     public var type: TensorType?
     /// Tensor, sequence or optional; nil when unknown (an outer value a subgraph reads).
     public var kind: ValueKind?
@@ -82,6 +82,12 @@ public struct ValueInfo: Sendable {
 }
 
 extension ValueInfo {
+    /// The key type of a map input or output; nil for other kinds.
+    public var mapKey: DataType? {
+        if case .map(let key)? = kind { return key }
+        return nil
+    }
+
     /// The type as ONNX writes it: `float[1, 3]`, `seq(float[?])`, `optional(seq(int64[2]))`;
     /// nil when neither the kind nor the tensor type is known.
     public var typeDescription: String? {
@@ -89,6 +95,7 @@ extension ValueInfo {
             switch kind {
             case .tensor: type?.description ?? "?"
             case .sequence: "seq(\(type?.description ?? "?"))"
+            case .map(let key): "map(\(key), \(type.map { "\($0.dataType)" } ?? "?"))"
             case .optional(let element): "optional(\(described(element)))"
             }
         }

@@ -13,9 +13,7 @@ struct OpsetCoverageTests {
 
     /// Operators of the two ONNX domains the engine does not run at all. Each one is refused at load
     /// with `unsupportedOperator`; the list may only shrink.
-    static let notImplemented: Set<String> = [
-        "CastMap", "DictVectorizer",
-    ]
+    static let notImplemented: Set<String> = []
 
     /// ONNX Runtime contrib operators that its optimiser writes in the default domain.
     static let runtimeOperatorsInDefaultDomain: Set<String> = ["SimplifiedLayerNormalization"]

@@ -42,3 +42,18 @@ extension JSONWriter {
         }
     }
 }
+
+extension JSONWriter {
+    /// One map value as a JSON object: keys as strings (integers written out), values as the
+    /// tensor writer writes each element.
+    package mutating func map(_ map: TensorMap) {
+        let names = map.keys.dataType == .string ? map.keys.strings : map.keys.integers().map(String.init)
+        raw("{")
+        for (index, name) in names.enumerated() {
+            if index > 0 { comma() }
+            key(name)
+            tensor(map.values, dims: [][...], offset: index)
+        }
+        raw("}")
+    }
+}

@@ -415,7 +415,8 @@ package enum OpenInferenceCodec {
     }
 
     /// The tensors an output is sent as: a tensor as itself; a sequence as one output per element,
-    /// named `<name>/<index>`; an optional as its value, or nothing when it has none.
+    /// named `<name>/<index>`; a map as one BYTES element, its JSON text; an optional as its
+    /// value, or nothing when it has none.
     private static func tensors(of name: String, in response: InferenceResponse) -> [(String, Tensor)] {
         if let tensor = response.outputs[name] { return [(name, tensor)] }
         guard let value = response.otherOutputs[name] else { return [] }
@@ -423,6 +424,8 @@ package enum OpenInferenceCodec {
             switch value {
             case .tensor(let tensor): [(name, tensor)]
             case .sequence(let sequence): sequence.tensors.enumerated().map { ("\(name)/\($0.offset)", $0.element) }
+            case .map(let map):
+                [(name, Tensor(strings: [{ var writer = JSONWriter(); writer.map(map); return String(decoding: writer.bytes, as: UTF8.self) }()], shape: []))]
             case .optional(let inner, _): inner.map(spelled) ?? []
             }
         }

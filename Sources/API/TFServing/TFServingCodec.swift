@@ -177,7 +177,7 @@ package enum TFServingCodec {
             var tensors: [Tensor] = []
             for (name, value) in zip(names, values) {
                 guard case .tensor(let tensor) = value else {
-                    let kind = value.kind == .sequence ? "a sequence" : "an optional"
+                    let kind = value.kind == .sequence ? "a sequence" : value.map != nil ? "a map" : "an optional"
                     throw .invalidArgument("output '\(name)' is \(kind), which the row format cannot split into instances; send 'inputs' instead of 'instances'")
                 }
                 guard tensor.shape.rank > 0 else {
@@ -218,12 +218,13 @@ package enum TFServingCodec {
         switch value {
         case .tensor(let tensor): tensor.elementCount
         case .sequence(let sequence): sequence.tensors.reduce(0) { $0 + $1.elementCount }
+        case .map(let map): 2 * map.count
         case .optional(let inner, _): inner.map(elementCount) ?? 0
         }
     }
 
     /// A whole output in the columnar form: a tensor as nested lists, a sequence as a list of
-    /// them, an optional as its value or `null`.
+    /// them, a map as an object, an optional as its value or `null`.
     private static func write(_ value: Value, name: String, keys: Tensor?, into writer: inout JSONWriter) {
         switch value {
         case .tensor(let tensor):
@@ -235,6 +236,8 @@ package enum TFServingCodec {
                 write(tensor, name: name, dims: tensor.shape.dims[...], offset: 0, into: &writer)
             }
             writer.raw("]")
+        case .map(let map):
+            writer.map(map)
         case .optional(let inner, _):
             if let inner { write(inner, name: name, keys: keys, into: &writer) } else { writer.raw("null") }
         }

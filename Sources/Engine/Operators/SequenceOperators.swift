@@ -324,7 +324,7 @@ struct SequenceMap: ValueOperator {
                 switch value {
                 case .sequence(let sequence): return .tensor(sequence.tensors[position])
                 case .tensor: return value
-                case .optional: throw OpError("input \(index) is an optional; SequenceMap takes sequences and tensors")
+                case .optional, .map: throw OpError("input \(index) is a \(value.kind); SequenceMap takes sequences and tensors")
                 }
             }
             for (index, value) in try body.run(formal, captures: captures, context: context).enumerated() {
@@ -397,7 +397,7 @@ struct OptionalHasElement: ValueOperator {
         switch inputs.first ?? nil {
         case nil: present = false
         case .optional(let element, _)?: present = element != nil
-        case .tensor?, .sequence?: present = true
+        case .tensor?, .sequence?, .map?: present = true
         }
         return [.tensor(Tensor(scalar: present))]
     }

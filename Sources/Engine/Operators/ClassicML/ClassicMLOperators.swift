@@ -25,6 +25,8 @@ package enum ClassicMLOperators {
         OperatorDefinition("ArrayFeatureExtractor", domain: domain, versions: [1]) { _ in ArrayFeatureExtractor() },
         OperatorDefinition("FeatureVectorizer", domain: domain, versions: [1]) { try FeatureVectorizer($0) },
         OperatorDefinition("ZipMap", domain: domain, versions: [1]) { try ZipMap($0) },
+        OperatorDefinition("CastMap", domain: domain, versions: [1]) { try CastMap($0) },
+        OperatorDefinition("DictVectorizer", domain: domain, versions: [1]) { try DictVectorizer($0) },
     ]
 
     /// `since_version`s of every `ai.onnx.ml` schema (onnx 1.23), for the version in effect under
