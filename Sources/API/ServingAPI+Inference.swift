@@ -74,11 +74,11 @@ extension ServingAPI {
         }
     }
 
-    /// Bytes a request's input tensors hold of their own (tensors read in place from the body
-    /// hold none: the body is charged already).
+    /// Bytes a request's input tensors (and the keys and values of its maps) hold of their own
+    /// (tensors read in place from the body hold none: the body is charged already).
     static func bytesHeld(by request: InferenceRequest) -> Int {
         var total = 0
-        for tensor in request.inputs.values {
+        for tensor in Array(request.inputs.values) + request.maps.values.flatMap({ [$0.keys, $0.values] }) {
             switch tensor.storage {
             case .bytes(let buffer) where buffer.ownsMemory: total += buffer.byteCount
             case .bytes: break

@@ -4,13 +4,17 @@ public import Tensors
 public struct InferenceRequest: Sendable {
     /// Input tensors by name (already converted from the wire format).
     public var inputs: [String: Tensor]
+    /// Map inputs by name (a model's map input, e.g. a DictVectorizer pipeline's), one map each.
+    public var maps: [String: TensorMap] = [:]
     /// Outputs wanted (nil: all).
     public var outputs: [String]?
     /// Latest time the request may start running; nil uses the model's default deadline.
     public var deadline: ContinuousClock.Instant?
 
-    public init(inputs: [String: Tensor], outputs: [String]? = nil, deadline: ContinuousClock.Instant? = nil) {
+    public init(inputs: [String: Tensor], maps: [String: TensorMap] = [:], outputs: [String]? = nil,
+                deadline: ContinuousClock.Instant? = nil) {
         self.inputs = inputs
+        self.maps = maps
         self.outputs = outputs
         self.deadline = deadline
     }

@@ -38,11 +38,16 @@ public final class ServedModel: Sendable {
         } catch {
             throw .invalidArgument("\(error)")
         }
-        // Requests carry tensors; sequence and optional outputs are spelled out by the wire formats
-        // (a list of tensors, one output per element), and anything inside the graph is fine.
-        if let value = session.inputs.first(where: { $0.kind != .tensor && $0.kind != nil }) {
+        // Requests carry tensors and maps (a JSON object); sequence and optional outputs are spelled
+        // out by the wire formats (a list of tensors, one output per element), and anything inside
+        // the graph is fine.
+        if let value = session.inputs.first(where: { input in
+            guard let kind = input.kind, kind != .tensor else { return false }
+            if case .map = kind { return false }
+            return true
+        }) {
             throw .invalidArgument("input '\(value.name)' is a \(value.typeDescription ?? "sequence or optional"); the HTTP APIs take"
-                                   + " tensor inputs (`onnx-serve run` takes sequences and optionals)")
+                                   + " tensor and map inputs (`onnx-serve run` takes sequences and optionals)")
         }
         try Self.checkElementNames(session.outputs)
         self.name = name
@@ -111,8 +116,9 @@ public final class ServedModel: Sendable {
             if case .fixed = first { return false }
             return true
         }
-        // A sequence or an optional has no rows to split.
+        // A sequence, a map or an optional has no rows to split.
         return !session.inputs.isEmpty && session.inputs.allSatisfy(leadingIsDynamic) && session.outputs.allSatisfy(leadingIsDynamic)
+            && session.inputs.allSatisfy { $0.kind == .tensor || $0.kind == nil }
             && session.outputs.allSatisfy { $0.kind == .tensor || $0.kind == nil }
     }
 
@@ -214,7 +220,9 @@ public final class ServedModel: Sendable {
 
     private static func runOne(_ request: InferenceRequest, session: InferenceSession) -> Result<[String: Value], ServingError> {
         do {
-            return .success(try session.runValues(request.inputs.mapValues(Value.tensor), outputs: request.outputs))
+            var feeds = request.inputs.mapValues(Value.tensor)
+            for (name, map) in request.maps { feeds[name] = .map(map) }
+            return .success(try session.runValues(feeds, outputs: request.outputs))
         } catch {
             return .failure(servingError(error))
         }
@@ -231,21 +239,30 @@ public final class ServedModel: Sendable {
 
     // MARK: Warm-up
 
-    /// Runs the model on synthetic inputs (zeros; symbolic dimensions 1) so the first real
-    /// request does not pay for first-touch memory and lazy initialisation.
+    /// Runs the model on synthetic inputs (zeros; symbolic dimensions 1; empty maps) so the first
+    /// real request does not pay for first-touch memory and lazy initialisation. An empty map is
+    /// the only map there is to make up, and a model may refuse it (CastMap DENSE then gives no
+    /// columns to the classifier after it), so a model with map inputs loads whatever its warm-up gives.
     func warmUp(runs: Int = 2) throws(ServingError) {
-        var feeds: [String: Tensor] = [:]
+        var feeds: [String: Value] = [:]
         for input in session.inputs {
             guard let type = input.type else {
                 throw .invalidArgument("input '\(input.name)' has no declared type, so it cannot be warmed up")
             }
+            if let key = input.mapKey {
+                let empty = TensorMap.checked(keys: Tensor(zeros: key, shape: [0]), values: Tensor(zeros: type.dataType, shape: [0]))
+                if case .success(let map) = empty { feeds[input.name] = .map(map) }
+                continue
+            }
             let shape = Shape((type.dims ?? []).map { $0.value ?? 1 })
-            feeds[input.name] = Tensor(zeros: type.dataType, shape: shape)
+            feeds[input.name] = .tensor(Tensor(zeros: type.dataType, shape: shape))
         }
+        let hasMaps = session.inputs.contains { $0.mapKey != nil }
         for _ in 0..<runs {
             do {
-                _ = try session.runValues(feeds.mapValues(Value.tensor))
+                _ = try session.runValues(feeds)
             } catch {
+                if hasMaps { return }
                 throw .invalidArgument("warm-up failed: \(error)")
             }
         }

@@ -286,7 +286,7 @@ def test_daemon_serves_sequence_and_optional_outputs(binary, tmp_path):
     assert optional_expected[1] is None
     daemon = Daemon(binary, "--model-repository", str(repo))
     try:
-        for name, message in [("sequence_input", "input 'seq' is a seq(float[n]); the HTTP APIs take tensor inputs"),
+        for name, message in [("sequence_input", "input 'seq' is a seq(float[n]); the HTTP APIs take tensor and map inputs"),
                               ("clash", "output 'squares/0' could be confused with an element of the sequence output 'squares'")]:
             status = requests.get(daemon.url + "/v1/models/" + name, timeout=10).json()["model_version_status"][0]
             assert status["state"] == "END", (name, status)

@@ -142,17 +142,18 @@ package enum OpenInferenceCodec {
         }
         var binary = BinarySection(body: body, offset: jsonLength, model: model)
         var inputs: [String: Tensor] = [:]
+        var maps: [String: TensorMap] = [:]
         for (index, item) in inputList.enumerated() {
             guard let input = item.object else { throw .invalidArgument("input \(index) is not an object") }
-            let (name, tensor) = try decodeInput(input, index: index, model: model, binary: &binary)
-            guard inputs[name] == nil else { throw .invalidArgument("input '\(name)' is given twice") }
-            inputs[name] = tensor
+            let (name, value) = try decodeInput(input, index: index, model: model, binary: &binary)
+            guard inputs[name] == nil && maps[name] == nil else { throw .invalidArgument("input '\(name)' is given twice") }
+            if case .map(let map) = value { maps[name] = map } else { inputs[name] = value.tensor }
         }
         guard binary.remaining == 0 else {
             throw .invalidArgument("the inputs' binary_data_size values add up to \(binary.offset - jsonLength) bytes but \(body.count - jsonLength) bytes follow the JSON header")
         }
         let outputs = try requestedOutputs(object["outputs"], model: model)
-        let request = InferenceRequest(inputs: inputs, outputs: outputs.isEmpty ? nil : outputs.map(\.name), deadline: deadline)
+        let request = InferenceRequest(inputs: inputs, maps: maps, outputs: outputs.isEmpty ? nil : outputs.map(\.name), deadline: deadline)
         return Decoded(id: id, request: request, outputs: outputs, binaryOutput: binaryOutput)
     }
 
@@ -195,8 +196,11 @@ package enum OpenInferenceCodec {
         return Decoded(id: nil, request: InferenceRequest(inputs: [input.name: tensor]), outputs: outputs, binaryOutput: true)
     }
 
+    /// One input: a tensor, or for a map input (`datatype` its values' type, `shape` [entries])
+    /// a map whose `data` is a JSON object of keys to values (see `JSONMap`); the binary extension
+    /// carries tensors only.
     private static func decodeInput(_ input: JSONObject, index: Int, model: ServedModel,
-                                    binary: inout BinarySection) throws(ServingError) -> (String, Tensor) {
+                                    binary: inout BinarySection) throws(ServingError) -> (String, Value) {
         guard let name = input["name"]?.string else { throw .invalidArgument("input \(index) has no 'name'") }
         guard let info = model.inputs.first(where: { $0.name == name }) else {
             throw .invalidArgument("unknown input '\(name)'; the model's inputs are: \(model.inputs.map(\.name).joined(separator: ", "))")
@@ -212,17 +216,28 @@ package enum OpenInferenceCodec {
             guard let parameters = parameters.object else { throw .invalidArgument("input '\(name)': 'parameters' must be an object") }
             binarySize = try integer(parameters["binary_data_size"], "binary_data_size")
         }
+        if let key = info.mapKey {
+            guard binarySize == nil else {
+                throw .invalidArgument("input '\(name)' is a map, which the binary extension cannot carry: send 'data' as a JSON object")
+            }
+            guard let data = input["data"] else { throw .invalidArgument("input '\(name)' has no 'data'") }
+            let map = try JSONMap.map(data, key: key, valueType: dataType, name: name)
+            guard shape == [map.count] else {
+                throw .invalidArgument("input '\(name)' has \(map.count) entries in 'data' but shape \(shape); a map's shape is [entries]")
+            }
+            return (name, .map(map))
+        }
         if let binarySize {
             guard input["data"] == nil else { throw .invalidArgument("input '\(name)' has both 'data' and binary_data_size") }
             guard binarySize >= 0 else { throw .invalidArgument("input '\(name)' has a negative binary_data_size") }
             guard binarySize <= binary.remaining else {
                 throw .invalidArgument("binary_data_size \(binarySize) of input '\(name)' runs past the end of the body (\(binary.remaining) bytes left)")
             }
-            return (name, try binary.tensor(dataType, shape, size: Int(binarySize), name: name))
+            return (name, .tensor(try binary.tensor(dataType, shape, size: Int(binarySize), name: name)))
         }
         guard let data = input["data"] else { throw .invalidArgument("input '\(name)' has neither 'data' nor binary_data_size") }
         let tensor = try JSONTensor.tensor(data, dataType: dataType, name: name, layout: .declared(shape), allocate: model.makeInput)
-        return (name, tensor)
+        return (name, .tensor(tensor))
     }
 
     /// A `shape`: non-negative dimensions whose element count does not overflow.

@@ -125,8 +125,10 @@ extension ServingAPI {
             writer.raw("{\"name\":")
             writer.string(value.name)
             writer.raw(",\"datatype\":")
-            // A sequence of maps is sent as BYTES, one JSON object per row.
-            let dims = value.mapKeys == nil ? value.type?.dims ?? [] : (value.type?.dims ?? []).dropLast()
+            // A sequence of maps is sent as BYTES, one JSON object per row; a map input is its
+            // values' datatype, shape [entries].
+            var dims = value.type?.dims ?? []
+            if value.mapKey != nil { dims = [.unknown] } else if value.mapKeys != nil { dims = Array(dims.dropLast()) }
             writer.string(value.mapKeys == nil ? value.type.map { OpenInferenceCodec.datatype($0.dataType) } ?? "BYTES" : "BYTES")
             writer.raw(",\"shape\":[")
             for (position, dim) in dims.enumerated() {

@@ -43,11 +43,50 @@ package enum TFServingCodec {
         if instances != nil && columns != nil {
             throw .invalidArgument("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
         }
+        if model.inputs.contains(where: { $0.mapKey != nil }) {
+            return try mapRequest(instances: instances, columns: columns, model: model)
+        }
         if let instances {
             return (InferenceRequest(inputs: try rows(instances, model: model)), .row)
         }
         guard let columns else { throw .invalidArgument("Missing 'inputs' or 'instances' key") }
         return (InferenceRequest(inputs: try columnar(columns, model: model)), .columnar)
+    }
+
+    /// A request for a model with a map input, which takes one map per run: columnar, `inputs` is
+    /// the map itself (`{"a": 1.0}`, when the map is the only input) or an object naming every
+    /// input; in row form, `instances` holds exactly one instance, written the same way (its
+    /// tensors gain the leading dimension of one row).
+    private static func mapRequest(instances: JSONValue?, columns: JSONValue?, model: ServedModel) throws(ServingError) -> (InferenceRequest, Format) {
+        let value: JSONValue, format: Format
+        if let instances {
+            guard case .array(let list) = instances, list.count == 1 else {
+                throw .invalidArgument("the model takes one map per request: send 'instances' as a list of exactly one instance")
+            }
+            (value, format) = (list[0], .row)
+        } else {
+            guard let columns else { throw .invalidArgument("Missing 'inputs' or 'instances' key") }
+            (value, format) = (columns, .columnar)
+        }
+        // The map alone, unless the object is {"<the input's name>": {...}}: map values are never objects.
+        if model.inputs.count == 1, let only = model.inputs.first, let key = only.mapKey,
+           !(value.object.map { $0.members.count == 1 && $0.members[0].key == only.name && $0.members[0].value.object != nil } ?? false) {
+            return (InferenceRequest(inputs: [:], maps: [only.name: try JSONMap.map(value, key: key, valueType: only.type?.dataType ?? .float, name: only.name)]), format)
+        }
+        guard let object = value.object else {
+            throw .invalidArgument("the model has \(model.inputs.count) inputs (\(model.inputs.map(\.name).joined(separator: ", "))); name each one in an object")
+        }
+        var request = InferenceRequest(inputs: [:])
+        for (name, column) in object.members {
+            guard request.inputs[name] == nil && request.maps[name] == nil else { throw .invalidArgument("input '\(name)' is given twice") }
+            let info = try input(named: name, in: model)
+            if let key = info.mapKey {
+                request.maps[name] = try JSONMap.map(column, key: key, valueType: info.type?.dataType ?? .float, name: name)
+            } else {
+                request.inputs[name] = try tensor(format == .row ? .array([column]) : column, for: info, model: model)
+            }
+        }
+        return (request, format)
     }
 
     /// The tensor for input `info` from a value whose nesting gives the shape.
