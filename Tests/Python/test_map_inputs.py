@@ -217,6 +217,26 @@ def test_cast_map_string_values(binary, tmp_path, cast_to, map_form, expected):
         np.testing.assert_array_equal(ours, expected)
 
 
+def test_map_output_is_written_as_map_proto(binary, tmp_path):
+    """A map passed through (Identity) comes back as a MapProto, keys in the order given."""
+    map_type = helper.make_map_type_proto(TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, None))
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["same"])], "identity",
+                              [helper.make_value_info("input", map_type)], [helper.make_value_info("same", map_type)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    (tmp_path / "map.pb").write_bytes(map_proto({"b": 2.5, "a": -1.0}, TensorProto.STRING, TensorProto.FLOAT).SerializeToString())
+    code, _, err = run_cli(binary, "run", str(path), "--input", str(tmp_path / "map.pb"), "--output-dir", str(tmp_path / "out"))
+    assert code == 0, err
+    written = onnx.MapProto()
+    written.ParseFromString((tmp_path / "out" / "output_0.pb").read_bytes())
+    assert written.key_type == TensorProto.STRING and list(written.string_keys) == [b"b", b"a"]
+    assert [float(numpy_helper.to_array(value)) for value in written.values.tensor_values] == [2.5, -1.0]
+    code, out, err = run_cli(binary, "inspect", str(path))
+    assert code == 0, err
+    assert "input: map(string, float)" in out and "same: map(string, float)" in out
+
+
 # MARK: Bad maps and bad models
 
 def float_dict_vectorizer():

@@ -59,6 +59,10 @@ def repo(tmp_path_factory):
                               [helper.make_value_info("input", helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.STRING, None)))],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)])
     save("castmap", helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ML, 1)]))
+    map_type = helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.STRING, None))
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["same"])], "identity",
+                              [helper.make_value_info("input", map_type)], [helper.make_value_info("same", map_type)])
+    save("identity", helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     return root
 
 
@@ -140,6 +144,20 @@ def test_cast_map_of_strings(daemon):
     answer = infer(daemon, "castmap", {"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1], "data": {"1": "0.25"}}]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"][0]["data"] == [0.0, 0.25, 0.0, 0.0]
+
+
+def test_map_output(daemon):
+    """A map output (passed through by Identity): an object over TF Serving (columnar), one BYTES
+    element holding its JSON text over Open Inference; the row form cannot split it."""
+    answer = predict(daemon, "identity", {"inputs": {"7": "seven", "-1": "minus one"}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"outputs": {"7": "seven", "-1": "minus one"}}
+    expect_400(predict(daemon, "identity", {"instances": [{"7": "seven"}]}), "output 'same' is a map, which the row format cannot split")
+    answer = infer(daemon, "identity", {"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1], "data": {"3": "x"}}]})
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert (output["name"], output["datatype"], output["shape"]) == ("same", "BYTES", [])
+    assert json.loads(output["data"][0]) == {"3": "x"}
 
 
 def expect_400(answer, fragment):
