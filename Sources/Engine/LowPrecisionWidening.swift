@@ -18,6 +18,9 @@ struct LowPrecisionWidening {
         "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceErase", "SplitToSequence", "ConcatFromSequence",
         "SequenceMap", "Optional", "OptionalGetElement", "OptionalHasElement",
     ]
+    /// Operators that read bfloat16 themselves, to round where ONNX's reference rounds (ONNX
+    /// Runtime's CPU provider has no bfloat16 kernel for them; see `BFloat16Rounding`).
+    static let bfloat16Native: Set<String> = ["Attention", "Softmax"]
     /// Operators that compute float16 in float.
     static let float16InFloat: Set<String> = [
         "Conv", "ConvTranspose", "FusedConv", "DeformConv", "Gemm", "FusedGemm", "MatMul", "AveragePool", "GlobalAveragePool",
@@ -31,12 +34,14 @@ struct LowPrecisionWidening {
     /// The widening a node needs, or nil when it reads no low-precision value (of known type) or
     /// converts them itself.
     init?(_ node: Node, step: Int, inputTypes: [TensorType?]) {
-        guard node.domain.isEmpty || node.domain == "ai.onnx" ? !Self.native.contains(node.opType) : true else { return nil }
+        let defaultDomain = node.domain.isEmpty || node.domain == "ai.onnx"
+        guard defaultDomain ? !Self.native.contains(node.opType) : true else { return nil }
         var widened: [(Int, (name: String, type: TensorType))] = []
         var first: DataType?
         let widensFloat16 = Self.float16InFloat.contains(node.opType)
+        let readsBFloat16 = defaultDomain && Self.bfloat16Native.contains(node.opType)
         for (position, type) in inputTypes.enumerated() {
-            guard let type, let wide = type.dataType.computeType ?? (widensFloat16 && type.dataType == .float16 ? .float : nil) else { continue }
+            guard let type, !(readsBFloat16 && type.dataType == .bfloat16), let wide = type.dataType.computeType ?? (widensFloat16 && type.dataType == .float16 ? .float : nil) else { continue }
             first = first ?? type.dataType
             widened.append((position, (Self.wideName(node.inputs[position], step: step), TensorType(wide, type.dims))))
         }

@@ -55,13 +55,20 @@ struct AttentionInput {
 /// ONNX Attention: `softmax(softcap(scale · Q·Kᵀ) + mask) · V` with grouped-query heads, a KV
 /// cache (past_key/past_value in, present_key/present_value out), causal and sliding-window
 /// masks, padded keys (nonpad_kv_seqlen) and the optional score output (qk_matmul_output).
-/// Float16 and double compute in float, as ONNX Runtime's CPU provider does for float16.
+/// Float16 and double compute in float, as ONNX Runtime's CPU provider does for float16 (within
+/// the node tests' tolerance of ONNX's reference, which rounds every step to float16). bfloat16,
+/// which ONNX Runtime's CPU provider lacks, is rounded where the reference rounds it
+/// (`Attention.roundingToBFloat16`): one float rounding is a bfloat16 step (0.4%) off it.
 struct ScaledDotProductAttention: Operator {
+    /// Element types of Q, K, V and a float mask.
+    static let elementTypes = ElementTypes.floatingPoint.union([.bfloat16])
     let causal: Bool
     let qHeads: Int?, kvHeads: Int?
     let scoreStage: Attention.ScoreStage
     let scale: Float?
     let softcap: Float
+    /// softmax_precision asks for a float (or wider) softmax: bfloat16 then rounds only its result.
+    let softmaxInFloat: Bool
     let leftWindow: Int, rightWindow: Int
     let outputCount: Int
     /// Opset 25: head-count attributes are an error with 4-D inputs.
@@ -80,6 +87,9 @@ struct ScaledDotProductAttention: Operator {
         }
         scale = try context.float("scale")
         softcap = try context.float("softcap", default: 0)
+        // float16 counts as float here: its steps round far below a bfloat16 step.
+        let precision = try context.int("softmax_precision")
+        softmaxInFloat = precision.map { code in [DataType.float, .float16, .double].contains { Int($0.rawValue) == code } } ?? false
         let left = try context.int("left_window_size", default: -1), right = try context.int("right_window_size", default: -1)
         guard left >= -1, right >= -1 else { throw OpError("window sizes must be -1 or nonnegative, got \(left) and \(right)") }
         leftWindow = min(left, attentionPositionBound)
@@ -90,7 +100,7 @@ struct ScaledDotProductAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let q = inputs.type(0) else { return [] }
-        try checkElementType(q.dataType, ElementTypes.floatingPoint, role: "Q")
+        try checkElementType(q.dataType, Self.elementTypes, role: "Q")
         let kType = inputs.type(1)?.dataType ?? q.dataType
         let present = TensorType(kType, nil), presentValue = TensorType(inputs.type(2)?.dataType ?? q.dataType, nil)
         return [TensorType(q.dataType, nil), present, presentValue, TensorType(q.dataType, nil)]
@@ -99,7 +109,7 @@ struct ScaledDotProductAttention: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let originals = try (0..<3).map { try inputs.required($0) }
         for (tensor, role) in zip(originals, ["Q", "K", "V"]) {
-            try checkElementType(tensor.dataType, ElementTypes.floatingPoint, role: role)
+            try checkElementType(tensor.dataType, Self.elementTypes, role: role)
         }
         let q = try AttentionInput(convert(originals[0], to: .float, context), heads: qHeads, role: "Q")
         let rank = originals[0].shape.rank
@@ -180,11 +190,19 @@ struct ScaledDotProductAttention: Operator {
         withExtendedLifetime((q.tensor, k.tensor, v.tensor, presentKey, presentValue)) {
             maskValues.withUnsafeBufferPointer { maskValues in
                 masking.mask = maskValues.isEmpty ? nil : maskValues.baseAddress
-                Attention.attention(
-                    q: q.operand, k: kOperand, v: vOperand, y: yOperand, batch: batch, qHeads: q.heads, kvHeads: k.heads,
-                    queries: q.length, keys: keys, headSize: q.headSize, valueSize: valueSize, scale: scale, softcap: softcap,
-                    masking: masking, scores: scores.map { ($0.mutablePointer(as: Float.self), scoreStage) },
-                    parallelism: context.parallelism)
+                let scores = scores.map { ($0.mutablePointer(as: Float.self), scoreStage) }
+                if originals[0].dataType == .bfloat16 {
+                    Attention.roundingToBFloat16(
+                        q: q.operand, k: kOperand, v: vOperand, y: yOperand, batch: batch, qHeads: q.heads, kvHeads: k.heads,
+                        queries: q.length, keys: keys, headSize: q.headSize, valueSize: valueSize, scale: scale,
+                        softcap: softcap, softmaxInFloat: softmaxInFloat, masking: masking, scores: scores,
+                        parallelism: context.parallelism)
+                } else {
+                    Attention.attention(
+                        q: q.operand, k: kOperand, v: vOperand, y: yOperand, batch: batch, qHeads: q.heads, kvHeads: k.heads,
+                        queries: q.length, keys: keys, headSize: q.headSize, valueSize: valueSize, scale: scale, softcap: softcap,
+                        masking: masking, scores: scores, parallelism: context.parallelism)
+                }
             }
         }
         var outputs = [try convert(y, to: originals[0].dataType, context)]
@@ -227,7 +245,7 @@ struct ScaledDotProductAttention: Operator {
         if mask.dataType == .bool {
             values = mask.scalars(as: Bool.self).map { $0 ? 0 : -.infinity }
         } else {
-            try checkElementType(mask.dataType, ElementTypes.floatingPoint, role: "attn_mask")
+            try checkElementType(mask.dataType, Self.elementTypes, role: "attn_mask")
             values = try convert(mask, to: .float, context).scalars(as: Float.self)
         }
         return (values, (strides[0], strides[1], strides[2]))

@@ -24,9 +24,15 @@ struct SoftmaxOperator: Operator {
         axis = try context.int("axis", default: coercedTo2D ? 1 : -1)
     }
 
+    /// Softmax reads bfloat16 itself (see `LowPrecisionWidening.bfloat16Native`); the other two
+    /// get it widened to float.
+    private var allowed: Set<DataType> {
+        function == .softmax ? ElementTypes.floatingPoint.union([.bfloat16]) : ElementTypes.floatingPoint
+    }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
+        try checkElementType(x.dataType, allowed)
         if let rank = x.rank { _ = try layout(Shape([Int](repeating: 1, count: rank))) }
         return [x]
     }
@@ -45,8 +51,17 @@ struct SoftmaxOperator: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
+        try checkElementType(original.dataType, allowed)
         let (outer, length, inner) = try layout(original.shape)
+        if original.dataType == .bfloat16 {
+            // As ONNX's reference rounds it (ONNX Runtime has no bfloat16 Softmax on CPU).
+            let x = try convert(original, to: .float, context), y = try context.allocate(.float, x.shape)
+            withExtendedLifetime(x) {
+                BFloat16Rounding.softmax(x.pointer(as: Float.self), into: y.mutablePointer(as: Float.self),
+                                         outer: outer, length: length, inner: inner, parallelism: context.parallelism)
+            }
+            return [try convert(y, to: .bfloat16, context)]
+        }
         // Float16 computes in float, as ONNX Runtime does: its sum would round at every step.
         let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
         let y = try context.allocate(x.dataType, x.shape)
