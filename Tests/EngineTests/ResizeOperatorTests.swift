@@ -39,6 +39,21 @@ private typealias Ops = TensorOpsHarness
         #expect(halves.scalars(as: Float16.self) == [1, 1.25, 1.75, 2, 3, 3.25, 3.75, 4])
     }
 
+    @Test func alignCornersDownsamplingUsesTheIntegerOutputLength() throws {
+        // ONNX Runtime's and PyTorch's values (interpolate(scale_factor=..., align_corners=True)):
+        // output length floor(scale · input), x_original = x · (input − 1) / (output − 1). onnx.reference
+        // divides by scale · input − 1 instead (2.4 − 1 here), which the node tests
+        // test_resize_downsample_scales_{linear,cubic}_align_corners expect (ONNX Runtime fails them too).
+        let corners = ["coordinate_transformation_mode": AttributeValue.string("align_corners")]
+        var attributes = corners
+        attributes["mode"] = .string("linear")
+        let linear = try Ops.one("Resize", opset: 19, [Tensor((1...8).map(Float.init), shape: [1, 1, 2, 4]), noRoi, scales([1, 1, 0.6, 0.6])], attributes)
+        #expect(linear.shape == [1, 1, 1, 2] && Ops.close(linear.scalars(as: Float.self), [1, 4]))
+        attributes["mode"] = .string("cubic")
+        let cubic = try Ops.one("Resize", opset: 19, [Tensor((1...16).map(Float.init), shape: [1, 1, 4, 4]), noRoi, scales([1, 1, 0.8, 0.8])], attributes)
+        #expect(cubic.shape == [1, 1, 3, 3] && Ops.close(cubic.scalars(as: Float.self), [1, 2.5, 4, 7, 8.5, 10, 13, 14.5, 16]))
+    }
+
     @Test func cropAndResizeExtrapolates() throws {
         let roi = Tensor([0, 0, 0.4, 0.6, 1, 1, 1.2, 0.7] as [Float], shape: [8])
         let result = try Ops.one("Resize", opset: 13, [ramp, roi, nil, Ops.int64s([1, 1, 3, 3])],

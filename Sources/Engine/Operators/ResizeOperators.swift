@@ -202,6 +202,8 @@ struct Resize: Operator {
             let offset = input / 2 * (1 - adjustment)
             coordinate = Float(Double(offset) + (Double(x) + 0.5) / Double(scale) - 0.5)
         case .pytorchHalfPixel: coordinate = outputWidth > 1 ? (x + 0.5) / scale - 0.5 : 0
+        // The output's integer length, as ONNX Runtime and PyTorch; onnx.reference takes scale ·
+        // input (fractional when downsampling by scales), so two of its node tests disagree with both.
         case .alignCorners: coordinate = outputWidth > 1 ? x * (input - 1) / (output - 1) : 0
         case .asymmetric: coordinate = x / scale
         case .tfHalfPixelForNN: coordinate = (x + 0.5) / scale
