@@ -40,5 +40,6 @@ extension OperatorRegistry {
     /// (their definitions leave `domain` unset; the table's key is their domain).
     static let domainDefinitions: [String: [OperatorDefinition]] = [
         MicrosoftOperators.domain: MicrosoftOperators.definitions,
+        TrainingOperators.domain: TrainingOperators.definitions,
     ]
 }
