@@ -9,13 +9,21 @@ public enum IntegerConvolution {
     /// Most floats of one column panel (16 MB): wider outputs expand a range of pixels at a time.
     static let columnPanelFloats = 1 << 22
 
+    // Shapes: weights [outputChannels × depth] (ONNX [M, C/group, *kernel] flattened).
     /// Depth chunks of each group's weights for an input of magnitude at most `inputMagnitude`:
     /// `chunks[g]` cuts group g's depth so that every output's partial sums stay below 2^24.
-    public static func depthChunks(weights: UnsafePointer<Float>, layout: ConvolutionLayout, inputMagnitude: Float) -> [[Range<Int>]] {
-        let rows = layout.outputChannelsPerGroup, depth = layout.depth
-        return (0..<layout.groups).map { group in
+    public static func depthChunks(weights: UnsafePointer<Float>, outputChannels: Int, groups: Int, depth: Int,
+                                   inputMagnitude: Float) -> [[Range<Int>]] {
+        let rows = outputChannels / Swift.max(groups, 1)
+        return (0..<groups).map { group in
             IntegerGemm.depthChunks(a: weights + group * rows * depth, m: rows, k: depth, lda: depth, rightMagnitude: inputMagnitude)
         }
+    }
+
+    /// `depthChunks` for a layout's weights.
+    public static func depthChunks(weights: UnsafePointer<Float>, layout: ConvolutionLayout, inputMagnitude: Float) -> [[Range<Int>]] {
+        depthChunks(weights: weights, outputChannels: layout.outputChannels, groups: layout.groups, depth: layout.depth,
+                    inputMagnitude: inputMagnitude)
     }
 
     /// Floats of scratch memory `forward` needs: one column panel and one product block.

@@ -12,19 +12,25 @@ public protocol FloatingElement: NumericElement, BinaryFloatingPoint {}
 /// Signed and unsigned fixed-width integers.
 public protocol IntegerElement: NumericElement, FixedWidthInteger {}
 
+// Inlinable: the kernels convert element by element; a call into the unspecialised generic
+// (FixedWidthInteger from BinaryFloatingPoint) cost about a microsecond per element.
 extension FloatingElement {
-    public init(converting value: Double) { self.init(value) }
-    public var doubleValue: Double { Double(self) }
+    @inlinable public init(converting value: Double) { self.init(value) }
+    @inlinable public var doubleValue: Double { Double(self) }
 }
 
 extension IntegerElement {
-    public init(converting value: Double) {
+    @inlinable public init(converting value: Double) {
         if value.isNaN { self = 0 }
         else if value >= Double(Self.max) { self = .max }
         else if value <= Double(Self.min) { self = .min }
-        else { self.init(value.rounded(.towardZero)) }
+        // Through Int64 or UInt64 from Double (one conversion instruction, truncating toward
+        // zero): the generic init from BinaryFloatingPoint stays a slow generic algorithm even
+        // when specialised.
+        else if value < 0x1p63 { self.init(truncatingIfNeeded: Int64(value)) }
+        else { self.init(truncatingIfNeeded: UInt64(value)) }
     }
-    public var doubleValue: Double { Double(self) }
+    @inlinable public var doubleValue: Double { Double(self) }
 }
 
 extension Float: FloatingElement {}

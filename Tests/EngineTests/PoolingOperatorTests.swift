@@ -2,6 +2,7 @@ import Engine
 import Kernels
 import Tensors
 import Testing
+import TestSupport
 
 @Suite struct PoolingOperatorTests {
     typealias T = ConvTestSupport
@@ -68,6 +69,32 @@ import Testing
         let y = try T.runNode("MaxPool", [x], attributes: ["kernel_shape": .ints([3]), "strides": .ints([2]),
                                                            "dilations": .ints([2]), "ceil_mode": .int(1)])[0]
         #expect(y.scalars(as: UInt8.self) == [7, 7, 3])
+    }
+
+    /// 8- and 16-bit MaxPool without indices runs the float kernel between conversions; with
+    /// indices, the integer kernel: both agree on padded, strided, dilated and ceil-mode windows.
+    @Test(arguments: [DataType.int8, .uint8, .int16, .uint16])
+    func integerMaxPoolThroughFloatMatchesTheIntegerKernel(type: DataType) throws {
+        var random = SeededGenerator(seed: 3)
+        let shape: Shape = [2, 3, 9, 11]
+        let values = (0..<shape.elementCount).map { _ in Int64.random(in: -40_000...70_000, using: &random) }
+        let x: Tensor
+        switch type {
+        case .int8: x = Tensor(values.map { Int8(truncatingIfNeeded: $0) }, shape: shape)
+        case .uint8: x = Tensor(values.map { UInt8(truncatingIfNeeded: $0) }, shape: shape)
+        case .int16: x = Tensor(values.map { Int16(truncatingIfNeeded: $0) }, shape: shape)
+        default: x = Tensor(values.map { UInt16(truncatingIfNeeded: $0) }, shape: shape)
+        }
+        for attributes: [String: AttributeValue] in [
+            ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])],
+            ["kernel_shape": .ints([2, 3]), "dilations": .ints([2, 1]), "ceil_mode": .int(1), "strides": .ints([2, 3])],
+            ["kernel_shape": .ints([3, 2]), "pads": .ints([0, 1, 2, 1])],
+        ] {
+            let fast = try T.runNode("MaxPool", [x], attributes: attributes)[0]
+            let integer = try T.runNode("MaxPool", [x], attributes: attributes, outputs: 2)[0]
+            #expect(fast.dataType == type && fast.shape == integer.shape)
+            #expect(fast.doubles() == integer.doubles(), "\(type) \(attributes)")
+        }
     }
 
     @Test func outputTypes() throws {

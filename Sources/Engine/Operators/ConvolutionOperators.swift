@@ -268,8 +268,14 @@ struct Conv: Operator {
 /// per output channel), on 8-bit integers, into int32, exactly (`IntegerProduct.convolution`).
 struct ConvInteger: Operator {
     let conv: Conv
+    /// The constant weights prepared at load; nil when w or its zero point is not constant.
+    let weights: IntegerConvolutionWeights?
 
-    init(_ context: OperatorContext) throws { conv = try Conv(context, fused: false) }
+    init(_ context: OperatorContext) throws {
+        let conv = try Conv(OperatorContext(node: context.node, version: 11, constants: []), fused: false)
+        self.conv = conv
+        weights = try IntegerConvolutionWeights(context, w: 1, zeroPoint: 3, groups: conv.groups)
+    }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
@@ -291,9 +297,9 @@ struct ConvInteger: Operator {
         }
         if let xZero, xZero.elementCount != 1 { throw OpError.invalidArgument("x_zero_point must be a scalar, not \(xZero.shape)") }
         let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: xZero, axis: 0, "x", context)
-        let (centeredW, wMagnitude) = try QLinearConv.centeredWeights(w, zeroPoint: wZero, context)
+        let prepared = try weights ?? IntegerConvolutionWeights(w, zeroPoint: wZero, groups: conv.groups, context)
         // Exact integer sums; int32 wraps on overflow as ONNX Runtime's accumulator does.
-        return [try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, centeredW, weightMagnitude: wMagnitude, conv: conv, context)]
+        return [try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, prepared, conv: conv, context)]
     }
 }
 

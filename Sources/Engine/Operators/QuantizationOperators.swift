@@ -445,25 +445,27 @@ enum IntegerProduct {
         return largest
     }
 
-    /// `conv(x, w)` of centred integer operands (`x`'s magnitudes at most `xMagnitude`, each output
-    /// channel's weights' magnitudes summing to at most `wMagnitude`) as exact int32 sums. The float
-    /// convolution when every partial sum stays below 2^24 and its layout adds the products as they
-    /// are (im2col, pointwise or depthwise, not Winograd, whose transforms take fractions); else
-    /// im2col and sgemm over depth chunks that keep that bound (`IntegerConvolution`).
-    static func convolution(_ x: Tensor, magnitude xMagnitude: Float, _ w: Tensor, weightMagnitude wMagnitude: Float, conv: Conv,
+    /// `conv(x, w)` of a centred integer input (magnitudes at most `xMagnitude`) and prepared
+    /// weights, as exact int32 sums. The float convolution when every partial sum stays below 2^24
+    /// and its layout adds the products as they are (im2col, pointwise or depthwise, not Winograd,
+    /// whose transforms take fractions); else im2col and sgemm over the weights' depth chunks
+    /// (`IntegerConvolution`).
+    static func convolution(_ x: Tensor, magnitude xMagnitude: Float, _ w: IntegerConvolutionWeights, conv: Conv,
                             _ context: ExecutionContext) throws -> Tensor {
-        let layout = try conv.layout(x: x.shape, w: w.shape)
-        if isExactInFloat(left: xMagnitude, right: wMagnitude) && layout.algorithm != .winograd {
-            return try convert(try conv.run([x, w], context)[0], to: .int32, context)
+        let layout = try conv.layout(x: x.shape, w: w.values.shape)
+        if isExactInFloat(left: xMagnitude, right: w.magnitude) && layout.algorithm != .winograd {
+            return try convert(try conv.run([x, w.values], context)[0], to: .int32, context)
         }
         let y = try context.allocate(.int32, Shape([layout.batch, layout.outputChannels] + layout.window.outputSize))
         if y.elementCount == 0 { return y }
-        let chunks = IntegerConvolution.depthChunks(weights: w.pointer(as: Float.self), layout: layout, inputMagnitude: xMagnitude)
+        guard w.chunks.count == layout.groups, w.chunks.allSatisfy({ $0.last?.upperBound ?? 0 == layout.depth }) else {
+            throw OpError("the prepared weights \(w.values.shape) do not fit this convolution")
+        }
         let scratch = try context.allocate(.float, [IntegerConvolution.scratchCount(layout)])
-        IntegerConvolution.forward(input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self), output: y.mutablePointer(as: Int32.self),
-                                   layout: layout, chunks: chunks, scratch: scratch.mutablePointer(as: Float.self),
-                                   parallelism: context.parallelism)
-        withExtendedLifetime((x, w, scratch)) {}
+        IntegerConvolution.forward(input: x.pointer(as: Float.self), weights: w.values.pointer(as: Float.self),
+                                   output: y.mutablePointer(as: Int32.self), layout: layout, chunks: w.chunks,
+                                   scratch: scratch.mutablePointer(as: Float.self), parallelism: context.parallelism)
+        withExtendedLifetime((x, w.values, scratch)) {}
         return y
     }
 
@@ -532,6 +534,37 @@ enum IntegerProduct {
     }
 }
 
+/// The weights of an integer convolution (QLinearConv, ConvInteger) minus their zero points (a
+/// scalar or one per output channel), with the largest magnitude sum of one output channel's
+/// weights and each group's depth chunks for any 8-bit input (`IntegerConvolution.depthChunks`
+/// at magnitude 255). Made at load for constant weights, else per run.
+struct IntegerConvolutionWeights: Sendable {
+    let values: Tensor
+    let magnitude: Float
+    let chunks: [[Range<Int>]]
+
+    /// W at input `index` and its zero point at `zeroPointIndex` when both are constant (or the
+    /// zero point absent); nil otherwise.
+    init?(_ context: OperatorContext, w index: Int, zeroPoint zeroPointIndex: Int, groups: Int) throws {
+        guard let w = context.constant(index), context.constant(zeroPointIndex) != nil || !context.hasInput(zeroPointIndex) else { return nil }
+        let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
+        try self.init(w, zeroPoint: context.constant(zeroPointIndex), groups: groups, serial)
+    }
+
+    init(_ w: Tensor, zeroPoint: Tensor?, groups: Int, _ context: ExecutionContext) throws {
+        try checkElementType(w.dataType, [.int8, .uint8], role: "w")
+        guard w.shape.rank >= 3 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
+        let channels = w.shape[0]
+        guard groups >= 1, channels % groups == 0 else { throw OpError.invalidArgument("w \(w.shape) does not fit group \(groups)") }
+        (values, _) = try IntegerProduct.centered(w, zeroPoint: zeroPoint, axis: 0, "w", context)
+        let depth = channels == 0 ? 0 : w.elementCount / channels
+        magnitude = IntegerProduct.largestAbsoluteSum(values, groups: channels, reduced: depth, inner: 1)
+        chunks = IntegerConvolution.depthChunks(weights: values.pointer(as: Float.self), outputChannels: channels, groups: groups,
+                                                depth: depth, inputMagnitude: IntegerGemm.largestCenteredMagnitude)
+        withExtendedLifetime(values) {}
+    }
+}
+
 /// The constant B (and its zero point) of an integer matrix product, prepared at load time:
 /// minus its zero points in float, with the depth chunks of each of its matrices for any 8-bit A.
 struct IntegerWeights: Sendable {
@@ -591,18 +624,29 @@ struct Requantization {
 
     /// `acc` (int32 sums) requantized into a new tensor; channel of element i is `i / inner % channels`.
     func apply(_ acc: Tensor, bias: [Int32]?, inner: Int, _ context: ExecutionContext) throws -> Tensor {
-        let count = acc.elementCount, channels = scales.count
-        var values = [Float](repeating: 0, count: count)
         guard acc.dataType == .int32 else { throw OpError("an integer product accumulated in \(acc.dataType)") }
+        let y = try context.allocate(type, acc.shape)
+        let count = acc.elementCount, channels = scales.count
+        if count == 0 { return y }
+        guard inner > 0, channels > 0, count % inner == 0 else { throw OpError("the requantized product \(acc.shape) does not fit \(channels) channels") }
         let sums = acc.pointer(as: Int32.self)
-        for i in 0..<count {
-            let c = i / inner % channels
-            var sum = sums[i]
-            if let bias { sum = sum &+ bias[c] }
-            values[i] = QuantizationOperators.requantize(Float(sum), scale: scales[c], zeroPoint: zeroPoints[c], range: range)
+        // Runs of `inner` elements share a channel; the values are rounded and clamped to the
+        // type's range, so they convert exactly.
+        func store<T: FixedWidthInteger & TensorElement>(_: T.Type) {
+            let target = y.mutablePointer(as: T.self)
+            for run in 0..<(count / inner) {
+                let c = run % channels
+                let scale = scales[c], zero = zeroPoints[c], add = bias?[c] ?? 0, base = run * inner
+                for i in base..<(base + inner) {
+                    let value = QuantizationOperators.requantize(Float(sums[i] &+ add), scale: scale, zeroPoint: zero, range: range)
+                    // NaN (a NaN or infinite scale from the model) stores 0, as a Cast of NaN does.
+                    target[i] = value.isNaN ? 0 : T(Int32(value))
+                }
+            }
         }
+        if type == .int8 { store(Int8.self) } else { store(UInt8.self) }
         withExtendedLifetime(acc) {}
-        return try values.withUnsafeBufferPointer { try QuantizationOperators.store($0, as: type, shape: acc.shape, context) }
+        return y
     }
 }
 
@@ -647,27 +691,13 @@ struct QLinearMatMul: Operator {
 /// an int32 bias, requantized with `x_scale × w_scale / y_scale` and `y_zero_point`.
 struct QLinearConv: Operator {
     let conv: Conv
-    /// The constant weights minus their zero points, with the largest magnitude sum of one output
-    /// channel's weights; nil when w or its zero point is not constant.
-    let weights: (values: Tensor, magnitude: Float)?
+    /// The constant weights prepared at load; nil when w or its zero point is not constant.
+    let weights: IntegerConvolutionWeights?
 
     init(_ context: OperatorContext) throws {
-        if let w = context.constant(3), context.constant(5) != nil || !context.hasInput(5) {
-            let serial = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
-            weights = try Self.centeredWeights(w, zeroPoint: context.constant(5), serial)
-        } else {
-            weights = nil
-        }
-        // The float convolution over the centred values (constant weights: its Winograd cache).
-        conv = try Conv(OperatorContext(node: context.node, version: 11, constants: [nil, weights?.values]), fused: false)
-    }
-
-    static func centeredWeights(_ w: Tensor, zeroPoint: Tensor?, _ context: ExecutionContext) throws -> (values: Tensor, magnitude: Float) {
-        try checkElementType(w.dataType, [.int8, .uint8], role: "w")
-        guard w.shape.rank >= 1 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
-        let (values, _) = try IntegerProduct.centered(w, zeroPoint: zeroPoint, axis: 0, "w", context)
-        let channels = w.shape[0], perChannel = channels == 0 ? 0 : w.elementCount / channels
-        return (values, IntegerProduct.largestAbsoluteSum(values, groups: channels, reduced: perChannel, inner: 1))
+        let conv = try Conv(OperatorContext(node: context.node, version: 11, constants: []), fused: false)
+        self.conv = conv
+        weights = try IntegerConvolutionWeights(context, w: 3, zeroPoint: 5, groups: conv.groups)
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -692,7 +722,7 @@ struct QLinearConv: Operator {
         }
         let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: inputs.optional(2), axis: 0, "x", context)
         guard w.shape.rank >= 3 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
-        let (centeredW, wMagnitude) = try weights ?? Self.centeredWeights(w, zeroPoint: inputs.optional(5), context)
+        let prepared = try weights ?? IntegerConvolutionWeights(w, zeroPoint: inputs.optional(5), groups: conv.groups, context)
         let channels = w.shape[0]
         var bias: [Int32]? = nil
         if let b = inputs.optional(8) {
@@ -701,7 +731,7 @@ struct QLinearConv: Operator {
             }
             bias = b.scalars(as: Int32.self)
         }
-        let product = try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, centeredW, weightMagnitude: wMagnitude, conv: conv, context)
+        let product = try IntegerProduct.convolution(centeredX, magnitude: xMagnitude, prepared, conv: conv, context)
         let requantization = try Requantization(inputScale: try inputs.required(1), weightScale: try inputs.required(4),
                                                 outputScale: try inputs.required(6), outputZeroPoint: inputs.optional(7),
                                                 channels: channels, context)
