@@ -84,6 +84,18 @@ let package = Package(
             pkgConfig: "stb",
             providers: [.apt(["libstb-dev"])]
         ),
+        /// libtiff, opened on memory with per-file error handlers (TIFF decoding for ImageDecoder).
+        .systemLibrary(
+            name: "CTIFF",
+            pkgConfig: "libtiff-4",
+            providers: [.apt(["libtiff-dev"])]
+        ),
+        /// OpenJPEG (JPEG 2000 decoding for ImageDecoder; errors as return values and message callbacks).
+        .systemLibrary(
+            name: "COpenJPEG",
+            pkgConfig: "libopenjp2",
+            providers: [.apt(["libopenjp2-7-dev"])]
+        ),
         /// CPU detection, and the OpenBLAS kernel choice made before OpenBLAS initialises (an ELF pre-init hook).
         .target(name: "CPUDetection", cSettings: vectorFlags.isEmpty ? [] : [
             .define("ONNX_SERVE_REQUIRES_HASWELL", .when(configuration: .release)),
@@ -96,7 +108,7 @@ let package = Package(
             dependencies: ["Tensors", "COpenBLAS", "CPUDetection"],
             swiftSettings: kernelSettings
         ),
-        .target(name: "Engine", dependencies: ["Tensors", "Kernels", "CTurboJPEG", "CPNG", "CWebP", "CSTBImage"], swiftSettings: kernelSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "Kernels", "CTurboJPEG", "CPNG", "CWebP", "CSTBImage", "CTIFF", "COpenJPEG"], swiftSettings: kernelSettings),
         .target(
             name: "ONNX",
             dependencies: ["Tensors", "Engine", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 
-# libturbojpeg0-dev, libpng-dev, libwebp-dev, libstb-dev: ImageDecoder's JPEG, PNG, WebP, BMP and PNM decoding.
+# libturbojpeg0-dev, libpng-dev, libwebp-dev, libstb-dev, libtiff-dev, libopenjp2-7-dev: ImageDecoder's JPEG, PNG, WebP,
+# BMP, PNM, TIFF and JPEG 2000 decoding.
 # systemd: `systemd-analyze verify` in Tests/Python/test_deploy.py; haproxy: Tests/Python/test_load_balancer.py.
-PACKAGES="libmicrohttpd-dev libopenblas-dev zlib1g-dev libturbojpeg0-dev libpng-dev libwebp-dev libstb-dev pkg-config protobuf-compiler curl wrk systemd haproxy"
+PACKAGES="libmicrohttpd-dev libopenblas-dev zlib1g-dev libturbojpeg0-dev libpng-dev libwebp-dev libstb-dev libtiff-dev libopenjp2-7-dev pkg-config protobuf-compiler curl wrk systemd haproxy"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

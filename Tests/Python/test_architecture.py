@@ -7,7 +7,7 @@ from conftest import ROOT
 ALLOWED = {
     "Tensors": set(),
     "Kernels": {"Tensors", "COpenBLAS", "CPUDetection"},
-    "Engine": {"Tensors", "Kernels", "CTurboJPEG", "CPNG", "CWebP", "CSTBImage"},
+    "Engine": {"Tensors", "Kernels", "CTurboJPEG", "CPNG", "CWebP", "CSTBImage", "CTIFF", "COpenJPEG"},
     "ONNX": {"Tensors", "Engine", "SwiftProtobuf"},
     "Serving": {"Engine", "ONNX", "Tensors", "Kernels", "Logging", "Prometheus", "Yams"},
     "HTTP": {"CMicroHTTPD", "CZlib"},

@@ -1,5 +1,5 @@
-"""ImageDecoder on images Pillow encodes here (or that are built here byte by byte): PNG, WebP, BMP and
-PNM exactly as Pillow decodes them (Pillow produced the ONNX node tests' data, and onnx.reference's
+"""ImageDecoder on images Pillow encodes here (or that are built here byte by byte): PNG, WebP, BMP, PNM,
+TIFF and JPEG 2000 exactly as Pillow decodes them (Pillow produced the ONNX node tests' data, and onnx.reference's
 ImageDecoder is Pillow), JPEG against Pillow's own decode of the same bytes, in RGB, BGR and Grayscale;
 then streams that are empty, truncated, corrupt, random, of another format or claim an absurd size,
 each refused with a clear error instead of a crash.
@@ -119,7 +119,7 @@ def jpeg_claiming(width, height):
 
 def test_bad_streams_are_refused_with_a_clear_error(binary, tmp_path):
     jpeg, png = encode(picture(), "JPEG"), encode(picture(), "PNG")
-    readable = "JPEG, PNG, WebP, BMP or binary PNM (P5, P6)"
+    readable = "JPEG, PNG, WebP, BMP, binary PNM (P5, P6), TIFF or JPEG 2000"
     assert f"is not a {readable} image" in decode_error(binary, tmp_path, b"")
     random = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     assert f"the encoded stream (4096 bytes) is not a {readable} image" in decode_error(binary, tmp_path, random)
@@ -256,3 +256,73 @@ def test_bad_webp_bmp_and_pnm_streams_are_refused(binary, tmp_path):
     assert "(maxval 0)" in decode_error(binary, tmp_path, b"P5\n2 2\n0\n" + bytes(4))
     err = decode_error(binary, tmp_path, b"P3\n2 2\n255\n" + b"1 " * 12)
     assert "the PNM image is P3 (plain text, bitmap or PAM); ImageDecoder reads the binary graymap and pixmap forms" in err
+
+
+TIFF_IMAGES = {
+    "RGB": lambda: Image.fromarray(picture()),
+    "RGBA": lambda: Image.fromarray(picture(channels=4)),       # unassociated alpha: dropped, not multiplied in
+    "L": lambda: Image.fromarray(picture(channels=1)[..., 0]),
+    "P": lambda: Image.fromarray(picture()).quantize(colors=16),
+    "1": lambda: Image.fromarray(picture()).convert("1"),
+}
+
+
+@pytest.mark.parametrize("mode,compression", [
+    (mode, compression) for mode in TIFF_IMAGES for compression in [None, "tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg"]
+    if compression != "jpeg" or mode in ("RGB", "L")      # Pillow writes JPEG-compressed TIFF for RGB and L only
+])
+def test_tiff_decodes_as_pillow_does(binary, tmp_path, mode, compression):
+    data = pillow_encoded(TIFF_IMAGES[mode](), "TIFF", compression=compression)
+    expected = pillow(data, "RGB")
+    assert expected.shape == (37, 23, 3)
+    np.testing.assert_array_equal(decode(binary, tmp_path, data), expected)
+    np.testing.assert_array_equal(decode(binary, tmp_path, data, "BGR"), expected[..., ::-1])
+    np.testing.assert_array_equal(decode(binary, tmp_path, data, "Grayscale")[..., 0], pillow(data, "L"))
+    if mode == "RGBA" and compression != "jpeg":
+        np.testing.assert_array_equal(expected, picture(channels=4)[..., :3])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize("options", [{}, {"no_jp2": True}, {"irreversible": True, "quality_mode": "rates", "quality_layers": [20]},
+                                     {"tile_size": (16, 16)}], ids=["jp2", "j2k", "lossy", "tiled"])
+def test_jpeg2000_decodes_as_pillow_does(binary, tmp_path, mode, options):
+    # Lossy (irreversible 9/7 wavelet) too: OpenJPEG's integer decoding is the same in every 2.5 release.
+    data = pillow_encoded(TIFF_IMAGES[mode](), "JPEG2000", **options)
+    assert data[:4] == (b"\xff\x4f\xff\x51" if options.get("no_jp2") else b"\x00\x00\x00\x0c")
+    expected = pillow(data, "RGB")
+    assert expected.shape == (37, 23, 3)
+    np.testing.assert_array_equal(decode(binary, tmp_path, data), expected)
+    np.testing.assert_array_equal(decode(binary, tmp_path, data, "Grayscale")[..., 0], pillow(data, "L"))
+
+
+def tiff_claiming(data, width, height):
+    """A little-endian TIFF with its first directory's ImageWidth and ImageLength rewritten (as LONGs)."""
+    data = bytearray(data)
+    directory = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(struct.unpack_from("<H", data, directory)[0]):
+        at = directory + 2 + 12 * entry
+        tag = struct.unpack_from("<H", data, at)[0]
+        if tag in (256, 257):
+            struct.pack_into("<HHII", data, at, tag, 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
+def test_bad_tiff_and_jpeg2000_streams_are_refused(binary, tmp_path):
+    tiff = pillow_encoded(TIFF_IMAGES["RGB"](), "TIFF")
+    assert "the TIFF image cannot be decoded (data: TIFFFillStrip: Read error" in decode_error(binary, tmp_path, tiff[:len(tiff) // 2])
+    assert "the TIFF image cannot be decoded (header: TIFFFetchDirectory" in decode_error(binary, tmp_path, tiff[:8])
+    err = decode_error(binary, tmp_path, tiff_claiming(tiff, 100000, 100000))
+    assert "the TIFF image claims 100000 × 100000 pixels; ImageDecoder decodes at most 67108864 pixels" in err
+    lzw = pillow_encoded(TIFF_IMAGES["RGB"](), "TIFF", compression="tiff_lzw")
+    corrupt = bytearray(lzw)
+    corrupt[8:len(lzw) // 2] = bytes(len(lzw) // 2 - 8)    # the LZW data zeroed
+    assert "the TIFF image cannot be decoded (data" in decode_error(binary, tmp_path, bytes(corrupt))
+
+    jp2 = pillow_encoded(TIFF_IMAGES["RGB"](), "JPEG2000")
+    assert "the JPEG 2000 image cannot be decoded (data: " in decode_error(binary, tmp_path, jp2[:len(jp2) // 2])
+    assert "the JPEG 2000 image cannot be decoded (header: " in decode_error(binary, tmp_path, jp2[:60])
+    j2k = bytearray(pillow_encoded(TIFF_IMAGES["RGB"](), "JPEG2000", no_jp2=True))
+    assert "the JPEG 2000 image cannot be decoded (data: " in decode_error(binary, tmp_path, bytes(j2k[:len(j2k) // 2]))
+    struct.pack_into(">IIIIII", j2k, 8, 100000, 100000, 0, 0, 100000, 100000)     # SIZ: image and tile size
+    err = decode_error(binary, tmp_path, bytes(j2k))
+    assert "the JPEG 2000 image claims 100000 × 100000 pixels; ImageDecoder decodes at most 67108864 pixels" in err

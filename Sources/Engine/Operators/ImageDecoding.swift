@@ -4,7 +4,8 @@ import Tensors
 
 /// Decoding of encoded images (ImageDecoder) with the system's libraries: JPEG with libjpeg-turbo's
 /// TurboJPEG API, PNG with libpng's simplified API, WebP with libwebp (ImageDecoding+WebP.swift),
-/// BMP and binary PNM with stb_image (ImageDecoding+STBImage.swift). All report errors through return
+/// BMP and binary PNM with stb_image (ImageDecoding+STBImage.swift), TIFF with libtiff
+/// (ImageDecoding+TIFF.swift), JPEG 2000 with OpenJPEG (ImageDecoding+JPEG2000.swift). All report errors through return
 /// codes (none longjmps through Swift frames or exits), which become `OpError.invalidArgument` here.
 /// Other formats are recognised by their signature and refused by name.
 enum ImageDecoding {
@@ -28,6 +29,9 @@ enum ImageDecoding {
         case .webp: rgb = try decodeWebP(bytes, context)
         case .bmp: rgb = try decodeBMP(bytes, context)
         case .pnm: rgb = try decodePNM(bytes, context)
+        case .tiff: rgb = try decodeTIFF(bytes, context)
+        case .jp2: rgb = try decodeJPEG2000(bytes, codestream: false, context)
+        case .j2k: rgb = try decodeJPEG2000(bytes, codestream: true, context)
         }
         switch format {
         case .rgb:
@@ -50,10 +54,10 @@ enum ImageDecoding {
 
     /// The stream's format, from its signature.
     enum Container {
-        case jpeg, png, webp, bmp, pnm
+        case jpeg, png, webp, bmp, pnm, tiff, jp2, j2k
 
         /// What the error for an unrecognised stream lists.
-        static let readable = "JPEG, PNG, WebP, BMP or binary PNM (P5, P6)"
+        static let readable = "JPEG, PNG, WebP, BMP, binary PNM (P5, P6), TIFF or JPEG 2000"
 
         init(_ bytes: UnsafeBufferPointer<UInt8>) throws {
             func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
@@ -67,10 +71,12 @@ enum ImageDecoding {
                 self = .pnm
                 return
             }
+            if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { self = .tiff; return }
+            if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) { self = .jp2; return }
+            if starts([0xFF, 0x4F, 0xFF, 0x51]) { self = .j2k; return }
             let other: String? =
-                if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { "TIFF" }
-                else if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { "JPEG 2000" }
-                else if starts(Array("GIF8".utf8)) { "GIF" }
+                if starts(Array("GIF8".utf8)) { "GIF" }
+                else if starts([0x49, 0x49, 0x2B, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2B]) { "BigTIFF" }
                 else { nil }
             if let other { throw OpError.invalidArgument("the encoded image is \(other); ImageDecoder reads \(Container.readable)") }
             throw OpError.invalidArgument("the encoded stream (\(bytes.count) bytes) is not a \(Container.readable) image")
@@ -159,7 +165,7 @@ enum ImageDecoding {
     }
 }
 
-/// ImageDecoder (20): a 1-D uint8 tensor holding an encoded image (JPEG, PNG, WebP, BMP, PNM) → uint8
+/// ImageDecoder (20): a 1-D uint8 tensor holding an encoded image (JPEG, PNG, WebP, BMP, PNM, TIFF, JPEG 2000) → uint8
 /// [height, width, channels] in `pixel_format` (RGB, BGR, or Grayscale with one channel).
 struct ImageDecoder: Operator {
     let pixelFormat: ImageDecoding.PixelFormat

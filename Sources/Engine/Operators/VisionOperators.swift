@@ -2,7 +2,7 @@ import Kernels
 import Tensors
 
 /// Image-shaped operators: crops and pads, folding columns back into images, sampling grids,
-/// regions of interest, deformable convolution, decoding encoded images (JPEG, PNG, WebP, BMP, PNM).
+/// regions of interest, deformable convolution, decoding encoded images (JPEG, PNG, WebP, BMP, PNM, TIFF, JPEG 2000).
 enum VisionOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("CenterCropPad", versions: [18]) { try CenterCropPad($0) },
