@@ -10,18 +10,32 @@ public struct OperatorDefinition: Sendable {
     public let versions: Set<Int>
     /// Builds the operator; throws `OpError` for bad attributes.
     public let make: @Sendable (OperatorContext) throws -> any Operator
+    /// What passes must know about the operator beyond its type rules.
+    public let traits: Traits
 
-    public init(_ opType: String, domain: String = "", versions: [Int],
+    /// Properties of an operator that graph passes act on.
+    public struct Traits: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Its outputs may differ between runs on the same inputs (random draws): never folded at load.
+        public static let random = Traits(rawValue: 1)
+        /// It runs graphs held in its attributes (control flow): never run at load, where a
+        /// Loop's body could run for long.
+        public static let subgraphs = Traits(rawValue: 2)
+    }
+
+    public init(_ opType: String, domain: String = "", versions: [Int], traits: Traits = [],
                 make: @escaping @Sendable (OperatorContext) throws -> any Operator) {
         self.domain = domain
         self.opType = opType
         self.versions = Set(versions)
+        self.traits = traits
         self.make = make
     }
 
     /// The same definition in `domain`.
     func inDomain(_ domain: String) -> OperatorDefinition {
-        OperatorDefinition(opType, domain: domain, versions: versions.sorted(), make: make)
+        OperatorDefinition(opType, domain: domain, versions: versions.sorted(), traits: traits, make: make)
     }
 }
 

@@ -5,9 +5,9 @@ import Tensors
 /// the body's plan. The values a subgraph reads from outside arrive as the node's trailing inputs.
 enum ControlFlowOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("If", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25]) { try IfOperator($0) },
-        OperatorDefinition("Loop", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25]) { try LoopOperator($0) },
-        OperatorDefinition("Scan", versions: [8, 9, 11, 16, 19, 21, 23, 24, 25]) { try ScanOperator($0) },
+        OperatorDefinition("If", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try IfOperator($0) },
+        OperatorDefinition("Loop", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try LoopOperator($0) },
+        OperatorDefinition("Scan", versions: [8, 9, 11, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try ScanOperator($0) },
     ]
 
     /// Most iterations one Loop runs: a Loop without a trip count runs until its body says stop,

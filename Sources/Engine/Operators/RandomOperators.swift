@@ -12,12 +12,12 @@ import Tensors
 /// to the implementation: no runtime matches another's numbers, only their distribution.)
 enum RandomOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("RandomUniform", versions: [1, 22]) { try RandomTensor($0, .uniform, like: false) },
-        OperatorDefinition("RandomNormal", versions: [1, 22]) { try RandomTensor($0, .normal, like: false) },
-        OperatorDefinition("RandomUniformLike", versions: [1, 22]) { try RandomTensor($0, .uniform, like: true) },
-        OperatorDefinition("RandomNormalLike", versions: [1, 22]) { try RandomTensor($0, .normal, like: true) },
-        OperatorDefinition("Bernoulli", versions: [15, 22]) { try Bernoulli($0) },
-        OperatorDefinition("Multinomial", versions: [7, 22]) { try Multinomial($0) },
+        OperatorDefinition("RandomUniform", versions: [1, 22], traits: .random) { try RandomTensor($0, .uniform, like: false) },
+        OperatorDefinition("RandomNormal", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: false) },
+        OperatorDefinition("RandomUniformLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .uniform, like: true) },
+        OperatorDefinition("RandomNormalLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: true) },
+        OperatorDefinition("Bernoulli", versions: [15, 22], traits: .random) { try Bernoulli($0) },
+        OperatorDefinition("Multinomial", versions: [7, 22], traits: .random) { try Multinomial($0) },
     ]
 
     /// Element types the generators write.

@@ -13,7 +13,7 @@ enum SequenceOperators {
         OperatorDefinition("SequenceLength", versions: [11]) { _ in SequenceLength() },
         OperatorDefinition("SplitToSequence", versions: [11, 24]) { try SplitToSequence($0) },
         OperatorDefinition("ConcatFromSequence", versions: [11]) { try ConcatFromSequence($0) },
-        OperatorDefinition("SequenceMap", versions: [17]) { try SequenceMap($0) },
+        OperatorDefinition("SequenceMap", versions: [17], traits: .subgraphs) { try SequenceMap($0) },
         OperatorDefinition("Optional", versions: [15, 28]) { try OptionalMake($0) },
         OperatorDefinition("OptionalHasElement", versions: [15, 18, 28]) { OptionalHasElement($0) },
         OperatorDefinition("OptionalGetElement", versions: [15, 18, 28]) { OptionalGetElement($0) },

@@ -9,7 +9,7 @@ enum ShapeOperators {
         OperatorDefinition("Squeeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Squeeze($0) },
         OperatorDefinition("Unsqueeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Unsqueeze($0) },
         OperatorDefinition("Identity", versions: [1, 13, 14, 16, 19, 21, 23, 24, 25]) { _ in Identity() },
-        OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22]) { try Dropout($0) },
+        OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22], traits: .random) { try Dropout($0) },
         OperatorDefinition("Shape", versions: [1, 13, 15, 19, 21, 23, 24, 25]) { try ShapeOf($0) },
         OperatorDefinition("Size", versions: [1, 13, 19, 21, 23, 24, 25]) { _ in SizeOf() },
     ]

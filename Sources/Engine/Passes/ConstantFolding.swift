@@ -2,8 +2,8 @@ import Kernels
 import Tensors
 
 /// Runs, at load, every node whose inputs are all constants, and replaces it by its results.
-/// Chains fold too (a folded output is a constant for the nodes after it). Operators with
-/// random output are left alone.
+/// Chains fold too (a folded output is a constant for the nodes after it). Operators whose
+/// definition has the `random` or `subgraphs` trait are left alone.
 ///
 /// Folded values live as long as the model, and their sizes come from the file's values (a
 /// ConstantOfShape of [2^31] is a few bytes), so folding is bounded by what the file holds: a node
@@ -13,10 +13,6 @@ import Tensors
 /// under the run-time limits.
 struct ConstantFolding: GraphPass {
     var name: String { "constant-folding" }
-
-    static let nondeterministic: Set<String> = [
-        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
-    ]
 
     /// Bytes folding may always add, whatever the initializers hold.
     static let minimumBudget = 256 << 20
@@ -31,10 +27,11 @@ struct ConstantFolding: GraphPass {
         var folded = Set<Int>()
         for index in order {
             let node = graph.nodes[index]
-            // A node with subgraphs (a Loop's body) could run for long at load; it runs per request.
-            guard !Self.nondeterministic.contains(node.opType), !node.attributes.values.contains(where: \.holdsGraphs),
-                  node.inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
-                  case .success = OperatorRegistry.resolve(node, opsets: opsets) else { continue }
+            // Random operators and those with subgraphs (a Loop's body could run for long at load)
+            // run per request: their definitions say so (`OperatorDefinition.Traits`).
+            guard node.inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
+                  case .success(let (definition, _)) = OperatorRegistry.resolve(node, opsets: opsets),
+                  definition.traits.isDisjoint(with: [.random, .subgraphs]) else { continue }
             let inputs = node.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }
             // A node that fails here fails the same way at run time; leave it for then.
             guard let op = try? OperatorRegistry.make(node, opsets: opsets, constants: inputs),
