@@ -20,53 +20,39 @@ public enum IntegerGemm {
     /// A range holds at least one row, so each entry's product must itself be below 2^24 (8-bit
     /// operands: at most 255 × 255).
     public static func depthChunks(b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, leftMagnitude: Float) -> [Range<Int>] {
-        if k == 0 { return [] }
-        let left = Double(Swift.max(leftMagnitude, 0))
-        if left == 0 || n == 0 { return [0..<k] }
-        // A column's sum may reach `budget` and still be exact.
-        let budget = exactLimit / left
-        var chunks: [Range<Int>] = []
-        var sums = [Double](repeating: 0, count: n)
-        var start = 0
-        sums.withUnsafeMutableBufferPointer { sums in
-            for p in 0..<k {
-                let row = b + p * ldb
-                var largest: Double = 0
-                for j in 0..<n { largest = Swift.max(largest, sums[j] + Double(Swift.abs(row[j]))) }
-                if largest >= budget && p > start {
-                    chunks.append(start..<p)
-                    start = p
-                    for j in 0..<n { sums[j] = 0 }
-                }
-                for j in 0..<n { sums[j] += Double(Swift.abs(row[j])) }
-            }
-        }
-        chunks.append(start..<k)
-        return chunks
+        depthChunks(k: k, sums: n, otherMagnitude: leftMagnitude) { p, j in b[p * ldb + j] }
     }
 
     // Shapes: A [m × k], row stride lda.
-    /// Consecutive ranges covering `0..<k` such that, for every range and every row i of A,
-    /// `rightMagnitude × Σ |A[i, p]|` over the range stays below 2^24: the same cut as
-    /// `depthChunks(b:…)` with the bounded operand on the left (a convolution's weights).
+    /// The same cut with the bounded operand on the left (a convolution's weights): for every
+    /// range and every row i of A, `rightMagnitude × Σ |A[i, p]|` over the range stays below 2^24.
     public static func depthChunks(a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, rightMagnitude: Float) -> [Range<Int>] {
+        depthChunks(k: k, sums: m, otherMagnitude: rightMagnitude) { p, i in a[i * lda + p] }
+    }
+
+    /// The greedy cut of both: `value(p, s)` is the entry at depth p of sum s; a range closes
+    /// before the depth that would take some sum to `exactLimit / otherMagnitude`.
+    @inline(__always)
+    private static func depthChunks(k: Int, sums count: Int, otherMagnitude: Float,
+                                    _ value: (Int, Int) -> Float) -> [Range<Int>] {
         if k == 0 { return [] }
-        let right = Double(Swift.max(rightMagnitude, 0))
-        if right == 0 || m == 0 { return [0..<k] }
-        let budget = exactLimit / right
+        let other = Double(Swift.max(otherMagnitude, 0))
+        if other == 0 || count == 0 { return [0..<k] }
+        // A sum may reach `budget` and still be exact.
+        let budget = exactLimit / other
         var chunks: [Range<Int>] = []
-        var sums = [Double](repeating: 0, count: m)
+        var sums = [Double](repeating: 0, count: count)
         var start = 0
         sums.withUnsafeMutableBufferPointer { sums in
             for p in 0..<k {
                 var largest: Double = 0
-                for i in 0..<m { largest = Swift.max(largest, sums[i] + Double(Swift.abs(a[i * lda + p]))) }
+                for s in 0..<count { largest = Swift.max(largest, sums[s] + Double(Swift.abs(value(p, s)))) }
                 if largest >= budget && p > start {
                     chunks.append(start..<p)
                     start = p
-                    for i in 0..<m { sums[i] = 0 }
+                    for s in 0..<count { sums[s] = 0 }
                 }
-                for i in 0..<m { sums[i] += Double(Swift.abs(a[i * lda + p])) }
+                for s in 0..<count { sums[s] += Double(Swift.abs(value(p, s))) }
             }
         }
         chunks.append(start..<k)

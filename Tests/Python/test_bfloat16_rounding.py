@@ -8,12 +8,11 @@ a float sum here).
 """
 import ml_dtypes
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from conftest import run_cli
+from conftest import run_model
 
 BF16 = ml_dtypes.bfloat16
 
@@ -21,15 +20,7 @@ BF16 = ml_dtypes.bfloat16
 def run_ours(binary, tmp_path, model, feeds):
     path = tmp_path / "model.onnx"
     path.write_bytes(model.SerializeToString())
-    args = ["run", str(path), "--output-dir", str(tmp_path / "out")]
-    for index, (name, value) in enumerate(feeds.items()):
-        tensor_path = tmp_path / ("input_%d.pb" % index)
-        tensor_path.write_bytes(numpy_helper.from_array(value, name).SerializeToString())
-        args += ["--input", "%s=%s" % (name, tensor_path)]
-    code, _, err = run_cli(binary, *args)
-    assert code == 0, err
-    return [numpy_helper.to_array(onnx.load_tensor(str(tmp_path / "out" / ("output_%d.pb" % i))))
-            for i in range(len(model.graph.output))]
+    return run_model(binary, str(path), feeds, str(tmp_path))
 
 
 def model_of(node, inputs, outputs, opset):
