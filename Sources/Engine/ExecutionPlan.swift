@@ -16,14 +16,26 @@ package final class ExecutionPlan: Sendable {
         let inputs: [Int?]
         /// Slot of each output; nil for an output nobody uses.
         let outputs: [Int?]
+        /// The type rules of the operator's definition (nil: the operator checks its inputs itself).
+        let contract: OperatorContract?
+        /// The contract is checked before each run: some input's element type was not known at load.
+        let checksAtRun: Bool
 
-        package init(op: any Operator, label: String, opType: String, inputs: [Int?], outputs: [Int?]) {
+        package init(op: any Operator, label: String, opType: String, inputs: [Int?], outputs: [Int?],
+                     contract: OperatorContract? = nil, checksAtRun: Bool = true) {
             self.op = op
             self.valueOp = op as? any ValueOperator
             self.label = label
             self.opType = opType
             self.inputs = inputs
             self.outputs = outputs
+            self.contract = contract
+            self.checksAtRun = contract != nil && checksAtRun
+        }
+
+        /// Checks the contract on the step's inputs when the load could not (see `checksAtRun`).
+        func checkInputs(_ inputs: [Tensor?]) throws(OpError) {
+            if checksAtRun, let contract { try contract.check(inputs) }
         }
     }
 
@@ -141,7 +153,8 @@ package final class ExecutionPlan: Sendable {
                 var stepContext = context
                 stepContext.handedOverInputs = Self.handOver(&inputs, of: step, releasing: schedule.release[position], from: &values)
                 let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.shape }) {
-                    try step.op.run(inputs, stepContext)
+                    try step.checkInputs(inputs)
+                    return try step.op.run(inputs, stepContext)
                 }
                 try store(results, of: step, in: &values, Value.tensor)
             }

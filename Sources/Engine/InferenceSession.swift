@@ -71,7 +71,7 @@ public final class InferenceSession: Sendable {
             graph = try GraphOptimizer.optimize(graph, opsets: model.opsets)
         }
         let optimized = ContinuousClock.now
-        let plan = try PlanBuilder.build(graph, opsets: model.opsets)
+        let plan = try PlanBuilder.build(graph, opsets: model.opsets, inputsChecked: true)
         buildTimes = (optimized - start, ContinuousClock.now - optimized)
         self.plan = plan
         self.model = model
@@ -96,6 +96,10 @@ public final class InferenceSession: Sendable {
             }
         }
     }
+
+    /// The nodes whose operator contract is checked before each run (an input's element type was
+    /// not certain at load); the contracts of all the others were checked once, at load.
+    package var nodesCheckedAtRun: [String] { plan.steps.filter(\.checksAtRun).map(\.label) }
 
     /// Types inferred at load for every named value (unknown ones left out).
     public var inferredTypes: [String: TensorType] {

@@ -12,6 +12,8 @@ public struct OperatorDefinition: Sendable {
     public let make: @Sendable (OperatorContext) throws -> any Operator
     /// What passes must know about the operator beyond its type rules.
     public let traits: Traits
+    /// The type rules for a schema version (nil: the operator checks its inputs itself).
+    package let contract: @Sendable (Int) -> OperatorContract?
 
     /// Properties of an operator that graph passes act on.
     public struct Traits: OptionSet, Sendable {
@@ -26,16 +28,30 @@ public struct OperatorDefinition: Sendable {
 
     public init(_ opType: String, domain: String = "", versions: [Int], traits: Traits = [],
                 make: @escaping @Sendable (OperatorContext) throws -> any Operator) {
+        self.init(opType, domain: domain, versions: versions, traits: traits, contracts: { _ in nil }, make: make)
+    }
+
+    /// A definition whose type rules are `contract` in every version.
+    package init(_ opType: String, domain: String = "", versions: [Int], traits: Traits = [], contract: OperatorContract,
+                 make: @escaping @Sendable (OperatorContext) throws -> any Operator) {
+        self.init(opType, domain: domain, versions: versions, traits: traits, contracts: { _ in contract }, make: make)
+    }
+
+    /// A definition whose type rules depend on the schema version.
+    package init(_ opType: String, domain: String = "", versions: [Int], traits: Traits = [],
+                 contracts: @escaping @Sendable (Int) -> OperatorContract?,
+                 make: @escaping @Sendable (OperatorContext) throws -> any Operator) {
         self.domain = domain
         self.opType = opType
         self.versions = Set(versions)
         self.traits = traits
+        self.contract = contracts
         self.make = make
     }
 
     /// The same definition in `domain`.
     func inDomain(_ domain: String) -> OperatorDefinition {
-        OperatorDefinition(opType, domain: domain, versions: versions.sorted(), traits: traits, make: make)
+        OperatorDefinition(opType, domain: domain, versions: versions.sorted(), traits: traits, contracts: contract, make: make)
     }
 }
 
@@ -89,9 +105,16 @@ public enum OperatorRegistry {
 
     /// Builds the operator for a node, naming the node in any error.
     public static func make(_ node: Node, opsets: [String: Int], constants: [Tensor?]) throws(EngineError) -> any Operator {
+        try compile(node, opsets: opsets, constants: constants).op
+    }
+
+    /// Builds the operator for a node, with its definition's contract for the node's version
+    /// (nil when the operator checks its inputs itself), naming the node in any error.
+    package static func compile(_ node: Node, opsets: [String: Int], constants: [Tensor?]) throws(EngineError) -> CompiledOperator {
         let (definition, version) = try resolve(node, opsets: opsets).get()
         do {
-            return try definition.make(OperatorContext(node: node, version: version, constants: constants, opsets: opsets))
+            let op = try definition.make(OperatorContext(node: node, version: version, constants: constants, opsets: opsets))
+            return CompiledOperator(op: op, contract: definition.contract(version))
         } catch let error as OpError {
             throw .invalidGraph("\(node.label): \(error.message)")
         } catch let error as EngineError {

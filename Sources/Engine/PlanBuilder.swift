@@ -1,9 +1,11 @@
 import Tensors
 
 /// Compiles an (optimised) graph into an `ExecutionPlan`: orders the nodes, builds every
-/// operator, infers types and assigns value slots.
+/// operator, checks its contract, infers types and assigns value slots.
 enum PlanBuilder {
-    static func build(_ graph: Graph, opsets: [String: Int]) throws(EngineError) -> ExecutionPlan {
+    /// `inputsChecked`: the runs check the feeds against the graph inputs' declared element types
+    /// (a session's main graph does; a subgraph's inputs come from its node unchecked).
+    static func build(_ graph: Graph, opsets: [String: Int], inputsChecked: Bool) throws(EngineError) -> ExecutionPlan {
         let order = try GraphOrder.sorted(graph)
         var slots: [String: Int] = [:]
         var names: [String] = []
@@ -17,17 +19,25 @@ enum PlanBuilder {
         var types: [String: TensorType] = graph.valueInfo
         // Tensor, sequence or optional, where known; a value without an entry is unknown.
         var kinds: [String: ValueKind] = [:]
+        // Values whose element type is certain: checked feeds, constants, and what operators infer
+        // from certain inputs. A type only the file declares (value_info) is a claim: the steps
+        // reading such a value check their contract at run time.
+        var certain = Set<String>()
         for input in graph.inputs {
             inputSlots[input.name] = slot(input.name)
             kinds[input.name] = input.kind
             // A sequence's or optional's declared type is that of its tensors, not its own.
-            if let type = input.type, input.kind == .tensor { types[input.name] = type }
+            if let type = input.type, input.kind == .tensor {
+                types[input.name] = type
+                if inputsChecked { certain.insert(input.name) }
+            }
         }
         var constants: [(slot: Int, tensor: Tensor)] = []
         for (name, tensor) in graph.initializers.sorted(by: { $0.key < $1.key }) {
             constants.append((slot(name), tensor))
             kinds[name] = .tensor
             types[name] = TensorType(tensor.dataType, shape: tensor.shape)
+            certain.insert(name)
         }
         var steps: [ExecutionPlan.Step] = []
         for index in order {
@@ -38,14 +48,20 @@ enum PlanBuilder {
             for (input, wide) in widening?.widenedInputs ?? [] {
                 steps.append(LowPrecisionWidening.conversion(from: node.inputs[input], to: wide, label: node.label, slot: slot))
                 types[wide.name] = wide.type
+                if certain.contains(node.inputs[input]) { certain.insert(wide.name) }
                 node.inputs[input] = wide.name
             }
-            let op = try OperatorRegistry.make(node, opsets: opsets,
-                                               constants: node.inputs.map { graph.initializers[$0] })
+            let compiled = try OperatorRegistry.compile(node, opsets: opsets, constants: node.inputs.map { graph.initializers[$0] })
+            let op = compiled.op, contract = compiled.contract
+            let inputsCertain = node.inputs.allSatisfy { $0.isEmpty || certain.contains($0) }
+            // Sequence operators and control flow infer from values (a subgraph's declared inputs)
+            // that are not certain.
+            let outputsCertain = inputsCertain && !(op is any ValueOperator) && !node.attributes.values.contains(where: \.holdsGraphs)
             let inputTypes = node.inputs.map { $0.isEmpty ? nil : types[$0] }
             let inferred: [TensorType?]
             do {
-                inferred = try op.outputTypes(inputTypes)
+                inferred = try OperatorContract.outputTypes(of: op, contract: contract, inputTypes,
+                                                            present: node.inputs.map { !$0.isEmpty })
             } catch let error as OpError {
                 throw .invalidGraph("\(node.label): \(error.message)")
             } catch {
@@ -55,8 +71,10 @@ enum PlanBuilder {
             var narrowing: [(wide: String, narrow: (name: String, type: TensorType))] = []
             for (position, output) in node.outputs.enumerated() where !output.isEmpty {
                 guard position < inferred.count, let type = inferred[position] else { continue }
+                if outputsCertain { certain.insert(output) }
                 if let widening, let narrow = widening.narrowedType(type) {
                     let wide = LowPrecisionWidening.wideName(output, step: index)
+                    if outputsCertain { certain.insert(wide) }
                     types[wide] = type
                     node.outputs[position] = wide
                     narrowing.append((wide, (output, narrow)))
@@ -68,7 +86,8 @@ enum PlanBuilder {
             steps.append(ExecutionPlan.Step(
                 op: op, label: node.label, opType: node.opType,
                 inputs: node.inputs.map { $0.isEmpty ? nil : slot($0) },
-                outputs: node.outputs.map { $0.isEmpty ? nil : slot($0) }))
+                outputs: node.outputs.map { $0.isEmpty ? nil : slot($0) },
+                contract: contract, checksAtRun: !inputsCertain))
             for (wide, narrow) in narrowing {
                 steps.append(LowPrecisionWidening.conversion(from: wide, to: narrow, label: node.label, slot: slot))
             }

@@ -98,7 +98,7 @@ struct Subgraph: Sendable {
     init(_ context: OperatorContext, attribute name: String) throws {
         guard case .graph(let graph)? = context.attribute(name) else { throw OpError("missing required graph attribute '\(name)'") }
         let captures = try context.strings(SubgraphBinding.capturesAttribute) ?? []
-        let plan = try PlanBuilder.build(graph, opsets: context.opsets)
+        let plan = try PlanBuilder.build(graph, opsets: context.opsets, inputsChecked: false)
         // `SubgraphBinding.bind` appended the captured names after the subgraph's own inputs.
         let capturedCount = graph.inputs.reversed().prefix { captures.contains($0.name) }.count
         formalSlots = graph.inputs.dropLast(capturedCount).compactMap { plan.inputSlots[$0.name] }

@@ -60,7 +60,7 @@ extension ExecutionPlan {
             let step = steps[index]
             let inputs = step.inputs.map { slot in slot.flatMap { known[$0] } }
             let inputTypes = inputs.map { $0?.type }
-            let inferred = (try? Self.outputTypes(of: step.op, inputTypes, values: inputs.map { $0?.value })) ?? []
+            let inferred = (try? Self.outputTypes(of: step, inputTypes, values: inputs.map { $0?.value })) ?? []
             let outputTypes = step.outputs.indices.map { output in
                 let planned = step.outputs[output].flatMap { slotTypes[$0] }.map { Self.substituting(symbols, in: $0) }
                 return Self.bounded(Self.merged(output < inferred.count ? inferred[output] : nil, planned))
@@ -103,9 +103,10 @@ extension ExecutionPlan {
     }
 
     /// The operator's output types for these inputs, from its value-aware rule when it has one.
-    static func outputTypes(of op: any Operator, _ inputs: [TensorType?], values: [Tensor?]) throws -> [TensorType?] {
-        if let rule = op as? any ValueDependentShapeRule { return try rule.outputTypes(inputs, values: values) }
-        return try op.outputTypes(inputs)
+    static func outputTypes(of step: Step, _ inputs: [TensorType?], values: [Tensor?]) throws -> [TensorType?] {
+        if let rule = step.op as? any ValueDependentShapeRule { return try rule.outputTypes(inputs, values: values) }
+        return try OperatorContract.outputTypes(of: step.op, contract: step.contract, inputs,
+                                                present: step.inputs.map { $0 != nil })
     }
 
     /// `type` with the symbolic dimensions the feeds decided replaced by their sizes.
@@ -149,7 +150,8 @@ extension ExecutionPlan {
         guard !outputTypes.isEmpty, outputTypes.allSatisfy({ type in
             type?.shape?.boundedElementCount(limit: plannedValueLimit).map { $0 <= plannedValueLimit } ?? false
         }) else { return nil }
-        guard let results = try? step.op.run(values, context), results.count == outputTypes.count else { return nil }
+        guard (try? step.checkInputs(values)) != nil, let results = try? step.op.run(values, context),
+              results.count == outputTypes.count else { return nil }
         return results
     }
 }

@@ -9,7 +9,7 @@ private func runML(_ opType: String, _ inputs: [Tensor], _ attributes: [String: 
                    opset: Int = 3, threads: Int = 1) throws -> [Tensor] {
     let node = Node(name: "node", opType: opType, domain: "ai.onnx.ml", inputs: inputs.indices.map { "x\($0)" },
                     outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
-    let op = try OperatorRegistry.make(node, opsets: ["": 17, "ai.onnx.ml": opset], constants: inputs.map { _ in nil })
+    let op = try OperatorRegistry.compile(node, opsets: ["": 17, "ai.onnx.ml": opset], constants: inputs.map { _ in nil })
     return try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: threads)))
 }
 

@@ -33,7 +33,7 @@ enum ConvTestSupport {
         let node = Node(name: "node", opType: opType, domain: domain,
                         inputs: inputs.indices.map { inputs[$0] == nil ? "" : "x\($0)" },
                         outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
-        let op = try OperatorRegistry.make(node, opsets: ["": opset], constants: inputs.map { _ in nil })
+        let op = try OperatorRegistry.compile(node, opsets: ["": opset], constants: inputs.map { _ in nil })
         return try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: threads)))
     }
 
@@ -42,7 +42,7 @@ enum ConvTestSupport {
                       domain: String = "", opset: Int = 22, outputs: Int = 1) throws -> [TensorType?] {
         let node = Node(name: "node", opType: opType, domain: domain, inputs: inputs.indices.map { "x\($0)" },
                         outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
-        return try OperatorRegistry.make(node, opsets: ["": opset], constants: inputs.map { _ in nil }).outputTypes(inputs)
+        return try OperatorRegistry.compile(node, opsets: ["": opset], constants: inputs.map { _ in nil }).outputTypes(inputs)
     }
 
     /// A float tensor of uniform values in [-1, 1].

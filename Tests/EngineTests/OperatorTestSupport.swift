@@ -20,10 +20,10 @@ func inferTypes(_ opType: String, _ types: [TensorType?], attributes: [String: A
 }
 
 func makeNode(_ opType: String, inputCount: Int, attributes: [String: AttributeValue], opset: Int, outputs: Int,
-              constants: [Tensor?]) throws -> any Operator {
+              constants: [Tensor?]) throws -> CompiledOperator {
     let node = Node(name: "node", opType: opType, inputs: (0..<inputCount).map { "x\($0)" },
                     outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
-    return try OperatorRegistry.make(node, opsets: ["": opset], constants: constants)
+    return try OperatorRegistry.compile(node, opsets: ["": opset], constants: constants)
 }
 
 /// How a call to an operator failed.
@@ -35,15 +35,16 @@ enum OperatorFailure: CustomStringConvertible {
     /// Anything else (a bug in the operator or the test).
     case unexpected(any Error)
 
-    /// True for an `OpError.invalidArgument` (bad values or shapes: the caller's fault at run time)
-    /// whose message contains `fragment`.
+    /// True for an `OpError.invalidArgument` (bad values, shapes, or element types a contract
+    /// refuses at run time: the caller's fault) whose message contains `fragment`.
     func isInvalidArgument(_ fragment: String) -> Bool {
         guard case .error(let error) = self else { return false }
         return error.kind == .invalidArgument && error.message.contains(fragment)
     }
 
-    /// True for an `OpError` of kind `.failure` (not blamed on the values: an element type the
-    /// operator does not take, a missing input) whose message contains `fragment`.
+    /// True for an `OpError` of kind `.failure` (not blamed on the values: at load, an element type
+    /// the operator's contract refuses; at run time, one an operator without a contract does not
+    /// take) whose message contains `fragment`.
     func isFailure(_ fragment: String) -> Bool {
         guard case .error(let error) = self else { return false }
         return error.kind == .failure && error.message.contains(fragment)

@@ -17,7 +17,7 @@ enum TensorOpsHarness {
                     outputs: Int = 1, constant: Set<Int> = [], threads: Int = 2) throws -> [Tensor] {
         var node = node(opType, inputs: inputs.count, outputs: outputs, attributes)
         node.inputs = inputs.enumerated().map { $0.element == nil ? "" : "in\($0.offset)" }
-        let op = try OperatorRegistry.make(node, opsets: ["": opset],
+        let op = try OperatorRegistry.compile(node, opsets: ["": opset],
                                            constants: inputs.enumerated().map { constant.contains($0.offset) ? $0.element : nil })
         return try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: threads)))
     }
@@ -32,7 +32,7 @@ enum TensorOpsHarness {
     static func types(_ opType: String, opset: Int = 21, _ inputs: [TensorType?], _ attributes: [String: AttributeValue] = [:],
                       outputs: Int = 1, constants: [Int: Tensor] = [:]) throws -> [TensorType?] {
         let node = node(opType, inputs: inputs.count, outputs: outputs, attributes)
-        let op = try OperatorRegistry.make(node, opsets: ["": opset], constants: inputs.indices.map { constants[$0] })
+        let op = try OperatorRegistry.compile(node, opsets: ["": opset], constants: inputs.indices.map { constants[$0] })
         return try op.outputTypes(inputs)
     }
 

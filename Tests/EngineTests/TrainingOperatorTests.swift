@@ -8,7 +8,7 @@ import Testing
 private func runTraining(_ opType: String, _ inputs: [Tensor], _ attributes: [String: AttributeValue], outputs: Int) throws -> [Tensor] {
     let node = Node(name: "node", opType: opType, domain: "ai.onnx.preview.training", inputs: inputs.indices.map { "x\($0)" },
                     outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
-    let op = try OperatorRegistry.make(node, opsets: ["": 21, "ai.onnx.preview.training": 1], constants: inputs.map { _ in nil })
+    let op = try OperatorRegistry.compile(node, opsets: ["": 21, "ai.onnx.preview.training": 1], constants: inputs.map { _ in nil })
     return try op.run(inputs, ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: 1)))
 }
 

@@ -11,15 +11,8 @@ struct Shrink: Operator {
         bias = Double(try context.float("bias", default: 0))
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.numeric)
-        return [x]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.numeric)
         let values = x.doubles().map { $0 < -lambda ? $0 + bias : $0 > lambda ? $0 - bias : 0 }
         return [try convert(Tensor(values, shape: x.shape), to: x.dataType, context)]
     }

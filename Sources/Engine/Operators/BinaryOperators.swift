@@ -5,38 +5,90 @@ import Tensors
 /// logic, bit operations, Pow, Where, and Sum/Mean/Max/Min over any number of inputs.
 enum BinaryOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Add", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.add), $0) },
-        OperatorDefinition("Sub", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.subtract), $0) },
-        OperatorDefinition("Mul", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.multiply), $0) },
-        OperatorDefinition("Div", versions: [1, 6, 7, 13, 14]) { try Binary(.arithmetic(.divide), $0) },
-        OperatorDefinition("Mod", versions: [10, 13, 28]) { context in
+        OperatorDefinition("Add", versions: [1, 6, 7, 13, 14], contracts: binary(.arithmetic(.add))) { try Binary(.arithmetic(.add), $0) },
+        OperatorDefinition("Sub", versions: [1, 6, 7, 13, 14], contracts: binary(.arithmetic(.subtract))) {
+            try Binary(.arithmetic(.subtract), $0)
+        },
+        OperatorDefinition("Mul", versions: [1, 6, 7, 13, 14], contracts: binary(.arithmetic(.multiply))) {
+            try Binary(.arithmetic(.multiply), $0)
+        },
+        OperatorDefinition("Div", versions: [1, 6, 7, 13, 14], contracts: binary(.arithmetic(.divide))) {
+            try Binary(.arithmetic(.divide), $0)
+        },
+        OperatorDefinition("Mod", versions: [10, 13, 28], contracts: binary(.arithmetic(.modulo))) { context in
             try Binary(.arithmetic(try context.int("fmod", default: 0) != 0 ? .remainder : .modulo), context)
         },
-        OperatorDefinition("Pow", versions: [1, 7, 12, 13, 15]) { try Pow($0) },
-        OperatorDefinition("BitShift", versions: [11, 28]) { context in
+        // The exponent has a type of its own since opset 12, the base's before.
+        OperatorDefinition("Pow", versions: [1, 7, 12, 13, 15], contracts: { version in
+            version < 12
+                ? OperatorContract(inputs: [.init("X", "T"), .init("Y", "T")], outputs: [.init("Z", "T")], types: ["T": Pow.baseTypes],
+                                   shape: version < 7 ? .sameAs(0) : .broadcast)
+                : OperatorContract(inputs: [.init("X", "T"), .init("Y", "T1")], outputs: [.init("Z", "T")],
+                                   types: ["T": Pow.baseTypes, "T1": ElementTypes.numeric], shape: .broadcast)
+        }) { try Pow($0) },
+        OperatorDefinition("BitShift", versions: [11, 28], contracts: binary(.bitwise(.shiftLeft), names: ("X", "Y", "Z"))) { context in
             switch try context.required("direction", context.string) {
             case "LEFT": return try Binary(.bitwise(.shiftLeft), context)
             case "RIGHT": return try Binary(.bitwise(.shiftRight), context)
             case let other: throw OpError("direction must be \"LEFT\" or \"RIGHT\", got \"\(other)\"")
             }
         },
-        OperatorDefinition("BitwiseAnd", versions: [18]) { try Binary(.bitwise(.and), $0) },
-        OperatorDefinition("BitwiseOr", versions: [18]) { try Binary(.bitwise(.or), $0) },
-        OperatorDefinition("BitwiseXor", versions: [18]) { try Binary(.bitwise(.xor), $0) },
-        OperatorDefinition("And", versions: [1, 7]) { try Binary(.logical(.and), $0) },
-        OperatorDefinition("Or", versions: [1, 7]) { try Binary(.logical(.or), $0) },
-        OperatorDefinition("Xor", versions: [1, 7]) { try Binary(.logical(.xor), $0) },
-        OperatorDefinition("Equal", versions: [1, 7, 11, 13, 19]) { try Binary(.comparison(.equal), $0) },
-        OperatorDefinition("Less", versions: [1, 7, 9, 13]) { try Binary(.comparison(.less), $0) },
-        OperatorDefinition("LessOrEqual", versions: [12, 16]) { try Binary(.comparison(.lessOrEqual), $0) },
-        OperatorDefinition("Greater", versions: [1, 7, 9, 13]) { try Binary(.comparison(.greater), $0) },
-        OperatorDefinition("GreaterOrEqual", versions: [12, 16]) { try Binary(.comparison(.greaterOrEqual), $0) },
-        OperatorDefinition("Where", versions: [9, 16]) { _ in Where() },
-        OperatorDefinition("Sum", versions: [1, 6, 8, 13]) { _ in Variadic(function: .sum) },
-        OperatorDefinition("Mean", versions: [1, 6, 8, 13]) { _ in Variadic(function: .mean) },
-        OperatorDefinition("Max", versions: [1, 6, 8, 12, 13]) { _ in Variadic(function: .maximum) },
-        OperatorDefinition("Min", versions: [1, 6, 8, 12, 13]) { _ in Variadic(function: .minimum) },
+        OperatorDefinition("BitwiseAnd", versions: [18], contracts: binary(.bitwise(.and))) { try Binary(.bitwise(.and), $0) },
+        OperatorDefinition("BitwiseOr", versions: [18], contracts: binary(.bitwise(.or))) { try Binary(.bitwise(.or), $0) },
+        OperatorDefinition("BitwiseXor", versions: [18], contracts: binary(.bitwise(.xor))) { try Binary(.bitwise(.xor), $0) },
+        OperatorDefinition("And", versions: [1, 7], contracts: binary(.logical(.and))) { try Binary(.logical(.and), $0) },
+        OperatorDefinition("Or", versions: [1, 7], contracts: binary(.logical(.or))) { try Binary(.logical(.or), $0) },
+        OperatorDefinition("Xor", versions: [1, 7], contracts: binary(.logical(.xor))) { try Binary(.logical(.xor), $0) },
+        OperatorDefinition("Equal", versions: [1, 7, 11, 13, 19], contracts: binary(.comparison(.equal))) {
+            try Binary(.comparison(.equal), $0)
+        },
+        OperatorDefinition("Less", versions: [1, 7, 9, 13], contracts: binary(.comparison(.less))) { try Binary(.comparison(.less), $0) },
+        OperatorDefinition("LessOrEqual", versions: [12, 16], contracts: binary(.comparison(.lessOrEqual))) {
+            try Binary(.comparison(.lessOrEqual), $0)
+        },
+        OperatorDefinition("Greater", versions: [1, 7, 9, 13], contracts: binary(.comparison(.greater))) {
+            try Binary(.comparison(.greater), $0)
+        },
+        OperatorDefinition("GreaterOrEqual", versions: [12, 16], contracts: binary(.comparison(.greaterOrEqual))) {
+            try Binary(.comparison(.greaterOrEqual), $0)
+        },
+        OperatorDefinition("Where", versions: [9, 16], contract: OperatorContract(
+            inputs: [.init("condition", "B"), .init("X", "T"), .init("Y", "T")], outputs: [.init("output", "T")],
+            types: ["B": [.bool], "T": ElementTypes.numeric.union([.bool, .string, .bfloat16])], shape: .broadcast)) { _ in Where() },
+        OperatorDefinition("Sum", versions: [1, 6, 8, 13], contract: variadic("sum", ElementTypes.floatingPoint)) { _ in
+            Variadic(function: .sum)
+        },
+        OperatorDefinition("Mean", versions: [1, 6, 8, 13], contract: variadic("mean", ElementTypes.floatingPoint)) { _ in
+            Variadic(function: .mean)
+        },
+        OperatorDefinition("Max", versions: [1, 6, 8, 12, 13], contract: variadic("max", ElementTypes.numeric)) { _ in
+            Variadic(function: .maximum)
+        },
+        OperatorDefinition("Min", versions: [1, 6, 8, 12, 13], contract: variadic("min", ElementTypes.numeric)) { _ in
+            Variadic(function: .minimum)
+        },
     ]
+
+    /// Inputs A and B of one type T, output C of T (comparisons and logic: of bool, T1), broadcast
+    /// from opset 7 on and A's shape before (see `LegacyBroadcast`).
+    static func binary(_ function: BinaryFunction, names: (String, String, String) = ("A", "B", "C"))
+        -> @Sendable (Int) -> OperatorContract
+    {
+        let output: OperatorContract.Parameter = switch function {
+        case .comparison, .logical: .init(names.2, .bool)
+        case .arithmetic, .bitwise: .init(names.2, "T")
+        }
+        let inputs: [OperatorContract.Parameter] = [.init(names.0, "T"), .init(names.1, "T")]
+        let broadcast = OperatorContract(inputs: inputs, outputs: [output], types: ["T": function.allowed], shape: .broadcast)
+        let legacy = OperatorContract(inputs: inputs, outputs: [output], types: ["T": function.allowed], shape: .sameAs(0))
+        return { version in version < 7 ? legacy : broadcast }
+    }
+
+    /// Sum, Mean, Max, Min: one or more inputs `data_0` of one type T, broadcast together.
+    static func variadic(_ output: String, _ allowed: Set<DataType>) -> OperatorContract {
+        OperatorContract(inputs: [.init("data_0", "T", .variadic(min: 1))], outputs: [.init(output, "T")],
+                         types: ["T": allowed], shape: .broadcast)
+    }
 }
 
 /// What a binary operator computes, by family.
@@ -70,10 +122,16 @@ enum BinaryFunction: Sendable {
         }
     }
 
-    /// `function(a, b)` elementwise, the inputs broadcast against each other.
+    /// `function(a, b)` elementwise, the inputs broadcast against each other, after checking their
+    /// element types (for operators that compute with it on values no contract of this function checked).
     func apply(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext) throws -> Tensor {
         if a.dataType != b.dataType { try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"]) }
         try checkElementType(a.dataType, allowed)
+        return try compute(a, b, context)
+    }
+
+    /// `apply` on inputs of one element type in `allowed` (checked by the operator's contract).
+    func compute(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext) throws -> Tensor {
         let layout = try broadcastLayout([a, b])
         let c = try context.allocate(outputType(a.dataType), layout.shape)
         if layout.count == 0 { return c }
@@ -90,11 +148,11 @@ enum BinaryFunction: Sendable {
                 }
             }
         case (.bitwise(let function), _):
-            _ = try a.dataType.visit(BitwiseKernel(function: function, layout: layout, a: a, b: b, c: c,
-                                                   parallelism: context.parallelism))
+            try requireKernel(a.dataType.visit(BitwiseKernel(function: function, layout: layout, a: a, b: b, c: c,
+                                                                 parallelism: context.parallelism)), a)
         case (.arithmetic, _), (.comparison, _):
-            _ = try a.dataType.visit(ArithmeticKernel(function: self, layout: layout, a: a, b: b, c: c,
-                                                      parallelism: context.parallelism))
+            try requireKernel(a.dataType.visit(ArithmeticKernel(function: self, layout: layout, a: a, b: b, c: c,
+                                                                    parallelism: context.parallelism)), a)
         }
         return c
     }
@@ -192,50 +250,33 @@ struct Binary: Operator {
         legacy = try LegacyBroadcast(context)
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let a = inputs.type(0), let b = inputs.type(1) else { return [] }
-        try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
-        try checkElementType(a.dataType, function.allowed)
-        let dims = legacy == nil ? try TensorType.broadcast([a.dims, b.dims]) : a.dims
-        return [TensorType(function.outputType(a.dataType), dims)]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let a = try inputs.required(0), b = try inputs.required(1)
-        return [try function.apply(a, try legacy?.align(b, to: a) ?? b, context)]
+        return [try function.compute(a, try legacy?.align(b, to: a) ?? b, context)]
     }
 }
 
 /// Pow: a numeric base raised to an exponent of any numeric type; the result has the base's type.
 struct Pow: Operator {
-    private static let baseTypes = ElementTypes.floatingPoint.union([.int32, .int64])
+    /// Element types of the base.
+    static let baseTypes = ElementTypes.floatingPoint.union([.int32, .int64])
     let legacy: LegacyBroadcast?
 
     init(_ context: OperatorContext) throws {
         legacy = try LegacyBroadcast(context)
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let base = inputs.type(0) else { return [] }
-        try checkElementType(base.dataType, Self.baseTypes, role: "base")
-        if let exponent = inputs.type(1) { try checkElementType(exponent.dataType, ElementTypes.numeric, role: "exponent") }
-        let dims = legacy == nil ? try TensorType.broadcast([base.dims, inputs.type(1)?.dims]) : base.dims
-        return [TensorType(base.dataType, dims)]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let base = try inputs.required(0)
         let exponent = try legacy?.align(try inputs.required(1), to: base) ?? inputs.required(1)
-        try checkElementType(base.dataType, Self.baseTypes, role: "base")
-        try checkElementType(exponent.dataType, ElementTypes.numeric, role: "exponent")
         let layout = try broadcastLayout([base, exponent])
         let result = try context.allocate(base.dataType, layout.shape)
         if base.dataType == exponent.dataType, base.dataType.isFloatingPoint {
-            _ = try base.dataType.visit(RealKernel(layout: layout, base: base, exponent: exponent, result: result,
-                                                   parallelism: context.parallelism))
+            try requireKernel(base.dataType.visit(RealKernel(layout: layout, base: base, exponent: exponent, result: result,
+                                                                 parallelism: context.parallelism)), base)
         } else {
-            _ = try base.dataType.visit(MixedKernel(layout: layout, base: base, exponent: exponent, result: result,
-                                                    parallelism: context.parallelism))
+            try requireKernel(base.dataType.visit(MixedKernel(layout: layout, base: base, exponent: exponent, result: result,
+                                                                  parallelism: context.parallelism)), base)
         }
         return [result]
     }
@@ -256,7 +297,7 @@ struct Pow: Operator {
     private struct MixedKernel: ArithmeticVisitor {
         let layout: BroadcastLayout, base: Tensor, exponent: Tensor, result: Tensor, parallelism: Parallelism
         func visit<T: ArithmeticElement>(_: T.Type) throws {
-            _ = try exponent.dataType.visit(ExponentKernel<T>(outer: self))
+            try requireKernel(exponent.dataType.visit(ExponentKernel<T>(outer: self)), exponent)
         }
     }
 
@@ -271,17 +312,8 @@ struct Pow: Operator {
 
 /// Where: `condition ? x : y` elementwise, all three broadcast together; any element type.
 struct Where: Operator {
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let condition = inputs.type(0) { try checkElementType(condition.dataType, [.bool], role: "condition") }
-        guard let x = inputs.type(1), let y = inputs.type(2) else { return [] }
-        try checkSameElementType([x.dataType, y.dataType], roles: ["X", "Y"])
-        return [TensorType(x.dataType, try TensorType.broadcast([inputs.type(0)?.dims, x.dims, y.dims]))]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let condition = try inputs.required(0), x = try inputs.required(1), y = try inputs.required(2)
-        try checkElementType(condition.dataType, [.bool], role: "condition")
-        try checkSameElementType([x.dataType, y.dataType], roles: ["X", "Y"])
         let layout = try broadcastLayout([condition, x, y])
         if x.dataType == .string {
             var strings = [String](repeating: "", count: layout.count)
@@ -324,10 +356,6 @@ struct Variadic: Operator {
     enum Function { case sum, mean, maximum, minimum }
     let function: Function
 
-    private var allowed: Set<DataType> {
-        function == .sum || function == .mean ? ElementTypes.floatingPoint : ElementTypes.numeric
-    }
-
     private var pairwise: BinaryFunction.Arithmetic {
         switch function {
         case .sum, .mean: .add
@@ -336,26 +364,17 @@ struct Variadic: Operator {
         }
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard !inputs.isEmpty else { throw OpError("needs at least one input") }
-        try checkSameElementType(inputs.map { $0?.dataType })
-        guard let first = inputs.first(where: { $0 != nil }) ?? nil else { return [] }
-        try checkElementType(first.dataType, allowed)
-        return [TensorType(first.dataType, try TensorType.broadcast(inputs.map { $0?.dims }))]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let tensors = try inputs.indices.map { try inputs.required($0) }
         guard let first = tensors.first else { throw OpError("needs at least one input") }
-        try checkSameElementType(tensors.map(\.dataType))
-        try checkElementType(first.dataType, allowed)
         var result = first
         for next in tensors.dropFirst() {
-            result = try BinaryFunction.arithmetic(pairwise).apply(result, next, context)
+            result = try BinaryFunction.arithmetic(pairwise).compute(result, next, context)
         }
         if function == .mean && tensors.count > 1 {
             let mean = try context.allocate(result.dataType, result.shape)
-            _ = try result.dataType.visit(DivideKernel(x: result, y: mean, divisor: tensors.count, parallelism: context.parallelism))
+            try requireKernel(result.dataType.visit(DivideKernel(x: result, y: mean, divisor: tensors.count,
+                                                                 parallelism: context.parallelism)), result)
             result = mean
         }
         return [result]

@@ -48,3 +48,12 @@ extension Array where Element == TensorType? {
     /// Type of input `index`, or nil when unknown or omitted.
     func type(_ index: Int) -> TensorType? { index < count ? self[index] : nil }
 }
+
+/// What a kernel visit over `x`'s element type returned, or an error when no kernel takes the type
+/// (the visit returned nil and wrote nothing). Contracts keep such types away from the operators;
+/// this guards the operators that run one another internally (a reduction's final square root).
+@discardableResult
+func requireKernel<Output>(_ visited: Output?, _ x: Tensor) throws -> Output {
+    guard let visited else { throw OpError("no kernel for element type \(x.dataType)") }
+    return visited
+}

@@ -16,7 +16,7 @@ enum NormalizationOperators {
         },
         OperatorDefinition("GroupNormalization", versions: [18, 21]) { try RowNormalization(group: $0) },
         OperatorDefinition("MeanVarianceNormalization", versions: [9, 13]) { try MeanVarianceNormalization($0) },
-        OperatorDefinition("LRN", versions: [1, 13]) { try LocalResponseNormalization($0) },
+        OperatorDefinition("LRN", versions: [1, 13], contract: .unary(ElementTypes.floatingPoint)) { try LocalResponseNormalization($0) },
     ]
 }
 
@@ -322,11 +322,9 @@ struct LocalResponseNormalization: UnaryElementwise {
         bias = try context.float("bias", default: 1)
     }
 
-    var allowed: Set<DataType> { ElementTypes.floatingPoint }
-
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
         guard x.shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, got shape \(x.shape)") }
-        _ = try x.dataType.visit(Kernel(operator: self, x: x, y: y, parallelism: parallelism))
+        try requireKernel(x.dataType.visit(Kernel(operator: self, x: x, y: y, parallelism: parallelism)), x)
     }
 
     private struct Kernel: RealVisitor {

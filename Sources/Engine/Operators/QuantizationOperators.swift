@@ -17,11 +17,12 @@ enum QuantizationOperators {
         OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
         // QuantizeLinear then DequantizeLinear on a float tensor, per tensor (made by
         // `QuantizeDequantizeFusion`; the scale and zero point in its activation attributes).
-        OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1]) { context in
+        OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1],
+                           contract: .unary([.float])) { context in
             guard let activation = try Activation(fusedAttributesOf: context), case .quantizeDequantize = activation else {
                 throw OpError("QuantizeDequantize needs its activation attributes")
             }
-            return ActivationOperator(activation, allowed: [.float])
+            return ActivationOperator(activation)
         },
     ]
 

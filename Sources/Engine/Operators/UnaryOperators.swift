@@ -4,42 +4,41 @@ import Tensors
 /// Unary math: `y = f(x)` element by element, same shape.
 enum UnaryOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Abs", versions: [1, 6, 13]) { _ in ArithmeticUnary(function: .absolute) },
-        OperatorDefinition("Neg", versions: [1, 6, 13]) { _ in ArithmeticUnary(function: .negate) },
-        OperatorDefinition("Sign", versions: [9, 13]) { _ in ArithmeticUnary(function: .sign) },
-        OperatorDefinition("Exp", versions: [1, 6, 13]) { _ in RealUnary(function: .exp) },
-        OperatorDefinition("Log", versions: [1, 6, 13]) { _ in RealUnary(function: .log) },
-        OperatorDefinition("Sqrt", versions: [1, 6, 13]) { _ in RealUnary(function: .sqrt) },
-        OperatorDefinition("Reciprocal", versions: [1, 6, 13]) { _ in RealUnary(function: .reciprocal) },
-        OperatorDefinition("Floor", versions: [1, 6, 13]) { _ in RealUnary(function: .floor) },
-        OperatorDefinition("Ceil", versions: [1, 6, 13]) { _ in RealUnary(function: .ceil) },
-        OperatorDefinition("Round", versions: [11, 22]) { _ in RealUnary(function: .round) },
-        OperatorDefinition("Erf", versions: [9, 13]) { _ in RealUnary(function: .erf) },
-        OperatorDefinition("Sin", versions: [7, 22]) { _ in RealUnary(function: .sin) },
-        OperatorDefinition("Cos", versions: [7, 22]) { _ in RealUnary(function: .cos) },
-        OperatorDefinition("Tan", versions: [7, 22]) { _ in RealUnary(function: .tan) },
-        OperatorDefinition("Asin", versions: [7, 22]) { _ in RealUnary(function: .asin) },
-        OperatorDefinition("Acos", versions: [7, 22]) { _ in RealUnary(function: .acos) },
-        OperatorDefinition("Atan", versions: [7, 22]) { _ in RealUnary(function: .atan) },
-        OperatorDefinition("Sinh", versions: [9, 22]) { _ in RealUnary(function: .sinh) },
-        OperatorDefinition("Cosh", versions: [9, 22]) { _ in RealUnary(function: .cosh) },
-        OperatorDefinition("Asinh", versions: [9, 22]) { _ in RealUnary(function: .asinh) },
-        OperatorDefinition("Acosh", versions: [9, 22]) { _ in RealUnary(function: .acosh) },
-        OperatorDefinition("Atanh", versions: [9, 22]) { _ in RealUnary(function: .atanh) },
-        OperatorDefinition("IsNaN", versions: [9, 13, 20]) { _ in FloatClassification(detectNaN: true) },
-        OperatorDefinition("IsInf", versions: [10, 20]) { context in
+        OperatorDefinition("Abs", versions: [1, 6, 13], contract: .unary(ElementTypes.numeric)) { _ in ArithmeticUnary(function: .absolute) },
+        OperatorDefinition("Neg", versions: [1, 6, 13], contract: .unary(ElementTypes.signedNumeric)) { _ in ArithmeticUnary(function: .negate) },
+        OperatorDefinition("Sign", versions: [9, 13], contract: .unary(ElementTypes.numeric, input: "input", output: "output")) { _ in ArithmeticUnary(function: .sign) },
+        OperatorDefinition("Exp", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .exp) },
+        OperatorDefinition("Log", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .log) },
+        OperatorDefinition("Sqrt", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint)) { _ in RealUnary(function: .sqrt) },
+        OperatorDefinition("Reciprocal", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint)) { _ in RealUnary(function: .reciprocal) },
+        OperatorDefinition("Floor", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint)) { _ in RealUnary(function: .floor) },
+        OperatorDefinition("Ceil", versions: [1, 6, 13], contract: .unary(ElementTypes.floatingPoint)) { _ in RealUnary(function: .ceil) },
+        OperatorDefinition("Round", versions: [11, 22], contract: .unary(ElementTypes.floatingPoint)) { _ in RealUnary(function: .round) },
+        OperatorDefinition("Erf", versions: [9, 13], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .erf) },
+        OperatorDefinition("Sin", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .sin) },
+        OperatorDefinition("Cos", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .cos) },
+        OperatorDefinition("Tan", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .tan) },
+        OperatorDefinition("Asin", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .asin) },
+        OperatorDefinition("Acos", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .acos) },
+        OperatorDefinition("Atan", versions: [7, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .atan) },
+        OperatorDefinition("Sinh", versions: [9, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .sinh) },
+        OperatorDefinition("Cosh", versions: [9, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .cosh) },
+        OperatorDefinition("Asinh", versions: [9, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .asinh) },
+        OperatorDefinition("Acosh", versions: [9, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .acosh) },
+        OperatorDefinition("Atanh", versions: [9, 22], contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { _ in RealUnary(function: .atanh) },
+        OperatorDefinition("IsNaN", versions: [9, 13, 20], contract: .unary(ElementTypes.floatingPoint, variable: "T1", result: .bool)) { _ in FloatClassification(detectNaN: true) },
+        OperatorDefinition("IsInf", versions: [10, 20], contract: .unary(ElementTypes.floatingPoint, variable: "T1", result: .bool)) { context in
             FloatClassification(detectNegativeInfinity: try context.int("detect_negative", default: 1) != 0,
                                 detectPositiveInfinity: try context.int("detect_positive", default: 1) != 0)
         },
-        OperatorDefinition("Not", versions: [1]) { _ in Not() },
-        OperatorDefinition("BitwiseNot", versions: [18]) { _ in BitwiseNot() },
+        OperatorDefinition("Not", versions: [1], contract: .unary([.bool])) { _ in Not() },
+        OperatorDefinition("BitwiseNot", versions: [18], contract: .unary(ElementTypes.integers)) { _ in BitwiseNot() },
     ]
 }
 
-/// A unary elementwise operator: checks the element type, allocates `y` with `x`'s shape and fills it.
+/// A unary elementwise operator: allocates `y` with `x`'s shape and fills it. Its definition's
+/// contract (`OperatorContract.unary`) says which element types `x` may have, and `y`'s.
 protocol UnaryElementwise: Operator {
-    /// Element types `x` may have.
-    var allowed: Set<DataType> { get }
     /// Element type of `y` for an `x` of type `input` (the same, unless the operator says otherwise).
     func outputElementType(_ input: DataType) -> DataType
     /// Fills `y` from `x`.
@@ -49,15 +48,8 @@ protocol UnaryElementwise: Operator {
 extension UnaryElementwise {
     func outputElementType(_ input: DataType) -> DataType { input }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, allowed)
-        return [TensorType(outputElementType(x.dataType), x.dims)]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, allowed)
         let y = try context.allocate(outputElementType(x.dataType), x.shape)
         try compute(x, into: y, context.parallelism)
         return [y]
@@ -69,10 +61,8 @@ struct ArithmeticUnary: UnaryElementwise {
     enum Function { case absolute, negate, sign }
     let function: Function
 
-    var allowed: Set<DataType> { function == .negate ? ElementTypes.signedNumeric : ElementTypes.numeric }
-
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism))
+        try requireKernel(x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism)), x)
     }
 
     private struct Kernel: ArithmeticVisitor {
@@ -92,10 +82,8 @@ struct RealUnary: UnaryElementwise {
     enum Function { case exp, log, sqrt, reciprocal, floor, ceil, round, erf, sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh }
     let function: Function
 
-    var allowed: Set<DataType> { ElementTypes.floatingPoint }
-
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        _ = try x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism))
+        try requireKernel(x.dataType.visit(Kernel(function: function, x: x, y: y, parallelism: parallelism)), x)
     }
 
     private struct Kernel: RealVisitor {
@@ -132,11 +120,10 @@ struct FloatClassification: UnaryElementwise {
     var detectNegativeInfinity = false
     var detectPositiveInfinity = false
 
-    var allowed: Set<DataType> { ElementTypes.floatingPoint }
     func outputElementType(_ input: DataType) -> DataType { .bool }
 
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        _ = try x.dataType.visit(Kernel(test: self, x: x, y: y, parallelism: parallelism))
+        try requireKernel(x.dataType.visit(Kernel(test: self, x: x, y: y, parallelism: parallelism)), x)
     }
 
     private struct Kernel: RealVisitor {
@@ -150,8 +137,6 @@ struct FloatClassification: UnaryElementwise {
 
 /// Logical negation of a bool tensor.
 struct Not: UnaryElementwise {
-    var allowed: Set<DataType> { [.bool] }
-
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) {
         mapElements(x, into: y, parallelism, Elementwise.LogicalNot())
     }
@@ -159,10 +144,8 @@ struct Not: UnaryElementwise {
 
 /// Bitwise complement of an integer tensor.
 struct BitwiseNot: UnaryElementwise {
-    var allowed: Set<DataType> { ElementTypes.integers }
-
     func compute(_ x: Tensor, into y: Tensor, _ parallelism: Parallelism) throws {
-        _ = try x.dataType.visit(Kernel(x: x, y: y, parallelism: parallelism))
+        try requireKernel(x.dataType.visit(Kernel(x: x, y: y, parallelism: parallelism)), x)
     }
 
     private struct Kernel: IntegerVisitor {

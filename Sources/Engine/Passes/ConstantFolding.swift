@@ -34,9 +34,9 @@ struct ConstantFolding: GraphPass {
                   definition.traits.isDisjoint(with: [.random, .subgraphs]) else { continue }
             let inputs = node.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }
             // A node that fails here fails the same way at run time; leave it for then.
-            guard let op = try? OperatorRegistry.make(node, opsets: opsets, constants: inputs),
-                  Self.fits(op, node: node, inputs: inputs, budget: budget),
-                  let results = try? op.run(inputs, context),
+            guard let compiled = try? OperatorRegistry.compile(node, opsets: opsets, constants: inputs),
+                  Self.fits(compiled, node: node, inputs: inputs, budget: budget),
+                  let results = try? compiled.run(inputs, context),
                   node.outputs.indices.allSatisfy({ node.outputs[$0].isEmpty || $0 < results.count }) else { continue }
             for (position, output) in node.outputs.enumerated() where !output.isEmpty {
                 graph.initializers[output] = results[position]
@@ -49,9 +49,11 @@ struct ConstantFolding: GraphPass {
 
     /// True when the outputs `op` will produce from `inputs` are known to fit `budget` bytes (or
     /// their size is unknown but the inputs are small).
-    private static func fits(_ op: any Operator, node: Node, inputs: [Tensor?], budget: Int) -> Bool {
+    private static func fits(_ compiled: CompiledOperator, node: Node, inputs: [Tensor?], budget: Int) -> Bool {
         // Inputs the operator's type rules refuse are never run: the plan refuses the model.
-        guard let types = try? op.outputTypes(inputs.map { $0.map { TensorType($0.dataType, shape: $0.shape) } }) else { return false }
+        guard let types = try? OperatorContract.outputTypes(of: compiled.op, contract: compiled.contract,
+                                                            inputs.map { $0.map { TensorType($0.dataType, shape: $0.shape) } },
+                                                            present: node.inputs.map { !$0.isEmpty }) else { return false }
         var total = 0
         for (position, output) in node.outputs.enumerated() where !output.isEmpty {
             guard position < types.count, let type = types[position], let shape = type.shape,
