@@ -4,8 +4,10 @@ import Tensors
 /// Determinants and vector norms along an axis.
 enum LinearAlgebraOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Det", versions: [11, 22]) { _ in Determinant() },
-        OperatorDefinition("LpNormalization", versions: [1, 22]) { try LpNormalization($0) },
+        OperatorDefinition("Det", versions: [11, 22], contract: OperatorContract(
+            inputs: [.init("X", "T")], outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint])) { _ in Determinant() },
+        OperatorDefinition("LpNormalization", versions: [1, 22],
+                           contract: .unary(ElementTypes.floatingPoint, input: "input", output: "output")) { try LpNormalization($0) },
     ]
 }
 
@@ -13,13 +15,11 @@ enum LinearAlgebraOperators {
 struct Determinant: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, x.dims.map { Array($0.dropLast(2)) })]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let rank = x.shape.rank
         guard rank >= 2, x.shape[rank - 1] == x.shape[rank - 2] else {
             throw OpError.invalidArgument("input must be [..., M, M], got \(x.shape)")
@@ -63,15 +63,8 @@ struct LpNormalization: Operator {
         guard p == 1 || p == 2 else { throw OpError("p must be 1 or 2, got \(p)") }
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        return [x]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let axis = try Layout.axis(axis, rank: max(x.shape.rank, 1))
         let dims = x.shape.rank == 0 ? [1] : x.shape.dims
         let size = dims[axis], inner = dims[(axis + 1)...].reduce(1, *), outer = dims[..<axis].reduce(1, *)

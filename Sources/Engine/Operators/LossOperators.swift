@@ -6,9 +6,16 @@ import Tensors
 /// SoftmaxCrossEntropyLoss, computed in double and returned in the input's type.
 enum LossOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("NegativeLogLikelihoodLoss", versions: [12, 13, 22]) { try ClassLoss($0, softmax: false) },
-        OperatorDefinition("SoftmaxCrossEntropyLoss", versions: [12, 13]) { try ClassLoss($0, softmax: true) },
+        OperatorDefinition("NegativeLogLikelihoodLoss", versions: [12, 13, 22], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("target", "Tind"), .init("weight", "T", .optional)], outputs: [.init("loss", "T")],
+            types: types)) { try ClassLoss($0, softmax: false) },
+        OperatorDefinition("SoftmaxCrossEntropyLoss", versions: [12, 13], contract: OperatorContract(
+            inputs: [.init("scores", "T"), .init("labels", "Tind"), .init("weights", "T", .optional)],
+            outputs: [.init("output", "T"), .init("log_prob", "T", .optional)], types: types)) { try ClassLoss($0, softmax: true) },
     ]
+
+    /// Floating-point scores and weights, int32 or int64 class indices.
+    static let types: [String: Set<DataType>] = ["T": ElementTypes.floatingPoint, "Tind": [.int32, .int64]]
 }
 
 /// NegativeLogLikelihoodLoss (input: log-probabilities) and SoftmaxCrossEntropyLoss (input: scores,
@@ -38,21 +45,14 @@ struct ClassLoss: Operator {
         if !softmax && outputCount > 1 { throw OpError("NegativeLogLikelihoodLoss has one output") }
     }
 
-    private static let indexTypes: Set<DataType> = [.int32, .int64]
-
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let target = inputs.type(1) { try checkElementType(target.dataType, Self.indexTypes, role: "target") }
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        if let weight = inputs.type(2) { try checkSameElementType([x.dataType, weight.dataType], roles: ["input", "weight"]) }
         let loss = TensorType(x.dataType, reduction == .none ? inputs.type(1)?.dims : [])
         return softmax ? [loss, x] : [loss]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), target = try inputs.required(1), weight = inputs.optional(2)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        try checkElementType(target.dataType, Self.indexTypes, role: "target")
         guard x.shape.rank >= 2 else { throw OpError.invalidArgument("input must be [N, C, ...], got \(x.shape)") }
         let batch = x.shape[0], classes = x.shape[1]
         let expected = [batch] + Array(x.shape.dims.dropFirst(2))
@@ -61,7 +61,6 @@ struct ClassLoss: Operator {
         }
         var weights: [Double]?
         if let weight {
-            try checkSameElementType([x.dataType, weight.dataType], roles: ["input", "weight"])
             guard weight.shape.dims == [classes] else { throw OpError.invalidArgument("weight shape \(weight.shape) must be [\(classes)]") }
             weights = weight.doubles()
         }

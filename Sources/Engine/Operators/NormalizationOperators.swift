@@ -15,7 +15,9 @@ enum NormalizationOperators {
             try RowNormalization(layer: $0)
         },
         OperatorDefinition("GroupNormalization", versions: [18, 21]) { try RowNormalization(group: $0) },
-        OperatorDefinition("MeanVarianceNormalization", versions: [9, 13]) { try MeanVarianceNormalization($0) },
+        OperatorDefinition("MeanVarianceNormalization", versions: [9, 13], contract: .unary(ElementTypes.floatingPoint)) {
+            try MeanVarianceNormalization($0)
+        },
         OperatorDefinition("LRN", versions: [1, 13], contract: .unary(ElementTypes.floatingPoint)) { try LocalResponseNormalization($0) },
     ]
 }
@@ -290,15 +292,8 @@ struct MeanVarianceNormalization: Operator {
         axes = try context.ints("axes") ?? [0, 2, 3]
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        return [x]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let mean = Reduce(.mean, axes: axes, keepDims: true)
         let centered = try BinaryFunction.arithmetic(.subtract).apply(x, try mean.run([x], context)[0], context)
         let squares = try BinaryFunction.arithmetic(.multiply).apply(centered, centered, context)

@@ -16,12 +16,19 @@ enum RandomOperators {
         OperatorDefinition("RandomNormal", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: false) },
         OperatorDefinition("RandomUniformLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .uniform, like: true) },
         OperatorDefinition("RandomNormalLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: true) },
-        OperatorDefinition("Bernoulli", versions: [15, 22], traits: .random) { try Bernoulli($0) },
-        OperatorDefinition("Multinomial", versions: [7, 22], traits: .random) { try Multinomial($0) },
+        OperatorDefinition("Bernoulli", versions: [15, 22], traits: .random, contract: OperatorContract(
+            inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+            types: ["T1": ElementTypes.floatingPoint, "T2": bernoulliTypes])) { try Bernoulli($0) },
+        OperatorDefinition("Multinomial", versions: [7, 22], traits: .random, contract: OperatorContract(
+            inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+            types: ["T1": ElementTypes.floatingPoint, "T2": [.int32, .int64]])) { try Multinomial($0) },
     ]
 
     /// Element types the generators write.
     static let outputTypes: Set<DataType> = [.float16, .float, .double]
+
+    /// Element types Bernoulli writes (its `dtype`).
+    static let bernoulliTypes = ElementTypes.numeric.union([.bool])
 
     /// The `dtype` attribute as a type in `allowed`, or nil when absent.
     static func dataType(_ context: OperatorContext, allowed: Set<DataType>) throws -> DataType? {
@@ -133,19 +140,17 @@ struct Bernoulli: Operator {
     let source: RandomSource
 
     init(_ context: OperatorContext) throws {
-        dataType = try RandomOperators.dataType(context, allowed: ElementTypes.numeric.union([.bool]))
+        dataType = try RandomOperators.dataType(context, allowed: RandomOperators.bernoulliTypes)
         source = try RandomSource(context)
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(dataType ?? x.dataType, x.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let probabilities = x.doubles()
         let y = try context.allocate(.double, x.shape)
         let values = y.mutablePointer(as: Double.self)
@@ -175,13 +180,11 @@ struct Multinomial: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(dataType, x.dims.map { [$0.first ?? .unknown, .fixed(samples)] })]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         guard x.shape.rank == 2 else { throw OpError.invalidArgument("input must be [batch, classes], got \(x.shape)") }
         let batch = x.shape[0], classes = x.shape[1]
         guard classes > 0 || batch == 0 else { throw OpError.invalidArgument("input has no classes to draw from") }

@@ -4,19 +4,43 @@ import Tensors
 /// Reductions over a set of axes (Reduce*) and index reductions along one axis (ArgMax, ArgMin).
 enum ReductionOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("ReduceSum", versions: [1, 11, 13]) { try Reduce(.sum, $0, axesInputSince: 13) },
-        OperatorDefinition("ReduceMean", versions: [1, 11, 13, 18]) { try Reduce(.mean, $0) },
-        OperatorDefinition("ReduceMax", versions: [1, 11, 12, 13, 18, 20]) { try Reduce(.maximum, $0) },
-        OperatorDefinition("ReduceMin", versions: [1, 11, 12, 13, 18, 20]) { try Reduce(.minimum, $0) },
-        OperatorDefinition("ReduceProd", versions: [1, 11, 13, 18]) { try Reduce(.product, $0) },
-        OperatorDefinition("ReduceL1", versions: [1, 11, 13, 18]) { try Reduce(.l1, $0) },
-        OperatorDefinition("ReduceL2", versions: [1, 11, 13, 18]) { try Reduce(.l2, $0) },
-        OperatorDefinition("ReduceLogSum", versions: [1, 11, 13, 18, 28]) { try Reduce(.logSum, $0) },
-        OperatorDefinition("ReduceLogSumExp", versions: [1, 11, 13, 18, 28]) { try Reduce(.logSumExp, $0) },
-        OperatorDefinition("ReduceSumSquare", versions: [1, 11, 13, 18]) { try Reduce(.sumSquare, $0) },
-        OperatorDefinition("ArgMax", versions: [1, 11, 12, 13]) { try ArgExtremum(largest: true, $0) },
-        OperatorDefinition("ArgMin", versions: [1, 11, 12, 13]) { try ArgExtremum(largest: false, $0) },
+        OperatorDefinition("ReduceSum", versions: [1, 11, 13], contracts: reduce(.sum, axesInputSince: 13)) {
+            try Reduce(.sum, $0, axesInputSince: 13)
+        },
+        OperatorDefinition("ReduceMean", versions: [1, 11, 13, 18], contracts: reduce(.mean)) { try Reduce(.mean, $0) },
+        OperatorDefinition("ReduceMax", versions: [1, 11, 12, 13, 18, 20], contracts: reduce(.maximum)) { try Reduce(.maximum, $0) },
+        OperatorDefinition("ReduceMin", versions: [1, 11, 12, 13, 18, 20], contracts: reduce(.minimum)) { try Reduce(.minimum, $0) },
+        OperatorDefinition("ReduceProd", versions: [1, 11, 13, 18], contracts: reduce(.product)) { try Reduce(.product, $0) },
+        OperatorDefinition("ReduceL1", versions: [1, 11, 13, 18], contracts: reduce(.l1)) { try Reduce(.l1, $0) },
+        OperatorDefinition("ReduceL2", versions: [1, 11, 13, 18], contracts: reduce(.l2)) { try Reduce(.l2, $0) },
+        OperatorDefinition("ReduceLogSum", versions: [1, 11, 13, 18, 28], contracts: reduce(.logSum)) { try Reduce(.logSum, $0) },
+        OperatorDefinition("ReduceLogSumExp", versions: [1, 11, 13, 18, 28], contracts: reduce(.logSumExp)) {
+            try Reduce(.logSumExp, $0)
+        },
+        OperatorDefinition("ReduceSumSquare", versions: [1, 11, 13, 18], contracts: reduce(.sumSquare)) { try Reduce(.sumSquare, $0) },
+        OperatorDefinition("ArgMax", versions: [1, 11, 12, 13], contract: argExtremum) { try ArgExtremum(largest: true, $0) },
+        OperatorDefinition("ArgMin", versions: [1, 11, 12, 13], contract: argExtremum) { try ArgExtremum(largest: false, $0) },
     ]
+
+    /// `data` of T reduced to `reduced` of T, over the axes of an attribute or, from
+    /// `axesInputSince`, of the optional int64 input `axes`. T: the ONNX types the function takes
+    /// that we compute with (float16 in float; bfloat16 widened before).
+    static func reduce(_ function: Reduce.Function, axesInputSince: Int = 18) -> @Sendable (Int) -> OperatorContract {
+        let wideIntegers: Set<DataType> = [.int32, .int64, .uint32, .uint64]
+        let allowed = switch function {
+        case .l2, .logSum, .logSumExp: ElementTypes.floatingPoint
+        case .maximum, .minimum: ElementTypes.floatingPoint.union(wideIntegers).union([.int8, .uint8, .bool])
+        case .sum, .mean, .product, .l1, .sumSquare: ElementTypes.floatingPoint.union(wideIntegers)
+        }
+        let output: [OperatorContract.Parameter] = [.init("reduced", "T")]
+        let attribute = OperatorContract(inputs: [.init("data", "T")], outputs: output, types: ["T": allowed])
+        let input = OperatorContract(inputs: [.init("data", "T"), .init("axes", .int64, .optional)], outputs: output, types: ["T": allowed])
+        return { version in version >= axesInputSince ? input : attribute }
+    }
+
+    /// ArgMax and ArgMin: `data` of any numeric type to int64 indices.
+    static let argExtremum = OperatorContract(inputs: [.init("data", "T")], outputs: [.init("reduced", .int64)],
+                                              types: ["T": ElementTypes.numeric])
 }
 
 /// Reduce* over the axes from the `axes` attribute (older opsets) or the optional second input.
@@ -51,14 +75,6 @@ struct Reduce: Operator {
         axesFromInput = false
     }
 
-    private var allowed: Set<DataType> {
-        switch function {
-        case .l2, .logSum, .logSumExp: ElementTypes.floatingPoint
-        case .maximum, .minimum: ElementTypes.numeric.union([.bool])
-        case .sum, .mean, .product, .l1, .sumSquare: ElementTypes.numeric
-        }
-    }
-
     /// The kernel for the first pass over the data, and for every later pass (over data the first
     /// already mapped: squares and absolute values are summed plainly).
     private var kinds: (first: Reduction.Kind?, rest: Reduction.Kind?) {
@@ -75,7 +91,6 @@ struct Reduce: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, allowed)
         guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
         guard let axes = knownAxes else {
             // Axes known only at run time: with keepdims the rank still is the input's.
@@ -102,7 +117,6 @@ struct Reduce: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, allowed)
         let axesTensor = axesFromInput ? inputs.optional(1) : nil
         let axes = try normalizedAxes(Layout.optionalIntegers(axesTensor, "axes") ?? knownAxes ?? [], rank: x.shape.rank)
         let outputShape = Shape(reducedDims(x.shape.dims, axes, fixed: 1))
@@ -230,7 +244,6 @@ struct ArgExtremum: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.numeric)
         guard var dims = x.dims else { return [TensorType(.int64, nil)] }
         let axis = try normalizedAxis(rank: dims.count)
         if keepDims { dims[axis] = .fixed(1) } else { dims.remove(at: axis) }
@@ -239,7 +252,6 @@ struct ArgExtremum: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.numeric)
         let axis = try normalizedAxis(rank: x.shape.rank)
         guard x.shape[axis] > 0 else { throw OpError.invalidArgument("cannot take the extreme of an empty axis \(axis) in shape \(x.shape)") }
         var dims = x.shape.dims

@@ -5,10 +5,23 @@ import Tensors
 /// (default 1) and the function runs over each row; from 13 it runs along `axis` (default -1).
 enum SoftmaxOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Softmax", versions: [1, 11, 13]) { try SoftmaxOperator(.softmax, $0) },
-        OperatorDefinition("LogSoftmax", versions: [1, 11, 13]) { try SoftmaxOperator(.logSoftmax, $0) },
-        OperatorDefinition("Hardmax", versions: [1, 11, 13]) { try SoftmaxOperator(.hardmax, $0) },
+        // Softmax reads bfloat16 itself (see `LowPrecisionWidening.bfloat16Native`); the other two
+        // get it widened to float.
+        OperatorDefinition("Softmax", versions: [1, 11, 13], contract: contract(ElementTypes.floatingPoint.union([.bfloat16]))) {
+            try SoftmaxOperator(.softmax, $0)
+        },
+        OperatorDefinition("LogSoftmax", versions: [1, 11, 13], contract: contract(ElementTypes.floatingPoint)) {
+            try SoftmaxOperator(.logSoftmax, $0)
+        },
+        OperatorDefinition("Hardmax", versions: [1, 11, 13], contract: contract(ElementTypes.floatingPoint)) {
+            try SoftmaxOperator(.hardmax, $0)
+        },
     ]
+
+    /// `input` to `output` of one type T; the shape rule (which checks the axis) is the operator's.
+    static func contract(_ allowed: Set<DataType>) -> OperatorContract {
+        OperatorContract(inputs: [.init("input", "T")], outputs: [.init("output", "T")], types: ["T": allowed])
+    }
 }
 
 struct SoftmaxOperator: Operator {
@@ -24,15 +37,8 @@ struct SoftmaxOperator: Operator {
         axis = try context.int("axis", default: coercedTo2D ? 1 : -1)
     }
 
-    /// Softmax reads bfloat16 itself (see `LowPrecisionWidening.bfloat16Native`); the other two
-    /// get it widened to float.
-    private var allowed: Set<DataType> {
-        function == .softmax ? ElementTypes.floatingPoint.union([.bfloat16]) : ElementTypes.floatingPoint
-    }
-
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, allowed)
         if let rank = x.rank { _ = try layout(Shape([Int](repeating: 1, count: rank))) }
         return [x]
     }
@@ -51,7 +57,6 @@ struct SoftmaxOperator: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, allowed)
         let (outer, length, inner) = try layout(original.shape)
         if original.dataType == .bfloat16 {
             // As ONNX's reference rounds it (ONNX Runtime has no bfloat16 Softmax on CPU).

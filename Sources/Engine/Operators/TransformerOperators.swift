@@ -9,7 +9,9 @@ enum TransformerOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("RMSNormalization", versions: [23]) { try RMSNormalization($0) },
         OperatorDefinition("RotaryEmbedding", versions: [23]) { try RotaryEmbeddingOperator(onnx: $0) },
-        OperatorDefinition("SwiGLU", versions: [28]) { try SwiGLU($0) },
+        OperatorDefinition("SwiGLU", versions: [28], contract: OperatorContract(
+            inputs: [.init("A", "T"), .init("B", "T")], outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint],
+            shape: .sameAs(0))) { try SwiGLU($0) },
         OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
         OperatorDefinition("TensorScatter", versions: [24]) { try TensorScatter($0) },
         OperatorDefinition("CausalConvWithState", versions: [27]) { try CausalConvWithState($0) },
@@ -143,16 +145,8 @@ struct SwiGLU: Operator {
         alpha = try context.float("alpha", default: 1)
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let a = inputs.type(0) else { return [] }
-        try checkElementType(a.dataType, ElementTypes.floatingPoint)
-        return [a]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let a = try inputs.required(0), b = try inputs.required(1)
-        try checkElementType(a.dataType, ElementTypes.floatingPoint)
-        try checkSameElementType([a.dataType, b.dataType], roles: ["A", "B"])
         guard a.shape == b.shape else { throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) must have one shape") }
         let x = try convert(a, to: .float, context), gate = try convert(b, to: .float, context)
         let y = try context.allocate(.float, a.shape)
