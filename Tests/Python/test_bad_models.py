@@ -300,3 +300,18 @@ def test_daemon_reports_each_hostile_model_and_serves_the_others(binary, tmp_pat
         assert answer.json()["predictions"] == [[0, 0, 1], [2, 0, 4]]
     finally:
         assert daemon.stop() == 0
+
+
+def test_element_type_unknown_at_load_is_refused_at_run(binary, tmp_path):
+    # x declares no type: Sigmoid's contract passes at load and refuses the int32 fed at run, as
+    # the feed's fault (invalid input, which the daemon answers with 400).
+    x = onnx.ValueInfoProto(name="x")
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"], name="act")], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    path = save(tmp_path, model)
+    for dtype, expected_code in [(np.float32, 0), (np.int32, 1)]:
+        (tmp_path / "x.pb").write_bytes(numpy_helper.from_array(np.zeros([2], dtype), "x").SerializeToString())
+        code, _, err = run_cli(binary, "run", path, "--input", str(tmp_path / "x.pb"), "--output-dir", str(tmp_path / "out"))
+        assert code == expected_code, err
+    assert "invalid input: Sigmoid 'act': input 'X' has element type int32; T must be one of: float, float16, double" in err
