@@ -8,7 +8,10 @@ struct Einsum: Operator {
     let inputTerms: [String]
     let outputTerm: String?
 
-    static let definition = OperatorDefinition("Einsum", versions: [12, 28]) { try Einsum($0) }
+    static let definition = OperatorDefinition("Einsum", versions: [12, 28], contract: OperatorContract(
+        inputs: [.init("Inputs", "T", .variadic(min: 1))], outputs: [.init("Output", "T")], types: ["T": ElementTypes.numeric])) {
+        try Einsum($0)
+    }
 
     init(_ context: OperatorContext) throws {
         let equation = try context.required("equation", context.string).filter { $0 != " " }
@@ -24,7 +27,6 @@ struct Einsum: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.numeric)
         return [TensorType(x.dataType, nil)]
     }
 
@@ -49,8 +51,6 @@ struct Einsum: Operator {
         guard inputs.count == inputTerms.count else { throw OpError("the equation has \(inputTerms.count) inputs; the node has \(inputs.count)") }
         let tensors = try inputs.indices.map { try inputs.required($0) }
         let type = tensors[0].dataType
-        try checkElementType(type, ElementTypes.numeric)
-        for tensor in tensors where tensor.dataType != type { throw OpError("inputs must have one element type") }
         var ellipsisRank = 0
         let termLabels = try zip(inputTerms, tensors).map { try Self.labels($0, rank: $1.shape.rank, ellipsisRank: &ellipsisRank) }
         var sizes: [String: Int] = [:]

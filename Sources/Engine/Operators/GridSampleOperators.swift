@@ -174,7 +174,6 @@ struct AffineGrid: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let theta = inputs.type(0) else { return [] }
-        try checkElementType(theta.dataType, ElementTypes.floatingPoint, role: "theta")
         return [TensorType(theta.dataType, nil)]
     }
 
@@ -186,7 +185,6 @@ struct AffineGrid: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let theta = try inputs.required(0)
-        try checkElementType(theta.dataType, ElementTypes.floatingPoint, role: "theta")
         let size = try Layout.integers(inputs.optional(1), "size")
         guard size.count == 4 || size.count == 5 else { throw OpError.invalidArgument("size must be [N, C, H, W] or [N, C, D, H, W], got \(size)") }
         let spatial = size.count - 2

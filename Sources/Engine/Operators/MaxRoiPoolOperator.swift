@@ -24,7 +24,6 @@ struct MaxRoiPool: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let regions = inputs.type(1)?.dims?.first ?? .unknown
         return [TensorType(x.dataType, [regions, x.dims?[1] ?? .unknown, .fixed(pooledHeight), .fixed(pooledWidth)])]
     }
@@ -41,8 +40,6 @@ struct MaxRoiPool: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), roisTensor = try inputs.required(1)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        try checkElementType(roisTensor.dataType, ElementTypes.floatingPoint, role: "rois")
         guard x.shape.rank == 4 else { throw OpError.invalidArgument("X must be [N, C, H, W], got \(x.shape)") }
         guard roisTensor.shape.rank == 2, roisTensor.shape[1] == 5 else {
             throw OpError.invalidArgument("rois must be [R, 5] (batch index, x1, y1, x2, y2), got \(roisTensor.shape)")

@@ -6,7 +6,9 @@ import Tensors
 /// holds `X[i]`. Its shape is per spatial axis `(in − 1) · stride + kernel − pad_begin − pad_end`;
 /// a larger `output_shape` holds that result at its origin, zeros after it.
 struct MaxUnpool: Operator {
-    static let definition = OperatorDefinition("MaxUnpool", versions: [9, 11, 22]) { try MaxUnpool($0) }
+    static let definition = OperatorDefinition("MaxUnpool", versions: [9, 11, 22], contract: OperatorContract(
+        inputs: [.init("X", "T1"), .init("I", "T2"), .init("output_shape", "T2", .optional)], outputs: [.init("output", "T1")],
+        types: ["T1": ElementTypes.floatingPoint, "T2": [.int64]])) { try MaxUnpool($0) }
 
     let kernel: [Int]
     let strides: [Int]
@@ -28,16 +30,12 @@ struct MaxUnpool: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let indices = inputs.type(1) { try checkElementType(indices.dataType, [.int64], role: "I") }
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, x.dims.map { $0.map { _ in .unknown } })]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), indices = try inputs.required(1)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        try checkElementType(indices.dataType, [.int64], role: "I")
         guard x.shape.rank == kernel.count + 2 else {
             throw OpError.invalidArgument("X must have rank \(kernel.count + 2) for a \(kernel.count)-D kernel, got \(x.shape)")
         }

@@ -34,7 +34,6 @@ struct RoiAlign: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, [.unknown, x.dims?[1] ?? .unknown, .fixed(outputHeight), .fixed(outputWidth)])]
     }
 
@@ -62,8 +61,6 @@ struct RoiAlign: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), roisTensor = try inputs.required(1), indices = try inputs.required(2)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        try checkElementType(roisTensor.dataType, ElementTypes.floatingPoint, role: "rois")
         guard x.shape.rank == 4 else { throw OpError.invalidArgument("X must be [N, C, H, W], got \(x.shape)") }
         let count = roisTensor.shape.first ?? 0
         guard roisTensor.shape.rank == 2, roisTensor.shape[1] == 4, indices.shape.rank == 1, indices.shape[0] == count else {

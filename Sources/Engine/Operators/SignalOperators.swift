@@ -6,8 +6,16 @@ import Tensors
 /// ([..., 2], real and imaginary parts); transforms compute in double and return the input's type.
 enum SignalOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("DFT", versions: [17, 20]) { try DFT($0) },
-        OperatorDefinition("STFT", versions: [17]) { try STFT($0) },
+        // The axis became an input at opset 20.
+        OperatorDefinition("DFT", versions: [17, 20], contracts: { version in
+            OperatorContract(inputs: [.init("input", "T1"), .init("dft_length", "T2", .optional)]
+                                 + (version >= 20 ? [.init("axis", .int64, .optional)] : []),
+                             outputs: [.init("output", "T1")], types: ["T1": ElementTypes.floatingPoint, "T2": [.int32, .int64]])
+        }) { try DFT($0) },
+        OperatorDefinition("STFT", versions: [17], contract: OperatorContract(
+            inputs: [.init("signal", "T1"), .init("frame_step", "T2"), .init("window", "T1", .optional),
+                     .init("frame_length", "T2", .optional)],
+            outputs: [.init("output", "T1")], types: ["T1": ElementTypes.floatingPoint, "T2": [.int32, .int64]])) { try STFT($0) },
         OperatorDefinition("MelWeightMatrix", versions: [17]) { try MelWeightMatrix($0) },
     ]
 }
@@ -50,13 +58,11 @@ struct DFT: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, x.dims.map { $0.map { _ in Dim.unknown } })]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         let rank = x.shape.rank
         guard rank >= 2, x.shape[rank - 1] == 1 || x.shape[rank - 1] == 2 else {
             throw OpError.invalidArgument("input must be [..., signal, 1 or 2], got \(x.shape)")
@@ -124,13 +130,11 @@ struct STFT: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, [.unknown, .unknown, .unknown, .fixed(2)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         guard x.shape.rank == 3, x.shape[2] == 1 || x.shape[2] == 2 else {
             throw OpError.invalidArgument("signal must be [batch, length, 1 or 2], got \(x.shape)")
         }

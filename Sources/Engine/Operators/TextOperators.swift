@@ -9,7 +9,8 @@ enum TextOperators {
         OperatorDefinition("StringSplit", versions: [20]) { try StringSplit($0) },
         OperatorDefinition("StringConcat", versions: [20]) { _ in StringConcat() },
         OperatorDefinition("RegexFullMatch", versions: [20]) { try RegexFullMatch($0) },
-        OperatorDefinition("TfIdfVectorizer", versions: [9]) { try TfIdfVectorizer($0) },
+        OperatorDefinition("TfIdfVectorizer", versions: [9], contract: OperatorContract(
+            inputs: [.init("X", "T")], outputs: [.init("Y", .float)], types: ["T": [.string, .int32, .int64]])) { try TfIdfVectorizer($0) },
     ]
 }
 
@@ -252,14 +253,12 @@ struct TfIdfVectorizer: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, [.string, .int32, .int64])
         guard let dims = x.dims else { return [TensorType(.float, nil)] }
         return [TensorType(.float, dims.count == 2 ? [dims[0], .fixed(outputSize)] : [.fixed(outputSize)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, [.string, .int32, .int64])
         guard x.shape.rank <= 2 else { throw OpError.invalidArgument("input must be [C] or [N, C], got \(x.shape)") }
         let rows = x.shape.rank == 2 ? x.shape[0] : 1
         let width = x.shape.rank == 0 ? 1 : x.shape[x.shape.rank - 1]

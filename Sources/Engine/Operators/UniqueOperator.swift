@@ -9,7 +9,11 @@ struct Unique: Operator {
     let sorted: Bool
     let axis: Int?
 
-    static let definition = OperatorDefinition("Unique", versions: [11, 28]) { try Unique($0) }
+    static let definition = OperatorDefinition("Unique", versions: [11, 28], contract: OperatorContract(
+        inputs: [.init("X", "T")],
+        outputs: [.init("Y", "T"), .init("indices", .int64, .optional), .init("inverse_indices", .int64, .optional),
+                  .init("counts", .int64, .optional)],
+        types: ["T": ElementTypes.numeric.union([.string, .bool])])) { try Unique($0) }
 
     init(_ context: OperatorContext) throws {
         sorted = try context.int("sorted", default: 1) != 0
@@ -18,7 +22,6 @@ struct Unique: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.numeric.union([.string, .bool]))
         return [TensorType(x.dataType, nil), TensorType(.int64, [.unknown]), TensorType(.int64, [.unknown]), TensorType(.int64, [.unknown])]
     }
 
@@ -38,7 +41,6 @@ struct Unique: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, ElementTypes.numeric.union([.string, .bool]))
         let dims: [Int], axis: Int
         if let given = self.axis {
             axis = try Layout.axis(given, rank: x.shape.rank)

@@ -8,10 +8,18 @@ enum VisionOperators {
         OperatorDefinition("CenterCropPad", versions: [18]) { try CenterCropPad($0) },
         OperatorDefinition("Col2Im", versions: [18]) { try Col2Im($0) },
         OperatorDefinition("GridSample", versions: [16, 20, 22]) { try GridSample($0) },
-        OperatorDefinition("AffineGrid", versions: [20]) { try AffineGrid($0) },
-        OperatorDefinition("RoiAlign", versions: [10, 16, 22]) { try RoiAlign($0) },
-        OperatorDefinition("DeformConv", versions: [19, 22]) { try DeformConv($0) },
-        OperatorDefinition("MaxRoiPool", versions: [1, 22]) { try MaxRoiPool($0) },
+        OperatorDefinition("AffineGrid", versions: [20], contract: OperatorContract(
+            inputs: [.init("theta", "T1"), .init("size", "T2")], outputs: [.init("grid", "T1")],
+            types: ["T1": ElementTypes.floatingPoint, "T2": [.int64]])) { try AffineGrid($0) },
+        OperatorDefinition("RoiAlign", versions: [10, 16, 22], contract: OperatorContract(
+            inputs: [.init("X", "T1"), .init("rois", "T1"), .init("batch_indices", "T2")], outputs: [.init("Y", "T1")],
+            types: ["T1": ElementTypes.floatingPoint, "T2": [.int64]])) { try RoiAlign($0) },
+        OperatorDefinition("DeformConv", versions: [19, 22], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("W", "T"), .init("offset", "T"), .init("B", "T", .optional), .init("mask", "T", .optional)],
+            outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint])) { try DeformConv($0) },
+        OperatorDefinition("MaxRoiPool", versions: [1, 22], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("rois", "T")], outputs: [.init("Y", "T")],
+            types: ["T": ElementTypes.floatingPoint])) { try MaxRoiPool($0) },
         OperatorDefinition("ImageDecoder", versions: [20]) { try ImageDecoder($0) },
     ]
 }
