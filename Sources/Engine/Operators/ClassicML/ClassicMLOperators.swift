@@ -8,17 +8,22 @@ package enum ClassicMLOperators {
     package static let domain = "ai.onnx.ml"
 
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("TreeEnsembleClassifier", domain: domain, versions: [1, 3]) { try TreeEnsembleClassifier($0) },
-        OperatorDefinition("TreeEnsembleRegressor", domain: domain, versions: [1, 3]) { try TreeEnsembleRegressor($0) },
-        OperatorDefinition("TreeEnsemble", domain: domain, versions: [5]) { try TreeEnsemble($0) },
-        OperatorDefinition("LinearClassifier", domain: domain, versions: [1]) { try LinearClassifier($0) },
-        OperatorDefinition("LinearRegressor", domain: domain, versions: [1]) { try LinearRegressor($0) },
-        OperatorDefinition("SVMClassifier", domain: domain, versions: [1]) { try SVMClassifier($0) },
-        OperatorDefinition("SVMRegressor", domain: domain, versions: [1]) { try SVMRegressor($0) },
-        OperatorDefinition("Scaler", domain: domain, versions: [1]) { try Scaler($0) },
-        OperatorDefinition("Normalizer", domain: domain, versions: [1]) { try Normalizer($0) },
-        OperatorDefinition("Binarizer", domain: domain, versions: [1]) { try Binarizer($0) },
-        OperatorDefinition("Imputer", domain: domain, versions: [1]) { try Imputer($0) },
+        OperatorDefinition("TreeEnsembleClassifier", domain: domain, versions: [1, 3], contract: classifier) {
+            try TreeEnsembleClassifier($0)
+        },
+        OperatorDefinition("TreeEnsembleRegressor", domain: domain, versions: [1, 3], contract: regressor) { try TreeEnsembleRegressor($0) },
+        OperatorDefinition("TreeEnsemble", domain: domain, versions: [5], contract: OperatorContract(
+            inputs: [.init("X", "T")], outputs: [.init("Y", "T")], types: ["T": TreeEnsemble.types])) { try TreeEnsemble($0) },
+        OperatorDefinition("LinearClassifier", domain: domain, versions: [1], contract: classifier) { try LinearClassifier($0) },
+        OperatorDefinition("LinearRegressor", domain: domain, versions: [1], contract: regressor) { try LinearRegressor($0) },
+        OperatorDefinition("SVMClassifier", domain: domain, versions: [1], contract: classifier) { try SVMClassifier($0) },
+        OperatorDefinition("SVMRegressor", domain: domain, versions: [1], contract: regressor) { try SVMRegressor($0) },
+        OperatorDefinition("Scaler", domain: domain, versions: [1], contract: .unary(FeatureRows.types, result: .float)) { try Scaler($0) },
+        OperatorDefinition("Normalizer", domain: domain, versions: [1], contract: .unary(FeatureRows.types, result: .float)) {
+            try Normalizer($0)
+        },
+        OperatorDefinition("Binarizer", domain: domain, versions: [1], contract: .unary(FeatureRows.types)) { try Binarizer($0) },
+        OperatorDefinition("Imputer", domain: domain, versions: [1], contract: .unary(FeatureRows.types)) { try Imputer($0) },
         OperatorDefinition("OneHotEncoder", domain: domain, versions: [1]) { try OneHotEncoder($0) },
         OperatorDefinition("LabelEncoder", domain: domain, versions: [1, 2, 4]) { try LabelEncoder($0) },
         OperatorDefinition("CategoryMapper", domain: domain, versions: [1]) { try CategoryMapper($0) },
@@ -38,6 +43,13 @@ package enum ClassicMLOperators {
         "SVMClassifier": [1], "SVMRegressor": [1], "Scaler": [1], "TreeEnsemble": [5],
         "TreeEnsembleClassifier": [1, 3, 5], "TreeEnsembleRegressor": [1, 3, 5], "ZipMap": [1],
     ]
+
+    /// Feature rows X of T1 to labels Y (int64 or string, as the attributes give them) and float
+    /// scores Z; the shape rules are the operators'.
+    static let classifier = OperatorContract(inputs: [.init("X", "T1")], outputs: [.init("Y", "T2"), .init("Z", .float)],
+                                             types: ["T1": FeatureRows.types, "T2": [.int64, .string]])
+    /// Feature rows X of T to float predictions Y.
+    static let regressor = OperatorContract(inputs: [.init("X", "T")], outputs: [.init("Y", .float)], types: ["T": FeatureRows.types])
 }
 
 // MARK: Inputs
@@ -49,10 +61,11 @@ struct FeatureRows {
     let width: Int
     let values: [Double]
 
+    /// Element types of the features (the classifiers' and regressors' contracts).
     static let types: Set<DataType> = [.float, .double, .int64, .int32]
 
-    init(_ x: Tensor, allowed: Set<DataType> = FeatureRows.types) throws {
-        try checkElementType(x.dataType, allowed)
+    /// The rows of `x`, whose element type the operator's contract checked.
+    init(_ x: Tensor) throws {
         switch x.shape.rank {
         case 0: throw OpError.invalidArgument("input must have at least one dimension, got a scalar")
         case 1: (count, width) = (1, x.shape[0])

@@ -44,24 +44,15 @@ private func perFeature(_ values: [Double], _ name: String, width: Int) throws -
 private func lastAxis(_ shape: Shape) -> Int { shape.rank == 0 ? 1 : shape[shape.rank - 1] }
 
 /// A per-element feature transform (Scaler, Normalizer, Binarizer, Imputer): one numeric input of
-/// the classic-ML feature types, one output of its shape, float or in the input's type.
+/// the classic-ML feature types, one output of its shape, float or in the input's type (their
+/// definitions' contracts say which).
 private protocol FeatureTransform: Operator {
-    /// The output's element type; nil keeps the input's.
-    static var outputType: DataType? { get }
     func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor
 }
 
 extension FeatureTransform {
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [TensorType(Self.outputType ?? x.dataType, x.dims)]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        try checkElementType(x.dataType, FeatureRows.types)
-        return [try transform(x, context)]
+        [try transform(try inputs.required(0), context)]
     }
 }
 
@@ -76,8 +67,6 @@ struct Scaler: FeatureTransform {
         offset = (try context.floats("offset") ?? [0]).map(Double.init)
         scale = (try context.floats("scale") ?? [1]).map(Double.init)
     }
-
-    static var outputType: DataType? { .float }
 
     func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         let width = lastAxis(x.shape)
@@ -107,8 +96,6 @@ struct Normalizer: FeatureTransform {
         }
     }
 
-    static var outputType: DataType? { .float }
-
     func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         guard x.shape.rank == 1 || x.shape.rank == 2 else { throw OpError.invalidArgument("input must be [C] or [N, C], got \(x.shape)") }
         let width = lastAxis(x.shape)
@@ -135,8 +122,6 @@ struct Binarizer: FeatureTransform {
 
     init(_ context: OperatorContext) throws { threshold = Double(try context.float("threshold", default: 0)) }
 
-    static var outputType: DataType? { nil }
-
     func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         return try numericTensor(x.doubles().map { $0 > threshold ? 1 : 0 }, x.dataType, x.shape, context)
     }
@@ -156,8 +141,6 @@ struct Imputer: FeatureTransform {
         replacedFloat = Double(try context.float("replaced_value_float", default: 0))
         replacedInteger = Double(try context.int("replaced_value_int64", default: 0))
     }
-
-    static var outputType: DataType? { nil }
 
     func transform(_ x: Tensor, _ context: ExecutionContext) throws -> Tensor {
         let width = lastAxis(x.shape)

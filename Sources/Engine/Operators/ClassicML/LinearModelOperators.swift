@@ -53,7 +53,6 @@ struct LinearClassifier: Operator {
     var addsSecondClass: Bool { classCount == 1 && labels.count == 2 }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, FeatureRows.types) }
         let rows = rowDim(inputs.type(0))
         return [TensorType(labels.dataType, [rows]), TensorType(.float, [rows, .fixed(addsSecondClass ? 2 : classCount)])]
     }
@@ -115,8 +114,7 @@ struct LinearRegressor: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, FeatureRows.types) }
-        return [TensorType(.float, [rowDim(inputs.type(0)), .fixed(targets)])]
+        [TensorType(.float, [rowDim(inputs.type(0)), .fixed(targets)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
@@ -258,7 +256,6 @@ struct SVMClassifier: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, FeatureRows.types) }
         let rows = rowDim(inputs.type(0))
         return [TensorType(labels.dataType, [rows]), TensorType(.float, [rows, .fixed(scoreWidth)])]
     }
@@ -441,8 +438,7 @@ struct SVMRegressor: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, FeatureRows.types) }
-        return [TensorType(.float, [rowDim(inputs.type(0)), .fixed(1)])]
+        [TensorType(.float, [rowDim(inputs.type(0)), .fixed(1)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {

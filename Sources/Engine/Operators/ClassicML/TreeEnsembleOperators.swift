@@ -422,7 +422,6 @@ struct TreeEnsembleRegressor: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [TensorType(.float, nil)] }
-        try checkElementType(x.dataType, FeatureRows.types)
         return [TensorType(.float, [x.dims?.count == 1 ? .fixed(1) : x.dims?.first ?? .unknown, .fixed(forest.targetCount)])]
     }
 
@@ -464,7 +463,6 @@ struct TreeEnsembleClassifier: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         let rows: Dim
         if let x = inputs.type(0) {
-            try checkElementType(x.dataType, FeatureRows.types)
             rows = x.dims?.count == 1 ? .fixed(1) : x.dims?.first ?? .unknown
         } else {
             rows = .unknown
@@ -655,17 +653,17 @@ struct TreeEnsemble: Operator {
                                   treeCount: roots.count)
     }
 
+    /// Element types of X (and Y).
     static let types: Set<DataType> = [.float, .double, .float16]
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, Self.types)
         return [TensorType(x.dataType, [x.dims?.count == 1 ? .fixed(1) : x.dims?.first ?? .unknown, .fixed(forest.targetCount)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let rows = try FeatureRows(x, allowed: Self.types)
+        let rows = try FeatureRows(x)
         let targets = forest.targetCount
         var scores = [Float](repeating: 0, count: rows.count * targets)
         try scores.withUnsafeMutableBufferPointer { output in
