@@ -12,7 +12,9 @@ enum QuantizationOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("QuantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try QuantizeLinear($0) },
         OperatorDefinition("DequantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try DequantizeLinear($0) },
-        OperatorDefinition("DynamicQuantizeLinear", versions: [11]) { _ in DynamicQuantizeLinear() },
+        OperatorDefinition("DynamicQuantizeLinear", versions: [11], contract: OperatorContract(
+            inputs: [.init("x", "T1")], outputs: [.init("y", "T2"), .init("y_scale", .float), .init("y_zero_point", "T2")],
+            types: ["T1": [.float], "T2": [.uint8]])) { _ in DynamicQuantizeLinear() },
         OperatorDefinition("QLinearMatMul", versions: [10, 21]) { try QLinearMatMul($0) },
         OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
         // QuantizeLinear then DequantizeLinear on a float tensor, per tensor (made by
@@ -306,13 +308,11 @@ struct DequantizeLinear: Operator {
 struct DynamicQuantizeLinear: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, [.float], role: "x")
         return [TensorType(.uint8, x.dims), TensorType(.float, shape: []), TensorType(.uint8, shape: [])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, [.float], role: "x")
         let (scale, zeroPoint) = Self.parameters(x.pointer(as: Float.self), count: x.elementCount)
         let y = try context.allocate(.uint8, x.shape)
         Self.quantize(x.pointer(as: Float.self), count: x.elementCount, scale: scale, zeroPoint: zeroPoint,

@@ -5,19 +5,21 @@ import Tensors
 /// Operators over string tensors, and TfIdfVectorizer (n-gram counts of strings or integers).
 enum TextOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("StringNormalizer", versions: [10]) { try StringNormalizer($0) },
-        OperatorDefinition("StringSplit", versions: [20]) { try StringSplit($0) },
-        OperatorDefinition("StringConcat", versions: [20]) { _ in StringConcat() },
-        OperatorDefinition("RegexFullMatch", versions: [20]) { try RegexFullMatch($0) },
+        OperatorDefinition("StringNormalizer", versions: [10], contract: OperatorContract(
+            inputs: [.init("X", .string)], outputs: [.init("Y", .string)], types: [:])) { try StringNormalizer($0) },
+        OperatorDefinition("StringSplit", versions: [20], contract: OperatorContract(
+            inputs: [.init("X", "T1")], outputs: [.init("Y", .string), .init("Z", .int64)], types: ["T1": [.string]])) {
+            try StringSplit($0)
+        },
+        OperatorDefinition("StringConcat", versions: [20], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("Y", "T")], outputs: [.init("Z", "T")], types: ["T": [.string]])) { _ in StringConcat() },
+        OperatorDefinition("RegexFullMatch", versions: [20], contract: OperatorContract(
+            inputs: [.init("X", "T1")], outputs: [.init("Y", .bool)], types: ["T1": [.string]])) { try RegexFullMatch($0) },
         OperatorDefinition("TfIdfVectorizer", versions: [9], contract: OperatorContract(
             inputs: [.init("X", "T")], outputs: [.init("Y", .float)], types: ["T": [.string, .int32, .int64]])) { try TfIdfVectorizer($0) },
     ]
 }
 
-private func strings(_ x: Tensor, _ role: String = "input") throws -> [String] {
-    guard x.dataType == .string else { throw OpError("\(role) must be a string tensor, not \(x.dataType)") }
-    return x.strings
-}
 
 /// StringNormalizer (10): drops the stop words (elements equal to one, with or without case), then
 /// changes case. X [C] or [1, C]; when nothing is left the output is one empty string.
@@ -41,13 +43,12 @@ struct StringNormalizer: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        guard x.dataType == .string else { throw OpError("input must be a string tensor, not \(x.dataType)") }
         return [TensorType(.string, x.dims.map { $0.count == 2 ? [.fixed(1), .unknown] : [.unknown] })]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let words = try strings(x)
+        let words = x.strings
         guard x.shape.rank == 1 || (x.shape.rank == 2 && x.shape[0] == 1) else {
             throw OpError.invalidArgument("input must be [C] or [1, C], got \(x.shape)")
         }
@@ -77,13 +78,12 @@ struct StringSplit: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        guard x.dataType == .string else { throw OpError("input must be a string tensor, not \(x.dataType)") }
         return [TensorType(.string, x.dims.map { $0 + [.unknown] }), TensorType(.int64, x.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let parts = try strings(x).map(split)
+        let parts = x.strings.map(split)
         let width = parts.map(\.count).max() ?? 0
         var padded: [String] = []
         padded.reserveCapacity(parts.count * width)
@@ -123,16 +123,11 @@ struct StringSplit: Operator {
 
 /// StringConcat (20): X + Y elementwise, with broadcasting.
 struct StringConcat: Operator {
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        for type in [inputs.type(0), inputs.type(1)] where type != nil && type?.dataType != .string {
-            throw OpError("inputs must be string tensors")
-        }
-        return [TensorType(.string, nil)]
-    }
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [TensorType(.string, nil)] }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), y = try inputs.required(1)
-        let left = try strings(x, "X"), right = try strings(y, "Y")
+        let left = x.strings, right = y.strings
         guard let shape = Shape.broadcast(x.shape, y.shape) else {
             throw OpError.invalidArgument("shapes \(x.shape) and \(y.shape) do not broadcast")
         }
@@ -178,13 +173,12 @@ struct RegexFullMatch: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        guard x.dataType == .string else { throw OpError("input must be a string tensor, not \(x.dataType)") }
         return [TensorType(.bool, x.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let matches = try strings(x).map { text -> Bool in
+        let matches = x.strings.map { text -> Bool in
             let whole = NSRange(text.startIndex..<text.endIndex, in: text)
             return expression.firstMatch(in: text, options: [.anchored], range: whole).map { $0.range == whole } ?? false
         }

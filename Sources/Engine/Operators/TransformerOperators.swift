@@ -13,7 +13,11 @@ enum TransformerOperators {
             inputs: [.init("A", "T"), .init("B", "T")], outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint],
             shape: .sameAs(0))) { try SwiGLU($0) },
         OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
-        OperatorDefinition("TensorScatter", versions: [24]) { try TensorScatter($0) },
+        // Any element type of a fixed width (ONNX's list, less strings).
+        OperatorDefinition("TensorScatter", versions: [24], contract: OperatorContract(
+            inputs: [.init("past_cache", "T"), .init("update", "T"), .init("write_indices", .int64, .optional)],
+            outputs: [.init("present_cache", "T")], types: ["T": Set(DataType.allCases).subtracting([.string, .int2, .uint2])],
+            shape: .sameAs(0))) { try TensorScatter($0) },
         OperatorDefinition("CausalConvWithState", versions: [27]) { try CausalConvWithState($0) },
         OperatorDefinition("LinearAttention", versions: [27]) { try LinearAttention($0) },
     ]
@@ -179,15 +183,8 @@ struct TensorScatter: Operator {
         }
     }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        guard let cache = inputs.type(0) else { return [] }
-        return [cache]
-    }
-
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let cache = try inputs.required(0), update = try inputs.required(1)
-        try checkSameElementType([cache.dataType, update.dataType], roles: ["past_cache", "update"])
-        guard cache.dataType != .string else { throw OpError("string caches are not supported") }
         let rank = cache.shape.rank
         guard let axis = Shape.normalize(axis: axis, rank: rank), axis > 0, update.shape.rank == rank else {
             throw OpError.invalidArgument("axis \(self.axis) must name a non-batch axis of both \(cache.shape) and \(update.shape)")
@@ -199,7 +196,6 @@ struct TensorScatter: Operator {
         guard length <= capacity else { throw OpError.invalidArgument("update \(update.shape) is longer than past_cache \(cache.shape)") }
         var starts = [Int](repeating: 0, count: batch)
         if let indices = inputs.optional(2) {
-            try checkElementType(indices.dataType, [.int64], role: "write_indices")
             guard indices.shape.dims == [batch] else { throw OpError.invalidArgument("write_indices \(indices.shape) must be [\(batch)]") }
             starts = indices.integers()
             for start in starts where start < 0 || (!circular && start > capacity - length) {
