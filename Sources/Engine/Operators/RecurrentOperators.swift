@@ -6,14 +6,30 @@ import Tensors
 /// Float16 and double run in float. The work is `Recurrence.run`, one direction at a time.
 enum RecurrentOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("RNN", versions: [1, 7, 14, 22]) { try RecurrentOperator(.rnn, $0) },
-        OperatorDefinition("GRU", versions: [1, 3, 7, 14, 22]) {
+        OperatorDefinition("RNN", versions: [1, 7, 14, 22], contract: contract(cellState: false)) { try RecurrentOperator(.rnn, $0) },
+        // GRU 1 declared Y_h required.
+        OperatorDefinition("GRU", versions: [1, 3, 7, 14, 22], contracts: { version in
+            contract(cellState: false, stateRequired: version == 1)
+        }) {
             try RecurrentOperator(.gru(linearBeforeReset: try $0.int("linear_before_reset", default: 0) != 0), $0)
         },
-        OperatorDefinition("LSTM", versions: [1, 7, 14, 22]) {
+        OperatorDefinition("LSTM", versions: [1, 7, 14, 22], contract: contract(cellState: true)) {
             try RecurrentOperator(.lstm(inputForget: try $0.int("input_forget", default: 0) != 0), $0)
         },
     ]
+
+    /// X, W, R and the optional B, sequence_lens (int32), initial_h (and LSTM's initial_c and
+    /// peepholes P) of one floating-point type T, to the optional Y, Y_h (and Y_c).
+    static func contract(cellState: Bool, stateRequired: Bool = false) -> OperatorContract {
+        let inputs: [OperatorContract.Parameter] = [
+            .init("X", "T"), .init("W", "T"), .init("R", "T"), .init("B", "T", .optional), .init("sequence_lens", "T1", .optional),
+            .init("initial_h", "T", .optional),
+        ]
+        let outputs: [OperatorContract.Parameter] = [.init("Y", "T", .optional), .init("Y_h", "T", stateRequired ? .required : .optional)]
+        return OperatorContract(inputs: inputs + (cellState ? [.init("initial_c", "T", .optional), .init("P", "T", .optional)] : []),
+                                outputs: outputs + (cellState ? [.init("Y_c", "T", .optional)] : []),
+                                types: ["T": ElementTypes.floatingPoint, "T1": [.int32]])
+    }
 }
 
 struct RecurrentOperator: Operator, WorkingMemoryProfile {
@@ -174,12 +190,6 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
-        try checkSameElementType((0..<4).map { inputs.type($0)?.dataType } + [nil, inputs.type(5)?.dataType, inputs.type(6)?.dataType, inputs.type(7)?.dataType],
-                                 roles: ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"])
-        if let lengths = inputs.type(4), lengths.dataType != .int32 && lengths.dataType != .int64 {
-            throw OpError("sequence_lens has element type \(lengths.dataType); int32 is needed")
-        }
         for (index, rank) in [(0, 3), (1, 3), (2, 3), (3, 2), (4, 1), (5, 3), (6, 3), (7, 2)] {
             if let known = inputs.type(index)?.rank, known != rank {
                 throw OpError("input \(index) must have rank \(rank), not \(known)")
@@ -226,12 +236,6 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
-        for index in [1, 2, 3, 5, 6, 7] {
-            if let other = inputs.optional(index), other.dataType != original.dataType {
-                throw OpError("input \(index) has element type \(other.dataType) but X has \(original.dataType)")
-            }
-        }
         func float(_ index: Int) throws -> Tensor? { try inputs.optional(index).map { try convert($0, to: .float, context) } }
         let x = try convert(original, to: .float, context)
         guard let w = try float(1), let r = try float(2) else { throw OpError("W and R are required") }
@@ -251,9 +255,6 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
         }
         var lengths = [Int](repeating: sizes.sequence, count: sizes.batch)
         if let given = inputs.optional(4) {
-            guard given.dataType == .int32 || given.dataType == .int64 else {
-                throw OpError("sequence_lens has element type \(given.dataType); int32 is needed")
-            }
             guard given.shape == [sizes.batch] else {
                 throw OpError.invalidArgument("sequence_lens is \(given.shape); [\(sizes.batch)] is needed")
             }
