@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue 13's speed targets beside ONNX Runtime, with an A/A control: a 2-layer LSTM (hidden 256,
-input 256, sequence 100; batch 1 and 16) and a 300-tree random forest over 10,000 rows.
+input 256, sequence 100; batch 1 and 16) and a 300-tree random forest over 10,000 rows; on
+request (`--cases bilstm1,bilstm16`) the same LSTM bidirectional (its second layer's input 512).
 
 Each round times every case with ours twice (A and A': the same binary, two fresh
 `onnx-serve bench --json` processes) and with ORT once (a fresh session in this process), in an
@@ -30,13 +31,13 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "Python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def lstm_model(folder):
+def lstm_model(folder, bidirectional=False):
     from test_recurrent import stacked
-    model = stacked("LSTM", 2, 256, 256, seed=0)
+    model = stacked("LSTM", 2, 256, 256, bidirectional=bidirectional, seed=0)
     for dim in model.graph.input[0].type.tensor_type.shape.dim:
         if dim.dim_param == "seq":
             dim.dim_value = 100
-    path = os.path.join(folder, "lstm.onnx")
+    path = os.path.join(folder, "bilstm.onnx" if bidirectional else "lstm.onnx")
     onnx.save(model, path)
     return path
 
@@ -57,6 +58,11 @@ def cases(folder, names):
         for batch in (1, 16):
             table["lstm%d" % batch] = (path, ["--dim", "batch=%d" % batch],
                                        {"x": rng.random((100, batch, 256), dtype=np.float32)})
+    if any(name.startswith("bilstm") for name in names):
+        path = lstm_model(folder, bidirectional=True)
+        for batch in (1, 16):
+            table["bilstm%d" % batch] = (path, ["--dim", "batch=%d" % batch],
+                                         {"x": rng.random((100, batch, 256), dtype=np.float32)})
     if "forest" in names:
         table["forest"] = (forest_model(folder), ["--batch", "10000"], {"X": rng.random((10000, 10), dtype=np.float32)})
     return {name: table[name] for name in names}

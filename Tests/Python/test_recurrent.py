@@ -127,8 +127,9 @@ def feeds_for(model, seq, batch, seed=2):
     return feeds
 
 
-def run_both(binary, tmp_path, model, feeds, expected=None):
-    """Runs `model` on `feeds` with ours and compares with onnxruntime's outputs (or `expected`)."""
+def run_both(binary, tmp_path, model, feeds, expected=None, threads=None):
+    """Runs `model` on `feeds` with ours (on `threads` threads, or all cores) and compares with
+    onnxruntime's outputs (or `expected`)."""
     onnx.checker.check_model(model)
     path = tmp_path / "model.onnx"
     path.write_bytes(model.SerializeToString())
@@ -137,6 +138,8 @@ def run_both(binary, tmp_path, model, feeds, expected=None):
         tensor = tmp_path / ("%s.pb" % name)
         tensor.write_bytes(numpy_helper.from_array(array, name).SerializeToString())
         arguments += ["--input", "%s=%s" % (name, tensor)]
+    if threads is not None:
+        arguments += ["--threads", str(threads)]
     out = tmp_path / "out"
     code, _, err = run_cli(binary, "run", str(path), *arguments, "--output-dir", str(out))
     assert code == 0, err
@@ -167,6 +170,24 @@ def test_pytorch_like_exports_match_onnxruntime(binary, tmp_path, case, spec, se
     spec = dict(spec)
     model = stacked(spec.pop("op"), spec.pop("layers"), spec.pop("inputs"), spec.pop("hidden"), **spec)
     run_both(binary, tmp_path, model, feeds_for(model, seq, batch))
+
+
+BIDIRECTIONAL = [
+    ("lstm", dict(op="LSTM", layers=2, inputs=8, hidden=21, bidirectional=True, initial_states=True)),
+    ("lstm batch_first", dict(op="LSTM", layers=1, inputs=5, hidden=33, bidirectional=True, batch_first=True)),
+    ("gru", dict(op="GRU", layers=2, inputs=8, hidden=17, bidirectional=True, linear_before_reset=1)),
+    ("rnn", dict(op="RNN", layers=1, inputs=6, hidden=7, bidirectional=True, initial_states=True)),
+]
+
+
+@pytest.mark.parametrize("case, spec", BIDIRECTIONAL, ids=[c[0] for c in BIDIRECTIONAL])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_bidirectional_at_each_thread_count(binary, tmp_path, case, spec, threads):
+    """At two threads the directions of a bidirectional layer run at once, each on one thread with
+    scratch of its own; at one and three, one after the other."""
+    spec = dict(spec)
+    model = stacked(spec.pop("op"), spec.pop("layers"), spec.pop("inputs"), spec.pop("hidden"), **spec)
+    run_both(binary, tmp_path, model, feeds_for(model, 9, 5), threads=threads)
 
 
 OPTIONS = [

@@ -3,7 +3,8 @@ import Tensors
 
 /// RNN, GRU and LSTM (every opset): forward, reverse or bidirectional, `sequence_lens`, initial
 /// states, peepholes, `linear_before_reset`, `layout` 0/1, `clip` and the activations ONNX lists.
-/// Float16 and double run in float. The work is `Recurrence.run`, one direction at a time.
+/// Float16 and double run in float. The work is `Recurrence.run`, one direction at a time, or with
+/// two threads both directions of a bidirectional layer at once (`concurrentDirections`).
 enum RecurrentOperators {
     static let definitions: [OperatorDefinition] = [
         OperatorDefinition("RNN", versions: [1, 7, 14, 22], contract: contract(cellState: false)) { try RecurrentOperator(.rnn, $0) },
@@ -55,6 +56,13 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
     /// Most time steps, batch rows, or units of a layer: far beyond any real model, small enough
     /// that every product of two of them fits an Int.
     static let maximumSize = 1 << 24
+
+    /// True when a run with `threads` threads steps both directions at once, each on one thread
+    /// with scratch of its own, instead of one after the other with each step split over the
+    /// threads: at two threads that saves a hand-over per step of each direction (at batch 1 a
+    /// step is a few microseconds of work). With more threads the directions still take turns, so
+    /// that each step can use them all.
+    static func concurrentDirections(_ directions: Int, threads: Int) -> Bool { directions == 2 && threads == 2 }
 
     init(_ cell: RecurrentCell, _ context: OperatorContext) throws {
         self.cell = cell
@@ -272,10 +280,12 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
             RecurrentLayer(cell: cell, sequence: sizes.sequence, batch: sizes.batch, input: sizes.input, hidden: sizes.hidden,
                            activations: activations, clip: clip, reverse: reverse, lengths: lengths)
         }
-        guard let scratchCount = layer(false, activations[0]).scratchCount else {
+        let concurrent = Self.concurrentDirections(dirs, threads: context.parallelism.threads)
+        guard let scratchCount = layer(false, activations[0]).scratchCount,
+              case let (scratchTotal, overflow) = scratchCount.multipliedReportingOverflow(by: concurrent ? 2 : 1), !overflow else {
             throw OpError.invalidArgument("X \(x.shape) with hidden size \(sizes.hidden) needs more scratch than the engine can count")
         }
-        let scratch = try context.allocate(.float, [scratchCount])
+        let scratch = try context.allocate(.float, [scratchTotal])
         let hidden = sizes.hidden
         guard let packedCount = Self.packedCount(cell, hiddenSize: hiddenSize, directions: dirs, r: r.shape),
               let perDirection = Recurrence.packedWeightCount(cell, hidden: hidden) else {
@@ -300,7 +310,8 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
             packedW = try context.allocate(.float, [packedInputs])
             Self.packInputs(cell, w, into: packedW.mutablePointer(as: Float.self), directions: dirs)
         }
-        for (direction, reverse) in directions.enumerated() {
+        func run(direction: Int, scratch: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
+            let reverse = directions[direction]
             // Offsets and strides of this direction in the layout's Y and state tensors.
             let stateOffset = batchFirst ? direction * hidden : direction * sizes.batch * hidden
             let stateStride = batchFirst ? dirs * hidden : hidden
@@ -319,9 +330,19 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                 finalH: used[1] ? finalH.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalC: cell.hasCellState && used[2] ? finalC.mutablePointer(as: Float.self) + stateOffset : nil,
                 finalStride: stateStride)
-            withExtendedLifetime((x, w, r, packedR, packedW, bias, peepholes, initialH, initialC)) {
-                Recurrence.run(layer(reverse, activations[direction]), operands, scratch: scratch.mutablePointer(as: Float.self),
-                               parallelism: context.parallelism)
+            Recurrence.run(layer(reverse, activations[direction]), operands, scratch: scratch, parallelism: parallelism)
+        }
+        withExtendedLifetime((x, w, r, packedR, packedW, bias, peepholes, initialH, initialC, y, finalH, finalC, scratch)) {
+            let base = scratch.mutablePointer(as: Float.self)
+            if concurrent {
+                // The directions write disjoint parts of Y and the states. When the pool is busy
+                // (another run's loop), forEach runs them one after the other on this thread.
+                let serial = Parallelism(threads: 1, flushesDenormals: context.parallelism.flushesDenormals)
+                context.parallelism.forEach(2) { direction in
+                    run(direction: direction, scratch: base + direction * scratchCount, parallelism: serial)
+                }
+            } else {
+                for direction in directions.indices { run(direction: direction, scratch: base, parallelism: context.parallelism) }
             }
         }
         var outputs = [y, finalH]
@@ -336,8 +357,10 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
         let sequence = batchFirst ? x[1] : x[0], batch = batchFirst ? x[0] : x[1], hidden = hiddenSize ?? r[2]
         let layer = RecurrentLayer(cell: cell, sequence: sequence, batch: batch, input: x[2], hidden: hidden,
                                    activations: [], clip: nil, reverse: false, lengths: [])
+        let copies = Self.concurrentDirections(directions.count, threads: threads) ? 2 : 1
         guard [sequence, batch, x[2], hidden].allSatisfy({ $0 <= Self.maximumSize }),
-              let floats = layer.scratchCount, floats <= ExecutionContext.maximumElementCount else { return 0 }
+              let count = layer.scratchCount, case let (floats, overflow) = count.multipliedReportingOverflow(by: copies), !overflow,
+              floats <= ExecutionContext.maximumElementCount else { return 0 }
         // Float16 and double inputs are converted to float, and the outputs back; R is packed
         // unless it was at load.
         let converted = inputs.type(0)?.dataType == .float ? 0 : x.elementCount
