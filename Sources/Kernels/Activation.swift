@@ -126,11 +126,10 @@ public enum Activation: Sendable, Hashable {
 
     /// Division, not a multiplication by the reciprocal, as QuantizeLinear is specified (and as
     /// ONNX Runtime computes it): the two differ in the last bit, which can move a value across a
-    /// rounding boundary.
+    /// rounding boundary. Computed as `QuantizationGrid` does: the same value for every input.
     @inlinable @inline(__always)
     public static func quantizeDequantize(_ x: Float, _ scale: Float, _ zeroPoint: Float, _ low: Float, _ high: Float) -> Float {
-        let q = (x / scale).rounded(.toNearestOrEven) + zeroPoint
-        return (Swift.min(Swift.max(q.isNaN ? low : q, low), high) - zeroPoint) * scale
+        QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high)(x)
     }
     @inlinable static func relu<T: RealElement>(_ x: T) -> T { Swift.max(x, 0) }
     @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
@@ -156,5 +155,50 @@ public enum Activation: Sendable, Hashable {
     @inlinable static func gelu<T: RealElement>(_ x: T) -> T { x / 2 * (1 + T.erf(x * T(0.7071067811865476))) }
     @inlinable static func geluTanh<T: RealElement>(_ x: T) -> T {
         x / 2 * (1 + T.tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)))
+    }
+}
+
+/// `Activation.quantizeDequantize` with its constants prepared: `(clamp(round_half_even(x / scale)
+/// + zeroPoint, low, high) − zeroPoint) · scale` computed in fewer steps with the same result for
+/// every x. Since `low − zeroPoint` and `high − zeroPoint` are whole numbers and rounding is
+/// monotone and leaves whole numbers alone, clamping `x / scale` to them first and rounding after
+/// gives the same grid point; rounding half to even is `(v + 1.5·2^23) − 1.5·2^23`, exact for
+/// |v| < 2^22, which the clamp guarantees for the bounds the fused attributes accept (integer-valued,
+/// at most 2^16 in size). NaN clamps to the low end, as before; the result is never −0 (nor was it:
+/// `(q − zeroPoint)` is +0 when q equals the zero point).
+public struct QuantizationGrid: Sendable {
+    /// The step between grid points.
+    public let scale: Float
+    /// The lowest and highest grid index relative to the zero point (`low − zeroPoint`, `high − zeroPoint`).
+    public let lowest: Float, highest: Float
+
+    @inlinable
+    public init(scale: Float, zeroPoint: Float, low: Float, high: Float) {
+        self.scale = scale
+        lowest = low - zeroPoint
+        highest = high - zeroPoint
+    }
+
+    /// The grid point of `x` (see the type).
+    @inlinable @inline(__always)
+    public func callAsFunction(_ x: Float) -> Float { point(x / scale) }
+
+    /// The grid point of `x` found by multiplying by `1 / scale` instead of dividing: as ONNX
+    /// Runtime's fused quantized convolutions requantize (a product by a precomputed scale), and
+    /// several times cheaper than a division, which is what the rounding in a QDQ convolution's
+    /// epilogue costs. It differs from `callAsFunction` only where `x / scale` lies within an ulp
+    /// or so of a rounding boundary (a half), by one step of the grid.
+    @inlinable @inline(__always)
+    public func multiplying(_ x: Float, reciprocal: Float) -> Float { point(x * reciprocal) }
+
+    /// `round_half_even(clamp(v, lowest, highest)) · scale`, NaN to `lowest`: the grid point of
+    /// the grid index `v` (a value already divided by the scale).
+    @inlinable @inline(__always)
+    public func point(_ v: Float) -> Float {
+        // `v > lowest ? v : lowest` sends NaN to `lowest` (and vectorises to one max).
+        let above = v > lowest ? v : lowest
+        let clamped = above < highest ? above : highest
+        let shift: Float = 12_582_912  // 1.5 · 2^23: adding it rounds to a whole number, half to even
+        return ((clamped + shift) - shift) * scale
     }
 }

@@ -39,8 +39,26 @@ public struct Epilogue {
     public func apply(_ output: UnsafeMutablePointer<Float>, offset: Int = 0, ld: Int, rows: Range<Int>, columns: Range<Int>) {
         if isEmpty || columns.isEmpty { return }
         if let first = beforeResidual {
-            // Two passes over the block while it is in cache: bias and the first activation, then
-            // the residual and the last one.
+            // A QDQ model's residual block rounds the product, adds the shortcut and rounds again
+            // (with its Relu, if any): one pass over the block. Other pairs take two passes, bias
+            // and the first activation, then the residual and the last one.
+            if case .quantizeDequantize(let scale, let zeroPoint, let low, let high) = first {
+                let round = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), r = 1 / scale
+                switch activation {
+                case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:
+                    let last = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), s = 1 / scale
+                    return combine(output, offset: offset, ld: ld, rows: rows, columns: columns,
+                                   { round.multiplying($0, reciprocal: r) }, { last.multiplying($0, reciprocal: s) })
+                case .relu?:
+                    return combine(output, offset: offset, ld: ld, rows: rows, columns: columns,
+                                   { round.multiplying($0, reciprocal: r) }, { $0 < 0 ? 0 : $0 })
+                case nil:
+                    return combine(output, offset: offset, ld: ld, rows: rows, columns: columns,
+                                   { round.multiplying($0, reciprocal: r) }, { $0 })
+                default:
+                    break
+                }
+            }
             Epilogue(bias: bias, activation: first).apply(output, offset: offset, ld: ld, rows: rows, columns: columns)
             Epilogue(residual: residual, activation: activation).apply(output, offset: offset, ld: ld, rows: rows, columns: columns)
             return
@@ -54,9 +72,8 @@ public struct Epilogue {
         case .clip(let low, let high)?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < low ? low : ($0 > high ? high : $0) }
         case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:
-            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) {
-                Activation.quantizeDequantize($0, scale, zeroPoint, low, high)
-            }
+            let round = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), r = 1 / scale
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { round.multiplying($0, reciprocal: r) }
         case nil:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 }
         case let other?:
@@ -64,6 +81,37 @@ public struct Epilogue {
                 combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 }
             }
             for r in rows { other.apply(output + offset + r * ld + columns.lowerBound, count: columns.count) }
+        }
+    }
+
+    /// `row = last(first(row + bias) + residual)` over the block: `beforeResidual` and
+    /// `activation` in the same pass (the residual is added after `first`, so it cannot join the
+    /// bias as in `combine(…, activate)`).
+    @inline(__always)
+    private func combine(_ output: UnsafeMutablePointer<Float>, offset: Int, ld: Int, rows: Range<Int>, columns: Range<Int>,
+                         _ first: (Float) -> Float, _ last: (Float) -> Float) {
+        let count = columns.count
+        for r in rows {
+            let start = offset + r * ld + columns.lowerBound
+            let row = output + start
+            switch (bias, residual.map { $0 + start }) {
+            case (.perRow(let bias)?, let residual?):
+                let value = bias[r]
+                for i in 0..<count { row[i] = last(first(row[i] + value) + residual[i]) }
+            case (.perRow(let bias)?, nil):
+                let value = bias[r]
+                for i in 0..<count { row[i] = last(first(row[i] + value)) }
+            case (.perColumn(let bias)?, let residual?):
+                let values = bias + columns.lowerBound
+                for i in 0..<count { row[i] = last(first(row[i] + values[i]) + residual[i]) }
+            case (.perColumn(let bias)?, nil):
+                let values = bias + columns.lowerBound
+                for i in 0..<count { row[i] = last(first(row[i] + values[i])) }
+            case (nil, let residual?):
+                for i in 0..<count { row[i] = last(first(row[i]) + residual[i]) }
+            case (nil, nil):
+                for i in 0..<count { row[i] = last(first(row[i])) }
+            }
         }
     }
 

@@ -35,14 +35,88 @@ import TestSupport
                 for r in rows {
                     for c in columns {
                         let i = r * ld + c
-                        var value = first(product[i] + (perRow ? rowBias[r] : columnBias[c]))
+                        var value = Self.inEpilogue(first)(product[i] + (perRow ? rowBias[r] : columnBias[c]))
                         if withResidual { value += residual[i] }
-                        expected[i] = last.map { $0(value) } ?? value
+                        expected[i] = last.map { Self.inEpilogue($0)(value) } ?? value
                     }
                 }
                 #expect(actual == expected, "per row \(perRow), residual \(withResidual), \(first) then \(String(describing: last))")
             }
         }
+    }
+
+    /// An activation as an epilogue applies it: a QDQ rounding multiplies by the reciprocal of its
+    /// scale (`QuantizationGrid.multiplying`), anything else is the activation itself.
+    static func inEpilogue(_ activation: Activation) -> (Float) -> Float {
+        guard case .quantizeDequantize(let scale, let zeroPoint, let low, let high) = activation else { return { activation($0) } }
+        let grid = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
+        return { grid.multiplying($0, reciprocal: 1 / scale) }
+    }
+
+    /// QuantizeLinear then DequantizeLinear as written in the spec, the definition `QuantizationGrid`
+    /// must equal bit for bit (its clamp-first, shift-rounded form is a rewriting, not an approximation).
+    static func definition(_ x: Float, _ scale: Float, _ zeroPoint: Float, _ low: Float, _ high: Float) -> Float {
+        let q = (x / scale).rounded(.toNearestOrEven) + zeroPoint
+        return (Swift.min(Swift.max(q.isNaN ? low : q, low), high) - zeroPoint) * scale
+    }
+
+    /// The grid against the definition for the integer types of 8 and 16 bits, scales from tiny to
+    /// large, zero points inside and at the ends of the range: random values, every exact tie
+    /// `(k + ½)·scale` and its neighbours one ulp away, both zeros, infinities, NaN, huge values and
+    /// subnormals; scalar and through the vectorised loop of `Activation.apply`, bit for bit. The
+    /// epilogue's rounding, by the reciprocal, equals `multiplying` bit for bit, and the definition
+    /// except within a few ulps of a half (the ties and their neighbours), where it is one step off.
+    @Test func quantizationGridEqualsTheDefinition() {
+        var random = SeededGenerator(seed: 77)
+        let ranges: [(Float, Float, [Float])] = [(0, 255, [0, 128, 255, 3]), (-128, 127, [0, -128, 127, -7]),
+                                                  (0, 65535, [0, 32768, 65535]), (-32768, 32767, [0, -32768, 32767])]
+        let scales: [Float] = [0.05, 0.5, 2, 0.0078125, 3.0517578e-05, 1234.5, 0.1, 1e-30, 1e30]
+        var cases = 0, ties = 0, differences: [String] = []
+        for (low, high, zeroPoints) in ranges {
+            for zeroPoint in zeroPoints {
+                for scale in scales {
+                    var xs: [Float] = [0, -0, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                                       .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude]
+                    let span = (high - low + 20) * scale
+                    xs += random.floats(400, in: -span...span)
+                    for k in stride(from: low - zeroPoint - 3, through: Swift.min(high - zeroPoint + 3, low - zeroPoint + 300), by: 1) {
+                        let tie = (k + 0.5) * scale
+                        xs += [tie, tie.nextUp, tie.nextDown, k * scale, -tie]
+                    }
+                    let grid = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
+                    let activation = Activation.quantizeDequantize(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
+                    var vectorised = [Float](repeating: 7, count: xs.count)
+                    vectorised.withUnsafeMutableBufferPointer { activation.apply(xs, into: $0.baseAddress!, count: xs.count) }
+                    var epilogue = xs
+                    epilogue.withUnsafeMutableBufferPointer {
+                        Epilogue(activation: activation).apply($0.baseAddress!, ld: xs.count, rows: 0..<1, columns: 0..<xs.count)
+                    }
+                    for (i, x) in xs.enumerated() {
+                        let expected = Self.definition(x, scale, zeroPoint, low, high).bitPattern
+                        cases += 1
+                        let multiplied = grid.multiplying(x, reciprocal: 1 / scale)
+                        if multiplied.bitPattern != expected {
+                            // One step apart, for an x / scale within a few ulps of a half.
+                            let index = x / scale, fraction = index - index.rounded(.down)
+                            let nearHalf = abs(fraction - 0.5) <= 4 * index.ulp
+                            let steps = (multiplied / scale).rounded() - (Float(bitPattern: expected) / scale).rounded()
+                            let oneStep = abs(steps) == 1
+                            if !(nearHalf && oneStep) { differences.append("x \(x) scale \(scale): \(multiplied)") }
+                            ties += 1
+                        }
+                        guard grid(x).bitPattern == expected, vectorised[i].bitPattern == expected,
+                              epilogue[i].bitPattern == multiplied.bitPattern else {
+                            let values = "grid \(grid(x)), apply \(vectorised[i]), epilogue \(epilogue[i]), definition \(Float(bitPattern: expected))"
+                            Issue.record("x \(x) scale \(scale) zero point \(zeroPoint) range \(low)...\(high): \(values)")
+                            return
+                        }
+                    }
+                }
+            }
+        }
+        #expect(cases > 100_000)
+        #expect(differences.count == 0, Comment(rawValue: differences.prefix(5).joined(separator: "; ")))
+        #expect(ties > 0, "no case near a tie: the multiplying rounding was not compared where it differs")
     }
 
     /// QuantizeLinear then DequantizeLinear: ties to even, clamping at both ends, NaN to the low end.
