@@ -85,6 +85,21 @@ public struct ExecutionContext: Sendable {
     }
 }
 
+extension ExecutionContext {
+    /// Runs `body` with `bytes` of memory that a C library allocates on its own (not from the
+    /// pool) counted against the run's working-memory budget while it runs, so that a small
+    /// request cannot make a decoder take far more than the budget. Throws an error of kind
+    /// `.resourceExhausted` instead of running `body` when the budget has no room for them.
+    public func withExternalMemory<Result>(_ bytes: Int, for what: String, _ body: () throws -> Result) throws -> Result {
+        guard let meter else { return try body() }
+        guard let result = try meter.withReservation(bytes, body) else {
+            throw OpError("\(what) needs about \(bytes) bytes of its own on top of the \(meter.heldBytes) bytes the run holds,"
+                          + " beyond its working-memory budget of \(meter.budget) bytes", kind: .resourceExhausted)
+        }
+        return result
+    }
+}
+
 /// What an operator sees while it is built from a node: attributes, versions, constant inputs.
 public struct OperatorContext: Sendable {
     /// The node being compiled.

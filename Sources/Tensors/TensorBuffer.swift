@@ -270,6 +270,15 @@ public final class WorkingMemoryMeter: Sendable {
 
     func release(_ bytes: Int) { _ = held.subtract(bytes, ordering: .relaxed) }
 
+    /// Runs `body` with `bytes` more counted as held, for memory a run uses outside the pool (a C
+    /// library's own buffers, such as an image decoder's), or returns nil without running it when
+    /// that would take the meter past its budget.
+    public func withReservation<Result>(_ bytes: Int, _ body: () throws -> Result) rethrows -> Result? {
+        guard bytes >= 0, reserve(bytes) else { return nil }
+        defer { release(bytes) }
+        return try body()
+    }
+
     /// Bytes held now.
     public var heldBytes: Int { held.load(ordering: .relaxed) }
 

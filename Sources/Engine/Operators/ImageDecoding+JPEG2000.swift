@@ -104,7 +104,13 @@ extension ImageDecoding {
             }
         }
         let rgb = try context.allocate(.uint8, shape)
-        guard opj_decode(codec, stream, image) != 0, opj_end_decompress(codec, stream) != 0 else { throw failure("data") }
+        // OpenJPEG holds each component as 32-bit samples, once for the tile it decodes and once
+        // for the image: about 8 bytes per sample, counted against the budget while it decodes
+        // (a few hundred bytes of stream can declare an image of a gigabyte).
+        let decoderBytes = width * height * count * 8  // at most 2^26 pixels × 4 components × 8: no overflow
+        try context.withExternalMemory(decoderBytes, for: "decoding the \(width) × \(height) JPEG 2000 image") {
+            guard opj_decode(codec, stream, image) != 0, opj_end_decompress(codec, stream) != 0 else { throw failure("data") }
+        }
 
         let colours = count >= 3 ? 3 : 1
         let target = rgb.mutablePointer(as: UInt8.self)

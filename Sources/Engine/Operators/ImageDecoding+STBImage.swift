@@ -130,17 +130,21 @@ extension ImageDecoding {
             throw OpError.invalidArgument("the \(what) stream (\(bytes.count) bytes) is over 2 GiB")
         }
         let rgb = try context.allocate(.uint8, shape)
-        var x: Int32 = 0, y: Int32 = 0, components: Int32 = 0
-        guard let pixels = stbi_load_from_memory(bytes.baseAddress, length, &x, &y, &components, 3) else {
-            let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
-            throw OpError.invalidArgument("the \(what) image cannot be decoded (\(reason))")
+        // stb_image decodes into a buffer of its own (3 bytes per pixel, asked for RGB, and a
+        // palette or conversion row on top): 4 bytes per pixel counted against the budget.
+        try context.withExternalMemory(width * height * 4, for: "decoding the \(width) × \(height) \(what) image") {
+            var x: Int32 = 0, y: Int32 = 0, components: Int32 = 0
+            guard let pixels = stbi_load_from_memory(bytes.baseAddress, length, &x, &y, &components, 3) else {
+                let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
+                throw OpError.invalidArgument("the \(what) image cannot be decoded (\(reason))")
+            }
+            defer { stbi_image_free(pixels) }
+            guard Int(x) == width, Int(y) == height else {
+                throw OpError.invalidArgument("the \(what) image cannot be decoded (stb_image read \(x) × \(y) pixels,"
+                                              + " the header says \(width) × \(height))")
+            }
+            rgb.mutablePointer(as: UInt8.self).update(from: pixels, count: rgb.elementCount)
         }
-        defer { stbi_image_free(pixels) }
-        guard Int(x) == width, Int(y) == height else {
-            throw OpError.invalidArgument("the \(what) image cannot be decoded (stb_image read \(x) × \(y) pixels,"
-                                          + " the header says \(width) × \(height))")
-        }
-        rgb.mutablePointer(as: UInt8.self).update(from: pixels, count: rgb.elementCount)
         return rgb
     }
 }
