@@ -134,8 +134,8 @@ public enum Activation: Sendable, Hashable {
     @inlinable static func relu<T: RealElement>(_ x: T) -> T { Swift.max(x, 0) }
     @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
     @inlinable static func clip<T: RealElement>(_ x: T, _ low: T, _ high: T) -> T { Swift.min(Swift.max(x, low), high) }
-    @inlinable static func sigmoid<T: RealElement>(_ x: T) -> T { 1 / (1 + T.exp(-x)) }
-    @inlinable static func silu<T: RealElement>(_ x: T) -> T { x / (1 + T.exp(-x)) }
+    @inlinable static func sigmoid<T: RealElement>(_ x: T) -> T { 1 / (1 + T.logisticExp(-x)) }
+    @inlinable static func silu<T: RealElement>(_ x: T) -> T { x / (1 + T.logisticExp(-x)) }
     @inlinable static func hardSigmoid<T: RealElement>(_ x: T, _ alpha: T, _ beta: T) -> T {
         Swift.min(Swift.max(alpha * x + beta, 0), 1)
     }

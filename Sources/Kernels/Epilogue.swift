@@ -63,14 +63,26 @@ public struct Epilogue {
             Epilogue(residual: residual, activation: activation).apply(output, offset: offset, ld: ld, rows: rows, columns: columns)
             return
         }
-        // The activations of CNNs go into the same loop as the additions (one pass over each row,
-        // one compare and blend per lane; NaN passes through as in ONNX); the rest run after them
-        // through `Activation.apply`.
+        // The activations of CNNs (ReLU, Clip, and the SiLU, sigmoid, HardSwish and HardSigmoid of
+        // EfficientNet and MobileNetV3) go into the same loop as the additions (one pass over each
+        // row; NaN passes through as in ONNX); the rest run after them through `Activation.apply`.
         switch activation {
         case .relu?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < 0 ? 0 : $0 }
         case .clip(let low, let high)?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < low ? low : ($0 > high ? high : $0) }
+        case .silu?:
+            // The formulas by type: `Activation.silu` alone could also be the enum case.
+            let silu: (Float) -> Float = Activation.silu
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { silu($0) }
+        case .sigmoid?:
+            let sigmoid: (Float) -> Float = Activation.sigmoid
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { sigmoid($0) }
+        case .hardSwish?:
+            let hardSwish: (Float) -> Float = Activation.hardSwish
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { hardSwish($0) }
+        case .hardSigmoid(let alpha, let beta)?:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { Activation.hardSigmoid($0, alpha, beta) }
         case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:
             let round = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), r = 1 / scale
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { round.multiplying($0, reciprocal: r) }

@@ -20,6 +20,16 @@ import Testing
         #expect(Float.exp(.infinity) == .infinity && Float.exp(-.infinity) == 0 && Float.exp(.nan).isNaN)
     }
 
+    /// The logistic function's exp: as exp within 2 ulp for |x| ≤ 80, of x clamped to ±80 beyond.
+    @Test func logisticExpIsExpOfClampedArgument() {
+        for x in Self.samples + [80, -80, 79.99, -79.99, 80.01, -80.01] {
+            let expected = Float(Foundation.exp(Double(min(max(x, -80), 80)))), value = Float.logisticExp(x)
+            #expect(abs(value - expected) <= 2 * expected.ulp, "logisticExp(\(x)) = \(value), expected \(expected)")
+        }
+        #expect(Float.logisticExp(.infinity) == Float.logisticExp(80) && Float.logisticExp(-.infinity) == Float.logisticExp(-80))
+        #expect(Float.logisticExp(.nan).isNaN && Double.logisticExp(-100) == Foundation.exp(-100))
+    }
+
     @Test func tanhAndErfAreWithinTolerance() {
         for x in Self.samples {
             let tanhExpected = Float(Foundation.tanh(Double(x))), erfExpected = Float(Foundation.erf(Double(x)))

@@ -119,6 +119,51 @@ import TestSupport
         #expect(ties > 0, "no case near a tie: the multiplying rounding was not compared where it differs")
     }
 
+    /// `activation(x + bias + residual)` for the activations applied inside the additions' loop
+    /// (and GELU and no activation, applied after it), on rows 1..<10 and columns 2..<37 of a
+    /// 11 × 39 buffer (odd sizes; everything outside the block untouched), per-row and per-column
+    /// biases, with and without a residual and a bias, values far into both tails included.
+    @Test(arguments: [Activation.relu, .clip(min: -1, max: 6), .silu, .sigmoid, .hardSwish, .hardSigmoid(alpha: 0.2, beta: 0.5),
+                      .gelu, nil])
+    func activationMatchesDefinition(activation: Activation?) {
+        var random = SeededGenerator(seed: 43)
+        let (height, ld, rows, columns) = (11, 39, 1..<10, 2..<37)
+        var product = random.floats(height * ld, in: -9...9)
+        product[ld + 2] = 120
+        product[ld + 3] = -120
+        product[2 * ld + 5] = .nan
+        let residual = random.floats(height * ld, in: -2...2)
+        let rowBias = random.floats(height), columnBias = random.floats(ld)
+        for bias in ["row", "column", "none"] {
+            for withResidual in [true, false] {
+                var actual = product
+                rowBias.withUnsafeBufferPointer { rowBias in
+                    columnBias.withUnsafeBufferPointer { columnBias in
+                        residual.withUnsafeBufferPointer { residual in
+                            let epilogue = Epilogue(bias: bias == "row" ? .perRow(rowBias.baseAddress!)
+                                                        : bias == "column" ? .perColumn(columnBias.baseAddress!) : nil,
+                                                    residual: withResidual ? residual.baseAddress! : nil, activation: activation)
+                            actual.withUnsafeMutableBufferPointer {
+                                epilogue.apply($0.baseAddress!, offset: 0, ld: ld, rows: rows, columns: columns)
+                            }
+                        }
+                    }
+                }
+                var expected = product
+                for r in rows {
+                    for c in columns {
+                        let i = r * ld + c
+                        let added = (bias == "row" ? rowBias[r] : bias == "column" ? columnBias[c] : 0) + (withResidual ? residual[i] : 0)
+                        let value = bias == "none" && !withResidual ? product[i] : product[i] + added
+                        expected[i] = activation.map { $0(value) } ?? value
+                    }
+                }
+                #expect(zip(actual, expected).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) },
+                        "bias \(bias), residual \(withResidual), \(String(describing: activation))")
+            }
+        }
+    }
+
     /// QuantizeLinear then DequantizeLinear: ties to even, clamping at both ends, NaN to the low end.
     @Test func quantizeDequantizeValues() {
         let f = Activation.quantizeDequantize(scale: 0.5, zeroPoint: 10, low: 0, high: 255)
