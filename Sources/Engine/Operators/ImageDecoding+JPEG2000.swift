@@ -8,17 +8,8 @@ import Tensors
 /// keep the first error and print nothing. Samples become 8 bits as Pillow does (signed ones offset by
 /// half their range, then shifted to 8 bits); gray is repeated, alpha dropped.
 extension ImageDecoding {
-    /// The stream OpenJPEG reads, and the first error it reported.
-    private final class JPEG2000Source {
-        let bytes: UnsafeBufferPointer<UInt8>
-        var position = 0
-        var error: String?
-
-        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-    }
-
     static func decodeJPEG2000(_ bytes: UnsafeBufferPointer<UInt8>, codestream: Bool, _ context: ExecutionContext) throws -> Tensor {
-        let source = JPEG2000Source(bytes)
+        let source = StreamSource(bytes)
         // The library holds `source` only as a raw pointer: keep it alive until every library object is gone.
         defer { withExtendedLifetime(source) {} }
         let client = Unmanaged.passUnretained(source).toOpaque()
@@ -31,7 +22,7 @@ extension ImageDecoding {
         defer { opj_destroy_codec(codec) }
         _ = opj_set_error_handler(codec, { message, client in
             guard let message, let client else { return }
-            let source = Unmanaged<JPEG2000Source>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             if source.error == nil {
                 source.error = String(cString: message).trimmingSuffix { $0 == "\n" }
             }
@@ -51,7 +42,7 @@ extension ImageDecoding {
         // OPJ_SIZE_T is size_t, which Swift imports as Int: OpenJPEG's end-of-stream value (OPJ_SIZE_T)-1 is -1 here.
         opj_stream_set_read_function(stream) { buffer, count, client in
             guard let buffer, let client, count > 0 else { return -1 }
-            let source = Unmanaged<JPEG2000Source>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             let available = source.bytes.count - source.position
             guard available > 0, let base = source.bytes.baseAddress else { return -1 }
             let n = min(count, available)
@@ -61,7 +52,7 @@ extension ImageDecoding {
         }
         opj_stream_set_skip_function(stream) { count, client in
             guard let client else { return -1 }
-            let source = Unmanaged<JPEG2000Source>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             // Within the stream only: a skip past either end stops at it.
             let target = max(0, min(Int64(source.bytes.count), Int64(source.position) &+ count))
             let skipped = target - Int64(source.position)
@@ -70,7 +61,7 @@ extension ImageDecoding {
         }
         opj_stream_set_seek_function(stream) { offset, client in
             guard let client else { return 0 }
-            let source = Unmanaged<JPEG2000Source>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             guard offset >= 0, offset <= Int64(source.bytes.count) else { return 0 }
             source.position = Int(offset)
             return 1

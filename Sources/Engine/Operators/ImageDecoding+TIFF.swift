@@ -10,15 +10,6 @@ import Tensors
 /// not apply the Orientation tag), and an unassociated alpha channel is dropped rather than
 /// multiplied in (TIFFRGBAImage would premultiply it; Pillow's convert("RGB") drops it).
 extension ImageDecoding {
-    /// The stream libtiff reads, and the first error libtiff reported.
-    private final class TIFFSource {
-        let bytes: UnsafeBufferPointer<UInt8>
-        var position = 0
-        var error: String?
-
-        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-    }
-
     /// The largest single allocation libtiff may make while decoding (a strip or tile buffer).
     private static let tiffAllocationLimit = (maximumPixels * 4) + (1 << 20)
 
@@ -30,7 +21,7 @@ extension ImageDecoding {
 
     static func decodeTIFF(_ bytes: UnsafeBufferPointer<UInt8>, _ context: ExecutionContext) throws -> Tensor {
         _ = silenceGlobalTIFFHandlers
-        let source = TIFFSource(bytes)
+        let source = StreamSource(bytes)
         // The library holds `source` only as a raw pointer: keep it alive until every library object is gone.
         defer { withExtendedLifetime(source) {} }
         let client = Unmanaged.passUnretained(source).toOpaque()
@@ -42,7 +33,7 @@ extension ImageDecoding {
         TIFFOpenOptionsSetMaxSingleMemAlloc(options, tmsize_t(tiffAllocationLimit))
         TIFFOpenOptionsSetErrorHandlerExtR(options, { _, client, module, format, arguments in
             guard let client, let format, let arguments else { return 1 }
-            let source = Unmanaged<TIFFSource>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             if source.error == nil {
                 var text = [CChar](repeating: 0, count: 512)
                 _ = vsnprintf(&text, text.count, format, arguments)
@@ -57,7 +48,7 @@ extension ImageDecoding {
         guard let tiff = TIFFClientOpenExt("memory", "r", client, { client, buffer, count in
             // read
             guard let client, let buffer, count >= 0 else { return -1 }
-            let source = Unmanaged<TIFFSource>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             let available = max(0, source.bytes.count - source.position)
             let n = min(Int(clamping: count), available)
             if n > 0, let base = source.bytes.baseAddress {
@@ -68,7 +59,7 @@ extension ImageDecoding {
         }, { _, _, _ in -1 }, { client, offset, whence in
             // seek: positions past the end are allowed (reads there return nothing), negative ones are not
             guard let client else { return toff_t.max }
-            let source = Unmanaged<TIFFSource>.fromOpaque(client).takeUnretainedValue()
+            let source = Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue()
             let base: Int
             switch whence {
             case SEEK_SET: base = 0
@@ -84,7 +75,7 @@ extension ImageDecoding {
         }, { _ in 0 }, { client in
             // size
             guard let client else { return 0 }
-            return toff_t(Unmanaged<TIFFSource>.fromOpaque(client).takeUnretainedValue().bytes.count)
+            return toff_t(Unmanaged<StreamSource>.fromOpaque(client).takeUnretainedValue().bytes.count)
         }, { _, _, _ in 0 }, { _, _, _ in }, options) else {
             throw failure("header")
         }

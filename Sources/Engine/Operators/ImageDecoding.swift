@@ -13,6 +13,16 @@ enum ImageDecoding {
     /// header before anything is allocated; the run's working-memory budget applies on top.
     static let maximumPixels = 1 << 26
 
+    /// An encoded stream a C decoder reads through callbacks (OpenJPEG's, libtiff's client
+    /// procedures): the bytes, the read position, and the first error the decoder reported.
+    final class StreamSource {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var position = 0
+        var error: String?
+
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    }
+
     /// What the output holds per pixel.
     enum PixelFormat: Sendable {
         case rgb, bgr, grayscale
