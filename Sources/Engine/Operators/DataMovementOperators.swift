@@ -5,17 +5,54 @@ import Tensors
 /// padding, repetition. Each is a strided (or indexed) byte copy, so every element type works.
 enum DataMovementOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Transpose", versions: [1, 13, 21, 23, 24, 25]) { try Transpose($0) },
-        OperatorDefinition("Concat", versions: [1, 4, 11, 13]) { try Concat($0) },
-        OperatorDefinition("Split", versions: [1, 2, 11, 13, 18]) { try Split($0) },
-        OperatorDefinition("Slice", versions: [1, 10, 11, 13]) { try Slice($0) },
-        OperatorDefinition("Pad", versions: [1, 2, 11, 13, 18, 19, 21, 23, 24, 25]) { try Pad($0) },
-        OperatorDefinition("Tile", versions: [1, 6, 13]) { try Tile($0) },
-        OperatorDefinition("Expand", versions: [8, 13]) { Expand($0) },
-        OperatorDefinition("DepthToSpace", versions: [1, 11, 13, 28]) { try BlockRearrangement($0, toSpace: true) },
-        OperatorDefinition("SpaceToDepth", versions: [1, 13, 28]) { try BlockRearrangement($0, toSpace: false) },
+        OperatorDefinition("Transpose", versions: [1, 13, 21, 23, 24, 25], contract: contract("data", "transposed")) { try Transpose($0) },
+        OperatorDefinition("Concat", versions: [1, 4, 11, 13], contract: OperatorContract(
+            inputs: [.init("inputs", "T", .variadic(min: 1))], outputs: [.init("concat_result", "T")],
+            types: ["T": ElementTypes.allOfOpset13])) { try Concat($0) },
+        // Split 1 types its `split` input as the data's T (floating point); it is read as integers.
+        OperatorDefinition("Split", versions: [1, 2, 11, 13, 18], contracts: { version in
+            version == 1 ? nil : OperatorContract(inputs: [.init("input", "T")] + (version < 13 ? [] : [.init("split", .int64, .optional)]),
+                                                  outputs: [.init("outputs", "T", .variadic(min: 1))], types: ["T": ElementTypes.allOfOpset13])
+        }) { try Split($0) },
+        OperatorDefinition("Slice", versions: [1, 10, 11, 13], contracts: { version in
+            contract("data", "output", types: ElementTypes.allOfOpset13, version < 10 ? [] : [
+                .init("starts", "Tind"), .init("ends", "Tind"), .init("axes", "Tind", .optional), .init("steps", "Tind", .optional),
+            ])
+        }) { try Slice($0) },
+        // Strings are not padded.
+        OperatorDefinition("Pad", versions: [1, 2, 11, 13, 18, 19, 21, 23, 24, 25], contracts: { version in
+            let inputs: [OperatorContract.Parameter] = switch version {
+            case ..<11: []
+            case ..<18: [.init("pads", .int64), .init("constant_value", "T", .optional)]
+            default: [.init("pads", .int64), .init("constant_value", "T", .optional), .init("axes", "Tind", .optional)]
+            }
+            return contract("data", "output", types: ElementTypes.all.subtracting([.string]), inputs)
+        }) { try Pad($0) },
+        // Tile 1 types `tiles` and `axis` as the data's T (floating point); they are read as integers.
+        OperatorDefinition("Tile", versions: [1, 6, 13], contracts: { version in
+            version == 1 ? nil : contract("input", "output", types: ElementTypes.allOfOpset13, [.init("repeats", "T1")], indices: ("T1", [.int64]))
+        }) { try Tile($0) },
+        OperatorDefinition("Expand", versions: [8, 13], contract: contract("input", "output", types: ElementTypes.allOfOpset13,
+                                                                             [.init("shape", .int64)])) { Expand($0) },
+        OperatorDefinition("DepthToSpace", versions: [1, 11, 13, 28], contract: contract("input", "output", types: ElementTypes.allOfOpset13)) {
+            try BlockRearrangement($0, toSpace: true)
+        },
+        OperatorDefinition("SpaceToDepth", versions: [1, 13, 28], contract: contract("input", "output", types: ElementTypes.allOfOpset13)) {
+            try BlockRearrangement($0, toSpace: false)
+        },
     ]
+
+    /// `input` of element type T (with `rest`, the index inputs: of a fixed type, or of the
+    /// variable `indices`, int32 or int64 "Tind" unless given) to `output` of T.
+    static func contract(_ input: String, _ output: String, types: Set<DataType> = ElementTypes.all,
+                         _ rest: [OperatorContract.Parameter] = [],
+                         indices: (String, Set<DataType>) = ("Tind", [.int32, .int64])) -> OperatorContract {
+        let usesIndices = rest.contains { $0.type == .variable(indices.0) }
+        return OperatorContract(inputs: [.init(input, "T")] + rest, outputs: [.init(output, "T")],
+                                types: ["T": types].merging(usesIndices ? [indices.0: indices.1] : [:]) { first, _ in first })
+    }
 }
+
 
 // MARK: Transpose
 
@@ -75,9 +112,6 @@ struct Concat: ElementMovingOperator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let first = inputs.compactMap({ $0 }).first else { return [] }
-        guard inputs.allSatisfy({ $0 == nil || $0?.dataType == first.dataType }) else {
-            throw OpError("inputs have different element types")
-        }
         let ranked = inputs.compactMap { $0?.dims }
         guard inputs.allSatisfy({ $0?.dims != nil }), let rank = ranked.first?.count else {
             return [TensorType(first.dataType, ranked.first.map { Layout.unknownDims($0.count) })]
@@ -101,7 +135,6 @@ struct Concat: ElementMovingOperator {
         var dims = first.shape.dims
         dims[axis] = 0
         for part in parts {
-            guard part.dataType == first.dataType else { throw OpError("inputs mix \(first.dataType) and \(part.dataType)") }
             guard part.shape.rank == rank, (0..<rank).allSatisfy({ $0 == axis || part.shape[$0] == first.shape[$0] }) else {
                 throw OpError.invalidArgument("cannot concatenate \(part.shape) with \(first.shape) on axis \(axis)")
             }
@@ -271,9 +304,6 @@ struct Slice: ElementMovingOperator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        for (position, name) in [(1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")] where version >= 10 && position < inputs.count {
-            try Layout.requireIntegers(inputs[position], name)
-        }
         guard let dims = data.dims else { return [TensorType(data.dataType, nil)] }
         guard let known else { return [TensorType(data.dataType, Layout.unknownDims(dims.count))] }
         let ranges = try Self.ranges(known, dims: dims.map(\.value))
@@ -353,7 +383,6 @@ struct Pad: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        guard data.dataType != .string else { throw OpError("Pad does not take strings") }
         guard let dims = data.dims else { return [TensorType(data.dataType, nil)] }
         guard let knownPads, knownPads.count == 2 * dims.count else { return [TensorType(data.dataType, Layout.unknownDims(dims.count))] }
         return [TensorType(data.dataType, try dims.enumerated().map { axis, dim in
@@ -366,7 +395,6 @@ struct Pad: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data")
-        guard data.dataType != .string else { throw OpError("Pad does not take strings") }
         let dims = data.shape.dims, rank = dims.count
         let (begin, end) = try pads(inputs, rank: rank)
         let shape = try Layout.checkedShape((0..<rank).map { dims[$0] + begin[$0] + end[$0] })
@@ -377,7 +405,7 @@ struct Pad: Operator {
         if mode == .constant {
             let value: Tensor
             if inputs.count > 2, let given = inputs[2] {
-                guard given.dataType == data.dataType, given.elementCount == 1 else {
+                guard given.elementCount == 1 else {
                     throw OpError.invalidArgument("constant_value must be one \(data.dataType) element")
                 }
                 value = given
@@ -476,7 +504,6 @@ struct Expand: ElementMovingOperator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        try Layout.requireIntegers(inputs.count > 1 ? inputs[1] : nil, "shape")
         guard let dims = data.dims, let knownShape else {
             let rank = (inputs.count > 1 ? inputs[1]?.dims?.first?.value : nil).flatMap { length in data.rank.map { max($0, length) } }
             return [TensorType(data.dataType, rank.map(Layout.unknownDims))]

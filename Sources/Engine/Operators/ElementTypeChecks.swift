@@ -9,6 +9,13 @@ enum ElementTypes {
     static let numeric = floatingPoint.union(integers)
     /// Floating point and signed integers: the types with a negation.
     static let signedNumeric = floatingPoint.union(signedIntegers)
+    /// Every element type we have: ONNX's "all tensor types" of opset 25 without the complex ones.
+    static let all = Set(DataType.allCases)
+    /// Opset 13's "all tensor types" without the complex ones: no float8, float4, 4-bit or 2-bit
+    /// integer types (the operators that copy elements where ONNX did not extend the list).
+    static let allOfOpset13 = all.subtracting([
+        .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2,
+    ])
 
     /// "float, double, float16" in a stable order, for messages.
     static func names(_ types: Set<DataType>) -> String {

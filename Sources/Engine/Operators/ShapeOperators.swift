@@ -4,16 +4,34 @@ import Tensors
 /// None copies elements: the output shares the input's storage. Every element type passes through.
 enum ShapeOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Reshape", versions: [1, 5, 13, 14, 19, 21, 23, 24, 25]) { try Reshape($0) },
-        OperatorDefinition("Flatten", versions: [1, 9, 11, 13, 21, 23, 24, 25]) { try Flatten($0) },
-        OperatorDefinition("Squeeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Squeeze($0) },
-        OperatorDefinition("Unsqueeze", versions: [1, 11, 13, 21, 23, 24, 25]) { try Unsqueeze($0) },
-        OperatorDefinition("Identity", versions: [1, 13, 14, 16, 19, 21, 23, 24, 25]) { _ in Identity() },
-        OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22], traits: .random) { try Dropout($0) },
-        OperatorDefinition("Shape", versions: [1, 13, 15, 19, 21, 23, 24, 25]) { try ShapeOf($0) },
-        OperatorDefinition("Size", versions: [1, 13, 19, 21, 23, 24, 25]) { _ in SizeOf() },
+        OperatorDefinition("Reshape", versions: [1, 5, 13, 14, 19, 21, 23, 24, 25], contracts: { version in
+            contract("data", "reshaped", version < 5 ? [] : [.init("shape", .int64)])
+        }) { try Reshape($0) },
+        OperatorDefinition("Flatten", versions: [1, 9, 11, 13, 21, 23, 24, 25], contract: contract("input", "output")) { try Flatten($0) },
+        OperatorDefinition("Squeeze", versions: [1, 11, 13, 21, 23, 24, 25], contracts: { version in
+            contract("data", "squeezed", version < 13 ? [] : [.init("axes", .int64, .optional)])
+        }) { try Squeeze($0) },
+        OperatorDefinition("Unsqueeze", versions: [1, 11, 13, 21, 23, 24, 25], contracts: { version in
+            contract("data", "expanded", version < 13 ? [] : [.init("axes", .int64)])
+        }) { try Unsqueeze($0) },
+        // A sequence or optional (14+, 16+) is checked by its tensors' element type.
+        OperatorDefinition("Identity", versions: [1, 13, 14, 16, 19, 21, 23, 24, 25], contracts: { version in
+            version < 14 ? contract("input", "output", types: ElementTypes.allOfOpset13) : contract("input", "output", variable: "V")
+        }) { _ in Identity() },
+        OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22], traits: .random, contracts: { Dropout.contract($0) }) { try Dropout($0) },
+        OperatorDefinition("Shape", versions: [1, 13, 15, 19, 21, 23, 24, 25], contract: OperatorContract(
+            inputs: [.init("data", "T")], outputs: [.init("shape", "T1")], types: ["T": ElementTypes.all, "T1": [.int64]])) { try ShapeOf($0) },
+        OperatorDefinition("Size", versions: [1, 13, 19, 21, 23, 24, 25], contract: OperatorContract(
+            inputs: [.init("data", "T")], outputs: [.init("size", "T1")], types: ["T": ElementTypes.all, "T1": [.int64]])) { _ in SizeOf() },
     ]
+
+    /// `input` of any element type T (with `rest`, the index inputs) to `output` of T.
+    static func contract(_ input: String, _ output: String, _ rest: [OperatorContract.Parameter] = [],
+                         variable: String = "T", types: Set<DataType> = ElementTypes.all) -> OperatorContract {
+        OperatorContract(inputs: [.init(input, variable)] + rest, outputs: [.init(output, variable)], types: [variable: types])
+    }
 }
+
 
 // MARK: Reshape
 
@@ -37,7 +55,6 @@ struct Reshape: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        if version >= 5 { try Layout.requireIntegers(inputs.count > 1 ? inputs[1] : nil, "shape") }
         guard let knownTarget else {
             let shapeDims = inputs.count > 1 ? inputs[1]?.dims : nil
             guard let shapeDims, shapeDims.count == 1, let rank = shapeDims[0].value else { return [TensorType(data.dataType, nil)] }
@@ -233,15 +250,30 @@ struct Dropout: Operator {
 
     private var maskIsBool: Bool { version >= 10 }
 
+    /// Floating-point data T to an output of T and a mask: of T before version 10, of bool (T1)
+    /// in 10, of bool (T2) from 12, where the optional ratio (T1) and training_mode (T2) came.
+    static func contract(_ version: Int) -> OperatorContract {
+        let data = OperatorContract.Parameter("data", "T"), output = OperatorContract.Parameter("output", "T")
+        switch version {
+        case ..<10:
+            return OperatorContract(inputs: [data], outputs: [output, .init("mask", "T", .optional)], types: ["T": ElementTypes.floatingPoint])
+        case 10:
+            return OperatorContract(inputs: [data], outputs: [output, .init("mask", "T1", .optional)],
+                                    types: ["T": ElementTypes.floatingPoint, "T1": [.bool]])
+        default:
+            return OperatorContract(inputs: [data, .init("ratio", "T1", .optional), .init("training_mode", "T2", .optional)],
+                                    outputs: [output, .init("mask", "T2", .optional)],
+                                    types: ["T": ElementTypes.floatingPoint, "T1": ElementTypes.floatingPoint, "T2": [.bool]])
+        }
+    }
+
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        try Layout.require(data, "data", in: \.isFloatingPoint, "floating point")
         return [data, TensorType(maskIsBool ? .bool : data.dataType, data.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data")
-        guard data.dataType.isFloatingPoint else { throw OpError("Dropout needs floating-point data, not \(data.dataType)") }
         if version >= 12, inputs.count > 2, let training = inputs[2], training.doubles().first == 1 {
             let ratio = inputs[1].map { $0.doubles().first ?? 0.5 } ?? 0.5
             guard ratio == 0 else { throw OpError("training mode with ratio \(ratio) is not supported at inference") }
