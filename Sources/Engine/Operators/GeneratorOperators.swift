@@ -5,14 +5,29 @@ import Tensors
 /// constants, filled shapes, ranges, identity-like and one-hot matrices, triangular masks.
 enum GeneratorOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Constant", versions: [1, 9, 11, 12, 13, 19, 21, 23, 24, 25]) { try Constant($0) },
-        OperatorDefinition("ConstantOfShape", versions: [9, 20, 21, 23, 24, 25]) { try ConstantOfShape($0) },
-        OperatorDefinition("Range", versions: [11, 27]) { try RangeOperator($0) },
-        OperatorDefinition("EyeLike", versions: [9, 22]) { try EyeLike($0) },
-        OperatorDefinition("OneHot", versions: [9, 11, 28]) { try OneHot($0) },
-        OperatorDefinition("Trilu", versions: [14]) { try Trilu($0) },
+        OperatorDefinition("Constant", versions: [1, 9, 11, 12, 13, 19, 21, 23, 24, 25], contract: OperatorContract(
+            inputs: [], outputs: [.init("output", "T")], types: ["T": ElementTypes.all])) { try Constant($0) },
+        OperatorDefinition("ConstantOfShape", versions: [9, 20, 21, 23, 24, 25], contract: OperatorContract(
+            inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+            types: ["T1": [.int64], "T2": ElementTypes.all.subtracting([.string])])) { try ConstantOfShape($0) },
+        OperatorDefinition("Range", versions: [11, 27], contract: OperatorContract(
+            inputs: [.init("start", "T"), .init("limit", "T"), .init("delta", "T")], outputs: [.init("output", "T")],
+            types: ["T": [.float, .double, .float16, .int16, .int32, .int64]])) { try RangeOperator($0) },
+        OperatorDefinition("EyeLike", versions: [9, 22], contract: OperatorContract(
+            inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+            types: ["T1": ElementTypes.allOfOpset13.subtracting([.string]), "T2": ElementTypes.allOfOpset13.subtracting([.string])])) {
+            try EyeLike($0)
+        },
+        OperatorDefinition("OneHot", versions: [9, 11, 28], contract: OperatorContract(
+            inputs: [.init("indices", "T1"), .init("depth", "T2"), .init("values", "T3")], outputs: [.init("output", "T3")],
+            types: ["T1": ElementTypes.numeric, "T2": ElementTypes.numeric, "T3": ElementTypes.allOfOpset13])) { try OneHot($0) },
+        // Strings are not taken.
+        OperatorDefinition("Trilu", versions: [14], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("k", .int64, .optional)], outputs: [.init("output", "T")],
+            types: ["T": ElementTypes.allOfOpset13.subtracting([.string])])) { try Trilu($0) },
     ]
 }
+
 
 // MARK: Constant
 
@@ -67,7 +82,6 @@ struct ConstantOfShape: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        try Layout.requireIntegers(inputs.first ?? nil, "input")
         if let knownShape { return [TensorType(value.dataType, shape: try Layout.checkedShape(knownShape))] }
         let rank = (inputs.first ?? nil)?.dims?.first?.value
         return [TensorType(value.dataType, rank.map(Layout.unknownDims))]
@@ -108,7 +122,6 @@ struct RangeOperator: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let start = inputs.first ?? nil else { return [] }
-        try Layout.require(start, "start", in: \.isNumeric, "numeric")
         return [TensorType(start.dataType, [knownCount.map { .fixed($0) } ?? .unknown])]
     }
 
@@ -118,7 +131,6 @@ struct RangeOperator: Operator {
             guard tensor.elementCount == 1 else { throw OpError.invalidArgument("Range needs scalar inputs, not \(tensor.shape)") }
             return tensor
         }
-        guard bounds.allSatisfy({ $0.dataType == bounds[0].dataType }) else { throw OpError("start, limit and delta have different types") }
         guard let result = try bounds[0].dataType.visit(Generator(bounds: bounds, context: context)) else {
             throw OpError("Range needs numbers, not \(bounds[0].dataType)")
         }
@@ -208,8 +220,8 @@ struct OneHot: ElementMovingOperator {
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let indexTensor = try Layout.input(inputs, 0, "indices"), values = try Layout.input(inputs, 2, "values")
         let depthTensor = try Layout.input(inputs, 1, "depth")
-        guard indexTensor.dataType.isNumeric, depthTensor.dataType.isNumeric, depthTensor.elementCount == 1 else {
-            throw OpError.invalidArgument("indices and depth must be numeric, depth a single value")
+        guard depthTensor.elementCount == 1 else {
+            throw OpError.invalidArgument("depth must be a single value, not \(depthTensor.elementCount) elements")
         }
         guard values.elementCount == 2 else { throw OpError.invalidArgument("values must hold [off, on], not \(values.elementCount) elements") }
         let depthValue = depthTensor.doubles()[0]
@@ -252,7 +264,6 @@ struct Trilu: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let input = try Layout.input(inputs, 0, "input")
-        guard input.dataType != .string else { throw OpError("Trilu does not take strings") }
         guard input.shape.rank >= 2 else { throw OpError.invalidArgument("input must have rank 2 or more, not \(input.shape)") }
         let dims = input.shape.dims, rows = dims[dims.count - 2], columns = dims[dims.count - 1]
         let requestedK = try inputs.count > 1 && inputs[1] != nil ? Layout.scalar(inputs[1], "k") : 0

@@ -6,20 +6,57 @@ import Tensors
 /// indices are checked and negative ones counted from the end.
 enum IndexingOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Gather", versions: [1, 11, 13]) { try Gather($0) },
-        OperatorDefinition("GatherElements", versions: [11, 13]) { try GatherElements($0) },
-        OperatorDefinition("GatherND", versions: [11, 12, 13]) { try GatherND($0) },
-        OperatorDefinition("Scatter", versions: [9, 11]) { try Scatter($0, elements: true) },
-        OperatorDefinition("ScatterElements", versions: [11, 13, 16, 18]) { try Scatter($0, elements: true) },
-        OperatorDefinition("ScatterND", versions: [11, 13, 16, 18]) { try Scatter($0, elements: false) },
-        OperatorDefinition("Compress", versions: [9, 11, 28]) { try Compress($0) },
-        OperatorDefinition("ReverseSequence", versions: [10, 28]) { try ReverseSequence($0) },
-        OperatorDefinition("NonZero", versions: [9, 13]) { _ in NonZero() },
-        OperatorDefinition("TopK", versions: [1, 10, 11, 24]) { try TopK($0) },
-        OperatorDefinition("CumSum", versions: [11, 14]) { try CumSum($0) },
-        OperatorDefinition("CumProd", versions: [26]) { try CumSum($0, product: true) },
+        OperatorDefinition("Gather", versions: [1, 11, 13], contract: contract(["data", "indices:Tind"], "output")) { try Gather($0) },
+        OperatorDefinition("GatherElements", versions: [11, 13], contract: contract(["data", "indices:Tind"], "output")) { try GatherElements($0) },
+        OperatorDefinition("GatherND", versions: [11, 12, 13], contract: contract(["data", "indices:int64"], "output")) { try GatherND($0) },
+        // Scatter 11 is deprecated (ONNX keeps no schema for it).
+        OperatorDefinition("Scatter", versions: [9, 11], contracts: { version in
+            version == 9 ? contract(["data", "indices:Tind", "updates"], "output", types: ElementTypes.allOfOpset13.subtracting([.bfloat16])) : nil
+        }) { try Scatter($0, elements: true) },
+        OperatorDefinition("ScatterElements", versions: [11, 13, 16, 18], contract: contract(["data", "indices:Tind", "updates"], "output")) {
+            try Scatter($0, elements: true)
+        },
+        OperatorDefinition("ScatterND", versions: [11, 13, 16, 18], contract: contract(["data", "indices:int64", "updates"], "output")) {
+            try Scatter($0, elements: false)
+        },
+        OperatorDefinition("Compress", versions: [9, 11, 28], contract: contract(["input", "condition:bool"], "output")) { try Compress($0) },
+        OperatorDefinition("ReverseSequence", versions: [10, 28], contract: contract(["input", "sequence_lens:int64"], "Y")) {
+            try ReverseSequence($0)
+        },
+        OperatorDefinition("NonZero", versions: [9, 13], contract: OperatorContract(
+            inputs: [.init("X", "T")], outputs: [.init("Y", .int64)], types: ["T": ElementTypes.allOfOpset13])) { _ in NonZero() },
+        OperatorDefinition("TopK", versions: [1, 10, 11, 24], contracts: { version in
+            OperatorContract(inputs: [.init("X", "T")] + (version < 10 ? [] : [.init("K", .int64)]),
+                             outputs: [.init("Values", "T"), .init("Indices", "I")], types: ["T": ElementTypes.numeric, "I": [.int64]])
+        }) { try TopK($0) },
+        OperatorDefinition("CumSum", versions: [11, 14], contract: runningContract) { try CumSum($0) },
+        OperatorDefinition("CumProd", versions: [26], contract: runningContract) { try CumSum($0, product: true) },
     ]
+
+    /// Inputs written "name" (of the element type T), "name:Tind" (int32 or int64) or "name:int64"
+    /// / "name:bool" (fixed), to `output` of T.
+    static func contract(_ inputs: [String], _ output: String, types: Set<DataType> = ElementTypes.allOfOpset13) -> OperatorContract {
+        var variables: [String: Set<DataType>] = ["T": types]
+        let parameters = inputs.map { input -> OperatorContract.Parameter in
+            let parts = input.split(separator: ":").map(String.init)
+            switch parts.count > 1 ? parts[1] : "T" {
+            case "Tind":
+                variables["Tind"] = [.int32, .int64]
+                return .init(parts[0], "Tind")
+            case "int64": return .init(parts[0], .int64)
+            case "bool": return .init(parts[0], .bool)
+            default: return .init(parts[0], "T")
+            }
+        }
+        return OperatorContract(inputs: parameters, outputs: [.init(output, "T")], types: variables)
+    }
+
+    /// CumSum and CumProd: x of the numeric T with a sum and product, an int32 or int64 axis.
+    static let runningContract = OperatorContract(
+        inputs: [.init("x", "T"), .init("axis", "T2")], outputs: [.init("y", "T")],
+        types: ["T": [.float, .double, .float16, .int32, .int64, .uint32, .uint64], "T2": [.int32, .int64]])
 }
+
 
 extension Layout {
     /// An index into an axis of `size`, negative counting from the end, or an error.
@@ -54,7 +91,6 @@ struct Gather: ElementMovingOperator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
         let indices = inputs.count > 1 ? inputs[1] : nil
-        try Layout.requireIntegers(indices, "indices")
         guard let dims = data.dims, let indexDims = indices?.dims else { return [TensorType(data.dataType, nil)] }
         let axis = try Layout.axis(self.axis, rank: dims.count)
         return Layout.typed(data, Array(dims[..<axis]) + indexDims + dims[(axis + 1)...])
@@ -88,7 +124,6 @@ struct GatherElements: ElementMovingOperator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
         let indices = inputs.count > 1 ? inputs[1] : nil
-        try Layout.requireIntegers(indices, "indices")
         return Layout.typed(data, indices?.dims)
     }
 
@@ -162,7 +197,6 @@ struct GatherND: ElementMovingOperator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
         let indices = inputs.count > 1 ? inputs[1] : nil
-        try Layout.requireIntegers(indices, "indices")
         guard let dims = data.dims, let indexDims = indices?.dims, let depth = indexDims.last?.value,
               batchDims + depth <= dims.count else { return [TensorType(data.dataType, nil)] }
         return Layout.typed(data, indexDims.dropLast() + dims[(batchDims + depth)...])
@@ -198,17 +232,12 @@ struct Scatter: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        try Layout.requireIntegers(inputs.count > 1 ? inputs[1] : nil, "indices")
-        if inputs.count > 2, let updates = inputs[2], updates.dataType != data.dataType {
-            throw OpError("updates are \(updates.dataType), data is \(data.dataType)")
-        }
         return [data]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "data"), indexTensor = try Layout.input(inputs, 1, "indices")
         let updates = try Layout.input(inputs, 2, "updates")
-        guard updates.dataType == data.dataType else { throw OpError("updates are \(updates.dataType), data is \(data.dataType)") }
         let offsets: [Int], rowLength: Int
         if elements {
             guard updates.shape == indexTensor.shape else { throw OpError.invalidArgument("updates \(updates.shape) and indices \(indexTensor.shape) differ") }
@@ -291,7 +320,7 @@ struct Compress: ElementMovingOperator {
     func move(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         var data = try Layout.input(inputs, 0, "input")
         let condition = try Layout.input(inputs, 1, "condition")
-        guard condition.shape.rank == 1, condition.dataType == .bool || condition.dataType.isNumeric else {
+        guard condition.shape.rank == 1 else {
             throw OpError.invalidArgument("condition must be a 1-D bool tensor, not \(condition.dataType)\(condition.shape)")
         }
         if axis == nil { data = data.reshaped([data.elementCount]) }
@@ -406,7 +435,6 @@ struct TopK: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        try Layout.require(data, "X", in: \.isNumeric, "numeric")
         guard var dims = data.dims else { return [TensorType(data.dataType, nil), TensorType(.int64, nil)] }
         dims[try Layout.axis(axis, rank: dims.count)] = knownK.map { .fixed($0) } ?? .unknown
         return [TensorType(data.dataType, dims), TensorType(.int64, dims)]
@@ -471,7 +499,6 @@ struct CumSum: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.first ?? nil else { return [] }
-        try Layout.require(x, "x", in: \.isNumeric, "numeric")
         return [x]
     }
 
