@@ -71,9 +71,9 @@ import TestSupport
         #expect(y.scalars(as: UInt8.self) == [7, 7, 3])
     }
 
-    /// 8- and 16-bit MaxPool without indices runs the float kernel between conversions; with
-    /// indices, the integer kernel: both agree on padded, strided, dilated and ceil-mode windows.
-    @Test(arguments: [DataType.int8, .uint8, .int16, .uint16])
+    /// 8-bit MaxPool without indices runs the float kernel between conversions; with indices, the
+    /// integer kernel: both agree on padded, strided, dilated and ceil-mode windows.
+    @Test(arguments: [DataType.int8, .uint8])
     func integerMaxPoolThroughFloatMatchesTheIntegerKernel(type: DataType) throws {
         var random = SeededGenerator(seed: 3)
         let shape: Shape = [2, 3, 9, 11]
@@ -81,9 +81,7 @@ import TestSupport
         let x: Tensor
         switch type {
         case .int8: x = Tensor(values.map { Int8(truncatingIfNeeded: $0) }, shape: shape)
-        case .uint8: x = Tensor(values.map { UInt8(truncatingIfNeeded: $0) }, shape: shape)
-        case .int16: x = Tensor(values.map { Int16(truncatingIfNeeded: $0) }, shape: shape)
-        default: x = Tensor(values.map { UInt16(truncatingIfNeeded: $0) }, shape: shape)
+        default: x = Tensor(values.map { UInt8(truncatingIfNeeded: $0) }, shape: shape)
         }
         for attributes: [String: AttributeValue] in [
             ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])],

@@ -5,16 +5,30 @@ import Tensors
 /// response normalisation.
 enum NormalizationOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15]) { try BatchNormalization($0) },
-        OperatorDefinition("InstanceNormalization", versions: [1, 6, 22]) { try RowNormalization(instance: $0) },
+        OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15], contracts: { BatchNormalization.contract($0) }) {
+            try BatchNormalization($0)
+        },
+        OperatorDefinition("InstanceNormalization", versions: [1, 6, 22], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("scale", "T"), .init("B", "T")], outputs: [.init("output", "T")],
+            types: ["T": ElementTypes.floatingPoint])) { try RowNormalization(instance: $0) },
         // 1...16: ONNX Runtime's contrib LayerNormalization in the default domain, which its
-        // transformer optimiser writes into models of opsets before 17.
-        OperatorDefinition("LayerNormalization", versions: Array(1...17)) { try RowNormalization(layer: $0) },
+        // transformer optimiser writes into models of opsets before 17 (no ONNX schema: the
+        // operator checks its inputs itself there).
+        OperatorDefinition("LayerNormalization", versions: Array(1...17), contracts: { version in
+            version < 17 ? nil : OperatorContract(
+                inputs: [.init("X", "T"), .init("Scale", "T"), .init("B", "T", .optional)],
+                outputs: [.init("Y", "T"), .init("Mean", "U", .optional), .init("InvStdDev", "U", .optional)],
+                types: ["T": ElementTypes.floatingPoint, "U": [.float]])
+        }) { try RowNormalization(layer: $0) },
         // The same, for a LayerNorm the optimiser recognised in a model older than opset 17.
         OperatorDefinition("LayerNormalization", domain: OperatorRegistry.internalDomain, versions: [1]) {
             try RowNormalization(layer: $0)
         },
-        OperatorDefinition("GroupNormalization", versions: [18, 21]) { try RowNormalization(group: $0) },
+        // GroupNormalization 18 is deprecated (ONNX keeps no schema for it).
+        OperatorDefinition("GroupNormalization", versions: [18, 21], contracts: { version in
+            version < 21 ? nil : OperatorContract(inputs: [.init("X", "T"), .init("scale", "T"), .init("bias", "T")], outputs: [.init("Y", "T")],
+                                                  types: ["T": ElementTypes.floatingPoint])
+        }) { try RowNormalization(group: $0) },
         OperatorDefinition("MeanVarianceNormalization", versions: [9, 13], contract: .unary(ElementTypes.floatingPoint)) {
             try MeanVarianceNormalization($0)
         },
@@ -22,9 +36,8 @@ enum NormalizationOperators {
     ]
 }
 
-/// Checks that `x` has a floating-point type and at least `rank` dimensions.
-private func checkNormalizable(_ x: Tensor, rank: Int) throws {
-    try checkElementType(x.dataType, ElementTypes.floatingPoint)
+/// Checks that `x` has at least `rank` dimensions.
+private func checkRank(_ x: Tensor, rank: Int) throws {
     guard x.shape.rank >= rank else { throw OpError.invalidArgument("input must have rank \(rank) or more, got shape \(x.shape)") }
 }
 
@@ -78,13 +91,33 @@ struct BatchNormalization: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [x]
+    }
+
+    /// X, scale, B, mean and var of one floating-point type T to Y and the optional statistics
+    /// (before 14); the running statistics of their own type U from 14; from 15 scale and B of T1,
+    /// the statistics of T2.
+    static func contract(_ version: Int) -> OperatorContract {
+        let (parameter, statistic) = switch version {
+        case ..<14: ("T", "T")
+        case 14: ("T", "U")
+        default: ("T1", "T2")
+        }
+        let inputs: [OperatorContract.Parameter] = [
+            .init("X", "T"), .init("scale", parameter), .init("B", parameter),
+            .init(version < 14 ? "mean" : "input_mean", statistic), .init(version < 14 ? "var" : "input_var", statistic),
+        ]
+        let outputs: [OperatorContract.Parameter] = version < 14
+            ? [.init("Y", "T"), .init("mean", "T", .optional), .init("var", "T", .optional),
+               .init("saved_mean", "T", .optional), .init("saved_var", "T", .optional)]
+            : [.init("Y", "T"), .init("running_mean", statistic, .optional), .init("running_var", statistic, .optional)]
+        let types = Set(["T", parameter, statistic]).map { ($0, ElementTypes.floatingPoint) }
+        return OperatorContract(inputs: inputs, outputs: outputs, types: Dictionary(uniqueKeysWithValues: types))
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkNormalizable(x, rank: 2)
+        try checkRank(x, rank: 2)
         let y = try context.allocate(x.dataType, x.shape)
         let parameters = try (1...4).map { try inputs.required($0) }
         if training { return try trainingRun(x, y, parameters, context) }

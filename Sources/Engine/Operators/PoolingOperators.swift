@@ -4,15 +4,24 @@ import Tensors
 /// Pooling: MaxPool, AveragePool, LpPool and their global forms.
 enum PoolingOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("MaxPool", versions: [1, 8, 10, 11, 12, 22]) { try Pool($0, kind: .max) },
-        OperatorDefinition("AveragePool", versions: [1, 7, 10, 11, 19, 22]) {
+        // MaxPool also takes int8 and uint8; the Indices output came in 8.
+        OperatorDefinition("MaxPool", versions: [1, 8, 10, 11, 12, 22], contracts: { version in
+            OperatorContract(inputs: [.init("X", "T")], outputs: [.init("Y", "T")] + (version < 8 ? [] : [.init("Indices", "I", .optional)]),
+                             types: ["T": ElementTypes.floatingPoint.union([.int8, .uint8]), "I": [.int64]])
+        }) { try Pool($0, kind: .max) },
+        OperatorDefinition("AveragePool", versions: [1, 7, 10, 11, 19, 22], contract: floatingPool) {
             try Pool($0, kind: .average(countIncludePad: try $0.int("count_include_pad", default: 0) != 0))
         },
-        OperatorDefinition("LpPool", versions: [1, 2, 11, 18, 22]) { try Pool($0, kind: .lp(p: try exponent($0))) },
-        OperatorDefinition("GlobalMaxPool", versions: [1, 22]) { _ in GlobalPool(kind: .max) },
-        OperatorDefinition("GlobalAveragePool", versions: [1, 22]) { _ in GlobalPool(kind: .average(countIncludePad: false)) },
-        OperatorDefinition("GlobalLpPool", versions: [1, 2, 22]) { GlobalPool(kind: .lp(p: try exponent($0))) },
+        OperatorDefinition("LpPool", versions: [1, 2, 11, 18, 22], contract: floatingPool) { try Pool($0, kind: .lp(p: try exponent($0))) },
+        OperatorDefinition("GlobalMaxPool", versions: [1, 22], contract: floatingPool) { _ in GlobalPool(kind: .max) },
+        OperatorDefinition("GlobalAveragePool", versions: [1, 22], contract: floatingPool) { _ in
+            GlobalPool(kind: .average(countIncludePad: false))
+        },
+        OperatorDefinition("GlobalLpPool", versions: [1, 2, 22], contract: floatingPool) { GlobalPool(kind: .lp(p: try exponent($0))) },
     ]
+
+    /// X of a floating-point type T to Y of T.
+    static let floatingPool = OperatorContract(inputs: [.init("X", "T")], outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint])
 
     /// LpPool's `p`: a float in version 1, an int later; a positive whole number either way.
     static func exponent(_ context: OperatorContext) throws -> Int {
@@ -21,29 +30,20 @@ enum PoolingOperators {
         return Int(p)
     }
 
-    /// Element types the pool accepts: max works on every numeric type, the others need floats.
-    static func checkType(_ type: DataType, for kind: Pooling.Kind) throws {
-        switch kind {
-        case .max where type.isNumeric: return
-        case _ where type.isFloatingPoint: return
-        default: throw OpError("element type \(type) is not supported for \(kind) pooling")
-        }
-    }
-
-    /// Runs the pooling kernel for the element type of `x`. MaxPool of 8- and 16-bit integers
+    /// Runs the pooling kernel for the element type of `x`. MaxPool of 8-bit integers
     /// without indices runs the float kernel between two conversions (exact: float holds every
     /// such value, and the maximum commutes with the widening); the generic kernel was about 20×
     /// slower on a quantized ResNet's first pool.
     static func pool(_ kind: Pooling.Kind, x: Tensor, y: Tensor, indices: Tensor?, columnMajorIndices: Bool,
                      window: SpatialWindow, padsEnd: [Int], context: ExecutionContext) throws {
-        if kind == .max, indices == nil, [.int8, .uint8, .int16, .uint16].contains(x.dataType) {
+        if kind == .max, indices == nil, x.dataType == .int8 || x.dataType == .uint8 {
             let wide = try convert(x, to: .float, context)
             let pooled = try context.allocate(.float, y.shape)
             try pool(kind, x: wide, y: pooled, indices: nil, columnMajorIndices: columnMajorIndices, window: window,
                      padsEnd: padsEnd, context: context)
             // A window that reads only padding is -inf in float: the type's lowest value, as the
             // integer kernel gives.
-            let lowest: Float = x.dataType == .int8 ? -128 : x.dataType == .int16 ? -32768 : 0
+            let lowest: Float = x.dataType == .int8 ? -128 : 0
             let values = pooled.mutablePointer(as: Float.self)
             for i in 0..<pooled.elementCount { values[i] = Swift.max(values[i], lowest) }
             let narrow = try convert(pooled, to: y.dataType, context)
@@ -60,8 +60,8 @@ enum PoolingOperators {
                                 planes: x.shape[0] * x.shape[1], window: window, padsEnd: padsEnd, parallelism: parallelism)
             }
         }
-        _ = try x.dataType.visit(Visitor(kind: kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
-                                         window: window, padsEnd: padsEnd, parallelism: context.parallelism))
+        try requireKernel(x.dataType.visit(Visitor(kind: kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
+                                                   window: window, padsEnd: padsEnd, parallelism: context.parallelism)), x)
     }
 }
 
@@ -85,7 +85,6 @@ struct Pool: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.first ?? nil else { return [] }
-        try PoolingOperators.checkType(x.dataType, for: kind)
         guard let dims = x.dims else { return [TensorType(x.dataType, nil), TensorType(.int64, nil)] }
         guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
         let kernel = attributes.kernelShape ?? []
@@ -98,7 +97,6 @@ struct Pool: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
-        try PoolingOperators.checkType(x.dataType, for: kind)
         guard x.shape.rank >= 3 else { throw OpError.invalidArgument("X \(x.shape) must have rank 3 or more") }
         let kernel = attributes.kernelShape ?? []
         guard kernel.count == x.shape.rank - 2 else {
@@ -120,7 +118,6 @@ struct GlobalPool: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.first ?? nil else { return [] }
-        try PoolingOperators.checkType(x.dataType, for: kind)
         guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
         guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
         return [TensorType(x.dataType, Array(dims.prefix(2)) + Array(repeating: .fixed(1), count: dims.count - 2))]
@@ -128,7 +125,6 @@ struct GlobalPool: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
-        try PoolingOperators.checkType(x.dataType, for: kind)
         guard x.shape.rank >= 3 else { throw OpError.invalidArgument("X \(x.shape) must have rank 3 or more") }
         let size = x.shape.dims.dropFirst(2).reduce(1, *)
         guard size > 0 else { throw OpError.invalidArgument("X \(x.shape) has no spatial elements to pool") }

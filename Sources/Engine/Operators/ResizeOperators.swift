@@ -5,8 +5,22 @@ import Tensors
 /// linear and cubic run one separable `Resample.axis` pass per resized axis in float.
 enum ResizeOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Resize", versions: [10, 11, 13, 18, 19]) { try Resize($0) },
-        OperatorDefinition("Upsample", versions: [1, 7, 9]) { try Resize($0) },
+        // Strings are not resized (nor bools but by nearest, a rule of the mode).
+        OperatorDefinition("Resize", versions: [10, 11, 13, 18, 19], contracts: { version in
+            let parameters: Set<DataType> = ElementTypes.allOfOpset13.subtracting([.string])
+            if version == 10 {
+                return OperatorContract(inputs: [.init("X", "T"), .init("scales", .float)], outputs: [.init("Y", "T")],
+                                        types: ["T": parameters.subtracting([.bfloat16])])
+            }
+            let optional: OperatorContract.Arity = version < 13 ? .required : .optional
+            return OperatorContract(inputs: [.init("X", "T1"), .init("roi", "T2", optional), .init("scales", .float, optional),
+                                             .init("sizes", .int64, .optional)],
+                                    outputs: [.init("Y", "T1")], types: ["T1": parameters, "T2": ElementTypes.floatingPoint])
+        }) { try Resize($0) },
+        OperatorDefinition("Upsample", versions: [1, 7, 9], contracts: { version in
+            OperatorContract(inputs: [.init("X", "T")] + (version < 9 ? [] : [.init("scales", .float)]), outputs: [.init("Y", "T")],
+                             types: ["T": ElementTypes.allOfOpset13.subtracting([.string, .bfloat16])])
+        }) { try Resize($0) },
     ]
 }
 
@@ -93,7 +107,7 @@ struct Resize: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
-        if data.dataType == .string || (mode != .nearest && data.dataType == .bool) {
+        if mode != .nearest && data.dataType == .bool {
             throw OpError("\(mode.rawValue) resize does not take \(data.dataType)")
         }
         guard let knownInputs, let shape = data.shape else { return [TensorType(data.dataType, data.rank.map(Layout.unknownDims))] }
@@ -143,7 +157,6 @@ struct Resize: Operator {
             if let attributeScales {
                 given = attributeScales
             } else if let scalesTensor = values(scalesInput) {
-                guard scalesTensor.dataType.isFloatingPoint else { throw OpError("scales must be float, not \(scalesTensor.dataType)") }
                 given = scalesTensor.doubles()
             } else {
                 throw OpError.invalidArgument("Resize needs scales or sizes")
@@ -177,7 +190,6 @@ struct Resize: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try Layout.input(inputs, 0, "X")
-        guard data.dataType != .string else { throw OpError("Resize does not take strings") }
         let dims = data.shape.dims
         let plan = try plan(inputs, dims: dims)
         if plan.resized.isEmpty { return [data] }
