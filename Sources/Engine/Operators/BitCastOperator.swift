@@ -2,7 +2,10 @@ import Tensors
 
 /// BitCast (opset 26): the same bits read as another element type of the same width.
 struct BitCast: Operator {
-    static let definition = OperatorDefinition("BitCast", versions: [26]) { try BitCast($0) }
+    /// Any type but string to the one `to` names (of the same bit width, which the operator checks).
+    static let definition = OperatorDefinition("BitCast", versions: [26], contract: OperatorContract(
+        inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+        types: ["T1": ElementTypes.all.subtracting([.string]), "T2": ElementTypes.all.subtracting([.string])])) { try BitCast($0) }
 
     let target: DataType
 
@@ -16,7 +19,6 @@ struct BitCast: Operator {
 
     /// Throws unless `source` has the target's bit width.
     private func check(_ source: DataType) throws {
-        guard source != .string else { throw OpError("cannot bit-cast a string tensor") }
         guard source.bitWidth == target.bitWidth else {
             throw OpError("cannot bit-cast \(source) (\(source.bitWidth) bits) to \(target) (\(target.bitWidth) bits)")
         }

@@ -4,8 +4,14 @@ import Tensors
 /// Cast and CastLike: element-type conversion between every numeric type, bool and string.
 enum CastOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Cast", versions: [1, 6, 9, 13, 19, 21, 23, 24, 25, 28]) { try Cast($0) },
-        OperatorDefinition("CastLike", versions: [15, 19, 21, 23, 24, 25]) { try CastLike($0) },
+        // Every type to every type; the output's comes from `to` (or target_type's).
+        OperatorDefinition("Cast", versions: [1, 6, 9, 13, 19, 21, 23, 24, 25, 28], contract: OperatorContract(
+            inputs: [.init("input", "T1")], outputs: [.init("output", "T2")], types: ["T1": ElementTypes.all, "T2": ElementTypes.all])) {
+            try Cast($0)
+        },
+        OperatorDefinition("CastLike", versions: [15, 19, 21, 23, 24, 25], contract: OperatorContract(
+            inputs: [.init("input", "T1"), .init("target_type", "T2")], outputs: [.init("output", "T2")],
+            types: ["T1": ElementTypes.all, "T2": ElementTypes.all])) { try CastLike($0) },
     ]
 }
 

@@ -4,7 +4,10 @@ import Tensors
 /// The post-processing of detectors: NonMaxSuppression.
 enum DetectionOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("NonMaxSuppression", versions: [10, 11]) { try NonMaxSuppression($0) },
+        OperatorDefinition("NonMaxSuppression", versions: [10, 11], contract: OperatorContract(
+            inputs: [.init("boxes", .float), .init("scores", .float), .init("max_output_boxes_per_class", .int64, .optional),
+                     .init("iou_threshold", .float, .optional), .init("score_threshold", .float, .optional)],
+            outputs: [.init("selected_indices", .int64)], types: [:])) { try NonMaxSuppression($0) },
     ]
 }
 
@@ -52,8 +55,8 @@ struct NonMaxSuppression: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let boxes = try convert(try inputs.required(0), to: .float, context)
-        let scores = try convert(try inputs.required(1), to: .float, context)
+        let boxes = try inputs.required(0)
+        let scores = try inputs.required(1)
         guard boxes.shape.rank == 3, boxes.shape[2] == 4, scores.shape.rank == 3, scores.shape[0] == boxes.shape[0],
               scores.shape[2] == boxes.shape[1] else {
             throw OpError.invalidArgument("boxes \(boxes.shape) and scores \(scores.shape) must be [B, N, 4] and [B, C, N]")

@@ -11,11 +11,27 @@ import Tensors
 /// shape. Without it each run draws from a fresh system-random seed. (ONNX leaves the sequence
 /// to the implementation: no runtime matches another's numbers, only their distribution.)
 enum RandomOperators {
+    /// No input; an output of a floating-point T.
+    static let generatorContract = OperatorContract(inputs: [], outputs: [.init("output", "T")], types: ["T": ElementTypes.floatingPoint])
+    /// An input of any T1 (its shape is taken); an output of a floating-point T2.
+    static let likeContract = OperatorContract(inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
+                                               types: ["T1": ElementTypes.allOfOpset13, "T2": ElementTypes.floatingPoint])
+
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("RandomUniform", versions: [1, 22], traits: .random) { try RandomTensor($0, .uniform, like: false) },
-        OperatorDefinition("RandomNormal", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: false) },
-        OperatorDefinition("RandomUniformLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .uniform, like: true) },
-        OperatorDefinition("RandomNormalLike", versions: [1, 22], traits: .random) { try RandomTensor($0, .normal, like: true) },
+        // The output's element type comes from `dtype` (or the input's, for the *Like forms), checked
+        // by the operator.
+        OperatorDefinition("RandomUniform", versions: [1, 22], traits: .random, contract: generatorContract) {
+            try RandomTensor($0, .uniform, like: false)
+        },
+        OperatorDefinition("RandomNormal", versions: [1, 22], traits: .random, contract: generatorContract) {
+            try RandomTensor($0, .normal, like: false)
+        },
+        OperatorDefinition("RandomUniformLike", versions: [1, 22], traits: .random, contract: likeContract) {
+            try RandomTensor($0, .uniform, like: true)
+        },
+        OperatorDefinition("RandomNormalLike", versions: [1, 22], traits: .random, contract: likeContract) {
+            try RandomTensor($0, .normal, like: true)
+        },
         OperatorDefinition("Bernoulli", versions: [15, 22], traits: .random, contract: OperatorContract(
             inputs: [.init("input", "T1")], outputs: [.init("output", "T2")],
             types: ["T1": ElementTypes.floatingPoint, "T2": bernoulliTypes])) { try Bernoulli($0) },

@@ -16,7 +16,11 @@ enum SignalOperators {
             inputs: [.init("signal", "T1"), .init("frame_step", "T2"), .init("window", "T1", .optional),
                      .init("frame_length", "T2", .optional)],
             outputs: [.init("output", "T1")], types: ["T1": ElementTypes.floatingPoint, "T2": [.int32, .int64]])) { try STFT($0) },
-        OperatorDefinition("MelWeightMatrix", versions: [17]) { try MelWeightMatrix($0) },
+        OperatorDefinition("MelWeightMatrix", versions: [17], contract: OperatorContract(
+            inputs: [.init("num_mel_bins", "T1"), .init("dft_length", "T1"), .init("sample_rate", "T1"),
+                     .init("lower_edge_hertz", "T2"), .init("upper_edge_hertz", "T2")],
+            outputs: [.init("output", "T3")],
+            types: ["T1": [.int32, .int64], "T2": ElementTypes.floatingPoint, "T3": ElementTypes.numeric])) { try MelWeightMatrix($0) },
     ]
 }
 

@@ -5,10 +5,14 @@ import Tensors
 /// Window functions of signal processing (opset 17): a generalized cosine window of `size` points.
 enum SignalWindowOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("HannWindow", versions: [17]) { try CosineWindow([0.5, 0.5], $0) },
-        OperatorDefinition("HammingWindow", versions: [17]) { try CosineWindow([25.0 / 46.0, 1 - 25.0 / 46.0], $0) },
-        OperatorDefinition("BlackmanWindow", versions: [17]) { try CosineWindow([0.42, 0.5, 0.08], $0) },
+        OperatorDefinition("HannWindow", versions: [17], contract: contract) { try CosineWindow([0.5, 0.5], $0) },
+        OperatorDefinition("HammingWindow", versions: [17], contract: contract) { try CosineWindow([25.0 / 46.0, 1 - 25.0 / 46.0], $0) },
+        OperatorDefinition("BlackmanWindow", versions: [17], contract: contract) { try CosineWindow([0.42, 0.5, 0.08], $0) },
     ]
+
+    /// An int32 or int64 size to an output of the numeric T2 `output_datatype` names.
+    static let contract = OperatorContract(inputs: [.init("size", "T1")], outputs: [.init("output", "T2")],
+                                           types: ["T1": [.int32, .int64], "T2": ElementTypes.numeric])
 }
 
 /// w[n] = Σ_k (-1)^k a_k cos(2πkn / D), D = size when `periodic` (the default), size - 1 otherwise.
