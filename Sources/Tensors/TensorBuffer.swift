@@ -91,8 +91,10 @@ enum Memory {
 /// reuses. Thread-safe.
 public final class BufferPool: Sendable {
     private struct State {
-        /// Free buffers by size class, as address bit patterns (pointers are not Sendable).
-        var free: [Int: [Int]] = [:]
+        /// Free buffers by size class (`classIndex`), as address bit patterns (pointers are not
+        /// Sendable). An array, not a dictionary keyed by capacity: a dictionary's nested modify
+        /// accessors allocated their coroutine frames on the heap, three mallocs per `take`.
+        var free = [[Int]](repeating: [], count: BufferPool.classCount)
         var retainedBytes = 0
         var allocatedBytes = 0
         var peakAllocatedBytes = 0
@@ -137,6 +139,18 @@ public final class BufferPool: Sendable {
         return (byteCount + quarter - 1) / quarter * quarter
     }
 
+    /// Size classes there are (of at most `Int.max` bytes): 256 bytes, then four per power of two.
+    package static let classCount = 4 * (Int.bitWidth - 8)
+
+    /// Position of a size class (a value of `sizeClass`) among all of them, in increasing order.
+    package static func classIndex(_ capacity: Int) -> Int {
+        let top = Int.bitWidth - 1 - capacity.leadingZeroBitCount
+        return (top - 8) * 4 + (capacity >> (top - 2)) - 4
+    }
+
+    /// The size class at position `index` (inverse of `classIndex`).
+    package static func capacity(ofClass index: Int) -> Int { (4 + index % 4) << (index / 4 + 6) }
+
     /// A buffer of `byteCount` bytes counted by `meter` while it lives; nil, allocating nothing,
     /// when that would take the meter past its budget.
     public func take(byteCount: Int, meter: WorkingMemoryMeter) -> TensorBuffer? {
@@ -151,7 +165,7 @@ public final class BufferPool: Sendable {
 
     private func take(byteCount: Int, capacity: Int, meter: WorkingMemoryMeter?) -> TensorBuffer {
         let reused: Int? = state.withLock { state in
-            if let address = state.free[capacity]?.popLast() {
+            if let address = state.free[Self.classIndex(capacity)].popLast() {
                 state.retainedBytes -= capacity
                 return address
             }
@@ -171,7 +185,7 @@ public final class BufferPool: Sendable {
                 state.allocatedBytes -= capacity
                 return false
             }
-            state.free[capacity, default: []].append(address)
+            state.free[Self.classIndex(capacity)].append(address)
             state.retainedBytes += capacity
             return true
         }
@@ -204,13 +218,14 @@ public final class BufferPool: Sendable {
             state.idleLimit = overflow ? retainLimit : min(retainLimit, twice)
             let limit = limit(state)
             var released: [(Int, Int)] = []
-            for capacity in state.free.keys.sorted(by: >) where state.retainedBytes > limit {
-                while state.retainedBytes > limit, let address = state.free[capacity]?.popLast() {
+            for index in state.free.indices.reversed() where state.retainedBytes > limit && !state.free[index].isEmpty {
+                let capacity = Self.capacity(ofClass: index)
+                while state.retainedBytes > limit, let address = state.free[index].popLast() {
                     released.append((address, capacity))
                     state.retainedBytes -= capacity
                     state.allocatedBytes -= capacity
                 }
-                if state.free[capacity]?.isEmpty == true { state.free[capacity] = nil }
+                if state.free[index].isEmpty { state.free[index] = [] }
             }
             return released
         }
@@ -233,7 +248,9 @@ public final class BufferPool: Sendable {
 
     deinit {
         // Buffers still in use hold a reference to the pool, so only free ones remain here.
-        let buffers = state.withLock { $0.free.flatMap { capacity, addresses in addresses.map { ($0, capacity) } } }
+        let buffers = state.withLock { state in
+            state.free.indices.flatMap { index in state.free[index].map { ($0, Self.capacity(ofClass: index)) } }
+        }
         for (address, capacity) in buffers {
             if let pointer = UnsafeMutableRawPointer(bitPattern: address) { Memory.deallocate(pointer, capacity: capacity) }
         }

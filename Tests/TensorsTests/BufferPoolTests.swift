@@ -71,6 +71,36 @@ import Testing
         #expect(meter.peakBytes == BufferPool.sizeClass(8_000))
     }
 
+    /// Every size class has its own position in the pool's free lists, in increasing order, and
+    /// the position gives the class back.
+    @Test func sizeClassesHaveIncreasingPositions() {
+        var last = (capacity: 0, index: -1)
+        var bytes = 1
+        while bytes < 1 << 40 {
+            let capacity = BufferPool.sizeClass(bytes), index = BufferPool.classIndex(capacity)
+            #expect(index >= 0 && index < BufferPool.classCount, "\(bytes) bytes")
+            #expect(BufferPool.capacity(ofClass: index) == capacity, "\(bytes) bytes")
+            #expect(capacity == last.capacity ? index == last.index : index > last.index, "\(bytes) bytes")
+            last = (capacity, index)
+            bytes += bytes < 5_000 ? 1 : bytes / 7
+        }
+    }
+
+    /// A freed buffer is reused for a request of its size class, and never for another class.
+    @Test func freedBuffersComeBackForTheirSizeClassOnly() {
+        let pool = BufferPool()
+        pool.beginRun()
+        var first: TensorBuffer? = TensorBuffer.allocate(byteCount: 1_000, pool: pool)
+        let address = first!.baseAddress
+        first = nil
+        let larger = TensorBuffer.allocate(byteCount: 1_100, pool: pool)
+        #expect(BufferPool.sizeClass(1_100) != BufferPool.sizeClass(1_000))
+        #expect(larger.baseAddress != address)
+        let again = TensorBuffer.allocate(byteCount: 1_010, pool: pool)
+        #expect(again.baseAddress == address)
+        withExtendedLifetime((larger, again)) { pool.endRun() }
+    }
+
     @Test func largeBuffersWorkAndReturn() {
         let bytes = 3 * SystemMemory.mappingThreshold + 5
         var buffer: TensorBuffer? = TensorBuffer.allocate(byteCount: bytes)

@@ -36,6 +36,8 @@ struct Conv: Operator {
     /// Winograd's transform of constant weights, made on first use (the input size decides whether
     /// a layer uses Winograd, and it is not known at load); nil when the weights are an input.
     let winogradWeights: WinogradWeights?
+    /// The layout and output shape for the X and W shapes of the last run.
+    let layouts = ShapeMemo<(layout: ConvolutionLayout, shape: Shape)>()
 
     init(_ context: OperatorContext, fused: Bool) throws {
         attributes = try SlidingWindowAttributes(context)
@@ -83,8 +85,11 @@ struct Conv: Operator {
         try checkRounding(first.dataType)
         guard w.dataType == first.dataType else { throw OpError("W has element type \(w.dataType) but X has \(first.dataType)") }
         let (x, scale) = try scaledInput(first, inputs.count > 4 ? inputs[4] : nil, w: w, context)
-        let layout = try layout(x: x.shape, w: w.shape)
-        let outputs = layout.outputChannels, window = layout.window
+        let (layout, shape) = try layouts.value(x.shape, w.shape) {
+            let layout = try self.layout(x: x.shape, w: w.shape)
+            return (layout, Shape([x.shape[0], layout.outputChannels] + layout.window.outputSize))
+        }
+        let outputs = layout.outputChannels
         let bias = inputs.count > 2 ? inputs[2] : nil
         if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
             throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
@@ -93,7 +98,6 @@ struct Conv: Operator {
         if let residual, residual.dataType != x.dataType {
             throw OpError("the residual has element type \(residual.dataType) but X has \(x.dataType)")
         }
-        let shape = Shape([x.shape[0], outputs] + window.outputSize)
         if let scale {
             // `scaledInput` only leaves a scale for a pointwise layout and a float X.
             if let residual, residual.shape != shape {

@@ -72,6 +72,8 @@ struct Pool: Operator {
     /// MaxPool's storage_order 1: indices count the first spatial axis fastest.
     let columnMajorIndices: Bool
     let wantsIndices: Bool
+    /// The window, trailing pads and output shape for the X shape of the last run.
+    let windows = ShapeMemo<(window: SpatialWindow, padsEnd: [Int], shape: Shape)>()
 
     init(_ context: OperatorContext, kind: Pooling.Kind) throws {
         self.kind = kind
@@ -102,8 +104,10 @@ struct Pool: Operator {
         guard kernel.count == x.shape.rank - 2 else {
             throw OpError.invalidArgument("kernel_shape \(kernel) needs \(x.shape.rank - 2) values for X \(x.shape)")
         }
-        let (window, padsEnd) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: kernel)
-        let shape = Shape(Array(x.shape.dims.prefix(2)) + window.outputSize)
+        let (window, padsEnd, shape) = try windows.value(x.shape) {
+            let (window, padsEnd) = try attributes.window(input: Array(x.shape.dims.dropFirst(2)), kernel: kernel)
+            return (window, padsEnd, Shape(Array(x.shape.dims.prefix(2)) + window.outputSize))
+        }
         let y = try context.allocate(x.dataType, shape)
         let indices = try wantsIndices ? context.allocate(.int64, shape) : nil
         try PoolingOperators.pool(kind, x: x, y: y, indices: indices, columnMajorIndices: columnMajorIndices,
@@ -115,6 +119,8 @@ struct Pool: Operator {
 /// GlobalMaxPool, GlobalAveragePool and GlobalLpPool: one window over all spatial axes.
 struct GlobalPool: Operator {
     let kind: Pooling.Kind
+    /// The window (all spatial axes flattened into one) and output shape for the X shape of the last run.
+    let windows = ShapeMemo<(window: SpatialWindow, shape: Shape)>()
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.first ?? nil else { return [] }
@@ -126,12 +132,15 @@ struct GlobalPool: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard let x = inputs.first ?? nil else { throw OpError("missing input X") }
         guard x.shape.rank >= 3 else { throw OpError.invalidArgument("X \(x.shape) must have rank 3 or more") }
-        let size = x.shape.dims.dropFirst(2).reduce(1, *)
-        guard size > 0 else { throw OpError.invalidArgument("X \(x.shape) has no spatial elements to pool") }
-        // The spatial axes flattened into one, pooled by a window as large as the input.
-        let window = SpatialWindow(inputSize: [size], outputSize: [1], kernel: [size], strides: [1], dilations: [1],
-                                   padsBegin: [0])
-        let y = try context.allocate(x.dataType, Shape(Array(x.shape.dims.prefix(2)) + Array(repeating: 1, count: x.shape.rank - 2)))
+        let (window, shape) = try windows.value(x.shape) {
+            let size = x.shape.dims.dropFirst(2).reduce(1, *)
+            guard size > 0 else { throw OpError.invalidArgument("X \(x.shape) has no spatial elements to pool") }
+            // The spatial axes flattened into one, pooled by a window as large as the input.
+            let window = SpatialWindow(inputSize: [size], outputSize: [1], kernel: [size], strides: [1], dilations: [1],
+                                       padsBegin: [0])
+            return (window, Shape(Array(x.shape.dims.prefix(2)) + Array(repeating: 1, count: x.shape.rank - 2)))
+        }
+        let y = try context.allocate(x.dataType, shape)
         try PoolingOperators.pool(kind, x: x, y: y, indices: nil, columnMajorIndices: false, window: window, padsEnd: [0],
                                   context: context)
         return [y]
