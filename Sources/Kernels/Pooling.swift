@@ -35,6 +35,10 @@ public enum Pooling {
             maxPoolHalving(input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                            output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
                            planes: planes, window: window, parallelism: parallelism)
+        } else if T.self == Float.self, indices == nil, isMaxOrAverage, isSeparable(window) {
+            poolSeparable(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                          output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                          planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
         } else if T.self == Float.self, indices == nil, window.rank <= 2, isMaxOrAverage {
             poolRows(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                      output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
@@ -195,6 +199,125 @@ public enum Pooling {
         }
     }
 
+    /// True for a 2-D window without dilation whose horizontal stride is 1 or 2, over rows of at
+    /// most 2^16 values (`poolSeparable`): the 3×3 pooling of inception blocks and of ResNet's stem.
+    static func isSeparable(_ window: SpatialWindow) -> Bool {
+        window.rank == 2 && window.dilations == [1, 1] && (1...2).contains(window.strides[1])
+            && (1...(1 << 16)).contains(window.inputSize[1]) && (1...(1 << 16)).contains(window.outputSize[1])
+            && window.kernel[1] <= (1 << 10) && window.padsBegin[1] <= (1 << 10)
+    }
+
+    // Shapes: input [planes, H, W]; output [planes, H', W'].
+    /// Float max or average pooling (`isSeparable`) as two one-axis passes, since both reductions
+    /// are separable: for each output row, its kernel rows of input are reduced into one row that
+    /// has the left and right padding around it (−∞ or 0 there), then each output value reduces its
+    /// kernel columns of that row, eight outputs at a time with no edge cases. H·(kh + kw) taps per
+    /// output row instead of kh·kw, in SIMD steps (the last one overlapping the one before, which is
+    /// harmless because every step stores a value computed afresh). NaN inputs are skipped for max,
+    /// as in `poolRows`; an average divides by the same counts.
+    private static func poolSeparable(_ kind: Kind, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                      planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        if kind == .max {
+            poolSeparable(SeparableMax.self, input: input, output: output, planes: planes, window: window, padsEnd: padsEnd,
+                          parallelism: parallelism)
+        } else {
+            poolSeparable(SeparableSum.self, input: input, output: output, planes: planes, window: window, padsEnd: padsEnd,
+                          parallelism: parallelism, includePad: kind == .average(countIncludePad: true))
+        }
+    }
+
+    private static func poolSeparable<R: SeparableReduction>(_: R.Type, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                                              planes: Int, window: SpatialWindow, padsEnd: [Int],
+                                                              parallelism: Parallelism, includePad: Bool = false) {
+        let volume = window.volume
+        let height = volume.height, width = volume.width
+        let inputWidth = width.input, outputWidth = width.output, stride = width.stride, kernelWidth = width.kernel
+        // The padded row: every column a window reads, and 16 more for the last step's overread.
+        let rowFloats = Swift.max(width.pad + inputWidth, (outputWidth - 1) * stride + kernelWidth) + 16
+        // Each output row's kernel rows inside the input, and for averages the divisor of each value.
+        let rowTaps = (0..<height.output).map { height.validTaps($0) }
+        let divisors: [Float] = R.isMax ? [] : (0..<height.output).flatMap { oh in
+            let rows = Float(includePad ? height.paddedTaps(oh, padEnd: padsEnd[0]) : rowTaps[oh].count)
+            return (0..<outputWidth).map { ow in
+                rows * Float(includePad ? width.paddedTaps(ow, padEnd: padsEnd[1]) : width.validTaps(ow).count)
+            }
+        }
+        let work = Swift.max(1, window.outputCount * (height.kernel + kernelWidth))
+        rowTaps.withUnsafeBufferPointer { rowTaps in
+            divisors.withUnsafeBufferPointer { divisors in
+                parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: rowFloats) { buffer in
+                        guard let padded = buffer.baseAddress else { return }
+                        // The padding columns keep this value; pass 1 writes only the input's columns.
+                        padded.update(repeating: R.empty, count: rowFloats)
+                        let line = padded + width.pad
+                        for plane in chunk {
+                            let source = input + plane * window.inputCount
+                            for oh in 0..<height.output {
+                                // Pass 1: the window's rows of input, reduced column by column.
+                                let taps = rowTaps[oh]
+                                let top = source + (oh * height.stride - height.pad + taps.lowerBound) * inputWidth
+                                if inputWidth >= 8 {
+                                    var c = 0
+                                    while true {
+                                        let start = Swift.min(c, inputWidth - 8)
+                                        var value = SIMD8<Float>(repeating: R.empty)
+                                        var from = top + start
+                                        for _ in taps {
+                                            value = R.combine(value, UnsafeRawPointer(from).loadUnaligned(as: SIMD8<Float>.self))
+                                            from += inputWidth
+                                        }
+                                        UnsafeMutableRawPointer(line + start).storeBytes(of: value, as: SIMD8<Float>.self)
+                                        if start == inputWidth - 8 { break }
+                                        c += 8
+                                    }
+                                } else {
+                                    for c in 0..<inputWidth {
+                                        var value = R.empty
+                                        for k in 0..<taps.count { value = R.combine(value, top[k * inputWidth + c]) }
+                                        line[c] = value
+                                    }
+                                }
+                                // Pass 2: each output value, its window's columns of that row.
+                                let row = output + plane * window.outputCount + oh * outputWidth
+                                if outputWidth >= 8 {
+                                    var o = 0
+                                    while true {
+                                        let start = Swift.min(o, outputWidth - 8)
+                                        var value = SIMD8<Float>(repeating: R.empty)
+                                        let from = UnsafeRawPointer(padded + start * stride)
+                                        if stride == 1 {
+                                            for kw in 0..<kernelWidth {
+                                                value = R.combine(value, (from + 4 * kw).loadUnaligned(as: SIMD8<Float>.self))
+                                            }
+                                        } else {
+                                            for kw in 0..<kernelWidth {
+                                                value = R.combine(value, (from + 4 * kw).loadUnaligned(as: SIMD16<Float>.self).evenHalf)
+                                            }
+                                        }
+                                        UnsafeMutableRawPointer(row + start).storeBytes(of: value, as: SIMD8<Float>.self)
+                                        if start == outputWidth - 8 { break }
+                                        o += 8
+                                    }
+                                } else {
+                                    for ow in 0..<outputWidth {
+                                        var value = R.empty
+                                        for kw in 0..<kernelWidth { value = R.combine(value, padded[ow * stride + kw]) }
+                                        row[ow] = value
+                                    }
+                                }
+                                if !R.isMax {
+                                    let first = oh * outputWidth
+                                    for ow in 0..<outputWidth { row[ow] /= divisors[first + ow] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// True for a 2×2 window with stride 2, no dilation and no padding whose windows all lie inside
     /// the input (the max pooling of small CNNs).
     static func isHalving(_ window: SpatialWindow, padsEnd: [Int]) -> Bool {
@@ -325,4 +448,29 @@ public enum Pooling {
             }
         }
     }
+}
+
+/// What `Pooling.poolSeparable` reduces with, fixed at compile time so its loops hold no branch.
+protocol SeparableReduction {
+    static var isMax: Bool { get }
+    /// The value of an empty window, and of the padding.
+    static var empty: Float { get }
+    static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float>
+    static func combine(_ a: Float, _ b: Float) -> Float
+}
+
+/// Max pooling: `>` rather than Swift.max, one compare and blend, and NaN inputs are skipped as ONNX Runtime does.
+enum SeparableMax: SeparableReduction {
+    static let isMax = true
+    static let empty = -Float.infinity
+    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .> a) }
+    @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { b > a ? b : a }
+}
+
+/// Average pooling's sums.
+enum SeparableSum: SeparableReduction {
+    static let isMax = false
+    static let empty: Float = 0
+    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b }
+    @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { a + b }
 }

@@ -20,6 +20,20 @@ import TestSupport
         makeWindow(input: [28, 28], kernel: [2, 2], strides: [2, 2]),
         makeWindow(input: [7, 11], kernel: [2, 2], strides: [2, 2]),
         makeWindow(input: [7, 9], kernel: [2, 2], strides: [2, 2], ceil: true),
+        // The separable kernel (every window above without dilation takes it too): stride 1 with
+        // same-size and other outputs, rows narrower than a SIMD step and wider, a 5×5 window, a
+        // window of one row, a plane of one value.
+        makeWindow(input: [28, 28], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        makeWindow(input: [14, 14], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1], ceil: true),
+        makeWindow(input: [5, 61], kernel: [2, 3], padsBegin: [0, 1], padsEnd: [1, 1]),
+        makeWindow(input: [6, 5], kernel: [3, 2], padsBegin: [1, 0], padsEnd: [0, 1]),
+        makeWindow(input: [9, 10], kernel: [3, 3]),
+        makeWindow(input: [7, 11], kernel: [3, 2], padsBegin: [2, 0], padsEnd: [0, 1]),
+        makeWindow(input: [20, 300], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        makeWindow(input: [70, 70], kernel: [5, 5], padsBegin: [2, 2], padsEnd: [2, 2]),
+        makeWindow(input: [3, 4], kernel: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]),
+        makeWindow(input: [4, 6], kernel: [1, 3], padsBegin: [0, 1], padsEnd: [0, 1]),
+        makeWindow(input: [1, 1], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
     ]
 
     static let kinds: [Pooling.Kind] = [
