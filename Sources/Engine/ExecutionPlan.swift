@@ -59,6 +59,8 @@ package final class ExecutionPlan: Sendable {
     let slotKinds: [ValueKind?]
     /// The schedule for all outputs.
     package let fullSchedule: Schedule
+    /// Most inputs a step has.
+    let maximumInputCount: Int
 
     package init(steps: [Step], slotNames: [String], constants: [(slot: Int, tensor: Tensor)], inputSlots: [String: Int],
          outputOrder: [String], outputSlots: [String: Int], slotTypes: [TensorType?], slotKinds: [ValueKind?]? = nil) {
@@ -71,6 +73,7 @@ package final class ExecutionPlan: Sendable {
         self.outputSlots = outputSlots
         self.slotTypes = slotTypes
         self.slotKinds = slotKinds ?? Array(repeating: .tensor, count: slotNames.count)
+        self.maximumInputCount = steps.map(\.inputs.count).max() ?? 0
         self.fullSchedule = Self.schedule(steps: steps, slotCount: slotNames.count, keep: Set(outputSlots.values),
                                           constants: Set(constants.map(\.slot)))
     }
@@ -119,11 +122,11 @@ package final class ExecutionPlan: Sendable {
         return handedOver
     }
 
-    /// The tensors a tensor operator's step reads; a sequence or optional in one of its slots (which
-    /// the load-time kind check lets through only where a kind was unknown) is an error.
-    private func tensorInputs(of step: Step, _ values: [Value?]) throws(EngineError) -> [Tensor?] {
-        var inputs: [Tensor?] = []
-        inputs.reserveCapacity(step.inputs.count)
+    /// Puts in `inputs` (emptied first) the tensors a tensor operator's step reads; a sequence or
+    /// optional in one of its slots (which the load-time kind check lets through only where a kind
+    /// was unknown) is an error.
+    private func tensorInputs(of step: Step, _ values: [Value?], into inputs: inout [Tensor?]) throws(EngineError) {
+        inputs.removeAll(keepingCapacity: true)
         for slot in step.inputs {
             guard let slot, let value = values[slot] else {
                 inputs.append(nil)
@@ -134,12 +137,15 @@ package final class ExecutionPlan: Sendable {
             }
             inputs.append(tensor)
         }
-        return inputs
     }
 
     /// Runs the scheduled steps over `values` (inputs and constants already in place).
     package func execute(_ schedule: Schedule, values: inout [Value?], context: ExecutionContext,
                  profiler: NodeProfiler? = nil) throws(EngineError) {
+        // One array for every step's inputs, emptied after each step (so that a tensor is released
+        // when it was before): a fresh one per step was one allocation per node and run.
+        var inputs: [Tensor?] = []
+        inputs.reserveCapacity(maximumInputCount)
         for (position, index) in schedule.steps.enumerated() {
             let step = steps[index]
             if let valueOp = step.valueOp {
@@ -149,13 +155,14 @@ package final class ExecutionPlan: Sendable {
                 }
                 try store(results, of: step, in: &values) { $0 }
             } else {
-                var inputs = try tensorInputs(of: step, values)
+                try tensorInputs(of: step, values, into: &inputs)
                 var stepContext = context
                 stepContext.handedOverInputs = Self.handOver(&inputs, of: step, releasing: schedule.release[position], from: &values)
-                let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.shape }) {
+                let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.shape }) { [inputs] in
                     try step.checkInputs(inputs)
                     return try step.op.run(inputs, stepContext)
                 }
+                inputs.removeAll(keepingCapacity: true)
                 try store(results, of: step, in: &values, Value.tensor)
             }
             for slot in schedule.release[position] { values[slot] = nil }

@@ -83,6 +83,8 @@ extension WorkingMemoryEstimate {
 
         init(inputs: [ValueInfo], outputs: [String]?, _ feed: (String) -> (type: DataType?, shape: Shape, value: Tensor?)?) {
             self.outputs = outputs
+            // Type, rank, dimensions and the value marker of a feed of rank 4 or less: one allocation per key.
+            numbers.reserveCapacity(8 * inputs.count)
             for input in inputs {
                 guard let (type, shape, value) = feed(input.name) else {
                     numbers.append(-1)
