@@ -6,17 +6,21 @@ import Tensors
 /// activation run in its epilogue; made by the fusion passes).
 enum ConvolutionOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Conv", versions: [1, 11, 22]) { try Conv($0, fused: false) },
-        OperatorDefinition("ConvTranspose", versions: [1, 11, 22]) { try ConvTranspose($0) },
-        OperatorDefinition("ConvInteger", versions: [10]) { try ConvInteger($0) },
-        OperatorDefinition("FusedConv", domain: OperatorRegistry.internalDomain, versions: [1]) { try Conv($0, fused: true) },
+        OperatorDefinition("Conv", versions: [1, 11, 22], contract: contract()) { try Conv($0, fused: false) },
+        OperatorDefinition("ConvTranspose", versions: [1, 11, 22], contract: contract()) { try ConvTranspose($0) },
+        OperatorDefinition("ConvInteger", versions: [10], contract: OperatorContract(
+            inputs: [.init("x", "T1"), .init("w", "T2"), .init("x_zero_point", "T1", .optional), .init("w_zero_point", "T2", .optional)],
+            outputs: [.init("y", "T3")], types: ["T1": [.int8, .uint8], "T2": [.int8, .uint8], "T3": [.int32]])) { try ConvInteger($0) },
+        // Conv's inputs and the residual Z and input scale S of the fusion passes.
+        OperatorDefinition("FusedConv", domain: OperatorRegistry.internalDomain, versions: [1],
+                           contract: contract([.init("Z", "T", .optional), .init("S", "T", .optional)])) { try Conv($0, fused: true) },
     ]
 
-    /// Element types a convolution accepts; Float runs the fast kernels, the others the reference ones.
-    static func checkType(_ type: DataType, _ what: String) throws {
-        guard type == .float || type == .double || type == .float16 else {
-            throw OpError("\(what) has element type \(type); float, double or float16 is needed")
-        }
+    /// X, W and the optional B (with `extra`) of one floating-point type T, to Y of T. Float runs
+    /// the fast kernels, the others the reference ones.
+    static func contract(_ extra: [OperatorContract.Parameter] = []) -> OperatorContract {
+        OperatorContract(inputs: [.init("X", "T"), .init("W", "T"), .init("B", "T", .optional)] + extra, outputs: [.init("Y", "T")],
+                         types: ["T": ElementTypes.floatingPoint])
     }
 }
 
@@ -50,14 +54,11 @@ struct Conv: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard var x = inputs.first ?? nil else { return [] }
-        try ConvolutionOperators.checkType(x.dataType, "X")
         try checkRounding(x.dataType)
         if let scale = inputs.type(4) {
-            guard scale.dataType == x.dataType else { throw OpError("S has element type \(scale.dataType) but X has \(x.dataType)") }
             x = TensorType(x.dataType, try TensorType.broadcast([x.dims, scale.dims]))
         }
         let w = inputs.count > 1 ? inputs[1] : nil
-        if let w, w.dataType != x.dataType { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
         guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
         guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
         let channels: Dim = w?.dims.map { $0.first ?? .unknown } ?? .unknown
@@ -81,9 +82,7 @@ struct Conv: Operator {
         guard let first = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
             throw OpError("Conv needs inputs X and W")
         }
-        try ConvolutionOperators.checkType(first.dataType, "X")
         try checkRounding(first.dataType)
-        guard w.dataType == first.dataType else { throw OpError("W has element type \(w.dataType) but X has \(first.dataType)") }
         let (x, scale) = try scaledInput(first, inputs.count > 4 ? inputs[4] : nil, w: w, context)
         let (layout, shape) = try layouts.value(x.shape, w.shape) {
             let layout = try self.layout(x: x.shape, w: w.shape)
@@ -91,13 +90,10 @@ struct Conv: Operator {
         }
         let outputs = layout.outputChannels
         let bias = inputs.count > 2 ? inputs[2] : nil
-        if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
-            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
+        if let bias, bias.shape.elementCount != outputs || bias.shape.rank != 1 {
+            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.shape)")
         }
         let residual = inputs.count > 3 ? inputs[3] : nil
-        if let residual, residual.dataType != x.dataType {
-            throw OpError("the residual has element type \(residual.dataType) but X has \(x.dataType)")
-        }
         if let scale {
             // `scaledInput` only leaves a scale for a pointwise layout and a float X.
             if let residual, residual.shape != shape {
@@ -143,7 +139,6 @@ struct Conv: Operator {
     /// otherwise the product is made here as Mul would make it (any broadcasting operands).
     private func scaledInput(_ a: Tensor, _ b: Tensor?, w: Tensor, _ context: ExecutionContext) throws -> (Tensor, Tensor?) {
         guard let b else { return (a, nil) }
-        guard b.dataType == a.dataType else { throw OpError("S has element type \(b.dataType) but X has \(a.dataType)") }
         for (x, scale) in [(a, b), (b, a)] where Self.isChannelScale(scale, of: x) && x.dataType == .float && groups == 1 {
             guard let layout = try? layout(x: x.shape, w: w.shape), layout.algorithm == .pointwise, layout.depth > 0,
                   layout.outputChannels <= layout.window.outputCount else { break }
@@ -282,9 +277,6 @@ struct ConvInteger: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
-            throw OpError("ConvInteger takes int8 or uint8 inputs, not \(type.dataType)")
-        }
         let types = try conv.outputTypes(inputs.prefix(2).map { $0.map { TensorType(.double, $0.dims) } })
         return types.map { $0.map { TensorType(.int32, $0.dims) } }
     }
@@ -294,11 +286,6 @@ struct ConvInteger: Operator {
             throw OpError("ConvInteger needs inputs x and w")
         }
         let xZero = inputs.count > 2 ? inputs[2] : nil, wZero = inputs.count > 3 ? inputs[3] : nil
-        for (tensor, name) in [(x, "x"), (w, "w"), (xZero, "x_zero_point"), (wZero, "w_zero_point")] {
-            if let tensor, tensor.dataType != .int8 && tensor.dataType != .uint8 {
-                throw OpError("\(name) must be int8 or uint8, not \(tensor.dataType)")
-            }
-        }
         if let xZero, xZero.elementCount != 1 { throw OpError.invalidArgument("x_zero_point must be a scalar, not \(xZero.shape)") }
         let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: xZero, axis: 0, "x", context)
         let prepared = try weights ?? IntegerConvolutionWeights(w, zeroPoint: wZero, groups: conv.groups, context)
@@ -351,9 +338,7 @@ struct ConvTranspose: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.first ?? nil else { return [] }
-        try ConvolutionOperators.checkType(x.dataType, "X")
         let w = inputs.count > 1 ? inputs[1] : nil
-        if let w, w.dataType != x.dataType { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
         guard let dims = x.dims else { return [TensorType(x.dataType, nil)] }
         guard dims.count >= 3 else { throw OpError("X must have rank 3 or more, not \(dims.count)") }
         var channels = Dim.unknown
@@ -406,8 +391,6 @@ struct ConvTranspose: Operator {
         guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
             throw OpError("ConvTranspose needs inputs X and W")
         }
-        try ConvolutionOperators.checkType(x.dataType, "X")
-        guard w.dataType == x.dataType else { throw OpError("W has element type \(w.dataType) but X has \(x.dataType)") }
         guard x.shape.rank >= 3, w.shape.rank == x.shape.rank else {
             throw OpError.invalidArgument("X \(x.shape) and W \(w.shape) must have the same rank, 3 or more")
         }
@@ -432,8 +415,8 @@ struct ConvTranspose: Operator {
         let layout = ConvolutionLayout(batch: x.shape[0], inputChannels: outputs, outputChannels: channels, groups: groups,
                                        window: window)
         let bias = inputs.count > 2 ? inputs[2] : nil
-        if let bias, bias.dataType != x.dataType || bias.shape.elementCount != outputs || bias.shape.rank != 1 {
-            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.dataType)\(bias.shape)")
+        if let bias, bias.shape.elementCount != outputs || bias.shape.rank != 1 {
+            throw OpError("B must be a vector of \(outputs) \(x.dataType) values, not \(bias.shape)")
         }
         let y = try context.allocate(x.dataType, Shape([x.shape[0], outputs] + window.inputSize))
         if x.dataType == .float && y.elementCount > 0 && layout.outputChannelsPerGroup > 0 {

@@ -5,11 +5,28 @@ import Tensors
 /// epilogue; made by the fusion passes). Float runs the threaded sgemm; other numeric types a
 /// plain loop.
 enum MatrixOperators {
+    /// The element types of Gemm's and MatMul's T.
+    static let productTypes: Set<DataType> = [.float, .double, .float16, .int32, .int64, .uint32, .uint64]
+
+    /// A, B and C (optional from 11) of T, to Y of T.
+    static func gemmContract(cOptional: Bool) -> OperatorContract {
+        OperatorContract(inputs: [.init("A", "T"), .init("B", "T"), .init("C", "T", cOptional ? .optional : .required)],
+                         outputs: [.init("Y", "T")], types: ["T": productTypes])
+    }
+
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Gemm", versions: [1, 6, 7, 9, 11, 13]) { try GemmOperator($0, fused: false) },
-        OperatorDefinition("MatMul", versions: [1, 9, 13]) { _ in MatMul() },
-        OperatorDefinition("MatMulInteger", versions: [10]) { try MatMulInteger($0) },
-        OperatorDefinition("FusedGemm", domain: OperatorRegistry.internalDomain, versions: [1]) { try GemmOperator($0, fused: true) },
+        // C became optional in 11.
+        OperatorDefinition("Gemm", versions: [1, 6, 7, 9, 11, 13], contracts: { version in gemmContract(cOptional: version >= 11) }) {
+            try GemmOperator($0, fused: false)
+        },
+        OperatorDefinition("MatMul", versions: [1, 9, 13], contract: OperatorContract(
+            inputs: [.init("A", "T"), .init("B", "T")], outputs: [.init("Y", "T")], types: ["T": productTypes])) { _ in MatMul() },
+        OperatorDefinition("MatMulInteger", versions: [10], contract: OperatorContract(
+            inputs: [.init("A", "T1"), .init("B", "T2"), .init("a_zero_point", "T1", .optional), .init("b_zero_point", "T2", .optional)],
+            outputs: [.init("Y", "T3")], types: ["T1": [.int8, .uint8], "T2": [.int8, .uint8], "T3": [.int32]])) { try MatMulInteger($0) },
+        OperatorDefinition("FusedGemm", domain: OperatorRegistry.internalDomain, versions: [1], contract: gemmContract(cOptional: true)) {
+            try GemmOperator($0, fused: true)
+        },
     ]
 
     /// Applies `activation` to every element (the non-float paths; Float fuses it into the epilogue).
@@ -74,9 +91,7 @@ struct GemmOperator: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let a = inputs.first ?? nil else { return [] }
-        guard a.dataType.isNumeric else { throw OpError("A has element type \(a.dataType); a numeric type is needed") }
         let b = inputs.count > 1 ? inputs[1] : nil
-        if let b, b.dataType != a.dataType { throw OpError("B has element type \(b.dataType) but A has \(a.dataType)") }
         let columns: Dim = b?.dims.flatMap { $0.count == 2 ? $0[transposeB ? 0 : 1] : nil } ?? .unknown
         guard let dims = a.dims else { return [TensorType(a.dataType, nil)] }
         if flattensA {
@@ -91,9 +106,6 @@ struct GemmOperator: Operator {
         guard let a = inputs.first ?? nil, let b = inputs.count > 1 ? inputs[1] : nil else {
             throw OpError("Gemm needs inputs A and B")
         }
-        guard a.dataType.isNumeric, b.dataType == a.dataType else {
-            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
-        }
         guard b.shape.rank == 2, flattensA ? a.shape.rank >= 1 : a.shape.rank == 2 else {
             throw OpError.invalidArgument("A \(a.shape) and B \(b.shape) must be matrices")
         }
@@ -106,7 +118,6 @@ struct GemmOperator: Operator {
         let shape = flattensA ? Shape(Array(a.shape.dims.dropLast()) + [n]) : Shape([m, n])
         let c = inputs.count > 2 && beta != 0 ? inputs[2] : nil
         if let c {
-            guard c.dataType == a.dataType else { throw OpError("C has element type \(c.dataType) but A has \(a.dataType)") }
             guard Shape.broadcast(c.shape, [m, n]) == [m, n] else { throw OpError.invalidArgument("C \(c.shape) does not broadcast to [\(m), \(n)]") }
         }
         let y = try context.allocate(a.dataType, shape)
@@ -150,9 +161,6 @@ struct GemmOperator: Operator {
 struct MatMul: Operator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { return [] }
-        guard a.dataType.isNumeric, b.dataType == a.dataType else {
-            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
-        }
         guard let aDims = a.dims, let bDims = b.dims else { return [TensorType(a.dataType, nil)] }
         guard !aDims.isEmpty, !bDims.isEmpty else { throw OpError("MatMul operands must have rank 1 or more") }
         let aBatch = aDims.count > 2 ? Array(aDims.dropLast(2)) : []
@@ -172,9 +180,6 @@ struct MatMul: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { throw OpError("MatMul needs inputs A and B") }
-        guard a.dataType.isNumeric, b.dataType == a.dataType else {
-            throw OpError("A (\(a.dataType)) and B (\(b.dataType)) must have one numeric element type")
-        }
         let shapes = try Geometry(a.shape, b.shape)
         let y = try context.allocate(a.dataType, shapes.output)
         if y.elementCount == 0 { return [y] }
@@ -255,17 +260,11 @@ struct MatMulInteger: Operator {
     init(_ context: OperatorContext) throws { weights = try IntegerWeights(context, b: 1, zeroPoint: 3) }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        for case let type? in inputs.prefix(2) where type.dataType != .int8 && type.dataType != .uint8 {
-            throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(type.dataType)")
-        }
         return try MatMul().outputTypes(inputs.prefix(2).map { $0.map { TensorType(.int32, $0.dims) } })
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else { throw OpError("MatMulInteger needs inputs A and B") }
-        for tensor in [a, b] where tensor.dataType != .int8 && tensor.dataType != .uint8 {
-            throw OpError("MatMulInteger takes int8 or uint8 inputs, not \(tensor.dataType)")
-        }
         // A vector of zero points runs along A's rows (second-to-last axis) and B's columns (last axis).
         return [try IntegerProduct.matMul(a, zeroPoint: inputs.optional(2), b, zeroPoint: inputs.optional(3), weights: weights, context)]
     }
