@@ -5,7 +5,18 @@ import Tensors
 /// `Attention.attention` (online softmax over key tiles, heads read in place).
 enum AttentionOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Attention", versions: [23, 24, 25]) { try ScaledDotProductAttention($0) },
+        // Q and K of T1, V of T2 (each float, double, float16 or bfloat16), a bool or T1-like mask U;
+        // nonpad_kv_seqlen came in 24.
+        OperatorDefinition("Attention", versions: [23, 24, 25], contracts: { version in
+            let types = ScaledDotProductAttention.elementTypes
+            return OperatorContract(
+                inputs: [.init("Q", "T1"), .init("K", "T1"), .init("V", "T2"), .init("attn_mask", "U", .optional),
+                         .init("past_key", "T1", .optional), .init("past_value", "T2", .optional)]
+                    + (version < 24 ? [] : [.init("nonpad_kv_seqlen", .int64, .optional)]),
+                outputs: [.init("Y", "T1"), .init("present_key", "T1", .optional), .init("present_value", "T2", .optional),
+                          .init("qk_matmul_output", "T1", .optional)],
+                types: ["T1": types, "T2": types, "U": types.union([.bool])])
+        }) { try ScaledDotProductAttention($0) },
     ]
 }
 
@@ -100,7 +111,6 @@ struct ScaledDotProductAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let q = inputs.type(0) else { return [] }
-        try checkElementType(q.dataType, Self.elementTypes, role: "Q")
         let kType = inputs.type(1)?.dataType ?? q.dataType
         let present = TensorType(kType, nil), presentValue = TensorType(inputs.type(2)?.dataType ?? q.dataType, nil)
         return [TensorType(q.dataType, nil), present, presentValue, TensorType(q.dataType, nil)]
@@ -108,9 +118,6 @@ struct ScaledDotProductAttention: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let originals = try (0..<3).map { try inputs.required($0) }
-        for (tensor, role) in zip(originals, ["Q", "K", "V"]) {
-            try checkElementType(tensor.dataType, Self.elementTypes, role: role)
-        }
         let q = try AttentionInput(convert(originals[0], to: .float, context), heads: qHeads, role: "Q")
         let rank = originals[0].shape.rank
         if headsOnlyFor3D, rank == 4, qHeads != nil || kvHeads != nil {
@@ -245,7 +252,6 @@ struct ScaledDotProductAttention: Operator {
         if mask.dataType == .bool {
             values = mask.scalars(as: Bool.self).map { $0 ? 0 : -.infinity }
         } else {
-            try checkElementType(mask.dataType, Self.elementTypes, role: "attn_mask")
             values = try convert(mask, to: .float, context).scalars(as: Float.self)
         }
         return (values, (strides[0], strides[1], strides[2]))

@@ -21,7 +21,6 @@ struct CausalConvWithState: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, Self.types)
         let dims = x.dims
         let kernel = inputs.type(1)?.dims?.last?.value
         let state: [Dim] = [dims?[0] ?? .unknown, dims?[1] ?? .unknown, kernel.map { .fixed(max($0 - 1, 0)) } ?? .unknown]
@@ -31,8 +30,6 @@ struct CausalConvWithState: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let input = try inputs.required(0), weight = try inputs.required(1)
         let bias = inputs.optional(2), past = inputs.optional(3)
-        try checkElementType(input.dataType, Self.types)
-        try checkSameElementType([input, weight, bias, past].compactMap { $0?.dataType }, roles: ["input", "weight", "bias", "past_state"])
         guard input.shape.rank == 3 else { throw OpError.invalidArgument("input must be [batch, channels, length], got \(input.shape)") }
         let (batch, channels, length) = (input.shape[0], input.shape[1], input.shape[2])
         guard weight.shape.rank == 3, weight.shape[0] == channels, weight.shape[1] == 1, weight.shape[2] >= 1 else {

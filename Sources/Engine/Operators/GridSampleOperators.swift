@@ -38,7 +38,6 @@ struct GridSample: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), grid = try inputs.required(1)
-        try checkElementType(grid.dataType, ElementTypes.floatingPoint, role: "grid")
         let rank = x.shape.rank, spatial = rank - 2
         guard rank >= 3, version >= 20 || rank == 4 else {
             throw OpError.invalidArgument("X must be [N, C, \(version >= 20 ? "D1, ..." : "H, W")], got \(x.shape)")

@@ -190,15 +190,12 @@ struct ImageDecoder: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let type = inputs.type(0)?.dataType, type != .uint8 {
-            throw OpError("encoded_stream must be uint8, not \(type)")
-        }
         return [TensorType(.uint8, [.unknown, .unknown, .fixed(pixelFormat.channels)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let stream = try inputs.required(0)
-        guard stream.dataType == .uint8, stream.shape.rank == 1 else {
+        guard stream.shape.rank == 1 else {
             throw OpError.invalidArgument("encoded_stream must be a 1-D uint8 tensor, not \(stream.dataType)\(stream.shape)")
         }
         return [try withExtendedLifetime(stream) {

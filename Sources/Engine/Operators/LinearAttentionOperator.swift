@@ -42,7 +42,6 @@ struct LinearAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let query = inputs.type(0) else { return [] }
-        try checkElementType(query.dataType, Self.types)
         let stateType = inputs.type(3)?.dataType ?? query.dataType
         return [TensorType(query.dataType, query.dims.map { dims in dims.count == 3 ? [dims[0], dims[1], .unknown] : dims }),
                 TensorType(stateType, [Dim](repeating: .unknown, count: 4))]
@@ -51,9 +50,6 @@ struct LinearAttention: Operator {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let query = try inputs.required(0), key = try inputs.required(1), value = try inputs.required(2)
         let past = inputs.optional(3), decay = inputs.optional(4), beta = inputs.optional(5)
-        try checkElementType(query.dataType, Self.types)
-        try checkSameElementType([query, key, value, decay, beta].compactMap { $0?.dataType }, roles: ["query", "key", "value", "decay", "beta"])
-        if let past { try checkElementType(past.dataType, Self.types, role: "past_state") }
         for (tensor, name) in [(query, "query"), (key, "key"), (value, "value")] where tensor.shape.rank != 3 {
             throw OpError.invalidArgument("\(name) must be [batch, length, heads·size], got \(tensor.shape)")
         }

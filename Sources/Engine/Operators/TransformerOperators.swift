@@ -7,19 +7,33 @@ import Tensors
 /// LinearAttention of (gated) DeltaNet layers.
 enum TransformerOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("RMSNormalization", versions: [23]) { try RMSNormalization($0) },
-        OperatorDefinition("RotaryEmbedding", versions: [23]) { try RotaryEmbeddingOperator(onnx: $0) },
+        OperatorDefinition("RMSNormalization", versions: [23], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("scale", "V")], outputs: [.init("Y", "V")],
+            types: ["T": ElementTypes.floatingPoint, "V": ElementTypes.floatingPoint])) { try RMSNormalization($0) },
+        // float and float16 (ONNX's bfloat16 widens to float before it); com.microsoft's form,
+        // which shares the operator, checks its own inputs.
+        OperatorDefinition("RotaryEmbedding", versions: [23], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("cos_cache", "T"), .init("sin_cache", "T"), .init("position_ids", "M", .optional)],
+            outputs: [.init("Y", "T")], types: ["T": [.float, .float16], "M": [.int64]])) { try RotaryEmbeddingOperator(onnx: $0) },
         OperatorDefinition("SwiGLU", versions: [28], contract: OperatorContract(
             inputs: [.init("A", "T"), .init("B", "T")], outputs: [.init("Y", "T")], types: ["T": ElementTypes.floatingPoint],
             shape: .sameAs(0))) { try SwiGLU($0) },
-        OperatorDefinition("Swish", versions: [24]) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
+        OperatorDefinition("Swish", versions: [24], contract: .unary(ElementTypes.floatingPoint)) { context in BiasActivation(.quick(alpha: try context.float("alpha", default: 1))) },
         // Any element type of a fixed width (ONNX's list, less strings).
         OperatorDefinition("TensorScatter", versions: [24], contract: OperatorContract(
             inputs: [.init("past_cache", "T"), .init("update", "T"), .init("write_indices", .int64, .optional)],
             outputs: [.init("present_cache", "T")], types: ["T": Set(DataType.allCases).subtracting([.string, .int2, .uint2])],
             shape: .sameAs(0))) { try TensorScatter($0) },
-        OperatorDefinition("CausalConvWithState", versions: [27]) { try CausalConvWithState($0) },
-        OperatorDefinition("LinearAttention", versions: [27]) { try LinearAttention($0) },
+        OperatorDefinition("CausalConvWithState", versions: [27], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("weight", "T"), .init("bias", "T", .optional), .init("past_state", "T", .optional)],
+            outputs: [.init("output", "T"), .init("present_state", "T")], types: ["T": CausalConvWithState.types])) {
+            try CausalConvWithState($0)
+        },
+        OperatorDefinition("LinearAttention", versions: [27], contract: OperatorContract(
+            inputs: [.init("query", "T"), .init("key", "T"), .init("value", "T"), .init("past_state", "S", .optional),
+                     .init("decay", "T", .optional), .init("beta", "T", .optional)],
+            outputs: [.init("output", "T"), .init("present_state", "S")],
+            types: ["T": LinearAttention.types, "S": LinearAttention.types])) { try LinearAttention($0) },
     ]
 }
 

@@ -5,9 +5,17 @@ import Tensors
 /// regions of interest, deformable convolution, decoding encoded images (JPEG, PNG, WebP, BMP, PNM, TIFF, JPEG 2000).
 enum VisionOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("CenterCropPad", versions: [18]) { try CenterCropPad($0) },
-        OperatorDefinition("Col2Im", versions: [18]) { try Col2Im($0) },
-        OperatorDefinition("GridSample", versions: [16, 20, 22]) { try GridSample($0) },
+        OperatorDefinition("CenterCropPad", versions: [18], contract: OperatorContract(
+            inputs: [.init("input_data", "T"), .init("shape", "Tind")], outputs: [.init("output_data", "T")],
+            types: ["T": ElementTypes.allOfOpset13, "Tind": [.int32, .int64]])) { try CenterCropPad($0) },
+        // Numbers only (ONNX lists every type).
+        OperatorDefinition("Col2Im", versions: [18], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("image_shape", .int64), .init("block_shape", .int64)], outputs: [.init("output", "T")],
+            types: ["T": ElementTypes.numeric])) { try Col2Im($0) },
+        // Numbers only (ONNX lists every type).
+        OperatorDefinition("GridSample", versions: [16, 20, 22], contract: OperatorContract(
+            inputs: [.init("X", "T1"), .init("grid", "T2")], outputs: [.init("Y", "T1")],
+            types: ["T1": ElementTypes.numeric, "T2": ElementTypes.floatingPoint])) { try GridSample($0) },
         OperatorDefinition("AffineGrid", versions: [20], contract: OperatorContract(
             inputs: [.init("theta", "T1"), .init("size", "T2")], outputs: [.init("grid", "T1")],
             types: ["T1": ElementTypes.floatingPoint, "T2": [.int64]])) { try AffineGrid($0) },
@@ -20,7 +28,10 @@ enum VisionOperators {
         OperatorDefinition("MaxRoiPool", versions: [1, 22], contract: OperatorContract(
             inputs: [.init("X", "T"), .init("rois", "T")], outputs: [.init("Y", "T")],
             types: ["T": ElementTypes.floatingPoint])) { try MaxRoiPool($0) },
-        OperatorDefinition("ImageDecoder", versions: [20]) { try ImageDecoder($0) },
+        OperatorDefinition("ImageDecoder", versions: [20], contract: OperatorContract(
+            inputs: [.init("encoded_stream", "T1")], outputs: [.init("image", "T2")], types: ["T1": [.uint8], "T2": [.uint8]])) {
+            try ImageDecoder($0)
+        },
     ]
 }
 
