@@ -6,8 +6,9 @@ package import Tensors
 /// (`PlanBuilder`) and, for the steps whose input types were not all known then, before the
 /// operator runs (`ExecutionPlan.execute`); the operator itself then checks no element types.
 ///
-/// Inputs bound to one variable must have one element type (ONNX's homogeneity). A variadic input
-/// comes last and covers every position from its own on.
+/// Inputs bound to one variable must have one element type (ONNX's homogeneity), except the
+/// positions of a heterogeneous variadic input, each of which may have any of the variable's types.
+/// A variadic input comes last and covers every position from its own on.
 package struct OperatorContract: Sendable {
     /// How many values a formal input or output takes.
     package enum Arity: Sendable, Equatable {
@@ -28,17 +29,23 @@ package struct OperatorContract: Sendable {
         package let name: String
         package let arity: Arity
         package let type: ElementType
+        /// False for a variadic input whose positions may each have another of the variable's
+        /// types (ONNX's `is_homogeneous` false: FeatureVectorizer's inputs); the variable is then
+        /// not bound by them.
+        package let homogeneous: Bool
 
-        package init(_ name: String, _ variable: String, _ arity: Arity = .required) {
+        package init(_ name: String, _ variable: String, _ arity: Arity = .required, homogeneous: Bool = true) {
             self.name = name
             self.arity = arity
             self.type = .variable(variable)
+            self.homogeneous = homogeneous
         }
 
         package init(_ name: String, _ type: DataType, _ arity: Arity = .required) {
             self.name = name
             self.arity = arity
             self.type = .fixed(type)
+            homogeneous = true
         }
     }
 
@@ -133,16 +140,20 @@ package struct OperatorContract: Sendable {
                 }
             case .variable(let variable):
                 guard let slot = inputVariables[index] else { continue }
-                if let bound = bindings[slot] {
+                // A heterogeneous variadic input's positions neither bind the variable nor meet it.
+                let binds = inputs[index].homogeneous
+                if binds, let bound = bindings[slot] {
                     if bound != type {
                         throw OpError("inputs '\(boundBy[slot])' and '\(name)' must have one element type (\(variable)), got \(bound) and \(type)",
                                       kind: kind)
                     }
-                } else {
-                    guard variableTypes[slot].contains(type) else {
-                        throw OpError("input '\(name)' has element type \(type); \(variable) must be one of: \(ElementTypes.names(variableTypes[slot]))",
-                                      kind: kind)
-                    }
+                    continue
+                }
+                guard variableTypes[slot].contains(type) else {
+                    throw OpError("input '\(name)' has element type \(type); \(variable) must be one of: \(ElementTypes.names(variableTypes[slot]))",
+                                  kind: kind)
+                }
+                if binds {
                     bindings[slot] = type
                     boundBy[slot] = name
                 }

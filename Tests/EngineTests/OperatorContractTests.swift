@@ -59,6 +59,32 @@ import Testing
                 == "input 'rest[0]' has element type float; I must be one of: int32, int64")
     }
 
+    @Test func aHeterogeneousVariadicInputTakesEachOfItsTypesPerPosition() throws {
+        // X of T (float or double), then rest: each of its positions any of I (int32, int64, float),
+        // none binding I; Y of T.
+        let contract = OperatorContract(
+            inputs: [.init("X", "T"), .init("rest", "I", .variadic(min: 1), homogeneous: false)], outputs: [.init("Y", "T")],
+            types: ["T": [.float, .double], "I": [.int32, .int64, .float]])
+        func error(_ types: [DataType]) -> String? {
+            do {
+                _ = try contract.check(types.map { Self.type($0, [1]) }, present: types.map { _ in true })
+                return nil
+            } catch let error as OpError {
+                return error.message
+            } catch {
+                return "unexpected \(error)"
+            }
+        }
+        #expect(error([.double, .int32, .int64, .float, .int32]) == nil)
+        #expect(error([.double, .int64, .string]) == "input 'rest[1]' has element type string; I must be one of: float, int32, int64")
+        #expect(error([.double]) == "needs at least 1 'rest' inputs, got 0")
+        // The homogeneous formals still bind: X's T is not rest's business.
+        #expect(error([.int32, .int32]) == "input 'X' has element type int32; T must be one of: float, double")
+        // At run time too.
+        try contract.check([Tensor([1] as [Float], shape: [1]), Tensor([1] as [Int64], shape: [1]), Tensor([1] as [Int32], shape: [1])])
+        #expect(throws: OpError.self) { try contract.check([Tensor([1] as [Float], shape: [1]), Tensor([true], shape: [1])]) }
+    }
+
     @Test func outputTypesFollowVariablesFixedTypesAndTheShapeRule() throws {
         let types = try Self.contract.check([Self.type(.double, [2, 1]), nil, Self.type(.int64, [3])], present: [true, false, true])
         #expect(types == [Self.type(.double, [2, 3]), Self.type(.bool, [2, 3])])

@@ -12,10 +12,17 @@ enum TrainingOperators {
     static let domain = "ai.onnx.preview.training"
 
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("Adagrad", versions: [1]) { try OptimizerStep(adagrad: $0) },
-        OperatorDefinition("Adam", versions: [1]) { try OptimizerStep(adam: $0) },
-        OperatorDefinition("Momentum", versions: [1]) { try OptimizerStep(momentum: $0) },
+        OperatorDefinition("Adagrad", versions: [1], contract: contract) { try OptimizerStep(adagrad: $0) },
+        OperatorDefinition("Adam", versions: [1], contract: contract) { try OptimizerStep(adam: $0) },
+        OperatorDefinition("Momentum", versions: [1], contract: contract) { try OptimizerStep(momentum: $0) },
     ]
+
+    /// R (float or double), T (int64), then the tensors and their state, each float or double
+    /// (heterogeneous: one type per tensor, which its gradient and state share; the operator checks that).
+    static let contract = OperatorContract(
+        inputs: [.init("R", "T1"), .init("T", "T2"), .init("inputs", "T3", .variadic(min: 1), homogeneous: false)],
+        outputs: [.init("outputs", "T3", .variadic(min: 1), homogeneous: false)],
+        types: ["T1": [.float, .double], "T2": [.int64], "T3": [.float, .double]])
 }
 
 /// One step of Adagrad, Adam or Momentum over N tensors (see `TrainingOperators`). Values compute
@@ -90,14 +97,11 @@ struct OptimizerStep: Operator {
     private func position(_ kind: Int, _ i: Int) -> Int { 2 + kind * tensors + i }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let r = inputs.type(0) { try checkElementType(r.dataType, [.float, .double], role: "R") }
-        if let t = inputs.type(1) { try checkElementType(t.dataType, [.int64], role: "T") }
         var outputs = [TensorType?](repeating: nil, count: tensors * (1 + rule.accumulators))
         for i in 0..<tensors {
             let x = inputs.type(position(0, i))
             for kind in 0..<(2 + rule.accumulators) {
                 guard let type = inputs.type(position(kind, i)) else { continue }
-                try checkElementType(type.dataType, [.float, .double], role: "input \(position(kind, i))")
                 if let x, type.dataType != x.dataType {
                     throw OpError.invalidArgument("input \(position(kind, i)) is \(type.dataType), its tensor X is \(x.dataType)")
                 }
@@ -111,14 +115,14 @@ struct OptimizerStep: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let r = try Self.scalar(inputs.required(0), role: "R", types: [.float, .double])
-        let t = try Self.scalar(inputs.required(1), role: "T", types: [.int64])
+        let r = try Self.scalar(inputs.required(0), role: "R")
+        let t = try Self.scalar(inputs.required(1), role: "T")
         var updated = [Tensor](), accumulated = [Tensor]()
         for i in 0..<tensors {
             let group = try (0..<(2 + rule.accumulators)).map { try inputs.required(position($0, i)) }
             for (kind, tensor) in group.enumerated() {
-                guard tensor.dataType == group[0].dataType, [.float, .double].contains(tensor.dataType) else {
-                    throw OpError.invalidArgument("input \(position(kind, i)) is \(tensor.dataType), expected float or double like its X")
+                guard tensor.dataType == group[0].dataType else {
+                    throw OpError.invalidArgument("input \(position(kind, i)) is \(tensor.dataType), its tensor X is \(group[0].dataType)")
                 }
                 guard tensor.shape.dims == group[0].shape.dims else {
                     throw OpError.invalidArgument("input \(position(kind, i)) has shape \(tensor.shape), its X \(group[0].shape)")
@@ -136,8 +140,7 @@ struct OptimizerStep: Operator {
     }
 
     /// The one value of a scalar (or one-element) tensor, as a double.
-    private static func scalar(_ tensor: Tensor, role: String, types: Set<DataType>) throws -> Double {
-        try checkElementType(tensor.dataType, types, role: role)
+    private static func scalar(_ tensor: Tensor, role: String) throws -> Double {
         guard tensor.elementCount == 1 else { throw OpError.invalidArgument("\(role) must be a scalar, got shape \(tensor.shape)") }
         return switch tensor.dataType {
         case .float: Double(tensor.scalars(as: Float.self)[0])

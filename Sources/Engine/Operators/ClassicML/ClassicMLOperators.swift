@@ -24,11 +24,30 @@ package enum ClassicMLOperators {
         },
         OperatorDefinition("Binarizer", domain: domain, versions: [1], contract: .unary(FeatureRows.types)) { try Binarizer($0) },
         OperatorDefinition("Imputer", domain: domain, versions: [1], contract: .unary(FeatureRows.types)) { try Imputer($0) },
-        OperatorDefinition("OneHotEncoder", domain: domain, versions: [1]) { try OneHotEncoder($0) },
-        OperatorDefinition("LabelEncoder", domain: domain, versions: [1, 2, 4]) { try LabelEncoder($0) },
-        OperatorDefinition("CategoryMapper", domain: domain, versions: [1]) { try CategoryMapper($0) },
-        OperatorDefinition("ArrayFeatureExtractor", domain: domain, versions: [1]) { _ in ArrayFeatureExtractor() },
-        OperatorDefinition("FeatureVectorizer", domain: domain, versions: [1]) { try FeatureVectorizer($0) },
+        OperatorDefinition("OneHotEncoder", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T")], outputs: [.init("Y", .float)], types: ["T": [.string, .int64, .int32, .float, .double]])) {
+            try OneHotEncoder($0)
+        },
+        // The input's type must also be the keys' (attributes), which the operator checks.
+        OperatorDefinition("LabelEncoder", domain: domain, versions: [1, 2, 4], contracts: { version in
+            let types: Set<DataType> = switch version {
+            case 1: [.int64, .string]
+            case 2: [.int64, .string, .float]
+            default: [.int64, .string, .float, .double, .int16, .int32]
+            }
+            return OperatorContract(inputs: [.init("X", "T1")], outputs: [.init("Y", "T2")], types: ["T1": types, "T2": types])
+        }) { try LabelEncoder($0) },
+        OperatorDefinition("CategoryMapper", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T1")], outputs: [.init("Y", "T2")], types: ["T1": [.int64, .string], "T2": [.int64, .string]])) {
+            try CategoryMapper($0)
+        },
+        OperatorDefinition("ArrayFeatureExtractor", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("Y", .int64)], outputs: [.init("Z", "T")],
+            types: ["T": [.float, .double, .int32, .int64, .string]])) { _ in ArrayFeatureExtractor() },
+        // Each input of its own type.
+        OperatorDefinition("FeatureVectorizer", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T1", .variadic(min: 1), homogeneous: false)], outputs: [.init("Y", .float)],
+            types: ["T1": FeatureRows.types])) { try FeatureVectorizer($0) },
         OperatorDefinition("ZipMap", domain: domain, versions: [1]) { try ZipMap($0) },
         OperatorDefinition("CastMap", domain: domain, versions: [1]) { try CastMap($0) },
         OperatorDefinition("DictVectorizer", domain: domain, versions: [1]) { try DictVectorizer($0) },

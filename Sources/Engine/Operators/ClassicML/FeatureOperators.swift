@@ -366,17 +366,13 @@ struct CategoryMapper: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        guard x.dataType == .string || x.dataType == .int64 else { throw OpError("input must be string or int64, not \(x.dataType)") }
         return [TensorType(x.dataType == .string ? .int64 : .string, x.dims)]
     }
 
+    /// Strings to int64, int64 to strings (the contract admits nothing else).
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        switch x.dataType {
-        case .string: return [toIntegers.map(x)]
-        case .int64: return [toStrings.map(x)]
-        default: throw OpError("input must be string or int64, not \(x.dataType)")
-        }
+        return [x.dataType == .string ? toIntegers.map(x) : toStrings.map(x)]
     }
 }
 
@@ -445,7 +441,6 @@ struct FeatureVectorizer: Operator {
         output.initialize(repeating: 0, count: y.elementCount)
         var offset = 0
         for (tensor, dimension) in zip(tensors, dimensions) {
-            try checkElementType(tensor.dataType, FeatureRows.types)
             let inputRows = tensor.shape.rank <= 1 ? 1 : tensor.shape[0]
             guard inputRows == rows else { throw OpError.invalidArgument("inputs have \(rows) and \(inputRows) rows") }
             let width = rows == 0 ? 0 : tensor.elementCount / rows
