@@ -15,8 +15,22 @@ enum QuantizationOperators {
         OperatorDefinition("DynamicQuantizeLinear", versions: [11], contract: OperatorContract(
             inputs: [.init("x", "T1")], outputs: [.init("y", "T2"), .init("y_scale", .float), .init("y_zero_point", "T2")],
             types: ["T1": [.float], "T2": [.uint8]])) { _ in DynamicQuantizeLinear() },
-        OperatorDefinition("QLinearMatMul", versions: [10, 21]) { try QLinearMatMul($0) },
-        OperatorDefinition("QLinearConv", versions: [10]) { try QLinearConv($0) },
+        // int8 and uint8 only (ONNX 21 adds the float8 types); the scales are float (TS from 21:
+        // float or float16), the zero points of their operands' types.
+        OperatorDefinition("QLinearMatMul", versions: [10, 21], contracts: { version in
+            let scale: (String) -> OperatorContract.Parameter = { version < 21 ? .init($0, .float) : .init($0, "TS") }
+            return OperatorContract(
+                inputs: [.init("a", "T1"), scale("a_scale"), .init("a_zero_point", "T1"), .init("b", "T2"), scale("b_scale"),
+                         .init("b_zero_point", "T2"), scale("y_scale"), .init("y_zero_point", "T3")],
+                outputs: [.init("y", "T3")],
+                types: ["T1": [.int8, .uint8], "T2": [.int8, .uint8], "T3": [.int8, .uint8]].merging(version < 21 ? [:] : ["TS": [.float, .float16]]) { a, _ in a })
+        }) { try QLinearMatMul($0) },
+        OperatorDefinition("QLinearConv", versions: [10], contract: OperatorContract(
+            inputs: [.init("x", "T1"), .init("x_scale", .float), .init("x_zero_point", "T1"), .init("w", "T2"), .init("w_scale", .float),
+                     .init("w_zero_point", "T2"), .init("y_scale", .float), .init("y_zero_point", "T3"), .init("B", "T4", .optional)],
+            outputs: [.init("y", "T3")], types: ["T1": [.int8, .uint8], "T2": [.int8, .uint8], "T3": [.int8, .uint8], "T4": [.int32]])) {
+            try QLinearConv($0)
+        },
         // QuantizeLinear then DequantizeLinear on a float tensor, per tensor (made by
         // `QuantizeDequantizeFusion`; the scale and zero point in its activation attributes).
         OperatorDefinition("QuantizeDequantize", domain: OperatorRegistry.internalDomain, versions: [1],
@@ -660,9 +674,6 @@ struct QLinearMatMul: Operator {
     init(_ context: OperatorContext) throws { weights = try IntegerWeights(context, b: 3, zeroPoint: 5) }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        for index in [0, 3] {
-            if let type = inputs.type(index) { try checkElementType(type.dataType, [.int8, .uint8], role: index == 0 ? "a" : "b") }
-        }
         let output = inputs.type(7)?.dataType ?? .uint8
         guard let a = inputs.type(0), let b = inputs.type(3) else { return [TensorType(output, nil)] }
         let types = try MatMul().outputTypes([TensorType(.float, a.dims), TensorType(.float, b.dims)])
@@ -671,12 +682,6 @@ struct QLinearMatMul: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let a = try inputs.required(0), b = try inputs.required(3)
-        for (tensor, name) in [(a, "a"), (b, "b")] { try checkElementType(tensor.dataType, [.int8, .uint8], role: name) }
-        for (index, operand) in [(2, a), (5, b)] {
-            if let zero = inputs.optional(index), zero.dataType != operand.dataType {
-                throw OpError("zero point \(index) has element type \(zero.dataType) but its operand has \(operand.dataType)")
-            }
-        }
         if let zero = inputs.optional(2), zero.elementCount != 1 { throw OpError.invalidArgument("a_zero_point must be a scalar, not \(zero.shape)") }
         guard b.shape.rank >= 1 else { throw OpError.invalidArgument("b must have rank 1 or more") }
         let columns = b.shape[b.shape.rank - 1]
@@ -702,8 +707,6 @@ struct QLinearConv: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, [.int8, .uint8], role: "x") }
-        if let w = inputs.type(3) { try checkElementType(w.dataType, [.int8, .uint8], role: "w") }
         let output = inputs.type(7)?.dataType ?? .uint8
         guard let x = inputs.type(0) else { return [TensorType(output, nil)] }
         let types = try conv.outputTypes([TensorType(.float, x.dims), inputs.type(3).map { TensorType(.float, $0.dims) }])
@@ -712,14 +715,8 @@ struct QLinearConv: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), w = try inputs.required(3)
-        try checkElementType(x.dataType, [.int8, .uint8], role: "x")
-        if let zero = inputs.optional(2) {
-            guard zero.dataType == x.dataType, zero.elementCount == 1 else {
-                throw OpError.invalidArgument("x_zero_point must be one \(x.dataType) value, not \(zero.dataType)\(zero.shape)")
-            }
-        }
-        if let zero = inputs.optional(5), zero.dataType != w.dataType {
-            throw OpError("w_zero_point has element type \(zero.dataType) but w has \(w.dataType)")
+        if let zero = inputs.optional(2), zero.elementCount != 1 {
+            throw OpError.invalidArgument("x_zero_point must be one \(x.dataType) value, not \(zero.shape)")
         }
         let (centeredX, xMagnitude) = try IntegerProduct.centered(x, zeroPoint: inputs.optional(2), axis: 0, "x", context)
         guard w.shape.rank >= 3 else { throw OpError.invalidArgument("w must have rank 3 or more, not \(w.shape)") }
@@ -727,8 +724,8 @@ struct QLinearConv: Operator {
         let channels = w.shape[0]
         var bias: [Int32]? = nil
         if let b = inputs.optional(8) {
-            guard b.dataType == .int32, b.shape.rank == 1, b.elementCount == channels else {
-                throw OpError.invalidArgument("B must be a vector of \(channels) int32 values, not \(b.dataType)\(b.shape)")
+            guard b.shape.rank == 1, b.elementCount == channels else {
+                throw OpError.invalidArgument("B must be a vector of \(channels) int32 values, not \(b.shape)")
             }
             bias = b.scalars(as: Int32.self)
         }
