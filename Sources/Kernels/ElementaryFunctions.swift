@@ -68,7 +68,7 @@ extension Float: RealElement {
 
     /// `exp` of x clamped to ±80: 2ⁿ is then one normal factor, no result underflows, and the
     /// polynomial is fused multiply-adds (1.7× the speed of `exp` in a vectorised loop, within 2 ulp).
-    @inlinable
+    @inlinable @inline(__always)
     public static func logisticExp(_ x: Float) -> Float {
         let clamped = Swift.min(Swift.max(x, -80), 80)
         let shifted = clamped * 1.44269504088896341 + 12582912
@@ -84,39 +84,47 @@ extension Float: RealElement {
         return (r + 1).addingProduct(p, r * r) * Float(bitPattern: UInt32(bitPattern: (power &+ 127) &<< 23))
     }
 
-    @inlinable
+    /// tanh as ONNX Runtime's MLAS (and Eigen) computes it: an odd rational function of x clamped
+    /// to ±9, where it rounds to ±1 (within 4 ulp). Clamps, two polynomials and one division, with
+    /// no select: a loop of them vectorises without mask shuffles, as `Recurrence`'s gates do.
+    @inlinable @inline(__always)
     public static func tanh(_ x: Float) -> Float {
-        // A polynomial near 0 (Cephes tanhf), 1 - 2 / (e^2|x| + 1) elsewhere.
-        let z = x * x
-        var p: Float = -5.70498872745e-3
-        p = p * z + 2.06390887954e-2
-        p = p * z - 5.37397155531e-2
-        p = p * z + 1.33314422036e-1
-        p = p * z - 3.33332819422e-1
-        let small = p * z * x + x
-        let large = 1 - 2 / (exp(2 * Swift.abs(x)) + 1)
-        return Swift.abs(x) < 0.625 ? small : (x < 0 ? -large : large)
+        let v = Swift.min(Swift.max(x, -9), 9), z = v * v
+        var p = Float(2.00018790482477e-13).addingProduct(z, -2.76076847742355e-16)
+        p = Float(-8.60467152213735e-11).addingProduct(p, z)
+        p = Float(5.12229709037114e-08).addingProduct(p, z)
+        p = Float(1.48572235717979e-05).addingProduct(p, z)
+        p = Float(6.37261928875436e-04).addingProduct(p, z)
+        p = Float(4.89352455891786e-03).addingProduct(p, z)
+        var q = Float(1.18534705686654e-04).addingProduct(z, 1.19825839466702e-06)
+        q = Float(2.26843463243900e-03).addingProduct(q, z)
+        q = Float(4.89352518554385e-03).addingProduct(q, z)
+        return p * v / q
     }
 
-    @inlinable
+    /// erf: a Taylor series for |x| < 0.5, Abramowitz and Stegun 7.1.26 elsewhere (within 2e-7),
+    /// computed on |x| clamped to 4 (beyond which erf rounds to 1) with `logisticExp`, which needs no
+    /// underflow select there, and the sign put back by its bit: one select in all, so a loop of
+    /// them vectorises without mask shuffles. Always inlined: the epilogue's loop called it otherwise.
+    @inlinable @inline(__always)
     public static func erf(_ x: Float) -> Float {
-        // Taylor series near 0; Abramowitz and Stegun 7.1.26 elsewhere.
-        let z = x * x
+        let a = Swift.min(Swift.abs(x), 4), z = a * a
         var series: Float = 1.0 / 9360
         series = series * -z + 1.0 / 1320
         series = series * -z + 1.0 / 216
         series = series * -z + 1.0 / 42
         series = series * -z + 1.0 / 10
         series = series * -z + 1.0 / 3
-        let small = (x - x * z * series) * 1.1283791670955126
-        let t = 1 / (1 + 0.3275911 * Swift.abs(x))
+        let small = (a - a * z * series) * 1.1283791670955126
+        let t = 1 / (1 + 0.3275911 * a)
         var p: Float = 1.061405429
         p = p * t - 1.453152027
         p = p * t + 1.421413741
         p = p * t - 0.284496736
         p = p * t + 0.254829592
-        let large = 1 - p * t * exp(-z)
-        return Swift.abs(x) < 0.5 ? small : (x < 0 ? -large : large)
+        let large = 1 - p * t * logisticExp(-z)
+        let magnitude = a < 0.5 ? small : large
+        return Float(bitPattern: magnitude.bitPattern | (x.bitPattern & 0x8000_0000))
     }
 
 

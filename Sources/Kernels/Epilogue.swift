@@ -64,8 +64,9 @@ public struct Epilogue {
             return
         }
         // The activations of CNNs (ReLU, Clip, and the SiLU, sigmoid, HardSwish and HardSigmoid of
-        // EfficientNet and MobileNetV3) go into the same loop as the additions (one pass over each
-        // row; NaN passes through as in ONNX); the rest run after them through `Activation.apply`.
+        // EfficientNet and MobileNetV3) and the GELUs of transformers and ConvNeXt go into the same
+        // loop as the additions (one pass over each row; NaN passes through as in ONNX); the rest
+        // run after them through `Activation.apply`.
         switch activation {
         case .relu?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < 0 ? 0 : $0 }
@@ -81,6 +82,16 @@ public struct Epilogue {
         case .hardSwish?:
             let hardSwish: (Float) -> Float = Activation.hardSwish
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { hardSwish($0) }
+        case .gelu?:
+            // `Activation.gelu` and `geluTanh` for Float written out (EpilogueTests compares them bit
+            // for bit): the loop over a reference to the generic function ran three times slower.
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { x in
+                x / 2 * (1 + Float.erf(x * 0.7071067811865476))
+            }
+        case .geluTanh?:
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { x in
+                x / 2 * (1 + Float.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+            }
         case .hardSigmoid(let alpha, let beta)?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { Activation.hardSigmoid($0, alpha, beta) }
         case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:

@@ -30,13 +30,16 @@ import Testing
         #expect(Float.logisticExp(.nan).isNaN && Double.logisticExp(-100) == Foundation.exp(-100))
     }
 
+    /// tanh within 4 ulp: MLAS's rational function, which ONNX Runtime's Tanh computes, is that
+    /// close (4 ulp near ±3.7, at most 2 elsewhere but for a few points).
     @Test func tanhAndErfAreWithinTolerance() {
         for x in Self.samples {
             let tanhExpected = Float(Foundation.tanh(Double(x))), erfExpected = Float(Foundation.erf(Double(x)))
-            #expect(abs(Float.tanh(x) - tanhExpected) <= 3 * max(tanhExpected.magnitude.ulp, Float.leastNormalMagnitude), "tanh(\(x))")
+            #expect(abs(Float.tanh(x) - tanhExpected) <= 4 * max(tanhExpected.magnitude.ulp, Float.leastNormalMagnitude), "tanh(\(x))")
             #expect(abs(Float.erf(x) - erfExpected) <= 2e-7 + 1e-6 * abs(erfExpected), "erf(\(x))")
         }
         #expect(Float.tanh(.infinity) == 1 && Float.tanh(-.infinity) == -1 && Float.tanh(.nan).isNaN)
         #expect(Float.erf(.infinity) == 1 && Float.erf(-.infinity) == -1 && Float.erf(.nan).isNaN)
+        #expect(Float.tanh(-0.0).sign == .minus && Float.erf(-0.0).sign == .minus && Float.erf(-1e-30) < 0)
     }
 }

@@ -120,11 +120,11 @@ import TestSupport
     }
 
     /// `activation(x + bias + residual)` for the activations applied inside the additions' loop
-    /// (and GELU and no activation, applied after it), on rows 1..<10 and columns 2..<37 of a
+    /// (and tanh, ELU and no activation, applied after it), on rows 1..<10 and columns 2..<37 of a
     /// 11 × 39 buffer (odd sizes; everything outside the block untouched), per-row and per-column
     /// biases, with and without a residual and a bias, values far into both tails included.
     @Test(arguments: [Activation.relu, .clip(min: -1, max: 6), .silu, .sigmoid, .hardSwish, .hardSigmoid(alpha: 0.2, beta: 0.5),
-                      .gelu, nil])
+                      .gelu, .geluTanh, .tanh, .elu(alpha: 0.7), nil])
     func activationMatchesDefinition(activation: Activation?) {
         var random = SeededGenerator(seed: 43)
         let (height, ld, rows, columns) = (11, 39, 1..<10, 2..<37)
