@@ -199,10 +199,10 @@ public enum Pooling {
         }
     }
 
-    /// True for a 2-D window without dilation whose horizontal stride is 1 or 2, over rows of at
-    /// most 2^16 values (`poolSeparable`): the 3×3 pooling of inception blocks and of ResNet's stem.
+    /// True for a 2-D window without dilation over rows of at most 2^16 values (`poolSeparable`):
+    /// the 3×3 pooling of inception blocks and of ResNet's stem, and small CNNs' 3×3 stride 3.
     static func isSeparable(_ window: SpatialWindow) -> Bool {
-        window.rank == 2 && window.dilations == [1, 1] && (1...2).contains(window.strides[1])
+        window.rank == 2 && window.dilations == [1, 1] && (1...(1 << 10)).contains(window.strides[1])
             && (1...(1 << 16)).contains(window.inputSize[1]) && (1...(1 << 16)).contains(window.outputSize[1])
             && window.kernel[1] <= (1 << 10) && window.padsBegin[1] <= (1 << 10)
     }
@@ -211,7 +211,8 @@ public enum Pooling {
     /// Float max or average pooling (`isSeparable`) as two one-axis passes, since both reductions
     /// are separable: for each output row, its kernel rows of input are reduced into one row that
     /// has the left and right padding around it (−∞ or 0 there), then each output value reduces its
-    /// kernel columns of that row, eight outputs at a time with no edge cases. H·(kh + kw) taps per
+    /// kernel columns of that row, eight outputs at a time with no edge cases (one at a time for a
+    /// horizontal stride above 2). H·(kh + kw) taps per
     /// output row instead of kh·kw, in SIMD steps (the last one overlapping the one before, which is
     /// harmless because every step stores a value computed afresh). NaN inputs are skipped for max,
     /// as in `poolRows`; an average divides by the same counts.
@@ -280,7 +281,7 @@ public enum Pooling {
                                 }
                                 // Pass 2: each output value, its window's columns of that row.
                                 let row = output + plane * window.outputCount + oh * outputWidth
-                                if outputWidth >= 8 {
+                                if outputWidth >= 8 && stride <= 2 {
                                     var o = 0
                                     while true {
                                         let start = Swift.min(o, outputWidth - 8)

@@ -34,6 +34,10 @@ import TestSupport
         makeWindow(input: [3, 4], kernel: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]),
         makeWindow(input: [4, 6], kernel: [1, 3], padsBegin: [0, 1], padsEnd: [0, 1]),
         makeWindow(input: [1, 1], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        // Horizontal strides above 2 (one output at a time across): the MNIST CNN's 3×3 stride 3.
+        makeWindow(input: [24, 24], kernel: [3, 3], strides: [3, 3]),
+        makeWindow(input: [10, 11], kernel: [3, 3], strides: [3, 3], padsBegin: [1, 1], ceil: true),
+        makeWindow(input: [7, 30], kernel: [2, 4], strides: [1, 4], padsBegin: [0, 1], padsEnd: [1, 2]),
     ]
 
     static let kinds: [Pooling.Kind] = [
