@@ -483,22 +483,10 @@ public enum Recurrence {
         return Swift.min(Swift.max(p * x / q + 0.5, 0), 1)
     }
 
-    /// tanh as Eigen (and ONNX Runtime's MLAS) computes it: an odd rational function of v clamped
-    /// to ±9, beyond which tanh rounds to ±1 in float.
+    /// tanh as Eigen (and ONNX Runtime's MLAS) computes it: `Float.tanh`, an odd rational function
+    /// of v clamped to ±9, beyond which tanh rounds to ±1 in float.
     @inline(__always)
-    private static func tanh(_ v: Float) -> Float {
-        let x = Swift.min(Swift.max(v, -9), 9), z = x * x
-        var p = Float(2.00018790482477e-13).addingProduct(z, -2.76076847742355e-16)
-        p = Float(-8.60467152213735e-11).addingProduct(p, z)
-        p = Float(5.12229709037114e-08).addingProduct(p, z)
-        p = Float(1.48572235717979e-05).addingProduct(p, z)
-        p = Float(6.37261928875436e-04).addingProduct(p, z)
-        p = Float(4.89352455891786e-03).addingProduct(p, z)
-        var q = Float(1.18534705686654e-04).addingProduct(z, 1.19825839466702e-06)
-        q = Float(2.26843463243900e-03).addingProduct(q, z)
-        q = Float(4.89352518554385e-03).addingProduct(q, z)
-        return p * x / q
-    }
+    private static func tanh(_ v: Float) -> Float { Float.tanh(v) }
 
     /// Naive twin of `run`, straight from the ONNX formulas: every gate a dot product, no BLAS,
     /// no precomputed projection, no scratch.
