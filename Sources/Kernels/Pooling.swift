@@ -199,11 +199,13 @@ public enum Pooling {
         }
     }
 
-    /// True for a 2-D window without dilation over rows of at most 2^16 values (`poolSeparable`):
-    /// the 3×3 pooling of inception blocks and of ResNet's stem, and small CNNs' 3×3 stride 3.
+    /// True for a 2-D window without dilation over rows of at most 2^16 values and at most 2^16
+    /// output rows (`poolSeparable`'s tables stay small): the 3×3 pooling of inception blocks and
+    /// of ResNet's stem, and small CNNs' 3×3 stride 3.
     static func isSeparable(_ window: SpatialWindow) -> Bool {
         window.rank == 2 && window.dilations == [1, 1] && (1...(1 << 10)).contains(window.strides[1])
             && (1...(1 << 16)).contains(window.inputSize[1]) && (1...(1 << 16)).contains(window.outputSize[1])
+            && window.outputSize[0] <= (1 << 16)
             && window.kernel[1] <= (1 << 10) && window.padsBegin[1] <= (1 << 10)
     }
 
@@ -212,10 +214,10 @@ public enum Pooling {
     /// are separable: for each output row, its kernel rows of input are reduced into one row that
     /// has the left and right padding around it (−∞ or 0 there), then each output value reduces its
     /// kernel columns of that row, eight outputs at a time with no edge cases (one at a time for a
-    /// horizontal stride above 2). H·(kh + kw) taps per
-    /// output row instead of kh·kw, in SIMD steps (the last one overlapping the one before, which is
-    /// harmless because every step stores a value computed afresh). NaN inputs are skipped for max,
-    /// as in `poolRows`; an average divides by the same counts.
+    /// horizontal stride above 2). W·kh + W'·kw taps per output row instead of W'·kh·kw, in SIMD
+    /// steps (the last one overlapping the one before, which is harmless because every step stores
+    /// a value computed afresh). NaN inputs are skipped for max, as in `poolRows`; an average
+    /// divides by the same counts.
     private static func poolSeparable(_ kind: Kind, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                       planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
         if kind == .max {
@@ -235,17 +237,18 @@ public enum Pooling {
         let inputWidth = width.input, outputWidth = width.output, stride = width.stride, kernelWidth = width.kernel
         // The padded row: every column a window reads, and 16 more for the last step's overread.
         let rowFloats = Swift.max(width.pad + inputWidth, (outputWidth - 1) * stride + kernelWidth) + 16
-        // Each output row's kernel rows inside the input, and for averages the divisor of each value.
+        // Each output row's kernel rows inside the input, and for averages the taps each output
+        // row and column counts (a value divides by their product, as in `poolRows`).
         let rowTaps = (0..<height.output).map { height.validTaps($0) }
-        let divisors: [Float] = R.isMax ? [] : (0..<height.output).flatMap { oh in
-            let rows = Float(includePad ? height.paddedTaps(oh, padEnd: padsEnd[0]) : rowTaps[oh].count)
-            return (0..<outputWidth).map { ow in
-                rows * Float(includePad ? width.paddedTaps(ow, padEnd: padsEnd[1]) : width.validTaps(ow).count)
-            }
+        let rowCounts: [Float] = R.isMax ? [] : (0..<height.output).map { oh in
+            Float(includePad ? height.paddedTaps(oh, padEnd: padsEnd[0]) : rowTaps[oh].count)
+        }
+        let columnCounts: [Float] = R.isMax ? [] : (0..<outputWidth).map { ow in
+            Float(includePad ? width.paddedTaps(ow, padEnd: padsEnd[1]) : width.validTaps(ow).count)
         }
         let work = Swift.max(1, window.outputCount * (height.kernel + kernelWidth))
         rowTaps.withUnsafeBufferPointer { rowTaps in
-            divisors.withUnsafeBufferPointer { divisors in
+            columnCounts.withUnsafeBufferPointer { columnCounts in
                 parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: rowFloats) { buffer in
                         guard let padded = buffer.baseAddress else { return }
@@ -308,8 +311,8 @@ public enum Pooling {
                                     }
                                 }
                                 if !R.isMax {
-                                    let first = oh * outputWidth
-                                    for ow in 0..<outputWidth { row[ow] /= divisors[first + ow] }
+                                    let rowCount = rowCounts[oh]
+                                    for ow in 0..<outputWidth { row[ow] /= rowCount * columnCounts[ow] }
                                 }
                             }
                         }
