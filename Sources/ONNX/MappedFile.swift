@@ -35,6 +35,18 @@ final class MappedFile: @unchecked Sendable {
 
     private static func reason() -> String { String(cString: strerror(errno)) }
 
+    /// Lets go of the resident pages wholly inside `range` (byte offsets): the mapping stays and
+    /// reads them again from the file if touched, but they stop counting in this process's
+    /// memory. Loading copies each weight out of the file once; without this, every page of the
+    /// file stayed resident next to the copies until the file was unmapped.
+    func releasePages(_ range: Range<Int>) {
+        guard let bytes, range.lowerBound >= 0, range.upperBound <= count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+        if start < end { _ = madvise(bytes + start, end - start, MADV_DONTNEED) }
+    }
+
     /// The bytes as a read-only buffer.
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: count) }
 }

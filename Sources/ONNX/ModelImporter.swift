@@ -21,7 +21,18 @@ final class ModelImporter {
     static let denseBytesPerFileByte = 16
     static let minimumDenseBytes = 256 << 20
 
-    func model(_ proto: Onnx_ModelProto) throws(ONNXError) -> Model {
+    /// The main graph's initializers' `raw_data` when `DetachedRawData` cut it out of the message:
+    /// the original bytes, the range of each initializer's payload in them, and the mapped file
+    /// they are in (whose pages are let go once copied), if any.
+    struct Payloads {
+        let bytes: UnsafeRawBufferPointer
+        let ranges: [Range<Int>?]
+        let file: MappedFile?
+    }
+
+    /// The engine's model for `proto`; `payloads`, when given, has one entry per initializer of
+    /// its graph.
+    func model(_ proto: Onnx_ModelProto, payloads: Payloads? = nil) throws(ONNXError) -> Model {
         guard proto.hasGraph else { throw .invalidModel("the file has no graph") }
         var opsets: [String: Int] = [:]
         for entry in proto.opsetImport {
@@ -35,7 +46,7 @@ final class ModelImporter {
         var metadata: [String: String] = [:]
         for entry in proto.metadataProps { metadata[entry.key] = entry.value }
         return Model(
-            graph: try graph(proto.graph, path: "graph"),
+            graph: try graph(proto.graph, path: "graph", payloads: payloads),
             opsets: opsets,
             irVersion: Int(proto.irVersion),
             producerName: proto.producerName,
@@ -46,11 +57,18 @@ final class ModelImporter {
             metadata: metadata)
     }
 
-    func graph(_ proto: Onnx_GraphProto, path: String) throws(ONNXError) -> Graph {
+    func graph(_ proto: Onnx_GraphProto, path: String, payloads: Payloads? = nil) throws(ONNXError) -> Graph {
         var initializers: [String: Tensor] = [:]
-        for tensor in proto.initializer {
+        for (index, tensor) in proto.initializer.enumerated() {
             guard !tensor.name.isEmpty else { throw .invalidModel("\(path) has an initializer without a name") }
-            initializers[tensor.name] = try TensorProtoCodec.tensor(from: tensor, external: external)
+            guard let payloads, let range = payloads.ranges[index] else {
+                initializers[tensor.name] = try TensorProtoCodec.tensor(from: tensor, external: external)
+                continue
+            }
+            initializers[tensor.name] = try TensorProtoCodec.tensor(
+                from: tensor, external: external, rawData: UnsafeRawBufferPointer(rebasing: payloads.bytes[range]))
+            // Copied into the tensor (or refused): the file's pages of it are no longer needed.
+            payloads.file?.releasePages(range)
         }
         for sparse in proto.sparseInitializer {
             guard !sparse.values.name.isEmpty else { throw .invalidModel("\(path) has a sparse initializer without a name") }
@@ -269,20 +287,36 @@ public enum ModelLoader {
     /// Reads and imports the model at `path`. External data is looked up next to the file.
     public static func load(contentsOf path: String) throws(ONNXError) -> Model {
         let file = try MappedFile(path: path)
-        guard let bytes = file.bytes, file.count > 0 else { throw .malformed("\(path) is empty") }
+        guard file.count > 0 else { throw .malformed("\(path) is empty") }
         let directory = (path as NSString).deletingLastPathComponent
-        let data = Data(bytesNoCopy: bytes, count: file.count, deallocator: .none)
-        return try withExtendedLifetime(file) { () throws(ONNXError) -> Model in
-            try load(data, directory: directory.isEmpty ? "." : directory, source: path)
-        }
+        return try load(file.buffer, file: file, directory: directory.isEmpty ? "." : directory, source: path)
     }
 
     /// Imports a model from serialized bytes; external data is resolved relative to `directory`.
     public static func load(_ data: Data, directory: String?, source: String = "model") throws(ONNXError) -> Model {
         guard !data.isEmpty else { throw .malformed("\(source) is empty") }
+        let result = data.withUnsafeBytes { bytes in
+            Result { () throws(ONNXError) -> Model in try load(bytes, file: nil, directory: directory, source: source) }
+        }
+        return try result.get()
+    }
+
+    /// Imports the model in `bytes` (not empty), which lie in `file` when it is given. The main
+    /// graph's initializers are copied from `bytes` straight into their tensors (see
+    /// `DetachedRawData`), and the file's pages of each let go once it is copied.
+    private static func load(_ bytes: UnsafeRawBufferPointer, file: MappedFile?, directory: String?,
+                             source: String) throws(ONNXError) -> Model {
+        guard let base = bytes.baseAddress else { throw .malformed("\(source) is empty") }
+        var detached = DetachedRawData(cutting: bytes)
         let proto: Onnx_ModelProto
         do {
-            proto = try Onnx_ModelProto(serializedBytes: data)
+            var decoded: Onnx_ModelProto?
+            if let cut = detached {
+                let message = try Onnx_ModelProto(serializedBytes: cut.skeleton)
+                if cut.payloads.count == message.graph.initializer.count { decoded = message } else { detached = nil }
+            }
+            proto = try decoded ?? Onnx_ModelProto(serializedBytes: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base),
+                                                                         count: bytes.count, deallocator: .none))
         } catch {
             throw .malformed("\(source) is not an ONNX protobuf (\(describe(error)))")
         }
@@ -290,7 +324,8 @@ public enum ModelLoader {
             throw .malformed("\(source) is not an ONNX model (no ir_version and no graph)")
         }
         let reader = try directory.map { (directory) throws(ONNXError) in try ExternalDataReader(directory: directory) }
-        return try ModelImporter(external: reader, fileSize: data.count).model(proto)
+        let payloads = detached.map { ModelImporter.Payloads(bytes: bytes, ranges: $0.payloads, file: file) }
+        return try ModelImporter(external: reader, fileSize: bytes.count).model(proto, payloads: payloads)
     }
 
     private static func describe(_ error: any Error) -> String {

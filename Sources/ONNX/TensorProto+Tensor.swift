@@ -34,9 +34,12 @@ enum TensorProtoCodec {
     }
 
     /// Decodes a tensor. `external` resolves `data_location: EXTERNAL` (nil where external data is
-    /// not allowed, e.g. a standalone .pb file). Nothing is allocated before the data present in
-    /// the file (or its external file) is known to fill the declared shape.
-    static func tensor(from proto: Onnx_TensorProto, external: ExternalDataReader?) throws(ONNXError) -> Tensor {
+    /// not allowed, e.g. a standalone .pb file). `rawData` is the `raw_data` payload when it was
+    /// cut out of the message (`DetachedRawData`; the message then holds it empty). Nothing is
+    /// allocated before the data present in the file (or its external file) is known to fill the
+    /// declared shape.
+    static func tensor(from proto: Onnx_TensorProto, external: ExternalDataReader?,
+                       rawData: UnsafeRawBufferPointer? = nil) throws(ONNXError) -> Tensor {
         let what = proto.name.isEmpty ? "a tensor" : "tensor '\(proto.name)'"
         let dataType = try dataType(code: proto.dataType, of: what)
         let shape = try shape(proto.dims, of: what)
@@ -57,9 +60,11 @@ enum TensorProtoCodec {
         }
         if proto.hasRawData && dataType != .string {
             let byteCount = dataType.packedByteCount(elements: count) ?? 0
-            guard proto.rawData.count == byteCount else {
-                throw .invalidModel("\(what) has \(proto.rawData.count) bytes of raw_data; \(dataType)\(shape) needs \(byteCount)")
+            let given = rawData?.count ?? proto.rawData.count
+            guard given == byteCount else {
+                throw .invalidModel("\(what) has \(given) bytes of raw_data; \(dataType)\(shape) needs \(byteCount)")
             }
+            if let rawData { return tensor(dataType, shape: shape, bytes: rawData) }
             return proto.rawData.withUnsafeBytes { raw in tensor(dataType, shape: shape, bytes: raw) }
         }
         switch dataType {
