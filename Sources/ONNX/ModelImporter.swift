@@ -282,6 +282,21 @@ final class ModelImporter {
     }
 }
 
+/// A model file read whole into memory rather than mapped (a file truncated under a mapping would
+/// kill the process), to be imported once by `ModelLoader.load(_:directory:source:)`.
+public final class ModelFileContents {
+    let file: MappedFile
+    fileprivate(set) var loaded = false
+
+    /// Bytes read: the file's size, or less when it shrank while being read.
+    public var count: Int { file.count }
+
+    /// Reads the file at `path`.
+    public init(reading path: String) throws(ONNXError) {
+        file = try MappedFile(readingIntoMemory: path)
+    }
+}
+
 /// Loads `.onnx` files.
 public enum ModelLoader {
     /// Reads and imports the model at `path`. External data is looked up next to the file.
@@ -290,6 +305,17 @@ public enum ModelLoader {
         guard file.count > 0 else { throw .malformed("\(path) is empty") }
         let directory = (path as NSString).deletingLastPathComponent
         return try load(file.buffer, file: file, directory: directory.isEmpty ? "." : directory, source: path)
+    }
+
+    /// Imports the model in `contents`, a file read whole into memory; external data is resolved
+    /// relative to `directory`. The weights' bytes in `contents` are let go as they are copied,
+    /// so the file and the weights are not both held at the peak; a second load of the same
+    /// contents is refused.
+    public static func load(_ contents: ModelFileContents, directory: String?, source: String = "model") throws(ONNXError) -> Model {
+        guard !contents.loaded else { throw .unreadable(path: source, reason: "its contents were loaded once already") }
+        contents.loaded = true
+        guard contents.count > 0 else { throw .malformed("\(source) is empty") }
+        return try load(contents.file.buffer, file: contents.file, directory: directory, source: source)
     }
 
     /// Imports a model from serialized bytes; external data is resolved relative to `directory`.

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Kernels
+import ONNX
 public import Logging
 import Synchronization
 
@@ -266,18 +267,18 @@ public final class ModelRegistry: Sendable {
 
     /// The file's bytes, or nil when it changed while being read (a writer still at work). Read
     /// into memory rather than mapped: a file truncated under a mapping would kill the daemon.
-    private static func read(_ path: String, expecting fingerprint: FileFingerprint?) throws(ServingError) -> Data? {
+    private static func read(_ path: String, expecting fingerprint: FileFingerprint?) throws(ServingError) -> ModelFileContents? {
         guard let fingerprint else { throw .notFound("\(path) cannot be read") }
-        let contents: Data
+        let contents: ModelFileContents
         do {
-            contents = try Data(contentsOf: URL(fileURLWithPath: path))
+            contents = try ModelFileContents(reading: path)
         } catch {
-            throw .invalidArgument("cannot read \(path): \(error.localizedDescription)")
+            throw .invalidArgument("\(error)")
         }
         return FileFingerprint(path: path) == fingerprint && Int64(contents.count) == fingerprint.size ? contents : nil
     }
 
-    private func makeModel(_ source: ModelSource, version: Int, path: String, contents: Data) throws(ServingError) -> ServedModel {
+    private func makeModel(_ source: ModelSource, version: Int, path: String, contents: ModelFileContents) throws(ServingError) -> ServedModel {
         let configuration = source.configuration
         let batching = (configuration.batching ?? BatchingConfiguration()).merged(over: defaults.batching)
         let policy = BatchPolicy(

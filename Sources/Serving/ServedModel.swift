@@ -27,7 +27,7 @@ public final class ServedModel: Sendable {
 
     /// Builds a session from `contents`, the bytes read from `path` (external data is looked up
     /// beside it), and prepares its queue.
-    init(name: String, version: Int, path: String, contents: Data, options: InferenceSession.Options, policy: BatchPolicy,
+    init(name: String, version: Int, path: String, contents: ModelFileContents, options: InferenceSession.Options, policy: BatchPolicy,
          metrics: ServingMetrics) throws(ServingError) {
         let start = ContinuousClock.now
         let session: InferenceSession

@@ -6,7 +6,8 @@ import Testing
 
 /// Weights in `raw_data` are copied from the model's bytes straight into their tensors (the
 /// message is decoded without them); the model loaded must be the one the whole message
-/// describes, however the file lays its fields out, from bytes in memory and from a mapped file.
+/// describes, however the file lays its fields out, from bytes in memory, a mapped file or a file
+/// read into memory.
 @Suite struct WeightLoadingTests {
     typealias B = ONNXBytes
 
@@ -41,7 +42,7 @@ import Testing
         try expectTheModel(try ModelLoader.load(model(padding: 8 * Self.count).data, directory: nil))
     }
 
-    @Test func weightsCutFromAMappedFileMatchTheWholeMessage() throws {
+    @Test func weightsCutFromAFileMatchTheWholeMessage() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weights-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -55,6 +56,12 @@ import Testing
         #expect(loaded.graph.initializers["w"]?.scalars(as: Float.self) == big)
         let y = try #require(try InferenceSession(model: loaded, options: .init(intraOpThreads: 1)).run([:])["y"])
         #expect(y.scalars(as: Float.self) == big)
+        // Read into memory (the daemon's way): the same weights, copied before their pages went;
+        // those pages read zeros now, so the same contents cannot be loaded twice.
+        let contents = try ModelFileContents(reading: path)
+        let fromMemory = try ModelLoader.load(contents, directory: directory.path, source: path)
+        #expect(fromMemory.graph.initializers["w"]?.scalars(as: Float.self) == big)
+        #expect(throws: ONNXError.self) { try ModelLoader.load(contents, directory: directory.path, source: path) }
     }
 
     @Test func truncatedOrMisSizedWeightsAreRefused() {
