@@ -44,17 +44,32 @@ public enum Normalization {
         }
     }
 
-    /// `y[o, c, i] = x[o, c, i] * scale[c] + shift[c]` (batch normalisation at inference).
+    /// `y[o, c, i] = activation(x[o, c, i] * scale[c] + shift[c])` (batch normalisation at
+    /// inference, and the activation after it, if any, in the same pass: ReLU in the loop, the
+    /// others over each run while it is in cache).
     // Shapes: x[outer, channels, inner], y[outer, channels, inner], scale[channels], shift[channels].
     @inlinable
     public static func channelAffine<T: RealElement>(
         _ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, outer: Int, channels: Int, inner: Int,
-        scale: UnsafePointer<T>, shift: UnsafePointer<T>, parallelism: Parallelism
+        scale: UnsafePointer<T>, shift: UnsafePointer<T>, activation: Activation? = nil, parallelism: Parallelism
     ) {
         parallelism.forEachRun(rows: outer * channels, columns: inner, grain: Reduction.grain) { row, columns in
             let c = row % channels, a = scale[c], b = shift[c]
             let x = x + row * inner, y = y + row * inner
-            for i in columns { y[i] = x[i] * a + b }
+            switch activation {
+            case nil:
+                for i in columns { y[i] = x[i] * a + b }
+            case .relu?:
+                // `v < 0 ? 0 : v` keeps NaN, as Relu does.
+                for i in columns {
+                    let v = x[i] * a + b
+                    y[i] = v < 0 ? 0 : v
+                }
+            case let other?:
+                for i in columns { y[i] = x[i] * a + b }
+                let run = y + columns.lowerBound
+                other.apply(UnsafePointer(run), into: run, count: columns.count)
+            }
         }
     }
 

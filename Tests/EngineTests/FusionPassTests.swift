@@ -53,6 +53,39 @@ import Testing
         #expect(try Self.optimized(training).map(\.opType) == ["Conv", "BatchNormalization", "Relu"])
     }
 
+    /// A BatchNormalization no Conv can take (after a Concat, as in DenseNet) joins the Relu or
+    /// other activation after it; a training-mode one does not; a `spatial = 0` one of opset 7
+    /// keeps its per-position statistics, and `spatial` in opset 9 and later is ignored as before.
+    @Test func batchNormalizationAfterConcatTakesTheActivation() throws {
+        let a = T.random([2, 3, 4, 5], seed: 40), b = T.random([2, 2, 4, 5], seed: 41)
+        func model(_ activation: Node, opset: Int = 17, attributes: [String: AttributeValue] = [:], perPosition: Bool = false) -> Model {
+            let shape: Shape = perPosition ? [5, 4, 5] : [5]
+            let statistics = ["scale": T.random(shape, seed: 42), "shift": T.random(shape, seed: 43),
+                              "mean": T.random(shape, seed: 44), "var": Tensor((0..<shape.elementCount).map { 0.5 + Float($0 % 7) / 4 }, shape: shape)]
+            return T.model([
+                Node(name: "cat", opType: "Concat", inputs: ["a", "b"], outputs: ["c"], attributes: ["axis": .int(1)]),
+                Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "scale", "shift", "mean", "var"], outputs: ["n"],
+                     attributes: attributes),
+                activation,
+            ], inputs: [("a", a.shape), ("b", b.shape)], outputs: ["y"], initializers: statistics, opset: opset)
+        }
+        let relu = Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["y"])
+        for activation in [relu, Node(name: "lrelu", opType: "LeakyRelu", inputs: ["n"], outputs: ["y"], attributes: ["alpha": .float(0.2)]),
+                           Node(name: "sig", opType: "Sigmoid", inputs: ["n"], outputs: ["y"])] {
+            let fused = model(activation)
+            #expect(try Self.optimized(fused).map(\.opType) == ["Concat", "FusedBatchNormalization"], "\(activation.opType)")
+            try Self.expectSameResults(fused, ["a": a, "b": b])
+        }
+        let training = model(relu, opset: 15, attributes: ["training_mode": .int(1)])
+        #expect(try Self.optimized(training).map(\.opType) == ["Concat", "BatchNormalization", "Relu"])
+        let perPosition = model(relu, opset: 7, attributes: ["spatial": .int(0)], perPosition: true)
+        #expect(try Self.optimized(perPosition).map(\.opType) == ["Concat", "FusedBatchNormalization"])
+        try Self.expectSameResults(perPosition, ["a": a, "b": b])
+        let ignored = model(relu, opset: 9, attributes: ["spatial": .int(0)])
+        #expect(try Self.optimized(ignored).map(\.opType) == ["Concat", "FusedBatchNormalization"])
+        try Self.expectSameResults(ignored, ["a": a, "b": b])
+    }
+
     @Test func residualAddAndActivationJoinTheLaterConv() throws {
         let skip = T.random([1, 4, 6, 5], seed: 6)
         let model = T.model([

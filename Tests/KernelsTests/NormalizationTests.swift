@@ -46,6 +46,19 @@ import TestSupport
                                         parallelism: Parallelism(threads: 2))
         }
         #expect(y == x.indices.map { x[$0] * scale[$0 / 7 % 5] + shift[$0 / 7 % 5] })
+        // With the activation after it in the same pass (ReLU in the loop, others per run), over
+        // runs that split rows between two threads (inner 7 × 10 rows, grain permitting).
+        for activation in [Activation.relu, .leakyRelu(alpha: 0.1), .clip(min: -0.5, max: 0.5), .sigmoid] {
+            var z = [Float](repeating: .nan, count: x.count)
+            var input = x
+            input[3] = .nan
+            z.withUnsafeMutableBufferPointer { z in
+                Normalization.channelAffine(input, into: z.baseAddress!, outer: 2, channels: 5, inner: 7, scale: scale,
+                                            shift: shift, activation: activation, parallelism: Parallelism(threads: 2))
+            }
+            let expected = input.indices.map { activation(input[$0] * scale[$0 / 7 % 5] + shift[$0 / 7 % 5]) }
+            #expect(z[3].isNaN && z.indices.allSatisfy { $0 == 3 || z[$0] == expected[$0] }, "\(activation)")
+        }
         for size in [1, 2, 3, 4, 5, 8] {
             y.withUnsafeMutableBufferPointer { y in
                 Normalization.localResponse(x, into: y.baseAddress!, batches: 2, channels: 5, inner: 7, size: size,

@@ -8,6 +8,10 @@ enum NormalizationOperators {
         OperatorDefinition("BatchNormalization", versions: [1, 6, 7, 9, 14, 15], contracts: { BatchNormalization.contract($0) }) {
             try BatchNormalization($0)
         },
+        // An inference-mode BatchNormalization with the activation after it (`activation`,
+        // `activation_params` as FusedConv's), made by ActivationFusion: one pass instead of two.
+        OperatorDefinition("FusedBatchNormalization", domain: OperatorRegistry.internalDomain, versions: [1],
+                           contract: BatchNormalization.contract(15)) { try BatchNormalization(fused: $0) },
         OperatorDefinition("InstanceNormalization", versions: [1, 6, 22], contract: OperatorContract(
             inputs: [.init("input", "T"), .init("scale", "T"), .init("B", "T")], outputs: [.init("output", "T")],
             types: ["T": ElementTypes.floatingPoint])) { try RowNormalization(instance: $0) },
@@ -74,12 +78,15 @@ struct BatchNormalization: Operator {
     let perActivation: Bool
     /// Outputs the graph uses.
     let outputCount: Int
+    /// Applied to Y in the same pass (FusedBatchNormalization), if any.
+    let activation: Activation?
 
     init(_ context: OperatorContext) throws {
         epsilon = try context.float("epsilon", default: 1e-5)
         let spatial = try context.int("spatial", default: 1)
         perActivation = context.version < 9 && spatial == 0
         outputCount = context.outputCount
+        activation = nil
         let isTest = try context.int("is_test", default: 0) != 0
         let trainingMode = try context.int("training_mode", default: 0)
         training = context.version >= 14 && trainingMode != 0
@@ -87,6 +94,20 @@ struct BatchNormalization: Operator {
         if context.version < 14 && outputCount > 1 && !(context.version < 7 && isTest) {
             throw OpError("training mode (updated running statistics) before opset 14 is not supported; export the model in inference mode")
         }
+    }
+
+    /// FusedBatchNormalization: inference mode only, Y alone, and the activation. A `spatial`
+    /// attribute (only opsets before 9 have it) keeps its meaning.
+    init(fused context: OperatorContext) throws {
+        epsilon = try context.float("epsilon", default: 1e-5)
+        perActivation = try context.int("spatial", default: 1) == 0
+        outputCount = 1
+        training = false
+        momentum = 0.9
+        guard try context.int("training_mode", default: 0) == 0, context.outputCount <= 1 else {
+            throw OpError("FusedBatchNormalization is the inference form: no training_mode, one output")
+        }
+        activation = try Activation(fusedAttributesOf: context)
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
@@ -171,7 +192,8 @@ struct BatchNormalization: Operator {
             let shift = (0..<channels).map { values[1][$0] - values[2][$0] * scale[$0] }
             withExtendedLifetime(x) {
                 Normalization.channelAffine(x.pointer(as: T.self), into: y.mutablePointer(as: T.self), outer: batches,
-                                            channels: channels, inner: inner, scale: scale, shift: shift, parallelism: parallelism)
+                                            channels: channels, inner: inner, scale: scale, shift: shift,
+                                            activation: `operator`.activation, parallelism: parallelism)
             }
         }
     }

@@ -4,7 +4,9 @@ import Tensors
 /// Merges a pointwise activation (Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh,
 /// HardSigmoid, HardSwish, Elu, Gelu, Mish, …: every `Activation`, and a QDQ model's
 /// QuantizeDequantize rounding into a Conv) into the Conv or Gemm before it, which becomes
-/// FusedConv or FusedGemm and applies it in its epilogue.
+/// FusedConv or FusedGemm and applies it in its epilogue; or into an inference-mode
+/// BatchNormalization that no Conv took (after a Concat or an Add: DenseNet's and pre-activation
+/// ResNets' BatchNormalization → Relu), which becomes FusedBatchNormalization, one pass.
 struct ActivationFusion: GraphPass {
     var name: String { "activation-fusion" }
 
@@ -17,9 +19,18 @@ struct ActivationFusion: GraphPass {
                   graph.hasSingleReader(input, uses: uses, outputs: outputs),
                   let fusedType = Self.fusedType(of: graph.nodes[producer]),
                   let activation = Self.activation(of: node, opsets: opsets, graph.initializers) else { continue }
-            // A QDQ rounding is float-only; FusedConv checks that, FusedGemm would not.
+            // A QDQ rounding is float-only; FusedConv checks that, the others would not.
             if case .quantizeDequantize = activation, fusedType != "FusedConv" { continue }
             var fused = graph.nodes[producer]
+            if fusedType == "FusedBatchNormalization" {
+                // Inference mode only; the attributes the node's own opset ignores go, so that the
+                // fused node means what the original did (`spatial` exists before 9 only,
+                // `training_mode` from 14).
+                let version = opsets[""] ?? opsets["ai.onnx"] ?? 1
+                if version >= 14, case .int(let mode)? = fused.attributes["training_mode"], mode != 0 { continue }
+                fused.attributes["training_mode"] = nil
+                if version >= 9 { fused.attributes["spatial"] = nil }
+            }
             fused.domain = OperatorRegistry.internalDomain
             fused.opType = fusedType
             fused.attributes.merge(activation.fusedAttributes()) { _, new in new }
@@ -37,6 +48,7 @@ struct ActivationFusion: GraphPass {
         guard node.outputs.count == 1, node.attributes["activation"] == nil else { return nil }
         if node.isStandard("Conv") || node.isInternal("FusedConv") { return "FusedConv" }
         if node.isStandard("Gemm") || node.isInternal("FusedGemm") { return "FusedGemm" }
+        if node.isStandard("BatchNormalization") { return "FusedBatchNormalization" }
         return nil
     }
 
