@@ -58,7 +58,8 @@ public enum Convolution {
         case expanded
     }
 
-    /// Floats of scratch memory `forward` needs for `layout` with `parallelism`.
+    /// Floats of scratch memory `forward` needs for `layout` with `parallelism` (with weights per
+    /// image, at most this).
     public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
         if mergesImages(layout) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
         switch layout.algorithm {
@@ -89,9 +90,16 @@ public enum Convolution {
     public static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
                                epilogue: Epilogue, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>?,
-                               parallelism: Parallelism) {
+                               parallelism: Parallelism, weightsPerImage: Int = 0) {
         precondition(!accumulate || accumulates(layout), "only pointwise and im2col convolutions add to their output")
+        precondition(weightsPerImage == 0 || (accumulates(layout) && layout.groups == 1),
+                     "only pointwise and im2col convolutions of one group take weights per image")
         if layout.batch == 0 || layout.outputChannels == 0 || layout.window.outputCount == 0 { return }
+        if weightsPerImage != 0 {
+            product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
+                    accumulate: accumulate, scratch: scratch, parallelism: parallelism, weightsPerImage: weightsPerImage)
+            return
+        }
         switch layout.algorithm {
         case .depthwise:
             depthwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue, parallelism: parallelism)
@@ -192,10 +200,12 @@ public enum Convolution {
         return !overflow && floats <= sharedColumnsFloats
     }
 
-    /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels].
+    /// Pointwise and im2col convolution: per (image, group), weights [M/g × K] · columns [K × pixels]
+    /// (image n's weights `n · weightsPerImage` floats further on when that is not 0).
     private static func product(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                 output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout, epilogue: Epilogue,
-                                accumulate: Bool, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism) {
+                                accumulate: Bool, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism,
+                                weightsPerImage: Int = 0) {
         let panels = panels(layout, parallelism)
         let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
         let depth = layout.depth, groups = layout.groups
@@ -245,7 +255,7 @@ public enum Convolution {
             let firstRow = group * groupOutputs + task.rows.lowerBound
             let imageOffset = image * layout.outputChannels * pixels
             BLAS.sgemm(transposeA: false, transposeB: false, m: task.rows.count, n: task.columns.count, k: depth,
-                       alpha: 1, a: weights + firstRow * depth, lda: depth, b: b, ldb: ldb,
+                       alpha: 1, a: weights + image * weightsPerImage + firstRow * depth, lda: depth, b: b, ldb: ldb,
                        beta: accumulate ? 1 : 0, c: output + imageOffset + firstRow * pixels + task.columns.lowerBound, ldc: pixels)
             epilogue.apply(output, offset: imageOffset, ld: pixels,
                            rows: firstRow..<(firstRow + task.rows.count), columns: task.columns)

@@ -153,6 +153,62 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         #expect(panels.columnPanelCount > 1 && (30 * 31) % panels.columnPanel != 0)
     }
 
+    /// Weights of their own per image (a squeeze-and-excitation scale taken into each image's
+    /// copy): the same as each image convolved alone, pointwise and im2col, with a residual added
+    /// by the epilogue or already in the output, over one to three threads.
+    @Test func weightsPerImageMatchEachImageAlone() {
+        let tests = [
+            ConvolutionCase(batch: 3, inputChannels: 5, outputChannels: 7, input: [9, 11], kernel: [1, 1], residual: true,
+                            activation: .relu, algorithm: .pointwise),
+            ConvolutionCase(batch: 4, inputChannels: 40, outputChannels: 24, input: [14, 14], kernel: [1, 1], residual: true,
+                            algorithm: .pointwise),
+            ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 4, input: [8, 7], kernel: [3, 3], padsBegin: [1, 1],
+                            padsEnd: [0, 1], activation: .sigmoid, algorithm: .expanded),
+        ]
+        for test in tests {
+            let layout = test.layout, window = layout.window
+            let single = ConvolutionLayout(batch: 1, inputChannels: layout.inputChannels, outputChannels: layout.outputChannels,
+                                           groups: 1, window: window)
+            var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 10_007))
+            let perImage = layout.outputChannels * layout.depth
+            let inputCount = layout.inputChannels * window.inputCount, outputCount = layout.outputChannels * window.outputCount
+            let input = random.floats(layout.batch * inputCount), weights = random.floats(layout.batch * perImage)
+            let bias = random.floats(layout.outputChannels), residual = random.floats(layout.batch * outputCount)
+            var expected = [Float](repeating: .nan, count: layout.batch * outputCount)
+            for image in 0..<layout.batch {
+                expected.withUnsafeMutableBufferPointer { out in
+                    Convolution.reference(input: Array(input[(image * inputCount)..<((image + 1) * inputCount)]),
+                                          weights: Array(weights[(image * perImage)..<((image + 1) * perImage)]), bias: bias,
+                                          residual: Array(residual[(image * outputCount)..<((image + 1) * outputCount)]),
+                                          activation: test.activation, output: out.baseAddress! + image * outputCount, layout: single)
+                }
+            }
+            for threads in [1, 2, 3] {
+                let parallelism = Parallelism(threads: threads)
+                var scratch = [Float](repeating: .nan, count: Convolution.scratchCount(layout, parallelism: parallelism))
+                for accumulate in [false, true] {
+                    var actual = accumulate ? residual : [Float](repeating: .nan, count: expected.count)
+                    bias.withUnsafeBufferPointer { bias in
+                        residual.withUnsafeBufferPointer { residual in
+                            actual.withUnsafeMutableBufferPointer { out in
+                                scratch.withUnsafeMutableBufferPointer { scratch in
+                                    Convolution.forward(input: input, weights: weights, output: out.baseAddress!, layout: layout,
+                                                        epilogue: Epilogue(bias: .perRow(bias.baseAddress!),
+                                                                           residual: accumulate ? nil : residual.baseAddress,
+                                                                           activation: test.activation),
+                                                        accumulate: accumulate, scratch: scratch.baseAddress, parallelism: parallelism,
+                                                        weightsPerImage: perImage)
+                                }
+                            }
+                        }
+                    }
+                    let worst = worstError(actual, expected, atol: 1e-6 * Float(layout.depth))
+                    #expect(worst.excess <= 0, "\(test) threads \(threads) accumulate \(accumulate): at \(worst.index)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: cases)
     func forwardMatchesReference(_ test: ConvolutionCase) {
         let layout = test.layout
