@@ -409,9 +409,9 @@ def test_group_query_attention_refuses_bad_shapes(binary, tmp_path):
     assert "seqlens_k [3] must be [2]" in gqa_error(binary, tmp_path, prompt, "seqlens_k", np.array([2, 2, 2], np.int32))
     assert "total_sequence_length must be one value, got shape [2]" in gqa_error(
         binary, tmp_path, prompt, "total_sequence_length", np.array([3, 3], np.int32))
-    assert "query and key must have one element type, got float and float16" in gqa_error(
+    assert "inputs 'query' and 'key' must have one element type (T), got float and float16" in gqa_error(
         binary, tmp_path, prompt, "k", np.zeros((2, 3, 32), np.float16))
-    assert "seqlens_k element type int64 is not supported" in gqa_error(binary, tmp_path, prompt, "seqlens_k", np.array([2, 2], np.int64))
+    assert "input 'seqlens_k' has element type int64; M must be one of: int32" in gqa_error(binary, tmp_path, prompt, "seqlens_k", np.array([2, 2], np.int64))
 
 
 def test_group_query_attention_refuses_bad_attributes(binary, tmp_path):

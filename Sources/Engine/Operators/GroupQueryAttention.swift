@@ -54,18 +54,16 @@ struct GroupQueryAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, [.float, .float16], role: "query")
         return [TensorType(x.dataType, nil), TensorType(x.dataType, nil), TensorType(x.dataType, nil)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, [.float, .float16], role: "query")
         for (index, name) in Self.unsupportedInputs where inputs.optional(index) != nil {
             throw OpError("GroupQueryAttention's \(name) input is not supported")
         }
-        let types = [0, 1, 2, 3, 4, 7, 8].map { inputs.optional($0)?.dataType }
-        try checkSameElementType(types, roles: ["query", "key", "value", "past_key", "past_value", "cos_cache", "sin_cache"])
+        // The caches (T_CACHE) hold the query's type (T): no quantized cache.
+        try checkSameElementType([0, 3, 4].map { inputs.optional($0)?.dataType }, roles: ["query", "past_key", "past_value"])
         let query = try convert(original, to: .float, context)
         guard query.shape.rank == 3 else { throw OpError.invalidArgument("query must be [B, S, hidden], got \(query.shape)") }
         let batch = query.shape[0], length = query.shape[1], width = query.shape[2]
@@ -153,8 +151,6 @@ struct GroupQueryAttention: Operator {
     /// ONNX Runtime reads them, checked against the past cache and the present length.
     private func steps(_ inputs: [Tensor?], batch: Int, length: Int, pastCapacity: Int) throws -> ([Int], [Int], Int) {
         let seqlens = try inputs.required(5), totalInput = try inputs.required(6)
-        try checkElementType(seqlens.dataType, [.int32], role: "seqlens_k")
-        try checkElementType(totalInput.dataType, [.int32], role: "total_sequence_length")
         guard seqlens.shape.dims == [batch] else { throw OpError.invalidArgument("seqlens_k \(seqlens.shape) must be [\(batch)]") }
         guard totalInput.elementCount == 1 else {
             throw OpError.invalidArgument("total_sequence_length must be one value, got shape \(totalInput.shape)")

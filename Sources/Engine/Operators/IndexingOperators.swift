@@ -9,10 +9,11 @@ enum IndexingOperators {
         OperatorDefinition("Gather", versions: [1, 11, 13], contract: contract(["data", "indices:Tind"], "output")) { try Gather($0) },
         OperatorDefinition("GatherElements", versions: [11, 13], contract: contract(["data", "indices:Tind"], "output")) { try GatherElements($0) },
         OperatorDefinition("GatherND", versions: [11, 12, 13], contract: contract(["data", "indices:int64"], "output")) { try GatherND($0) },
-        // Scatter 11 is deprecated (ONNX keeps no schema for it).
-        OperatorDefinition("Scatter", versions: [9, 11], contracts: { version in
-            version == 9 ? contract(["data", "indices:Tind", "updates"], "output", types: ElementTypes.allOfOpset13.subtracting([.bfloat16])) : nil
-        }) { try Scatter($0, elements: true) },
+        // 11 is deprecated (ScatterElements), with 9's formals.
+        OperatorDefinition("Scatter", versions: [9, 11], contract: contract(["data", "indices:Tind", "updates"], "output",
+                                                                            types: ElementTypes.allOfOpset13.subtracting([.bfloat16]))) {
+            try Scatter($0, elements: true)
+        },
         OperatorDefinition("ScatterElements", versions: [11, 13, 16, 18], contract: contract(["data", "indices:Tind", "updates"], "output")) {
             try Scatter($0, elements: true)
         },

@@ -11,8 +11,15 @@ enum MicrosoftTransformerOperators {
 
     /// The default-domain operators of this family (the com.microsoft ones are in that domain's table).
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("SimplifiedLayerNormalization", versions: everyOpset) { try SimplifiedLayerNormalization($0) },
+        OperatorDefinition("SimplifiedLayerNormalization", versions: everyOpset, contract: simplifiedLayerNormalization) {
+            try SimplifiedLayerNormalization($0)
+        },
     ]
+
+    /// ONNX Runtime's schema: X of T, scale of V (both any floating-point type), Y and inv_std_var.
+    static let simplifiedLayerNormalization = OperatorContract(
+        inputs: [.init("X", "T"), .init("scale", "V")], outputs: [.init("Y", "V"), .init("inv_std_var", "U", .optional)],
+        types: ["T": ElementTypes.floatingPoint, "V": ElementTypes.floatingPoint, "U": [.float, .double]])
 }
 
 /// `activation(x + bias)`, the bias (input 1, optional) broadcast along the last axis: Gelu,
@@ -28,16 +35,13 @@ struct BiasActivation: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [x]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
         var x = try convert(original, to: .float, context)
         if let bias = inputs.optional(1) {
-            try checkSameElementType([original.dataType, bias.dataType], roles: ["X", "bias"])
             x = try BinaryFunction.arithmetic(.add).apply(x, try convert(bias, to: .float, context), context)
         }
         let y = try context.allocate(.float, x.shape)
@@ -90,14 +94,11 @@ struct SkipNormalization: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [x, nil, nil, x]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let input = try inputs.required(0), skip = try inputs.required(1), gamma = try inputs.required(2)
-        try checkElementType(input.dataType, ElementTypes.floatingPoint)
-        try checkSameElementType([input.dataType, skip.dataType, gamma.dataType], roles: ["input", "skip", "gamma"])
         guard input.shape.rank >= 1, let hidden = input.shape.dims.last, skip.shape.dims.last == hidden else {
             throw OpError.invalidArgument("input \(input.shape) and skip \(skip.shape) must end in one hidden size")
         }
@@ -135,7 +136,6 @@ struct EmbedLayerNormalization: Operator {
 
     /// Rows of `table` picked by `ids`, each checked against the table's height.
     private func rows(_ ids: Tensor, of table: Tensor, _ name: String) throws -> [Int] {
-        try checkElementType(ids.dataType, [.int32, .int64], role: name)
         let values = ids.integers(), height = table.shape[0]
         if let bad = values.first(where: { $0 < 0 || $0 >= height }) {
             throw OpError.invalidArgument("\(name) \(bad) is outside the embedding table's \(height) rows")
@@ -150,7 +150,6 @@ struct EmbedLayerNormalization: Operator {
         guard ids.shape.rank == 2 else { throw OpError.invalidArgument("input_ids must be [batch, sequence], got \(ids.shape)") }
         let batch = ids.shape[0], length = ids.shape[1]
         let originalType = tables[0].dataType
-        try checkElementType(originalType, ElementTypes.floatingPoint, role: "word_embedding")
         let floats = try tables.map { try convert($0, to: .float, context) }
         guard floats.allSatisfy({ $0.shape.rank == 2 && $0.shape[1] == floats[0].shape[1] }) else {
             throw OpError.invalidArgument("embedding tables must be 2-D with one width, got \(tables.map(\.shape))")
@@ -209,8 +208,7 @@ struct EmbedLayerNormalization: Operator {
 /// values 0 (attend) or `filter`: a key-length per item ([B]), end and start per item ([2B]),
 /// raw 0/1 masks [B, T], [B, S, T] or [B, 1, M, M] (the top-left corner is used).
 func microsoftAttentionMask(_ mask: Tensor, batch: Int, queries: Int, keys: Int, filter: Float) throws -> (values: [Float], rows: Int) {
-    try checkElementType(mask.dataType, [.int32, .int64, .bool], role: "mask_index")
-    let values = mask.dataType == .bool ? mask.scalars(as: Bool.self).map { $0 ? 1 : 0 } : mask.integers()
+    let values = mask.integers()
     let dims = mask.shape.dims
     switch dims.count {
     case 1 where dims[0] == batch || dims[0] == 2 * batch:
@@ -329,13 +327,11 @@ struct PackedAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, nil), TensorType(x.dataType, nil)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
         let x = try convert(original, to: .float, context), weights = try convert(try inputs.required(1), to: .float, context)
         guard x.shape.rank == 3, weights.shape.rank == 2, weights.shape[0] == x.shape[2] else {
             throw OpError.invalidArgument("input \(x.shape) and weights \(weights.shape) must be [B, S, in] and [in, 3·hidden]")
@@ -425,13 +421,11 @@ struct MultiHeadAttention: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [TensorType(x.dataType, nil), TensorType(x.dataType, nil), TensorType(x.dataType, nil)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
         guard let keyInput = inputs.optional(1), let valueInput = inputs.optional(2) else {
             throw OpError("packed query/key/value inputs are not supported; give query, key and value")
         }

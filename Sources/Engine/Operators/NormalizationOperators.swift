@@ -15,24 +15,22 @@ enum NormalizationOperators {
         OperatorDefinition("InstanceNormalization", versions: [1, 6, 22], contract: OperatorContract(
             inputs: [.init("input", "T"), .init("scale", "T"), .init("B", "T")], outputs: [.init("output", "T")],
             types: ["T": ElementTypes.floatingPoint])) { try RowNormalization(instance: $0) },
-        // 1...16: ONNX Runtime's contrib LayerNormalization in the default domain, which its
-        // transformer optimiser writes into models of opsets before 17 (no ONNX schema: the
-        // operator checks its inputs itself there).
+        // 1...16: ONNX Runtime's contrib LayerNormalization in the default domain (its schema, X of
+        // T and Scale and B of V), which its transformer optimiser writes into models of opsets
+        // before 17.
         OperatorDefinition("LayerNormalization", versions: Array(1...17), contracts: { version in
-            version < 17 ? nil : OperatorContract(
-                inputs: [.init("X", "T"), .init("Scale", "T"), .init("B", "T", .optional)],
-                outputs: [.init("Y", "T"), .init("Mean", "U", .optional), .init("InvStdDev", "U", .optional)],
-                types: ["T": ElementTypes.floatingPoint, "U": [.float]])
+            version < 17 ? RowNormalization.contribLayerNormalization : RowNormalization.layerNormalization
         }) { try RowNormalization(layer: $0) },
-        // The same, for a LayerNorm the optimiser recognised in a model older than opset 17.
-        OperatorDefinition("LayerNormalization", domain: OperatorRegistry.internalDomain, versions: [1]) {
+        // The same, for a LayerNorm the optimiser recognised in a model older than opset 17 (the
+        // form of opset 17).
+        OperatorDefinition("LayerNormalization", domain: OperatorRegistry.internalDomain, versions: [1],
+                           contract: RowNormalization.layerNormalization) {
             try RowNormalization(layer: $0)
         },
-        // GroupNormalization 18 is deprecated (ONNX keeps no schema for it).
-        OperatorDefinition("GroupNormalization", versions: [18, 21], contracts: { version in
-            version < 21 ? nil : OperatorContract(inputs: [.init("X", "T"), .init("scale", "T"), .init("bias", "T")], outputs: [.init("Y", "T")],
-                                                  types: ["T": ElementTypes.floatingPoint])
-        }) { try RowNormalization(group: $0) },
+        // 18 is deprecated (scale and bias per group; 21's per channel), the same formals.
+        OperatorDefinition("GroupNormalization", versions: [18, 21], contract: OperatorContract(
+            inputs: [.init("X", "T"), .init("scale", "T"), .init("bias", "T")], outputs: [.init("Y", "T")],
+            types: ["T": ElementTypes.floatingPoint])) { try RowNormalization(group: $0) },
         OperatorDefinition("MeanVarianceNormalization", versions: [9, 13], contract: .unary(ElementTypes.floatingPoint)) {
             try MeanVarianceNormalization($0)
         },
@@ -284,7 +282,6 @@ struct RowNormalization: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         guard case .layer(let axis) = kind, let dims = x.dims else { return [x] }
         guard let axis = Shape.normalize(axis: axis, rank: dims.count) else {
             throw OpError("axis \(axis) is out of range for rank \(dims.count)")
@@ -295,7 +292,6 @@ struct RowNormalization: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
         let layout = try layout(original.shape)
         let x = try convert(original, to: original.dataType == .float16 ? .float : original.dataType, context)
         let y = try context.allocate(x.dataType, x.shape)
@@ -388,4 +384,18 @@ struct LocalResponseNormalization: UnaryElementwise {
             }
         }
     }
+}
+
+extension RowNormalization {
+    /// LayerNormalization 17's schema.
+    static let layerNormalization = OperatorContract(
+        inputs: [.init("X", "T"), .init("Scale", "T"), .init("B", "T", .optional)],
+        outputs: [.init("Y", "T"), .init("Mean", "U", .optional), .init("InvStdDev", "U", .optional)],
+        types: ["T": ElementTypes.floatingPoint, "U": [.float]])
+    /// ONNX Runtime's contrib LayerNormalization 1 (default domain): Scale and B of their own
+    /// floating-point type V.
+    static let contribLayerNormalization = OperatorContract(
+        inputs: [.init("X", "T"), .init("Scale", "V"), .init("B", "V", .optional)],
+        outputs: [.init("Y", "V"), .init("Mean", "U", .optional), .init("InvStdDev", "U", .optional)],
+        types: ["T": ElementTypes.floatingPoint, "V": ElementTypes.floatingPoint, "U": [.float, .double]])
 }

@@ -93,13 +93,11 @@ struct RotaryEmbeddingOperator: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, ElementTypes.floatingPoint)
         return [x]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let original = try inputs.required(0)
-        try checkElementType(original.dataType, ElementTypes.floatingPoint)
         let positions = microsoft ? inputs.optional(1) : inputs.optional(3)
         let cos = try convert(try inputs.required(microsoft ? 2 : 1), to: .float, context)
         let sin = try convert(try inputs.required(microsoft ? 3 : 2), to: .float, context)
@@ -117,7 +115,6 @@ struct RotaryEmbeddingOperator: Operator {
         let tableRows = cos.shape.dims.dropLast().reduce(1, *)
         var rows = [Int](repeating: 0, count: batch * length)
         if let positions {
-            try checkElementType(positions.dataType, [.int64, .int32], role: "position_ids")
             let values = positions.integers()
             if microsoft && values.count == 1 {
                 // An offset: position s is offset + s (checked below, so bound it first).
