@@ -276,12 +276,6 @@ import Testing
     static let withoutContract: [String] = [
         // Their sizes' input is the data's floating-point T in the schemas; we read integers.
         "Split-1", "Tile-1",
-        // Their output type is the zero point's or output_dtype's (the operator's check), and the
-        // com.microsoft quantized operators run them directly.
-        "QuantizeLinear-10", "QuantizeLinear-13", "QuantizeLinear-19", "QuantizeLinear-21", "QuantizeLinear-23",
-        "QuantizeLinear-24", "QuantizeLinear-25", "QuantizeLinear-28",
-        "DequantizeLinear-10", "DequantizeLinear-13", "DequantizeLinear-19", "DequantizeLinear-21", "DequantizeLinear-23",
-        "DequantizeLinear-24", "DequantizeLinear-25", "DequantizeLinear-28",
         // Sequences and optionals (ValueOperator.run(values:)).
         "ConcatFromSequence-11", "SequenceAt-11", "SequenceConstruct-11", "SequenceEmpty-11", "SequenceErase-11",
         "SequenceInsert-11", "SequenceLength-11", "SequenceMap-17", "SplitToSequence-11", "SplitToSequence-24",

@@ -10,8 +10,13 @@ import Tensors
 /// results are requantized as `round_half_even(acc × scale) + zero_point`, clamped.
 enum QuantizationOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("QuantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try QuantizeLinear($0) },
-        OperatorDefinition("DequantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28]) { try DequantizeLinear($0) },
+        // The output's type is the zero point's, else output_dtype's, else uint8 (the operator's rule).
+        OperatorDefinition("QuantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28], contracts: { QuantizeLinear.contract($0) }) {
+            try QuantizeLinear($0)
+        },
+        OperatorDefinition("DequantizeLinear", versions: [10, 13, 19, 21, 23, 24, 25, 28], contracts: { DequantizeLinear.contract($0) }) {
+            try DequantizeLinear($0)
+        },
         OperatorDefinition("DynamicQuantizeLinear", versions: [11], contract: OperatorContract(
             inputs: [.init("x", "T1")], outputs: [.init("y", "T2"), .init("y_scale", .float), .init("y_zero_point", "T2")],
             types: ["T1": [.float], "T2": [.uint8]])) { _ in DynamicQuantizeLinear() },
@@ -199,14 +204,11 @@ struct QuantizeLinear: Operator {
         if let zeroPoint, let declared = attributes.outputType, declared != zeroPoint {
             throw OpError("output_dtype \(declared) differs from the zero point's type \(zeroPoint)")
         }
-        let type = zeroPoint ?? attributes.outputType ?? .uint8
-        try checkElementType(type, QuantizationOperators.quantizedTypes, role: "y_zero_point")
-        return type
+        // The zero point's type is the contract's; output_dtype's was checked with the attributes.
+        return zeroPoint ?? attributes.outputType ?? .uint8
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, [.float, .float16, .bfloat16, .int32], role: "x") }
-        if let scale = inputs.type(1) { try checkElementType(scale.dataType, QuantizationOperators.scaleTypes.union([.int32]), role: "y_scale") }
         let hasZeroPoint = inputs.count > 2 && inputs[2] != nil
         if hasZeroPoint && inputs.type(2) == nil { return [] }
         return [TensorType(try outputType(zeroPoint: inputs.type(2)?.dataType), inputs.type(0)?.dims)]
@@ -214,8 +216,6 @@ struct QuantizeLinear: Operator {
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), scale = try inputs.required(1), zeroPoint = inputs.optional(2)
-        try checkElementType(x.dataType, [.float, .float16, .bfloat16, .int32], role: "x")
-        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes.union([.int32]), role: "y_scale")
         let type = try outputType(zeroPoint: zeroPoint?.dataType)
         let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, axis: attributes.axis, blockSize: attributes.blockSize)
         if let zeroPoint, zeroPoint.shape != scale.shape && !(zeroPoint.elementCount == 1 && scale.elementCount == 1) {
@@ -272,21 +272,14 @@ struct DequantizeLinear: Operator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let x = inputs.type(0) { try checkElementType(x.dataType, QuantizationOperators.quantizedTypes.union([.int32]), role: "x") }
         guard let scale = inputs.type(1) else { return [] }
-        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes, role: "x_scale")
         return [TensorType(attributes.outputType ?? scale.dataType, inputs.type(0)?.dims)]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), scale = try inputs.required(1), zeroPoint = inputs.optional(2)
-        try checkElementType(x.dataType, QuantizationOperators.quantizedTypes.union([.int32]), role: "x")
-        try checkElementType(scale.dataType, QuantizationOperators.scaleTypes, role: "x_scale")
         let layout = try QuantizationLayout(x: x.shape, scale: scale.shape, axis: attributes.axis, blockSize: attributes.blockSize)
         if let zeroPoint {
-            guard zeroPoint.dataType == x.dataType else {
-                throw OpError("x_zero_point has element type \(zeroPoint.dataType) but x has \(x.dataType)")
-            }
             guard zeroPoint.shape == scale.shape || (zeroPoint.elementCount == 1 && scale.elementCount == 1) else {
                 throw OpError.invalidArgument("x_zero_point \(zeroPoint.shape) must have the scale's shape \(scale.shape)")
             }
@@ -735,5 +728,44 @@ struct QLinearConv: Operator {
                                                 channels: channels, context)
         let inner = product.shape.dims.dropFirst(2).reduce(1, *)
         return [try requantization.apply(product, bias: bias, inner: inner, context)]
+    }
+}
+
+extension QuantizeLinear {
+    /// QuantizeLinear's schema of `version`: x (float, float16, bfloat16 or int32), its scale
+    /// (float before 19; x's type in 19 and 21; from 23 its own type, no float8e8m0) and the zero
+    /// point of the quantized type, which is y's (the version's list: float8 from 19, 16- and
+    /// 4-bit integers from 21, float4 and 2-bit integers from 23).
+    static func contract(_ version: Int) -> OperatorContract {
+        let x: Set<DataType> = [.float, .float16, .bfloat16, .int32]
+        let scale: OperatorContract.Parameter = version < 19 ? .init("y_scale", .float) : .init("y_scale", version < 23 ? "T1" : "T2")
+        let quantized = version < 23 ? "T2" : "T3"
+        let float8: Set<DataType> = [.float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz]
+        let outputs: Set<DataType> = switch version {
+        case ..<19: [.int8, .uint8]
+        case ..<21: float8.union([.int8, .uint8])
+        case ..<23: float8.union([.int8, .uint8, .int16, .uint16, .int4, .uint4])
+        default: QuantizationOperators.quantizedTypes
+        }
+        var types: [String: Set<DataType>] = ["T1": x, quantized: outputs]
+        if version >= 23 { types["T2"] = QuantizationOperators.scaleTypes.union([.int32]) }
+        return OperatorContract(inputs: [.init("x", "T1"), scale, .init("y_zero_point", quantized, .optional)],
+                                outputs: [.init("y", quantized)], types: types)
+    }
+}
+
+extension DequantizeLinear {
+    /// DequantizeLinear's schema of `version`: x and its zero point of one quantized type (or
+    /// int32), the scale float before 19, then float, float16 or bfloat16 (no float8e8m0); y the
+    /// scale's type, from 23 output_dtype's (the operator's rule).
+    static func contract(_ version: Int) -> OperatorContract {
+        guard version >= 19 else {
+            return OperatorContract(inputs: [.init("x", "T"), .init("x_scale", .float), .init("x_zero_point", "T", .optional)],
+                                    outputs: [.init("y", .float)], types: ["T": [.int8, .uint8, .int32]])
+        }
+        var types: [String: Set<DataType>] = ["T1": QuantizationOperators.quantizedTypes.union([.int32]), "T2": QuantizationOperators.scaleTypes]
+        if version >= 23 { types["T3"] = QuantizationOperators.scaleTypes }
+        return OperatorContract(inputs: [.init("x", "T1"), .init("x_scale", "T2"), .init("x_zero_point", "T1", .optional)],
+                                outputs: [.init("y", version < 23 ? "T2" : "T3")], types: types)
     }
 }

@@ -19,6 +19,8 @@ struct QuantizedFloatOperator: Operator {
     let operands: [Operand]
     /// Positions of the output's scale and zero point.
     let outputScale: Int, outputZeroPoint: Int
+    /// QLinearConcat: the operands' types are checked here (`checkTriples`).
+    var checksTriples = false
 
     /// `opType` (a default-domain operator of `opset`) with the node's attributes except
     /// `dropping`, between the quantization of `operands` and of the output.
@@ -36,13 +38,33 @@ struct QuantizedFloatOperator: Operator {
         (outputScale, outputZeroPoint) = output
     }
 
+    // QuantizeLinear's and DequantizeLinear's computations: they check no types (their contracts
+    // do, for their own nodes); the types here are this node's contract's, and for QLinearConcat's
+    // triples `checkTriples`.
     private static let dequantize = DequantizeLinear(attributes: QuantizationAttributes())
     private static let quantize = QuantizeLinear(attributes: QuantizationAttributes())
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+    /// QLinearConcat's inputs are (value, scale, zero point) triples of its heterogeneous TV: the
+    /// value int8 or uint8, the scale float, the zero point of the value's type (the other
+    /// operators' contracts say so of their operands).
+    private func checkTriples(_ types: [DataType?]) throws {
+        guard checksTriples else { return }
+        func type(_ index: Int) -> DataType? { index < types.count ? types[index] : nil }
         for operand in operands {
-            if let type = inputs.type(operand.value) { try checkElementType(type.dataType, [.int8, .uint8], role: "input \(operand.value)") }
+            guard let value = type(operand.value) else { continue }
+            let input = "inputs[\(operand.value - 2)]"
+            guard value == .int8 || value == .uint8 else { throw OpError("input '\(input)' has element type \(value); a quantized value must be int8 or uint8") }
+            if let scale = type(operand.scale), scale != .float {
+                throw OpError("input 'inputs[\(operand.scale - 2)]' has element type \(scale); the scale of \(input) must be float")
+            }
+            if let zero = type(operand.zeroPoint), zero != value {
+                throw OpError("input 'inputs[\(operand.zeroPoint - 2)]' has element type \(zero); the zero point of \(input) must be \(value) as it is")
+            }
         }
+    }
+
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
+        try checkTriples(inputs.indices.map { inputs.type($0)?.dataType })
         let floats = operands.map { inputs.type($0.value).map { TensorType(.float, $0.dims) } }
         let types = try inner.outputTypes(floats)
         let output = inputs.type(outputZeroPoint)?.dataType ?? inputs.type(operands[0].value)?.dataType ?? .uint8
@@ -50,10 +72,10 @@ struct QuantizedFloatOperator: Operator {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        try checkTriples(inputs.map { $0?.dataType })
         var floats: [Tensor?] = []
         for operand in operands {
             let value = try inputs.required(operand.value)
-            try checkElementType(value.dataType, [.int8, .uint8], role: "input \(operand.value)")
             floats.append(try Self.dequantize.run([value, try inputs.required(operand.scale), inputs.optional(operand.zeroPoint)], context)[0])
         }
         let result = try inner.run(floats, context)
@@ -84,8 +106,10 @@ extension QuantizedFloatOperator {
         guard count >= 1, context.inputCount == 2 + 3 * count else {
             throw OpError("QLinearConcat needs Y_scale, Y_zero_point and a (value, scale, zero point) triple per input")
         }
-        return try QuantizedFloatOperator(context, opType: "Concat", operands: (0..<count).map { Operand(value: 2 + 3 * $0, scale: 3 + 3 * $0, zeroPoint: 4 + 3 * $0) },
-                                          output: (0, 1))
+        var concat = try QuantizedFloatOperator(context, opType: "Concat", operands: (0..<count).map { Operand(value: 2 + 3 * $0, scale: 3 + 3 * $0, zeroPoint: 4 + 3 * $0) },
+                                                output: (0, 1))
+        concat.checksTriples = true
+        return concat
     }
 }
 
