@@ -5,7 +5,9 @@ internal import Synchronization
 /// A loaded model ready to run, like ONNX Runtime's `InferenceSession`.
 ///
 /// Building a session checks the graph, optimises it, compiles every node and infers types.
-/// `run` may be called from many threads at once.
+/// `run` may be called from many threads at once. It keeps the optimised graph's constants, not
+/// the `Model` it was built from: weights a pass replaced (folded, fused) are freed once the
+/// caller lets go of the model.
 public final class InferenceSession: Sendable {
     /// Settings for building and running a session.
     public struct Options: Sendable {
@@ -40,8 +42,6 @@ public final class InferenceSession: Sendable {
         }
     }
 
-    /// The model as loaded (before optimisation).
-    public let model: Model
     /// Settings in use.
     public let options: Options
     /// Time spent in the optimisation passes and in compiling the plan (operators, weight
@@ -74,7 +74,6 @@ public final class InferenceSession: Sendable {
         let plan = try PlanBuilder.build(graph, opsets: model.opsets, inputsChecked: true)
         buildTimes = (optimized - start, ContinuousClock.now - optimized)
         self.plan = plan
-        self.model = model
         self.options = options
         self.pool = BufferPool(retainLimit: options.bufferRetainLimit)
         inputs = model.graph.inputs

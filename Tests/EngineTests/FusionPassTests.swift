@@ -86,6 +86,26 @@ import Testing
         try Self.expectSameResults(ignored, ["a": a, "b": b])
     }
 
+    /// A weight a pass replaced (here folded with the BatchNormalization after it) is not kept by
+    /// the session: once the caller lets go of the model, only the folded copy remains.
+    @Test func aFoldedWeightsSourceIsReleased() throws {
+        weak var source: TensorBuffer?
+        let session = try { () throws -> InferenceSession in
+            let weights = T.random([4, 3, 3, 3], seed: 2)
+            guard case .bytes(let buffer) = weights.storage else { throw EngineError.invalidGraph("the weights have no buffer") }
+            source = buffer
+            let model = T.model([Self.conv(), Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "scale", "shift", "mean", "var"],
+                                                   outputs: ["y"])],
+                                inputs: [("x", Self.x.shape)], outputs: ["y"],
+                                initializers: ["w": weights, "scale": T.random([4], seed: 3), "shift": T.random([4], seed: 4),
+                                               "mean": T.random([4], seed: 5), "var": Tensor([0.5, 1, 1.5, 2] as [Float], shape: [4])])
+            #expect(try Self.optimized(model).allSatisfy { $0.opType != "BatchNormalization" })
+            return try InferenceSession(model: model, options: .init(intraOpThreads: 1))
+        }()
+        #expect(source == nil)
+        #expect(try session.run(["x": Self.x])["y"]?.shape == [1, 4, 6, 5])
+    }
+
     @Test func residualAddAndActivationJoinTheLaterConv() throws {
         let skip = T.random([1, 4, 6, 5], seed: 6)
         let model = T.model([
