@@ -8,8 +8,8 @@ once with ORT (a fresh session, same thread count, same kind of random input), a
 which goes first, so a slow moment on a shared machine hits all alike. It reports per model and
 batch the medians over rounds and ours/ORT, the geometric means of the ratios per batch size,
 load time (ours from `bench`, ORT's session creation, medians over rounds) and peak RSS of a
-process that loads the model and runs it once at batch 1. The machine is shared and noisy: read
-ratios, not single times.
+process that loads the model and runs it once at batch 1 (for every build; `--rss-only` skips the
+timed rounds). The machine is shared and noisy: read ratios, not single times.
 
     python3 benchmarks/engine_vs_ort.py --threads 2 --seconds 3 --rounds 3 [--only resnet50,mobilenet_v2]
     python3 benchmarks/engine_vs_ort.py --binary before=/tmp/before/onnx-serve --binary after=.build/release/onnx-serve
@@ -120,6 +120,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS measurements")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak RSS measurements (no timed rounds)")
     args = parser.parse_args()
     import onnxruntime
 
@@ -139,7 +140,7 @@ def main():
     sides = [label for label, _ in builds] + ["ORT"]
     times = {(side, n, b): [] for side in sides for n, _ in models for b in batches}
     loads = {(side, n): [] for side in sides for n, _ in models}
-    for round_ in range(args.rounds):
+    for round_ in range(0 if args.rss_only else args.rounds):
         for name, path in models:
             for batch in batches:
                 timings = [(label, lambda binary=binary: ours_bench(binary, path, batch, args.threads, args.seconds))
@@ -152,7 +153,7 @@ def main():
         print("round %d done, load average %.1f" % (round_ + 1, os.getloadavg()[0]), file=sys.stderr, flush=True)
 
     median = statistics.median
-    for label, _ in builds:
+    for label, _ in ([] if args.rss_only else builds):
         print("\n%s: medians over rounds, ms" % label)
         print("%-20s" % "model" + "".join("%11s %10s %7s" % ("b%d ours" % b, "ORT", "ratio") for b in batches)
               + "  load ours / ORT ms")
@@ -172,12 +173,13 @@ def main():
     python_rss = child_peak_rss_mb([sys.executable, "-c", "import numpy, onnxruntime"])
     print("\npeak RSS, load + one batch-1 run (MiB); ORT's includes %.0f MiB of Python + numpy + onnxruntime imported"
           % python_rss)
-    print("%-20s %8s %8s %7s %14s" % ("model", builds[-1][0], "ORT", "ratio", "ORT - Python"))
+    print("%-20s" % "model" + "".join("%10s %7s" % (label, "/ORT") for label, _ in builds) + " %8s %14s" % ("ORT", "ORT - Python"))
     here = os.path.dirname(os.path.abspath(__file__))
     for name, path in models:
-        mine = child_peak_rss_mb([builds[-1][1], "bench", path, "--seconds", "0", "--threads", str(args.threads)])
+        mine = [child_peak_rss_mb([binary, "bench", path, "--seconds", "0", "--threads", str(args.threads)]) for _, binary in builds]
         other = child_peak_rss_mb([sys.executable, "-c", ORT_ONCE, path, str(args.threads), here])
-        print("%-20s %8.0f %8.0f %7.2f %14.0f" % (name, mine, other, mine / other, other - python_rss))
+        print("%-20s" % name + "".join("%10.0f %7.2f" % (value, value / other) for value in mine)
+              + " %8.0f %14.0f" % (other, other - python_rss), flush=True)
 
 
 if __name__ == "__main__":
