@@ -138,7 +138,11 @@ def test_changed_config_applies(repository, start):
     assert infer(daemon, version=1)[0] == 404  # latest 1 by default
     replace_file(repository, "m/config.yaml", "version_policy:\n  all: true\nlabels:\n  stable: 1\n")
     wait_for(lambda: infer(daemon, version=1) == (200, "1", 1.0), "version 1 to load")
-    answer = requests.post(daemon.url + "/v1/models/m/labels/stable:predict", json={"instances": [[1.0]]}, timeout=10)
+    # The new labels apply once the rescan's loads serve, a moment after version 1 answers by number.
+    def stable():
+        return requests.post(daemon.url + "/v1/models/m/labels/stable:predict", json={"instances": [[1.0]]}, timeout=10)
+    wait_for(lambda: stable().status_code != 404, "the label to apply")
+    answer = stable()
     assert answer.status_code == 200 and answer.json()["predictions"] == [[1.0]]
     assert infer(daemon) == (200, "2", 2.0)
 
