@@ -1,7 +1,282 @@
 extension Convolution {
+    /// The two depthwise kernels.
+    public enum DepthwiseRoute: Sendable {
+        /// One channel plane at a time, the plane's pixels in the vector lanes (`planarDepthwise`).
+        case planar
+        /// Eight channels at a time, one in each vector lane (`interleavedDepthwise`).
+        case interleaved
+    }
+
+    /// Most 8-channel vectors the interleaved kernel's buffers (padded input block, output block
+    /// and weights) may hold: 256 KB, within L2; this is where the kernels cross over. Planar →
+    /// interleaved, one thread, best CPU time of `kernel-bench dw` (2026-12-05, AMD EPYC shared by
+    /// four sessions, load 4-6; four runs, spread about ±10%), batch 8: 5×5 on 7×7 (1152
+    /// channels) 1.25 → 0.55 ms; 5×5 on 14×14 (672) 1.66-1.76 → 1.13-1.69 ms; 3×3 on 14×14
+    /// (480) 0.62-0.65 → 0.50-0.58 ms; 5×5 on 28×28 (240) 1.84-1.93 → 1.74-2.16 ms; 3×3 on 56×56
+    /// (144) 3.50-3.74 → 2.91-3.24 ms (6509 vectors); at batch 1, 3×3 on 112×112 (96, 13 221
+    /// vectors, not taken) 0.72-0.88 → 0.80-0.92 ms. With a stride the planar kernel also splits
+    /// each plane by phase: 5×5 s2 on 14×14 (672) 1.17 → 0.53 ms, on 56×56 (144) 2.51-2.80 →
+    /// 1.83-1.93 ms; 3×3 s2 on 56×56 (72) 0.71-0.76 → 0.54-0.57 ms.
+    static let interleavedVectorLimit = 8192
+
+    /// Output pixels per plane above which a stride-1 depthwise convolution with a channel
+    /// multiplier above 1 stays planar: the planar kernel pads each input plane once for its
+    /// `multiplier` output channels, the interleaved one transposes it once per lane. Batch 8,
+    /// multiplier 2, as above: 5×5 on 14×14 (144 → 288) 0.64 → 0.60 ms; 3×3 on 28×28 (72 → 144)
+    /// 0.50 → 0.59-0.71 ms.
+    static let interleavedMultiplierPixels = 256
+
+    /// The kernel `forward` runs for a depthwise `layout`: the interleaved one when its buffers
+    /// for one block of eight channels stay within `interleavedVectorLimit`, except for a
+    /// stride-1 plane of more than `interleavedMultiplierPixels` outputs with a multiplier.
+    public static func depthwiseRoute(_ layout: ConvolutionLayout) -> DepthwiseRoute {
+        guard let vectors = InterleavedPlane(layout)?.vectors, vectors <= interleavedVectorLimit else { return .planar }
+        let strided = layout.window.strides.contains { $0 > 1 }
+        if layout.outputChannels > layout.inputChannels && !strided && layout.window.outputCount > interleavedMultiplierPixels {
+            return .planar
+        }
+        return .interleaved
+    }
+
     // Shapes: input [N, C, *in] (1 or 2 spatial axes); weights [C·multiplier, 1, *kernel];
     //         output [N, C·multiplier, *out]; output channel o reads input channel o / multiplier.
-    /// Depthwise convolution (groups == input channels), any kernel size, stride and dilation.
+    /// Depthwise convolution (groups == input channels) by `route`, `depthwiseRoute(layout)` by
+    /// default. Its naive twin is `Convolution.reference`.
+    public static func depthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                 output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                                 epilogue: Epilogue, route: DepthwiseRoute? = nil, parallelism: Parallelism) {
+        if let plane = InterleavedPlane(layout), (route ?? depthwiseRoute(layout)) == .interleaved {
+            interleavedDepthwise(input: input, weights: weights, output: output, layout: layout, plane: plane,
+                                 epilogue: epilogue, parallelism: parallelism)
+        } else {
+            planarDepthwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
+                            parallelism: parallelism)
+        }
+    }
+
+    /// The zero-padded input block of the interleaved kernel: `rows × columns` pixels of eight
+    /// channels, input pixel (r, c) at `(r + top) · columns + c + left`, covering the input and
+    /// every padding cell an output reads.
+    struct InterleavedPlane {
+        let rows: Int, columns: Int
+        /// 8-channel vectors of the buffers: padded input, output block, packed weights.
+        let vectors: Int
+
+        /// Nil when a size overflows.
+        init?(_ layout: ConvolutionLayout) {
+            let volume = layout.window.volume
+            func extent(_ axis: WindowAxis) -> Int? {
+                // The last output's last tap, and the last input pixel, after the leading pad.
+                let (span, o1) = (axis.output - 1).multipliedReportingOverflow(by: axis.stride)
+                let (reach, o2) = (axis.kernel - 1).multipliedReportingOverflow(by: axis.dilation)
+                let (read, o3) = span.addingReportingOverflow(reach)
+                let (input, o4) = axis.pad.addingReportingOverflow(axis.input)
+                return o1 || o2 || o3 || o4 || read == .max ? nil : Swift.max(read + 1, input)
+            }
+            guard let rows = extent(volume.height), let columns = extent(volume.width) else { return nil }
+            let (padded, o1) = rows.multipliedReportingOverflow(by: columns)
+            let (both, o2) = padded.addingReportingOverflow(layout.window.outputCount)
+            let (vectors, o3) = both.addingReportingOverflow(layout.window.kernelCount)
+            if o1 || o2 || o3 { return nil }
+            self.rows = rows
+            self.columns = columns
+            self.vectors = vectors
+        }
+    }
+
+    /// Eight vectors.
+    private typealias Octet = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>,
+                               SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
+    /// The 8 × 8 matrix whose rows are `v` transposed: three rounds of splitting the 64 values,
+    /// read row after row, into their even and odd ones (each round rotates the six bits of a
+    /// value's index right by one; three swap its row and column).
+    @inline(__always)
+    private static func transposed(_ v: Octet) -> Octet {
+        @inline(__always) func even(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+            SIMD8(lowHalf: a.evenHalf, highHalf: b.evenHalf)
+        }
+        @inline(__always) func odd(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+            SIMD8(lowHalf: a.oddHalf, highHalf: b.oddHalf)
+        }
+        @inline(__always) func split(_ v: Octet) -> Octet {
+            (even(v.0, v.1), even(v.2, v.3), even(v.4, v.5), even(v.6, v.7),
+             odd(v.0, v.1), odd(v.2, v.3), odd(v.4, v.5), odd(v.6, v.7))
+        }
+        return split(split(split(v)))
+    }
+
+    // Shapes: as `depthwise`.
+    /// Depthwise convolution with eight output channels in the vector lanes (ORT's NCHWc idea,
+    /// inside one operator): per (image, block of eight channels), the block's input planes are
+    /// transposed into a zero-padded buffer of 8-channel pixels (`InterleavedPlane`), then
+    /// `out[oh][ow] = Σ_t w[t] · padded[oh·sh + kh·dh][ow·sw + kw·dw]` in whole vectors whatever the
+    /// width, stride and dilation (no columns computed and dropped, no edge cases), four outputs
+    /// a step, then the block is transposed back into its output planes and finished by the
+    /// epilogue while in L1. A last block of fewer channels repeats its last channel in the
+    /// spare lanes and writes only its own. Parallel over (channel block, image).
+    /// Its naive twin is `Convolution.reference`.
+    private static func interleavedDepthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                             output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                                             plane: InterleavedPlane, epilogue: Epilogue, parallelism: Parallelism) {
+        let volume = layout.window.volume
+        let height = volume.height, width = volume.width
+        let taps = layout.window.kernelCount, inputCount = layout.window.inputCount, outputCount = layout.window.outputCount
+        let multiplier = layout.outputChannels / layout.inputChannels
+        let blocks = (layout.outputChannels + 7) / 8
+        let columns = plane.columns, paddedCount = plane.rows * columns
+        let tapOffsets = (0..<taps).map { tap in
+            tap / width.kernel * height.dilation * columns + tap % width.kernel * width.dilation
+        }
+        let blockWork = outputCount * taps
+        parallelism.forEachChunk(layout.batch * blocks, minimumChunk: Swift.max(1, (1 << 12) / Swift.max(blockWork, 1))) { chunk in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: plane.vectors) { buffer in
+                let padded = buffer.baseAddress!, sums = padded + paddedCount, packed = sums + outputCount
+                // Cells no input lands in stay zero.
+                padded.initialize(repeating: .zero, count: paddedCount)
+                var packedBlock = -1
+                for job in chunk {
+                    // Block after block, image after image in each: a block's weights are packed once.
+                    let block = job / layout.batch, image = job % layout.batch, first = block * 8
+                    let valid = Swift.min(8, layout.outputChannels - first)
+                    // Lane j's channel (the last valid one for spare lanes).
+                    @inline(__always) func channel(_ lane: Int) -> Int { first + Swift.min(lane, valid - 1) }
+                    if block != packedBlock {
+                        for t in 0..<taps {
+                            for lane in 0..<8 { packed[t][lane] = weights[channel(lane) * taps + t] }
+                        }
+                        packedBlock = block
+                    }
+                    let source = input + image * layout.inputChannels * inputCount
+                    @inline(__always) func planeOf(_ lane: Int) -> UnsafePointer<Float> {
+                        source + channel(lane) / multiplier * inputCount
+                    }
+                    interleave((planeOf(0), planeOf(1), planeOf(2), planeOf(3), planeOf(4), planeOf(5), planeOf(6), planeOf(7)),
+                               count: inputCount, width: width.input,
+                               into: padded + height.pad * columns + width.pad, columns: columns)
+                    interleavedTapSums(UnsafePointer(padded), offsets: tapOffsets, weights: UnsafePointer(packed),
+                                       into: sums, count: outputCount, width: width.output, step: width.stride,
+                                       rowStep: height.stride * columns)
+                    let imageOffset = image * layout.outputChannels * outputCount
+                    deinterleave(UnsafePointer(sums), count: outputCount, into: output + imageOffset + first * outputCount,
+                                 channels: valid)
+                    epilogue.apply(output, offset: imageOffset, ld: outputCount, rows: first..<(first + valid),
+                                   columns: 0..<outputCount)
+                }
+            }
+        }
+    }
+
+    // Shapes: planes: eight [count] planes of `width`-pixel rows (the same one more than once is fine);
+    //         target: rows of `columns` 8-channel pixels.
+    /// Input pixel p of plane j goes to lane j of `target[p / width · columns + p % width]`: eight
+    /// pixels at a time through a transpose, the last `count % 8` one lane at a time.
+    @inline(__always)
+    private static func interleave(_ planes: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                              UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+                                   count: Int, width: Int, into target: UnsafeMutablePointer<SIMD8<Float>>, columns: Int) {
+        var at = 0, column = 0
+        @inline(__always) func store(_ pixel: SIMD8<Float>) {
+            target[at] = pixel
+            at += 1
+            column += 1
+            if column == width { column = 0; at += columns - width }
+        }
+        @inline(__always) func load(_ plane: UnsafePointer<Float>, _ p: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(plane + p).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        var p = 0
+        while p + 8 <= count {
+            let v = transposed((load(planes.0, p), load(planes.1, p), load(planes.2, p), load(planes.3, p),
+                                load(planes.4, p), load(planes.5, p), load(planes.6, p), load(planes.7, p)))
+            store(v.0); store(v.1); store(v.2); store(v.3); store(v.4); store(v.5); store(v.6); store(v.7)
+            p += 8
+        }
+        while p < count {
+            store(SIMD8(planes.0[p], planes.1[p], planes.2[p], planes.3[p], planes.4[p], planes.5[p], planes.6[p], planes.7[p]))
+            p += 1
+        }
+    }
+
+    // Shapes: block [count] 8-channel pixels; target: `channels` planes of [count], one after another.
+    /// Lane j of `block[p]` goes to `target[j · count + p]` for j < `channels`: eight pixels at a
+    /// time through a transpose, the last `count % 8` one by one.
+    @inline(__always)
+    private static func deinterleave(_ block: UnsafePointer<SIMD8<Float>>, count: Int,
+                                     into target: UnsafeMutablePointer<Float>, channels: Int) {
+        @inline(__always) func store(_ values: SIMD8<Float>, _ at: Int) {
+            UnsafeMutableRawPointer(target + at).storeBytes(of: values, as: SIMD8<Float>.self)
+        }
+        var p = 0
+        while p + 8 <= count {
+            let v = transposed((block[p], block[p + 1], block[p + 2], block[p + 3],
+                                block[p + 4], block[p + 5], block[p + 6], block[p + 7]))
+            if channels == 8 {
+                store(v.0, p); store(v.1, p + count); store(v.2, p + 2 * count); store(v.3, p + 3 * count)
+                store(v.4, p + 4 * count); store(v.5, p + 5 * count); store(v.6, p + 6 * count); store(v.7, p + 7 * count)
+            } else {
+                withUnsafeBytes(of: v) { lanes in
+                    for lane in 0..<channels {
+                        store(lanes.loadUnaligned(fromByteOffset: lane * MemoryLayout<SIMD8<Float>>.stride, as: SIMD8<Float>.self),
+                              p + lane * count)
+                    }
+                }
+            }
+            p += 8
+        }
+        while p < count {
+            let pixel = block[p]
+            for lane in 0..<channels { target[lane * count + p] = pixel[lane] }
+            p += 1
+        }
+    }
+
+    // Shapes: padded: rows of 8-channel pixels, output (oh, ow)'s first tap at oh · rowStep + ow · step;
+    //         weights [offsets.count] (8 channels each); block [count] = [count / width][width].
+    /// `block[q] = Σ_t weights[t] · padded[first(q) + offsets[t]]`, four outputs a step (each its
+    /// own base, so a step may cross rows), then one at a time.
+    @inline(__always)
+    private static func interleavedTapSums(_ padded: UnsafePointer<SIMD8<Float>>, offsets: [Int], weights: UnsafePointer<SIMD8<Float>>,
+                                into block: UnsafeMutablePointer<SIMD8<Float>>, count: Int, width: Int, step: Int,
+                                rowStep: Int) {
+        offsets.withUnsafeBufferPointer { offsets in
+            var position = 0, column = 0
+            @inline(__always) func next() -> UnsafePointer<SIMD8<Float>> {
+                let base = padded + position
+                position += step
+                column += 1
+                if column == width { column = 0; position += rowStep - width * step }
+                return base
+            }
+            var q = 0
+            while q + 4 <= count {
+                let b0 = next(), b1 = next(), b2 = next(), b3 = next()
+                var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                for t in 0..<offsets.count {
+                    let w = weights[t], offset = offsets[t]
+                    s0 += w * b0[offset]
+                    s1 += w * b1[offset]
+                    s2 += w * b2[offset]
+                    s3 += w * b3[offset]
+                }
+                block[q] = s0
+                block[q + 1] = s1
+                block[q + 2] = s2
+                block[q + 3] = s3
+                q += 4
+            }
+            while q < count {
+                let b = next()
+                var sum = SIMD8<Float>()
+                for t in 0..<offsets.count { sum += weights[t] * b[offsets[t]] }
+                block[q] = sum
+                q += 1
+            }
+        }
+    }
+
+    // Shapes: as `depthwise`.
+    /// Depthwise convolution one channel plane at a time, the plane's pixels in the vector lanes.
     ///
     /// Each input plane is first copied into a zero-padded buffer split by phase of the stride into
     /// sub-planes of `phaseHeight × phaseWidth` (for stride 2: even rows and even columns, even rows
@@ -13,9 +288,9 @@ extension Convolution {
     /// and dropped, not half the row); the valid ones are copied out and finished by the epilogue
     /// while in L1.
     /// Parallel over planes (channels of all images). Its naive twin is `Convolution.reference`.
-    static func depthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                          output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
-                          epilogue: Epilogue, parallelism: Parallelism) {
+    private static func planarDepthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                        output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
+                                        epilogue: Epilogue, parallelism: Parallelism) {
         let volume = layout.window.volume
         let height = volume.height, width = volume.width
         let taps = layout.window.kernelCount, inputCount = layout.window.inputCount, outputCount = layout.window.outputCount

@@ -1,5 +1,5 @@
-// Prints the speed of the convolution kernels on every ResNet-50 layer shape (and two MobileNetV2
-// depthwise ones), and the ResNet-50 total of the best per-layer times; then the fused attention
+// Prints the speed of the convolution kernels on every ResNet-50 layer shape (and MobileNet and
+// EfficientNet depthwise ones, by both depthwise kernels), and the ResNet-50 total of the best per-layer times; then the fused attention
 // kernel against the unfused MatMul + Softmax + MatMul path on BERT-base shapes.
 // Not a test: figures only. Run with `swift run -c release kernel-bench [filter]` (`--core`: print
 // the OpenBLAS core in use and stop; `attention`: only the attention cases).
@@ -57,6 +57,19 @@ let layers = [
     layer("dw 288 5x5 s2 @14 n8", 288, 288, size: 14, kernel: 5, stride: 2, groups: 288, batch: 8, count: 0),
     layer("dw 576 5x5 @7 n8", 576, 576, size: 7, kernel: 5, groups: 576, batch: 8, count: 0),
     layer("dw 96 5x5 s2 @28 n8", 96, 96, size: 28, kernel: 5, stride: 2, groups: 96, batch: 8, count: 0),
+    // EfficientNet-B0's depthwise layers at batch 8 (the 112×112 one at batch 1), and MobileNetV2's
+    // largest one: where the interleaved and planar depthwise kernels cross over.
+    layer("dw 1152 5x5 @7 n8", 1152, 1152, size: 7, kernel: 5, groups: 1152, batch: 8, count: 0),
+    layer("dw 672 5x5 s2 @14 n8", 672, 672, size: 14, kernel: 5, stride: 2, groups: 672, batch: 8, count: 0),
+    layer("dw 672 5x5 @14 n8", 672, 672, size: 14, kernel: 5, groups: 672, batch: 8, count: 0),
+    layer("dw 480 3x3 @14 n8", 480, 480, size: 14, kernel: 3, groups: 480, batch: 8, count: 0),
+    layer("dw 240 5x5 @28 n8", 240, 240, size: 28, kernel: 5, groups: 240, batch: 8, count: 0),
+    layer("dw 144 3x3 @56 n8", 144, 144, size: 56, kernel: 3, groups: 144, batch: 8, count: 0),
+    layer("dw 144 5x5 s2 @56 n8", 144, 144, size: 56, kernel: 5, stride: 2, groups: 144, batch: 8, count: 0),
+    layer("dw 96 3x3 s2 @112", 96, 96, size: 112, kernel: 3, stride: 2, groups: 96, count: 0),
+    layer("dw 96 3x3 @112", 96, 96, size: 112, kernel: 3, groups: 96, count: 0),
+    layer("dw 144->288 5x5 @14 n8", 144, 288, size: 14, kernel: 5, groups: 144, batch: 8, count: 0),
+    layer("dw 72->144 3x3 @28 n8", 72, 144, size: 28, kernel: 3, groups: 72, batch: 8, count: 0),
     // Pointwise layers at batch 8 (MobileNetV3-Small, MobileNetV2, ResNet-50's last stage).
     layer("pw 576->96 @7 n8", 576, 96, size: 7, kernel: 1, batch: 8, count: 0),
     layer("pw 96->576 @7 n8", 96, 576, size: 7, kernel: 1, batch: 8, count: 0),
@@ -150,6 +163,22 @@ for layer in layers where filter.map({ layer.name.contains($0) }) ?? true {
         let gflops = 2 * Double(layout.multiplyAdds) / t.best / 1e9
         line += "  \(threads)T: \(format(t.best * 1000, 3)) ms \(format(gflops, 1)) GFLOP/s (median \(format(t.median * 1000, 3)))"
         if threads == 1 { line += " [CPU \(format(2 * Double(layout.multiplyAdds) / t.cpu / 1e9, 1))]" }
+    }
+    // Both depthwise kernels, one thread, best CPU time (`depthwiseRoute` picks one of them).
+    if layout.algorithm == .depthwise {
+        line += "  [\(Convolution.depthwiseRoute(layout))]"
+        for route in [Convolution.DepthwiseRoute.planar, .interleaved] {
+            let t = bias.withUnsafeBufferPointer { bias in
+                output.withUnsafeMutableBufferPointer { output in
+                    time {
+                        Convolution.depthwise(input: input, weights: weights, output: output.baseAddress!, layout: layout,
+                                              epilogue: Epilogue(bias: .perRow(bias.baseAddress!), activation: .relu),
+                                              route: route, parallelism: .serial)
+                    }
+                }
+            }
+            line += "  \(route) 1T CPU \(format(t.cpu * 1000, 3)) ms"
+        }
     }
     // The bare product on an already expanded input: what OpenBLAS alone takes for this layer.
     if layout.algorithm != .depthwise {
