@@ -37,6 +37,11 @@ package final class ExecutionPlan: Sendable {
         func checkInputs(_ inputs: [Tensor?]) throws(OpError) {
             if checksAtRun, let contract { try contract.check(inputs) }
         }
+
+        /// The same for a `ValueOperator`'s values.
+        func checkInputs(values inputs: [Value?]) throws(OpError) {
+            if checksAtRun, let contract { try contract.check(values: inputs) }
+        }
     }
 
     /// Which steps to run for a set of requested outputs, and when each slot is last needed.
@@ -151,7 +156,8 @@ package final class ExecutionPlan: Sendable {
             if let valueOp = step.valueOp {
                 let inputs = step.inputs.map { slot in slot.flatMap { values[$0] } }
                 let results = try perform(step, index: index, profiler: profiler, shape: { $0.first?.tensor?.shape }) {
-                    try valueOp.run(values: inputs, context)
+                    try step.checkInputs(values: inputs)
+                    return try valueOp.run(values: inputs, context)
                 }
                 try store(results, of: step, in: &values) { $0 }
             } else {

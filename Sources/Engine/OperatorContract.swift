@@ -9,6 +9,11 @@ package import Tensors
 /// Inputs bound to one variable must have one element type (ONNX's homogeneity), except the
 /// positions of a heterogeneous variadic input, each of which may have any of the variable's types.
 /// A variadic input comes last and covers every position from its own on.
+///
+/// A variable takes tensors, unless `valueTypes` lists what else it takes, as ONNX's type strings
+/// do: `seq(tensor(T))`, `optional(tensor(T))`, `optional(seq(tensor(T)))`, `map(K, T)` (the
+/// sequence, optional and map operators, If, Loop). Their kinds are checked where the element types
+/// are: at load where known, else on the step's values before it runs.
 package struct OperatorContract: Sendable {
     /// How many values a formal input or output takes.
     package enum Arity: Sendable, Equatable {
@@ -49,6 +54,37 @@ package struct OperatorContract: Sendable {
         }
     }
 
+    /// A type a variable of `valueTypes` takes: a kind of value and its element type (a map's
+    /// values' type).
+    package struct ValueType: Hashable, Sendable, CustomStringConvertible {
+        package let kind: ValueKind
+        package let element: DataType
+
+        package init(_ kind: ValueKind, _ element: DataType) {
+            self.kind = kind
+            self.element = element
+        }
+
+        /// Every kind with every element type.
+        package static func all(_ kinds: [ValueKind], _ elements: Set<DataType>) -> Set<ValueType> {
+            Set(kinds.flatMap { kind in elements.map { ValueType(kind, $0) } })
+        }
+
+        /// ONNX's type string: `tensor(float)`, `seq(tensor(float))`, `optional(seq(tensor(float)))`,
+        /// `map(int64, float)`.
+        package var description: String {
+            func text(_ kind: ValueKind) -> String {
+                switch kind {
+                case .tensor: "tensor(\(element.name))"
+                case .sequence: "seq(tensor(\(element.name)))"
+                case .map(let key): "map(\(key.name), \(element.name))"
+                case .optional(let inner): "optional(\(text(inner)))"
+                }
+            }
+            return text(kind)
+        }
+    }
+
     /// The outputs' shape for the common cases; operators with other rules keep their own
     /// `outputTypes`.
     package enum ShapeRule: Sendable {
@@ -62,18 +98,35 @@ package struct OperatorContract: Sendable {
     package let outputs: [Parameter]
     /// Element types each variable accepts.
     package let types: [String: Set<DataType>]
+    /// The value types of the variables that take other values than tensors (their `types` are
+    /// the element types among them).
+    package let valueTypes: [String: Set<ValueType>]
     /// The outputs' shape; nil when the operator's own `outputTypes` gives the output types.
     package let shape: ShapeRule?
+
+    /// How many input positions the contract covers: nil, all; a control-flow node's captured outer
+    /// values follow its own inputs and are not its formals (`covering(first:)`).
+    package private(set) var coveredPositions: Int?
+
+    /// This contract for a node whose first `count` inputs are its own.
+    package func covering(first count: Int) -> OperatorContract {
+        var contract = self
+        contract.coveredPositions = max(0, count)
+        return contract
+    }
 
     /// Variables in a fixed order, and for each input its variable's index (nil: a fixed type).
     private let variables: [String]
     private let inputVariables: [Int?]
     private let variableTypes: [Set<DataType>]
 
-    package init(inputs: [Parameter], outputs: [Parameter], types: [String: Set<DataType>], shape: ShapeRule? = nil) {
+    package init(inputs: [Parameter], outputs: [Parameter], types: [String: Set<DataType>],
+                 valueTypes: [String: Set<ValueType>] = [:], shape: ShapeRule? = nil) {
+        let types = types.merging(valueTypes.mapValues { Set($0.map(\.element)) }) { $0.union($1) }
         self.inputs = inputs
         self.outputs = outputs
         self.types = types
+        self.valueTypes = valueTypes
         self.shape = shape
         variables = types.keys.sorted()
         variableTypes = variables.map { types[$0] ?? [] }
@@ -105,12 +158,12 @@ package struct OperatorContract: Sendable {
     }
 
     /// Checks a node's inputs: `count` positions, `present(i)` false for an omitted one,
-    /// `elementType(i)` nil where unknown. Returns the element type bound to each variable (by
+    /// `elementType(i)` and `valueKind(i)` nil where unknown. Returns the element type bound to each variable (by
     /// `variables` order; nil where unknown). Throws `OpError` of `kind` naming the input by its
     /// schema name.
-    private func check(count: Int, present: (Int) -> Bool, elementType: (Int) -> DataType?,
+    private func check(count: Int, present: (Int) -> Bool, elementType: (Int) -> DataType?, valueKind: (Int) -> ValueKind?,
                        kind: OpError.Kind) throws(OpError) -> [DataType?] {
-        var count = count
+        var count = min(count, coveredPositions ?? count)
         while count > 0 && !present(count - 1) { count -= 1 }
         if count > 0, formal(at: count - 1) == nil {
             throw OpError("takes at most \(inputs.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), got \(count)", kind: kind)
@@ -132,7 +185,9 @@ package struct OperatorContract: Sendable {
         var bindings = [DataType?](repeating: nil, count: variables.count)
         var boundBy = [String](repeating: "", count: variables.count)
         for position in 0..<count where present(position) {
-            guard let (index, name) = formal(at: position), let type = elementType(position) else { continue }
+            guard let (index, name) = formal(at: position) else { continue }
+            try checkKind(of: inputs[index], name: name, valueKind(position), elementType(position), kind: kind)
+            guard let type = elementType(position) else { continue }
             switch inputs[index].type {
             case .fixed(let fixed):
                 if type != fixed {
@@ -162,12 +217,30 @@ package struct OperatorContract: Sendable {
         return bindings
     }
 
+    /// Checks the kind of value at a formal `input` (called `name`): a tensor unless its variable
+    /// has `valueTypes`, then one of those (with `element`, when known).
+    private func checkKind(of input: Parameter, name: String, _ valueKind: ValueKind?, _ element: DataType?,
+                           kind: OpError.Kind) throws(OpError) {
+        guard let valueKind else { return }
+        guard case .variable(let variable) = input.type, let allowed = valueTypes[variable] else {
+            if valueKind != .tensor { throw OpError("input '\(name)' has kind \(valueKind); it must be a tensor", kind: kind) }
+            return
+        }
+        let accepted = element.map { allowed.contains(ValueType(valueKind, $0)) } ?? allowed.contains { $0.kind == valueKind }
+        guard accepted else {
+            let what = element.map { "type \(ValueType(valueKind, $0))" } ?? "kind \(valueKind)"
+            throw OpError("input '\(name)' has \(what); \(variable) must be one of: \(ValueType.names(allowed))", kind: kind)
+        }
+    }
+
     /// The load-time check of a node's inputs (`inputs[i]` nil where omitted or unknown;
     /// `present[i]` false where omitted). Returns the output types when the contract has a shape
     /// rule (nil: the operator's `outputTypes` gives them). Throws `OpError` (kind `.failure`).
-    package func check(_ inputs: [TensorType?], present: [Bool]) throws -> [TensorType?]? {
+    /// `kinds[i]`: the input's kind of value, nil (or absent) where unknown.
+    package func check(_ inputs: [TensorType?], present: [Bool], kinds: [ValueKind?] = []) throws -> [TensorType?]? {
         let bindings = try check(count: present.count, present: { present[$0] },
-                                 elementType: { inputs.type($0)?.dataType }, kind: .failure)
+                                 elementType: { inputs.type($0)?.dataType },
+                                 valueKind: { $0 < kinds.count ? kinds[$0] : nil }, kind: .failure)
         guard let shape else { return nil }
         let dims: [Dim]?
         switch shape {
@@ -189,7 +262,14 @@ package struct OperatorContract: Sendable {
     /// run time an element type the load could not know comes from the feeds.
     package func check(_ inputs: [Tensor?]) throws(OpError) {
         _ = try check(count: inputs.count, present: { inputs[$0] != nil }, elementType: { inputs[$0]?.dataType },
-                      kind: .invalidArgument)
+                      valueKind: { _ in .tensor }, kind: .invalidArgument)
+    }
+
+    /// The run-time check of a `ValueOperator` step's values (nil: omitted). Throws
+    /// `OpError.invalidArgument`.
+    package func check(values inputs: [Value?]) throws(OpError) {
+        _ = try check(count: inputs.count, present: { inputs[$0] != nil }, elementType: { inputs[$0]?.elementType },
+                      valueKind: { inputs[$0]?.kind }, kind: .invalidArgument)
     }
 }
 
@@ -217,8 +297,26 @@ extension OperatorContract {
     /// after the contract's check: from its shape rule when it has one, else from the operator.
     /// Without a contract, the operator's `outputTypes` alone.
     package static func outputTypes(of op: any Operator, contract: OperatorContract?, _ inputs: [TensorType?],
-                                    present: [Bool]) throws -> [TensorType?] {
+                                    present: [Bool], kinds: [ValueKind?] = []) throws -> [TensorType?] {
         guard let contract else { return try op.outputTypes(inputs) }
-        return try contract.check(inputs, present: present) ?? op.outputTypes(inputs)
+        return try contract.check(inputs, present: present, kinds: kinds) ?? op.outputTypes(inputs)
+    }
+}
+
+extension OperatorContract.ValueType {
+    /// `types` by their ONNX type strings, sorted, for messages.
+    static func names(_ types: Set<Self>) -> String { types.map(\.description).sorted().joined(separator: ", ") }
+}
+
+extension Value {
+    /// The element type of the tensor, of the sequence's tensors, of the map's values or of the
+    /// optional's value; nil for an empty optional.
+    var elementType: DataType? {
+        switch self {
+        case .tensor(let tensor): tensor.dataType
+        case .sequence(let sequence): sequence.elementType
+        case .map(let map): map.values.dataType
+        case .optional(let value, _): value?.elementType
+        }
     }
 }

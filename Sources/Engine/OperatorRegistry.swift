@@ -114,7 +114,11 @@ public enum OperatorRegistry {
         let (definition, version) = try resolve(node, opsets: opsets).get()
         do {
             let op = try definition.make(OperatorContext(node: node, version: version, constants: constants, opsets: opsets))
-            return CompiledOperator(op: op, contract: definition.contract(version))
+            var contract = definition.contract(version)
+            if case .strings(let captures)? = node.attributes[SubgraphBinding.capturesAttribute] {
+                contract = contract?.covering(first: node.inputs.count - captures.count)
+            }
+            return CompiledOperator(op: op, contract: contract)
         } catch let error as OpError {
             throw .invalidGraph("\(node.label): \(error.message)")
         } catch let error as EngineError {

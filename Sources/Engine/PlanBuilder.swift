@@ -58,16 +58,18 @@ enum PlanBuilder {
             // that are not certain.
             let outputsCertain = inputsCertain && !(op is any ValueOperator) && !node.attributes.values.contains(where: \.holdsGraphs)
             let inputTypes = node.inputs.map { $0.isEmpty ? nil : types[$0] }
+            let inputKinds = node.inputs.map { $0.isEmpty ? nil : kinds[$0] }
+            // Kinds first: a tensor operator reading a sequence says so in its own words.
+            try checkKinds(op, node: node, kinds: &kinds)
             let inferred: [TensorType?]
             do {
                 inferred = try OperatorContract.outputTypes(of: op, contract: contract, inputTypes,
-                                                            present: node.inputs.map { !$0.isEmpty })
+                                                            present: node.inputs.map { !$0.isEmpty }, kinds: inputKinds)
             } catch let error as OpError {
                 throw .invalidGraph("\(node.label): \(error.message)")
             } catch {
                 throw .invalidGraph("\(node.label): \(error)")
             }
-            try checkKinds(op, node: node, kinds: &kinds)
             var narrowing: [(wide: String, narrow: (name: String, type: TensorType))] = []
             for (position, output) in node.outputs.enumerated() where !output.isEmpty {
                 guard position < inferred.count, let type = inferred[position] else { continue }

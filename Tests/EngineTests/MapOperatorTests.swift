@@ -162,7 +162,7 @@ import Testing
     @Test func valueTypesOutsideTheSpec() throws {
         let session = try Self.vectorizer(.strings(["a"]), key: .string, values: .string)
         let value = try Self.map(Tensor(strings: ["a"], shape: [1]), Tensor(strings: ["x"], shape: [1]))
-        #expect(Self.isInvalidInput(Self.runError(session, value), "DictVectorizer takes maps of string keys to double, float, int64 values, not string"))
+        #expect(Self.isInvalidInput(Self.runError(session, value), "input 'X' has type map(string, string); T1 must be one of: map(int64, double), map(int64, float), map(int64, string), map(string, double), map(string, float), map(string, int64)"))
     }
 
     @Test func vocabularyMustBeOneKind() {

@@ -5,10 +5,29 @@ import Tensors
 /// the body's plan. The values a subgraph reads from outside arrive as the node's trailing inputs.
 enum ControlFlowOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("If", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try IfOperator($0) },
-        OperatorDefinition("Loop", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try LoopOperator($0) },
-        OperatorDefinition("Scan", versions: [8, 9, 11, 16, 19, 21, 23, 24, 25], traits: .subgraphs) { try ScanOperator($0) },
+        OperatorDefinition("If", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs, contract: OperatorContract(
+            inputs: [.init("cond", "B")], outputs: [.init("outputs", "V", .variadic(min: 1), homogeneous: false)],
+            types: ["B": [.bool]], valueTypes: ["V": values])) { try IfOperator($0) },
+        OperatorDefinition("Loop", versions: [1, 11, 13, 16, 19, 21, 23, 24, 25], traits: .subgraphs, contracts: { version in
+            OperatorContract(
+                inputs: [.init("M", "I", .optional), .init("cond", "B", .optional),
+                         .init("v_initial", "V", .variadic(min: version == 1 ? 1 : 0), homogeneous: false)],
+                outputs: [.init("v_final_and_scan_outputs", "V", .variadic(min: 1), homogeneous: false)],
+                types: ["I": [.int64], "B": [.bool]], valueTypes: ["V": values])
+        }) { try LoopOperator($0) },
+        OperatorDefinition("Scan", versions: [8, 9, 11, 16, 19, 21, 23, 24, 25], traits: .subgraphs, contracts: { version in
+            OperatorContract(
+                inputs: (version == 8 ? [.init("sequence_lens", "I", .optional)] : [])
+                    + [.init("initial_state_and_scan_inputs", "V", .variadic(min: 1), homogeneous: false)],
+                outputs: [.init("final_state_and_scan_outputs", "V", .variadic(min: 1), homogeneous: false)],
+                types: ["V": ElementTypes.allOfOpset13].merging(version == 8 ? ["I": [.int64]] : [:]) { a, _ in a })
+        }) { try ScanOperator($0) },
     ]
+
+    /// What If's and Loop's values may be: tensors, sequences and optionals (ONNX's list from
+    /// opset 16; before it, tensors).
+    static let values = OperatorContract.ValueType.all([.tensor], ElementTypes.allOfOpset13)
+        .union(OperatorContract.ValueType.all([.sequence, .optional(.tensor), .optional(.sequence)], SequenceOperators.elements))
 
     /// Most iterations one Loop runs: a Loop without a trip count runs until its body says stop,
     /// and a model file (or a feed) could ask for 2^63.
@@ -107,7 +126,6 @@ struct IfOperator: ValueOperator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let cond = inputs.type(0), cond.dataType != .bool { throw OpError("cond has element type \(cond.dataType); bool is needed") }
         // A branch's type where both agree; the element type alone where only that does.
         return zip(thenBranch.outputTypes, elseBranch.outputTypes).map { a, b in
             guard let a, let b, a.dataType == b.dataType else { return nil }
@@ -116,7 +134,6 @@ struct IfOperator: ValueOperator {
     }
 
     func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        if let cond = inputs.first, let cond, cond != .tensor { throw OpError("cond is a \(cond); a bool tensor is needed") }
         // A branch's kind where both agree (a branch that fails to agree fails when it runs).
         return zip(thenBranch.outputKinds, elseBranch.outputKinds).map { $0 == $1 ? $0 : nil }
     }
@@ -155,8 +172,6 @@ struct LoopOperator: ValueOperator {
     }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        if let m = inputs.type(0), m.dataType != .int64 { throw OpError("M has element type \(m.dataType); int64 is needed") }
-        if let cond = inputs.type(1), cond.dataType != .bool { throw OpError("cond has element type \(cond.dataType); bool is needed") }
         let carriedTypes = (0..<carried).map { index -> TensorType? in
             guard let initial = inputs.type(2 + index) else { return body.outputTypes[1 + index] }
             return body.outputTypes[1 + index] == initial ? initial : TensorType(initial.dataType, initial.rank.map { Array(repeating: .unknown, count: $0) })
@@ -166,9 +181,6 @@ struct LoopOperator: ValueOperator {
     }
 
     func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        for index in 0..<min(2, inputs.count) {
-            if let kind = inputs[index], kind != .tensor { throw OpError("\(index == 0 ? "M" : "cond") is a \(kind); a tensor is needed") }
-        }
         let carriedKinds = (0..<carried).map { index -> ValueKind? in
             let initial = 2 + index < inputs.count ? inputs[2 + index] : nil
             return body.outputKinds[1 + index] ?? initial
@@ -179,7 +191,7 @@ struct LoopOperator: ValueOperator {
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         var tripCount: Int?
         if let m = try inputs.optionalTensor(0) {
-            guard m.dataType == .int64, m.elementCount == 1 else { throw OpError.invalidArgument("M must be one int64, not \(m.dataType)\(m.shape)") }
+            guard m.elementCount == 1 else { throw OpError.invalidArgument("M must be one int64, not \(m.dataType)\(m.shape)") }
             tripCount = Int(max(0, m.pointer(as: Int64.self)[0]))
         }
         var condition = try inputs.optionalTensor(1).map { try ControlFlowOperators.flag($0, "cond") } ?? true
@@ -291,7 +303,7 @@ struct ScanOperator: Operator {
         }
         var lengths: [Int]?
         if let given = inputs.optional(0) {
-            guard given.shape == [batch], given.dataType == .int32 || given.dataType == .int64 else {
+            guard given.shape == [batch] else {
                 throw OpError.invalidArgument("sequence_lens must be [\(batch)] integers, not \(given.dataType)\(given.shape)")
             }
             lengths = given.integers()

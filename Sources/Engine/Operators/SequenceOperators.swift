@@ -5,33 +5,64 @@ import Tensors
 /// come from the feeds, so each is checked: out of range is `invalidArgument`, never a trap.
 enum SequenceOperators {
     static let definitions: [OperatorDefinition] = [
-        OperatorDefinition("SequenceConstruct", versions: [11]) { _ in SequenceConstruct() },
-        OperatorDefinition("SequenceEmpty", versions: [11]) { try SequenceEmpty($0) },
-        OperatorDefinition("SequenceAt", versions: [11]) { _ in SequenceAt() },
-        OperatorDefinition("SequenceInsert", versions: [11]) { _ in SequenceInsert() },
-        OperatorDefinition("SequenceErase", versions: [11]) { _ in SequenceErase() },
-        OperatorDefinition("SequenceLength", versions: [11]) { _ in SequenceLength() },
-        OperatorDefinition("SplitToSequence", versions: [11, 24]) { try SplitToSequence($0) },
-        OperatorDefinition("ConcatFromSequence", versions: [11]) { try ConcatFromSequence($0) },
-        OperatorDefinition("SequenceMap", versions: [17], traits: .subgraphs) { try SequenceMap($0) },
-        OperatorDefinition("Optional", versions: [15, 28]) { try OptionalMake($0) },
-        OperatorDefinition("OptionalHasElement", versions: [15, 18, 28]) { OptionalHasElement($0) },
-        OperatorDefinition("OptionalGetElement", versions: [15, 18, 28]) { OptionalGetElement($0) },
+        OperatorDefinition("SequenceConstruct", versions: [11], contract: OperatorContract(
+            inputs: [.init("inputs", "T", .variadic(min: 1))], outputs: [.init("output_sequence", "S")],
+            types: ["T": elements], valueTypes: ["S": sequences])) { _ in SequenceConstruct() },
+        OperatorDefinition("SequenceEmpty", versions: [11], contract: OperatorContract(
+            inputs: [], outputs: [.init("output", "S")], types: [:], valueTypes: ["S": sequences])) { try SequenceEmpty($0) },
+        OperatorDefinition("SequenceAt", versions: [11], contract: OperatorContract(
+            inputs: [.init("input_sequence", "S"), .init("position", "I")], outputs: [.init("tensor", "T")],
+            types: ["T": elements, "I": [.int32, .int64]], valueTypes: ["S": sequences])) { _ in SequenceAt() },
+        // The tensor's element type is the sequence's (the operator's check: ONNX relates S and T
+        // in its inference only).
+        OperatorDefinition("SequenceInsert", versions: [11], contract: OperatorContract(
+            inputs: [.init("input_sequence", "S"), .init("tensor", "T"), .init("position", "I", .optional)],
+            outputs: [.init("output_sequence", "S")],
+            types: ["T": elements, "I": [.int32, .int64]], valueTypes: ["S": sequences])) { _ in SequenceInsert() },
+        OperatorDefinition("SequenceErase", versions: [11], contract: OperatorContract(
+            inputs: [.init("input_sequence", "S"), .init("position", "I", .optional)], outputs: [.init("output_sequence", "S")],
+            types: ["I": [.int32, .int64]], valueTypes: ["S": sequences])) { _ in SequenceErase() },
+        OperatorDefinition("SequenceLength", versions: [11], contract: OperatorContract(
+            inputs: [.init("input_sequence", "S")], outputs: [.init("length", "I")],
+            types: ["I": [.int64]], valueTypes: ["S": sequences])) { _ in SequenceLength() },
+        OperatorDefinition("SplitToSequence", versions: [11, 24], contract: OperatorContract(
+            inputs: [.init("input", "T"), .init("split", "I", .optional)], outputs: [.init("output_sequence", "S")],
+            types: ["T": elements, "I": [.int32, .int64]], valueTypes: ["S": sequences])) { try SplitToSequence($0) },
+        OperatorDefinition("ConcatFromSequence", versions: [11], contract: OperatorContract(
+            inputs: [.init("input_sequence", "S")], outputs: [.init("concat_result", "T")],
+            types: ["T": elements], valueTypes: ["S": sequences])) { try ConcatFromSequence($0) },
+        OperatorDefinition("SequenceMap", versions: [17], traits: .subgraphs, contract: OperatorContract(
+            inputs: [.init("input_sequence", "S"), .init("additional_inputs", "V", .variadic(min: 0), homogeneous: false)],
+            outputs: [.init("out_sequence", "S", .variadic(min: 1), homogeneous: false)],
+            types: [:], valueTypes: ["S": sequences, "V": tensorsOrSequences])) { try SequenceMap($0) },
+        OperatorDefinition("Optional", versions: [15, 28], contract: OperatorContract(
+            inputs: [.init("input", "V", .optional)], outputs: [.init("output", "O")],
+            types: [:], valueTypes: ["V": tensorsOrSequences, "O": optionals])) { try OptionalMake($0) },
+        // In every version a tensor or sequence is taken (ONNX's list from 18): before 18 one gets
+        // here only as a Loop's carried optional that its body replaced by its element, which
+        // ONNX's reference takes (test_loop16_seq_none).
+        OperatorDefinition("OptionalHasElement", versions: [15, 18, 28], contracts: { version in
+            OperatorContract(inputs: [.init("input", "O", version < 18 ? .required : .optional)], outputs: [.init("output", "B")],
+                             types: ["B": [.bool]], valueTypes: ["O": optionals.union(tensorsOrSequences)])
+        }) { OptionalHasElement($0) },
+        // The same.
+        OperatorDefinition("OptionalGetElement", versions: [15, 18, 28], contract: OperatorContract(
+            inputs: [.init("input", "O")], outputs: [.init("output", "V")],
+            types: [:], valueTypes: ["O": optionals.union(tensorsOrSequences), "V": tensorsOrSequences])) { OptionalGetElement($0) },
     ]
 
-    /// Throws when input `index` is known to be of another kind than `expected`.
-    static func expect(_ kinds: [ValueKind?], _ index: Int, _ expected: ValueKind, _ role: String) throws {
-        if index < kinds.count, let kind = kinds[index], kind != expected {
-            throw OpError("\(role) is a \(kind); a \(expected) is needed")
-        }
-    }
+    /// The element types of ONNX's sequences and optionals: opset 13's tensor types but bfloat16.
+    static let elements = ElementTypes.allOfOpset13.subtracting([.bfloat16])
+    static let sequences = OperatorContract.ValueType.all([.sequence], elements)
+    static let tensorsOrSequences = OperatorContract.ValueType.all([.tensor, .sequence], elements)
+    static let optionals = OperatorContract.ValueType.all([.optional(.tensor), .optional(.sequence)], elements)
 
-    /// A position in a sequence of `count` tensors from a one-element int32/int64 tensor: negative
+    /// A position in a sequence of `count` tensors from a one-element (int32 or int64) tensor: negative
     /// counts from the end; `0..<count` is valid, and `count` too when `allowingEnd` (an insertion
     /// after the last tensor).
     static func position(_ tensor: Tensor, count: Int, allowingEnd: Bool) throws -> Int {
-        guard tensor.dataType == .int32 || tensor.dataType == .int64, tensor.elementCount == 1 else {
-            throw OpError.invalidArgument("position must be one int32 or int64, not \(tensor.dataType)\(tensor.shape)")
+        guard tensor.elementCount == 1 else {
+            throw OpError.invalidArgument("position must be one value, not \(tensor.dataType)\(tensor.shape)")
         }
         let value = tensor.integers()[0]
         let upper = allowingEnd ? count : count - 1
@@ -68,15 +99,9 @@ extension Array where Element == Value? {
 
 /// SequenceConstruct: the inputs (tensors of one element type), in order.
 struct SequenceConstruct: ValueOperator {
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        for index in inputs.indices { try SequenceOperators.expect(inputs, index, .tensor, "input \(index)") }
-        return [.sequence]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.sequence] }
 
-    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
-        try checkSameElementType(inputs.map { $0?.dataType })
-        return []
-    }
+    func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let tensors = try inputs.indices.map { try inputs.requiredTensor($0) }
@@ -117,11 +142,7 @@ struct SplitToSequence: ValueOperator {
         keepDimensions = try context.int("keepdims", default: 1) != 0
     }
 
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .tensor, "input")
-        try SequenceOperators.expect(inputs, 1, .tensor, "split")
-        return [.sequence]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.sequence] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let data = try inputs.requiredTensor(0)
@@ -131,9 +152,6 @@ struct SplitToSequence: ValueOperator {
         var sizes: [Int]
         var squeeze = false
         if let split = try inputs.optionalTensor(1) {
-            guard split.dataType == .int32 || split.dataType == .int64 else {
-                throw OpError.invalidArgument("split must be int32 or int64, not \(split.dataType)")
-            }
             let values = split.integers()
             if split.shape.rank == 0 {
                 guard values[0] > 0 else { throw OpError.invalidArgument("split \(values[0]) must be positive") }
@@ -175,11 +193,7 @@ private struct SplitParts: ElementMovingOperator {
 
 /// SequenceAt: the tensor at `position` (negative counts from the end).
 struct SequenceAt: ValueOperator {
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
-        try SequenceOperators.expect(inputs, 1, .tensor, "position")
-        return [.tensor]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.tensor] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let sequence = try inputs.requiredSequence(0)
@@ -190,12 +204,7 @@ struct SequenceAt: ValueOperator {
 
 /// SequenceInsert: `tensor` inserted before `position` (at the end when omitted).
 struct SequenceInsert: ValueOperator {
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
-        try SequenceOperators.expect(inputs, 1, .tensor, "tensor")
-        try SequenceOperators.expect(inputs, 2, .tensor, "position")
-        return [.sequence]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.sequence] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let sequence = try inputs.requiredSequence(0)
@@ -214,11 +223,7 @@ struct SequenceInsert: ValueOperator {
 
 /// SequenceErase: the sequence without the tensor at `position` (the last one when omitted).
 struct SequenceErase: ValueOperator {
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
-        try SequenceOperators.expect(inputs, 1, .tensor, "position")
-        return [.sequence]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.sequence] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let sequence = try inputs.requiredSequence(0)
@@ -234,10 +239,7 @@ struct SequenceErase: ValueOperator {
 
 /// SequenceLength: the number of tensors, an int64 scalar.
 struct SequenceLength: ValueOperator {
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
-        return [.tensor]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.tensor] }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [TensorType(.int64, [])] }
 
@@ -257,10 +259,7 @@ struct ConcatFromSequence: ValueOperator {
         newAxis = try context.int("new_axis", default: 0) != 0
     }
 
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
-        return [.tensor]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.tensor] }
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let sequence = try inputs.requiredSequence(0)
@@ -301,7 +300,6 @@ struct SequenceMap: ValueOperator {
     }
 
     func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try SequenceOperators.expect(inputs, 0, .sequence, "input_sequence")
         for (index, kind) in body.outputKinds.enumerated() where kind != nil && kind != .tensor {
             throw OpError("body output \(index) is a \(kind.map { "\($0)" } ?? "?"); SequenceMap's body makes tensors")
         }
@@ -362,7 +360,6 @@ struct OptionalMake: ValueOperator {
 
     func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
         let element = (inputs.first ?? nil) ?? declaredKind
-        if let element, element != .tensor && element != .sequence { throw OpError("input is a \(element); a tensor or sequence is needed") }
         return [element.map { .optional($0) }]
     }
 
@@ -371,7 +368,6 @@ struct OptionalMake: ValueOperator {
             guard let declaredKind else { throw OpError("Optional without input needs the attribute 'type'") }
             return [.optional(nil, kind: declaredKind)]
         }
-        if case .optional = input { throw OpError("input is an optional; a tensor or sequence is needed") }
         return [.optional(input, kind: input.kind)]
     }
 }
@@ -383,12 +379,7 @@ struct OptionalHasElement: ValueOperator {
 
     init(_ context: OperatorContext) { version = context.version }
 
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        if version < 18, let kind = inputs.first ?? nil {
-            guard case .optional = kind else { throw OpError("input is a \(kind); an optional is needed before opset 18") }
-        }
-        return [.tensor]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.tensor] }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] { [TensorType(.bool, [])] }
 
@@ -414,9 +405,7 @@ struct OptionalGetElement: ValueOperator {
         switch inputs.first ?? nil {
         case nil: return [nil]
         case .optional(let element)?: return [element]
-        case let kind?:
-            guard version >= 18 else { throw OpError("input is a \(kind); an optional is needed before opset 18") }
-            return [kind]
+        case let kind?: return [kind]
         }
     }
 

@@ -14,9 +14,15 @@ enum ShapeOperators {
         OperatorDefinition("Unsqueeze", versions: [1, 11, 13, 21, 23, 24, 25], contracts: { version in
             contract("data", "expanded", version < 13 ? [] : [.init("axes", .int64)])
         }) { try Unsqueeze($0) },
-        // A sequence or optional (14+, 16+) is checked by its tensors' element type.
+        // Sequences from 14, optionals from 16; and, beyond ONNX's list, maps (a map-in, map-out
+        // graph passes its map through).
         OperatorDefinition("Identity", versions: [1, 13, 14, 16, 19, 21, 23, 24, 25], contracts: { version in
-            version < 14 ? contract("input", "output", types: ElementTypes.allOfOpset13) : contract("input", "output", variable: "V")
+            guard version >= 14 else { return contract("input", "output", types: ElementTypes.allOfOpset13) }
+            let kinds: [ValueKind] = version < 16 ? [.sequence] : [.sequence, .optional(.tensor), .optional(.sequence)]
+            return OperatorContract(inputs: [.init("input", "V")], outputs: [.init("output", "V")], types: [:],
+                                    valueTypes: ["V": OperatorContract.ValueType.all([.tensor], ElementTypes.all)
+                                        .union(OperatorContract.ValueType.all(kinds, SequenceOperators.elements))
+                                        .union(OperatorContract.ValueType.all([.map(key: .int64), .map(key: .string)], ElementTypes.allOfOpset13))])
         }) { _ in Identity() },
         OperatorDefinition("Dropout", versions: [1, 6, 7, 10, 12, 13, 22], traits: .random, contracts: { Dropout.contract($0) }) { try Dropout($0) },
         OperatorDefinition("Shape", versions: [1, 13, 15, 19, 21, 23, 24, 25], contract: OperatorContract(

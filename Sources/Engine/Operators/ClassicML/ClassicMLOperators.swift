@@ -48,9 +48,18 @@ package enum ClassicMLOperators {
         OperatorDefinition("FeatureVectorizer", domain: domain, versions: [1], contract: OperatorContract(
             inputs: [.init("X", "T1", .variadic(min: 1), homogeneous: false)], outputs: [.init("Y", .float)],
             types: ["T1": FeatureRows.types])) { try FeatureVectorizer($0) },
-        OperatorDefinition("ZipMap", domain: domain, versions: [1]) { try ZipMap($0) },
-        OperatorDefinition("CastMap", domain: domain, versions: [1]) { try CastMap($0) },
-        OperatorDefinition("DictVectorizer", domain: domain, versions: [1]) { try DictVectorizer($0) },
+        // Its output, ONNX's seq(map(K, float)), is carried as the float tensor of the maps' values
+        // (a graph output only, see InferenceSession+MapOutputs): T lists no type of ours.
+        OperatorDefinition("ZipMap", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", .float)], outputs: [.init("Z", "T")], types: ["T": []])) { try ZipMap($0) },
+        OperatorDefinition("CastMap", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T1")], outputs: [.init("Y", "T2")], types: ["T2": [.float, .int64, .string]],
+            valueTypes: ["T1": OperatorContract.ValueType.all([.map(key: .int64)], [.float, .string])])) { try CastMap($0) },
+        // The key type is the vocabulary's (the operator's check).
+        OperatorDefinition("DictVectorizer", domain: domain, versions: [1], contract: OperatorContract(
+            inputs: [.init("X", "T1")], outputs: [.init("Y", "T2")], types: ["T2": [.double, .float, .int64, .string]],
+            valueTypes: ["T1": OperatorContract.ValueType.all([.map(key: .int64)], [.string, .float, .double])
+                .union(OperatorContract.ValueType.all([.map(key: .string)], [.int64, .float, .double]))])) { try DictVectorizer($0) },
     ]
 
     /// `since_version`s of every `ai.onnx.ml` schema (onnx 1.23), for the version in effect under

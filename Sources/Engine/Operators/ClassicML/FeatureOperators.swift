@@ -473,13 +473,11 @@ struct ZipMap: Operator {
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let x = inputs.type(0) else { return [] }
-        try checkElementType(x.dataType, [.float])
         return [TensorType(.float, [rowDim(x), .fixed(keys.elementCount)])]
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        try checkElementType(x.dataType, [.float])
         let columns = lastAxis(x.shape)
         guard columns == keys.elementCount, x.shape.rank <= 2 else {
             throw OpError.invalidArgument("input \(x.shape) does not have one column per label (\(keys.elementCount))")

@@ -44,10 +44,7 @@ struct CastMap: ValueOperator {
         }
     }
 
-    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] {
-        try MapInput.expect(inputs, keys: [.int64])
-        return [.tensor]
-    }
+    func outputKinds(_ inputs: [ValueKind?]) throws -> [ValueKind?] { [.tensor] }
 
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         [TensorType(outputType, [.fixed(1), sparse ? .fixed(maximum) : .unknown])]
@@ -133,8 +130,6 @@ struct CastMap: ValueOperator {
 struct DictVectorizer: ValueOperator {
     let vocabulary: Tensor
 
-    static let valueTypes: [DataType: Set<DataType>] = [.string: [.int64, .float, .double], .int64: [.string, .float, .double]]
-
     init(_ context: OperatorContext) throws {
         let strings = try context.strings("string_vocabulary") ?? [], integers = try context.ints("int64_vocabulary") ?? []
         guard strings.isEmpty != integers.isEmpty else {
@@ -151,12 +146,6 @@ struct DictVectorizer: ValueOperator {
 
     func run(values inputs: [Value?], _ context: ExecutionContext) throws -> [Value] {
         let map = try MapInput.required(inputs, keys: [vocabulary.dataType])
-        let valueType = map.values.dataType
-        guard Self.valueTypes[vocabulary.dataType]?.contains(valueType) == true else {
-            throw OpError.invalidArgument("DictVectorizer takes maps of \(vocabulary.dataType) keys to "
-                                          + "\((Self.valueTypes[vocabulary.dataType] ?? []).map(\.description).sorted().joined(separator: ", "))"
-                                          + " values, not \(valueType)")
-        }
         // Entry of the map under each vocabulary word (nil: absent).
         let entries: [Int?]
         if vocabulary.dataType == .string {
@@ -167,13 +156,15 @@ struct DictVectorizer: ValueOperator {
             entries = vocabulary.scalars(as: Int64.self).map { positions[$0] }
         }
         let shape: Shape = [1, vocabulary.elementCount]
-        switch valueType {
+        // The value type is one the contract's pairs allow for these keys.
+        switch map.values.dataType {
         case .string:
             let values = map.values.strings
             return [.tensor(Tensor(strings: entries.map { $0.map { values[$0] } ?? "" }, shape: shape))]
         case .float: return [.tensor(try gather(map.values.scalars(as: Float.self), entries, shape, context))]
         case .double: return [.tensor(try gather(map.values.scalars(as: Double.self), entries, shape, context))]
-        default: return [.tensor(try gather(map.values.scalars(as: Int64.self), entries, shape, context))]
+        case .int64: return [.tensor(try gather(map.values.scalars(as: Int64.self), entries, shape, context))]
+        case let type: throw OpError("DictVectorizer cannot read map values of \(type)")
         }
     }
 
