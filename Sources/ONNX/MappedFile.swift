@@ -15,13 +15,9 @@ final class MappedFile: @unchecked Sendable {
 
     /// Maps `path`; the message names the file and the system's reason on failure.
     init(path: String) throws(ONNXError) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .unreadable(path: path, reason: Self.reason()) }
+        let (descriptor, size) = try Self.openRegularFile(path)
         defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .unreadable(path: path, reason: Self.reason()) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
-        count = Int(status.st_size)
+        count = size
         mappedCount = count
         if count == 0 {
             bytes = nil
@@ -37,13 +33,9 @@ final class MappedFile: @unchecked Sendable {
     /// process (SIGBUS) when a lost page is touched; a copy cannot be truncated. `count` is what
     /// was read, less than the size at the start if the file shrank meanwhile.
     init(readingIntoMemory path: String) throws(ONNXError) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .unreadable(path: path, reason: Self.reason()) }
+        let (descriptor, size) = try Self.openRegularFile(path)
         defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .unreadable(path: path, reason: Self.reason()) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
-        mappedCount = Int(status.st_size)
+        mappedCount = size
         guard mappedCount > 0 else {
             bytes = nil
             count = 0
@@ -73,6 +65,23 @@ final class MappedFile: @unchecked Sendable {
     }
 
     private static func reason() -> String { String(cString: strerror(errno)) }
+
+    /// `path` opened for reading, and its size; throws (closing it) unless it is a regular file.
+    private static func openRegularFile(_ path: String) throws(ONNXError) -> (descriptor: Int32, size: Int) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .unreadable(path: path, reason: reason()) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let failure = reason()
+            close(descriptor)
+            throw .unreadable(path: path, reason: failure)
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            close(descriptor)
+            throw .unreadable(path: path, reason: "not a regular file")
+        }
+        return (descriptor, Int(status.st_size))
+    }
 
     /// Lets go of the resident pages wholly inside `range` (byte offsets): they stop counting in
     /// this process's memory. A mapped file reads them again if touched; memory read into reads
