@@ -71,6 +71,13 @@ private typealias Ops = TensorOpsHarness
         #expect(byAttribute[1].scalars(as: Float.self) == [4, 9])
         let uneven = try Ops.run("Split", opset: 18, [Ops.iota([7])], ["num_outputs": .int(3)], outputs: 3)
         #expect(uneven.map { $0.scalars(as: Float.self) } == [[0, 1, 2], [3, 4, 5], [6]])
+        // Split 1 takes its sizes as the data's floating-point T.
+        let oldest = try Ops.run("Split", opset: 1, [data, Tensor([3, 2] as [Float], shape: [2])], ["axis": .int(1)], outputs: 2)
+        #expect(oldest.map(\.shape) == [[2, 3], [2, 2]])
+        #expect(Ops.error { try Ops.run("Split", opset: 1, [data, Tensor([2.5, 2.5] as [Float], shape: [2])], ["axis": .int(1)], outputs: 2) }?
+            .isInvalidArgument("'split' holds 2.5, not a whole number") == true)
+        #expect(failure { try inferTypes("Split", [TensorType(.float, [.fixed(2), .fixed(5)]), TensorType(.int64, [.fixed(2)])], opset: 1) }?
+            .isFailure("inputs 'input' and 'split' must have one element type (T), got float and int64") == true)
         let rows = try Ops.run("Split", opset: 13, [Ops.iota([4, 3])], outputs: 2)
         #expect(rows[1].scalars(as: Float.self) == [6, 7, 8, 9, 10, 11])
         #expect(Ops.error { try Ops.run("Split", opset: 13, [Ops.iota([5])], outputs: 2) }?.isInvalidArgument("equal parts") == true)
@@ -119,7 +126,21 @@ private typealias Ops = TensorOpsHarness
     @Test func tileAndExpandRepeat() throws {
         let data = Tensor([1, 2] as [Float], shape: [2, 1])
         #expect(try Ops.one("Tile", [data, Ops.int64s([2, 3])]).scalars(as: Float.self) == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2])
-        #expect(try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Int64(2)), Tensor(scalar: Int64(1))]).shape == [2, 2])
+        let oldest = try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Float(2)), Tensor(scalar: Float(1))])
+        #expect(oldest.shape == [2, 2] && oldest.scalars(as: Float.self) == [1, 1, 2, 2])
+        #expect(try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Float(3)), Tensor(scalar: Float(-2))]).shape == [6, 1])
+        // Tile 1's sizes are the data's T: integers are refused (as its schema types them), and so
+        // are values that are not whole numbers.
+        let float = TensorType(.float, [.fixed(2), .fixed(1)]), scalar = TensorType(.int64, [])
+        #expect(failure { try inferTypes("Tile", [float, scalar, scalar], opset: 1) }?
+            .isFailure("inputs 'input' and 'tiles' must have one element type (T), got float and int64") == true)
+        #expect(failure { try inferTypes("Tile", [TensorType(.int32, [.fixed(2)]), nil, nil], opset: 1) }?.isFailure("int32") == true)
+        #expect(Ops.error { try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Float(1.5)), Tensor(scalar: Float(1))]) }?
+            .isInvalidArgument("'tiles' holds 1.5, not a whole number") == true)
+        #expect(Ops.error { try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Float(2)), Tensor(scalar: Float.nan)]) }?
+            .isInvalidArgument("'axis' holds nan") == true)
+        #expect(Ops.error { try Ops.one("Tile", opset: 1, [data, Tensor(scalar: Float(1e30)), Tensor(scalar: Float(0))]) }?
+            .isInvalidArgument("not a whole number") == true)
         #expect(Ops.error { try Ops.one("Tile", [data, Ops.int64s([2])]) }?.isInvalidArgument("repeats") == true)
         let expanded = try Ops.one("Expand", [data, Ops.int64s([2, 1, 3])])
         #expect(expanded.shape == [2, 2, 3] && expanded.scalars(as: Float.self) == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2])

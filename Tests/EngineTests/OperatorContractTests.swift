@@ -383,10 +383,7 @@ import Testing
         #expect(missing.sorted() == Self.withoutContract.sorted())
     }
 
-    static let withoutContract: [String] = [
-        // Their sizes' input is the data's floating-point T in the schemas; we read integers.
-        "Split-1", "Tile-1",
-    ]
+    static let withoutContract: [String] = []
 
     /// Types a definition takes beyond its schemas, on purpose: Identity passes maps through (a
     /// graph of a map input and a map output, Tests/Python/test_map_inputs.py).

@@ -9,10 +9,16 @@ enum DataMovementOperators {
         OperatorDefinition("Concat", versions: [1, 4, 11, 13], contract: OperatorContract(
             inputs: [.init("inputs", "T", .variadic(min: 1))], outputs: [.init("concat_result", "T")],
             types: ["T": ElementTypes.allOfOpset13])) { try Concat($0) },
-        // Split 1 types its `split` input as the data's T (floating point); it is read as integers.
+        // Split 1 takes floating-point data only, and types its `split` input as that T.
         OperatorDefinition("Split", versions: [1, 2, 11, 13, 18], contracts: { version in
-            version == 1 ? nil : OperatorContract(inputs: [.init("input", "T")] + (version < 13 ? [] : [.init("split", .int64, .optional)]),
-                                                  outputs: [.init("outputs", "T", .variadic(min: 1))], types: ["T": ElementTypes.allOfOpset13])
+            let sizes: [OperatorContract.Parameter] = switch version {
+            case 1: [.init("split", "T", .optional)]
+            case ..<13: []
+            default: [.init("split", .int64, .optional)]
+            }
+            // Split 1's schema names its outputs "outputs...".
+            return OperatorContract(inputs: [.init("input", "T")] + sizes, outputs: [.init(version == 1 ? "outputs..." : "outputs", "T", .variadic(min: 1))],
+                                    types: ["T": version == 1 ? oldestFloatTypes : ElementTypes.allOfOpset13])
         }) { try Split($0) },
         OperatorDefinition("Slice", versions: [1, 10, 11, 13], contracts: { version in
             contract("data", "output", types: ElementTypes.allOfOpset13, version < 10 ? [] : [
@@ -28,9 +34,11 @@ enum DataMovementOperators {
             }
             return contract("data", "output", types: ElementTypes.all.subtracting([.string]), inputs)
         }) { try Pad($0) },
-        // Tile 1 types `tiles` and `axis` as the data's T (floating point); they are read as integers.
+        // Tile 1 takes floating-point data only, and types `tiles` and `axis` as that T.
         OperatorDefinition("Tile", versions: [1, 6, 13], contracts: { version in
-            version == 1 ? nil : contract("input", "output", types: ElementTypes.allOfOpset13, [.init("repeats", "T1")], indices: ("T1", [.int64]))
+            version == 1
+                ? contract("input", "output", types: oldestFloatTypes, [.init("tiles", "T"), .init("axis", "T")])
+                : contract("input", "output", types: ElementTypes.allOfOpset13, [.init("repeats", "T1")], indices: ("T1", [.int64]))
         }) { try Tile($0) },
         OperatorDefinition("Expand", versions: [8, 13], contract: contract("input", "output", types: ElementTypes.allOfOpset13,
                                                                              [.init("shape", .int64)])) { Expand($0) },
@@ -41,6 +49,9 @@ enum DataMovementOperators {
             try BlockRearrangement($0, toSpace: false)
         },
     ]
+
+    /// The element types of Split 1 and Tile 1, whose sizes are the data's T.
+    static let oldestFloatTypes: Set<DataType> = [.float16, .float, .double]
 
     /// `input` of element type T (with `rest`, the index inputs: of a fixed type, or of the
     /// variable `indices`, int32 or int64 "Tind" unless given) to `output` of T.
@@ -165,6 +176,7 @@ struct Split: ElementMovingOperator {
     /// Sizes known at load (attribute or constant input); nil for equal parts or sizes known only at run.
     var knownSizes: [Int]?
     let sizesFromInput: Bool
+    let version: Int
     let outputCount: Int
     let numOutputs: Int?
 
@@ -172,7 +184,13 @@ struct Split: ElementMovingOperator {
         axis = try context.int("axis", default: 0)
         attributeSizes = context.version < 13 ? try context.ints("split") : nil
         sizesFromInput = attributeSizes == nil && context.hasInput(1)
-        knownSizes = attributeSizes ?? (sizesFromInput ? Layout.knownIntegers(context.constant(1)) : nil)
+        version = context.version
+        if let attributeSizes {
+            knownSizes = attributeSizes
+        } else if sizesFromInput {
+            knownSizes = context.version == 1 ? try context.constant(1).map { try Layout.wholeNumbers($0, "split") }
+                                              : Layout.knownIntegers(context.constant(1))
+        }
         outputCount = context.node.outputs.count
         numOutputs = context.version >= 18 ? try context.int("num_outputs") : nil
         if let numOutputs, numOutputs != outputCount {
@@ -217,7 +235,10 @@ struct Split: ElementMovingOperator {
         let data = try Layout.input(inputs, 0, "input")
         guard data.shape.rank > 0 else { throw OpError.invalidArgument("cannot split a scalar") }
         let axis = try Layout.axis(self.axis, rank: data.shape.rank)
-        let requested = try attributeSizes ?? Layout.optionalIntegers(inputs.count > 1 ? inputs[1] : nil, "split")
+        let sizesInput = inputs.count > 1 ? inputs[1] : nil
+        // Split 1's sizes are the data's floating-point T (the contract checked which).
+        let requested = try attributeSizes ?? (version == 1 ? sizesInput.map { try Layout.wholeNumbers($0, "split") }
+                                                            : Layout.optionalIntegers(sizesInput, "split"))
         return try Layout.split(data, axis: axis, sizes: sizes(axisSize: data.shape[axis], requested: requested), context)
     }
 }
@@ -477,8 +498,8 @@ struct Tile: ElementMovingOperator {
         var repeats: [Int]
         if version < 6 {
             repeats = Array(repeating: 1, count: dims.count)
-            repeats[try Layout.axis(Layout.scalar(Layout.input(inputs, 2, "axis"), "axis"), rank: dims.count)] =
-                try Layout.scalar(Layout.input(inputs, 1, "tiles"), "tiles")
+            repeats[try Layout.axis(Layout.wholeScalar(Layout.input(inputs, 2, "axis"), "axis"), rank: dims.count)] =
+                try Layout.wholeScalar(Layout.input(inputs, 1, "tiles"), "tiles")
         } else {
             repeats = try Layout.integers(Layout.input(inputs, 1, "repeats"), "repeats")
         }

@@ -83,6 +83,20 @@ enum Layout {
         return tensor.integers()
     }
 
+    /// The values of a sizes input that the oldest schemas type as the data's floating-point T
+    /// (Split 1, Tile 1), or of an integer input: each value finite, whole and within `Int`.
+    static func wholeNumbers(_ tensor: Tensor?, _ what: String) throws -> [Int] {
+        guard let tensor else { throw OpError("missing input '\(what)'") }
+        if tensor.dataType.isInteger { return tensor.integers() }
+        guard tensor.dataType.isFloatingPoint else { throw OpError("'\(what)' must be numbers, not \(tensor.dataType)") }
+        return try tensor.doubles().map { value in
+            guard let whole = Int(exactly: value) else {
+                throw OpError.invalidArgument("'\(what)' holds \(value), not a whole number")
+            }
+            return whole
+        }
+    }
+
     /// The values of an optional 1-D integer input; nil when it is omitted.
     static func optionalIntegers(_ tensor: Tensor?, _ what: String) throws -> [Int]? {
         guard let tensor else { return nil }
@@ -92,6 +106,13 @@ enum Layout {
     /// The single value of a scalar (or one-element) input.
     static func scalar(_ tensor: Tensor?, _ what: String) throws -> Int {
         let values = try integers(tensor, what)
+        guard values.count == 1 else { throw OpError.invalidArgument("'\(what)' must hold one value, not \(values.count)") }
+        return values[0]
+    }
+
+    /// The single value of a one-element `wholeNumbers` input (Tile 1's `tiles` and `axis`).
+    static func wholeScalar(_ tensor: Tensor?, _ what: String) throws -> Int {
+        let values = try wholeNumbers(tensor, what)
         guard values.count == 1 else { throw OpError.invalidArgument("'\(what)' must hold one value, not \(values.count)") }
         return values[0]
     }
