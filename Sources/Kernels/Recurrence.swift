@@ -155,8 +155,8 @@ public struct RecurrentOperands {
 /// RNN, GRU and LSTM layers (ONNX semantics, one direction at a time).
 ///
 /// The input's share of every gate, for every step, is one product before the recurrence starts,
-/// by `PanelProduct` against W packed once (`packInputWeights`), in slabs of rows that stay in
-/// cache while W passes over them, with Wb + Rb added to each slab (OpenBLAS ran it at three
+/// by `PanelProduct` against W packed once (`packInputWeights`), the threads splitting W's
+/// columns, in slabs of rows that stay in cache while W passes over them, with Wb + Rb added to each slab (OpenBLAS ran it at three
 /// quarters of our kernel's speed: it repacked X and cleared the output at every call); each step then multiplies the previous H by R, packed
 /// once (`packWeights`), with `PanelProduct` (twice for a GRU whose reset gate comes before its
 /// recurrent product) and finishes the gates pointwise, gate by gate. An LSTM with the default
@@ -214,25 +214,39 @@ public enum Recurrence {
         PanelProduct.pack(w, ldb: input, rows: cell.gates * hidden, depth: input, into: packed)
     }
 
-    /// Rows of X projected together: their slice of X (48 rows of `input` floats) stays in cache
-    /// while every panel of W passes over it, and a slab's outputs get the bias while still there.
+    /// Most rows of X projected together: their slice of X (48 rows of `input` floats) stays in
+    /// cache while every panel of W passes over it, and a slab's outputs get the bias while still there.
     static let projectionSlab = 48
 
     // Shapes: x [rows, input] (contiguous); packedW as `packInputWeights` leaves it [width, input];
     //   bias [width]; projection [rows, width].
-    /// `projection = x · Wᵀ + bias`, slab by slab, slabs spread over the threads.
+    /// `projection = x · Wᵀ + bias`. The threads split W's columns (blocks of 16), so that each
+    /// reads only its share of W, and every thread has the same work whatever the number of rows
+    /// (split by slabs of 48 rows, the 100 rows of a batch-1 sequence gave one thread 96 of them);
+    /// when W has fewer blocks than threads, they split the rows. Each part goes through its rows
+    /// in near-equal slabs of at most 48 (a multiple of six, the product's row block).
     private static func project(rows: Int, width: Int, input: Int, x: UnsafePointer<Float>, packedW: UnsafePointer<Float>,
                                 bias: UnsafePointer<Float>?, into projection: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
-        let slab = projectionSlab, slabs = rows / slab + (rows % slab == 0 ? 0 : 1), blocks = PanelProduct.blockCount(width)
-        parallelism.forEachChunk(slabs) { range in
-            for index in range {
-                let first = index * slab, count = Swift.min(slab, rows - first), c = projection + first * width
-                PanelProduct.multiplyBlocks(0..<blocks, m: count, n: width, k: input, a: x + first * input, lda: input,
+        if rows <= 0 || width <= 0 { return }
+        let blocks = PanelProduct.blockCount(width), panel = PanelProduct.panelWidth
+        // A part of at least about 32K multiply-adds, as `PanelProduct.minimumBlocks`.
+        let work = Double(rows) * Double(blocks * panel) * Double(input)
+        let parts = Int(Swift.min(Double(parallelism.threads), Swift.max(1, (work / 32_768).rounded(.down))))
+        let blockParts = Swift.min(parts, blocks), rowParts = Swift.min(parts / blockParts, rows)
+        parallelism.forEach(blockParts * rowParts) { part in
+            let (rowPart, blockPart) = part.quotientAndRemainder(dividingBy: blockParts)
+            let range = Parallelism.chunk(blockPart, of: blockParts, total: blocks), ownRows = Parallelism.chunk(rowPart, of: rowParts, total: rows)
+            let slabs = (ownRows.count + projectionSlab - 1) / projectionSlab
+            let slab = Swift.min(projectionSlab, ((ownRows.count + slabs - 1) / slabs + 5) / 6 * 6)
+            let firstColumn = range.lowerBound * panel, endColumn = Swift.min(width, range.upperBound * panel)
+            for first in stride(from: ownRows.lowerBound, to: ownRows.upperBound, by: slab) {
+                let count = Swift.min(slab, ownRows.upperBound - first), c = projection + first * width
+                PanelProduct.multiplyBlocks(range, m: count, n: width, k: input, a: x + first * input, lda: input,
                                             packed: packedW, c: c, ldc: width)
                 guard let bias else { continue }
                 for row in 0..<count {
                     let target = c + row * width
-                    for j in 0..<width { target[j] += bias[j] }
+                    for j in firstColumn..<endColumn { target[j] += bias[j] }
                 }
             }
         }
@@ -276,9 +290,10 @@ public enum Recurrence {
                 c[b * hidden + j] = operands.initialC.map { $0[b * operands.initialStride + j] } ?? 0
             }
         }
+        // Y's rows past each sequence's end are zero; the steps write all the others.
         if let y = operands.y {
-            for t in 0..<steps {
-                for b in 0..<batch { (y + t * operands.yStrides.time + b * operands.yStrides.batch).initialize(repeating: 0, count: hidden) }
+            for b in 0..<batch where layer.lengths[b] < steps {
+                for t in layer.lengths[b]..<steps { (y + t * operands.yStrides.time + b * operands.yStrides.batch).initialize(repeating: 0, count: hidden) }
             }
         }
 

@@ -79,6 +79,53 @@ import TestSupport
         }
     }
 
+    /// `run` gives the same floats, bit for bit, on 1, 2 and 3 threads: the projection split by
+    /// W's columns (wide gates) or by rows (gates of one block), in one slab or several, and the
+    /// steps split by blocks of units (each sum is formed in the same order whoever computes it).
+    @Test(arguments: cells, [(hidden: 70, batch: 7, sequence: 11, input: 13), (hidden: 3, batch: 9, sequence: 40, input: 13),
+                             (hidden: 37, batch: 1, sequence: 100, input: 29)])
+    func sameResultOnAnyNumberOfThreads(cell: RecurrentCell, size: (hidden: Int, batch: Int, sequence: Int, input: Int)) {
+        var generator = SeededGenerator(seed: 7)
+        let (hidden, batch, sequence, input) = size, width = cell.gates * hidden
+        let layer = RecurrentLayer(cell: cell, sequence: sequence, batch: batch, input: input, hidden: hidden,
+                                   activations: Array([RecurrentActivation.pointwise(.sigmoid), .pointwise(.tanh), .pointwise(.tanh)].prefix(cell.activationCount)),
+                                   clip: nil, reverse: false, lengths: (0..<batch).map { $0 == 1 ? sequence / 2 : sequence })
+        let x = generator.floats(sequence * batch * input), w = generator.floats(width * input)
+        // R small enough that 100 steps do not amplify rounding differences past the tolerance.
+        let r = generator.floats(width * hidden, in: -0.3...0.3), bias = generator.floats(2 * width)
+        var packedR = [Float](repeating: .nan, count: Recurrence.packedWeightCount(cell, hidden: hidden)!)
+        packedR.withUnsafeMutableBufferPointer { Recurrence.packWeights(cell, hidden: hidden, r: r, into: $0.baseAddress!) }
+        var packedW = [Float](repeating: .nan, count: Recurrence.packedInputWeightCount(cell, hidden: hidden, input: input)!)
+        packedW.withUnsafeMutableBufferPointer { Recurrence.packInputWeights(cell, hidden: hidden, input: input, w: w, into: $0.baseAddress!) }
+        func outputs(threads: Int?) -> [Float] {
+            var y = [Float](repeating: 7, count: sequence * batch * hidden), h = [Float](repeating: 7, count: batch * hidden), c = h
+            var scratch = [Float](repeating: .nan, count: layer.scratchCount!)
+            x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in bias.withUnsafeBufferPointer { bias in
+            packedR.withUnsafeBufferPointer { packedR in packedW.withUnsafeBufferPointer { packedW in
+            y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in c.withUnsafeMutableBufferPointer { c in
+                let operands = RecurrentOperands(
+                    x: x.baseAddress!, xRows: (time: batch, batch: 1), w: w.baseAddress!, r: r.baseAddress!,
+                    packedR: packedR.baseAddress!, packedW: packedW.baseAddress!, bias: bias.baseAddress!, peepholes: nil,
+                    initialH: nil, initialC: nil, initialStride: hidden, y: y.baseAddress!, yStrides: (time: batch * hidden, batch: hidden),
+                    finalH: h.baseAddress!, finalC: c.baseAddress!, finalStride: hidden)
+                if let threads {
+                    scratch.withUnsafeMutableBufferPointer { Recurrence.run(layer, operands, scratch: $0.baseAddress!, parallelism: Parallelism(threads: threads)) }
+                } else {
+                    Recurrence.reference(layer, operands)
+                }
+            } } } } } } } } }
+            return y + h + c
+        }
+        let one = outputs(threads: 1)
+        #expect(worstError(one, outputs(threads: nil)).excess <= 0, "\(cell) \(size)")
+        for threads in [2, 3] {
+            for _ in 0..<3 {
+                let many = outputs(threads: threads)
+                #expect(many.elementsEqual(one) { $0.bitPattern == $1.bitPattern }, "\(cell) \(size) on \(threads) threads")
+            }
+        }
+    }
+
     @Test func rnnStepByHand() {
         // One unit, tanh(x·w + h·r + wb + rb): x = [1, 2] over two steps, w 0.5, r 2, biases 0.1 and 0.2.
         let layer = RecurrentLayer(cell: .rnn, sequence: 2, batch: 1, input: 1, hidden: 1, activations: [.pointwise(.tanh)],
