@@ -4,9 +4,12 @@
 shape and thread count, matches the nodes, and prints each side's median time per node (the
 largest gaps first) and the totals per kind of node.
 
-ONNX Runtime names the nodes it fuses after their outputs ("<tensor>_nchwc"); a node is matched
-to ours by walking from that tensor back through Relu/Add to the Conv (or other node) that made
-it, which is the node our optimiser keeps (fused) under its own name.
+ONNX Runtime names the nodes it fuses after their outputs ("<tensor>_nchwc", e.g. a Conv+Clip
+after the Clip's output) or after the last node of the pattern plus a suffix
+("<Mul node>/QuickGeluFusion/" for x*Sigmoid(x)). A node is matched to ours by walking from there
+back through the activations and residual Adds ONNX Runtime fuses to the Conv (or other node) that
+made the value, and taking the furthest node of that walk our profile has: our optimiser keeps a
+fused node under the name of its product.
 
     python3 benchmarks/profile_vs_ort.py .build/models/resnet50.onnx [--batch 1] [--threads 2] [--seconds 5] [--top 30]
 """
@@ -62,13 +65,59 @@ def onnxruntime_profile(path, batch, threads, runs):
     return {name: (kinds[name], statistics.median(values[-runs:]) / 1000) for name, values in durations.items()}, statistics.median(times)
 
 
-def original_node(name, producers):
-    """The model's node an ONNX Runtime node name stands for (see the module docstring)."""
-    tensor = name[: -len("_nchwc")] if name.endswith("_nchwc") else name
-    node = producers.get(tensor)
-    while node is not None and node.op_type in ("Relu", "Add"):
-        node = producers.get(node.input[0])
-    return node.name if node is not None else name
+# One-input activations ONNX Runtime fuses into the node before them (Conv, NCHWc Conv, Gemm).
+FUSED_ACTIVATIONS = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Selu",
+                     "Softplus", "ThresholdedRelu", "Gelu", "FastGelu", "QuickGelu"}
+
+
+def fused_chain(name, producers, nodes):
+    """The model's nodes an ONNX Runtime node name stands for, from the last back to the product
+    (see the module docstring)."""
+    node = nodes.get(name)
+    if node is None:
+        tensor = name[: -len("_nchwc")] if name.endswith("_nchwc") else name
+        node = producers.get(tensor)
+    prefix = name.rstrip("/")
+    while node is None and "/" in prefix:  # "<node>/QuickGeluFusion/" and the like
+        prefix = prefix.rsplit("/", 1)[0]
+        node = nodes.get(prefix)
+    chain = []
+    while node is not None and node not in chain:
+        chain.append(node)
+        if node.op_type in FUSED_ACTIVATIONS:
+            source = node.input[0]
+        elif node.op_type in ("Add", "Sum"):
+            # A residual Add is fused into the product on one side; take that side.
+            made = [i for i in node.input if producers.get(i) is not None and producers[i].op_type in ("Conv", "Gemm", "MatMul")]
+            source = made[0] if made else node.input[0]
+        elif node.op_type == "Mul" and len(node.input) == 2:
+            # x * Sigmoid(x) or x * HardSigmoid(x) (SiLU, HardSwish): back to x.
+            gates = [producers.get(i) for i in node.input]
+            source = next((node.input[1 - k] for k, g in enumerate(gates) if g is not None
+                           and g.op_type in ("Sigmoid", "HardSigmoid") and g.input[0] == node.input[1 - k]), None)
+            if source is None:
+                break
+        else:
+            break
+        node = producers.get(source)
+    return chain
+
+
+def original_node(name, producers, nodes, ours):
+    """Our node name an ONNX Runtime node stands for: the furthest node of its fused chain that our
+    profile has (a Conv we fused with its Clip is named after the Conv; one we did not fuse keeps
+    its Clip), else the chain's first node, else the name itself."""
+    chain = fused_chain(name, producers, nodes)
+    for node in reversed(chain):
+        if node.name in ours:
+            return node.name
+    return chain[0].name if chain else name
+
+
+def our_node_name(profiled):
+    """The node name in an `onnx-serve bench --profile --json` row ("FusedConv 'name'" or the name)."""
+    label = profiled["node"]
+    return label.split("'", 1)[1].rsplit("'", 1)[0] if "'" in label else label
 
 
 def main():
@@ -92,15 +141,17 @@ def main():
     ours = json.loads(done.stdout)
     runs = max(10, ours["runs"])
     theirs, ort_median = onnxruntime_profile(args.model, args.batch, args.threads, runs)
+    nodes = {node.name: node for node in model.graph.node if node.name}
+    our_names = {our_node_name(node) for node in ours["profile"]}
     matched = {}
     for name, (kind, ms) in theirs.items():
-        key = original_node(name, producers)
+        key = original_node(name, producers, nodes, our_names)
         previous = matched.get(key, (kind, 0.0))
         matched[key] = (previous[0], previous[1] + ms)
 
     rows = []
     for node in ours["profile"]:
-        name = node["node"].split("'", 1)[1].rsplit("'", 1)[0] if "'" in node["node"] else node["node"]
+        name = our_node_name(node)
         kind, ort_ms = matched.pop(name, ("-", 0.0))
         rows.append((name, node["opType"], node["outputShape"], node["milliseconds"], ort_ms))
     ours_total = sum(r[3] for r in rows)
