@@ -59,9 +59,17 @@ public enum Convolution {
     }
 
     /// Floats of scratch memory `forward` needs for `layout` with `parallelism` (with weights per
-    /// image, at most this).
-    public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism) -> Int {
+    /// image, at most this). `productApart`: `forward` is to accumulate with an epilogue that has
+    /// a `beforeResidual` step, and needs room for the products too.
+    public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism, productApart: Bool = false) -> Int {
         if mergesImages(layout) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
+        let columns = columnScratchCount(layout, parallelism)
+        guard productApart && accumulates(layout) else { return columns }
+        return columns + productScratchCount(panels(layout, parallelism), parallelism)
+    }
+
+    /// Floats of the column matrices `product` expands (none for a pointwise layout).
+    private static func columnScratchCount(_ layout: ConvolutionLayout, _ parallelism: Parallelism) -> Int {
         switch layout.algorithm {
         case .pointwise, .depthwise:
             return 0
@@ -72,6 +80,13 @@ public enum Convolution {
             if sharesColumns(panels, depth: layout.depth, parallelism) { return panels.items * layout.depth * layout.window.outputCount }
             return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
+    }
+
+    /// Floats of the product blocks `product` makes apart from the output: one task's block per
+    /// worker. (Cutting a wide task's block to L2's size, a few columns per sgemm, made ResNet-50's
+    /// 64→256 1×1 at 56×56 slower: 1.23 → 1.36 ms at batch 1, 10.4 → 12.7 ms at batch 8, one thread.)
+    private static func productScratchCount(_ panels: GemmPanels, _ parallelism: Parallelism) -> Int {
+        panels.workers(parallelism) * panels.rowPanel * panels.columnPanel
     }
 
     /// True when `forward` can add the convolution to values already in the output (`accumulate`):
@@ -85,8 +100,14 @@ public enum Convolution {
     //         output [N, M, *out]; epilogue bias [M] per row (channel), residual [N, M, *out];
     //         scratch [scratchCount(layout, parallelism)].
     /// `output = epilogue(conv(input, weights))`, spread over `parallelism`'s threads. With
-    /// `accumulate` (only where `accumulates(layout)`), `output = epilogue(output + conv(...))`:
-    /// a residual already in the output buffer is added without a separate pass.
+    /// `accumulate` (only where `accumulates(layout)`), the output already holds the residual,
+    /// which the epilogue's own `residual` then must not repeat: `output = epilogue(output +
+    /// conv(...))`, the product added by sgemm (beta 1) without a separate pass; or, when the
+    /// epilogue has a `beforeResidual` step (a QDQ model's rounding, which must come between the
+    /// product and the residual), each task's product is made in scratch (`scratchCount(…,
+    /// productApart: true)`) and `Epilogue.apply(product:…)` adds it to the output. The residual
+    /// block then runs in the residual's buffer as the float one does, instead of writing a third
+    /// buffer the size of the output.
     public static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
                                epilogue: Epilogue, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>?,
@@ -166,6 +187,12 @@ public enum Convolution {
                 let image = column / pixels, start = column % pixels
                 let end = Swift.min(pixels, start + task.columns.upperBound - column)
                 let offset = image * outputs * pixels
+                if accumulate && epilogue.beforeResidual != nil {
+                    epilogue.apply(product: product + rows.lowerBound * width + column, productLD: width, into: output,
+                                   offset: offset, ld: pixels, rows: rows, columns: start..<end)
+                    column += end - start
+                    continue
+                }
                 for r in rows {
                     let source = product + r * width + column, target = output + offset + r * pixels + start
                     if accumulate {
@@ -212,6 +239,10 @@ public enum Convolution {
         let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
         let pointwise = layout.algorithm == .pointwise
         let shared = !pointwise && sharesColumns(panels, depth: depth, parallelism)
+        // Accumulating after a step before the residual: each worker's products go to its block
+        // of scratch, after the column matrices.
+        let products = accumulate && epilogue.beforeResidual != nil
+            ? scratch! + columnScratchCount(layout, parallelism) : nil
         if shared {
             // Whole column matrices, one per item, each thread expanding a share of the channels.
             parallelism.forEachChunk(panels.items * groupInputs, minimumChunk: 8) { chunk in
@@ -254,6 +285,15 @@ public enum Convolution {
             }
             let firstRow = group * groupOutputs + task.rows.lowerBound
             let imageOffset = image * layout.outputChannels * pixels
+            if let products {
+                let block = products + worker * panels.rowPanel * panels.columnPanel
+                BLAS.sgemm(transposeA: false, transposeB: false, m: task.rows.count, n: task.columns.count, k: depth,
+                           alpha: 1, a: weights + image * weightsPerImage + firstRow * depth, lda: depth, b: b, ldb: ldb,
+                           beta: 0, c: block, ldc: task.columns.count)
+                epilogue.apply(product: block, productLD: task.columns.count, into: output, offset: imageOffset, ld: pixels,
+                               rows: firstRow..<(firstRow + task.rows.count), columns: task.columns)
+                return
+            }
             BLAS.sgemm(transposeA: false, transposeB: false, m: task.rows.count, n: task.columns.count, k: depth,
                        alpha: 1, a: weights + image * weightsPerImage + firstRow * depth, lda: depth, b: b, ldb: ldb,
                        beta: accumulate ? 1 : 0, c: output + imageOffset + firstRow * pixels + task.columns.lowerBound, ldc: pixels)

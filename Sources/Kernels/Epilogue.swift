@@ -102,16 +102,76 @@ public struct Epilogue {
         }
     }
 
+    // Shapes: product block [rows.count × columns.count] at `product`, row stride `productLD`;
+    //         output element (r, c) at output[offset + r·ld + c]; bias as in `apply`.
+    /// `output = activation(beforeResidual(product + bias) + output)` over the block: the epilogue
+    /// of a product made apart from the output, for an output that already holds the residual (a
+    /// residual block computed in the residual's buffer, when a step before the residual keeps
+    /// sgemm from adding the product to it). `residual` is not read. A QDQ model's roundings (with
+    /// a Relu or nothing last) take one vectorised pass, with the same values as `apply` on the
+    /// product with the residual apart; other steps go element by element.
+    public func apply(product: UnsafePointer<Float>, productLD: Int, into output: UnsafeMutablePointer<Float>, offset: Int = 0,
+                      ld: Int, rows: Range<Int>, columns: Range<Int>) {
+        if columns.isEmpty { return }
+        if case .quantizeDequantize(let scale, let zeroPoint, let low, let high)? = beforeResidual {
+            let round = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), r = 1 / scale
+            switch activation {
+            case .quantizeDequantize(let scale, let zeroPoint, let low, let high)?:
+                let last = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high), s = 1 / scale
+                return combine(output, offset: offset, ld: ld, rows: rows, columns: columns, product: product, productLD: productLD,
+                               { round.multiplying($0, reciprocal: r) }, { last.multiplying($0, reciprocal: s) })
+            case .relu?:
+                return combine(output, offset: offset, ld: ld, rows: rows, columns: columns, product: product, productLD: productLD,
+                               { round.multiplying($0, reciprocal: r) }, { $0 < 0 ? 0 : $0 })
+            case nil:
+                return combine(output, offset: offset, ld: ld, rows: rows, columns: columns, product: product, productLD: productLD,
+                               { round.multiplying($0, reciprocal: r) }, { $0 })
+            default:
+                break
+            }
+        }
+        for r in rows {
+            let from = product + (r - rows.lowerBound) * productLD, row = output + offset + r * ld + columns.lowerBound
+            for i in 0..<columns.count {
+                var value = from[i]
+                switch bias {
+                case .perRow(let bias)?: value += bias[r]
+                case .perColumn(let bias)?: value += bias[columns.lowerBound + i]
+                case nil: break
+                }
+                if let beforeResidual { value = beforeResidual(value) }
+                value += row[i]
+                row[i] = activation.map { $0(value) } ?? value
+            }
+        }
+    }
+
     /// `row = last(first(row + bias) + residual)` over the block: `beforeResidual` and
     /// `activation` in the same pass (the residual is added after `first`, so it cannot join the
-    /// bias as in `combine(…, activate)`).
+    /// bias as in `combine(…, activate)`). With `product`, `row = last(first(product + bias) + row)`
+    /// (see `apply(product:…)`).
     @inline(__always)
     private func combine(_ output: UnsafeMutablePointer<Float>, offset: Int, ld: Int, rows: Range<Int>, columns: Range<Int>,
+                         product: UnsafePointer<Float>? = nil, productLD: Int = 0,
                          _ first: (Float) -> Float, _ last: (Float) -> Float) {
         let count = columns.count
         for r in rows {
             let start = offset + r * ld + columns.lowerBound
             let row = output + start
+            if let product {
+                let from = product + (r - rows.lowerBound) * productLD
+                switch bias {
+                case .perRow(let bias)?:
+                    let value = bias[r]
+                    for i in 0..<count { row[i] = last(first(from[i] + value) + row[i]) }
+                case .perColumn(let bias)?:
+                    let values = bias + columns.lowerBound
+                    for i in 0..<count { row[i] = last(first(from[i] + values[i]) + row[i]) }
+                case nil:
+                    for i in 0..<count { row[i] = last(first(from[i]) + row[i]) }
+                }
+                continue
+            }
             switch (bias, residual.map { $0 + start }) {
             case (.perRow(let bias)?, let residual?):
                 let value = bias[r]

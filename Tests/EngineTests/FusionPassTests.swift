@@ -236,8 +236,8 @@ import Testing
     /// A QDQ model's residual block, `QDQ(QDQ(Conv(x) + b) + QDQ(s))`, becomes a QuantizeDequantize of
     /// the skip and one FusedConv rounding before and after its residual, with exactly the
     /// unfused values (a different rounding would be a whole step off, far beyond tolerance):
-    /// 3×3 (im2col), 1×1 (pointwise; the skip handed over, which must not be accumulated in
-    /// place) and depthwise, odd sizes, uint8 and int8 zero points. A Conv followed by one QDQ
+    /// 3×3 (im2col) and 1×1 (pointwise), whose skip is handed over and made the output in place
+    /// (the product rounded in scratch, then added to it), and depthwise, odd sizes, uint8 and int8 zero points. A Conv followed by one QDQ
     /// takes it as its activation; a scale computed at run time leaves the pair alone.
     @Test func quantizeDequantizeJoinsTheConvBeforeAndAfterItsResidual() throws {
         let x = T.random([2, 3, 7, 5], seed: 51), skip = T.random([2, 3, 7, 5], seed: 52)

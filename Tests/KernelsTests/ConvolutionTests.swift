@@ -263,6 +263,65 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         }
         #expect(Convolution.accumulates(layout) == (layout.algorithm == .pointwise || layout.algorithm == .expanded))
     }
+
+    /// A residual block with a step before the residual (a QDQ model's rounding of the product),
+    /// computed in the residual's buffer (`accumulate`: each task's product made in scratch, then
+    /// added by `Epilogue.apply(product:…)`), against the same epilogue with the residual apart:
+    /// equal bit for bit for the roundings of a QDQ model followed by a rounding, a Relu or
+    /// nothing, on every case that accumulates (pointwise, merged images, im2col, shared columns,
+    /// groups; 1–3 threads). A pair of other activations goes element by element: checked against
+    /// the reference.
+    @Test(arguments: cases.filter { $0.algorithm == .pointwise || $0.algorithm == .expanded })
+    func roundingBeforeResidualInPlaceMatchesResidualApart(_ test: ConvolutionCase) {
+        let layout = test.layout
+        var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_019))
+        let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
+        let weights = random.floats(layout.outputChannels * layout.depth)
+        let bias = test.bias ? random.floats(layout.outputChannels) : nil
+        let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
+        let residual = random.floats(outputCount)
+        let rounding = Activation.quantizeDequantize(scale: 0.04, zeroPoint: 131, low: 0, high: 255)
+        let signed = Activation.quantizeDequantize(scale: 0.03, zeroPoint: -7, low: -128, high: 127)
+        let pairs: [(Activation, Activation?)] = [(rounding, signed), (signed, .relu), (rounding, nil), (.sigmoid, .relu)]
+        for (first, last) in pairs {
+            for threads in [1, 2, 3] {
+                let parallelism = Parallelism(threads: threads)
+                func run(accumulate: Bool) -> [Float] {
+                    var output = accumulate ? residual : [Float](repeating: .nan, count: outputCount)
+                    let count = Convolution.scratchCount(layout, parallelism: parallelism, productApart: accumulate)
+                    var scratch = [Float](repeating: .nan, count: count)
+                    bias.withOptionalPointer { bias in
+                        residual.withUnsafeBufferPointer { residual in
+                            output.withUnsafeMutableBufferPointer { out in
+                                scratch.withUnsafeMutableBufferPointer { scratch in
+                                    Convolution.forward(input: input, weights: weights, output: out.baseAddress!, layout: layout,
+                                                        epilogue: Epilogue(bias: bias.map { .perRow($0) },
+                                                                           residual: accumulate ? nil : residual.baseAddress,
+                                                                           activation: last, beforeResidual: first),
+                                                        accumulate: accumulate, scratch: scratch.baseAddress,
+                                                        parallelism: parallelism)
+                                }
+                            }
+                        }
+                    }
+                    return output
+                }
+                let apart = run(accumulate: false), inPlace = run(accumulate: true)
+                if case .quantizeDequantize = first {
+                    let differing = zip(apart, inPlace).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differing == 0, "\(first) then \(String(describing: last)), threads \(threads)")
+                } else {
+                    var expected = [Float](repeating: .nan, count: outputCount)
+                    expected.withUnsafeMutableBufferPointer { out in
+                        Convolution.reference(input: input, weights: weights, bias: bias, residual: residual, activation: last,
+                                              beforeResidual: first, output: out.baseAddress!, layout: layout)
+                    }
+                    let worst = worstError(inPlace, expected, atol: 1e-6 * Float(layout.depth))
+                    #expect(worst.excess <= 0, "\(first) then \(String(describing: last)), threads \(threads): at \(worst.index)")
+                }
+            }
+        }
+    }
 }
 
 extension Optional where Wrapped == [Float] {

@@ -45,6 +45,51 @@ import TestSupport
         }
     }
 
+    /// `apply(product:…)` (the product in its own block, the residual in the output) against
+    /// `apply` on the product with the residual apart, over rows 2..<11 and columns 3..<40 of a
+    /// 13 × 45 output from a 9 × 41 product block (odd sizes; everything outside the block
+    /// untouched): bit for bit for a QDQ model's roundings with a rounding, a Relu or nothing
+    /// last, for per-row, per-column and no bias; other steps within float rounding.
+    @Test(arguments: [(rounding, rounding), (signedRounding, Activation.relu), (rounding, nil), (signedRounding, signedRounding),
+                      (Activation.sigmoid, Activation.relu), (Activation.relu, nil)])
+    func productApartMatchesResidualApart(first: Activation, last: Activation?) {
+        var random = SeededGenerator(seed: 43)
+        let (height, ld, rows, columns, productLD) = (13, 45, 2..<11, 3..<40, 41)
+        let block = random.floats(rows.count * productLD, in: -7...7), residual = random.floats(height * ld, in: -2...2)
+        let rowBias = random.floats(height), columnBias = random.floats(ld)
+        // The product laid out like the output, where `apply` reads it.
+        var product = [Float](repeating: .nan, count: height * ld)
+        for r in rows { for c in columns { product[r * ld + c] = block[(r - rows.lowerBound) * productLD + c - columns.lowerBound] } }
+        for bias in [0, 1, 2] {
+            rowBias.withUnsafeBufferPointer { rowBias in
+                columnBias.withUnsafeBufferPointer { columnBias in
+                    let b: Epilogue.Bias? = bias == 0 ? .perRow(rowBias.baseAddress!) : bias == 1 ? .perColumn(columnBias.baseAddress!) : nil
+                    var expected = product, actual = residual
+                    residual.withUnsafeBufferPointer { residual in
+                        expected.withUnsafeMutableBufferPointer {
+                            Epilogue(bias: b, residual: residual.baseAddress!, activation: last, beforeResidual: first)
+                                .apply($0.baseAddress!, ld: ld, rows: rows, columns: columns)
+                        }
+                    }
+                    actual.withUnsafeMutableBufferPointer {
+                        Epilogue(bias: b, activation: last, beforeResidual: first)
+                            .apply(product: block, productLD: productLD, into: $0.baseAddress!, ld: ld, rows: rows, columns: columns)
+                    }
+                    for i in actual.indices where !(rows.contains(i / ld) && columns.contains(i % ld)) {
+                        #expect(actual[i].bitPattern == residual[i].bitPattern, "outside the block at \(i)")
+                        expected[i] = residual[i]
+                    }
+                    if case .quantizeDequantize = first {
+                        #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern), "bias \(bias), \(first) then \(String(describing: last))")
+                    } else {
+                        let worst = worstError(actual, expected, rtol: 1e-6, atol: 1e-6)
+                        #expect(worst.excess <= 0, "bias \(bias), \(first) then \(String(describing: last)): at \(worst.index)")
+                    }
+                }
+            }
+        }
+    }
+
     /// An activation as an epilogue applies it: a QDQ rounding multiplies by the reciprocal of its
     /// scale (`QuantizationGrid.multiplying`), anything else is the activation itself.
     static func inEpilogue(_ activation: Activation) -> (Float) -> Float {

@@ -218,14 +218,13 @@ struct Conv: Operator {
     /// The convolution with its epilogue; the residual (if any) already has the output's shape.
     /// When nothing else reads the residual's buffer any more (`ownsResidual`) and the layout is a
     /// product (pointwise or im2col), the output is made in that buffer: the product is added to
-    /// the residual already there (sgemm beta 1) instead of OpenBLAS clearing a new buffer and the
-    /// epilogue reading the residual from a third one.
+    /// the residual already there (sgemm beta 1; with a step before the residual, by the
+    /// epilogue from each task's block of product in scratch) instead of OpenBLAS clearing a new buffer and
+    /// the epilogue reading the residual from a third one.
     private func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, residual: Tensor?, activation: Activation?,
                           beforeResidual: Activation?, layout: ConvolutionLayout, shape: Shape, ownsResidual: Bool,
                           _ context: ExecutionContext) throws -> Tensor {
-        // In place, the product is added to the residual before the epilogue: not with a step before the residual.
-        let inPlace = ownsResidual && beforeResidual == nil && x.dataType == .float && layout.depth > 0
-            && Convolution.accumulates(layout)
+        let inPlace = ownsResidual && x.dataType == .float && layout.depth > 0 && Convolution.accumulates(layout)
         let reused = inPlace ? residual : nil
         let y = try reused ?? context.allocate(x.dataType, shape)
         guard x.dataType == .float, layout.depth > 0 else {
@@ -233,7 +232,8 @@ struct Conv: Operator {
                            into: y, layout: layout)
             return y
         }
-        let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism)
+        let scratchCount = Convolution.scratchCount(layout, parallelism: context.parallelism,
+                                                    productApart: inPlace && beforeResidual != nil)
         let scratch = try scratchCount > 0 ? context.allocate(.float, [scratchCount]) : nil
         let transformed = layout.algorithm != .winograd ? nil : winogradWeights?.get(w) ?? WinogradWeights.transform(w)
         withExtendedLifetime((scratch, transformed)) {

@@ -204,7 +204,9 @@ extension Conv: WorkingMemoryProfile {
         }
         guard x.dataType == .float, let xShape = x.shape, let wShape = inputs.type(1)?.shape,
               let layout = try? layout(x: xShape, w: wShape), layout.depth > 0 else { return bytes }
-        let count = Convolution.scratchCount(layout, parallelism: Parallelism(threads: threads))
+        // A residual made in place after a step before it (a QDQ rounding) needs room for the products.
+        let count = Convolution.scratchCount(layout, parallelism: Parallelism(threads: threads),
+                                             productApart: beforeResidual != nil && inputs.type(3) != nil)
         bytes += count > 0 ? TensorType(.float, shape: [count]).knownBufferBytes : 0
         // A residual of another shape is first broadcast into a buffer of the output's shape.
         if let residual = inputs.type(3), let output = outputs.first ?? nil, residual.shape != output.shape {
