@@ -279,6 +279,41 @@ import Testing
         try Self.expectSameResults(dynamic, ["x": Self.x, "s1": Self.scalar(0.02)])
     }
 
+    /// A QDQ model rounds MaxPool's output onto its input's grid, which the Conv before it already
+    /// rounded to: that second rounding goes (the Conv takes the first), with bit for bit the
+    /// unfused values (odd sizes, two images, uint8 and int8 grids). It stays when its grid differs
+    /// (another scale), when MaxPool might make a value off the grid (ceil_mode), or when it
+    /// makes a graph output.
+    @Test func aRoundingOfAValueOnItsGridGoes() throws {
+        let x = T.random([2, 3, 9, 7], seed: 61)
+        let pool = Node(name: "pool", opType: "MaxPool", inputs: ["r"], outputs: ["p"],
+                        attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+        let flatten = Node(name: "flatten", opType: "Flatten", inputs: ["y"], outputs: ["f"])
+        for (zero, type) in [(Tensor(scalar: UInt8(119)), "uint8"), (Tensor(scalar: Int8(-3)), "int8")] {
+            let initializers: [String: Tensor] = ["w": Self.weights, "b": T.random([4], seed: 62), "s1": Self.scalar(0.047),
+                                                  "s2": Self.scalar(0.031), "z": zero]
+            func model(_ pool: Node, secondScale: String = "s1", outputs: [String] = ["f"]) -> Model {
+                T.model([Self.conv(["x", "w", "b"])] + Self.qdq("c", "r", scale: "s1", zero: "z") + [pool]
+                    + Self.qdq("p", "y", scale: secondScale, zero: "z") + [flatten],
+                        inputs: [("x", x.shape)], outputs: outputs, initializers: initializers, opset: 13)
+            }
+            let repeated = model(pool)
+            #expect(try Self.optimized(repeated).map(\.opType) == ["FusedConv", "MaxPool", "Flatten"], "\(type)")
+            let optimized = try T.outputs(repeated, ["x": x]), plain = try T.outputs(repeated, ["x": x], optimize: false)
+            let fused = try #require(optimized["f"]), reference = try #require(plain["f"])
+            #expect(fused.shape == reference.shape && fused.scalars(as: Float.self).map(\.bitPattern)
+                == reference.scalars(as: Float.self).map(\.bitPattern), "\(type)")
+
+            var ceiling = pool
+            ceiling.attributes["ceil_mode"] = .int(1)
+            for (name, kept) in [("another scale", model(pool, secondScale: "s2")), ("ceil_mode", model(ceiling)),
+                                 ("graph output", model(pool, outputs: ["y", "f"]))] {
+                #expect(try Self.optimized(kept).map(\.opType).contains("QuantizeDequantize"), "\(type), \(name)")
+                try Self.expectSameResults(kept, ["x": x])
+            }
+        }
+    }
+
     // MARK: Chains recognised (ChainRecognition)
 
     static func scalar(_ value: Float) -> Tensor { Tensor(scalar: value) }

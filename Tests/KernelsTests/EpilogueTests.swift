@@ -90,6 +90,40 @@ import TestSupport
         }
     }
 
+    /// A grid point rounds to itself, bit for bit, by division (`QuantizationGrid`, the standalone
+    /// QuantizeDequantize), by the reciprocal (the epilogue's) and through `Activation.apply`: every
+    /// point of the 8- and 16-bit grids, zero points inside and at the ends, scales from the
+    /// smallest normal float to the largest whose grid stays finite. `QuantizeDequantizeFusion`
+    /// drops a second rounding onto the same grid on this ground.
+    @Test func gridPointsRoundToThemselves() {
+        var random = SeededGenerator(seed: 78)
+        let ranges: [(Float, Float, [Float])] = [(0, 255, [0, 128, 255, 3]), (-128, 127, [0, -128, 127, -7]),
+                                                  (0, 65535, [0, 32768, 65535]), (-32768, 32767, [0, -32768, 32767])]
+        let scales: [Float] = [0.05, 0.5, 2, 0.0078125, 3.0517578e-05, 1234.5, 0.1, 1e-30, 1e30, .leastNormalMagnitude,
+                               Float.greatestFiniteMagnitude / 65_536] + random.floats(6, in: 1e-4...10)
+        var failures: [String] = []
+        for (low, high, zeroPoints) in ranges {
+            for zeroPoint in zeroPoints {
+                for scale in scales {
+                    let grid = QuantizationGrid(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
+                    let points = stride(from: low - zeroPoint, through: high - zeroPoint, by: 1).map { grid.point($0) }
+                    var applied = [Float](repeating: .nan, count: points.count)
+                    applied.withUnsafeMutableBufferPointer {
+                        Activation.quantizeDequantize(scale: scale, zeroPoint: zeroPoint, low: low, high: high)
+                            .apply(points, into: $0.baseAddress!, count: points.count)
+                    }
+                    for (i, point) in points.enumerated() where point.bitPattern != grid(point).bitPattern
+                        || point.bitPattern != grid.multiplying(point, reciprocal: 1 / scale).bitPattern
+                        || point.bitPattern != applied[i].bitPattern {
+                        failures.append("scale \(scale) zero point \(zeroPoint) [\(low), \(high)]: \(point)")
+                        break
+                    }
+                }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+    }
+
     /// An activation as an epilogue applies it: a QDQ rounding multiplies by the reciprocal of its
     /// scale (`QuantizationGrid.multiplying`), anything else is the activation itself.
     static func inEpilogue(_ activation: Activation) -> (Float) -> Float {

@@ -5,7 +5,7 @@ import Tensors
 /// `QuantizeDequantize(x)` (the `Activation.quantizeDequantize` of s and z): the same values in
 /// one pass over x, with no quantized buffer in between. QDQ-format models put such a pair on
 /// every activation between float operators; as an activation, the fusion passes after this one
-/// can move it into a convolution's epilogue.
+/// can move it into a convolution's epilogue. A pair that rounds a value already on its grid goes.
 struct QuantizeDequantizeFusion: GraphPass {
     var name: String { "quantize-dequantize-fusion" }
 
@@ -39,6 +39,60 @@ struct QuantizeDequantizeFusion: GraphPass {
             removed.insert(producer)
         }
         graph.removeNodes(removed)
+        dropRepeatedRoundings(&graph, opsets: opsets)
+    }
+
+    /// Drops a rounding of a value already on its grid: one that a rounding with the same scale,
+    /// zero point and range made, directly or through MaxPool (the largest of grid points is one
+    /// of them; a QDQ model rounds MaxPool's output with its input's grid). Rounding returns every
+    /// grid point exactly when the scale, its reciprocal and the grid's ends are normal floats
+    /// (`EpilogueTests.gridPointsRoundToThemselves`), so the values do not change. Graph outputs
+    /// keep their rounding node.
+    private func dropRepeatedRoundings(_ graph: inout Graph, opsets: [String: Int]) {
+        let outputs = graph.outputNames, producers = graph.producers
+        var dropped = Set<Int>(), renames: [String: String] = [:]
+        for (index, node) in graph.nodes.enumerated() where node.isInternal("QuantizeDequantize") {
+            // Grid points k·scale and 1/scale normal floats: then k·scale/scale (or times 1/scale)
+            // is within a few ulps of k, which rounds back to k (|k| ≤ 65536).
+            guard node.outputs.count == 1, let input = node.inputs.first, !outputs.contains(node.outputs[0]),
+                  let rounding = ActivationFusion.activation(of: node, opsets: opsets, graph.initializers),
+                  case .quantizeDequantize(let scale, _, _, _) = rounding, scale.isNormal, (1 / scale).isNormal,
+                  (scale * 65_536).isFinite else { continue }
+            var value = input
+            while let producer = producers[value] {
+                let source = graph.nodes[producer]
+                if source.isInternal("QuantizeDequantize") {
+                    if ActivationFusion.activation(of: source, opsets: opsets, graph.initializers) == rounding {
+                        dropped.insert(index)
+                        renames[node.outputs[0]] = input
+                    }
+                    break
+                }
+                guard Self.picksAnInput(source), let next = source.inputs.first else { break }
+                value = next
+            }
+        }
+        // A dropped rounding's input is on the grid too: one reading another's output reads its input.
+        for (old, new) in renames {
+            var target = new
+            while let next = renames[target] { target = next }
+            graph.rename(uses: old, to: target)
+        }
+        graph.removeNodes(dropped)
+    }
+
+    /// True for a MaxPool whose every output is one of its input's values: one output, no
+    /// dilation, ceil_mode or auto_pad, and pads narrower than the kernel (so that no window lies
+    /// wholly in the padding).
+    static func picksAnInput(_ node: Node) -> Bool {
+        guard node.isStandard("MaxPool"), node.outputs.count == 1, case .ints(let kernel)? = node.attributes["kernel_shape"] else {
+            return false
+        }
+        if case .int(let ceil)? = node.attributes["ceil_mode"], ceil != 0 { return false }
+        if case .string(let pad)? = node.attributes["auto_pad"], pad != "NOTSET" { return false }
+        if case .ints(let dilations)? = node.attributes["dilations"], dilations.contains(where: { $0 != 1 }) { return false }
+        guard case .ints(let pads)? = node.attributes["pads"] else { return node.attributes["pads"] == nil }
+        return pads.count == 2 * kernel.count && pads.indices.allSatisfy { pads[$0] >= 0 && pads[$0] < kernel[$0 % kernel.count] }
     }
 
     /// True when `a` and `b` are the same value: one name (both omitted included), or constants
