@@ -103,14 +103,20 @@ def fused_chain(name, producers, nodes):
     return chain
 
 
-def original_node(name, producers, nodes, ours):
+def original_node(name, producers, nodes, ours, consumers=None):
     """Our node name an ONNX Runtime node stands for: the furthest node of its fused chain that our
     profile has (a Conv we fused with its Clip is named after the Conv; one we did not fuse keeps
-    its Clip), else the chain's first node, else the name itself."""
+    its Clip); else, for a node we folded into its only consumer (a squeeze-and-excitation Mul
+    taken into the next 1x1 convolution's weights), that consumer; else the chain's first node,
+    else the name itself."""
     chain = fused_chain(name, producers, nodes)
     for node in reversed(chain):
         if node.name in ours:
             return node.name
+    if chain and consumers is not None:
+        readers = {reader.name for output in chain[0].output for reader in consumers.get(output, [])}
+        if len(readers) == 1 and next(iter(readers)) in ours:
+            return next(iter(readers))
     return chain[0].name if chain else name
 
 
@@ -133,6 +139,10 @@ def main():
 
     model = onnx.load(args.model, load_external_data=False)
     producers = {output: node for node in model.graph.node for output in node.output}
+    consumers = collections.defaultdict(list)
+    for node in model.graph.node:
+        for name in set(node.input):
+            consumers[name].append(node)
 
     done = subprocess.run([args.binary, "bench", args.model, "--batch", str(args.batch), "--threads", str(args.threads),
                            "--seconds", str(args.seconds), "--profile", "--json"], capture_output=True, text=True)
@@ -145,7 +155,7 @@ def main():
     our_names = {our_node_name(node) for node in ours["profile"]}
     matched = {}
     for name, (kind, ms) in theirs.items():
-        key = original_node(name, producers, nodes, our_names)
+        key = original_node(name, producers, nodes, our_names, consumers)
         previous = matched.get(key, (kind, 0.0))
         matched[key] = (previous[0], previous[1] + ms)
 
@@ -159,8 +169,13 @@ def main():
     print("model %s, batch %d, %d threads" % (os.path.basename(args.model), args.batch, args.threads))
     print("run median: onnx-serve %.2f ms, onnxruntime %.2f ms (%.2fx); sum of node medians %.2f vs %.2f ms"
           % (ours["medianMilliseconds"], ort_median, ours["medianMilliseconds"] / ort_median, ours_total, ort_total))
-    if matched:
-        print("onnxruntime nodes with no match: " + ", ".join("%s %.3f ms" % (k, ms) for k, (_, ms) in matched.items()))
+    # ONNX Runtime's layout changes (NCHW <-> NCHWc) have no node of ours: one line for all of them.
+    reorders = [ms for kind, ms in matched.values() if kind.startswith("Reorder")]
+    if reorders:
+        print("onnxruntime layout reorders (no node of ours): %d nodes, %.3f ms" % (len(reorders), sum(reorders)))
+    unmatched = [(k, ms) for k, (kind, ms) in matched.items() if not kind.startswith("Reorder")]
+    if unmatched:
+        print("onnxruntime nodes with no match: " + ", ".join("%s %.3f ms" % (k, ms) for k, ms in unmatched))
     print("\n%9s %9s %7s %8s  %-48s %-10s %s" % ("ours ms", "ORT ms", "ratio", "gap ms", "node", "our op", "output"))
     for name, kind, shape, mine, theirs_ms in sorted(rows, key=lambda r: r[4] - r[3])[: args.top]:
         ratio = "%6.2fx" % (mine / theirs_ms) if theirs_ms > 0 else "      -"

@@ -12,7 +12,11 @@ from profile_vs_ort import original_node  # noqa: E402
 
 def graph(*nodes):
     producers = {output: node for node in nodes for output in node.output}
-    return producers, {node.name: node for node in nodes}
+    consumers = {}
+    for node in nodes:
+        for name in set(node.input):
+            consumers.setdefault(name, []).append(node)
+    return producers, {node.name: node for node in nodes}, consumers
 
 
 # conv -> Clip (ReLU6) -> conv2 -> Add(residual x) ; conv3 -> Sigmoid, Mul (SiLU); conv4 -> HardSigmoid, Mul (HardSwish);
@@ -31,10 +35,11 @@ NODES = [
     helper.make_node("Conv", ["y4", "w5"], ["c5"], name="/fc2/Conv"),
     helper.make_node("HardSigmoid", ["c5"], ["/scale_activation/HardSigmoid_output_0"], name="/scale_activation/HardSigmoid"),
     helper.make_node("Mul", ["/scale_activation/HardSigmoid_output_0", "y4"], ["out"], name="/se/Mul"),
+    helper.make_node("Conv", ["out", "w6"], ["c6"], name="/project/Conv"),
 ]
-PRODUCERS, BY_NAME = graph(*NODES)
+PRODUCERS, BY_NAME, CONSUMERS = graph(*NODES)
 ALL_OURS = {node.name for node in NODES}
-FUSED_OURS = {"/conv/Conv", "/conv2/Conv", "/conv3/Conv", "/conv4/Conv", "/fc2/Conv", "/se/Mul"}
+FUSED_OURS = {"/conv/Conv", "/conv2/Conv", "/conv3/Conv", "/conv4/Conv", "/fc2/Conv", "/se/Mul", "/project/Conv"}
 
 
 def test_a_conv_fused_with_its_clip_is_matched_to_our_conv():
@@ -67,3 +72,12 @@ def test_the_walk_takes_the_furthest_node_our_profile_has():
 
 def test_names_of_nodes_not_in_the_model_are_kept():
     assert original_node("ReorderOutput_token_3", PRODUCERS, BY_NAME, FUSED_OURS) == "ReorderOutput_token_3"
+
+
+def test_a_scale_we_folded_into_the_next_convolution_goes_to_that_convolution():
+    folded = FUSED_OURS - {"/se/Mul"}
+    assert original_node("/se/Mul", PRODUCERS, BY_NAME, folded, CONSUMERS) == "/project/Conv"
+    # Not without the consumers, nor when we kept the Mul, nor for a value read by several nodes.
+    assert original_node("/se/Mul", PRODUCERS, BY_NAME, folded) == "/se/Mul"
+    assert original_node("/se/Mul", PRODUCERS, BY_NAME, FUSED_OURS, CONSUMERS) == "/se/Mul"
+    assert original_node("/act4/Mul", PRODUCERS, BY_NAME, {"/fc2/Conv", "/se/Mul"}, CONSUMERS) == "/act4/Mul"
