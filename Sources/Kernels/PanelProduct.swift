@@ -87,15 +87,15 @@ public enum PanelProduct {
             let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
             var row = 0
             while row < fullRows {
-                rowBlock(6, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
+                rowBlock(Rows6.self, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
                 row += 6
             }
             let a = a + fullRows * lda, c = c + fullRows * ldc + offset
             switch left {
-            case 5: rowBlock(5, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 4: rowBlock(4, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 3: rowBlock(3, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 2: rowBlock(2, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+            case 5: rowBlock(Rows5.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+            case 4: rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+            case 3: rowBlock(Rows3.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+            case 2: rowBlock(Rows2.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             default: break
             }
         }
@@ -131,11 +131,16 @@ public enum PanelProduct {
         }
     }
 
-    // Shapes: a [rows × k] row stride lda; panel [k][16]; c [rows × columns] row stride ldc.
-    /// One panel against `rows` (2...6, a constant at every call, so each is its own unrolled loop).
-    @inline(__always)
-    private static func rowBlock(_ rows: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panel: UnsafeRawPointer,
-                                 c: UnsafeMutablePointer<Float>, ldc: Int, columns: Int) {
+    // Shapes: a [R.count × k] row stride lda; panel [k][16]; c [R.count × columns] row stride ldc.
+    /// One panel against `R.count` rows (2...6). A generic function of its own, so that each row
+    /// count is its own specialised loop: as one inlined function of an `Int` count, the compiler
+    /// kept a single copy with the count's tests in the loop and two sums spilled to the stack (a
+    /// load and a store around each of their multiply-adds), and six rows, or five, ran at half
+    /// the speed of four.
+    @inline(never)
+    private static func rowBlock<R: RowCount>(_: R.Type, k: Int, a: UnsafePointer<Float>, lda: Int, panel: UnsafeRawPointer,
+                                              c: UnsafeMutablePointer<Float>, ldc: Int, columns: Int) {
+        let rows = R.count
         var s00 = Lanes(), s01 = Lanes(), s10 = Lanes(), s11 = Lanes()
         var s20 = Lanes(), s21 = Lanes(), s30 = Lanes(), s31 = Lanes()
         var s40 = Lanes(), s41 = Lanes(), s50 = Lanes(), s51 = Lanes()
@@ -228,3 +233,11 @@ public enum PanelProduct {
         }
     }
 }
+
+/// A row count fixed by the type, for `PanelProduct.rowBlock`'s specialisations.
+private protocol RowCount { static var count: Int { get } }
+private enum Rows2: RowCount { static var count: Int { 2 } }
+private enum Rows3: RowCount { static var count: Int { 3 } }
+private enum Rows4: RowCount { static var count: Int { 4 } }
+private enum Rows5: RowCount { static var count: Int { 5 } }
+private enum Rows6: RowCount { static var count: Int { 6 } }

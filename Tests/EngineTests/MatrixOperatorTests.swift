@@ -89,6 +89,51 @@ import Testing
         #expect(T.isClose(y.scalars(as: Float.self), expected))
     }
 
+    /// A Gemm whose B is a constant runs products of up to `panelRows` rows against B packed once
+    /// (`PanelProduct`), others through sgemm: both against the naive product, over odd sizes
+    /// (partial panels, every remainder of the six-row blocks), both layouts of B, alpha, each
+    /// bias shape (a full C accumulates, through sgemm), a fused activation, 1-3 threads, and one
+    /// compiled node run at several row counts (B packed by the first, reused by the rest).
+    @Test(arguments: [false, true])
+    func gemmAgainstAConstantBMatchesTheNaiveProduct(transposeB: Bool) throws {
+        let (n, k) = (37, 19)
+        let b = T.random(transposeB ? [n, k] : [k, n], seed: 11)
+        let bValues = b.scalars(as: Float.self)
+        let plainB = transposeB ? (0..<(k * n)).map { bValues[($0 % n) * k + $0 / n] } : bValues
+        for (opType, alpha, biasShape) in [("Gemm", Float(1), nil), ("Gemm", 0.5, [n]), ("FusedGemm", 1, []), ("Gemm", 2, [1, n]),
+                                           ("FusedGemm", 0.25, [n])] as [(String, Float, Shape?)] {
+            for threads in [1, 2, 3] {
+                var attributes: [String: AttributeValue] = ["transB": .int(transposeB ? 1 : 0), "alpha": .float(alpha)]
+                if opType == "FusedGemm" { attributes["activation"] = .string("Relu") }
+                let bias = biasShape.map { T.random($0, seed: 12) }
+                let node = Node(name: "gemm", opType: opType, domain: opType == "Gemm" ? "" : OperatorRegistry.internalDomain,
+                                inputs: bias == nil ? ["a", "b"] : ["a", "b", "c"], outputs: ["y"], attributes: attributes)
+                let op = try OperatorRegistry.compile(node, opsets: ["": 13], constants: [nil, b, nil])
+                let context = ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: threads))
+                for m in [1, 2, 5, 6, 7, 13, 64, 65, 3] {
+                    let a = T.random([m, k], seed: UInt64(m))
+                    let y = try op.run([a, b] + (bias.map { [$0] } ?? []), context)[0]
+                    let product = Self.product(a.scalars(as: Float.self), plainB, m: m, k: k, n: n)
+                    let biasValues = bias?.scalars(as: Float.self)
+                    let expected = product.indices.map { at -> Float in
+                        let value = alpha * product[at] + (biasValues.map { $0.count == 1 ? $0[0] : $0[at % n] } ?? 0)
+                        return opType == "FusedGemm" ? max(0, value) : value
+                    }
+                    #expect(y.shape == [m, n])
+                    #expect(T.isClose(y.scalars(as: Float.self), expected), "\(opType) alpha \(alpha) bias \(String(describing: biasShape)) m \(m) threads \(threads)")
+                }
+            }
+        }
+        // A full C is added through sgemm's beta; the constant B's panels are not used.
+        let a = T.random([3, k], seed: 13), c = T.random([3, n], seed: 14)
+        let op = try OperatorRegistry.compile(Node(name: "gemm", opType: "Gemm", inputs: ["a", "b", "c"], outputs: ["y"],
+                                                   attributes: ["transB": .int(transposeB ? 1 : 0), "beta": .float(3)]),
+                                              opsets: ["": 13], constants: [nil, b, nil])
+        let y = try op.run([a, b, c], ExecutionContext(pool: BufferPool(), parallelism: Parallelism(threads: 2)))[0]
+        let product = Self.product(a.scalars(as: Float.self), plainB, m: 3, k: k, n: n)
+        #expect(T.isClose(y.scalars(as: Float.self), product.indices.map { product[$0] + 3 * c.scalars(as: Float.self)[$0] }))
+    }
+
     // The ONNX documentation's MatMulInteger example, and per-row / per-column zero points.
     @Test func matMulIntegerSubtractsZeroPoints() throws {
         let a = Tensor([11, 7, 3, 10, 6, 2, 9, 5, 1, 8, 4, 0] as [UInt8], shape: [4, 3])
