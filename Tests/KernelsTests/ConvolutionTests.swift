@@ -25,6 +25,23 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                                              padsBegin: padsBegin, padsEnd: padsEnd).0)
     }
 
+    /// Random operands for the case (seeded by its size) and `Convolution.reference`'s output for them.
+    func randomProblem() -> (input: [Float], weights: [Float], bias: [Float]?, residual: [Float]?, expected: [Float]) {
+        let layout = layout
+        var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_003))
+        let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
+        let weights = random.floats(layout.outputChannels * layout.depth)
+        let bias = self.bias ? random.floats(layout.outputChannels) : nil
+        let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
+        let residual = self.residual ? random.floats(outputCount) : nil
+        var expected = [Float](repeating: .nan, count: outputCount)
+        expected.withUnsafeMutableBufferPointer { out in
+            Convolution.reference(input: input, weights: weights, bias: bias, residual: residual,
+                                  activation: activation, output: out.baseAddress!, layout: layout)
+        }
+        return (input, weights, bias, residual, expected)
+    }
+
     var testDescription: String {
         "N\(batch) C\(inputChannels) M\(outputChannels) g\(groups) in\(input) k\(kernel) s\(strides ?? []) d\(dilations ?? []) "
             + "p\(padsBegin ?? [])\(padsEnd ?? []) \(algorithm)"
@@ -213,20 +230,11 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
     func forwardMatchesReference(_ test: ConvolutionCase) {
         let layout = test.layout
         #expect(layout.algorithm == test.algorithm)
-        var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_003))
-        let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
-        let weights = random.floats(layout.outputChannels * layout.depth)
+        let (input, weights, bias, residual, expected) = test.randomProblem()
+        let outputCount = expected.count
         let prepared = layout.algorithm == .winograd
             ? Winograd.transformWeights(weights, outputChannels: layout.outputChannels, inputChannels: layout.inputChannels)
             : weights
-        let bias = test.bias ? random.floats(layout.outputChannels) : nil
-        let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
-        let residual = test.residual ? random.floats(outputCount) : nil
-        var expected = [Float](repeating: .nan, count: outputCount)
-        expected.withUnsafeMutableBufferPointer { out in
-            Convolution.reference(input: input, weights: weights, bias: bias, residual: residual,
-                                  activation: test.activation, output: out.baseAddress!, layout: layout)
-        }
         for threads in [1, 2, 3] {
             let parallelism = Parallelism(threads: threads)
             var actual = [Float](repeating: .nan, count: outputCount)

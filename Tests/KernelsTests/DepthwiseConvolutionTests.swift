@@ -71,17 +71,8 @@ import TestSupport
     func bothRoutesMatchReference(_ test: ConvolutionCase) {
         let layout = test.layout
         #expect(layout.algorithm == .depthwise)
-        var random = SeededGenerator(seed: UInt64(layout.multiplyAdds % 100_003))
-        let input = random.floats(layout.batch * layout.inputChannels * layout.window.inputCount)
-        let weights = random.floats(layout.outputChannels * layout.depth)
-        let bias = test.bias ? random.floats(layout.outputChannels) : nil
-        let outputCount = layout.batch * layout.outputChannels * layout.window.outputCount
-        let residual = test.residual ? random.floats(outputCount) : nil
-        var expected = [Float](repeating: .nan, count: outputCount)
-        expected.withUnsafeMutableBufferPointer { out in
-            Convolution.reference(input: input, weights: weights, bias: bias, residual: residual,
-                                  activation: test.activation, output: out.baseAddress!, layout: layout)
-        }
+        let (input, weights, bias, residual, expected) = test.randomProblem()
+        let outputCount = expected.count
         for route in [Convolution.DepthwiseRoute.planar, .interleaved] {
             for threads in [1, 2, 3] {
                 var actual = [Float](repeating: .nan, count: outputCount)
