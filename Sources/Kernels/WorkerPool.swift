@@ -126,7 +126,10 @@ package final class WorkerPool: @unchecked Sendable {
 
     /// A worker's life: wait for a loop, join it if there is room, help until it is done.
     private func work() {
-        var seen = epoch.load(ordering: .acquiring)
+        // The epoch the pool starts with, not the current one: a worker whose thread starts after
+        // a loop was announced still offers to join it (`slots` decides whether it may; a loop
+        // already over has none left). Starting from the current epoch, it sat out that loop.
+        var seen = 0
         while true {
             var spins = 0
             while epoch.load(ordering: .acquiring) == seen {

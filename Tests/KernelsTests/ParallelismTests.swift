@@ -71,6 +71,32 @@ import Testing
         #expect(strays.load(ordering: .relaxed) == 0)
     }
 
+    /// A worker whose thread starts only after a loop was announced (a slow thread start on a busy
+    /// machine) still joins that loop: the executor holds the worker loops back, and the caller's
+    /// first index starts them and waits, within a generous bound, for another thread to run an
+    /// index. (A worker that took the epoch current at its start as already seen sat that loop out.)
+    @Test func aWorkerStartedAfterALoopWasAnnouncedJoinsIt() {
+        let held = Mutex<[@Sendable () -> Void]>([])
+        let pool = WorkerPool(workers: 1) { body in held.withLock { $0.append(body) } }
+        let caller = pthread_self()
+        for round in 0..<3 {
+            let elsewhere = Atomic<Int>(0), runs = Mutex<[Int]>([0, 0])
+            var waitedOut = false
+            #expect(pool.run(2, helpers: 1) { index in
+                runs.withLock { $0[index] += 1 }
+                if pthread_self() != caller { elsewhere.add(1, ordering: .relaxed); return }
+                if round == 0 { for body in held.withLock({ $0 }) { WorkerPool.startDetachedThread(body) } }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while elsewhere.load(ordering: .relaxed) == 0 {
+                    if ContinuousClock.now > deadline { waitedOut = true; break }
+                    sched_yield()
+                }
+            })
+            #expect(!waitedOut, "round \(round): the worker never joined")
+            #expect(elsewhere.load(ordering: .relaxed) >= 1 && runs.withLock { $0 == [1, 1] }, "round \(round)")
+        }
+    }
+
     /// An executor that records the worker loops it is given and never runs them: no worker ever
     /// joins, and every loop still runs each index once, all on its caller.
     @Test func loopsFinishOnTheCallerWhenNoWorkerJoins() {
