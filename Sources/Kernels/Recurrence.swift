@@ -410,43 +410,79 @@ public enum Recurrence {
 
     // Shapes: projection [sequence·batch, 4·hidden] (x·Wᵀ + Wb + Rb, rows as operands.xRows says);
     //   gates [batch, 4·hidden]; h, spare and c [batch, hidden] (h and c hold the initial states).
-    /// The steps of an LSTM with sigmoid, tanh, tanh and no clip. Each step is one parallel loop
-    /// over blocks of 16 hidden units: a thread multiplies the previous H by the four gates' panels
-    /// of its blocks (packed side by side) and finishes those units at once, while the gates are
-    /// still in its cache, writing the next H into the other buffer. So the helpers never wait
-    /// for a serial pointwise pass, and a step costs one hand-over. H ends in `h`.
+    /// The steps of an LSTM with sigmoid, tanh, tanh and no clip. With at least four batch rows per
+    /// thread (`batchParts`), the threads split the batch rows, and each runs every step of its
+    /// rows with no hand-over at all (as ONNX Runtime's LSTM does): a row's H never leaves its core.
+    /// Otherwise each step is one parallel loop over blocks of 16 hidden units: a thread multiplies
+    /// the previous H by the four gates' panels of its blocks (packed side by side) and finishes
+    /// those units at once, while the gates are still in its cache, writing the next H into the
+    /// other buffer; a step costs one hand-over, and every thread then reads the H the others
+    /// wrote. Either way a row's sums are formed in the same order, so the result does not depend
+    /// on the split. H ends in `h`.
+    ///
+    /// Splitting the units, every step moves half of H between the cores: on this VM, whose two
+    /// vCPUs the host places sometimes 50-60 ns apart (round trip of a cache line) and sometimes
+    /// 340-420 ns apart, the same binary took 18 or 24 ms a run at batch 16 and two threads
+    /// (hidden 256, 100 steps, 2 layers); split by rows it takes 19 or 21 (ORT: 17.3 or 18.2).
     private static func lstmSteps(_ layer: RecurrentLayer, _ operands: RecurrentOperands, projection: UnsafePointer<Float>,
                                   gates: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
                                   c: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
         let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, panel = PanelProduct.panelWidth
         let blocks = PanelProduct.blockCount(hidden), minimumBlocks = PanelProduct.minimumBlocks(m: batch, k: hidden, groups: 4)
-        var previous = h, next = spare
+        let longest = layer.lengths.max() ?? 0
         layer.lengths.withUnsafeBufferPointer { lengths in
-            for step in 0..<(lengths.max() ?? 0) {
-                let source = previous, target = next
-                parallelism.forEachChunk(blocks, minimumChunk: minimumBlocks) { range in
-                    PanelProduct.multiplyBlocks(range, m: batch, n: hidden, k: hidden, groups: 4, a: source, lda: hidden,
-                                                packed: operands.packedR, c: gates, ldc: width)
-                    let first = range.lowerBound * panel, units = Swift.min(hidden, range.upperBound * panel) - first
-                    for b in 0..<batch {
-                        let from = source + b * hidden + first, to = target + b * hidden + first
-                        guard step < lengths[b] else {
-                            to.update(from: from, count: units)
-                            continue
-                        }
-                        let t = layer.reverse ? lengths[b] - 1 - step : step
-                        let x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width + first
-                        lstmStep(gates + b * width + first, x, stride: hidden, count: units,
-                                 peepholes: operands.peepholes.map { $0 + first }, h: to, c: c + b * hidden + first)
-                        if let y = operands.y {
-                            (y + t * operands.yStrides.time + b * operands.yStrides.batch + first).update(from: to, count: units)
-                        }
+            // Steps `0..<longest` of the batch rows `rows`, units of the blocks `range`: H · Rᵀ for
+            // those rows and units, then the units' gates, reading H from `source`, writing `target`.
+            func step(_ step: Int, rows: Range<Int>, blocks range: Range<Int>, source: UnsafePointer<Float>, target: UnsafeMutablePointer<Float>) {
+                let first = range.lowerBound * panel, units = Swift.min(hidden, range.upperBound * panel) - first
+                PanelProduct.multiplyBlocks(range, m: rows.count, n: hidden, k: hidden, groups: 4, a: source + rows.lowerBound * hidden, lda: hidden,
+                                            packed: operands.packedR, c: gates + rows.lowerBound * width, ldc: width)
+                for b in rows {
+                    let from = source + b * hidden + first, to = target + b * hidden + first
+                    guard step < lengths[b] else {
+                        to.update(from: from, count: units)
+                        continue
+                    }
+                    let t = layer.reverse ? lengths[b] - 1 - step : step
+                    let x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width + first
+                    lstmStep(gates + b * width + first, x, stride: hidden, count: units,
+                             peepholes: operands.peepholes.map { $0 + first }, h: to, c: c + b * hidden + first)
+                    if let y = operands.y {
+                        (y + t * operands.yStrides.time + b * operands.yStrides.batch + first).update(from: to, count: units)
                     }
                 }
-                swap(&previous, &next)
+            }
+            let rowParts = batchParts(batch: batch, threads: parallelism.threads)
+            if rowParts > 1 {
+                parallelism.forEach(rowParts) { part in
+                    let rows = Parallelism.chunk(part, of: rowParts, total: batch)
+                    var previous = h, next = spare
+                    for index in 0..<longest {
+                        step(index, rows: rows, blocks: 0..<blocks, source: previous, target: next)
+                        swap(&previous, &next)
+                    }
+                }
+            } else {
+                var previous = h, next = spare
+                for index in 0..<longest {
+                    let source = previous, target = next
+                    parallelism.forEachChunk(blocks, minimumChunk: minimumBlocks) { range in
+                        step(index, rows: 0..<batch, blocks: range, source: source, target: target)
+                    }
+                    swap(&previous, &next)
+                }
             }
         }
-        if previous != h { h.update(from: previous, count: batch * hidden) }
+        if longest % 2 == 1 { h.update(from: spare, count: batch * hidden) }
+    }
+
+    /// Parts the fused LSTM's steps split the batch rows into, each part taking all steps of its
+    /// rows on one thread; 1 when the steps split the hidden units instead (one parallel loop per
+    /// step). A part has at least four rows: every part reads all of R at every step, and with
+    /// fewer rows that costs more than the hand-overs it saves (batch 4 on two threads: 7.0 ms a
+    /// run split by rows, 6.6 by units; batch 8: 10.3 against 13.2).
+    package static func batchParts(batch: Int, threads: Int) -> Int {
+        Swift.max(1, Swift.min(threads, batch / 4))
     }
 
     // Shapes: gates and x: gate i's value of unit j at [i·stride + j] (gates i, o, f, c; gates is

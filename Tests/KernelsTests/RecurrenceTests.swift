@@ -81,9 +81,10 @@ import TestSupport
 
     /// `run` gives the same floats, bit for bit, on 1, 2 and 3 threads: the projection split by
     /// W's columns (wide gates) or by rows (gates of one block), in one slab or several, and the
-    /// steps split by blocks of units (each sum is formed in the same order whoever computes it).
+    /// steps split by blocks of units or (an LSTM with four or more batch rows per thread) by batch
+    /// rows, in parts of unequal sizes (each sum is formed in the same order whoever computes it).
     @Test(arguments: cells, [(hidden: 70, batch: 7, sequence: 11, input: 13), (hidden: 3, batch: 9, sequence: 40, input: 13),
-                             (hidden: 37, batch: 1, sequence: 100, input: 29)])
+                             (hidden: 37, batch: 1, sequence: 100, input: 29), (hidden: 37, batch: 14, sequence: 9, input: 5)])
     func sameResultOnAnyNumberOfThreads(cell: RecurrentCell, size: (hidden: Int, batch: Int, sequence: Int, input: Int)) {
         var generator = SeededGenerator(seed: 7)
         let (hidden, batch, sequence, input) = size, width = cell.gates * hidden
@@ -124,6 +125,16 @@ import TestSupport
                 #expect(many.elementsEqual(one) { $0.bitPattern == $1.bitPattern }, "\(cell) \(size) on \(threads) threads")
             }
         }
+    }
+
+    /// The sizes `sameResultOnAnyNumberOfThreads` uses reach both ways of splitting an LSTM's
+    /// steps: by batch rows from four rows a thread (batch 14 on 2 and 3 threads, 9 on 2), by
+    /// units below that (batch 7 or 1).
+    @Test func lstmStepsSplitByRowsFromFourRowsAThread() {
+        #expect(Recurrence.batchParts(batch: 14, threads: 2) == 2 && Recurrence.batchParts(batch: 14, threads: 3) == 3)
+        #expect(Recurrence.batchParts(batch: 9, threads: 2) == 2 && Recurrence.batchParts(batch: 9, threads: 3) == 2)
+        #expect(Recurrence.batchParts(batch: 7, threads: 2) == 1 && Recurrence.batchParts(batch: 1, threads: 3) == 1)
+        #expect(Recurrence.batchParts(batch: 16, threads: 1) == 1 && Recurrence.batchParts(batch: 16, threads: 2) == 2)
     }
 
     @Test func rnnStepByHand() {
