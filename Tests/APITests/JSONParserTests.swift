@@ -1,5 +1,8 @@
 import API
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensors
 import TestSupport
 import Testing
@@ -203,5 +206,152 @@ import Testing
         let none = Tensor(strings: [], shape: [0, 2])
         empty.tensor(none, dims: none.shape.dims[...], offset: 0)
         #expect(String(decoding: empty.bytes, as: UTF8.self) == "[]")
+    }
+}
+
+/// The number reader's fast paths against their naive twins: eight-digit words against reading
+/// byte by byte, and every number against the C library's `strtod` (correctly rounded, which the
+/// parser was before these paths and must stay, bit for bit).
+@Suite struct JSONNumberReadingTests {
+    func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
+
+    /// The naive reading of eight bytes (first byte lowest): nil unless all are digits.
+    func naiveEightDigits(_ word: UInt64) -> UInt64? {
+        var value: UInt64 = 0
+        for index in 0..<8 {
+            let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(index)))
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    func word(_ bytes: [UInt8]) -> UInt64 {
+        bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+
+    @Test func eightDigitWordsMatchTheByteByByteReading() {
+        var generator = SeededGenerator(seed: 11)
+        let digits = Array("0123456789".utf8)
+        // Every byte value at every place among digits.
+        for place in 0..<8 {
+            for byte in 0...255 {
+                var bytes = (0..<8).map { _ in digits.randomElement(using: &generator)! }
+                bytes[place] = UInt8(byte)
+                let value = word(bytes)
+                #expect(JSONParser.isEightDigits(value) == (naiveEightDigits(value) != nil), "\(bytes)")
+                if let expected = naiveEightDigits(value) { #expect(JSONParser.eightDigits(value) == expected) }
+            }
+        }
+        // Several bytes off at once, from the values next to the digits' edges (carries, borrows).
+        let edges: [UInt8] = [0x00, 0x06, 0x2F, 0x30, 0x35, 0x39, 0x3A, 0x3F, 0x40, 0x7F, 0x80, 0xB0, 0xB9, 0xBA, 0xF9, 0xFA, 0xFF]
+        for _ in 0..<200_000 {
+            let bytes = (0..<8).map { _ in Bool.random(using: &generator) ? digits.randomElement(using: &generator)! : edges.randomElement(using: &generator)! }
+            let value = word(bytes)
+            #expect(JSONParser.isEightDigits(value) == (naiveEightDigits(value) != nil), "\(bytes)")
+        }
+        for _ in 0..<10_000 {
+            let value = word((0..<8).map { _ in digits.randomElement(using: &generator)! })
+            #expect(JSONParser.eightDigits(value) == naiveEightDigits(value))
+        }
+    }
+
+    /// `strtod`'s double for `text`.
+    func libc(_ text: String) -> Double {
+        text.withCString { strtod($0, nil) }
+    }
+
+    /// Texts of every form the grammar allows, many of each.
+    func numberTexts() -> [String] {
+        var generator = SeededGenerator(seed: 23)
+        var texts: [String] = []
+        func random<T: FixedWidthInteger>(_ range: ClosedRange<T>) -> T { T.random(in: range, using: &generator) }
+        for _ in 0..<20_000 {
+            let float = Float(bitPattern: random(0...0x7F7F_FFFF)) * (random(0...1) == 0 ? 1 : -1)
+            texts.append("\(Double(float))")  // Python's 17-digit repr of a float32 widened
+            texts.append("\(float)")  // shortest float32 text
+            let image = Float.random(in: 0..<1, using: &generator)
+            texts.append("\(Double(image))")
+            texts.append("\(Double(bitPattern: random(0...0x7FEF_FFFF_FFFF_FFFF)))")  // any double, e.g. 1.2345e-300
+            texts.append("\(Double(bitPattern: random(1...0x000F_FFFF_FFFF_FFFF)))")  // subnormals
+            texts.append(String(random(Int64.min...Int64.max)))  // integers without a dot
+            texts.append(String(random(0...99_999)))
+            // Exponent forms: e/E, signs, leading zeros in the exponent, many digits.
+            let mantissa = String(random(0...UInt64.max) >> random(0...63))
+            let fraction = String(random(0...UInt64.max) >> random(0...63))
+            let e = ["e", "E"][Int(random(0...1))], sign = ["", "+", "-"][Int(random(0...2))]
+            let exponent = String(random(0...340))
+            texts.append("\(mantissa).\(fraction)\(e)\(sign)\(exponent)")
+            texts.append("\(mantissa)\(e)\(sign)0\(exponent)")
+            // Long fractions with leading zeros (past 19 digits: the digits that are dropped).
+            let zeros = String(repeating: "0", count: Int(random(0...30)))
+            texts.append("0.\(zeros)\(fraction)\(String(random(0...UInt64.max)))")
+            texts.append("\(random(1...9))\(String(random(0...UInt64.max))).\(fraction)")
+        }
+        texts += ["0", "-0", "0.0", "-0.0", "0e0", "-0e-0", "0E+5", "1", "-1", "10", "1.5", "1e0", "1e-0", "1E+0",
+                  "1e400", "-1e400", "1e-400", "-1e-400", "123456789012345678901234567890e-400", "0.0000000000000000000000001e425",
+                  "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308", "4.9406564584124654e-324",
+                  "2.4703282292062327e-324", "2.4703282292062328e-324", "2.2250738585072011e-308", "2.2250738585072014e-308",
+                  "9007199254740993", "9007199254740992.5", "0.1000000000000000055511151231257827", "7.038531e-26",
+                  "9.999999999999999e22", "3.4028235e38", "3.4028236e38", "1.17549435e-38", "1.4e-45", "0.30000000000000004",
+                  "12345678.12345678", "0.12345678", "0.123456789012345678901234567890", "0.1e1",
+                  "99999999999999999999", "18446744073709551615", "18446744073709551616", "-9223372036854775808",
+                  "9223372036854775807", "9223372036854775808", "1" + String(repeating: "0", count: 400),
+                  "0." + String(repeating: "0", count: 400) + "1", "0." + String(repeating: "9", count: 400)]
+        return texts
+    }
+
+    @Test func everyNumberReadsAsTheCLibraryReadsIt() throws {
+        let texts = numberTexts()
+        for text in texts {
+            guard case .number(let number) = try parse(text) else { Issue.record("not a number: \(text)"); continue }
+            let expected = libc(text)
+            #expect(number.double.bitPattern == expected.bitPattern, "\(text)")
+            let isInteger = !text.contains(where: { ".eE".contains($0) })
+            #expect(number.integer == (isInteger ? Int64(text) : nil), "\(text)")
+        }
+        // The same numbers in lists (the run of numbers read in one loop), with assorted spacing.
+        let spacing = ["", " ", "\n", " \t\r\n "]
+        var document = "["
+        for (index, text) in texts.enumerated() {
+            if index > 0 { document += spacing[index % 4] + "," + spacing[(index / 4) % 4] }
+            document += text
+        }
+        document += "]"
+        guard case .numbers(let array) = try parse(document) else { Issue.record("not a numeric list"); return }
+        #expect(array.count == texts.count)
+        for (index, text) in texts.enumerated() where index < array.count {
+            #expect(array.doubles[array.doubles.startIndex + index].bitPattern == libc(text).bitPattern, "\(text)")
+            let isInteger = !text.contains(where: { ".eE".contains($0) })
+            #expect(array.integer(at: index) == (isInteger ? Int64(text) : nil), "\(text)")
+        }
+        // Non-finite tokens among them.
+        guard case .numbers(let tokens) = try parse("[1, NaN, -Infinity, 0.5, Infinity]") else { Issue.record("tokens"); return }
+        let values = Array(tokens.doubles)
+        #expect(values.count == 5 && values[1].isNaN && values[2] == -.infinity && values[3] == 0.5 && values[4] == .infinity)
+    }
+
+    /// Malformed numbers are refused with the message and byte offset they had before the fast
+    /// paths (worked out from the grammar: the offset is where reading stopped).
+    @Test(arguments: [
+        ("[1, 2.]", "no digits after '.'", 6), ("[1, 2.5e]", "no exponent digits", 8), ("[1, 2.5e+]", "no exponent digits", 9),
+        ("[1, -]", "invalid number", 5), ("[1, 01]", "leading zero", 6), ("[1, -0012]", "leading zero", 9),
+        ("[1, -Inf]", "invalid literal", 5), ("[1, -NaN]", "invalid number", 5), ("[1, 1.5.5]", "expected ',' or ']'", 7),
+        ("[1, +1]", "unexpected character '+'", 4), ("[1, .5]", "unexpected character '.'", 4), ("[1,2,", "unexpected end", 5),
+        ("[0.12345678901234567890x]", "expected ',' or ']'", 23), ("[0.12345678.9]", "expected ',' or ']'", 11),
+        ("[1e5e5]", "expected ',' or ']'", 4), ("[1,,2]", "unexpected character ','", 3), ("[1 2]", "expected ',' or ']'", 3),
+        ("[0x10]", "expected ',' or ']'", 2), ("[1.e5]", "no digits after '.'", 3), ("[-.5]", "invalid number", 2),
+        ("[1, 2, 3", "expected ',' or ']'", 8), ("[1.23456789", "expected ',' or ']'", 11),
+    ])
+    func malformedNumbersAreRefusedAsBefore(text: String, fragment: String, offset: Int) {
+        do {
+            _ = try parse(text)
+            Issue.record("accepted \(text.debugDescription)")
+        } catch let error as JSONError {
+            #expect(error.message.contains(fragment), "\(text): \(error)")
+            #expect(error.offset == offset, "\(text): \(error)")
+        } catch {
+            Issue.record("\(error)")
+        }
     }
 }

@@ -25,6 +25,8 @@ package struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
     private let store = NumberStore()
+    /// The numbers read so far, handed to `store` at the end.
+    private var numbers = NumberColumn()
     /// Asked for each further `chargeStep` bytes the parsed document will take; false stops the
     /// parse (the caller's memory budget is spent).
     private let charge: (Int) -> Bool
@@ -39,6 +41,9 @@ package struct JSONParser {
     private init(_ bytes: UnsafeBufferPointer<UInt8>, charge: @escaping (Int) -> Bool) {
         self.bytes = bytes
         self.charge = charge
+        // Address space for the numbers of a typical tensor body (a float takes 8 to 20 bytes of
+        // text): pages cost memory only as numbers fill them, and these are charged as they do.
+        numbers.doubles.reserveCapacity(bytes.count / 8)
     }
 
     /// Parses one JSON document that fills `bytes` (surrounding whitespace allowed). `charge` is
@@ -52,6 +57,7 @@ package struct JSONParser {
         guard parser.position == parser.bytes.count else {
             throw parser.error("unexpected content after the document")
         }
+        parser.store.adopt(parser.numbers)
         return value
     }
 
@@ -62,6 +68,7 @@ package struct JSONParser {
     }
 
     /// Counts `size` more bytes of parsed document, charging them a step at a time.
+    @inline(__always)
     private mutating func use(_ size: Int) throws(JSONError) {
         uncharged += size
         guard uncharged >= Self.chargeStep else { return }
@@ -84,12 +91,12 @@ package struct JSONParser {
     private var current: UInt8? { position < bytes.count ? bytes[position] : nil }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count {
-            switch bytes[position] {
-            case 0x20, 0x0A, 0x0D, 0x09: position += 1
-            default: return
-            }
-        }
+        while position < bytes.count, Self.isWhitespace(bytes[position]) { position += 1 }
+    }
+
+    @inline(__always)
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
     }
 
     private mutating func value(depth: Int) throws(JSONError) -> JSONValue {
@@ -115,6 +122,7 @@ package struct JSONParser {
         (0x20..<0x7F).contains(byte) ? String(UnicodeScalar(byte)) : "\\x" + String(byte, radix: 16)
     }
 
+    @inline(__always)
     private static func startsNumber(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
             || byte == UInt8(ascii: "N") || byte == UInt8(ascii: "I")
@@ -172,7 +180,7 @@ package struct JSONParser {
     private mutating func array(depth: Int) throws(JSONError) -> JSONValue {
         guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
         position += 1
-        let start = store.doubles.count
+        let start = numbers.count
         var form = ListForm.empty
         var values: [JSONValue] = []
         var count = 0
@@ -185,9 +193,23 @@ package struct JSONParser {
                 guard let byte = current else { throw error("unexpected end of document") }
                 switch form {
                 case .empty where Self.startsNumber(byte), .numbers where Self.startsNumber(byte):
-                    try use(MemoryLayout<Double>.stride)
-                    store.append(try number())
                     form = .numbers
+                    try use(MemoryLayout<Double>.stride)
+                    numbers.append(try number())
+                    // The numbers that follow, each after a comma, in one tight loop; anything
+                    // else (the list's end, another kind of element, an error) is left to the
+                    // separator handling below, at the same place as without this loop.
+                    while true {
+                        skipWhitespace()
+                        guard position < bytes.count, bytes[position] == UInt8(ascii: ",") else { break }
+                        var next = position + 1
+                        while next < bytes.count, Self.isWhitespace(bytes[next]) { next += 1 }
+                        guard next < bytes.count, Self.startsNumber(bytes[next]) else { break }
+                        position = next
+                        count += 1
+                        try use(MemoryLayout<Double>.stride)
+                        numbers.append(try number())
+                    }
                 case .empty where byte == UInt8(ascii: "["), .arrays where byte == UInt8(ascii: "["):
                     let element = try array(depth: depth + 1)
                     switch (form, element) {
@@ -238,7 +260,7 @@ package struct JSONParser {
         case .numbers:
             try use(count * Self.listElementSize)
             values = (start..<(start + count)).map { index in
-                .number(JSONNumber(double: store.doubles[index], integer: store.integer(at: index)))
+                .number(JSONNumber(double: numbers.doubles[index], integer: numbers.integer(at: index)))
             }
         case .arrays(let shape):
             try use(count * Self.listElementSize)
@@ -329,73 +351,116 @@ package struct JSONParser {
         return value
     }
 
-    /// Parses a number (or NaN / Infinity / -Infinity).
+    /// Parses a number (or NaN / Infinity / -Infinity), at a byte that `startsNumber` accepts.
+    /// Reads the grammar of RFC 8259 byte by byte, except runs of eight fraction digits, which
+    /// are recognised and converted eight at a time (`eightDigits`) where the byte-by-byte reading
+    /// would have taken all eight into the mantissa; the mantissa, digit count and exponent are
+    /// the same either way, and so is the value.
     private mutating func number() throws(JSONError) -> JSONNumber {
         let start = position
+        let base = bytes.baseAddress!  // the caller saw a byte at `position`
+        let end = bytes.count
+        var p = position
         var negative = false
-        if current == UInt8(ascii: "-") {
+        if base[p] == UInt8(ascii: "-") {
             negative = true
-            position += 1
+            p += 1
         }
-        if current == UInt8(ascii: "I") {
+        if p < end, base[p] == UInt8(ascii: "I") {
+            position = p
             try literal("Infinity")
             return JSONNumber(double: negative ? -.infinity : .infinity, integer: nil)
         }
-        if current == UInt8(ascii: "N"), !negative {
+        if p < end, base[p] == UInt8(ascii: "N"), !negative {
+            position = p
             try literal("NaN")
             return JSONNumber(double: .nan, integer: nil)
         }
+        // Up to 19 significant digits go into the mantissa (a digit is significant from the first
+        // non-zero one on, so `digits == 0` exactly while `mantissa == 0`); further integer digits
+        // scale by ten, further fraction digits are dropped.
         var mantissa: UInt64 = 0
         var digits = 0
         var exponent = 0
         var integral = true
-        let integerStart = position
-        while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+        let integerStart = p
+        while p < end {
+            let digit = base[p] &- UInt8(ascii: "0")
+            guard digit <= 9 else { break }
             if digits < 19 {
-                mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+                mantissa = mantissa &* 10 &+ UInt64(digit)
                 if mantissa != 0 { digits += 1 }
             } else {
                 exponent += 1
                 digits += 1
             }
-            position += 1
+            p += 1
         }
-        let integerDigits = position - integerStart
-        guard integerDigits > 0 else { throw error("invalid number") }
-        if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") { throw error("leading zero in number") }
-        if current == UInt8(ascii: ".") {
+        let integerDigits = p - integerStart
+        guard integerDigits > 0 else {
+            position = p
+            throw error("invalid number")
+        }
+        if integerDigits > 1, base[integerStart] == UInt8(ascii: "0") {
+            position = p
+            throw error("leading zero in number")
+        }
+        if p < end, base[p] == UInt8(ascii: ".") {
             integral = false
-            position += 1
-            let fractionStart = position
-            while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            p += 1
+            let fractionStart = p
+            // Eight digits at a time while all eight would go into the mantissa: byte by byte, the
+            // k-th of them is taken when `digits` < 19 before it, and `digits` grows by at most one
+            // per digit, so `digits <= 11` at the start is enough.
+            while digits <= 11, end - p >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self))
+                guard Self.isEightDigits(word) else { break }
+                let value = Self.eightDigits(word)
+                digits = mantissa == 0 ? Self.decimalLength(value) : digits + 8
+                mantissa = mantissa &* 100_000_000 &+ value
+                exponent -= 8
+                p += 8
+            }
+            while p < end {
+                let digit = base[p] &- UInt8(ascii: "0")
+                guard digit <= 9 else { break }
                 if digits < 19 {
-                    mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+                    mantissa = mantissa &* 10 &+ UInt64(digit)
                     if mantissa != 0 { digits += 1 }
                     exponent -= 1
                 } else {
                     digits += 1
                 }
-                position += 1
+                p += 1
             }
-            guard position > fractionStart else { throw error("invalid number: no digits after '.'") }
+            guard p > fractionStart else {
+                position = p
+                throw error("invalid number: no digits after '.'")
+            }
         }
-        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+        if p < end, base[p] | 0x20 == UInt8(ascii: "e") {
             integral = false
-            position += 1
+            p += 1
             var exponentNegative = false
-            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") {
-                exponentNegative = current == UInt8(ascii: "-")
-                position += 1
+            if p < end, base[p] == UInt8(ascii: "+") || base[p] == UInt8(ascii: "-") {
+                exponentNegative = base[p] == UInt8(ascii: "-")
+                p += 1
             }
             var value = 0
-            let exponentStart = position
-            while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-                if value < 100_000 { value = value * 10 + Int(byte - UInt8(ascii: "0")) }
-                position += 1
+            let exponentStart = p
+            while p < end {
+                let digit = base[p] &- UInt8(ascii: "0")
+                guard digit <= 9 else { break }
+                if value < 100_000 { value = value * 10 + Int(digit) }
+                p += 1
             }
-            guard position > exponentStart else { throw error("invalid number: no exponent digits") }
+            guard p > exponentStart else {
+                position = p
+                throw error("invalid number: no exponent digits")
+            }
             exponent += exponentNegative ? -value : value
         }
+        position = p
         var integer: Int64?
         if integral, digits <= 19, exponent == 0 {
             if negative {
@@ -414,6 +479,38 @@ package struct JSONParser {
             return JSONNumber(double: negative ? -value : value, integer: integer)
         }
         return JSONNumber(double: slowParse(start..<position), integer: integer)
+    }
+
+    /// True when the eight bytes of `word` (first byte lowest) are all ASCII digits: each byte's
+    /// high nibble is 3, and adding 6 keeps it 3 (so the low nibble is at most 9). No carry
+    /// crosses bytes: a byte with high nibble 3 plus 6 is at most 0x45.
+    @inline(__always)
+    package static func isEightDigits(_ word: UInt64) -> Bool {
+        (word & 0xF0F0_F0F0_F0F0_F0F0) | (((word &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+            == 0x3333_3333_3333_3333
+    }
+
+    /// The value of eight ASCII digits (first byte lowest, most significant digit), in three
+    /// multiplications: pairs, then fours, then the eight (fast_float's parse_eight_digits).
+    @inline(__always)
+    package static func eightDigits(_ word: UInt64) -> UInt64 {
+        var value = word &- 0x3030_3030_3030_3030
+        value = value &* 10 &+ (value >> 8)
+        let low = (value & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32))
+        let high = ((value >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32))
+        return (low &+ high) >> 32
+    }
+
+    /// Decimal digits of `value` (below 10^8), 0 for 0.
+    @inline(__always)
+    static func decimalLength(_ value: UInt64) -> Int {
+        var length = 0
+        var power: UInt64 = 1
+        while length < 8, value >= power {
+            length += 1
+            power &*= 10
+        }
+        return length
     }
 
     private static let exactExtendedPowersOfTen: [Float80] = (0...27).map { exponent in

@@ -101,15 +101,46 @@ package struct NumericArray: Sendable {
     }
 }
 
-/// Every number of a document's numeric arrays, in document order, and the shapes of those
-/// arrays. Written only by the parser that creates it; read-only once parsing returns.
-package final class NumberStore: @unchecked Sendable {
+/// Numbers as the parser reads them: each as a double, and which were integer literals. A value
+/// the parser owns while it reads (so appending checks no exclusivity at run time), handed to its
+/// `NumberStore` when the document is complete.
+struct NumberColumn {
     /// Each number as a double.
-    package private(set) var doubles: [Double] = []
+    var doubles: [Double] = []
     /// Bit i set: number i was an integer literal that fits in Int64.
-    private var integral: [UInt64] = []
+    var integral: [UInt64] = []
     /// Exact values of integral numbers a double cannot hold exactly (beyond ±2^53).
-    private var largeIntegers: [Int: Int64] = [:]
+    var largeIntegers: [Int: Int64] = [:]
+
+    var count: Int { doubles.count }
+
+    @inline(__always)
+    mutating func append(_ number: JSONNumber) {
+        let index = doubles.count
+        doubles.append(number.double)
+        if index % 64 == 0 { integral.append(0) }
+        if let integer = number.integer {
+            integral[index / 64] |= 1 << UInt64(index % 64)
+            if integer.magnitude > 1 << 53 { largeIntegers[index] = integer }
+        }
+    }
+
+    func integer(at index: Int) -> Int64? {
+        guard integral[index / 64] & (1 << UInt64(index % 64)) != 0 else { return nil }
+        let double = doubles[index]
+        // Below 2^53 the double is the integer exactly; larger ones were kept aside.
+        return double.magnitude < 0x1p53 ? Int64(double) : largeIntegers[index] ?? Int64(exactly: double)
+    }
+}
+
+/// Every number of a document's numeric arrays, in document order, and the shapes of those
+/// arrays. Written only by the parser that creates it (its numbers at the end of the parse);
+/// read-only once parsing returns.
+package final class NumberStore: @unchecked Sendable {
+    private var numbers = NumberColumn()
+
+    /// Each number as a double.
+    package var doubles: [Double] { numbers.doubles }
 
     /// Interned shapes: a level of `count` children of shape `inner`; shape 0 is a single number.
     /// Equal shapes have equal ids, so comparing siblings costs one integer compare.
@@ -128,22 +159,10 @@ package final class NumberStore: @unchecked Sendable {
 
     init() {}
 
-    func append(_ number: JSONNumber) {
-        let index = doubles.count
-        doubles.append(number.double)
-        if index % 64 == 0 { integral.append(0) }
-        if let integer = number.integer {
-            integral[index / 64] |= 1 << UInt64(index % 64)
-            if integer.magnitude > 1 << 53 { largeIntegers[index] = integer }
-        }
-    }
+    /// Takes the parser's numbers, once it has read them all.
+    func adopt(_ column: NumberColumn) { numbers = column }
 
-    func integer(at index: Int) -> Int64? {
-        guard integral[index / 64] & (1 << UInt64(index % 64)) != 0 else { return nil }
-        let double = doubles[index]
-        // Below 2^53 the double is the integer exactly; larger ones were kept aside.
-        return double.magnitude < 0x1p53 ? Int64(double) : largeIntegers[index] ?? Int64(exactly: double)
-    }
+    func integer(at index: Int) -> Int64? { numbers.integer(at: index) }
 
     /// The id of a list of `count` children of shape `inner`; nil when the element count would
     /// overflow (it cannot for parsed data, whose numbers all exist, but this is the check).
