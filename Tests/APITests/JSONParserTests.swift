@@ -355,3 +355,26 @@ import Testing
         }
     }
 }
+
+/// The storage of parsed numbers is kept for the next parse: a later document never sees an
+/// earlier one's numbers, and an earlier document still held keeps its own.
+@Suite struct NumberStorageReuseTests {
+    func numbers(_ text: String) throws -> NumericArray? {
+        guard case .numbers(let array) = try JSONParser.parse(Array(text.utf8)) else { return nil }
+        return array
+    }
+
+    @Test func laterDocumentsSeeOnlyTheirOwnNumbers() throws {
+        let large = "[" + (0..<5000).map { "\(Double($0) + 0.25)" }.joined(separator: ",") + "]"
+        let held = try numbers(large)  // kept alive across the parses below
+        for round in 0..<6 {
+            // Dropped at once: its storage goes back for the next parse.
+            #expect(try numbers(large).map { Array($0.doubles) } == (0..<5000).map { Double($0) + 0.25 })
+            let small = try numbers("[\(round), 7.5, -1]")
+            #expect(small.map { Array($0.doubles) } == [Double(round), 7.5, -1])
+            #expect(small?.integer(at: 0) == Int64(round) && small?.integer(at: 1) == nil)
+            #expect(try numbers("[]")?.count == 0)
+        }
+        #expect(held.map { Array($0.doubles) } == (0..<5000).map { Double($0) + 0.25 })
+    }
+}

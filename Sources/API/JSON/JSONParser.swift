@@ -26,7 +26,7 @@ package struct JSONParser {
     private var position = 0
     private let store = NumberStore()
     /// The numbers read so far, handed to `store` at the end.
-    private var numbers = NumberColumn()
+    private var numbers: NumberColumn
     /// Asked for each further `chargeStep` bytes the parsed document will take; false stops the
     /// parse (the caller's memory budget is spent).
     private let charge: (Int) -> Bool
@@ -41,9 +41,9 @@ package struct JSONParser {
     private init(_ bytes: UnsafeBufferPointer<UInt8>, charge: @escaping (Int) -> Bool) {
         self.bytes = bytes
         self.charge = charge
-        // Address space for the numbers of a typical tensor body (a float takes 8 to 20 bytes of
-        // text): pages cost memory only as numbers fill them, and these are charged as they do.
-        numbers.doubles.reserveCapacity(bytes.count / 8)
+        // Room for the numbers of a typical tensor body (a float takes 8 to 20 bytes of text):
+        // fresh pages cost memory only as numbers fill them, and these are charged as they do.
+        numbers = NumberColumn(capacity: bytes.count / 8)
     }
 
     /// Parses one JSON document that fills `bytes` (surrounding whitespace allowed). `charge` is

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A parsed JSON document. Arrays of numbers, and arrays of such arrays that all have one shape
 /// (the bulk of tensor requests), are kept as a view into one flat number store instead of as a
 /// tree of values, so a tensor costs 8 bytes and a bit per element however deeply it nests.
@@ -114,6 +116,32 @@ struct NumberColumn {
 
     var count: Int { doubles.count }
 
+    /// A column with room for `capacity` numbers, in storage a parse before used if one is
+    /// kept: a tensor body's numbers take megabytes, and fresh pages cost a fault each (3 MB:
+    /// 1.7 ms here, against 0.05 ms to refill warm ones).
+    init(capacity: Int) {
+        if var kept = Self.kept.withLock({ $0.popLast() }) {
+            kept.removeAll(keepingCapacity: true)
+            doubles = kept
+        }
+        doubles.reserveCapacity(capacity)
+    }
+
+    init() {}
+
+    /// Keeps the storage of a column no longer used for the next parse: at most `keptColumns`
+    /// of at most `keptBytes` each (idle memory stays below 8 MiB; larger ones are freed).
+    static func recycle(_ doubles: [Double]) {
+        guard doubles.capacity > 0, doubles.capacity * MemoryLayout<Double>.stride <= keptBytes else { return }
+        kept.withLock { kept in
+            if kept.count < keptColumns { kept.append(doubles) }
+        }
+    }
+
+    static let keptColumns = 2
+    static let keptBytes = 4 << 20
+    private static let kept = Mutex<[[Double]]>([])
+
     @inline(__always)
     mutating func append(_ number: JSONNumber) {
         let index = doubles.count
@@ -158,6 +186,8 @@ package final class NumberStore: @unchecked Sendable {
     static let scalarShape: Int32 = 0
 
     init() {}
+
+    deinit { NumberColumn.recycle(numbers.doubles) }
 
     /// Takes the parser's numbers, once it has read them all.
     func adopt(_ column: NumberColumn) { numbers = column }
