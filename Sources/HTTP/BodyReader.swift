@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Collects one request body as libmicrohttpd hands it over in chunks: checks the size limit and
 /// the daemon's memory budget as bytes arrive and decodes gzip/deflate on the fly, into one
 /// contiguous buffer. Used on one thread at a time; needs nothing from libmicrohttpd, so a fuzz
@@ -45,6 +49,10 @@ package final class BodyReader {
     private let inflater: Inflater?
     private var encodedBytesSeen = false
     private var body: [UInt8] = []
+    /// Bytes of `body`'s storage, from its start, whose pages are known to be faulted in (only
+    /// for a declared length, whose storage is reserved whole and never moves).
+    private var prefaulted = 0
+    private var reservedWhole = false
 
     /// Prepares for the body the headers announce; refuses a declared length over `limit`, a
     /// transfer coding other than chunked and unknown content encodings before any body byte is
@@ -74,6 +82,7 @@ package final class BodyReader {
             inflater = nil
             // Address space only: pages cost memory (and budget) as the bytes arrive.
             body.reserveCapacity(declaredLength ?? 0)
+            reservedWhole = declaredLength.map { $0 > 0 } ?? false
         case "gzip", "x-gzip", "deflate":
             inflater = try Inflater()
         case let other:
@@ -108,8 +117,31 @@ package final class BodyReader {
             let (rounded, roundingOverflow) = total.addingReportingOverflow(step - 1)
             guard reservation.grow(to: roundingOverflow ? total : rounded / step * step) else { throw .overBudget }
         }
+        if reservedWhole, total > prefaulted { prefault(through: total) }
         body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
+
+    /// Faults in the pages the next `chargeStep` bytes from `total` on will fill, in one call
+    /// instead of one fault per page (a 3 MB body: 1.7 ms of faults, 0.9 ms populated). Never
+    /// beyond the declared length, nor more than a step past the bytes received, which the
+    /// budget has charged (in steps) already. Does nothing where the kernel cannot (before
+    /// Linux 5.14): the pages then fault in as they are written.
+    private func prefault(through total: Int) {
+        let end = min(body.capacity, total + Self.chargeStep - 1)
+        body.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let page = 4096
+            let first = (Int(bitPattern: base) + prefaulted + page - 1) / page * page
+            let last = (Int(bitPattern: base) + end) / page * page
+            if last > first, let start = UnsafeMutableRawPointer(bitPattern: first) {
+                _ = madvise(start, last - first, Self.populateWrite)
+            }
+        }
+        prefaulted = end
+    }
+
+    /// MADV_POPULATE_WRITE (Linux 5.14, not in every libc's headers).
+    private static let populateWrite: Int32 = 23
 }
 
 extension HTTPResponse {

@@ -132,3 +132,33 @@ import Testing
         #expect(BodyReader.Failure.malformed("x").response.status == 400)
     }
 }
+
+@Suite struct BodyReaderPrefaultTests {
+    /// Bodies of a declared length, whose pages are faulted in ahead a step at a time, arrive
+    /// intact whatever the chunking, across page and step boundaries, with and without a budget,
+    /// and are charged as before: in 64 KiB steps, never beyond what arrived rounded up to one.
+    @Test(arguments: [1, 4095, 4096, 4097, 65_535, 65_536, 65_537, 300_001, 1 << 20])
+    func declaredBodiesArriveIntact(size: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for chunk in [1, 7, 4096, 16_179, 70_000] where size / chunk < 100_000 {
+            let budget = MemoryBudget(limit: 64 << 20)
+            for withBudget in [false, true] {
+                let reader = try BodyReader(headers: ["Content-Length": "\(size)"], limit: 8 << 20,
+                                            budget: withBudget ? budget : nil)
+                var sent = 0
+                while sent < size {
+                    let piece = bytes[sent..<min(sent + chunk, size)]
+                    try piece.withUnsafeBytes { try reader.append($0) }
+                    sent += piece.count
+                    if withBudget {
+                        let step = BodyReader.chargeStep
+                        #expect(budget.bytesInUse == (sent + step - 1) / step * step)
+                    }
+                }
+                #expect(try reader.finish() == bytes)
+                reader.reservation?.release()
+            }
+        }
+    }
+}
