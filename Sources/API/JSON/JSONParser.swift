@@ -358,7 +358,8 @@ package struct JSONParser {
     /// the same either way, and so is the value.
     private mutating func number() throws(JSONError) -> JSONNumber {
         let start = position
-        let base = bytes.baseAddress!  // the caller saw a byte at `position`
+        // The caller saw a byte at `position`, so the buffer has a base address.
+        guard let base = bytes.baseAddress, position < bytes.count else { throw error("unexpected end of document") }
         let end = bytes.count
         var p = position
         var negative = false
