@@ -52,7 +52,10 @@ package final class BodyReader {
     /// Bytes of `body`'s storage, from its start, whose pages are known to be faulted in (only
     /// for a declared length, whose storage is reserved whole and never moves).
     private var prefaulted = 0
-    private var reservedWhole = false
+    /// Bytes from the body's start whose pages `prefault` has populated (for the tests).
+    package var populatedBytes: Int { prefaulted }
+    /// The declared length when `body`'s storage was reserved for all of it, else 0.
+    private var reservedWhole = 0
 
     /// Prepares for the body the headers announce; refuses a declared length over `limit`, a
     /// transfer coding other than chunked and unknown content encodings before any body byte is
@@ -82,7 +85,7 @@ package final class BodyReader {
             inflater = nil
             // Address space only: pages cost memory (and budget) as the bytes arrive.
             body.reserveCapacity(declaredLength ?? 0)
-            reservedWhole = declaredLength.map { $0 > 0 } ?? false
+            reservedWhole = declaredLength ?? 0
         case "gzip", "x-gzip", "deflate":
             inflater = try Inflater()
         case let other:
@@ -117,17 +120,18 @@ package final class BodyReader {
             let (rounded, roundingOverflow) = total.addingReportingOverflow(step - 1)
             guard reservation.grow(to: roundingOverflow ? total : rounded / step * step) else { throw .overBudget }
         }
-        if reservedWhole, total > prefaulted { prefault(through: total) }
+        if reservedWhole > 0, total > prefaulted { prefault(through: total) }
         body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Faults in the pages the next `chargeStep` bytes from `total` on will fill, in one call
     /// instead of one fault per page (a 3 MB body: 1.7 ms of faults, 0.9 ms populated). Never
-    /// beyond the declared length, nor more than a step past the bytes received, which the
-    /// budget has charged (in steps) already. Does nothing where the kernel cannot (before
-    /// Linux 5.14): the pages then fault in as they are written.
+    /// beyond the declared length, nor beyond what the budget has charged (in whole steps, so up
+    /// to a step past the bytes received); without a budget, a step past them. Does nothing where
+    /// the kernel cannot (before Linux 5.14): the pages then fault in as they are written.
     private func prefault(through total: Int) {
-        let end = min(body.capacity, total + Self.chargeStep - 1)
+        let ahead = reservation.map { Swift.max(total, $0.bytes) } ?? total + Self.chargeStep - 1
+        let end = min(body.capacity, reservedWhole, ahead)
         body.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             let page = 4096

@@ -154,6 +154,12 @@ import Testing
                     if withBudget {
                         let step = BodyReader.chargeStep
                         #expect(budget.bytesInUse == (sent + step - 1) / step * step)
+                        // Pages are populated only within what the budget has charged.
+                        #expect(reader.populatedBytes <= budget.bytesInUse)
+                    }
+                    #expect(reader.populatedBytes <= size)
+                    if !withBudget {
+                        #expect(reader.populatedBytes <= sent + BodyReader.chargeStep)
                     }
                 }
                 #expect(try reader.finish() == bytes)
