@@ -25,14 +25,15 @@ public enum PanelProduct {
         return overflow || overflow2 || overflow3 ? nil : count
     }
 
-    // Shapes: b [groups·n × k], row stride ldb; packed [⌈n/16⌉ blocks][groups panels][k][16], zero
-    //   past each group's column n.
-    /// Packs B for `multiply`. B's rows are `groups` groups of n (an LSTM's R: four gates of n
-    /// units); block u holds, for each group g in turn, the panel of B's rows g·n + 16u ..< g·n + 16u + 16,
-    /// one 16-float group per depth index. So the panels of one block are all the groups' columns
-    /// of 16 units, and a thread that owns a block owns every gate of its units.
-    public static func pack(_ b: UnsafePointer<Float>, ldb: Int, rows n: Int, depth k: Int, groups: Int = 1,
-                            into packed: UnsafeMutablePointer<Float>) {
+    // Shapes: b [groups·n × k], row stride ldb, element stride depthStride (a Gemm's B without
+    //   transB is [k × n]: ldb 1, depthStride its row stride); packed [⌈n/16⌉ blocks][groups
+    //   panels][k][16], zero past each group's column n.
+    /// Packs B, times `scale`, for `multiply`. B's rows are `groups` groups of n (an LSTM's R: four
+    /// gates of n units); block u holds, for each group g in turn, the panel of B's rows g·n + 16u
+    /// ..< g·n + 16u + 16, one 16-float group per depth index. So the panels of one block are all
+    /// the groups' columns of 16 units, and a thread that owns a block owns every gate of its units.
+    public static func pack(_ b: UnsafePointer<Float>, ldb: Int, depthStride: Int = 1, rows n: Int, depth k: Int, groups: Int = 1,
+                            scale: Float = 1, into packed: UnsafeMutablePointer<Float>) {
         for u in 0..<blockCount(n) {
             for g in 0..<groups {
                 let panel = packed + (u * groups + g) * k * panelWidth
@@ -40,7 +41,7 @@ public enum PanelProduct {
                     let unit = u * panelWidth + i
                     if unit < n {
                         let source = b + (g * n + unit) * ldb
-                        for p in 0..<k { panel[p * panelWidth + i] = source[p] }
+                        for p in 0..<k { panel[p * panelWidth + i] = scale * source[p * depthStride] }
                     } else {
                         for p in 0..<k { panel[p * panelWidth + i] = 0 }
                     }

@@ -200,8 +200,9 @@ final class PackedPanels: Sendable {
             guard let count = PanelProduct.packedCount(rows: n, depth: k) else { return nil }
             let tensor = Tensor(uninitialized: .float, shape: [count])
             withExtendedLifetime(b) {
-                PanelProduct.packMatrix(b.pointer(as: Float.self), ldb: transposed ? k : n, columns: n, depth: k, transposed: transposed,
-                                        scale: scale, into: tensor.mutablePointer(as: Float.self))
+                // B's rows are the product's columns when transposed ([n × k]); else its columns are ([k × n]).
+                PanelProduct.pack(b.pointer(as: Float.self), ldb: transposed ? k : 1, depthStride: transposed ? 1 : n, rows: n, depth: k,
+                                  scale: scale, into: tensor.mutablePointer(as: Float.self))
             }
             stored = tensor
             return tensor
