@@ -55,7 +55,7 @@ package final class BodyReader {
     /// Bytes from the body's start whose pages `prefault` has populated (for the tests).
     package var populatedBytes: Int { prefaulted }
     /// The declared length when `body`'s storage was reserved for all of it, else 0.
-    private var reservedWhole = 0
+    private var reservedLength = 0
 
     /// Prepares for the body the headers announce; refuses a declared length over `limit`, a
     /// transfer coding other than chunked and unknown content encodings before any body byte is
@@ -85,7 +85,7 @@ package final class BodyReader {
             inflater = nil
             // Address space only: pages cost memory (and budget) as the bytes arrive.
             body.reserveCapacity(declaredLength ?? 0)
-            reservedWhole = declaredLength ?? 0
+            reservedLength = declaredLength ?? 0
         case "gzip", "x-gzip", "deflate":
             inflater = try Inflater()
         case let other:
@@ -120,7 +120,7 @@ package final class BodyReader {
             let (rounded, roundingOverflow) = total.addingReportingOverflow(step - 1)
             guard reservation.grow(to: roundingOverflow ? total : rounded / step * step) else { throw .overBudget }
         }
-        if reservedWhole > 0, total > prefaulted { prefault(through: total) }
+        if reservedLength > 0, total > prefaulted { prefault(through: total) }
         body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
 
@@ -131,7 +131,7 @@ package final class BodyReader {
     /// the kernel cannot (before Linux 5.14): the pages then fault in as they are written.
     private func prefault(through total: Int) {
         let ahead = reservation.map { Swift.max(total, $0.bytes) } ?? total + Self.chargeStep - 1
-        let end = min(body.capacity, reservedWhole, ahead)
+        let end = min(body.capacity, reservedLength, ahead)
         body.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             let page = 4096
