@@ -77,8 +77,9 @@ import Testing
         #expect(T.isClose(broadcast.scalars(as: Float.self), T.referenceConv(x, w, bias: shifted, window: window)))
     }
 
-    /// A fused QDQ rounding names an integer grid: whole-number zero point and bounds of at most 2^16
-    /// (what its exact rounding needs); anything else is refused with the reason, not rounded wrongly.
+    /// A fused QDQ rounding names an integer grid: whole-number zero point and bounds of at most 2^16,
+    /// and a positive scale (what its exact rounding needs); anything else is refused with the
+    /// reason, not rounded wrongly.
     @Test func fusedRoundingNeedsAnIntegerGrid() throws {
         let x = T.random([1, 2, 4, 4], seed: 6), w = T.random([3, 2, 1, 1], seed: 7)
         func run(_ parameters: [Float]) throws -> Tensor {
@@ -90,7 +91,7 @@ import Testing
         let product = T.referenceConv(x, w, bias: nil, window: SpatialWindow(inputSize: [4, 4], outputSize: [4, 4], kernel: [1, 1],
                                                                               strides: [1, 1], dilations: [1, 1], padsBegin: [0, 0]))
         #expect(y.scalars(as: Float.self) == product.map { Activation.quantizeDequantize($0, 0.05, 128, 0, 255) })
-        for bad: [Float] in [[0.05, 127.5, 0, 255], [0.05, 0, 0.5, 255], [0.05, 0, 0, 1e7], [0.05, 0, -1e9, 0], [0, 0, 0, 255], [0.05, 0, 255, 0]] {
+        for bad: [Float] in [[0.05, 127.5, 0, 255], [0.05, 0, 0.5, 255], [0.05, 0, 0, 1e7], [0.05, 0, -1e9, 0], [0, 0, 0, 255], [-0.05, 0, 0, 255], [0.05, 0, 255, 0]] {
             do {
                 _ = try run(bad)
                 Issue.record("accepted \(bad)")
@@ -99,7 +100,7 @@ import Testing
                     Issue.record("\(bad): \(error)")
                     continue
                 }
-                #expect(message.contains("QuantizeDequantize needs a finite nonzero scale"), "\(bad): \(message)")
+                #expect(message.contains("QuantizeDequantize needs a finite positive scale"), "\(bad): \(message)")
             }
         }
     }

@@ -277,6 +277,12 @@ import Testing
                               outputs: ["y"], initializers: ["w": Self.weights, "z1": Tensor(scalar: UInt8(3))], opset: 13)
         #expect(try Self.optimized(dynamic).map(\.opType) == ["Conv", "QuantizeLinear", "DequantizeLinear"])
         try Self.expectSameResults(dynamic, ["x": Self.x, "s1": Self.scalar(0.02)])
+        // A negative scale: the pair stays too (the fused rounding takes positive scales only).
+        let negative = T.model([Self.conv()] + Self.qdq("c", "y", scale: "s1", zero: "z1"), inputs: [("x", Self.x.shape)],
+                               outputs: ["y"], initializers: ["w": Self.weights, "s1": Self.scalar(-0.02), "z1": Tensor(scalar: UInt8(3))],
+                               opset: 13)
+        #expect(try Self.optimized(negative).map(\.opType) == ["Conv", "QuantizeLinear", "DequantizeLinear"])
+        try Self.expectSameResults(negative, ["x": Self.x])
     }
 
     /// A QDQ model rounds MaxPool's output onto its input's grid, which the Conv before it already

@@ -33,11 +33,11 @@ extension Activation {
         case "SiLU": self = .silu
         case "QuantizeDequantize":
             let scale = try parameter(0), zeroPoint = try parameter(1), low = try parameter(2), high = try parameter(3)
-            // The grid of an integer type of at most 16 bits: whole-number zero point and bounds
-            // (what `QuantizationGrid`'s rounding needs to be exact).
+            // The grid of an integer type of at most 16 bits: whole-number zero point and bounds,
+            // and a positive scale (what `QuantizationGrid`'s rounding needs to be exact).
             let wholeNumbers = [zeroPoint, low, high].allSatisfy { $0.isFinite && $0.rounded() == $0 && abs($0) <= 65_536 }
-            guard scale.isFinite, scale != 0, wholeNumbers, low <= high else {
-                throw OpError("QuantizeDequantize needs a finite nonzero scale, and a zero point and bounds low <= high"
+            guard scale.isFinite, scale > 0, wholeNumbers, low <= high else {
+                throw OpError("QuantizeDequantize needs a finite positive scale, and a zero point and bounds low <= high"
                               + " that are whole numbers of at most 65536 in size, not \(parameters)")
             }
             self = .quantizeDequantize(scale: scale, zeroPoint: zeroPoint, low: low, high: high)

@@ -31,7 +31,9 @@ struct QuantizeDequantizeFusion: GraphPass {
                 type = tensor.dataType
             }
             let s = scale.scalars(as: Float.self)[0]
-            guard s.isFinite, s != 0, let range = QuantizationOperators.range(type) else { continue }
+            // A negative scale (which the spec does not rule out) keeps its two operators: the
+            // fused rounding takes positive scales only (see `QuantizationGrid`).
+            guard s.isFinite, s > 0, let range = QuantizationOperators.range(type) else { continue }
             let activation = Activation.quantizeDequantize(scale: s, zeroPoint: zero, low: range.lowerBound, high: range.upperBound)
             graph.nodes[index] = Node(name: dequantize.name, opType: "QuantizeDequantize", domain: OperatorRegistry.internalDomain,
                                       inputs: [quantize.inputs[0]], outputs: dequantize.outputs,
