@@ -77,13 +77,18 @@ public enum PanelProduct {
     // Shapes: as `multiply`; blocks ⊆ 0..<blockCount(n).
     /// The columns of C in the blocks `range` (every group's), all rows, on the calling thread:
     /// blocks of six rows per panel while a panel is in cache (twelve independent sums: FMA's
-    /// latency times its two pipes is eight); the rows left over in a block of two to five, or a
-    /// single row against four panels at once (so that it too has eight independent sums).
+    /// latency times its two pipes is eight); the rows left over in a block of three to five, two
+    /// blocks of four when two are left over past six (a block of two has only four independent
+    /// sums, and ran at half speed: eight rows, a fused LSTM's part at batch 16 on two threads,
+    /// took as long as ten), a block of two below that, or a single row against four panels at
+    /// once (so that it too has eight independent sums). Each sum is formed in the same order
+    /// whatever block its row is in.
     public static func multiplyBlocks(_ range: Range<Int>, m: Int, n: Int, k: Int, groups: Int = 1, a: UnsafePointer<Float>, lda: Int,
                                       packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 || range.isEmpty { return }
         let panels = (range.lowerBound * groups)..<(range.upperBound * groups)
-        let fullRows = m - m % 6, left = m % 6
+        let twoFours = m >= 8 && m % 6 == 2
+        let fullRows = twoFours ? m - 8 : m - m % 6, left = m - fullRows
         for q in panels {
             let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
             var row = 0
@@ -93,6 +98,9 @@ public enum PanelProduct {
             }
             let a = a + fullRows * lda, c = c + fullRows * ldc + offset
             switch left {
+            case 8:
+                rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+                rowBlock(Rows4.self, k: k, a: a + 4 * lda, lda: lda, panel: panel, c: c + 4 * ldc, ldc: ldc, columns: columns)
             case 5: rowBlock(Rows5.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             case 4: rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
             case 3: rowBlock(Rows3.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)

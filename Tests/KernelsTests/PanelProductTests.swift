@@ -3,13 +3,14 @@ import Testing
 import TestSupport
 
 /// `PanelProduct` (B packed once, C = A · Bᵀ) against its naive twin over odd sizes: partial
-/// panels, every remainder of the six-row blocks, a single row against 1-4 panels, padded strides, threads,
+/// panels, every remainder of the six-row blocks (two left past six: two blocks of four), a single row against 1-4 panels, padded strides, threads,
 /// and B's rows in groups (an LSTM's gates) whose panels interleave block by block.
 @Suite struct PanelProductTests {
     @Test(arguments: [
         (1, 1, 1, 1), (1, 16, 5, 1), (1, 17, 3, 1), (1, 63, 9, 1), (1, 70, 33, 1), (2, 31, 7, 1), (3, 33, 11, 1), (4, 16, 1, 1),
         (5, 47, 13, 1), (6, 80, 2, 1), (7, 15, 19, 1), (9, 100, 40, 1), (16, 64, 17, 1), (3, 5, 0, 1),
         (11, 21, 9, 1), (12, 35, 6, 1), (17, 16, 3, 1), (1, 7, 5, 4), (1, 13, 9, 4), (10, 13, 8, 4), (1, 33, 70, 4), (2, 16, 3, 4), (3, 21, 11, 3), (5, 40, 13, 4), (9, 17, 64, 4), (1, 5, 3, 2),
+        (8, 33, 11, 4), (14, 21, 9, 1), (20, 17, 5, 4),
     ])
     func multiplyMatchesReference(size: (m: Int, n: Int, k: Int, groups: Int)) {
         let (m, n, k, groups) = size
