@@ -91,13 +91,18 @@ public struct RecurrentLayer: Sendable {
     /// Width of all gates together.
     public var gateWidth: Int { cell.gates * hidden }
 
-    /// Floats of scratch `Recurrence.run` needs: the input projection of every step, the gates of
-    /// one step, and the states. Nil when the count overflows.
-    public var scratchCount: Int? {
+    /// Floats of scratch `Recurrence.run` needs on `threads` threads: the input projection of every
+    /// step, the gates of one step, the states, and for an LSTM whose steps split the batch rows
+    /// (`Recurrence.batchParts`), a slab of gathered input rows per part. Nil when the count overflows.
+    public func scratchCount(threads: Int) -> Int? {
         let rows = sequence.multipliedReportingOverflow(by: batch), gates = (rows.partialValue + batch).multipliedReportingOverflow(by: gateWidth)
         let states = (4 * batch).multipliedReportingOverflow(by: hidden)
+        let parts = cell.hasCellState ? Recurrence.batchParts(batch: batch, threads: threads) : 1
+        let gathered = (parts > 1 ? parts * Recurrence.projectionSlab : 0).multipliedReportingOverflow(by: input)
         let total = gates.partialValue.addingReportingOverflow(states.partialValue)
-        return rows.overflow || gates.overflow || states.overflow || total.overflow ? nil : total.partialValue
+        let all = total.partialValue.addingReportingOverflow(gathered.partialValue)
+        return rows.overflow || gates.overflow || states.overflow || gathered.overflow || total.overflow || all.overflow
+            ? nil : all.partialValue
     }
 }
 
@@ -161,7 +166,9 @@ public struct RecurrentOperands {
 /// once (`packWeights`), with `PanelProduct` (twice for a GRU whose reset gate comes before its
 /// recurrent product) and finishes the gates pointwise, gate by gate. An LSTM with the default
 /// activations and no clip instead runs each step as one parallel loop over blocks of hidden
-/// units, product and pointwise together (`lstmSteps`). A batch row whose sequence has
+/// units, product and pointwise together (`lstmSteps`), or, with at least four batch rows per
+/// thread, gives each thread a part of the batch rows for the whole layer: their projection and
+/// all their steps, in one parallel loop (`run`). A batch row whose sequence has
 /// ended keeps its state, and its Y rows are zero. A row of length 0 ends with H (and C) zero,
 /// as in ONNX Runtime.
 public enum Recurrence {
@@ -218,42 +225,118 @@ public enum Recurrence {
     /// cache while every panel of W passes over it, and a slab's outputs get the bias while still there.
     static let projectionSlab = 48
 
+    /// Rows per slab when `rows` rows go through in near-equal slabs of at most `projectionSlab`
+    /// (a multiple of six, the product's row block).
+    private static func slabRows(_ rows: Int) -> Int {
+        let slabs = (rows + projectionSlab - 1) / projectionSlab
+        return Swift.min(projectionSlab, ((rows + slabs - 1) / slabs + 5) / 6 * 6)
+    }
+
+    // Shapes: x [count, input] (contiguous); packedW as `packInputWeights` leaves it [width, input];
+    //   bias [width] or nil; projection [count, width].
+    /// One slab: `projection = x · Wᵀ + bias` in W's blocks `range` (their columns only).
+    @inline(__always)
+    private static func projectSlab(_ range: Range<Int>, count: Int, width: Int, input: Int, x: UnsafePointer<Float>,
+                                    packedW: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into projection: UnsafeMutablePointer<Float>) {
+        PanelProduct.multiplyBlocks(range, m: count, n: width, k: input, a: x, lda: input, packed: packedW, c: projection, ldc: width)
+        guard let bias else { return }
+        let firstColumn = range.lowerBound * PanelProduct.panelWidth, endColumn = Swift.min(width, range.upperBound * PanelProduct.panelWidth)
+        for row in 0..<count {
+            let target = projection + row * width
+            for j in firstColumn..<endColumn { target[j] += bias[j] }
+        }
+    }
+
     // Shapes: x [rows, input] (contiguous); packedW as `packInputWeights` leaves it [width, input];
     //   bias [width]; projection [rows, width].
     /// `projection = x · Wᵀ + bias`. The threads split W's columns (blocks of 16), so that each
     /// reads only its share of W, and every thread has the same work whatever the number of rows
     /// (split by slabs of 48 rows, the 100 rows of a batch-1 sequence gave one thread 96 of them);
     /// when W has fewer blocks than threads, they split the rows. Each part goes through its rows
-    /// in near-equal slabs of at most 48 (a multiple of six, the product's row block).
+    /// in near-equal slabs of at most 48.
     private static func project(rows: Int, width: Int, input: Int, x: UnsafePointer<Float>, packedW: UnsafePointer<Float>,
                                 bias: UnsafePointer<Float>?, into projection: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
         if rows <= 0 || width <= 0 { return }
-        let blocks = PanelProduct.blockCount(width), panel = PanelProduct.panelWidth
+        let blocks = PanelProduct.blockCount(width)
         // A part of at least about 32K multiply-adds, as `PanelProduct.minimumBlocks`.
-        let work = Double(rows) * Double(blocks * panel) * Double(input)
+        let work = Double(rows) * Double(blocks * PanelProduct.panelWidth) * Double(input)
         let parts = Int(Swift.min(Double(parallelism.threads), Swift.max(1, (work / 32_768).rounded(.down))))
         let blockParts = Swift.min(parts, blocks), rowParts = Swift.min(parts / blockParts, rows)
         parallelism.forEach(blockParts * rowParts) { part in
             let (rowPart, blockPart) = part.quotientAndRemainder(dividingBy: blockParts)
             let range = Parallelism.chunk(blockPart, of: blockParts, total: blocks), ownRows = Parallelism.chunk(rowPart, of: rowParts, total: rows)
-            let slabs = (ownRows.count + projectionSlab - 1) / projectionSlab
-            let slab = Swift.min(projectionSlab, ((ownRows.count + slabs - 1) / slabs + 5) / 6 * 6)
-            let firstColumn = range.lowerBound * panel, endColumn = Swift.min(width, range.upperBound * panel)
+            let slab = slabRows(ownRows.count)
             for first in stride(from: ownRows.lowerBound, to: ownRows.upperBound, by: slab) {
-                let count = Swift.min(slab, ownRows.upperBound - first), c = projection + first * width
-                PanelProduct.multiplyBlocks(range, m: count, n: width, k: input, a: x + first * input, lda: input,
-                                            packed: packedW, c: c, ldc: width)
-                guard let bias else { continue }
-                for row in 0..<count {
-                    let target = c + row * width
-                    for j in firstColumn..<endColumn { target[j] += bias[j] }
+                projectSlab(range, count: Swift.min(slab, ownRows.upperBound - first), width: width, input: input,
+                            x: x + first * input, packedW: packedW, bias: bias, into: projection + first * width)
+            }
+        }
+    }
+
+    // Shapes: x rows as operands.xRows says; gathered [projectionSlab, input]; projection
+    //   [sequence · rows.count, width], the row of (t, b) at t·rows.count + b - rows.lowerBound.
+    /// The input projection of the batch rows `rows` at every step, all W's columns, on the calling
+    /// thread: when the fused LSTM's steps split the batch rows, each thread projects its own rows
+    /// just before it steps them, so that the projection it reads is in its own core's cache (and a
+    /// second layer's input, the first's Y, was written by the same core). The rows of a slab are
+    /// gathered from X into `gathered` first (in either layout, a part's rows of X are strided).
+    private static func projectRows(_ rows: Range<Int>, _ layer: RecurrentLayer, x: UnsafePointer<Float>, xRows: (time: Int, batch: Int),
+                                    packedW: UnsafePointer<Float>, bias: UnsafePointer<Float>?, gathered: UnsafeMutablePointer<Float>,
+                                    into projection: UnsafeMutablePointer<Float>) {
+        let input = layer.input, width = layer.gateWidth, count = rows.count, total = layer.sequence * count
+        if total <= 0 || width <= 0 { return }
+        let blocks = 0..<PanelProduct.blockCount(width), slab = slabRows(total)
+        for first in stride(from: 0, to: total, by: slab) {
+            let slabCount = Swift.min(slab, total - first)
+            for row in 0..<slabCount {
+                let (t, b) = (first + row).quotientAndRemainder(dividingBy: count)
+                (gathered + row * input).update(from: x + (t * xRows.time + (rows.lowerBound + b) * xRows.batch) * input, count: input)
+            }
+            projectSlab(blocks, count: slabCount, width: width, input: input, x: gathered, packedW: packedW, bias: bias,
+                        into: projection + first * width)
+        }
+    }
+
+    // Shapes: as `RecurrentOperands`; h and c [batch, hidden].
+    /// Sets H and C of the batch rows `rows` to their initial states, and zeroes those rows' Y
+    /// past each sequence's end (the steps write all the others).
+    private static func start(_ rows: Range<Int>, _ layer: RecurrentLayer, _ operands: RecurrentOperands,
+                              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        let hidden = layer.hidden
+        for b in rows {
+            for j in 0..<hidden {
+                h[b * hidden + j] = operands.initialH.map { $0[b * operands.initialStride + j] } ?? 0
+                c[b * hidden + j] = operands.initialC.map { $0[b * operands.initialStride + j] } ?? 0
+            }
+        }
+        if let y = operands.y {
+            for b in rows where layer.lengths[b] < layer.sequence {
+                for t in layer.lengths[b]..<layer.sequence {
+                    (y + t * operands.yStrides.time + b * operands.yStrides.batch).initialize(repeating: 0, count: hidden)
                 }
             }
         }
     }
 
-    /// Runs one direction. `scratch` holds `layer.scratchCount` floats; every size of `layer` is
-    /// at most 2^24 (so `4 · batch`, `gates · hidden` and the like cannot overflow).
+    // Shapes: as `RecurrentOperands`; h and c [batch, hidden].
+    /// Writes the final H and C of the batch rows `rows` (zero for a sequence of length 0).
+    private static func finish(_ rows: Range<Int>, _ layer: RecurrentLayer, _ operands: RecurrentOperands,
+                               h: UnsafePointer<Float>, c: UnsafePointer<Float>) {
+        let hidden = layer.hidden
+        for b in rows {
+            let empty = layer.lengths[b] == 0
+            if let finalH = operands.finalH {
+                for j in 0..<hidden { finalH[b * operands.finalStride + j] = empty ? 0 : h[b * hidden + j] }
+            }
+            if let finalC = operands.finalC {
+                for j in 0..<hidden { finalC[b * operands.finalStride + j] = empty ? 0 : c[b * hidden + j] }
+            }
+        }
+    }
+
+    /// Runs one direction. `scratch` holds `layer.scratchCount(threads: parallelism.threads)`
+    /// floats; every size of `layer` is at most 2^24 (so `4 · batch`, `gates · hidden` and the like
+    /// cannot overflow).
     public static func run(_ layer: RecurrentLayer, _ operands: RecurrentOperands, scratch: UnsafeMutablePointer<Float>,
                            parallelism: Parallelism) {
         let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, steps = layer.sequence
@@ -264,6 +347,7 @@ public enum Recurrence {
         let c = h + batch * hidden
         let resetH = c + batch * hidden
         let hActivated = resetH + batch * hidden
+        let gathered = hActivated + batch * hidden
 
         // Wb + Rb, except a linear-before-reset GRU's Rbh, which the reset gate scales.
         var bias = [Float](repeating: 0, count: width)
@@ -278,40 +362,51 @@ public enum Recurrence {
                 }
             }
         }
+        let f = layer.activations[0]
+        let g = layer.activations.count > 1 ? layer.activations[1] : f
+        let hh = layer.activations.count > 2 ? layer.activations[2] : f
+        let fusedLSTM = layer.cell == .lstm(inputForget: false) && layer.clip == nil
+            && f == .pointwise(.sigmoid) && g == .pointwise(.tanh) && hh == .pointwise(.tanh)
+        let rowParts = fusedLSTM ? batchParts(batch: batch, threads: parallelism.threads) : 1
+        if rowParts > 1 {
+            // The whole layer of a part's rows on one thread, in one parallel loop: their input
+            // projection, then all their steps (`lstmSteps`), in the part's own slice of the
+            // projection. The pool's caller takes part 0 (it starts taking parts first), so with
+            // two threads every layer gives the same rows to the same thread.
+            bias.withUnsafeBufferPointer { bias in
+                let bias = operands.bias == nil ? nil : bias.baseAddress
+                parallelism.forEach(rowParts) { part in
+                    let rows = Parallelism.chunk(part, of: rowParts, total: batch)
+                    let own = projection + rows.lowerBound * steps * width
+                    projectRows(rows, layer, x: operands.x, xRows: operands.xRows, packedW: operands.packedW, bias: bias,
+                                gathered: gathered + part * projectionSlab * layer.input, into: own)
+                    start(rows, layer, operands, h: h, c: c)
+                    lstmSteps(rows, layer, operands, projection: ProjectionRows(base: own, time: rows.count, batch: 1, first: rows.lowerBound),
+                              gates: gates, h: h, spare: resetH, c: c, parallelism: .serial)
+                    finish(rows, layer, operands, h: h, c: c)
+                }
+            }
+            return
+        }
         // Input projection of every (t, b), plus the bias: x is contiguous, so this is one product
         // over all rows, in x's own row order.
         bias.withUnsafeBufferPointer { bias in
             project(rows: rows, width: width, input: layer.input, x: operands.x, packedW: operands.packedW,
                     bias: operands.bias == nil ? nil : bias.baseAddress, into: projection, parallelism: parallelism)
         }
-        for b in 0..<batch {
-            for j in 0..<hidden {
-                h[b * hidden + j] = operands.initialH.map { $0[b * operands.initialStride + j] } ?? 0
-                c[b * hidden + j] = operands.initialC.map { $0[b * operands.initialStride + j] } ?? 0
-            }
-        }
-        // Y's rows past each sequence's end are zero; the steps write all the others.
-        if let y = operands.y {
-            for b in 0..<batch where layer.lengths[b] < steps {
-                for t in layer.lengths[b]..<steps { (y + t * operands.yStrides.time + b * operands.yStrides.batch).initialize(repeating: 0, count: hidden) }
-            }
-        }
+        start(0..<batch, layer, operands, h: h, c: c)
 
         let clip = layer.clip
         @inline(__always) func clipped(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
             guard let clip else { return }
             for i in 0..<count { values[i] = Swift.min(Swift.max(values[i], -clip), clip) }
         }
-        let f = layer.activations[0]
-        let g = layer.activations.count > 1 ? layer.activations[1] : f
-        let hh = layer.activations.count > 2 ? layer.activations[2] : f
-        let fusedLSTM = layer.cell == .lstm(inputForget: false) && clip == nil
-            && f == .pointwise(.sigmoid) && g == .pointwise(.tanh) && hh == .pointwise(.tanh)
         let resetFirst = layer.cell == .gru(linearBeforeReset: false)
         let candidateWeights = operands.packedR + (resetFirst ? PanelProduct.packedCount(rows: 2 * hidden, depth: hidden) ?? 0 : 0)
         let product = segments(layer.cell, hidden: hidden)[0]
         if fusedLSTM {
-            lstmSteps(layer, operands, projection: projection, gates: gates, h: h, spare: resetH, c: c, parallelism: parallelism)
+            lstmSteps(0..<batch, layer, operands, projection: ProjectionRows(base: projection, time: operands.xRows.time, batch: operands.xRows.batch, first: 0),
+                      gates: gates, h: h, spare: resetH, c: c, parallelism: parallelism)
         }
         // Every other cell steps here (the fused LSTM has taken all its steps).
         let longest = fusedLSTM ? 0 : layer.lengths.max() ?? 0
@@ -397,46 +492,57 @@ public enum Recurrence {
                 }
             }
         }
-        for b in 0..<batch {
-            let empty = layer.lengths[b] == 0
-            if let finalH = operands.finalH {
-                for j in 0..<hidden { finalH[b * operands.finalStride + j] = empty ? 0 : h[b * hidden + j] }
-            }
-            if let finalC = operands.finalC {
-                for j in 0..<hidden { finalC[b * operands.finalStride + j] = empty ? 0 : c[b * hidden + j] }
-            }
+        finish(0..<batch, layer, operands, h: h, c: c)
+    }
+
+    /// Where the input projection's row of step t and batch row b is: at
+    /// `base + (t·time + (b - first)·batch)·width`.
+    private struct ProjectionRows {
+        var base: UnsafePointer<Float>
+        var time: Int
+        var batch: Int
+        var first: Int
+
+        init(base: UnsafeMutablePointer<Float>, time: Int, batch: Int, first: Int) {
+            self.base = UnsafePointer(base)
+            self.time = time
+            self.batch = batch
+            self.first = first
         }
     }
 
-    // Shapes: projection [sequence·batch, 4·hidden] (x·Wᵀ + Wb + Rb, rows as operands.xRows says);
-    //   gates [batch, 4·hidden]; h, spare and c [batch, hidden] (h and c hold the initial states).
-    /// The steps of an LSTM with sigmoid, tanh, tanh and no clip. With at least four batch rows per
-    /// thread (`batchParts`), the threads split the batch rows, and each runs every step of its
-    /// rows with no hand-over at all (as ONNX Runtime's LSTM does): a row's H never leaves its core.
-    /// Otherwise each step is one parallel loop over blocks of 16 hidden units: a thread multiplies
-    /// the previous H by the four gates' panels of its blocks (packed side by side) and finishes
-    /// those units at once, while the gates are still in its cache, writing the next H into the
-    /// other buffer; a step costs one hand-over, and every thread then reads the H the others
-    /// wrote. Either way a row's sums are formed in the same order, so the result does not depend
-    /// on the split. H ends in `h`.
+    // Shapes: projection: x·Wᵀ + Wb + Rb, [4·hidden] per (t, b) where `projection` says; gates
+    //   [batch, 4·hidden]; h, spare and c [batch, hidden] (h and c hold the initial states).
+    /// The steps of the batch rows `rows` of an LSTM with sigmoid, tanh, tanh and no clip. Each
+    /// step is one parallel loop over blocks of 16 hidden units: a thread multiplies the previous
+    /// H by the four gates' panels of its blocks (packed side by side) and finishes those units at
+    /// once, while the gates are still in its cache, writing the next H into the other buffer; a
+    /// step costs one hand-over, and every thread then reads the H the others wrote. With at least
+    /// four batch rows per thread (`batchParts`), `run` instead gives each thread a part of the
+    /// rows and calls this on one thread for each part, which runs every step of its rows with no
+    /// hand-over at all (as ONNX Runtime's LSTM does): a row's H never leaves its core. Either way
+    /// a row's sums are formed in the same order, so the result does not depend on the split. The
+    /// rows' H ends in `h`.
     ///
     /// Splitting the units, every step moves half of H between the cores: on this VM, whose two
     /// vCPUs the host places sometimes 50-60 ns apart (round trip of a cache line) and sometimes
     /// 340-420 ns apart, the same binary took 18 or 24 ms a run at batch 16 and two threads
-    /// (hidden 256, 100 steps, 2 layers); split by rows it takes 19 or 21 (ORT: 17.3 or 18.2).
-    private static func lstmSteps(_ layer: RecurrentLayer, _ operands: RecurrentOperands, projection: UnsafePointer<Float>,
+    /// (hidden 256, 100 steps, 2 layers); split by rows it took 18.2 or 20.1 (ORT: 16.3 or 17.4),
+    /// and with each part also projecting its own rows, and the product's eight rows as two blocks
+    /// of four, 16.6 or 17.4 (ORT: 16.2 or 17.4).
+    private static func lstmSteps(_ rows: Range<Int>, _ layer: RecurrentLayer, _ operands: RecurrentOperands, projection: ProjectionRows,
                                   gates: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
                                   c: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
-        let batch = layer.batch, hidden = layer.hidden, width = layer.gateWidth, panel = PanelProduct.panelWidth
-        let blocks = PanelProduct.blockCount(hidden), minimumBlocks = PanelProduct.minimumBlocks(m: batch, k: hidden, groups: 4)
-        let longest = layer.lengths.max() ?? 0
+        let hidden = layer.hidden, width = layer.gateWidth, panel = PanelProduct.panelWidth
+        let blocks = PanelProduct.blockCount(hidden), minimumBlocks = PanelProduct.minimumBlocks(m: rows.count, k: hidden, groups: 4)
+        let longest = layer.lengths[rows].max() ?? 0
         layer.lengths.withUnsafeBufferPointer { lengths in
-            // Steps `0..<longest` of the batch rows `rows`, units of the blocks `range`: H · Rᵀ for
-            // those rows and units, then the units' gates, reading H from `source`, writing `target`.
-            func step(_ step: Int, rows: Range<Int>, blocks range: Range<Int>, source: UnsafePointer<Float>, target: UnsafeMutablePointer<Float>) {
+            // Step `step` of the rows, units of the blocks `range`: H · Rᵀ for those rows and
+            // units, then the units' gates, reading H from `source`, writing `target`.
+            func step(_ step: Int, blocks range: Range<Int>, source: UnsafePointer<Float>, target: UnsafeMutablePointer<Float>) {
                 let first = range.lowerBound * panel, units = Swift.min(hidden, range.upperBound * panel) - first
-                PanelProduct.multiplyBlocks(range, m: rows.count, n: hidden, k: hidden, groups: 4, a: source + rows.lowerBound * hidden, lda: hidden,
-                                            packed: operands.packedR, c: gates + rows.lowerBound * width, ldc: width)
+                PanelProduct.multiplyBlocks(range, m: rows.count, n: hidden, k: hidden, groups: 4, a: source + rows.lowerBound * hidden,
+                                            lda: hidden, packed: operands.packedR, c: gates + rows.lowerBound * width, ldc: width)
                 for b in rows {
                     let from = source + b * hidden + first, to = target + b * hidden + first
                     guard step < lengths[b] else {
@@ -444,7 +550,7 @@ public enum Recurrence {
                         continue
                     }
                     let t = layer.reverse ? lengths[b] - 1 - step : step
-                    let x = projection + (t * operands.xRows.time + b * operands.xRows.batch) * width + first
+                    let x = projection.base + (t * projection.time + (b - projection.first) * projection.batch) * width + first
                     lstmStep(gates + b * width + first, x, stride: hidden, count: units,
                              peepholes: operands.peepholes.map { $0 + first }, h: to, c: c + b * hidden + first)
                     if let y = operands.y {
@@ -452,28 +558,16 @@ public enum Recurrence {
                     }
                 }
             }
-            let rowParts = batchParts(batch: batch, threads: parallelism.threads)
-            if rowParts > 1 {
-                parallelism.forEach(rowParts) { part in
-                    let rows = Parallelism.chunk(part, of: rowParts, total: batch)
-                    var previous = h, next = spare
-                    for index in 0..<longest {
-                        step(index, rows: rows, blocks: 0..<blocks, source: previous, target: next)
-                        swap(&previous, &next)
-                    }
+            var previous = h, next = spare
+            for index in 0..<longest {
+                let source = previous, target = next
+                parallelism.forEachChunk(blocks, minimumChunk: minimumBlocks) { range in
+                    step(index, blocks: range, source: source, target: target)
                 }
-            } else {
-                var previous = h, next = spare
-                for index in 0..<longest {
-                    let source = previous, target = next
-                    parallelism.forEachChunk(blocks, minimumChunk: minimumBlocks) { range in
-                        step(index, rows: 0..<batch, blocks: range, source: source, target: target)
-                    }
-                    swap(&previous, &next)
-                }
+                swap(&previous, &next)
             }
         }
-        if longest % 2 == 1 { h.update(from: spare, count: batch * hidden) }
+        if longest % 2 == 1 { (h + rows.lowerBound * hidden).update(from: spare + rows.lowerBound * hidden, count: rows.count * hidden) }
     }
 
     /// Parts the fused LSTM's steps split the batch rows into, each part taking all steps of its

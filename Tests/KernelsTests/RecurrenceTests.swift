@@ -9,10 +9,12 @@ import TestSupport
     static let cells: [RecurrentCell] = [.rnn, .gru(linearBeforeReset: false), .gru(linearBeforeReset: true),
                                          .lstm(inputForget: false), .lstm(inputForget: true)]
 
-    /// Small sizes (partial panels everywhere), sizes past a panel and a four-row block, and sizes
-    /// whose steps are split over two threads (the fused LSTM step per block of units). Up to 11
+    /// Small sizes (partial panels everywhere), sizes past a panel and a four-row block, sizes
+    /// whose steps are split over the threads (the fused LSTM step per block of units), and
+    /// batches of 9 to 13 whose fused LSTM splits the rows (2 or 3 parts, each projecting its own
+    /// rows, gathered across time steps, in slabs). On two threads, three on odd trials. Up to 11
     /// steps of 9 rows: projections of one slab, of two, and of two and a part.
-    @Test(arguments: cells, [(1...11, 1...5), (15...37, 4...9), (61...75, 5...7)])
+    @Test(arguments: cells, [(1...11, 1...5), (15...37, 4...9), (61...75, 5...7), (17...40, 9...13)])
     func matchesNaiveTwin(cell: RecurrentCell, sizes: (hidden: ClosedRange<Int>, batch: ClosedRange<Int>)) {
         var generator = SeededGenerator(seed: 41)
         for trial in 0..<12 {
@@ -64,9 +66,10 @@ import TestSupport
                 return (y, h, c)
             }
             let fast = outputs { operands in
-                var scratch = [Float](repeating: .nan, count: layer.scratchCount!)
+                let threads = trial % 2 == 0 ? 2 : 3
+                var scratch = [Float](repeating: .nan, count: layer.scratchCount(threads: threads)!)
                 scratch.withUnsafeMutableBufferPointer {
-                    Recurrence.run(layer, operands, scratch: $0.baseAddress!, parallelism: Parallelism(threads: 2))
+                    Recurrence.run(layer, operands, scratch: $0.baseAddress!, parallelism: Parallelism(threads: threads))
                 }
             }
             let naive = outputs { Recurrence.reference(layer, $0) }
@@ -82,9 +85,11 @@ import TestSupport
     /// `run` gives the same floats, bit for bit, on 1, 2 and 3 threads: the projection split by
     /// W's columns (wide gates) or by rows (gates of one block), in one slab or several, and the
     /// steps split by blocks of units or (an LSTM with four or more batch rows per thread) by batch
-    /// rows, in parts of unequal sizes (each sum is formed in the same order whoever computes it).
+    /// rows, in parts of unequal sizes, each projecting its own rows (each sum is formed in the
+    /// same order whoever computes it); and it writes nothing past `scratchCount(threads:)`.
     @Test(arguments: cells, [(hidden: 70, batch: 7, sequence: 11, input: 13), (hidden: 3, batch: 9, sequence: 40, input: 13),
-                             (hidden: 37, batch: 1, sequence: 100, input: 29), (hidden: 37, batch: 14, sequence: 9, input: 5)])
+                             (hidden: 37, batch: 1, sequence: 100, input: 29), (hidden: 37, batch: 14, sequence: 9, input: 5),
+                             (hidden: 21, batch: 13, sequence: 23, input: 11)])
     func sameResultOnAnyNumberOfThreads(cell: RecurrentCell, size: (hidden: Int, batch: Int, sequence: Int, input: Int)) {
         var generator = SeededGenerator(seed: 7)
         let (hidden, batch, sequence, input) = size, width = cell.gates * hidden
@@ -100,7 +105,10 @@ import TestSupport
         packedW.withUnsafeMutableBufferPointer { Recurrence.packInputWeights(cell, hidden: hidden, input: input, w: w, into: $0.baseAddress!) }
         func outputs(threads: Int?) -> [Float] {
             var y = [Float](repeating: 7, count: sequence * batch * hidden), h = [Float](repeating: 7, count: batch * hidden), c = h
-            var scratch = [Float](repeating: .nan, count: layer.scratchCount!)
+            // Past the scratch the run may use, floats it must leave alone.
+            let scratchCount = layer.scratchCount(threads: threads ?? 1)!
+            var scratch = [Float](repeating: .nan, count: scratchCount + 64)
+            for i in scratchCount..<scratch.count { scratch[i] = 12_345 }
             x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in r.withUnsafeBufferPointer { r in bias.withUnsafeBufferPointer { bias in
             packedR.withUnsafeBufferPointer { packedR in packedW.withUnsafeBufferPointer { packedW in
             y.withUnsafeMutableBufferPointer { y in h.withUnsafeMutableBufferPointer { h in c.withUnsafeMutableBufferPointer { c in
@@ -115,6 +123,7 @@ import TestSupport
                     Recurrence.reference(layer, operands)
                 }
             } } } } } } } } }
+            #expect(scratch[scratchCount...].allSatisfy { $0 == 12_345 }, "\(cell) \(size) on \(threads ?? 0) threads: scratch overrun")
             return y + h + c
         }
         let one = outputs(threads: 1)
@@ -128,13 +137,14 @@ import TestSupport
     }
 
     /// The sizes `sameResultOnAnyNumberOfThreads` uses reach both ways of splitting an LSTM's
-    /// steps: by batch rows from four rows a thread (batch 14 on 2 and 3 threads, 9 on 2), by
-    /// units below that (batch 7 or 1).
+    /// steps: by batch rows from four rows a thread (batch 13 and 14 on 2 and 3 threads, 9 on 2),
+    /// by units below that (batch 7 or 1).
     @Test func lstmStepsSplitByRowsFromFourRowsAThread() {
         #expect(Recurrence.batchParts(batch: 14, threads: 2) == 2 && Recurrence.batchParts(batch: 14, threads: 3) == 3)
         #expect(Recurrence.batchParts(batch: 9, threads: 2) == 2 && Recurrence.batchParts(batch: 9, threads: 3) == 2)
         #expect(Recurrence.batchParts(batch: 7, threads: 2) == 1 && Recurrence.batchParts(batch: 1, threads: 3) == 1)
         #expect(Recurrence.batchParts(batch: 16, threads: 1) == 1 && Recurrence.batchParts(batch: 16, threads: 2) == 2)
+        #expect(Recurrence.batchParts(batch: 13, threads: 2) == 2 && Recurrence.batchParts(batch: 13, threads: 3) == 3)
     }
 
     @Test func rnnStepByHand() {
@@ -142,7 +152,7 @@ import TestSupport
         let layer = RecurrentLayer(cell: .rnn, sequence: 2, batch: 1, input: 1, hidden: 1, activations: [.pointwise(.tanh)],
                                    clip: nil, reverse: false, lengths: [2])
         var y = [Float](repeating: 0, count: 2), h: [Float] = [0]
-        var scratch = [Float](repeating: 0, count: layer.scratchCount!)
+        var scratch = [Float](repeating: 0, count: layer.scratchCount(threads: 1)!)
         let x: [Float] = [1, 2], w: [Float] = [0.5], r: [Float] = [2], bias: [Float] = [0.1, 0.2]
         var packedR = [Float](repeating: .nan, count: Recurrence.packedWeightCount(.rnn, hidden: 1)!)
         packedR.withUnsafeMutableBufferPointer { Recurrence.packWeights(.rnn, hidden: 1, r: r, into: $0.baseAddress!) }

@@ -281,7 +281,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                            activations: activations, clip: clip, reverse: reverse, lengths: lengths)
         }
         let concurrent = Self.concurrentDirections(dirs, threads: context.parallelism.threads)
-        guard let scratchCount = layer(false, activations[0]).scratchCount,
+        guard let scratchCount = layer(false, activations[0]).scratchCount(threads: concurrent ? 1 : context.parallelism.threads),
               case let (scratchTotal, overflow) = scratchCount.multipliedReportingOverflow(by: concurrent ? 2 : 1), !overflow else {
             throw OpError.invalidArgument("X \(x.shape) with hidden size \(sizes.hidden) needs more scratch than the engine can count")
         }
@@ -359,7 +359,7 @@ struct RecurrentOperator: Operator, WorkingMemoryProfile {
                                    activations: [], clip: nil, reverse: false, lengths: [])
         let copies = Self.concurrentDirections(directions.count, threads: threads) ? 2 : 1
         guard [sequence, batch, x[2], hidden].allSatisfy({ $0 <= Self.maximumSize }),
-              let count = layer.scratchCount, case let (floats, overflow) = count.multipliedReportingOverflow(by: copies), !overflow,
+              let count = layer.scratchCount(threads: copies == 2 ? 1 : threads), case let (floats, overflow) = count.multipliedReportingOverflow(by: copies), !overflow,
               floats <= ExecutionContext.maximumElementCount else { return 0 }
         // Float16 and double inputs are converted to float, and the outputs back; R is packed
         // unless it was at load.
