@@ -51,19 +51,61 @@ extension InferenceSession {
                           _ feed: (String) -> (type: DataType?, shape: Shape, value: Tensor?)?) -> WorkingMemoryEstimate {
         let key = WorkingMemoryEstimate.Key(inputs: inputs, outputs: outputs, feed)
         if let cached = estimates.withLock({ $0[key] }) { return cached }
-        var planned: [Int: ExecutionPlan.PlannedValue] = [:]
-        for input in inputs {
-            guard let (type, shape, value) = feed(input.name), let slot = plan.inputSlots[input.name] else { continue }
-            let dataType = type ?? input.type?.dataType
-            planned[slot] = ExecutionPlan.PlannedValue(type: dataType.map { TensorType($0, shape: shape) }, value: value)
-        }
-        let estimate = plan.estimateWorkingMemory(schedule, feeds: planned, symbols: symbols.mapValues(\.size),
+        let estimate: WorkingMemoryEstimate
+        if let parts = batchParts({ name in feed(name).map { (type: $0.type, shape: $0.shape) } }) {
+            estimate = splitEstimate(parts: parts, symbols: symbols, outputs: outputs, schedule: schedule, feed)
+        } else {
+            estimate = plan.estimateWorkingMemory(schedule, feeds: plannedFeeds(feed), symbols: symbols.mapValues(\.size),
                                                   threads: options.intraOpThreads)
+        }
         estimates.withLock { cache in
             // Shapes vary with every batch and sequence length: keep the cache bounded.
             if cache.count >= WorkingMemoryEstimate.Key.cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[key] = estimate
         }
+        return estimate
+    }
+
+    /// The feeds known through `feed` as the plan's planned values; with `rows`, every feed's axis 0
+    /// is that size instead (and its value unknown).
+    private func plannedFeeds(rows: Int? = nil, _ feed: (String) -> (type: DataType?, shape: Shape, value: Tensor?)?)
+        -> [Int: ExecutionPlan.PlannedValue]
+    {
+        var planned: [Int: ExecutionPlan.PlannedValue] = [:]
+        for input in inputs {
+            guard let (type, given, known) = feed(input.name), let slot = plan.inputSlots[input.name] else { continue }
+            var shape = given, value = known
+            if let rows, shape.rank >= 1 {
+                var dims = shape.dims
+                dims[0] = rows
+                shape = Shape(dims)
+                value = nil
+            }
+            let dataType = type ?? input.type?.dataType
+            planned[slot] = ExecutionPlan.PlannedValue(type: dataType.map { TensorType($0, shape: shape) }, value: value)
+        }
+        return planned
+    }
+
+    /// A split run holds every part's working memory at once (each part estimated as the largest,
+    /// with one thread), and the joined outputs.
+    private func splitEstimate(parts: [Range<Int>], symbols: [String: (size: Int, input: String)], outputs: [String]?,
+                               schedule: ExecutionPlan.Schedule,
+                               _ feed: (String) -> (type: DataType?, shape: Shape, value: Tensor?)?) -> WorkingMemoryEstimate {
+        let rows = parts.map(\.count).max() ?? 0
+        var partSymbols = symbols.mapValues(\.size)
+        for input in inputs {
+            if case .symbolic(let name)? = input.type?.dims?.first { partSymbols[name] = rows }
+        }
+        var estimate = plan.estimateWorkingMemory(schedule, feeds: plannedFeeds(rows: rows, feed), symbols: partSymbols, threads: 1)
+        var bytes = estimate.peakBytes.multipliedReportingOverflow(by: parts.count)
+        for name in outputs ?? plan.outputOrder {
+            guard let slot = plan.outputSlots[name], let type = plan.slotTypes[slot],
+                  let joined = ExecutionPlan.substituting(symbols.mapValues(\.size), in: type).bufferBytes else { continue }
+            let sum = bytes.partialValue.addingReportingOverflow(joined)
+            bytes = (sum.partialValue, bytes.overflow || sum.overflow)
+        }
+        estimate.peakBytes = bytes.overflow ? .max : bytes.partialValue
         return estimate
     }
 }

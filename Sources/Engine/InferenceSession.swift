@@ -25,6 +25,9 @@ public final class InferenceSession: Sendable {
         /// limit. A run whose estimate is larger throws `EngineError.resourceExhausted` without
         /// running, and so does a run whose allocations would pass it (when the estimate was low).
         public var workingMemoryBudget: Int?
+        /// Run a batch of a model whose images never mix as sub-batches, one per thread (see
+        /// `InferenceSession.batchParts`), instead of splitting every op between the threads.
+        public var batchSplitting: Bool
 
         /// The budget when none is given: a quarter of the machine's memory (no limit when the
         /// system does not say how much it has).
@@ -33,12 +36,14 @@ public final class InferenceSession: Sendable {
         }
 
         public init(intraOpThreads: Int? = nil, optimizations: Bool = true, bufferRetainLimit: Int = 1 << 30,
-                    flushDenormals: Bool = false, workingMemoryBudget: Int? = Options.defaultWorkingMemoryBudget) {
+                    flushDenormals: Bool = false, workingMemoryBudget: Int? = Options.defaultWorkingMemoryBudget,
+                    batchSplitting: Bool = true) {
             self.intraOpThreads = max(1, intraOpThreads ?? Parallelism.availableCores)
             self.optimizations = optimizations
             self.bufferRetainLimit = bufferRetainLimit
             self.flushDenormals = flushDenormals
             self.workingMemoryBudget = workingMemoryBudget
+            self.batchSplitting = batchSplitting
         }
     }
 
@@ -54,6 +59,8 @@ public final class InferenceSession: Sendable {
 
     let plan: ExecutionPlan
     let pool: BufferPool
+    /// Whether a batch may run as sub-batches, decided at load (see `BatchSplit`).
+    package let batchSeparability: BatchSplit.Verdict
 
     /// The pool run buffers come from; callers may allocate batch inputs from it too.
     public var bufferPool: BufferPool { pool }
@@ -74,6 +81,9 @@ public final class InferenceSession: Sendable {
         let plan = try PlanBuilder.build(graph, opsets: model.opsets, inputsChecked: true)
         buildTimes = (optimized - start, ContinuousClock.now - optimized)
         self.plan = plan
+        var types: [String: TensorType] = [:]
+        for (name, type) in zip(plan.slotNames, plan.slotTypes) { types[name] = type }
+        batchSeparability = BatchSplit.analyse(graph, types: types)
         self.options = options
         self.pool = BufferPool(retainLimit: options.bufferRetainLimit)
         inputs = model.graph.inputs
@@ -135,7 +145,8 @@ public final class InferenceSession: Sendable {
     }
 
     /// Runs the model on feeds that may be sequences or optionals (for the inputs declared so),
-    /// and returns every output wanted as the value it is.
+    /// and returns every output wanted as the value it is. A batch of a model whose images never
+    /// mix runs as one sub-batch per thread (see `batchParts`), except with a profiler.
     public func runValues(_ feeds: [String: Value], outputs wanted: [String]? = nil,
                           profiler: NodeProfiler? = nil) throws(EngineError) -> [String: Value] {
         try runValues(feeds, outputs: wanted, profiler: profiler, meter: WorkingMemoryMeter(budget: options.workingMemoryBudget ?? .max))
@@ -151,6 +162,9 @@ public final class InferenceSession: Sendable {
         if let budget = options.workingMemoryBudget {
             try checkWorkingMemory(feeds.compactMapValues(\.tensor), symbols: symbols, outputs: wanted == nil ? nil : names,
                                    schedule: schedule, budget: budget)
+        }
+        if profiler == nil, let parts = batchParts({ feeds[$0]?.tensor.map { (type: Optional($0.dataType), shape: $0.shape) } }) {
+            return try runSplit(feeds, outputs: names, schedule: schedule, parts: parts, meter: meter)
         }
         var values = [Value?](repeating: nil, count: plan.slotCount)
         for (slot, tensor) in plan.constants { values[slot] = .tensor(tensor) }

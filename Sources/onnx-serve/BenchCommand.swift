@@ -39,6 +39,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("flush-denormals"), help: "Flush denormal floats to zero (faster on underflowing models).")
     var flushDenormals = false
 
+    @Flag(name: .customLong("no-batch-split"), help: "Run a batch whole, every op split between the threads, even when the model's images never mix (by default such a batch runs as one sub-batch per thread).")
+    var noBatchSplit = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -58,7 +61,8 @@ struct BenchCommand: ParsableCommand {
             let loadStart = DispatchTime.now()
             let loaded = try ModelLoader.load(contentsOf: model)
             let decodeSeconds = Self.seconds(since: loadStart)
-            let session = try InferenceSession(model: loaded, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals))
+            let session = try InferenceSession(model: loaded, options: .init(intraOpThreads: threads, optimizations: !noOptimize, flushDenormals: flushDenormals,
+                                                                                     batchSplitting: !noBatchSplit))
             let loadSeconds = Self.seconds(since: loadStart)
             var generator = SystemRandomNumberGenerator()
             var feeds: [String: Tensor] = [:]

@@ -68,7 +68,9 @@ struct InspectCommand: ParsableCommand {
             }
         }
         switch session {
-        case .success: lines.append("loads: yes")
+        case .success(let session):
+            lines.append("loads: yes")
+            lines.append("batch runs as one sub-batch per thread: \(session.batchSeparability)")
         case .failure(let error): lines.append("loads: no (\(error))")
         }
         lines.append("OpenBLAS core: \(BLAS.coreName) (\(BLAS.coreOrigin))")
