@@ -13,16 +13,28 @@ package import Tensors
 /// the run's meter, and their outputs are joined on axis 0 (one copy, into buffers of the run).
 /// A run with a profiler is not split, so that every node is timed once per run.
 ///
-/// When it pays, measured under the CPU lock on this 2-vCPU VM (`onnx-serve bench M --batch B
-/// --threads 2`, split and with `--no-batch-split`, same binary): see `minimumSplitBatch`.
+/// When it pays, measured on the 2-vCPU build VM with nothing else heavy running (`onnx-serve
+/// bench M --batch B --threads 2 --seconds 1.5`, with and without `--no-batch-split`, same binary,
+/// two interleaved rounds, round trip 392 then 72 ns), split / whole, medians:
+/// - batch 8 (even parts): MNIST CNN 0.86, ShuffleNetV2 0.92, SqueezeNet 0.93, MobileNetV3-S 0.95,
+///   MobileNetV2 0.95, DenseNet-121 0.95, EfficientNet-B0 0.97, GoogLeNet 0.98, ResNet-18 1.01;
+/// - batch 2: MNIST 0.90, SqueezeNet 0.91, ResNet-18 1.00, MobileNetV2 1.12 (13.8 vs 10.9 ms in the
+///   far placement, 10.3 vs 10.7 in the close one);
+/// - batch 3 (parts of 2 and 1): MNIST 0.95, MobileNetV2 1.21, SqueezeNet 1.20, ResNet-18 1.35: the
+///   larger part alone takes 2/3 of the one-thread time, more than the whole batch on two threads.
+/// So a batch is split only when its parts are of equal size or nearly (`maximumImbalance`);
+/// little work per image (MNIST) is no reason not to.
 extension InferenceSession {
     /// Smallest batch that is split.
     static let minimumSplitBatch = 2
+    /// Most the largest part may be above an even share of the batch (10%: 11 rows on two threads
+    /// split, 9 do not), unless `Options.splitsUnevenBatches`.
+    static let maximumImbalance = 1.1
 
     /// The sub-batches a run over feeds of these shapes is cut into, or nil when it runs whole:
     /// the model is separable, splitting is on, the run may use two threads or more and the
     /// thread budget has them, every tensor input has the same size on axis 0, at least
-    /// `minimumSplitBatch`, and no input holds strings.
+    /// `minimumSplitBatch`, the parts are about equal (`maximumImbalance`), and no input holds strings.
     func batchParts(_ feed: (String) -> (type: DataType?, shape: Shape)?) -> [Range<Int>]? {
         guard options.batchSplitting, batchSeparability == .separable, options.intraOpThreads >= 2 else { return nil }
         var batch: Int?
@@ -34,6 +46,8 @@ extension InferenceSession {
         guard let batch, batch >= Self.minimumSplitBatch else { return nil }
         let count = min(options.intraOpThreads, batch, Parallelism.computeThreadBudget)
         guard count >= 2 else { return nil }
+        let largest = (batch + count - 1) / count
+        guard options.splitsUnevenBatches || Double(largest * count) <= Self.maximumImbalance * Double(batch) else { return nil }
         return (0..<count).map { Parallelism.chunk($0, of: count, total: batch) }
     }
 

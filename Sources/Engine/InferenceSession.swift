@@ -28,6 +28,9 @@ public final class InferenceSession: Sendable {
         /// Run a batch of a model whose images never mix as sub-batches, one per thread (see
         /// `InferenceSession.batchParts`), instead of splitting every op between the threads.
         public var batchSplitting: Bool
+        /// Split a batch even when its parts would be of unequal sizes (3 rows on two threads), which
+        /// is slower than running it whole; for tests of the split on odd batches.
+        package var splitsUnevenBatches = false
 
         /// The budget when none is given: a quarter of the machine's memory (no limit when the
         /// system does not say how much it has).

@@ -104,9 +104,12 @@ import Testing
                      outputs: ["y1", "y2", "y3", "y4"], initializers: initializers)
     }
 
+    /// A session of two threads; `split` also splits odd batches.
     static func session(_ model: Model, split: Bool, optimize: Bool = true, budget: Int? = nil) throws -> InferenceSession {
-        try InferenceSession(model: model, options: .init(intraOpThreads: 2, optimizations: optimize, workingMemoryBudget: budget,
-                                                          batchSplitting: split))
+        var options = InferenceSession.Options(intraOpThreads: 2, optimizations: optimize, workingMemoryBudget: budget,
+                                               batchSplitting: split)
+        options.splitsUnevenBatches = split
+        return try InferenceSession(model: model, options: options)
     }
 
     static func feeds(_ model: Model, batch: Int, seed: UInt64) -> [String: Tensor] {
@@ -145,13 +148,20 @@ import Testing
         }
     }
 
-    /// A batch of 1, a session of one thread, and inputs whose unnamed axes 0 differ (they broadcast) run whole.
+    /// A batch of 1, a session of one thread, uneven parts (by default), and inputs whose unnamed
+    /// axes 0 differ (they broadcast) run whole.
     @Test func smallBatchesOneThreadAndUnequalInputsRunWhole() throws {
         let model = Self.shapes()
         let split = try Self.session(model, split: true)
         #expect(split.batchParts(for: ["x": [1, 4, 5, 3], "z": [1, 1, 5, 3]]) == nil)
         let oneThread = try InferenceSession(model: model, options: .init(intraOpThreads: 1))
         #expect(oneThread.batchParts(for: ["x": [4, 4, 5, 3], "z": [4, 1, 5, 3]]) == nil)
+        // By default an odd batch splits only when its parts are nearly equal.
+        let automatic = try InferenceSession(model: model, options: .init(intraOpThreads: 2))
+        #expect(automatic.batchParts(for: ["x": [3, 4, 5, 3], "z": [3, 1, 5, 3]]) == nil)
+        #expect(automatic.batchParts(for: ["x": [9, 4, 5, 3], "z": [9, 1, 5, 3]]) == nil)
+        #expect(automatic.batchParts(for: ["x": [8, 4, 5, 3], "z": [8, 1, 5, 3]]) == [0..<4, 4..<8])
+        #expect(automatic.batchParts(for: ["x": [11, 4, 5, 3], "z": [11, 1, 5, 3]]) == [0..<6, 6..<11])
 
         let add = Self.model([Self.node("Add", ["x", "y"], "s")], inputs: [("x", [.unknown, .fixed(4)]), ("y", [.unknown, .fixed(4)])],
                              outputs: ["s"])
