@@ -143,13 +143,7 @@ extension InferenceSession {
         } catch {
             throw .runtime(node: "graph", message: "\(error)")
         }
-        var offset = 0
-        for part in parts {
-            withExtendedLifetime(part) {
-                (joined.rawPointer + offset).copyMemory(from: part.rawPointer, byteCount: part.byteCount)
-            }
-            offset += part.byteCount
-        }
+        Tensor.copyConsecutively(parts, into: joined)
         return joined
     }
 }

@@ -17,14 +17,22 @@ extension Tensor {
             return Tensor(strings: parts.flatMap(\.strings), shape: shape)
         }
         let result = Tensor(uninitialized: first.dataType, shape: shape, pool: pool)
-        var offset = 0
-        for part in parts {
-            withExtendedLifetime(part) {
-                (result.rawPointer + offset).copyMemory(from: part.rawPointer, byteCount: part.byteCount)
-            }
-            offset += part.byteCount
-        }
+        copyConsecutively(parts, into: result)
         return result
+    }
+
+    /// Copies the bytes of `parts` one after another into `target` (not strings), which holds
+    /// at least their sum: the rows of tensors joined on axis 0.
+    public static func copyConsecutively(_ parts: [Tensor], into target: Tensor) {
+        var offset = 0
+        withExtendedLifetime(target) {
+            for part in parts {
+                withExtendedLifetime(part) {
+                    (target.rawPointer + offset).copyMemory(from: part.rawPointer, byteCount: part.byteCount)
+                }
+                offset += part.byteCount
+            }
+        }
     }
 
     /// Rows `range` of axis 0, copied into a tensor of their own.
