@@ -115,10 +115,15 @@ public enum Activation: Sendable, Hashable {
         }
     }
 
-    /// `target[i] = activation(source[i])`; `source` and `target` may be the same buffer.
+    /// `target[i] = activation(source[i])`; `source` and `target` may be the same buffer. Floats
+    /// take the Float overload, also from callers that are generic over the element type.
     // Shapes: source[count], target[count].
     @inlinable
     public func apply<T: RealElement>(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
+        if T.self == Float.self {
+            return apply(UnsafeRawPointer(source).assumingMemoryBound(to: Float.self),
+                         into: UnsafeMutableRawPointer(target).assumingMemoryBound(to: Float.self), count: count)
+        }
         applyElements(source, into: target, count: count)
     }
 

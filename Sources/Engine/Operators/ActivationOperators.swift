@@ -82,19 +82,8 @@ struct ActivationOperator: UnaryElementwise {
 private struct ActivationKernel: RealVisitor {
     let activation: Activation, x: Tensor, y: Tensor, parallelism: Parallelism
     func visit<T: RealElement>(_: T.Type) {
-        // Float by name, so that `Activation.apply`'s Float overload (vectorised loops) runs.
-        if T.self == Float.self { return floats() }
         withExtendedLifetime(x) {
             let source = x.pointer(as: T.self), target = y.mutablePointer(as: T.self)
-            parallelism.forEachChunk(x.elementCount, minimumChunk: BroadcastLayout.defaultGrain) { range in
-                activation.apply(source + range.lowerBound, into: target + range.lowerBound, count: range.count)
-            }
-        }
-    }
-
-    private func floats() {
-        withExtendedLifetime(x) {
-            let source = x.pointer(as: Float.self), target = y.mutablePointer(as: Float.self)
             parallelism.forEachChunk(x.elementCount, minimumChunk: BroadcastLayout.defaultGrain) { range in
                 activation.apply(source + range.lowerBound, into: target + range.lowerBound, count: range.count)
             }
