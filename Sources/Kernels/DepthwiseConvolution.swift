@@ -106,12 +106,24 @@ extension Convolution {
         return split(split(split(v)))
     }
 
+    /// `sum + w · x`, in one fused multiply-add where the build has them (not in the portable
+    /// build, where it would be a library call per lane): the tap loops were a multiply and an add
+    /// per tap and vector (perf), their main cost.
+    @inline(__always)
+    private static func multiplyAdd(_ sum: SIMD8<Float>, _ w: SIMD8<Float>, _ x: SIMD8<Float>) -> SIMD8<Float> {
+        #if ROUND_INSTRUCTION
+        return sum.addingProduct(w, x)
+        #else
+        return sum + w * x
+        #endif
+    }
+
     // Shapes: as `depthwise`.
     /// Depthwise convolution with eight output channels in the vector lanes (ORT's NCHWc idea,
     /// inside one operator): per (image, block of eight channels), the block's input planes are
     /// transposed into a zero-padded buffer of 8-channel pixels (`InterleavedPlane`), then
     /// `out[oh][ow] = Σ_t w[t] · padded[oh·sh + kh·dh][ow·sw + kw·dw]` in whole vectors whatever the
-    /// width, stride and dilation (no columns computed and dropped, no edge cases), four outputs
+    /// width, stride and dilation (no columns computed and dropped, no edge cases), eight outputs
     /// a step, then the block is transposed back into its output planes and finished by the
     /// epilogue while in L1. A last block of fewer channels repeats its last channel in the
     /// spare lanes and writes only its own. Parallel over (channel block, image).
@@ -233,8 +245,11 @@ extension Convolution {
 
     // Shapes: padded: rows of 8-channel pixels, output (oh, ow)'s first tap at oh · rowStep + ow · step;
     //         weights [offsets.count] (8 channels each); block [count] = [count / width][width].
-    /// `block[q] = Σ_t weights[t] · padded[first(q) + offsets[t]]`, four outputs a step (each its
-    /// own base, so a step may cross rows), then one at a time.
+    /// `block[q] = Σ_t weights[t] · padded[first(q) + offsets[t]]`, eight outputs a step (each its
+    /// own base, so a step may cross rows), the last step on the last eight outputs (fewer than
+    /// eight outputs: one at a time). Eight sums in flight, not four: a sum's multiply-adds form a
+    /// chain, and four chains kept the loop at one multiply-add per cycle, the latency bound,
+    /// where two fit.
     @inline(__always)
     private static func interleavedTapSums(_ padded: UnsafePointer<SIMD8<Float>>, offsets: [Int], weights: UnsafePointer<SIMD8<Float>>,
                                 into block: UnsafeMutablePointer<SIMD8<Float>>, count: Int, width: Int, step: Int,
@@ -249,26 +264,41 @@ extension Convolution {
                 return base
             }
             var q = 0
-            while q + 4 <= count {
-                let b0 = next(), b1 = next(), b2 = next(), b3 = next()
+            while q < count && count >= 8 {
+                if q + 8 > count {
+                    // The last eight outputs, some again: their sums are the same.
+                    q = count - 8
+                    column = q % width
+                    position = q / width * rowStep + column * step
+                }
+                let b0 = next(), b1 = next(), b2 = next(), b3 = next(), b4 = next(), b5 = next(), b6 = next(), b7 = next()
                 var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                var s4 = SIMD8<Float>(), s5 = SIMD8<Float>(), s6 = SIMD8<Float>(), s7 = SIMD8<Float>()
                 for t in 0..<offsets.count {
                     let w = weights[t], offset = offsets[t]
-                    s0 += w * b0[offset]
-                    s1 += w * b1[offset]
-                    s2 += w * b2[offset]
-                    s3 += w * b3[offset]
+                    s0 = multiplyAdd(s0, w, b0[offset])
+                    s1 = multiplyAdd(s1, w, b1[offset])
+                    s2 = multiplyAdd(s2, w, b2[offset])
+                    s3 = multiplyAdd(s3, w, b3[offset])
+                    s4 = multiplyAdd(s4, w, b4[offset])
+                    s5 = multiplyAdd(s5, w, b5[offset])
+                    s6 = multiplyAdd(s6, w, b6[offset])
+                    s7 = multiplyAdd(s7, w, b7[offset])
                 }
                 block[q] = s0
                 block[q + 1] = s1
                 block[q + 2] = s2
                 block[q + 3] = s3
-                q += 4
+                block[q + 4] = s4
+                block[q + 5] = s5
+                block[q + 6] = s6
+                block[q + 7] = s7
+                q += 8
             }
             while q < count {
                 let b = next()
                 var sum = SIMD8<Float>()
-                for t in 0..<offsets.count { sum += weights[t] * b[offsets[t]] }
+                for t in 0..<offsets.count { sum = multiplyAdd(sum, weights[t], b[offsets[t]]) }
                 block[q] = sum
                 q += 1
             }
@@ -285,8 +315,10 @@ extension Convolution {
     /// whole plane is one flat loop of 8-wide vectors, `wide[q] = Σ_t w[t] · padded[q + tapOffsets[t]]`,
     /// with no edge cases. `wide` has `phaseWidth` columns per output row (the output width plus
     /// `(kernel − 1) · dilation / stride`: at stride 2 only a few past the output width are computed
-    /// and dropped, not half the row); the valid ones are copied out and finished by the epilogue
-    /// while in L1.
+    /// and dropped, not half the row). Rows of at least eight outputs are computed straight into
+    /// the output in the same way (`rowTapSums`: the vectors of a row start at `oh · phaseWidth`,
+    /// the last one flush with the row's end); narrower ones go through `wide` and are copied out.
+    /// The plane is then finished by the epilogue while in L1.
     /// Parallel over planes (channels of all images). Its naive twin is `Convolution.reference`.
     private static func planarDepthwise(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                         output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
@@ -312,8 +344,19 @@ extension Convolution {
         let paddedCount = Swift.max(height.stride * width.stride * phaseHeight * phaseWidth,
                                     wideCount + (tapOffsets.max() ?? 0))
         let planeWork = wideCount * taps
+        // Rows of at least eight outputs are computed straight into the output, eight outputs a
+        // vector: (first wide position, first output) of each vector, the last of a row flush with
+        // its end (overlapping the one before it, with the same sums). Narrower rows go through
+        // `wide`.
+        let direct = width.output >= 8
+        let vectors: [(wide: Int, output: Int)] = !direct ? [] : (0..<height.output).flatMap { oh in
+            stride(from: 0, to: width.output, by: 8).map { ow in
+                let column = Swift.min(ow, width.output - 8)
+                return (oh * phaseWidth + column, oh * width.output + column)
+            }
+        }
         parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(planeWork, 1))) { chunk in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedCount + wideCount) { buffer in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedCount + (direct ? 0 : wideCount)) { buffer in
                 let padded = buffer.baseAddress!, wide = padded + paddedCount
                 // Cells no input lands in stay zero (the garbage columns read some of them).
                 padded.initialize(repeating: 0, count: paddedCount)
@@ -327,12 +370,17 @@ extension Convolution {
                             phaseWidth: phaseWidth, phaseHeight: phaseHeight, height: height, width: width)
                         lastSource = sourcePlane
                     }
-                    tapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
-                            into: wide, count: wideCount)
                     let imageOffset = image * layout.outputChannels * outputCount
                     let target = output + imageOffset + channel * outputCount
-                    for oh in 0..<height.output {
-                        (target + oh * width.output).update(from: wide + oh * phaseWidth, count: width.output)
+                    if direct {
+                        rowTapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
+                                   vectors: vectors, into: target)
+                    } else {
+                        tapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
+                                into: wide, count: wideCount)
+                        for oh in 0..<height.output {
+                            (target + oh * width.output).update(from: wide + oh * phaseWidth, count: width.output)
+                        }
                     }
                     // The plane is in L1 still.
                     epilogue.apply(output, offset: imageOffset, ld: outputCount, rows: channel..<(channel + 1),
@@ -343,39 +391,105 @@ extension Convolution {
     }
 
     // Shapes: padded[count + max(offsets)]; weights[offsets.count]; wide[count], count a multiple of 8.
-    /// `wide[q] = Σ_t weights[t] · padded[q + offsets[t]]`, 32 outputs at a time in four vector sums,
-    /// then the rest one vector at a time.
+    /// `wide[q] = Σ_t weights[t] · padded[q + offsets[t]]`, 64 outputs at a time in eight vector
+    /// sums (eight multiply-add chains in flight, as in `interleavedTapSums`), the last step on the
+    /// last 64 (fewer than 64 outputs: one vector at a time).
     @inline(__always)
     private static func tapSums(_ padded: UnsafePointer<Float>, offsets: [Int], weights: UnsafePointer<Float>,
                                 into wide: UnsafeMutablePointer<Float>, count: Int) {
         offsets.withUnsafeBufferPointer { offsets in
             let source = UnsafeRawPointer(padded), target = UnsafeMutableRawPointer(wide)
+            @inline(__always) func load(_ at: Int) -> SIMD8<Float> { source.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self) }
             var q = 0
-            while q + 32 <= count {
+            while q < count && count >= 64 {
+                // The last 64 outputs, some again: their sums are the same.
+                q = Swift.min(q, count - 64)
                 var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                var s4 = SIMD8<Float>(), s5 = SIMD8<Float>(), s6 = SIMD8<Float>(), s7 = SIMD8<Float>()
                 for t in 0..<offsets.count {
                     let w = SIMD8<Float>(repeating: weights[t])
                     let at = (q + offsets[t]) * MemoryLayout<Float>.stride
-                    s0 += w * source.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self)
-                    s1 += w * source.loadUnaligned(fromByteOffset: at + 32, as: SIMD8<Float>.self)
-                    s2 += w * source.loadUnaligned(fromByteOffset: at + 64, as: SIMD8<Float>.self)
-                    s3 += w * source.loadUnaligned(fromByteOffset: at + 96, as: SIMD8<Float>.self)
+                    s0 = multiplyAdd(s0, w, load(at))
+                    s1 = multiplyAdd(s1, w, load(at + 32))
+                    s2 = multiplyAdd(s2, w, load(at + 64))
+                    s3 = multiplyAdd(s3, w, load(at + 96))
+                    s4 = multiplyAdd(s4, w, load(at + 128))
+                    s5 = multiplyAdd(s5, w, load(at + 160))
+                    s6 = multiplyAdd(s6, w, load(at + 192))
+                    s7 = multiplyAdd(s7, w, load(at + 224))
                 }
                 let at = q * MemoryLayout<Float>.stride
                 target.storeBytes(of: s0, toByteOffset: at, as: SIMD8<Float>.self)
                 target.storeBytes(of: s1, toByteOffset: at + 32, as: SIMD8<Float>.self)
                 target.storeBytes(of: s2, toByteOffset: at + 64, as: SIMD8<Float>.self)
                 target.storeBytes(of: s3, toByteOffset: at + 96, as: SIMD8<Float>.self)
-                q += 32
+                target.storeBytes(of: s4, toByteOffset: at + 128, as: SIMD8<Float>.self)
+                target.storeBytes(of: s5, toByteOffset: at + 160, as: SIMD8<Float>.self)
+                target.storeBytes(of: s6, toByteOffset: at + 192, as: SIMD8<Float>.self)
+                target.storeBytes(of: s7, toByteOffset: at + 224, as: SIMD8<Float>.self)
+                q += 64
             }
             while q < count {
                 var sum = SIMD8<Float>()
                 for t in 0..<offsets.count {
-                    sum += SIMD8<Float>(repeating: weights[t])
-                        * source.loadUnaligned(fromByteOffset: (q + offsets[t]) * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+                    sum = multiplyAdd(sum, SIMD8<Float>(repeating: weights[t]), load((q + offsets[t]) * MemoryLayout<Float>.stride))
                 }
                 target.storeBytes(of: sum, toByteOffset: q * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
                 q += 8
+            }
+        }
+    }
+
+    // Shapes: padded: as `tapSums`; weights[offsets.count]; vectors: (wide position, output position) pairs;
+    //         target[max output position + 8].
+    /// `target[o + i] = Σ_t weights[t] · padded[q + i + offsets[t]]` for each vector `(q, o)` and
+    /// i < 8: eight vectors a step (eight multiply-add chains in flight, as in `tapSums`), the last
+    /// step on the last eight vectors (fewer than eight: one at a time). This writes the output rows
+    /// directly: copying them out of `wide` row by row took about 30% of a 112×112 plane's time (perf).
+    @inline(__always)
+    private static func rowTapSums(_ padded: UnsafePointer<Float>, offsets: [Int], weights: UnsafePointer<Float>,
+                                   vectors: [(wide: Int, output: Int)], into target: UnsafeMutablePointer<Float>) {
+        offsets.withUnsafeBufferPointer { offsets in
+            vectors.withUnsafeBufferPointer { vectors in
+                let count = vectors.count
+                @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+                    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                @inline(__always) func store(_ sum: SIMD8<Float>, _ v: Int) {
+                    UnsafeMutableRawPointer(target + vectors[v].output).storeBytes(of: sum, as: SIMD8<Float>.self)
+                }
+                var v = 0
+                while v < count && count >= 8 {
+                    // The last eight vectors, some again: their sums are the same.
+                    v = Swift.min(v, count - 8)
+                    let b0 = padded + vectors[v].wide, b1 = padded + vectors[v + 1].wide
+                    let b2 = padded + vectors[v + 2].wide, b3 = padded + vectors[v + 3].wide
+                    let b4 = padded + vectors[v + 4].wide, b5 = padded + vectors[v + 5].wide
+                    let b6 = padded + vectors[v + 6].wide, b7 = padded + vectors[v + 7].wide
+                    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                    var s4 = SIMD8<Float>(), s5 = SIMD8<Float>(), s6 = SIMD8<Float>(), s7 = SIMD8<Float>()
+                    for t in 0..<offsets.count {
+                        let w = SIMD8<Float>(repeating: weights[t]), offset = offsets[t]
+                        s0 = multiplyAdd(s0, w, load(b0 + offset))
+                        s1 = multiplyAdd(s1, w, load(b1 + offset))
+                        s2 = multiplyAdd(s2, w, load(b2 + offset))
+                        s3 = multiplyAdd(s3, w, load(b3 + offset))
+                        s4 = multiplyAdd(s4, w, load(b4 + offset))
+                        s5 = multiplyAdd(s5, w, load(b5 + offset))
+                        s6 = multiplyAdd(s6, w, load(b6 + offset))
+                        s7 = multiplyAdd(s7, w, load(b7 + offset))
+                    }
+                    store(s0, v); store(s1, v + 1); store(s2, v + 2); store(s3, v + 3)
+                    store(s4, v + 4); store(s5, v + 5); store(s6, v + 6); store(s7, v + 7)
+                    v += 8
+                }
+                while v < count {
+                    let b = padded + vectors[v].wide
+                    var sum = SIMD8<Float>()
+                    for t in 0..<offsets.count { sum = multiplyAdd(sum, SIMD8<Float>(repeating: weights[t]), load(b + offsets[t])) }
+                    store(sum, v)
+                    v += 1
+                }
             }
         }
     }
