@@ -60,23 +60,24 @@ public enum Convolution {
 
     /// Floats of scratch memory `forward` needs for `layout` with `parallelism` (with weights per
     /// image, at most this). `productApart`: `forward` is to accumulate with an epilogue that has
-    /// a `beforeResidual` step, and needs room for the products too.
-    public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism, productApart: Bool = false) -> Int {
+    /// a `beforeResidual` step, and needs room for the products too. `blockWork` as `forward`'s.
+    public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism, productApart: Bool = false,
+                                    blockWork: Int = BLAS.smallKernelWork) -> Int {
         if mergesImages(layout) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
-        let columns = columnScratchCount(layout, parallelism)
+        let columns = columnScratchCount(layout, parallelism, blockWork)
         guard productApart && accumulates(layout) else { return columns }
-        return columns + productScratchCount(panels(layout, parallelism), parallelism)
+        return columns + productScratchCount(panels(layout, parallelism, blockWork), parallelism)
     }
 
     /// Floats of the column matrices `product` expands (none for a pointwise layout).
-    private static func columnScratchCount(_ layout: ConvolutionLayout, _ parallelism: Parallelism) -> Int {
+    private static func columnScratchCount(_ layout: ConvolutionLayout, _ parallelism: Parallelism, _ blockWork: Int) -> Int {
         switch layout.algorithm {
         case .pointwise, .depthwise:
             return 0
         case .winograd:
             return Winograd.scratchCount(layout)
         case .expanded:
-            let panels = panels(layout, parallelism)
+            let panels = panels(layout, parallelism, blockWork)
             if sharesColumns(panels, depth: layout.depth, parallelism) { return panels.items * layout.depth * layout.window.outputCount }
             return panels.workers(parallelism) * layout.depth * panels.columnPanel
         }
@@ -108,17 +109,23 @@ public enum Convolution {
     /// productApart: true)`) and `Epilogue.apply(product:…)` adds it to the output. The residual
     /// block then runs in the residual's buffer as the float one does, instead of writing a third
     /// buffer the size of the output.
+    ///
+    /// `blockWork`: the pointwise and im2col products of one image are cut into tasks of at most
+    /// this many multiply-adds, each with its epilogue (see `GemmPanels.init`); by default those
+    /// OpenBLAS runs in its small-matrix kernel, 0 for none. (Tests run both ways on any core.)
+    /// `scratchCount` must be given the same.
     public static func forward(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout,
                                epilogue: Epilogue, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>?,
-                               parallelism: Parallelism, weightsPerImage: Int = 0) {
+                               parallelism: Parallelism, weightsPerImage: Int = 0, blockWork: Int = BLAS.smallKernelWork) {
         precondition(!accumulate || accumulates(layout), "only pointwise and im2col convolutions add to their output")
         precondition(weightsPerImage == 0 || (accumulates(layout) && layout.groups == 1),
                      "only pointwise and im2col convolutions of one group take weights per image")
         if layout.batch == 0 || layout.outputChannels == 0 || layout.window.outputCount == 0 { return }
         if weightsPerImage != 0 {
             product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
-                    accumulate: accumulate, scratch: scratch, parallelism: parallelism, weightsPerImage: weightsPerImage)
+                    accumulate: accumulate, scratch: scratch, parallelism: parallelism, weightsPerImage: weightsPerImage,
+                    blockWork: blockWork)
             return
         }
         switch layout.algorithm {
@@ -132,7 +139,7 @@ public enum Convolution {
                             accumulate: accumulate, scratch: scratch!, parallelism: parallelism)
         case .pointwise, .expanded:
             product(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
-                    accumulate: accumulate, scratch: scratch, parallelism: parallelism)
+                    accumulate: accumulate, scratch: scratch, parallelism: parallelism, blockWork: blockWork)
         }
     }
 
@@ -207,10 +214,10 @@ public enum Convolution {
         }
     }
 
-    static func panels(_ layout: ConvolutionLayout, _ parallelism: Parallelism) -> GemmPanels {
+    static func panels(_ layout: ConvolutionLayout, _ parallelism: Parallelism, _ blockWork: Int) -> GemmPanels {
         GemmPanels(items: layout.batch * layout.groups, rows: layout.outputChannelsPerGroup,
                    columns: layout.window.outputCount, depth: layout.depth, threads: parallelism.threads,
-                   expanded: layout.algorithm == .expanded)
+                   expanded: layout.algorithm == .expanded, blockWork: blockWork)
     }
 
     /// Most floats of shared column matrices (64 MB): they hold every item of the batch at once,
@@ -232,8 +239,8 @@ public enum Convolution {
     private static func product(input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                 output: UnsafeMutablePointer<Float>, layout: ConvolutionLayout, epilogue: Epilogue,
                                 accumulate: Bool, scratch: UnsafeMutablePointer<Float>?, parallelism: Parallelism,
-                                weightsPerImage: Int = 0) {
-        let panels = panels(layout, parallelism)
+                                weightsPerImage: Int = 0, blockWork: Int) {
+        let panels = panels(layout, parallelism, blockWork)
         let pixels = layout.window.outputCount, inputCount = layout.window.inputCount
         let depth = layout.depth, groups = layout.groups
         let groupInputs = layout.inputChannelsPerGroup, groupOutputs = layout.outputChannelsPerGroup
@@ -242,7 +249,7 @@ public enum Convolution {
         // Accumulating after a step before the residual: each worker's products go to its block
         // of scratch, after the column matrices.
         let products = accumulate && epilogue.beforeResidual != nil
-            ? scratch! + columnScratchCount(layout, parallelism) : nil
+            ? scratch! + columnScratchCount(layout, parallelism, blockWork) : nil
         if shared {
             // Whole column matrices, one per item, each thread expanding a share of the channels.
             parallelism.forEachChunk(panels.items * groupInputs, minimumChunk: 8) { chunk in

@@ -104,14 +104,20 @@ public struct GemmPanels: Sendable {
 
     /// Panels for `items` products of [rows × depth] · [depth × columns] on up to `threads` threads;
     /// `expanded`: B is an im2col panel each task makes (not a matrix already in memory).
-    public init(items: Int, rows: Int, columns: Int, depth: Int, threads: Int, expanded: Bool = false) {
+    /// `blockWork` (`BLAS.smallKernelWork`, 0 for none): a product of more multiply-adds is cut into
+    /// tasks of at most that many, so that each runs in OpenBLAS's small-matrix kernel: along
+    /// columns into blocks of all rows while they keep `2 · alignment` columns, else along rows
+    /// into blocks of all columns while they keep `alignment` rows, else not at all (blocks of 16
+    /// columns made 1×1 layers at 7×7 and 28×28 slower).
+    public init(items: Int, rows: Int, columns: Int, depth: Int, threads: Int, expanded: Bool = false, blockWork: Int = 0) {
         self.items = items
         self.rows = rows
         self.columns = columns
         let align = Self.alignment
         let wide = columns >= rows
         let budget = wide && expanded ? Self.expandedWidePanelFloats : Self.panelFloats
-        let bWidth = Swift.max(4 * align, Swift.max(1, budget / Swift.max(depth, 1)) / align * align)
+        let (columnLimit, rowLimit) = Self.smallBlock(rows: rows, columns: columns, depth: depth, work: blockWork)
+        let bWidth = Swift.min(columnLimit, Swift.max(4 * align, Swift.max(1, budget / Swift.max(depth, 1)) / align * align))
         let work = items * rows * columns * Swift.max(depth, 1)
         let useful = Swift.min(threads, Swift.max(1, work / Self.minimumParallelWork))
         var columnPanels: Int, rowPanels: Int
@@ -149,8 +155,24 @@ public struct GemmPanels: Sendable {
                 rowPanels = Swift.min((needed + columnPanels - 1) / columnPanels, Swift.max(1, rows / align))
             }
         }
+        rowPanels = Swift.max(rowPanels, (rows + rowLimit - 1) / rowLimit)
         rowPanel = Self.panelSize(rows, parts: rowPanels)
         columnPanel = Self.panelSize(columns, parts: columnPanels)
+    }
+
+    /// The most columns and rows of a task (multiples of `alignment`, or `Int.max` for no limit)
+    /// that keep a product of more than `work` multiply-adds within it, as `init` describes.
+    static func smallBlock(rows: Int, columns: Int, depth: Int, work: Int) -> (columns: Int, rows: Int) {
+        let none = (Int.max, Int.max), align = alignment
+        guard work > 0, rows > 0, columns > 0, depth > 0 else { return none }
+        let (perColumn, overflow) = rows.multipliedReportingOverflow(by: depth)
+        let (whole, overflow2) = perColumn.multipliedReportingOverflow(by: columns)
+        if overflow || overflow2 || whole <= work { return none }
+        let width = work / perColumn / align * align
+        if width >= 2 * align { return (width, Int.max) }
+        let (perRow, overflow3) = columns.multipliedReportingOverflow(by: depth)
+        let height = overflow3 ? 0 : work / perRow / align * align
+        return height >= align ? (Int.max, height) : none
     }
 
     /// Size of each of `parts` near-equal panels of `total`, rounded up to the alignment.

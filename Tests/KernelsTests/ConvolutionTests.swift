@@ -133,6 +133,16 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         padsBegin: [1, 1], residual: true, activation: .relu, algorithm: .expanded),
         ConvolutionCase(inputChannels: 8, outputChannels: 256, input: [16, 16], kernel: [3, 3], padsBegin: [1, 1],
                         algorithm: .expanded),
+        // One image, odd sizes, for the blocks of `blockWorks`: a tall pointwise product (cut
+        // along rows), a wide one and an im2col stem (cut along columns), and a single pixel.
+        ConvolutionCase(inputChannels: 11, outputChannels: 37, input: [5, 7], kernel: [1, 1], residual: true,
+                        activation: .relu, algorithm: .pointwise),
+        ConvolutionCase(inputChannels: 9, outputChannels: 13, input: [23, 19], kernel: [1, 1], activation: .sigmoid,
+                        algorithm: .pointwise),
+        ConvolutionCase(inputChannels: 3, outputChannels: 10, input: [25, 27], kernel: [3, 3], strides: [2, 2],
+                        padsBegin: [1, 1], residual: true, activation: .clip(min: 0, max: 6), algorithm: .expanded),
+        ConvolutionCase(inputChannels: 17, outputChannels: 19, input: [1, 1], kernel: [1, 1], residual: true,
+                        algorithm: .pointwise),
         // Winograd: F(4, 3) up to 128 channels, F(2, 3) above; odd sizes, asymmetric pads, several passes.
         ConvolutionCase(inputChannels: 136, outputChannels: 144, input: [7, 7], kernel: [3, 3], padsBegin: [1, 1],
                         residual: true, activation: .relu, algorithm: .winograd),
@@ -145,6 +155,32 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         ConvolutionCase(inputChannels: 32, outputChannels: 32, input: [28, 28], kernel: [3, 3], padsBegin: [1, 1],
                         bias: false, algorithm: .winograd),
     ]
+
+    /// Block work limits for `forward`'s tests: none, OpenBLAS's small kernel's, one that cuts a
+    /// product of all rows into blocks of 32 columns, and one that cuts it into blocks of 16 rows
+    /// of all columns (when blocks of columns would be narrower than 32).
+    static func blockWorks(_ layout: ConvolutionLayout) -> [Int] {
+        let rows = layout.outputChannelsPerGroup, depth = layout.depth, pixels = layout.window.outputCount
+        return [0, 1_000_000, rows * depth * 37, pixels * depth * 16]
+    }
+
+    /// The one-image cases above do reach the cuts of `blockWorks`: along columns and along rows.
+    @Test func blockWorksCutColumnsAndRows() {
+        var cuts = (columns: 0, rows: 0)
+        for test in Self.cases where test.layout.batch == 1 && test.layout.groups == 1 && test.algorithm != .winograd {
+            let layout = test.layout
+            for (threads, work) in [1, 2].flatMap({ t in Self.blockWorks(layout).map { (t, $0) } }) {
+                func panels(_ work: Int) -> GemmPanels {
+                    GemmPanels(items: 1, rows: layout.outputChannels, columns: layout.window.outputCount, depth: layout.depth,
+                               threads: threads, expanded: test.algorithm == .expanded, blockWork: work)
+                }
+                let cut = panels(work), plain = panels(0)
+                if cut.columnPanelCount > plain.columnPanelCount { cuts.columns += 1 }
+                if cut.rowPanelCount > plain.rowPanelCount { cuts.rows += 1 }
+            }
+        }
+        #expect(cuts.columns >= 4 && cuts.rows >= 4, "\(cuts)")
+    }
 
     /// The two "shared column matrix" cases above do reach that path with two threads: one
     /// column panel per item, several row panels.
@@ -235,10 +271,13 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         let prepared = layout.algorithm == .winograd
             ? Winograd.transformWeights(weights, outputChannels: layout.outputChannels, inputChannels: layout.inputChannels)
             : weights
-        for threads in [1, 2, 3] {
+        // Products whole, in blocks for OpenBLAS's small-matrix kernel, and cut along columns or
+        // rows (`blockWorks`), on any core.
+        for (threads, blockWork) in [1, 2, 3].flatMap({ t in Self.blockWorks(layout).map { (t, $0) } }) {
             let parallelism = Parallelism(threads: threads)
             var actual = [Float](repeating: .nan, count: outputCount)
-            var scratch = [Float](repeating: .nan, count: Convolution.scratchCount(layout, parallelism: parallelism))
+            var scratch = [Float](repeating: .nan, count: Convolution.scratchCount(layout, parallelism: parallelism,
+                                                                                  blockWork: blockWork))
             bias.withOptionalPointer { bias in
                 residual.withOptionalPointer { residual in
                     actual.withUnsafeMutableBufferPointer { out in
@@ -246,13 +285,13 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                             Convolution.forward(input: input, weights: prepared, output: out.baseAddress!, layout: layout,
                                                 epilogue: Epilogue(bias: bias.map { .perRow($0) }, residual: residual,
                                                                    activation: test.activation),
-                                                scratch: scratch.baseAddress, parallelism: parallelism)
+                                                scratch: scratch.baseAddress, parallelism: parallelism, blockWork: blockWork)
                         }
                     }
                 }
             }
             let worst = worstError(actual, expected, atol: 1e-6 * Float(layout.depth))
-            #expect(worst.excess <= 0, "threads \(threads): at \(worst.index)")
+            #expect(worst.excess <= 0, "threads \(threads), block work \(blockWork): at \(worst.index)")
             // The residual already in the output (made in place by the engine), added by the product.
             if let residual, Convolution.accumulates(layout) {
                 var accumulated = residual
@@ -261,12 +300,13 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         scratch.withUnsafeMutableBufferPointer { scratch in
                             Convolution.forward(input: input, weights: prepared, output: out.baseAddress!, layout: layout,
                                                 epilogue: Epilogue(bias: bias.map { .perRow($0) }, activation: test.activation),
-                                                accumulate: true, scratch: scratch.baseAddress, parallelism: parallelism)
+                                                accumulate: true, scratch: scratch.baseAddress, parallelism: parallelism,
+                                                blockWork: blockWork)
                         }
                     }
                 }
                 let worst = worstError(accumulated, expected, atol: 1e-6 * Float(layout.depth))
-                #expect(worst.excess <= 0, "accumulating, threads \(threads): at \(worst.index)")
+                #expect(worst.excess <= 0, "accumulating, threads \(threads), block work \(blockWork): at \(worst.index)")
             }
         }
         #expect(Convolution.accumulates(layout) == (layout.algorithm == .pointwise || layout.algorithm == .expanded))
@@ -292,11 +332,13 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         let signed = Activation.quantizeDequantize(scale: 0.03, zeroPoint: -7, low: -128, high: 127)
         let pairs: [(Activation, Activation?)] = [(rounding, signed), (signed, .relu), (rounding, nil), (.sigmoid, .relu)]
         for (first, last) in pairs {
-            for threads in [1, 2, 3] {
+            let works = Self.blockWorks(layout)
+            for (threads, blockWork) in [(1, 0), (2, 0), (3, 0), (1, works[2]), (2, works[3]), (3, works[1])] {
                 let parallelism = Parallelism(threads: threads)
                 func run(accumulate: Bool) -> [Float] {
                     var output = accumulate ? residual : [Float](repeating: .nan, count: outputCount)
-                    let count = Convolution.scratchCount(layout, parallelism: parallelism, productApart: accumulate)
+                    let count = Convolution.scratchCount(layout, parallelism: parallelism, productApart: accumulate,
+                                                         blockWork: blockWork)
                     var scratch = [Float](repeating: .nan, count: count)
                     bias.withOptionalPointer { bias in
                         residual.withUnsafeBufferPointer { residual in
@@ -307,7 +349,7 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                                                                            residual: accumulate ? nil : residual.baseAddress,
                                                                            activation: last, beforeResidual: first),
                                                         accumulate: accumulate, scratch: scratch.baseAddress,
-                                                        parallelism: parallelism)
+                                                        parallelism: parallelism, blockWork: blockWork)
                                 }
                             }
                         }
@@ -317,7 +359,7 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                 let apart = run(accumulate: false), inPlace = run(accumulate: true)
                 if case .quantizeDequantize = first {
                     let differing = zip(apart, inPlace).filter { $0.bitPattern != $1.bitPattern }.count
-                    #expect(differing == 0, "\(first) then \(String(describing: last)), threads \(threads)")
+                    #expect(differing == 0, "\(first) then \(String(describing: last)), threads \(threads), block work \(blockWork)")
                 } else {
                     var expected = [Float](repeating: .nan, count: outputCount)
                     expected.withUnsafeMutableBufferPointer { out in
@@ -325,7 +367,7 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                                               beforeResidual: first, output: out.baseAddress!, layout: layout)
                     }
                     let worst = worstError(inPlace, expected, atol: 1e-6 * Float(layout.depth))
-                    #expect(worst.excess <= 0, "\(first) then \(String(describing: last)), threads \(threads): at \(worst.index)")
+                    #expect(worst.excess <= 0, "\(first) then \(String(describing: last)), threads \(threads), block work \(blockWork): at \(worst.index)")
                 }
             }
         }

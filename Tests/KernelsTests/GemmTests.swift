@@ -102,6 +102,35 @@ import TestSupport
         }
     }
 
+    /// Blocks for the small-matrix kernel: when a block of all rows and two cache lines of
+    /// columns, or of all columns and one cache line of rows, fits the work, every task fits it;
+    /// else the panels are those without the limit. The tasks cover every output once.
+    @Test func smallBlocksKeepTheirWork() {
+        let align = GemmPanels.alignment
+        for (items, rows, columns, depth) in Self.panelShapes where items * rows * columns <= 1 << 22 {
+            for work in [3000, 1_000_000] {
+                for threads in 1...3 {
+                    let panels = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads,
+                                            blockWork: work)
+                    let plain = GemmPanels(items: items, rows: rows, columns: columns, depth: depth, threads: threads)
+                    let label = "\(items)×\(rows)×\(columns)×\(depth), \(threads) threads, work \(work)"
+                    var seen = [Int](repeating: 0, count: items * rows * columns)
+                    for index in 0..<panels.taskCount {
+                        let task = panels.task(index)
+                        for r in task.rows { for c in task.columns { seen[(task.item * rows + r) * columns + c] += 1 } }
+                    }
+                    #expect(seen.allSatisfy { $0 == 1 }, "\(label)")
+                    let whole = rows * columns * depth
+                    if whole > work && (work / (rows * depth) >= 2 * align || work / (columns * depth) >= align) {
+                        #expect(panels.rowPanel * panels.columnPanel * depth <= work, "\(label)")
+                    } else {
+                        #expect(panels.rowPanel == plain.rowPanel && panels.columnPanel == plain.columnPanel, "\(label)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func panelsCoverEveryOutputOnce() {
         for (items, rows, columns, depth) in Self.panelShapes where items * rows * columns <= 1 << 22 {
             for threads in 1...4 {
