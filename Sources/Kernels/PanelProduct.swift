@@ -77,36 +77,43 @@ public enum PanelProduct {
     // Shapes: as `multiply`; blocks ⊆ 0..<blockCount(n).
     /// The columns of C in the blocks `range` (every group's), all rows, on the calling thread:
     /// blocks of six rows per panel while a panel is in cache (twelve independent sums: FMA's
-    /// latency times its two pipes is eight); the rows left over in a block of three to five, two
-    /// blocks of four when two are left over past six (a block of two has only four independent
-    /// sums, and ran at half speed: eight rows, a fused LSTM's part at batch 16 on two threads,
-    /// took as long as ten), a block of two below that, or a single row against four panels at
-    /// once (so that it too has eight independent sums). Each sum is formed in the same order
-    /// whatever block its row is in.
+    /// latency times its two pipes is eight); the rows left over in a block of three to five, or,
+    /// when two are left over (eight rows: a fused LSTM's part at batch 16 on two threads), two
+    /// rows against two panels at once, after the six-row blocks of those two panels (a block of
+    /// two rows against one panel has only four independent sums, and ran at half speed), or a
+    /// single row against four panels at once (so that it too has eight independent sums). Each
+    /// sum is formed in the same order whatever block its row is in.
     public static func multiplyBlocks(_ range: Range<Int>, m: Int, n: Int, k: Int, groups: Int = 1, a: UnsafePointer<Float>, lda: Int,
                                       packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 || range.isEmpty { return }
         let panels = (range.lowerBound * groups)..<(range.upperBound * groups)
-        let twoFours = m >= 8 && m % 6 == 2
-        let fullRows = twoFours ? m - 8 : m - m % 6, left = m - fullRows
-        for q in panels {
-            let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
-            var row = 0
-            while row < fullRows {
-                rowBlock(Rows6.self, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
-                row += 6
+        let fullRows = m - m % 6, left = m - fullRows
+        // Two rows left over take the panels two at a time (an odd last one alone).
+        let step = left == 2 ? 2 : 1
+        var first = panels.lowerBound
+        while first < panels.upperBound {
+            let count = min(step, panels.upperBound - first)
+            for q in first..<(first + count) {
+                let panel = UnsafeRawPointer(packed + q * k * panelWidth), (offset, columns) = placement(ofPanel: q, n: n, groups: groups)
+                var row = 0
+                while row < fullRows {
+                    rowBlock(Rows6.self, k: k, a: a + row * lda, lda: lda, panel: panel, c: c + row * ldc + offset, ldc: ldc, columns: columns)
+                    row += 6
+                }
+                let a = a + fullRows * lda, c = c + fullRows * ldc + offset
+                switch left {
+                case 5: rowBlock(Rows5.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+                case 4: rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+                case 3: rowBlock(Rows3.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+                case 2 where count == 1: rowBlock(Rows2.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
+                default: break
+                }
             }
-            let a = a + fullRows * lda, c = c + fullRows * ldc + offset
-            switch left {
-            case 8:
-                rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-                rowBlock(Rows4.self, k: k, a: a + 4 * lda, lda: lda, panel: panel, c: c + 4 * ldc, ldc: ldc, columns: columns)
-            case 5: rowBlock(Rows5.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 4: rowBlock(Rows4.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 3: rowBlock(Rows3.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            case 2: rowBlock(Rows2.self, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, columns: columns)
-            default: break
+            if left == 2 && count == 2 {
+                twoRowsTwoPanels(k: k, a: a + fullRows * lda, lda: lda, panel: UnsafeRawPointer(packed + first * k * panelWidth),
+                                 c: c + fullRows * ldc, ldc: ldc, first: first, n: n, groups: groups)
             }
+            first += count
         }
         guard left == 1 else { return }
         let a = a + fullRows * lda, c = c + fullRows * ldc
@@ -192,20 +199,43 @@ public enum PanelProduct {
         if rows > 5 { store(s50, s51, c + 5 * ldc, columns: columns) }
     }
 
-    // Shapes: a [k]; panels: `count` consecutive panels of [k][16], the first of them panel `first`;
-    //   c: one row of C [groups·n].
-    /// One row against `count` panels (1...4, a constant at every call).
+    // Shapes: a [2 × k] row stride lda; panels: two consecutive panels of [k][16], the first of them
+    //   panel `first`; c: two rows of C [groups·n], row stride ldc.
+    /// Two rows against two panels at once (eight independent sums, as six rows against one):
+    /// `panelBlock`'s two-row form, specialised here on its own.
+    @inline(never)
+    private static func twoRowsTwoPanels(k: Int, a: UnsafePointer<Float>, lda: Int, panel: UnsafeRawPointer,
+                                         c: UnsafeMutablePointer<Float>, ldc: Int, first: Int, n: Int, groups: Int) {
+        panelBlock(2, rows: 2, k: k, a: a, lda: lda, panel: panel, c: c, ldc: ldc, first: first, n: n, groups: groups)
+    }
+
+    // Shapes: a [rows × k] row stride lda; panels: `count` consecutive panels of [k][16], the first
+    //   of them panel `first`; c: `rows` rows of C [groups·n], row stride ldc.
+    /// One row against `count` panels (1...4), or two rows against two panels (`rows` and `count`
+    /// are constants at every call).
     @inline(__always)
-    private static func panelBlock(_ count: Int, k: Int, a: UnsafePointer<Float>, panel: UnsafeRawPointer,
-                                   c: UnsafeMutablePointer<Float>, first: Int, n: Int, groups: Int) {
+    private static func panelBlock(_ count: Int, rows: Int = 1, k: Int, a: UnsafePointer<Float>, lda: Int = 0, panel: UnsafeRawPointer,
+                                   c: UnsafeMutablePointer<Float>, ldc: Int = 0, first: Int, n: Int, groups: Int) {
         var s00 = Lanes(), s01 = Lanes(), s10 = Lanes(), s11 = Lanes()
         var s20 = Lanes(), s21 = Lanes(), s30 = Lanes(), s31 = Lanes()
+        // The second row's sums, against panels 0 and 1.
+        var t00 = Lanes(), t01 = Lanes(), t10 = Lanes(), t11 = Lanes()
         let stride = k * panelWidth
         for p in 0..<k {
             let x = Lanes(repeating: a[p]), offset = p * panelWidth
-            s00 = s00.addingProduct(x, load(panel, offset))
-            s01 = s01.addingProduct(x, load(panel, offset + 8))
-            if count > 1 {
+            let low0 = load(panel, offset), high0 = load(panel, offset + 8)
+            s00 = s00.addingProduct(x, low0)
+            s01 = s01.addingProduct(x, high0)
+            if rows > 1 {
+                let y = Lanes(repeating: a[lda + p])
+                t00 = t00.addingProduct(y, low0)
+                t01 = t01.addingProduct(y, high0)
+                let low1 = load(panel, stride + offset), high1 = load(panel, stride + offset + 8)
+                s10 = s10.addingProduct(x, low1)
+                s11 = s11.addingProduct(x, high1)
+                t10 = t10.addingProduct(y, low1)
+                t11 = t11.addingProduct(y, high1)
+            } else if count > 1 {
                 s10 = s10.addingProduct(x, load(panel, stride + offset))
                 s11 = s11.addingProduct(x, load(panel, stride + offset + 8))
             }
@@ -218,14 +248,18 @@ public enum PanelProduct {
                 s31 = s31.addingProduct(x, load(panel, 3 * stride + offset + 8))
             }
         }
-        @inline(__always) func store(_ low: Lanes, _ high: Lanes, panel index: Int) {
+        @inline(__always) func store(_ low: Lanes, _ high: Lanes, panel index: Int, row: Int = 0) {
             let (offset, columns) = placement(ofPanel: first + index, n: n, groups: groups)
-            Self.store(low, high, c + offset, columns: columns)
+            Self.store(low, high, c + row * ldc + offset, columns: columns)
         }
         store(s00, s01, panel: 0)
         if count > 1 { store(s10, s11, panel: 1) }
         if count > 2 { store(s20, s21, panel: 2) }
         if count > 3 { store(s30, s31, panel: 3) }
+        if rows > 1 {
+            store(t00, t01, panel: 0, row: 1)
+            store(t10, t11, panel: 1, row: 1)
+        }
     }
 
     // Shapes: a [m × k] row stride lda; b [n × k] row stride ldb (unpacked); c [m × n] row stride ldc.

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// `PanelProduct` (B packed once, C = A · Bᵀ) against its naive twin over odd sizes: partial
-/// panels, every remainder of the six-row blocks (two left past six: two blocks of four), a single row against 1-4 panels, padded strides, threads,
+/// panels, every remainder of the six-row blocks (two left over: two rows against two panels), a single row against 1-4 panels, padded strides, threads,
 /// and B's rows in groups (an LSTM's gates) whose panels interleave block by block.
 @Suite struct PanelProductTests {
     @Test(arguments: [
@@ -37,6 +37,55 @@ import TestSupport
             #expect(worst.excess <= 0, "\(label) at \(worst.index)")
             // The gap after each row of C keeps its 9s: a partial last panel stores only its columns.
             #expect(actual.enumerated().allSatisfy { $0.offset % ldc < columns || $0.element == 9 }, "\(label)")
+        }
+    }
+
+    /// Every row count 1-20 (every remainder of the six-row blocks, with and without blocks of
+    /// six before it; two rows left over go against two panels at once) over an odd number of
+    /// panels with a partial last one, in groups of 1, 3 (pairs of panels across blocks) and 4
+    /// (pairs across gates), in two parts split at every block (as threads' parts): against the naive
+    /// product, and each row of C bit-identical to that A row multiplied alone (one row against
+    /// up to four panels), so that a row's result does not depend on the block it falls in.
+    @Test(arguments: [(37, 1), (21, 4), (40, 3), (16, 1)])
+    func everyRowCountMatchesReferenceAndRowAlone(shape: (n: Int, groups: Int)) {
+        let (n, groups) = shape, k = 13, columns = groups * n
+        let lda = k + 2, ldb = k, ldc = columns + 3, rows = 20
+        var random = SeededGenerator(seed: UInt64(n * 100 + groups))
+        let a = random.floats(rows * lda), b = random.floats(columns * ldb)
+        var packed = [Float](repeating: .nan, count: PanelProduct.packedCount(rows: n, depth: k, groups: groups)!)
+        packed.withUnsafeMutableBufferPointer { PanelProduct.pack(b, ldb: ldb, rows: n, depth: k, groups: groups, into: $0.baseAddress!) }
+        var expected = [Float](repeating: 9, count: rows * ldc), alone = [Float](repeating: 9, count: rows * ldc)
+        expected.withUnsafeMutableBufferPointer {
+            PanelProduct.reference(m: rows, n: columns, k: k, a: a, lda: lda, b: b, ldb: ldb, c: $0.baseAddress!, ldc: ldc)
+        }
+        a.withUnsafeBufferPointer { a in
+            alone.withUnsafeMutableBufferPointer { alone in
+                for i in 0..<rows {
+                    PanelProduct.multiply(m: 1, n: n, k: k, groups: groups, a: a.baseAddress! + i * lda, lda: lda, packed: packed,
+                                          c: alone.baseAddress! + i * ldc, ldc: ldc, parallelism: Parallelism(threads: 1))
+                }
+            }
+        }
+        for m in 1...rows {
+            // The last m rows of A, so that each row lands at another index than when alone.
+            let start = rows - m
+            let blocks = PanelProduct.blockCount(n)
+            // As two threads' parts: blocks 0..<split, then split..<blocks.
+            for split in 0...blocks {
+                var actual = [Float](repeating: 9, count: m * ldc)
+                a.withUnsafeBufferPointer { a in
+                    actual.withUnsafeMutableBufferPointer { c in
+                        for part in [0..<split, split..<blocks] {
+                            PanelProduct.multiplyBlocks(part, m: m, n: n, k: k, groups: groups, a: a.baseAddress! + start * lda, lda: lda,
+                                                        packed: packed, c: c.baseAddress!, ldc: ldc)
+                        }
+                    }
+                }
+                let label = "m \(m) n \(n) groups \(groups) blocks split at \(split)"
+                let worst = worstError(actual, Array(expected[(start * ldc)...]), atol: 1e-5 * Float(k))
+                #expect(worst.excess <= 0, "\(label) at \(worst.index)")
+                #expect(actual.elementsEqual(alone[(start * ldc)...]) { $0.bitPattern == $1.bitPattern }, "\(label)")
+            }
         }
     }
 
