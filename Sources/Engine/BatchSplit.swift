@@ -1,3 +1,4 @@
+import Kernels
 package import Tensors
 
 /// Whether a model's batch can be cut into sub-batches that run apart (each part on one thread,
@@ -27,7 +28,8 @@ package import Tensors
 /// - LayerNormalization, GroupNormalization and our LayerNormalization: normalised axes not 0;
 /// - Gemm (transA 0) and our FusedGemm: A batched, B invariant, C invariant of rank < 2 or a fixed
 ///   1 on axis 0; MatMul: A batched of rank >= 2, B invariant: a matrix or vector, or stacked with
-///   a rank below A's or a fixed 1 on axis 0 (a batched B is refused);
+///   a rank below A's or a fixed 1 on axis 0; or A and B both batched at the same rank of 3 or more
+///   (attention's per-image products);
 /// - Flatten with axis >= 1; Transpose with perm[0] = 0; Squeeze / Unsqueeze with axes given and not
 ///   0; Concat, Split, Softmax, LogSoftmax, Hardmax, ArgMax, ArgMin, Reduce* not on axis 0 (a
 ///   Reduce* without axes reduces them all: refused unless `noop_with_empty_axes`); Slice with
@@ -36,7 +38,17 @@ package import Tensors
 /// - Reshape of batched data to a constant target whose axis 0 is 0 (keep) or -1 with the other
 ///   entries fixed and positive and their product the image's element count, or to a size list
 ///   with the batch at place 0 only;
-/// - Shape, Gather, Unsqueeze, Squeeze, Concat, Cast on size lists, as above.
+/// - Shape, Gather, Unsqueeze, Squeeze, Concat, Cast on size lists, as above; Reshape of a size
+///   list to [-1] or its own length; Shape of a size list (its length, a constant);
+/// - PyTorch's `expand` (`Reshape(sizes, [-1])`, `Equal(sizes, ConstantOfShape(Shape(sizes)) · -1)`,
+///   `Where(that, ones, sizes)`, `Expand(x, ...)`, which ViT's class token and BERT's token types
+///   take): Equal of a size list with a constant below 1 at every batch place is a *mask*, false
+///   there whatever the batch; Where(mask, invariant, sizes) is the size list again when the mask
+///   is false at all of its batch places; Expand of an invariant value (axis 0 absent or 1) or a
+///   batched one of the list's length, to a size list with the batch at place 0 only, is batched;
+/// - invariant nodes (all inputs invariant) of the listed types and ConstantOfShape, Expand,
+///   GatherElements, Range; the small ones whose inputs are constants are evaluated (Shape of a
+///   size list, ConstantOfShape, Mul, ...) so that a later Equal sees the values it compares with.
 /// Everything else (control flow, sequences, random generators, a Reshape or Reduce* that folds the
 /// batch, a size list used in arithmetic) makes the model not separable.
 package enum BatchSplit {
@@ -61,6 +73,9 @@ package enum BatchSplit {
         /// A rank-0 (`scalar`) or rank-1 integer tensor with the batch size at the true places and
         /// batch-independent values elsewhere (at least one place is the batch).
         case sizes([Bool], scalar: Bool)
+        /// A rank-1 boolean tensor made by comparing a size list with constants below 1 at its batch
+        /// places (the true places here): false there whatever the batch, batch-independent elsewhere.
+        case mask([Bool])
     }
 
     private struct Refusal: Error {
@@ -69,9 +84,9 @@ package enum BatchSplit {
     }
 
     /// Decides for `graph` (optimised), whose values have the inferred `types`.
-    package static func analyse(_ graph: Graph, types: [String: TensorType]) -> Verdict {
+    package static func analyse(_ graph: Graph, types: [String: TensorType], opsets: [String: Int]) -> Verdict {
         do {
-            var analysis = Analysis(graph: graph, types: types)
+            var analysis = Analysis(graph: graph, types: types, opsets: opsets)
             try analysis.run()
             return .separable
         } catch let refusal as Refusal {
@@ -84,13 +99,15 @@ package enum BatchSplit {
     private struct Analysis {
         let graph: Graph
         let types: [String: TensorType]
+        let opsets: [String: Int]
         var roles: [String: Role] = [:]
         /// Constant tensors: initializers and Constant nodes' values.
         var constants: [String: Tensor]
 
-        init(graph: Graph, types: [String: TensorType]) {
+        init(graph: Graph, types: [String: TensorType], opsets: [String: Int]) {
             self.graph = graph
             self.types = types
+            self.opsets = opsets
             constants = graph.initializers
         }
 
@@ -182,13 +199,26 @@ package enum BatchSplit {
             guard !node.attributes.values.contains(where: \.holdsGraphs) else { throw Refusal("\(node.label) has subgraphs") }
             let inputs = try node.inputs.map { try role($0) }
             let present = inputs.compactMap { $0 }
-            let sizeLists = present.contains { if case .sizes = $0 { true } else { false } }
+            let sizeLists = present.contains {
+                switch $0 {
+                case .sizes, .mask: true
+                case .invariant, .batched: false
+                }
+            }
             if !sizeLists, !present.contains(.batched) {
-                guard Self.rules.contains(node.opType) else { throw Refusal("\(node.label) is not on the list") }
+                guard Self.rules.contains(node.opType) || Self.invariantOnly.contains(node.opType) else {
+                    throw Refusal("\(node.label) is not on the list")
+                }
+                evaluate(node)
                 return Array(repeating: .invariant, count: count)
             }
-            // Reshape reads a size list as its target; other readers of one compute with it.
-            if sizeLists && node.opType != "Reshape" { return try sizeRoles(node, inputs) }
+            // Reshape reads a size list as its target (a Reshape of a size list is one of the size
+            // rules); other readers of one compute with it.
+            if sizeLists {
+                var target = node.opType == "Reshape"
+                if target, case .sizes? = inputs.first { target = false }
+                if !target { return try sizeRoles(node, inputs) }
+            }
             let batched = Array(repeating: Role.batched, count: count)
             /// Refuses unless the inputs from `first` on are invariant (or omitted).
             func invariant(from first: Int) throws {
@@ -254,6 +284,14 @@ package enum BatchSplit {
                 }
                 return batched
             case "MatMul":
+                // Attention's products (Q·Kᵀ, weights·V): both batched at one rank of 3 or more, so
+                // axis 0 is the batch in both and image i multiplies its own matrices.
+                if inputs.count == 2, inputs[0] == .batched, inputs[1] == .batched {
+                    guard let rankA = rank(node.inputs[0]), rankA >= 3, rank(node.inputs[1]) == rankA else {
+                        throw Refusal("\(node.label) multiplies two batched values of different or unknown ranks")
+                    }
+                    return batched
+                }
                 guard inputs[0] == .batched, inputs.count == 2, inputs[1] == .invariant else {
                     throw Refusal("\(node.label) multiplies by a batched B")
                 }
@@ -373,7 +411,7 @@ package enum BatchSplit {
                     guard leavesBatchAxis(node.inputs[position], outputRank: outputRank) else {
                         throw Refusal("\(node.label) broadcasts an operand with a batch axis of its own")
                     }
-                case .sizes?:
+                case .sizes?, .mask?:
                     throw Refusal("\(node.label) computes with the batch size")
                 }
             }
@@ -414,7 +452,7 @@ package enum BatchSplit {
         }
 
         /// Nodes on size lists: Shape's result picked, extended, joined or converted.
-        func sizeRoles(_ node: Node, _ inputs: [Role?]) throws -> [Role] {
+        mutating func sizeRoles(_ node: Node, _ inputs: [Role?]) throws -> [Role] {
             func refuse() -> Refusal { Refusal("\(node.label) computes with the batch size") }
             if node.isStandard("Concat"), (int(node, "axis") ?? 0) == 0 || int(node, "axis") == -1 {
                 var joined: [Bool] = []
@@ -429,10 +467,47 @@ package enum BatchSplit {
                 }
                 return [.sizes(joined, scalar: false)]
             }
+            if node.isStandard("Where"), inputs.count == 3, case .mask(let falsePlaces)? = inputs[0], inputs[1] == .invariant,
+               case .sizes(let places, scalar: false)? = inputs[2], places.count == falsePlaces.count,
+               places.indices.allSatisfy({ !places[$0] || falsePlaces[$0] }) {
+                // False wherever the list holds the batch: those places take the list's own value.
+                return [.sizes(places, scalar: false)]
+            }
+            if node.isStandard("Expand"), inputs.count == 2, case .sizes(let places, scalar: false)? = inputs[1],
+               places.first == true, !places.dropFirst().contains(true), let dataRank = rank(node.inputs[0]) {
+                switch inputs[0] {
+                case .invariant? where dataRank <= places.count && leavesBatchAxis(node.inputs[0], outputRank: places.count):
+                    return [.batched]
+                case .batched? where dataRank == places.count:
+                    return [.batched]
+                default:
+                    let shape = dims(node.inputs[0]).map { "\($0)" } ?? "unknown"
+                    throw Refusal("\(node.label) expands a value (shape \(shape)) whose axis 0 would not be the batch")
+                }
+            }
             guard node.isStandard, case .sizes(let places, let scalar)? = inputs.first else { throw refuse() }
             switch node.opType {
             case "Cast", "Identity":
                 return [.sizes(places, scalar: scalar)]
+            case "Shape" where node.outputs.count == 1:
+                // The list's length: known at load.
+                let shape = scalar ? [Int]() : [places.count]
+                let start = normalizedClamped(int(node, "start") ?? 0, rank: shape.count)
+                let end = normalizedClamped(int(node, "end") ?? shape.count, rank: shape.count)
+                let picked = Array(shape[start..<max(start, end)])
+                constants[node.outputs[0]] = Tensor(picked.map(Int64.init), shape: [picked.count])
+                return [.invariant]
+            case "Reshape" where !scalar && inputs.count == 2 && inputs[1] == .invariant:
+                guard let target = integers(node.inputs[1]), target == [-1] || target == [places.count] else { throw refuse() }
+                return [.sizes(places, scalar: false)]
+            case "Equal" where !scalar && inputs.count == 2 && inputs[1] == .invariant:
+                // Compared with values no batch can have (a part has at least one image), the
+                // batch places are false for the whole batch and for every part.
+                guard let compared = integers(node.inputs[1]), compared.count == places.count || compared.count == 1,
+                      places.indices.allSatisfy({ !places[$0] || compared[compared.count == 1 ? 0 : $0] < 1 }) else {
+                    throw refuse()
+                }
+                return [.mask(places)]
             case "Gather" where !scalar && inputs.count == 2 && inputs[1] == .invariant && (int(node, "axis") ?? 0) == 0:
                 guard let indices = integers(node.inputs[1]), let indexTensor = constants[node.inputs[1]] else { throw refuse() }
                 var picked: [Bool] = []
@@ -453,6 +528,41 @@ package enum BatchSplit {
             default:
                 throw refuse()
             }
+        }
+
+        /// Op types allowed when every input is invariant (no rule above takes them otherwise).
+        static let invariantOnly: Set<String> = ["ConstantOfShape", "Expand", "GatherElements", "Range"]
+
+        /// Op types `evaluate` runs, and the most elements each input and output may have.
+        static let evaluated: Set<String> = ["ConstantOfShape", "Mul", "Add", "Sub", "Neg", "Cast", "Identity",
+                                              "Unsqueeze", "Squeeze", "Concat", "Gather", "Reshape"]
+        static let evaluatedElements = 64
+
+        /// Records the value of an invariant node of `evaluated`'s types whose inputs are small
+        /// constants (as constant folding would; the optimiser does not fold values computed from a
+        /// Shape), so that the rules that need values (Equal on a size list) can read them.
+        mutating func evaluate(_ node: Node) {
+            guard Self.evaluated.contains(node.opType), node.isStandard, node.outputs.count == 1 else { return }
+            var values: [Tensor?] = []
+            for name in node.inputs {
+                if name.isEmpty { values.append(nil); continue }
+                guard let value = constants[name], value.shape.elementCount <= Self.evaluatedElements else { return }
+                values.append(value)
+            }
+            if node.opType == "ConstantOfShape" {
+                guard let dims = values.first??.integers(), dims.allSatisfy({ $0 >= 0 }) else { return }
+                var count = 1
+                for dim in dims {
+                    let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+                    guard !overflow, product <= Self.evaluatedElements else { return }
+                    count = product
+                }
+            }
+            let context = ExecutionContext(pool: BufferPool(retainLimit: 0), parallelism: .serial)
+            guard let compiled = try? OperatorRegistry.compile(node, opsets: opsets, constants: values),
+                  let results = try? compiled.run(values, context), let result = results.first,
+                  result.shape.elementCount <= Self.evaluatedElements else { return }
+            constants[node.outputs[0]] = result
         }
 
         /// Every op type a rule above knows (an invariant node of another type is refused too).

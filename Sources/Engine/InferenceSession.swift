@@ -86,7 +86,7 @@ public final class InferenceSession: Sendable {
         self.plan = plan
         var types: [String: TensorType] = [:]
         for (name, type) in zip(plan.slotNames, plan.slotTypes) { types[name] = type }
-        batchSeparability = BatchSplit.analyse(graph, types: types)
+        batchSeparability = BatchSplit.analyse(graph, types: types, opsets: model.opsets)
         self.options = options
         self.pool = BufferPool(retainLimit: options.bufferRetainLimit)
         inputs = model.graph.inputs

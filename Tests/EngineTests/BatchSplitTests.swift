@@ -104,6 +104,42 @@ import Testing
                      outputs: ["y1", "y2", "y3", "y4"], initializers: initializers)
     }
 
+    /// A transformer's shapes: PyTorch's `expand(N, -1, -1)` of a class token (Shape → Gather →
+    /// Unsqueeze → Concat → Reshape [-1] → Shape → ConstantOfShape → Mul -1 → Equal → Where →
+    /// Expand) whose token is a Slice with computed ends and a constant axis, joined to the input;
+    /// then attention: Q·Kᵀ and weights·V as products of two batched values.
+    static func attention() -> Model {
+        let nodes = [
+            node("Shape", ["x"], "s"),
+            node("Gather", ["s", "zero"], "n", ["axis": .int(0)]),
+            node("Unsqueeze", ["n", "axis0"], "n1"),
+            node("Concat", ["n1", "minus1", "minus1"], "list", ["axis": .int(0)]),
+            node("Reshape", ["list", "flat"], "sizes"),
+            node("Shape", ["sizes"], "length"),
+            node("ConstantOfShape", ["length"], "ones", ["value": .tensor(Tensor([Int64(1)], shape: [1]))]),
+            node("Mul", ["ones", "negativeOne"], "minusOnes"),
+            node("Equal", ["sizes", "minusOnes"], "open"),
+            node("Where", ["open", "ones", "sizes"], "target"),
+            node("Gather", ["s", "two"], "width", ["axis": .int(0)]),
+            node("Unsqueeze", ["width", "axis0"], "end"),
+            node("Slice", ["tokens", "start", "end", "lastAxis"], "token"),
+            node("Expand", ["token", "target"], "cls"),
+            node("Concat", ["cls", "x"], "joined", ["axis": .int(1)]),
+            node("MatMul", ["joined", "wq"], "q"),
+            node("MatMul", ["joined", "wk"], "k"),
+            node("Transpose", ["k"], "kt", ["perm": .ints([0, 2, 1])]),
+            node("MatMul", ["q", "kt"], "scores"),
+            node("Softmax", ["scores"], "weights", ["axis": .int(-1)]),
+            node("MatMul", ["weights", "joined"], "y"),
+        ]
+        let initializers: [String: Tensor] = [
+            "zero": Tensor(scalar: Int64(0)), "two": Tensor(scalar: Int64(2)), "axis0": ints([0]), "minus1": ints([-1]),
+            "flat": ints([-1]), "negativeOne": Tensor(scalar: Int64(-1)), "start": ints([0]), "lastAxis": ints([2]),
+            "tokens": T.random([1, 1, 8], seed: 31), "wq": T.random([6, 6], seed: 32), "wk": T.random([6, 6], seed: 33),
+        ]
+        return model(nodes, inputs: [("x", [.symbolic("N"), .fixed(4), .fixed(6)])], outputs: ["y"], initializers: initializers)
+    }
+
     /// A session of two threads; `split` also splits odd batches.
     static func session(_ model: Model, split: Bool, optimize: Bool = true, budget: Int? = nil) throws -> InferenceSession {
         var options = InferenceSession.Options(intraOpThreads: 2, optimizations: optimize, workingMemoryBudget: budget,
@@ -123,7 +159,7 @@ import Testing
 
     @Test(arguments: [true, false])
     func separableGraphsGiveTheWholeBatchResults(optimize: Bool) throws {
-        for model in [Self.cnn(), Self.shapes()] {
+        for model in [Self.cnn(), Self.shapes(), Self.attention()] {
             let split = try Self.session(model, split: true, optimize: optimize)
             let whole = try Self.session(model, split: false, optimize: optimize)
             #expect(split.batchSeparability == .separable)
@@ -215,22 +251,42 @@ import Testing
                 let x = feeds["x"]!
                 return (0..<batch).flatMap { i in (0..<6).map { j in x[j * batch + i] } }
             }
-            // MatMul of two batched operands.
+            // MatMul of two batched operands of different ranks: B's axis 0 meets A's axis 1, and
+            // every image of A is multiplied by every image of B.
             try check(Self.model([Self.node("MatMul", ["x", "z"], "y")],
-                                 inputs: [("x", [.symbolic("N"), .fixed(2), .fixed(3)]), ("z", [.symbolic("N"), .fixed(3), .fixed(2)])],
+                                 inputs: [("x", [.symbolic("N"), .fixed(1), .fixed(2), .fixed(3)]),
+                                          ("z", [.symbolic("N"), .fixed(3), .fixed(2)])],
                                  outputs: ["y"]), batch: batch) { feeds in
                 let x = feeds["x"]!, z = feeds["z"]!
                 var y: [Float] = []
-                for b in 0..<batch {
-                    for i in 0..<2 {
-                        for j in 0..<2 {
-                            var sum: Float = 0
-                            for k in 0..<3 { sum += x[b * 6 + i * 3 + k] * z[b * 6 + k * 2 + j] }
-                            y.append(sum)
+                for a in 0..<batch {
+                    for b in 0..<batch {
+                        for i in 0..<2 {
+                            for j in 0..<2 {
+                                var sum: Float = 0
+                                for k in 0..<3 { sum += x[a * 6 + i * 3 + k] * z[b * 6 + k * 2 + j] }
+                                y.append(sum)
+                            }
                         }
                     }
                 }
                 return y
+            }
+            // An `expand` whose Equal compares the batch with 2, which a part of two images is: that
+            // part would expand the token to one row, not two.
+            let token = T.random([1, 1, 6], seed: 34)
+            try check(Self.model([Self.node("Shape", ["x"], "s"), Self.node("Gather", ["s", "zero"], "n", ["axis": .int(0)]),
+                                  Self.node("Unsqueeze", ["n", "axis0"], "n1"),
+                                  Self.node("Concat", ["n1", "one", "one"], "sizes", ["axis": .int(0)]),
+                                  Self.node("Equal", ["sizes", "twos"], "two"), Self.node("Where", ["two", "ones", "sizes"], "target"),
+                                  Self.node("Expand", ["token", "target"], "cls"),
+                                  Self.node("Concat", ["cls", "x"], "y", ["axis": .int(1)])],
+                                 inputs: [("x", [.symbolic("N"), .fixed(4), .fixed(6)])], outputs: ["y"],
+                                 initializers: ["zero": Tensor(scalar: Int64(0)), "axis0": Self.ints([0]), "one": Self.ints([1]),
+                                                "twos": Self.ints([2, 2, 2]), "ones": Self.ints([1, 1, 1]), "token": token]),
+                      batch: batch) { feeds in
+                let x = feeds["x"]!, token = token.scalars(as: Float.self)
+                return (0..<batch).flatMap { b in token + x[(b * 24)..<((b + 1) * 24)] }
             }
             // A Loop adding w three times.
             let body = Graph(nodes: [Self.node("Add", ["acc_in", "w"], "acc_out"), Self.node("Identity", ["cond_in"], "cond_out")],

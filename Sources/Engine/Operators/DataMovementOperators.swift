@@ -250,6 +250,9 @@ struct Split: ElementMovingOperator {
 struct Slice: ElementMovingOperator {
     /// Attribute parameters (version 1), or the constant inputs known at load.
     var known: Parameters?
+    /// The constant `axes` input when `known` is nil (ends computed at run time): the other axes
+    /// keep their sizes, which shape inference can then say.
+    var knownAxes: [Int]?
     let version: Int
 
     struct Parameters {
@@ -273,6 +276,7 @@ struct Slice: ElementMovingOperator {
                                axes: Layout.knownIntegers(context.constant(3)), steps: Layout.knownIntegers(context.constant(4)))
         } else {
             known = nil
+            knownAxes = Layout.knownIntegers(context.constant(3))
         }
     }
 
@@ -326,7 +330,12 @@ struct Slice: ElementMovingOperator {
     func outputTypes(_ inputs: [TensorType?]) throws -> [TensorType?] {
         guard let data = inputs.first ?? nil else { return [] }
         guard let dims = data.dims else { return [TensorType(data.dataType, nil)] }
-        guard let known else { return [TensorType(data.dataType, Layout.unknownDims(dims.count))] }
+        guard let known else {
+            guard let knownAxes, let axes = try? Layout.axes(knownAxes, rank: dims.count) else {
+                return [TensorType(data.dataType, Layout.unknownDims(dims.count))]
+            }
+            return [TensorType(data.dataType, dims.enumerated().map { axes.contains($0.offset) ? .unknown : $0.element })]
+        }
         let ranges = try Self.ranges(known, dims: dims.map(\.value))
         return [TensorType(data.dataType, dims.enumerated().map { axis, dim in
             guard let range = ranges[axis] else { return dim }
