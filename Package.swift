@@ -12,8 +12,10 @@ let strictSettings: [SwiftSetting] = [
 /// arithmetic) are compiled for Haswell-level x86-64 (AVX2, FMA, BMI2: every x86 server CPU since 2013):
 /// 8-wide vectors instead of SSE2's 4. The pre-init hook in CPUDetection refuses, with one line,
 /// to start on a CPU without them. `ONNX_SERVE_PORTABLE=1 swift build ...` builds for baseline
-/// x86-64 instead. (The Swift compiler does not fuse multiply-adds without fast-math, so results
-/// are the same either way.)
+/// x86-64 instead. (The Swift compiler does not fuse multiply-adds without fast-math; where our
+/// code asks for a fused one, the portable build computes the same value with a library call
+/// (PanelProduct), except in the depthwise kernels, which multiply and add apart there for speed:
+/// their results can differ in the last bits between the two builds.)
 let portable = Context.environment["ONNX_SERVE_PORTABLE"].map { !$0.isEmpty && $0 != "0" } ?? false
 #if arch(x86_64)
 let vectorFlags: [String] = portable ? [] : ["-target-cpu", "haswell"]
