@@ -316,7 +316,7 @@ extension Convolution {
     /// with no edge cases. `wide` has `phaseWidth` columns per output row (the output width plus
     /// `(kernel − 1) · dilation / stride`: at stride 2 only a few past the output width are computed
     /// and dropped, not half the row). Rows of at least eight outputs are computed straight into
-    /// the output in the same way (`rowTapSums`: the vectors of a row start at `oh · phaseWidth`,
+    /// the output in the same way (`tapSums`: the vectors of a row start at `oh · phaseWidth`,
     /// the last one flush with the row's end); narrower ones go through `wide` and are copied out.
     /// The plane is then finished by the epilogue while in L1.
     /// Parallel over planes (channels of all images). Its naive twin is `Convolution.reference`.
@@ -347,14 +347,15 @@ extension Convolution {
         // Rows of at least eight outputs are computed straight into the output, eight outputs a
         // vector: (first wide position, first output) of each vector, the last of a row flush with
         // its end (overlapping the one before it, with the same sums). Narrower rows go through
-        // `wide`.
+        // `wide`, whose vectors follow each other.
         let direct = width.output >= 8
-        let vectors: [(wide: Int, output: Int)] = !direct ? [] : (0..<height.output).flatMap { oh in
-            stride(from: 0, to: width.output, by: 8).map { ow in
-                let column = Swift.min(ow, width.output - 8)
-                return (oh * phaseWidth + column, oh * width.output + column)
+        let vectors: [(wide: Int, output: Int)] = !direct ? (0..<(wideCount / 8)).map { (8 * $0, 8 * $0) }
+            : (0..<height.output).flatMap { oh in
+                stride(from: 0, to: width.output, by: 8).map { ow in
+                    let column = Swift.min(ow, width.output - 8)
+                    return (oh * phaseWidth + column, oh * width.output + column)
+                }
             }
-        }
         parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(planeWork, 1))) { chunk in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedCount + (direct ? 0 : wideCount)) { buffer in
                 let padded = buffer.baseAddress!, wide = padded + paddedCount
@@ -372,12 +373,9 @@ extension Convolution {
                     }
                     let imageOffset = image * layout.outputChannels * outputCount
                     let target = output + imageOffset + channel * outputCount
-                    if direct {
-                        rowTapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
-                                   vectors: vectors, into: target)
-                    } else {
-                        tapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
-                                into: wide, count: wideCount)
+                    tapSums(UnsafePointer(padded), offsets: tapOffsets, weights: weights + channel * taps,
+                            vectors: vectors, into: direct ? target : wide)
+                    if !direct {
                         for oh in 0..<height.output {
                             (target + oh * width.output).update(from: wide + oh * phaseWidth, count: width.output)
                         }
@@ -390,65 +388,16 @@ extension Convolution {
         }
     }
 
-    // Shapes: padded[count + max(offsets)]; weights[offsets.count]; wide[count], count a multiple of 8.
-    /// `wide[q] = Σ_t weights[t] · padded[q + offsets[t]]`, 64 outputs at a time in eight vector
-    /// sums (eight multiply-add chains in flight, as in `interleavedTapSums`), the last step on the
-    /// last 64 (fewer than 64 outputs: one vector at a time).
+    // Shapes: padded[max wide position + 8 + max(offsets)]; weights[offsets.count];
+    //         vectors: (wide position, output position) pairs; target[max output position + 8].
+    /// `target[o + i] = Σ_t weights[t] · padded[q + i + offsets[t]]` for each vector `(q, o)` and
+    /// i < 8: eight vectors a step (eight multiply-add chains in flight, as in
+    /// `interleavedTapSums`), the last step on the last eight vectors (fewer than eight: one at a
+    /// time). The target is the output plane itself (rows of at least eight outputs: copying them
+    /// out of `wide` row by row took about 30% of a 112×112 plane's time, perf) or `wide`.
     @inline(__always)
     private static func tapSums(_ padded: UnsafePointer<Float>, offsets: [Int], weights: UnsafePointer<Float>,
-                                into wide: UnsafeMutablePointer<Float>, count: Int) {
-        offsets.withUnsafeBufferPointer { offsets in
-            let source = UnsafeRawPointer(padded), target = UnsafeMutableRawPointer(wide)
-            @inline(__always) func load(_ at: Int) -> SIMD8<Float> { source.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self) }
-            var q = 0
-            while q < count && count >= 64 {
-                // The last 64 outputs, some again: their sums are the same.
-                q = Swift.min(q, count - 64)
-                var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-                var s4 = SIMD8<Float>(), s5 = SIMD8<Float>(), s6 = SIMD8<Float>(), s7 = SIMD8<Float>()
-                for t in 0..<offsets.count {
-                    let w = SIMD8<Float>(repeating: weights[t])
-                    let at = (q + offsets[t]) * MemoryLayout<Float>.stride
-                    s0 = multiplyAdd(s0, w, load(at))
-                    s1 = multiplyAdd(s1, w, load(at + 32))
-                    s2 = multiplyAdd(s2, w, load(at + 64))
-                    s3 = multiplyAdd(s3, w, load(at + 96))
-                    s4 = multiplyAdd(s4, w, load(at + 128))
-                    s5 = multiplyAdd(s5, w, load(at + 160))
-                    s6 = multiplyAdd(s6, w, load(at + 192))
-                    s7 = multiplyAdd(s7, w, load(at + 224))
-                }
-                let at = q * MemoryLayout<Float>.stride
-                target.storeBytes(of: s0, toByteOffset: at, as: SIMD8<Float>.self)
-                target.storeBytes(of: s1, toByteOffset: at + 32, as: SIMD8<Float>.self)
-                target.storeBytes(of: s2, toByteOffset: at + 64, as: SIMD8<Float>.self)
-                target.storeBytes(of: s3, toByteOffset: at + 96, as: SIMD8<Float>.self)
-                target.storeBytes(of: s4, toByteOffset: at + 128, as: SIMD8<Float>.self)
-                target.storeBytes(of: s5, toByteOffset: at + 160, as: SIMD8<Float>.self)
-                target.storeBytes(of: s6, toByteOffset: at + 192, as: SIMD8<Float>.self)
-                target.storeBytes(of: s7, toByteOffset: at + 224, as: SIMD8<Float>.self)
-                q += 64
-            }
-            while q < count {
-                var sum = SIMD8<Float>()
-                for t in 0..<offsets.count {
-                    sum = multiplyAdd(sum, SIMD8<Float>(repeating: weights[t]), load((q + offsets[t]) * MemoryLayout<Float>.stride))
-                }
-                target.storeBytes(of: sum, toByteOffset: q * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
-                q += 8
-            }
-        }
-    }
-
-    // Shapes: padded: as `tapSums`; weights[offsets.count]; vectors: (wide position, output position) pairs;
-    //         target[max output position + 8].
-    /// `target[o + i] = Σ_t weights[t] · padded[q + i + offsets[t]]` for each vector `(q, o)` and
-    /// i < 8: eight vectors a step (eight multiply-add chains in flight, as in `tapSums`), the last
-    /// step on the last eight vectors (fewer than eight: one at a time). This writes the output rows
-    /// directly: copying them out of `wide` row by row took about 30% of a 112×112 plane's time (perf).
-    @inline(__always)
-    private static func rowTapSums(_ padded: UnsafePointer<Float>, offsets: [Int], weights: UnsafePointer<Float>,
-                                   vectors: [(wide: Int, output: Int)], into target: UnsafeMutablePointer<Float>) {
+                                vectors: [(wide: Int, output: Int)], into target: UnsafeMutablePointer<Float>) {
         offsets.withUnsafeBufferPointer { offsets in
             vectors.withUnsafeBufferPointer { vectors in
                 let count = vectors.count
