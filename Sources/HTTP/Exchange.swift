@@ -25,26 +25,34 @@ final class Exchange: Sendable {
         state.withLock { body(&$0) }
     }
 
-    /// After the handler returned: the answer to queue now, or nil when the connection is now
-    /// suspended until the answer arrives. Called on the connection's thread.
-    func awaitAnswer(in suspended: SuspendedConnections) -> HTTPResponse? {
-        let (reply, refused) = state.withLock { state -> (HTTPResponse?, Bool) in
+    /// After the handler returned: the answer to queue now, or nil when there is none yet and
+    /// the callback returns without one (see `ExchangeState`). Called on the connection's thread.
+    func handlerReturned() -> HTTPResponse? {
+        state.withLock { state in
             switch state.handlerReturned() {
-            case .reply(let response):
-                return (response, false)
-            case .suspend:
-                MicroHTTPD.suspend(connection)
-                guard suspended.watch(self) else {
-                    // The server is stopping and has answered everyone waiting; do the same.
-                    _ = state.abandon(reply: .shuttingDown)
-                    MicroHTTPD.resume(connection)
-                    return (nil, true)
-                }
-                return (nil, false)
+            case .reply(let response): response
+            case .callAgain: nil
             }
         }
+    }
+
+    /// A libmicrohttpd callback without body bytes after the headers (see
+    /// `ExchangeState.callbackWithoutBody`); suspends the connection when that is the step, or
+    /// answers 503 when the server is stopping and has answered everyone waiting already.
+    /// Called on the connection's thread.
+    func callbackWithoutBody(suspended: SuspendedConnections) -> ExchangeState.CallbackAction {
+        let (action, refused) = state.withLock { state -> (ExchangeState.CallbackAction, Bool) in
+            let action = state.callbackWithoutBody()
+            guard action == .suspend else { return (action, false) }
+            guard suspended.watch(self) else {
+                _ = state.abandon(reply: .shuttingDown)
+                return (state.callbackWithoutBody(), true)
+            }
+            MicroHTTPD.suspend(connection)
+            return (action, false)
+        }
         if refused { cancellation.cancel() }
-        return reply
+        return action
     }
 
     /// Delivers the handler's answer, from any thread; resumes the connection if it waits.

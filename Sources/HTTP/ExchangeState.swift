@@ -2,6 +2,16 @@
 /// receiving the body, waiting for the handler's answer (with the connection suspended), and
 /// giving up on it. Pure: `Exchange` runs it under a lock and applies the results to
 /// libmicrohttpd.
+///
+/// A handler that returns without answering gets its connection suspended at the callback
+/// after, not at once. libmicrohttpd 0.9.75 updates what a connection waits for (to read, to
+/// write, or neither) at the end of a callback's pass, except for a suspended connection. One
+/// suspended by the request's last callback thus keeps waiting to read, as while the request
+/// arrived, and once resumed it reads before it sends: a client that has shut down its sending
+/// side meanwhile (a complete request, then end-of-file) reads as end-of-file there, and
+/// libmicrohttpd closes the connection without the answer. Returning from the last callback
+/// without an answer leaves the connection waiting for neither; libmicrohttpd calls again on
+/// its next pass, and the connection suspended then reads nothing when resumed.
 package struct ExchangeState {
     private enum Phase {
         /// Created from the request line; headers not seen yet.
@@ -12,6 +22,8 @@ package struct ExchangeState {
         case rejected
         /// The handler has the request and has not answered yet.
         case handling
+        /// The handler returned without answering: suspend at the next callback.
+        case returned
         /// The connection is suspended until the answer arrives or the request is abandoned.
         case suspended
         /// An answer waits to be queued on the connection's thread.
@@ -34,14 +46,16 @@ package struct ExchangeState {
         case handle(HTTPHeaders, body: [UInt8])
         /// Close the connection without an answer.
         case close
+        /// Suspend the connection until the answer comes.
+        case suspend
     }
 
     /// What to do when the handler returns.
     package enum HandlerReturnAction: Equatable {
         /// The handler answered already: queue it now.
         case reply(HTTPResponse)
-        /// Suspend the connection until the answer comes.
-        case suspend
+        /// No answer yet: return without one; libmicrohttpd calls again (see the type's comment).
+        case callAgain
     }
 
     private var phase = Phase.awaitingHeaders
@@ -82,10 +96,13 @@ package struct ExchangeState {
         }
     }
 
-    /// A callback without body bytes after the headers: either the body is complete, or the
-    /// suspended connection was resumed.
+    /// A callback without body bytes after the headers: the body is complete, the handler
+    /// returned without answering, or the suspended connection was resumed.
     package mutating func callbackWithoutBody() -> CallbackAction {
         switch phase {
+        case .returned:
+            phase = .suspended
+            return .suspend
         case .receiving(let headers, let body):
             do {
                 let bytes = try body.finish()
@@ -110,15 +127,15 @@ package struct ExchangeState {
             phase = .finished
             return .reply(response)
         }
-        phase = .suspended
-        return .suspend
+        phase = .returned
+        return .callAgain
     }
 
     /// The handler's answer; true when the suspended connection must be resumed to send it.
     /// Answers after the first, or to an abandoned request, are dropped.
     package mutating func answer(_ response: HTTPResponse) -> Bool {
         switch phase {
-        case .handling:
+        case .handling, .returned:
             phase = .answered(response)
             return false
         case .suspended:

@@ -157,6 +157,13 @@ enum MicroHTTPD {
         }
     }
 
+    /// True when the client has shut down its sending side and nothing it sent is still unread
+    /// by libmicrohttpd: the socket reads end-of-file.
+    static func clientStoppedSending(_ socket: Int32) -> Bool {
+        var byte: UInt8 = 0
+        return recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
     private static func makeResponse(body: [UInt8]) throws(HTTPError) -> OpaquePointer {
         guard !body.isEmpty else {
             guard let response = MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT) else {

@@ -62,16 +62,16 @@ final class RequestDispatcher: Sendable {
         path: UnsafePointer<CChar>?,
         upload: UnsafeRawBufferPointer?
     ) -> MHD_Result {
-        let action = exchange.step { state in
+        let action = exchange.step { state -> ExchangeState.CallbackAction? in
             if let upload { return state.bodyArrived(upload) }
             if state.isAwaitingHeaders {
                 connections.headersArrived(exchange.connection)
                 return state.headersArrived(MicroHTTPD.headers(of: exchange.connection), bodyLimit: maxBodySize, budget: budget)
             }
-            return state.callbackWithoutBody()
-        }
+            return nil
+        } ?? exchange.callbackWithoutBody(suspended: suspended)
         switch action {
-        case .proceed:
+        case .proceed, .suspend:
             return .YES
         case .reply(let response):
             return queue(response, on: exchange.connection)
@@ -94,12 +94,19 @@ final class RequestDispatcher: Sendable {
             )
             let suspended = suspended
             handler.handle(request, responder: HTTPResponder { exchange.answer($0, suspended: suspended) })
-            return exchange.awaitAnswer(in: suspended).map { queue($0, on: exchange.connection) } ?? .YES
+            return exchange.handlerReturned().map { queue($0, on: exchange.connection) } ?? .YES
         }
     }
 
     func requestEnded(_ exchange: Exchange) {
         exchange.step { $0.end() }
+        // libmicrohttpd 0.9.75 takes a read shorter than asked for as "nothing more to read" and
+        // may miss an end-of-file that came with the request's last bytes: the connection would
+        // stay open until the idle timeout. Shutting down our reading side of a socket that is
+        // at end-of-file (all a client sends is in libmicrohttpd's buffer, pipelined requests
+        // included) makes epoll report it again; once it has answered those requests,
+        // libmicrohttpd reads the end-of-file and closes the connection.
+        if MicroHTTPD.clientStoppedSending(exchange.socket) { _ = shutdown(exchange.socket, Int32(SHUT_RD)) }
         connections.requestEnded(exchange.connection)
         requestsInFlight.subtract(1, ordering: .releasing)
     }

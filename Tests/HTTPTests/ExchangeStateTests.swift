@@ -16,6 +16,21 @@ import Testing
         return state
     }
 
+    /// The handler returns without answering; libmicrohttpd calls again and the connection is
+    /// suspended then.
+    private func suspend(_ state: inout ExchangeState) {
+        #expect(state.handlerReturned() == .callAgain)
+        #expect(state.callbackWithoutBody() == .suspend)
+    }
+
+    @Test func answerGivenBeforeTheCallbackAfterTheHandlerReturnedIsQueuedWithoutSuspending() {
+        var state = receivedRequest(body: "input")
+        #expect(state.handlerReturned() == .callAgain)
+        #expect(state.answer(ok) == false)  // nothing to resume
+        #expect(state.abandon(reply: nil) == false)  // only a suspended request is abandoned
+        #expect(state.callbackWithoutBody() == .reply(ok))
+    }
+
     @Test func answerGivenInsideTheHandlerIsQueuedWhenItReturns() {
         var state = receivedRequest(body: "input")
         #expect(state.answer(ok) == false)
@@ -25,7 +40,7 @@ import Testing
 
     @Test func laterAnswerResumesTheSuspendedConnection() {
         var state = receivedRequest()
-        #expect(state.handlerReturned() == .suspend)
+        suspend(&state)
         #expect(state.answer(ok) == true)
         #expect(state.abandon(reply: nil) == false)  // too late to abandon: the answer won
         #expect(state.callbackWithoutBody() == .reply(ok))
@@ -33,7 +48,7 @@ import Testing
 
     @Test func hangUpWhileWaitingClosesAndDropsTheLateAnswer() {
         var state = receivedRequest()
-        #expect(state.handlerReturned() == .suspend)
+        suspend(&state)
         #expect(state.abandon(reply: nil) == true)
         #expect(state.answer(ok) == false)
         #expect(state.callbackWithoutBody() == .close)
@@ -41,7 +56,7 @@ import Testing
 
     @Test func stoppingServerAnswersForTheHandler() {
         var state = receivedRequest()
-        #expect(state.handlerReturned() == .suspend)
+        suspend(&state)
         let unavailable = HTTPResponse(status: 503)
         #expect(state.abandon(reply: unavailable) == true)
         #expect(state.callbackWithoutBody() == .reply(unavailable))
@@ -68,7 +83,7 @@ import Testing
 
     @Test func requestEndingWhileWaitingIgnoresEverythingAfter() {
         var state = receivedRequest()
-        #expect(state.handlerReturned() == .suspend)
+        suspend(&state)
         state.end()
         #expect(state.answer(ok) == false)
         #expect(state.abandon(reply: nil) == false)
@@ -80,7 +95,7 @@ import Testing
         #expect(state.headersArrived(["Content-Length": "5"], bodyLimit: 100, budget: budget) == .proceed)
         #expect(Array("input".utf8).withUnsafeBytes { state.bodyArrived($0) } == .proceed)
         #expect(state.callbackWithoutBody() == .handle(["Content-Length": "5"], body: Array("input".utf8)))
-        #expect(state.handlerReturned() == .suspend)
+        suspend(&state)
         #expect(budget.bytesInUse > 0)  // the handler still holds the body
         #expect(state.abandon(reply: nil) == true)
         #expect(budget.bytesInUse > 0)
