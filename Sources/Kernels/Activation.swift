@@ -94,9 +94,9 @@ public enum Activation: Sendable, Hashable {
             }
         case .silu:
             if inPlace {
-                for i in 0..<count { let x = target[i]; target[i] = x / (1 + Float.logisticExp(-x)) }
+                for i in 0..<count { target[i] = Float.sigmoidLinear(target[i]) }
             } else {
-                for i in 0..<count { let x = source[i]; target[i] = x / (1 + Float.logisticExp(-x)) }
+                for i in 0..<count { target[i] = Float.sigmoidLinear(source[i]) }
             }
         case .sigmoid:
             if inPlace {
@@ -191,7 +191,7 @@ public enum Activation: Sendable, Hashable {
     @inlinable static func leakyRelu<T: RealElement>(_ x: T, _ alpha: T) -> T { x < 0 ? alpha * x : x }
     @inlinable static func clip<T: RealElement>(_ x: T, _ low: T, _ high: T) -> T { Swift.min(Swift.max(x, low), high) }
     @inlinable static func sigmoid<T: RealElement>(_ x: T) -> T { 1 / (1 + T.logisticExp(-x)) }
-    @inlinable static func silu<T: RealElement>(_ x: T) -> T { x / (1 + T.logisticExp(-x)) }
+    @inlinable static func silu<T: RealElement>(_ x: T) -> T { T.sigmoidLinear(x) }
     @inlinable static func hardSigmoid<T: RealElement>(_ x: T, _ alpha: T, _ beta: T) -> T {
         Swift.min(Swift.max(alpha * x + beta, 0), 1)
     }

@@ -28,12 +28,18 @@ public protocol RealElement: FloatingElement, ArithmeticElement {
     /// x clamped to ±80 beyond, where 1 + eˣ is 1 within rounding or the logistic function is
     /// below 2e-35 (a difference no tolerance sees, for a simpler and faster loop).
     static func logisticExp(_ x: Self) -> Self
+    /// SiLU, `x · sigmoid(x)`.
+    static func sigmoidLinear(_ x: Self) -> Self
 }
 
 extension RealElement {
     /// `exp` itself: only Float has a faster form.
     @inlinable
     public static func logisticExp(_ x: Self) -> Self { exp(x) }
+
+    /// `x / (1 + e⁻ˣ)` with `logisticExp`: only Float has a faster form.
+    @inlinable
+    public static func sigmoidLinear(_ x: Self) -> Self { x / (1 + logisticExp(-x)) }
 }
 
 /// Float's `exp`, `tanh` and `erf` are polynomial approximations written in plain arithmetic
@@ -82,6 +88,42 @@ extension Float: RealElement {
         p = (5.0000001201e-1 as Float).addingProduct(p, r)
         let power = Int32(bitPattern: shifted.bitPattern &- 0x4B40_0000)
         return (r + 1).addingProduct(p, r * r) * Float(bitPattern: UInt32(bitPattern: (power &+ 127) &<< 23))
+    }
+
+    /// SiLU, `x · sigmoid(x)`, with the sigmoid as ONNX Runtime's MLAS computes its logistic
+    /// function (which ONNX Runtime's SiLU, QuickGelu with alpha 1, multiplies by x):
+    /// `logisticOfClamped` of x clamped to ±18, at least 0 (at −18 it gives −6e-8, which times a
+    /// large negative x would be a positive value, not ≈ 0). Within 2e-7 · max(1, |x|) of
+    /// x · sigmoid(x); −0 or 0 for x ≤ −18 (where |x · sigmoid(x)| is below 3e-7), NaN for NaN and
+    /// for −∞ (−∞ · 0, as in ONNX Runtime), ∞ for ∞. Clamps, two polynomials, one division and no
+    /// exponent arithmetic: a vectorised loop of it runs in 0.77× the time of
+    /// `x / (1 + logisticExp(-x))` (62,000 values in L2, one thread).
+    @inlinable @inline(__always)
+    public static func sigmoidLinear(_ x: Float) -> Float {
+        // Ternaries rather than Swift.min/max: one vmaxps/vminps each, no blend (0.353 against
+        // 0.387 ns a value); NaN becomes −18 here and comes back through the factor x.
+        let low: Float = x > -18 ? x : -18
+        let sigmoid = logisticOfClamped(low < 18 ? low : 18)
+        return x * (sigmoid > 0 ? sigmoid : 0)
+    }
+
+    /// The logistic function 1 / (1 + e⁻ᵛ) for v within ±18 (callers clamp, each as its NaNs
+    /// need) as Eigen, and so ONNX Runtime's MLAS, computes it: an odd rational function of v
+    /// plus one half, within about 1e-7 of the true value; one division and no exponential, so a
+    /// loop of them vectorises well.
+    @inlinable @inline(__always)
+    public static func logisticOfClamped(_ v: Float) -> Float {
+        let z = v * v
+        var p = Float(1.15627324459942e-07).addingProduct(z, 4.37031012579801e-11)
+        p = Float(6.08574864600143e-05).addingProduct(p, z)
+        p = Float(8.51377133304701e-03).addingProduct(p, z)
+        p = Float(2.48287947061529e-01).addingProduct(p, z)
+        var q = Float(5.76102136993427e-09).addingProduct(z, 6.10247389755681e-13)
+        q = Float(6.29106785017040e-06).addingProduct(q, z)
+        q = Float(1.70198817374094e-03).addingProduct(q, z)
+        q = Float(1.16817656904453e-01).addingProduct(q, z)
+        q = Float(9.93151921023180e-01).addingProduct(q, z)
+        return p * v / q + 0.5
     }
 
     /// tanh as ONNX Runtime's MLAS (and Eigen) computes it: an odd rational function of x clamped

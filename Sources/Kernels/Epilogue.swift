@@ -72,13 +72,13 @@ public struct Epilogue {
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < 0 ? 0 : $0 }
         case .clip(let low, let high)?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { $0 < low ? low : ($0 > high ? high : $0) }
-        // The formulas of `Activation.silu`, `sigmoid`, `hardSwish`, `gelu` and `geluTanh` for Float,
-        // written out (EpilogueTests holds them equal bit for bit): called through a reference to
-        // the generic function, the loop made one call per element (SiLU 2.9 -> 7.2 ms on a
-        // [3136, 384] product once logisticExp was always inlined), and by name they are ambiguous
-        // with the enum's cases.
+        // The formulas of `Activation.silu` (Float.sigmoidLinear), `sigmoid`, `hardSwish`, `gelu` and
+        // `geluTanh` for Float, written out (EpilogueTests holds them equal bit for bit): called
+        // through a reference to the generic function, the loop made one call per element (SiLU
+        // 2.9 -> 7.2 ms on a [3136, 384] product once logisticExp was always inlined), and by name
+        // they are ambiguous with the enum's cases.
         case .silu?:
-            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { x in x / (1 + Float.logisticExp(-x)) }
+            combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { Float.sigmoidLinear($0) }
         case .sigmoid?:
             combine(output, offset: offset, ld: ld, rows: rows, columns: columns) { x in 1 / (1 + Float.logisticExp(-x)) }
         case .hardSwish?:

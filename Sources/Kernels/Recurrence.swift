@@ -610,22 +610,11 @@ public enum Recurrence {
         for j in 0..<count { h[j] = gates[o + j] * tanh(c[j]) }
     }
 
-    /// The logistic function 1 / (1 + e^-v) as Eigen (and so ONNX Runtime's MLAS) computes it: an
-    /// odd rational function of v clamped to ±18, plus one half (within about 1e-7 of the true
-    /// value); one division and no exponential, so a loop of them vectorises well.
+    /// The logistic function 1 / (1 + e^-v) as Eigen (and so ONNX Runtime's MLAS) computes it:
+    /// `Float.logisticOfClamped` of v clamped to ±18, held within [0, 1].
     @inline(__always)
     private static func logistic(_ v: Float) -> Float {
-        let x = Swift.min(Swift.max(v, -18), 18), z = x * x
-        var p = Float(1.15627324459942e-07).addingProduct(z, 4.37031012579801e-11)
-        p = Float(6.08574864600143e-05).addingProduct(p, z)
-        p = Float(8.51377133304701e-03).addingProduct(p, z)
-        p = Float(2.48287947061529e-01).addingProduct(p, z)
-        var q = Float(5.76102136993427e-09).addingProduct(z, 6.10247389755681e-13)
-        q = Float(6.29106785017040e-06).addingProduct(q, z)
-        q = Float(1.70198817374094e-03).addingProduct(q, z)
-        q = Float(1.16817656904453e-01).addingProduct(q, z)
-        q = Float(9.93151921023180e-01).addingProduct(q, z)
-        return Swift.min(Swift.max(p * x / q + 0.5, 0), 1)
+        Swift.min(Swift.max(Float.logisticOfClamped(Swift.min(Swift.max(v, -18), 18)), 0), 1)
     }
 
     /// tanh as Eigen (and ONNX Runtime's MLAS) computes it: `Float.tanh`, an odd rational function

@@ -2,7 +2,7 @@ import Foundation
 import Kernels
 import Testing
 
-/// Float's vectorisable exp, tanh and erf against the C library in double precision.
+/// Float's vectorisable exp, tanh, erf and SiLU against the C library in double precision.
 @Suite struct ElementaryFunctionTests {
     /// Values across the whole useful range, plus the edges.
     private static let samples: [Float] = stride(from: -110, through: 110, by: 0.0137).map { Float($0) }
@@ -41,5 +41,19 @@ import Testing
         #expect(Float.tanh(.infinity) == 1 && Float.tanh(-.infinity) == -1 && Float.tanh(.nan).isNaN)
         #expect(Float.erf(.infinity) == 1 && Float.erf(-.infinity) == -1 && Float.erf(.nan).isNaN)
         #expect(Float.tanh(-0.0).sign == .minus && Float.erf(-0.0).sign == .minus && Float.erf(-1e-30) < 0)
+    }
+
+    /// SiLU within 2e-7 · max(1, |x|) of x · sigmoid(x) in double precision (MLAS's logistic
+    /// function), and a zero (not a value of the wrong sign) below −18; Double keeps the formula
+    /// with `exp`.
+    @Test func sigmoidLinearIsWithinTolerance() {
+        for x in Self.samples + [-18, -18.001, 18, 18.001, -17.99, -1e6, 1e6] {
+            let expected = Double(x) / (1 + Foundation.exp(-Double(x))), value = Float.sigmoidLinear(x)
+            #expect(abs(Double(value) - expected) <= 2e-7 * max(1, abs(Double(x))), "sigmoidLinear(\(x)) = \(value), expected \(expected)")
+            if x <= -18 { #expect(value == 0, "sigmoidLinear(\(x))") }
+        }
+        #expect(Float.sigmoidLinear(.infinity) == .infinity && Float.sigmoidLinear(.nan).isNaN && Float.sigmoidLinear(-.infinity).isNaN)
+        #expect(Float.sigmoidLinear(0) == 0 && Float.sigmoidLinear(1e-30) == 5e-31)
+        for x in [-100.0, -3, 0.5, 40] { #expect(Double.sigmoidLinear(x) == x / (1 + Foundation.exp(-x))) }
     }
 }
