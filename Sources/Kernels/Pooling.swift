@@ -373,20 +373,35 @@ public enum Pooling {
         }
     }
 
-    /// Float global max or average pooling: each plane reduced to one value, eight lanes at a time.
+    /// Float global max or average pooling: each plane reduced to one value, eight lanes at a time
+    /// in four independent sums (or maxima) while 32 values remain, so that the loop is not one
+    /// chain of dependent additions (EfficientNet-B0's 17 squeeze-excite poolings, bench --profile
+    /// one thread: 0.27 ms with one chain against ONNX Runtime's 0.19).
     private static func poolPlanes(_ isMax: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                    planes: Int, count: Int, parallelism: Parallelism) {
+        @inline(__always) func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+            isMax ? a.replacing(with: b, where: b .> a) : a + b
+        }
         parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(count, 1))) { chunk in
             for plane in chunk {
                 let source = input + plane * count
-                var lanes = SIMD8<Float>(repeating: isMax ? -.infinity : 0)
+                let start = SIMD8<Float>(repeating: isMax ? -.infinity : 0)
+                var lanes = (start, start, start, start)
                 var i = 0
+                while i + 32 <= count {
+                    let values = UnsafeRawPointer(source + i)
+                    lanes.0 = combine(lanes.0, values.loadUnaligned(as: SIMD8<Float>.self))
+                    lanes.1 = combine(lanes.1, values.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                    lanes.2 = combine(lanes.2, values.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+                    lanes.3 = combine(lanes.3, values.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+                    i += 32
+                }
+                lanes.0 = combine(combine(lanes.0, lanes.1), combine(lanes.2, lanes.3))
                 while i + 8 <= count {
-                    let values = UnsafeRawPointer(source + i).loadUnaligned(as: SIMD8<Float>.self)
-                    lanes = isMax ? lanes.replacing(with: values, where: values .> lanes) : lanes + values
+                    lanes.0 = combine(lanes.0, UnsafeRawPointer(source + i).loadUnaligned(as: SIMD8<Float>.self))
                     i += 8
                 }
-                var result = isMax ? lanes.max() : lanes.sum()
+                var result = isMax ? lanes.0.max() : lanes.0.sum()
                 for i in i..<count { result = isMax ? (source[i] > result ? source[i] : result) : result + source[i] }
                 output[plane] = isMax ? result : result / Float(count)
             }

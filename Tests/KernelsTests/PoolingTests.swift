@@ -13,6 +13,12 @@ import TestSupport
         makeWindow(input: [6, 5], kernel: [2, 3], strides: [2, 2], padsBegin: [0, 1], padsEnd: [1, 2], ceil: true),
         makeWindow(input: [8, 8], kernel: [3, 3], dilations: [2, 2], padsBegin: [2, 1], padsEnd: [1, 2]),
         makeWindow(input: [7, 7], kernel: [7, 7]),
+        // Global pooling (`poolPlanes`): one value, fewer than 8, four sums of 8 with an 8-step
+        // and a tail after them, and 1-D.
+        makeWindow(input: [1, 1], kernel: [1, 1]),
+        makeWindow(input: [3, 2], kernel: [3, 2]),
+        makeWindow(input: [13, 13], kernel: [13, 13]),
+        makeWindow(input: [75], kernel: [75]),
         makeWindow(input: [4, 5, 6], kernel: [2, 2, 3], strides: [2, 1, 2], padsBegin: [1, 0, 1], ceil: true),
         // 2×2 stride 2 (the halving kernel): odd sizes, eight or more outputs per row and fewer,
         // and a ceil-mode overhang (which the general kernel takes).
