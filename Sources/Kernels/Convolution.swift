@@ -63,7 +63,7 @@ public enum Convolution {
     /// a `beforeResidual` step, and needs room for the products too. `blockWork` as `forward`'s.
     public static func scratchCount(_ layout: ConvolutionLayout, parallelism: Parallelism, productApart: Bool = false,
                                     blockWork: Int = BLAS.smallKernelWork) -> Int {
-        if mergesImages(layout) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
+        if mergesImages(layout, blockWork: blockWork) { return (layout.inputChannels + layout.outputChannels) * layout.batch * layout.window.outputCount }
         let columns = columnScratchCount(layout, parallelism, blockWork)
         guard productApart && accumulates(layout) else { return columns }
         return columns + productScratchCount(panels(layout, parallelism, blockWork), parallelism)
@@ -134,7 +134,7 @@ public enum Convolution {
         case .winograd:
             Winograd.forward(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
                              scratch: scratch!, parallelism: parallelism)
-        case .pointwise where mergesImages(layout):
+        case .pointwise where mergesImages(layout, blockWork: blockWork):
             mergedPointwise(input: input, weights: weights, output: output, layout: layout, epilogue: epilogue,
                             accumulate: accumulate, scratch: scratch!, parallelism: parallelism)
         case .pointwise, .expanded:
@@ -149,15 +149,43 @@ public enum Convolution {
 
     /// True when `forward` computes this pointwise convolution as one product over all images: one
     /// group, several images of few pixels each (a product per image would be too narrow for
-    /// OpenBLAS to pay for packing the weights), and gathered input and product buffers that
-    /// together stay within `sharedColumnsFloats`.
-    public static func mergesImages(_ layout: ConvolutionLayout) -> Bool {
+    /// OpenBLAS to pay for packing the weights), gathered input and product buffers that together
+    /// stay within `sharedColumnsFloats`, and products per image that do not run well in OpenBLAS's
+    /// small-matrix kernel (`runsSmallPerImage`; `blockWork` as `forward`'s).
+    public static func mergesImages(_ layout: ConvolutionLayout, blockWork: Int = BLAS.smallKernelWork) -> Bool {
         guard layout.algorithm == .pointwise, layout.groups == 1, layout.batch > 1,
-              layout.window.outputCount < mergedPixelLimit else { return false }
+              layout.window.outputCount < mergedPixelLimit, !runsSmallPerImage(layout, blockWork: blockWork) else { return false }
         let (channels, overflow) = layout.inputChannels.addingReportingOverflow(layout.outputChannels)
         let (perImage, overflow2) = channels.multipliedReportingOverflow(by: layout.window.outputCount)
         let (floats, overflow3) = perImage.multipliedReportingOverflow(by: layout.batch)
         return !overflow && !overflow2 && !overflow3 && floats <= sharedColumnsFloats
+    }
+
+    /// Most small-matrix blocks (of `blockWork`) one image's pointwise product may take for
+    /// `runsSmallPerImage`.
+    static let smallBlocksPerImage = 8
+
+    /// True when one image's pointwise product runs in OpenBLAS's small-matrix kernel (`blockWork`
+    /// above 0) whole, or in at most `smallBlocksPerImage` blocks of at least 32 columns or rows
+    /// (`GemmPanels.smallBlock`): that kernel packs neither the weights nor the input, so a product
+    /// per image costs nothing that a merged product saves, and the merged one's gathering and
+    /// scattering is pure loss. kernel-bench `b8pointwise`, batch 8, one thread, medians, merged →
+    /// per image: MobileNetV3-Small 24->88 @28 0.39 → 0.27 ms, 240->40 @14 0.35 → 0.28, 576->96 @7
+    /// 0.47 → 0.42; SqueezeNet 256->32 @27 1.47 → 0.93, 384->48 @13 0.58 → 0.46; MobileNetV2
+    /// 192->32 @28 1.09 → 0.69, 160->960 @7 1.27 → 1.14. Blocks of 16 rows or more blocks stay
+    /// merged, which is faster there: 960->160 @7 1.25 against 1.35, 1152->192 @7 1.76 against
+    /// 1.96, 512->2048 @7 8.7 against 9.7, 512->1000 @13 15.1 against 16.3.
+    static func runsSmallPerImage(_ layout: ConvolutionLayout, blockWork: Int) -> Bool {
+        guard blockWork > 0 else { return false }
+        let rows = layout.outputChannels, columns = layout.window.outputCount, depth = layout.inputChannels
+        let (perColumn, overflow) = rows.multipliedReportingOverflow(by: depth)
+        let (whole, overflow2) = perColumn.multipliedReportingOverflow(by: columns)
+        let (most, overflow3) = blockWork.multipliedReportingOverflow(by: smallBlocksPerImage)
+        if overflow || overflow2 || overflow3 || whole > most { return false }
+        if whole <= blockWork { return true }
+        let block = GemmPanels.smallBlock(rows: rows, columns: columns, depth: depth, work: blockWork)
+        let least = 2 * GemmPanels.alignment
+        return block.columns != Int.max || (block.rows != Int.max && block.rows >= least)
     }
 
     // Shapes: input [N, C, pixels]; weights [M, C]; output [N, M, pixels];

@@ -2,7 +2,7 @@
 // EfficientNet depthwise ones, by both depthwise kernels), and the ResNet-50 total of the best per-layer times; then the fused attention
 // kernel against the unfused MatMul + Softmax + MatMul path on BERT-base shapes.
 // Not a test: figures only. Run with `swift run -c release kernel-bench [filter]` (`--core`: print
-// the OpenBLAS core in use and stop; `attention`: only the attention cases).
+// the OpenBLAS core in use and stop; `attention`: only the attention cases; `b8pointwise`: batch-8 pointwise layers).
 import Dispatch
 import Glibc
 import Kernels
@@ -124,6 +124,54 @@ do {
                           beta: 0, c: c.baseAddress!, ldc: n) }
     }
     print("sgemm 1024³ 1 thread: \(format(2 * Double(n * n * n) / t.best / 1e9, 1)) GFLOP/s (CPU time: \(format(2 * Double(n * n * n) / t.cpu / 1e9, 1)))")
+}
+
+// `b8pointwise`: pointwise layers of MobileNetV3-Small, SqueezeNet 1.1, MobileNetV2, EfficientNet-B0
+// and ResNet-50 at batch 8, medians in ms: `forward` (the route it picks), one product over all
+// images (`merged`: block work 0, where `forward` merges below `mergedPixelLimit` pixels) and
+// products per image in OpenBLAS's small-matrix kernel where it has one (weights per image).
+if filter == "b8pointwise" {
+    let shapes = [("mv3 24->88 @28", 24, 88, 28), ("mv3 88->24 @28", 88, 24, 28), ("mv3 24->96 @28", 24, 96, 28),
+                  ("mv3 96->40 @14", 96, 40, 14), ("mv3 40->240 @14", 40, 240, 14), ("mv3 240->40 @14", 240, 40, 14),
+                  ("mv3 48->288 @14", 48, 288, 14), ("mv3 288->96 @7", 288, 96, 7), ("mv3 96->576 @7", 96, 576, 7),
+                  ("mv3 576->96 @7", 576, 96, 7), ("sq 128->32 @27", 128, 32, 27), ("sq 256->32 @27", 256, 32, 27),
+                  ("sq 32->128 @27", 32, 128, 27), ("sq 384->48 @13", 384, 48, 13), ("sq 48->192 @13", 48, 192, 13),
+                  ("sq 512->64 @13", 512, 64, 13), ("sq 64->256 @13", 64, 256, 13), ("sq 512->1000 @13", 512, 1000, 13),
+                  ("v2 192->32 @28", 192, 32, 28), ("v2 384->64 @14", 384, 64, 14), ("v2 64->384 @14", 64, 384, 14),
+                  ("v2 160->960 @7", 160, 960, 7), ("v2 960->160 @7", 960, 160, 7), ("v2 320->1280 @7", 320, 1280, 7),
+                  ("eb0 1152->192 @7", 1152, 192, 7), ("r50 2048->512 @7", 2048, 512, 7), ("r50 512->2048 @7", 512, 2048, 7)]
+    for (name, channels, outputs, size) in shapes {
+        let layout = layer(name, channels, outputs, size: size, kernel: 1, batch: 8, count: 0).layout
+        let input = [Float](repeating: 0.25, count: layout.batch * channels * layout.window.inputCount)
+        let weights = [Float](repeating: 0.01, count: layout.batch * outputs * channels)
+        let bias = [Float](repeating: 0.1, count: outputs)
+        var output = [Float](repeating: 0, count: layout.batch * outputs * layout.window.outputCount)
+        var line = name + String(repeating: " ", count: max(1, 18 - name.count))
+            + (Convolution.mergesImages(layout) ? "merges" : "apart ")
+        for threads in [1, 2] {
+            let parallelism = Parallelism(threads: threads)
+            let ways = [("forward", 0, BLAS.smallKernelWork), ("merged", 0, 0), ("per image", outputs * channels, BLAS.smallKernelWork)]
+            for (label, perImage, blockWork) in ways {
+                let count = Convolution.scratchCount(layout, parallelism: parallelism, blockWork: blockWork)
+                var scratch = [Float](repeating: 0, count: max(1, count))
+                let t = bias.withUnsafeBufferPointer { bias in
+                    output.withUnsafeMutableBufferPointer { output in
+                        scratch.withUnsafeMutableBufferPointer { scratch in
+                            time(budget: 0.3) {
+                                Convolution.forward(input: input, weights: weights, output: output.baseAddress!, layout: layout,
+                                                    epilogue: Epilogue(bias: .perRow(bias.baseAddress!), activation: .relu),
+                                                    scratch: scratch.baseAddress, parallelism: parallelism,
+                                                    weightsPerImage: perImage, blockWork: blockWork)
+                            }
+                        }
+                    }
+                }
+                line += "  \(threads)T \(label) \(format(t.median * 1000, 3))"
+            }
+        }
+        print(line)
+    }
+    exit(0)
 }
 
 var totals = [1: 0.0, 2: 0.0]

@@ -63,6 +63,8 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
                         activation: .hardSwish, algorithm: .pointwise),
         ConvolutionCase(batch: 5, inputChannels: 40, outputChannels: 150, input: [7, 7], kernel: [1, 1], residual: true,
                         activation: .relu, algorithm: .pointwise),
+        ConvolutionCase(batch: 8, inputChannels: 23, outputChannels: 37, input: [7, 9], kernel: [1, 1], residual: true,
+                        activation: .hardSwish, algorithm: .pointwise),
         ConvolutionCase(batch: 4, inputChannels: 8, outputChannels: 16, input: [30, 31], kernel: [1, 1], residual: true,
                         algorithm: .pointwise),
         ConvolutionCase(batch: 2, inputChannels: 3, outputChannels: 5, input: [17], kernel: [1], bias: false,
@@ -193,14 +195,23 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
         }
     }
 
-    /// The pointwise cases of several images and one group do take the merged product, and the
-    /// wide one has column panels that cross from one image into the next.
-    @Test func pointwiseCasesOfSeveralImagesMerge() {
+    /// The pointwise cases of several images and one group do take the merged product without
+    /// OpenBLAS's small-matrix kernel (block work 0) and products per image with it (their
+    /// products are small); with the cuts of `blockWorks`, the tall one's products per image in
+    /// blocks of 32 columns, but merged where they would be ten blocks of 16 rows. The wide one
+    /// has column panels that cross from one image into the next.
+    @Test func pointwiseCasesOfSeveralImagesMerge() throws {
         let merged = Self.cases.filter { $0.algorithm == .pointwise && $0.batch > 1 && $0.groups == 1 }
-        #expect(merged.count == 4)
-        for test in merged { #expect(Convolution.mergesImages(test.layout), "\(test)") }
+        #expect(merged.count == 5)
+        for test in merged {
+            #expect(Convolution.mergesImages(test.layout, blockWork: 0), "\(test)")
+            #expect(!Convolution.mergesImages(test.layout, blockWork: 1_000_000), "\(test)")
+        }
+        let tall = try #require(merged.first { $0.outputChannels == 150 }).layout
+        #expect(!Convolution.mergesImages(tall, blockWork: Self.blockWorks(tall)[2]))
+        #expect(Convolution.mergesImages(tall, blockWork: Self.blockWorks(tall)[3]))
         for test in Self.cases where test.algorithm != .pointwise || test.batch == 1 || test.groups > 1 {
-            #expect(!Convolution.mergesImages(test.layout), "\(test)")
+            #expect(!Convolution.mergesImages(test.layout, blockWork: 0), "\(test)")
         }
         let panels = GemmPanels(items: 1, rows: 16, columns: 4 * 30 * 31, depth: 8, threads: 2)
         #expect(panels.columnPanelCount > 1 && (30 * 31) % panels.columnPanel != 0)
