@@ -35,6 +35,10 @@ public enum Pooling {
             maxPoolHalving(input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                            output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
                            planes: planes, window: window, parallelism: parallelism)
+        } else if T.self == Float.self, indices == nil, isMaxOrAverage, isSameSize(window, padsEnd: padsEnd) {
+            poolSameSize(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
+                         output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
+                         planes: planes, window: window, padsEnd: padsEnd, parallelism: parallelism)
         } else if T.self == Float.self, indices == nil, isMaxOrAverage, isSeparable(window) {
             poolSeparable(kind, input: UnsafeRawPointer(input).assumingMemoryBound(to: Float.self),
                           output: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Float.self),
@@ -319,6 +323,147 @@ public enum Pooling {
                     }
                 }
             }
+        }
+    }
+
+    /// True for a 2-D window with stride 1 and no dilation whose output has the input's size
+    /// (padding k − 1 on each axis in all, less than k before), over planes of at most 2^16
+    /// values: the 3×3 pooling of inception blocks' fourth branch, the 5×5 of SPP blocks.
+    package static func isSameSize(_ window: SpatialWindow, padsEnd: [Int]) -> Bool {
+        window.rank == 2 && window.strides == [1, 1] && window.dilations == [1, 1]
+            && window.outputSize == window.inputSize && window.inputCount <= (1 << 16)
+            && padsEnd.allSatisfy { $0 >= 0 } && window.padsBegin.allSatisfy { $0 >= 0 }
+            && zip(window.padsBegin, window.kernel).allSatisfy { $0 < $1 }
+    }
+
+    // Shapes: input and output [planes, H, W].
+    /// Float max or average pooling (`isSameSize`) as two one-axis passes over whole planes. With
+    /// output and input the same size, an output value sits where its window's centre tap does:
+    /// the vertical pass reduces each run of rows whose taps all lie inside the input as one flat
+    /// loop over the run (edge rows one at a time, with their taps), and the horizontal pass one
+    /// flat loop over the plane, whose values in the first and last columns, which took taps from
+    /// the rows beside, are then redone with their own taps. No per-row work in the loops, which
+    /// matters for the small planes of late inception blocks (7×7 and 14×14), where `poolSeparable`
+    /// spends its time in row bookkeeping. Taps combine in the order `poolSeparable` uses; NaN
+    /// inputs are skipped for max, and an average divides by the same counts.
+    private static func poolSameSize(_ kind: Kind, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                     planes: Int, window: SpatialWindow, padsEnd: [Int], parallelism: Parallelism) {
+        if kind == .max {
+            poolSameSize(SeparableMax.self, input: input, output: output, planes: planes, window: window, padsEnd: padsEnd,
+                         parallelism: parallelism)
+        } else {
+            poolSameSize(SeparableSum.self, input: input, output: output, planes: planes, window: window, padsEnd: padsEnd,
+                         parallelism: parallelism, includePad: kind == .average(countIncludePad: true))
+        }
+    }
+
+    private static func poolSameSize<R: SeparableReduction>(_: R.Type, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                                             planes: Int, window: SpatialWindow, padsEnd: [Int],
+                                                             parallelism: Parallelism, includePad: Bool = false) {
+        let volume = window.volume
+        let height = volume.height, width = volume.width
+        let rows = height.input, columns = width.input, count = window.inputCount
+        let left = width.pad, kernelWidth = width.kernel
+        // Taps each row and column reaches inside the input.
+        let rowTaps = (0..<rows).map { height.validTaps($0) }
+        let columnTaps = (0..<columns).map { width.validTaps($0) }
+        // Columns whose horizontal taps do not all lie inside the input, redone after the flat
+        // pass: the column, its first tap's offset in the row, and its taps.
+        let edges = (0..<columns).filter { columnTaps[$0].count < kernelWidth }.map { c in
+            (column: c, first: c - left + columnTaps[c].lowerBound, taps: columnTaps[c].count)
+        }
+        let rowCounts: [Float] = R.isMax ? [] : (0..<rows).map { r in
+            Float(includePad ? height.paddedTaps(r, padEnd: padsEnd[0]) : rowTaps[r].count)
+        }
+        let columnCounts: [Float] = R.isMax ? [] : (0..<columns).map { c in
+            Float(includePad ? width.paddedTaps(c, padEnd: padsEnd[1]) : columnTaps[c].count)
+        }
+        // The vertical pass's plane, with room for the horizontal taps before and after it.
+        let before = left, after = kernelWidth - 1 - left
+        let work = Swift.max(1, count * (height.kernel + kernelWidth))
+        parallelism.forEachChunk(planes, minimumChunk: Swift.max(1, (1 << 15) / work)) { chunk in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: before + count + after) { buffer in
+                guard let base = buffer.baseAddress else { return }
+                base.update(repeating: R.empty, count: before + count + after)
+                let reduced = base + before
+                for plane in chunk {
+                    let source = input + plane * count, target = output + plane * count
+                    // Vertical: runs of rows with every tap inside, or one edge row.
+                    var r = 0
+                    while r < rows {
+                        let taps = rowTaps[r]
+                        var end = r + 1
+                        if taps.count == height.kernel {
+                            while end < rows && rowTaps[end].count == height.kernel { end += 1 }
+                        }
+                        reduceFlat(R.self, into: reduced + r * columns, from: source + (r - height.pad + taps.lowerBound) * columns,
+                                   taps: taps.count, step: columns, count: (end - r) * columns)
+                        r = end
+                    }
+                    // Horizontal, then the edge columns with their own taps.
+                    reduceFlat(R.self, into: target, from: reduced - left, taps: kernelWidth, step: 1, count: count)
+                    for r in 0..<rows {
+                        let line = reduced + r * columns, row = target + r * columns
+                        for edge in edges {
+                            var value = R.empty
+                            for t in 0..<edge.taps { value = R.combine(value, line[edge.first + t]) }
+                            row[edge.column] = value
+                        }
+                    }
+                    if !R.isMax {
+                        for r in 0..<rows {
+                            let row = target + r * columns, rowCount = rowCounts[r]
+                            for c in 0..<columns { row[c] /= rowCount * columnCounts[c] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `into[i]` = the reduction of `from[i + t·step]` over `t` in `0..<taps`, for `i` in
+    /// `0..<count` (`into` and `from` do not overlap): 32 at a time in four independent chains
+    /// (one chain waits on each combine's latency), then 8 (the last 8 overlapping the values
+    /// before), and one at a time when fewer than 8 in all.
+    @inline(__always)
+    private static func reduceFlat<R: SeparableReduction>(_: R.Type, into target: UnsafeMutablePointer<Float>, from first: UnsafePointer<Float>,
+                                                          taps: Int, step: Int, count: Int) {
+        var i = 0
+        while i + 32 <= count {
+            var a = SIMD8<Float>(repeating: R.empty), b = a, c = a, d = a
+            var from = UnsafeRawPointer(first + i)
+            for _ in 0..<taps {
+                a = R.combine(a, from.loadUnaligned(as: SIMD8<Float>.self))
+                b = R.combine(b, (from + 32).loadUnaligned(as: SIMD8<Float>.self))
+                c = R.combine(c, (from + 64).loadUnaligned(as: SIMD8<Float>.self))
+                d = R.combine(d, (from + 96).loadUnaligned(as: SIMD8<Float>.self))
+                from += 4 * step
+            }
+            let to = UnsafeMutableRawPointer(target + i)
+            to.storeBytes(of: a, as: SIMD8<Float>.self)
+            (to + 32).storeBytes(of: b, as: SIMD8<Float>.self)
+            (to + 64).storeBytes(of: c, as: SIMD8<Float>.self)
+            (to + 96).storeBytes(of: d, as: SIMD8<Float>.self)
+            i += 32
+        }
+        while i < count && count >= 8 {
+            // The last step overlaps the one before: it stores values computed afresh from
+            // `first`, which `target` never overlaps.
+            let start = Swift.min(i, count - 8)
+            var value = SIMD8<Float>(repeating: R.empty)
+            var from = UnsafeRawPointer(first + start)
+            for _ in 0..<taps {
+                value = R.combine(value, from.loadUnaligned(as: SIMD8<Float>.self))
+                from += 4 * step
+            }
+            UnsafeMutableRawPointer(target + start).storeBytes(of: value, as: SIMD8<Float>.self)
+            i = start + 8
+        }
+        while i < count {
+            var value = R.empty
+            for t in 0..<taps { value = R.combine(value, first[i + t * step]) }
+            target[i] = value
+            i += 1
         }
     }
 

@@ -26,9 +26,9 @@ import TestSupport
         makeWindow(input: [28, 28], kernel: [2, 2], strides: [2, 2]),
         makeWindow(input: [7, 11], kernel: [2, 2], strides: [2, 2]),
         makeWindow(input: [7, 9], kernel: [2, 2], strides: [2, 2], ceil: true),
-        // The separable kernel (every window above without dilation takes it too): stride 1 with
-        // same-size and other outputs, rows narrower than a SIMD step and wider, a 5×5 window, a
-        // window of one row, a plane of one value.
+        // The separable kernel (every window above without dilation takes it too) and, for the
+        // stride-1 windows whose output has the input's size, the same-size kernel: rows narrower
+        // than a SIMD step and wider, a 5×5 window, a window of one row, a plane of one value.
         makeWindow(input: [28, 28], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
         makeWindow(input: [14, 14], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1], ceil: true),
         makeWindow(input: [5, 61], kernel: [2, 3], padsBegin: [0, 1], padsEnd: [1, 1]),
@@ -40,6 +40,14 @@ import TestSupport
         makeWindow(input: [3, 4], kernel: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]),
         makeWindow(input: [4, 6], kernel: [1, 3], padsBegin: [0, 1], padsEnd: [0, 1]),
         makeWindow(input: [1, 1], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        // More for the same-size kernel: the 7×7 planes of late inception blocks, padding
+        // uneven before and after, a window taller and wider than the plane (every row and column
+        // an edge), a plane one value wide, a run of interior rows wider than a SIMD step.
+        makeWindow(input: [7, 7], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        makeWindow(input: [9, 13], kernel: [4, 2], padsBegin: [2, 0], padsEnd: [1, 1]),
+        makeWindow(input: [2, 3], kernel: [5, 5], padsBegin: [2, 1], padsEnd: [2, 3]),
+        makeWindow(input: [11, 1], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        makeWindow(input: [13, 5], kernel: [5, 5], padsBegin: [2, 2], padsEnd: [2, 2]),
         // Horizontal strides above 2 (one output at a time across): the MNIST CNN's 3×3 stride 3.
         makeWindow(input: [24, 24], kernel: [3, 3], strides: [3, 3]),
         makeWindow(input: [10, 11], kernel: [3, 3], strides: [3, 3], padsBegin: [1, 1], ceil: true),
@@ -80,6 +88,24 @@ import TestSupport
                 #expect(actualIndices == expectedIndices, "\(kind) window \(index) column-major \(columnMajor)")
             }
         }
+    }
+
+    @Test func sameSizeKernelTakesStrideOneWindowsWhoseOutputHasTheInputSize() {
+        let taken = [
+            makeWindow(input: [7, 7], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+            makeWindow(input: [9, 13], kernel: [4, 2], padsBegin: [2, 0], padsEnd: [1, 1]),
+            makeWindow(input: [2, 3], kernel: [5, 5], padsBegin: [2, 1], padsEnd: [2, 3]),
+            makeWindow(input: [11, 1], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),
+        ]
+        for (window, padsEnd) in taken { #expect(Pooling.isSameSize(window, padsEnd: padsEnd), "\(window)") }
+        let others = [
+            makeWindow(input: [3, 4], kernel: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1]),  // larger output
+            makeWindow(input: [9, 10], kernel: [3, 3]),  // smaller output
+            makeWindow(input: [30, 30], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1]),
+            makeWindow(input: [8, 8], kernel: [3, 3], dilations: [2, 2], padsBegin: [2, 2], padsEnd: [2, 2]),
+            makeWindow(input: [300, 300], kernel: [3, 3], padsBegin: [1, 1], padsEnd: [1, 1]),  // 90,000 values a plane
+        ]
+        for (window, padsEnd) in others { #expect(!Pooling.isSameSize(window, padsEnd: padsEnd), "\(window)") }
     }
 
     @Test func integerAndDoubleElements() {
